@@ -1,0 +1,113 @@
+"""Build the Litestar application for one ``SopflowApp``."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import structlog
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.types import ASGIApp, Receive, Scope, Send
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from sopflow import __version__
+from sopflow.api.auth import provide_auth
+from sopflow.api.channel_accounts import ChannelAccountController
+from sopflow.api.clock import ClockController
+from sopflow.api.customers import CustomerController
+from sopflow.api.events import EventController
+from sopflow.api.fields import FieldController
+from sopflow.api.pipelines import PipelineController, StageController
+from sopflow.api.plugin_routes import plugin_route_handlers
+from sopflow.api.plugins import PluginController
+from sopflow.api.problems import EXCEPTION_HANDLERS
+from sopflow.api.staff import StaffController
+from sopflow.api.system import health, metrics
+from sopflow.api.tenants import ApiKeyController, TenantController
+from sopflow.app import SopflowApp
+
+CONTROLLERS = [
+    TenantController,
+    ApiKeyController,
+    FieldController,
+    PipelineController,
+    StageController,
+    CustomerController,
+    EventController,
+    StaffController,
+    ChannelAccountController,
+    PluginController,
+    ClockController,
+]
+
+
+def _observability(registry: CollectorRegistry) -> Any:
+    requests = Counter(
+        "sopflow_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=registry
+    )
+    latency = Histogram(
+        "sopflow_http_request_seconds", "HTTP request latency", ["method", "route"], registry=registry
+    )
+
+    def middleware(app: ASGIApp) -> ASGIApp:
+        async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
+            status = {"code": 500}
+
+            async def capture(message: Any) -> None:
+                if message["type"] == "http.response.start":
+                    status["code"] = message["status"]
+                await send(message)
+
+            structlog.contextvars.bind_contextvars(request_id=uuid.uuid4().hex[:12])
+            started = time.perf_counter()
+            try:
+                await app(scope, receive, capture)
+            finally:
+                route = scope.get("path_template") or (
+                    "unmatched" if status["code"] == 404 else scope["path"]
+                )
+                requests.labels(scope["method"], route, str(status["code"])).inc()
+                latency.labels(scope["method"], route).observe(time.perf_counter() - started)
+                structlog.contextvars.clear_contextvars()
+
+        return wrapped
+
+    return middleware
+
+
+def build_api(app: SopflowApp) -> Litestar:
+    registry = CollectorRegistry()
+    handlers: list[Any] = [health, metrics, *CONTROLLERS, *plugin_route_handlers(app)]
+    return Litestar(
+        route_handlers=handlers,
+        dependencies={"auth": Provide(provide_auth, sync_to_thread=True)},
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[_observability(registry)],
+        state=State({"sopflow": app, "metrics_registry": registry}),
+        request_max_body_size=app.settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="sopflow",
+            version=__version__,
+            description="Run customer follow-up SOPs over WeCom, WeChat and other channels.",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            components=Components(
+                security_schemes={
+                    "bearer": SecurityScheme(
+                        type="http", scheme="bearer", description="an API key from `sopflow tenants create`"
+                    )
+                }
+            ),
+            security=[{"bearer": []}],
+        ),
+        debug=False,
+    )

@@ -1,0 +1,139 @@
+"""Channel accounts.  Secrets go in encrypted and never come out: responses list
+only the names of the stored secrets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from litestar import Controller, Request, delete, get, patch, post
+
+from sopflow.api.auth import Auth, sopflow_app
+from sopflow.api.schemas import ChannelAccountCreate, ChannelAccountUpdate
+from sopflow.app import SopflowApp
+from sopflow.models import ChannelAccount
+from sopflow.problems import Conflict, InvalidInput, NotFound
+
+
+def account_to_dict(app: SopflowApp, a: ChannelAccount) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "channel": a.channel,
+        "name": a.name,
+        "config": a.config,
+        "secret_keys": sorted(app.credentials.open(a.secrets_ciphertext)),
+        "created_at": a.created_at.isoformat(),
+    }
+
+
+def _check_channel(app: SopflowApp, s: Any, tenant_id: int, channel: str) -> None:
+    reg = app.plugins.registry.get("register_channels", channel)
+    if reg is None:
+        names = sorted(r.spec.name for r in app.plugins.registry.all("register_channels"))
+        raise InvalidInput(
+            [("channel", f"no channel {channel!r} is installed; installed: {', '.join(names)}")]
+        )
+    if not app.plugin_enabled(s, tenant_id, reg.plugin):
+        raise InvalidInput(
+            [
+                (
+                    "channel",
+                    f"channel {channel!r} comes from plugin '{reg.plugin}', which is "
+                    f"disabled for this tenant; enable it with PUT /api/v1/plugins/{reg.plugin}",
+                )
+            ]
+        )
+
+
+def _check_secrets(secrets: dict[str, str]) -> None:
+    bad = [k for k, v in secrets.items() if not k or not isinstance(v, str) or len(v) > 4096]
+    if bad:
+        raise InvalidInput([(f"secrets.{k}", "a secret is a string of at most 4096 characters") for k in bad])
+
+
+class ChannelAccountController(Controller):
+    path = "/api/v1/channel-accounts"
+    tags = ["channel-accounts"]
+
+    @get("/", sync_to_thread=True, summary="List channel accounts (secrets never shown)")
+    def list_accounts(self, request: Request, auth: Auth) -> list[dict[str, Any]]:
+        auth.require("read")
+        app = sopflow_app(request)
+        with app.tx() as s:
+            rows = s.scalars(
+                sa.select(ChannelAccount)
+                .where(ChannelAccount.tenant_id == auth.tenant_id)
+                .order_by(ChannelAccount.id)
+            )
+            return [account_to_dict(app, a) for a in rows]
+
+    @post("/", sync_to_thread=True, summary="Connect a channel account; secrets are encrypted at rest")
+    def create(self, request: Request, auth: Auth, data: ChannelAccountCreate) -> dict[str, Any]:
+        auth.require("admin")
+        app = sopflow_app(request)
+        if not data.name.strip() or len(data.name) > 100:
+            raise InvalidInput([("name", "a non-empty name of at most 100 characters")])
+        _check_secrets(data.secrets)
+        with app.tx() as s:
+            _check_channel(app, s, auth.tenant_id, data.channel)
+            if s.scalar(
+                sa.select(ChannelAccount.id).where(
+                    ChannelAccount.tenant_id == auth.tenant_id,
+                    ChannelAccount.channel == data.channel,
+                    ChannelAccount.name == data.name,
+                )
+            ):
+                raise Conflict(f"a {data.channel} account named {data.name!r} already exists")
+            a = ChannelAccount(
+                tenant_id=auth.tenant_id,
+                channel=data.channel,
+                name=data.name,
+                config=data.config,
+                secrets_ciphertext=app.credentials.seal(data.secrets),
+                created_at=app.now(),
+            )
+            s.add(a)
+            s.flush()
+            return account_to_dict(app, a)
+
+    @get("/{account_id:int}", sync_to_thread=True, summary="One channel account")
+    def get_one(self, request: Request, auth: Auth, account_id: int) -> dict[str, Any]:
+        auth.require("read")
+        app = sopflow_app(request)
+        with app.tx() as s:
+            return account_to_dict(app, self._get(s, auth, account_id))
+
+    @patch("/{account_id:int}", sync_to_thread=True, summary="Rename, reconfigure or rotate secrets")
+    def update(
+        self, request: Request, auth: Auth, account_id: int, data: ChannelAccountUpdate
+    ) -> dict[str, Any]:
+        auth.require("admin")
+        app = sopflow_app(request)
+        with app.tx() as s:
+            a = self._get(s, auth, account_id)
+            if data.name is not None:
+                a.name = data.name
+            if data.config is not None:
+                a.config = data.config
+            if data.secrets is not None:
+                _check_secrets(data.secrets)
+                current = {k: v.reveal() for k, v in app.credentials.open(a.secrets_ciphertext).items()}
+                a.secrets_ciphertext = app.credentials.seal({**current, **data.secrets})
+            return account_to_dict(app, a)
+
+    @delete("/{account_id:int}", sync_to_thread=True, summary="Disconnect a channel account")
+    def remove(self, request: Request, auth: Auth, account_id: int) -> None:
+        auth.require("admin")
+        with sopflow_app(request).tx() as s:
+            s.delete(self._get(s, auth, account_id))
+
+    @staticmethod
+    def _get(s: Any, auth: Auth, account_id: int) -> ChannelAccount:
+        a = s.scalar(
+            sa.select(ChannelAccount).where(
+                ChannelAccount.id == account_id, ChannelAccount.tenant_id == auth.tenant_id
+            )
+        )
+        if a is None:
+            raise NotFound("channel account", account_id)
+        return a

@@ -1,0 +1,42 @@
+"""The manual clock, for tests, demos and previews.  Refused unless
+``SOPFLOW_CLOCK=manual``, so production time can never be moved by a caller."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from litestar import Controller, Request, get, post
+
+from sopflow.api.auth import Auth, sopflow_app
+from sopflow.api.schemas import ClockAdvance
+from sopflow.problems import Conflict, InvalidInput
+
+MAX_ADVANCE = timedelta(days=3650)
+
+
+class ClockController(Controller):
+    path = "/api/v1/clock"
+    tags = ["clock"]
+
+    @get("/", sync_to_thread=True, summary="The engine's current time")
+    def now(self, request: Request, auth: Auth) -> dict[str, Any]:
+        auth.require("read")
+        app = sopflow_app(request)
+        return {"now": app.now().isoformat(), "manual": app.clock.manual}
+
+    @post("/advance", sync_to_thread=True, status_code=200, summary="Move the manual clock forward")
+    def advance(self, request: Request, auth: Auth, data: ClockAdvance) -> dict[str, Any]:
+        auth.require("admin")
+        app = sopflow_app(request)
+        if not app.clock.manual:
+            raise Conflict(
+                "the clock is the system clock; start sopflow with SOPFLOW_CLOCK=manual to move it"
+            )
+        try:
+            delta = timedelta(seconds=data.seconds, minutes=data.minutes, hours=data.hours, days=data.days)
+        except OverflowError:
+            delta = MAX_ADVANCE * 2
+        if delta <= timedelta(0) or delta > MAX_ADVANCE:
+            raise InvalidInput([("seconds", "advance by a positive amount of at most 3650 days")])
+        return {"now": app.clock.advance(delta).isoformat(), "manual": True}

@@ -1,0 +1,167 @@
+"""Customers: CRUD, listing with filters and cursors, stage moves, merge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from litestar import Controller, Request, delete, get, patch, post
+
+from sopflow.api.auth import Auth, sopflow_app
+from sopflow.api.pagination import page
+from sopflow.api.schemas import CustomerCreate, CustomerUpdate, Merge, StageMove, to_plain
+from sopflow.engine.customers import (
+    create_customer,
+    customer_to_dict,
+    get_customer,
+    merge_customers,
+    update_customer,
+)
+from sopflow.engine.fields import field_definitions
+from sopflow.engine.ingest import event_to_dict
+from sopflow.engine.pipelines import get_stage, move_customer, stage_history
+from sopflow.models import (
+    ChannelIdentity,
+    Customer,
+    CustomerStage,
+    CustomerTag,
+    Event,
+    StageHistory,
+)
+
+
+class CustomerController(Controller):
+    path = "/api/v1/customers"
+    tags = ["customers"]
+
+    @get("/", sync_to_thread=True, summary="List customers (filters, cursor pagination)")
+    def list_customers(
+        self,
+        request: Request,
+        auth: Auth,
+        cursor: str | None = None,
+        limit: int = 50,
+        tag: str | None = None,
+        stage_id: int | None = None,
+        source: str | None = None,
+        churned: bool | None = None,
+        channel: str | None = None,
+        external_id: str | None = None,
+        q: str | None = None,
+    ) -> dict[str, Any]:
+        auth.require("read")
+        query = sa.select(Customer).where(
+            Customer.tenant_id == auth.tenant_id, Customer.merged_into_id.is_(None)
+        )
+        if tag is not None:
+            query = query.where(
+                sa.exists().where(CustomerTag.customer_id == Customer.id, CustomerTag.tag == tag)
+            )
+        if stage_id is not None:
+            query = query.where(
+                sa.exists().where(
+                    CustomerStage.customer_id == Customer.id, CustomerStage.stage_id == stage_id
+                )
+            )
+        if source is not None:
+            query = query.where(Customer.source == source)
+        if churned is not None:
+            query = query.where(
+                Customer.churned_at.is_not(None) if churned else Customer.churned_at.is_(None)
+            )
+        if external_id is not None:
+            cond = [ChannelIdentity.customer_id == Customer.id, ChannelIdentity.external_id == external_id]
+            if channel is not None:
+                cond.append(ChannelIdentity.channel == channel)
+            query = query.where(sa.exists().where(*cond))
+        if q:
+            query = query.where(Customer.display_name.contains(q, autoescape=True))
+        with sopflow_app(request).tx() as s:
+            rows, next_cursor = page(s, query, Customer.id, cursor, limit)
+            return {"items": [customer_to_dict(s, c) for c in rows], "next_cursor": next_cursor}
+
+    @post("/", sync_to_thread=True, summary="Create a customer with fields, tags and identities")
+    def create(self, request: Request, auth: Auth, data: CustomerCreate) -> dict[str, Any]:
+        auth.require("admin")
+        app = sopflow_app(request)
+        with app.tx() as s:
+            defs = field_definitions(s, auth.tenant_id, app.plugins)
+            return customer_to_dict(s, create_customer(s, auth.tenant_id, to_plain(data), defs, app.now()))
+
+    @get("/{customer_id:int}", sync_to_thread=True, summary="One customer")
+    def get_one(self, request: Request, auth: Auth, customer_id: int) -> dict[str, Any]:
+        auth.require("read")
+        with sopflow_app(request).tx() as s:
+            return customer_to_dict(s, get_customer(s, auth.tenant_id, customer_id))
+
+    @patch("/{customer_id:int}", sync_to_thread=True, summary="Change fields, tags, identities")
+    def update(self, request: Request, auth: Auth, customer_id: int, data: CustomerUpdate) -> dict[str, Any]:
+        auth.require("admin")
+        app = sopflow_app(request)
+        body = {k: v for k, v in to_plain(data).items() if k in request_keys(data)}
+        with app.tx() as s:
+            defs = field_definitions(s, auth.tenant_id, app.plugins)
+            customer = get_customer(s, auth.tenant_id, customer_id, lock=True)
+            return customer_to_dict(s, update_customer(s, customer, body, defs, app.now()))
+
+    @delete(
+        "/{customer_id:int}",
+        sync_to_thread=True,
+        summary="Erase a customer: identities, tags, stages; events are kept anonymised",
+    )
+    def remove(self, request: Request, auth: Auth, customer_id: int) -> None:
+        auth.require("admin")
+        with sopflow_app(request).tx() as s:
+            c = get_customer(s, auth.tenant_id, customer_id, lock=True)
+            for model in (ChannelIdentity, CustomerTag, CustomerStage, StageHistory):
+                s.execute(sa.delete(model).where(model.customer_id == c.id))
+            s.execute(sa.update(Event).where(Event.customer_id == c.id).values(customer_id=None, payload={}))
+            s.execute(sa.update(Customer).where(Customer.merged_into_id == c.id).values(merged_into_id=None))
+            s.delete(c)
+
+    @post("/{customer_id:int}/stage", sync_to_thread=True, summary="Move the customer to a stage")
+    def move(self, request: Request, auth: Auth, customer_id: int, data: StageMove) -> dict[str, Any]:
+        auth.require("admin")
+        app = sopflow_app(request)
+        with app.tx() as s:
+            customer = get_customer(s, auth.tenant_id, customer_id, lock=True)
+            stage = get_stage(s, auth.tenant_id, data.stage_id)
+            event = move_customer(s, auth.tenant_id, customer.id, stage, "api", app.now())
+            result = {"moved": event is not None, "customer": customer_to_dict(s, customer)}
+            event_dict = event_to_dict(event) if event else None
+        if event_dict:
+            app.notify_event(auth.tenant_id, event_dict)
+        return result
+
+    @get(
+        "/{customer_id:int}/stage-history",
+        sync_to_thread=True,
+        summary="Every stage the customer entered and left",
+    )
+    def history(self, request: Request, auth: Auth, customer_id: int) -> list[dict[str, Any]]:
+        auth.require("read")
+        with sopflow_app(request).tx() as s:
+            get_customer(s, auth.tenant_id, customer_id)
+            return stage_history(s, auth.tenant_id, customer_id)
+
+    @post(
+        "/{customer_id:int}/merge", sync_to_thread=True, summary="Merge another customer into this one (F7)"
+    )
+    def merge(self, request: Request, auth: Auth, customer_id: int, data: Merge) -> dict[str, Any]:
+        auth.require("admin")
+        app = sopflow_app(request)
+        with app.tx() as s:
+            survivor = merge_customers(s, auth.tenant_id, customer_id, data.other_customer_id, app.now())
+            return customer_to_dict(s, survivor)
+
+
+def request_keys(data: Any) -> set[str]:
+    """Keys the client actually sent differ from defaults; PATCH only applies those."""
+    import msgspec
+
+    defaults = type(data)()
+    return {
+        f
+        for f in data.__struct_fields__
+        if msgspec.to_builtins(getattr(data, f)) != msgspec.to_builtins(getattr(defaults, f))
+    }

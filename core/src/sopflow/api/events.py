@@ -1,0 +1,66 @@
+"""Ingest (``POST /api/v1/events``) and the event log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from litestar import Controller, Request, get, post
+
+from sopflow.api.auth import Auth, sopflow_app
+from sopflow.api.pagination import page
+from sopflow.api.schemas import EventBatch, to_plain
+from sopflow.engine.fields import field_definitions
+from sopflow.engine.ingest import event_to_dict, ingest
+from sopflow.models import Event
+from sopflow.problems import InvalidInput
+
+
+class EventController(Controller):
+    path = "/api/v1/events"
+    tags = ["events"]
+
+    @post(
+        "/",
+        sync_to_thread=True,
+        status_code=200,
+        summary="Ingest a batch of events; each outcome is created or duplicate",
+    )
+    def ingest_batch(self, request: Request, auth: Auth, data: EventBatch) -> dict[str, Any]:
+        auth.require("ingest")
+        app = sopflow_app(request)
+        if not data.events:
+            raise InvalidInput([("events", "send at least one event")])
+        if len(data.events) > app.settings.max_batch_events:
+            raise InvalidInput(
+                [("events", f"at most {app.settings.max_batch_events} events per batch; split it")]
+            )
+        raw = [{k: v for k, v in to_plain(e).items() if v is not None} for e in data.events]
+        with app.tx() as s:
+            defs = field_definitions(s, auth.tenant_id, app.plugins)
+            outcomes = ingest(s, auth.tenant_id, raw, defs, app.now(), source="api")
+            created_ids = [o["event_id"] for o in outcomes if o["status"] == "created"]
+            created = [event_to_dict(e) for e in s.scalars(sa.select(Event).where(Event.id.in_(created_ids)))]
+        for ev in created:
+            app.notify_event(auth.tenant_id, ev)
+        return {"results": outcomes}
+
+    @get("/", sync_to_thread=True, summary="The event log, oldest first (cursor pagination)")
+    def list_events(
+        self,
+        request: Request,
+        auth: Auth,
+        cursor: str | None = None,
+        limit: int = 100,
+        type: str | None = None,
+        customer_id: int | None = None,
+    ) -> dict[str, Any]:
+        auth.require("read")
+        query = sa.select(Event).where(Event.tenant_id == auth.tenant_id)
+        if type is not None:
+            query = query.where(Event.type == type)
+        if customer_id is not None:
+            query = query.where(Event.customer_id == customer_id)
+        with sopflow_app(request).tx() as s:
+            rows, next_cursor = page(s, query, Event.id, cursor, limit)
+            return {"items": [event_to_dict(e) for e in rows], "next_cursor": next_cursor}

@@ -1,0 +1,109 @@
+"""Pipelines and their ordered stages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from litestar import Controller, Request, delete, get, patch, post
+
+from sopflow.api.auth import Auth, sopflow_app
+from sopflow.api.schemas import PipelineCreate, StageCreate, StageUpdate
+from sopflow.engine.pipelines import (
+    add_stage,
+    create_pipeline,
+    delete_stage,
+    get_pipeline,
+    get_stage,
+    pipeline_to_dict,
+    stage_to_dict,
+    stages_of,
+)
+from sopflow.models import CustomerStage, Pipeline, Stage, StageHistory
+from sopflow.problems import Conflict, InvalidInput
+
+
+class PipelineController(Controller):
+    path = "/api/v1/pipelines"
+    tags = ["pipelines"]
+
+    @get("/", sync_to_thread=True, summary="List pipelines with their stages")
+    def list_pipelines(self, request: Request, auth: Auth) -> list[dict[str, Any]]:
+        auth.require("read")
+        with sopflow_app(request).tx() as s:
+            rows = s.scalars(
+                sa.select(Pipeline).where(Pipeline.tenant_id == auth.tenant_id).order_by(Pipeline.id)
+            )
+            return [pipeline_to_dict(s, p) for p in rows]
+
+    @post("/", sync_to_thread=True, summary="Create a pipeline with ordered stages")
+    def create(self, request: Request, auth: Auth, data: PipelineCreate) -> dict[str, Any]:
+        auth.require("admin")
+        app = sopflow_app(request)
+        with app.tx() as s:
+            p = create_pipeline(
+                s, auth.tenant_id, data.name, [{"name": st.name} for st in data.stages], app.now()
+            )
+            return pipeline_to_dict(s, p)
+
+    @get("/{pipeline_id:int}", sync_to_thread=True, summary="One pipeline")
+    def get_one(self, request: Request, auth: Auth, pipeline_id: int) -> dict[str, Any]:
+        auth.require("read")
+        with sopflow_app(request).tx() as s:
+            return pipeline_to_dict(s, get_pipeline(s, auth.tenant_id, pipeline_id))
+
+    @delete("/{pipeline_id:int}", sync_to_thread=True, summary="Delete an unused pipeline")
+    def remove(self, request: Request, auth: Auth, pipeline_id: int) -> None:
+        auth.require("admin")
+        with sopflow_app(request).tx() as s:
+            p = get_pipeline(s, auth.tenant_id, pipeline_id)
+            if s.scalar(
+                sa.select(CustomerStage.customer_id).where(CustomerStage.pipeline_id == p.id).limit(1)
+            ) or s.scalar(sa.select(StageHistory.id).where(StageHistory.pipeline_id == p.id).limit(1)):
+                raise Conflict(f"pipeline {p.name!r} has placed customers or history; it cannot be deleted")
+            for st in stages_of(s, p.id):
+                s.delete(st)
+            s.flush()
+            s.delete(p)
+
+    @post("/{pipeline_id:int}/stages", sync_to_thread=True, summary="Add a stage")
+    def create_stage(
+        self, request: Request, auth: Auth, pipeline_id: int, data: StageCreate
+    ) -> dict[str, Any]:
+        auth.require("admin")
+        with sopflow_app(request).tx() as s:
+            return stage_to_dict(
+                add_stage(s, get_pipeline(s, auth.tenant_id, pipeline_id), data.name, data.position)
+            )
+
+
+class StageController(Controller):
+    path = "/api/v1/stages"
+    tags = ["pipelines"]
+
+    @patch("/{stage_id:int}", sync_to_thread=True, summary="Rename or reorder a stage")
+    def update(self, request: Request, auth: Auth, stage_id: int, data: StageUpdate) -> dict[str, Any]:
+        auth.require("admin")
+        with sopflow_app(request).tx() as s:
+            stage = get_stage(s, auth.tenant_id, stage_id)
+            siblings = stages_of(s, stage.pipeline_id)
+            if data.name is not None:
+                if not data.name.strip() or len(data.name) > 100:
+                    raise InvalidInput([("name", "a non-empty name of at most 100 characters")])
+                if any(o.name == data.name and o.id != stage.id for o in siblings):
+                    raise InvalidInput([("name", f"stage {data.name!r} already exists in this pipeline")])
+                stage.name = data.name
+            if data.position is not None:
+                order = [o for o in siblings if o.id != stage.id]
+                order.insert(max(0, min(data.position, len(order))), stage)
+                for pos, o in enumerate(order):
+                    o.position = pos
+            s.flush()
+            return stage_to_dict(stage)
+
+    @delete("/{stage_id:int}", sync_to_thread=True, summary="Delete an empty stage")
+    def remove(self, request: Request, auth: Auth, stage_id: int) -> None:
+        auth.require("admin")
+        with sopflow_app(request).tx() as s:
+            stage: Stage = get_stage(s, auth.tenant_id, stage_id)
+            delete_stage(s, stage)

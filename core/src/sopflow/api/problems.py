@@ -1,0 +1,121 @@
+"""Map every error to an RFC 9457 problem document (application/problem+json)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from sopflow_sdk import SopflowError
+
+from sopflow.logging import get_logger
+from sopflow.problems import Problem
+
+log = get_logger("sopflow.api")
+PROBLEM_JSON = "application/problem+json"
+
+
+def _response(body: dict[str, Any]) -> Response[Any]:
+    return Response(content=body, status_code=body["status"], media_type=PROBLEM_JSON)
+
+
+def handle_problem(request: Request, exc: Problem) -> Response[Any]:
+    return _response(exc.to_dict(instance=request.url.path))
+
+
+def _field_path(extra: dict[str, Any]) -> str:
+    key = extra.get("key") or ""
+    source = extra.get("source") or "body"
+    return key if source == "body" else f"{source}.{key}"
+
+
+def handle_validation(request: Request, exc: ValidationException) -> Response[Any]:
+    errors = []
+    for item in exc.extra or []:
+        if isinstance(item, dict):
+            message = str(item.get("message", "invalid value"))
+            errors.append({"field": _field_path(item) or "body", "message": message})
+    detail = exc.detail or "the request is invalid"
+    if "JSON is malformed" in detail or "malformed" in detail.lower():
+        detail = "the request body is not valid JSON; send a JSON object with Content-Type: application/json"
+    elif errors:
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    status = 400 if not errors else 422
+    body = {
+        "type": "about:blank",
+        "title": "Invalid input" if errors else "Bad request",
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+    }
+    if errors:
+        body["errors"] = errors
+    return _response(body)
+
+
+def handle_http(request: Request, exc: HTTPException) -> Response[Any]:
+    status = exc.status_code
+    detail = exc.detail
+    if status == 413:
+        limit = request.app.state.sopflow.settings.max_body_bytes
+        detail = f"the request body is larger than {limit} bytes; send smaller batches"
+    elif status == 404:
+        detail = f"no route {request.url.path}; see /schema for the API"
+    elif status == 405:
+        detail = f"{request.method} is not allowed on {request.url.path}; see /schema"
+    body = {
+        "type": "about:blank",
+        "title": detail if status < 500 else "Server error",
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+    }
+    body["title"] = {
+        400: "Bad request",
+        401: "Unauthorized",
+        403: "Forbidden",
+        404: "Not found",
+        405: "Method not allowed",
+        413: "Request too large",
+        415: "Unsupported media type",
+    }.get(status, body["title"])
+    return Response(
+        content=body, status_code=status, media_type=PROBLEM_JSON, headers=getattr(exc, "headers", None)
+    )
+
+
+def handle_sdk_error(request: Request, exc: SopflowError) -> Response[Any]:
+    log.warning("request_failed", path=request.url.path, error=exc.internal_message)
+    return _response(
+        {
+            "type": "about:blank",
+            "title": "Unprocessable",
+            "status": 422,
+            "detail": exc.user_message,
+            "instance": request.url.path,
+        }
+    )
+
+
+def handle_unexpected(request: Request, exc: Exception) -> Response[Any]:
+    log.exception("unhandled_error", path=request.url.path)
+    return _response(
+        {
+            "type": "about:blank",
+            "title": "Server error",
+            "status": 500,
+            "detail": "an unexpected error occurred; it was logged",
+            "instance": request.url.path,
+        }
+    )
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    Problem: handle_problem,
+    ValidationException: handle_validation,
+    HTTPException: handle_http,
+    SopflowError: handle_sdk_error,
+    Exception: handle_unexpected,
+}
+
+__all__ = ["EXCEPTION_HANDLERS", "MediaType"]

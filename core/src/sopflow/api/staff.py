@@ -1,0 +1,77 @@
+"""Staff members (the people who add customers and confirm sends)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from litestar import Controller, Request, get, patch, post
+
+from sopflow.api.auth import Auth, sopflow_app
+from sopflow.api.schemas import StaffCreate, StaffUpdate
+from sopflow.models import Staff
+from sopflow.problems import Conflict, InvalidInput, NotFound
+
+
+def staff_to_dict(m: Staff) -> dict[str, Any]:
+    return {"id": m.id, "external_id": m.external_id, "name": m.name, "created_at": m.created_at.isoformat()}
+
+
+class StaffController(Controller):
+    path = "/api/v1/staff"
+    tags = ["staff"]
+
+    @get("/", sync_to_thread=True, summary="List staff members")
+    def list_staff(self, request: Request, auth: Auth) -> list[dict[str, Any]]:
+        auth.require("read")
+        with sopflow_app(request).tx() as s:
+            return [
+                staff_to_dict(m)
+                for m in s.scalars(
+                    sa.select(Staff).where(Staff.tenant_id == auth.tenant_id).order_by(Staff.id)
+                )
+            ]
+
+    @post("/", sync_to_thread=True, summary="Add a staff member by their channel user id")
+    def create(self, request: Request, auth: Auth, data: StaffCreate) -> dict[str, Any]:
+        auth.require("admin")
+        if not data.external_id.strip() or len(data.external_id) > 128:
+            raise InvalidInput([("external_id", "the staff member's channel user id, 1–128 characters")])
+        app = sopflow_app(request)
+        with app.tx() as s:
+            if s.scalar(
+                sa.select(Staff.id).where(
+                    Staff.tenant_id == auth.tenant_id, Staff.external_id == data.external_id
+                )
+            ):
+                raise Conflict(f"staff member {data.external_id!r} already exists")
+            m = Staff(
+                tenant_id=auth.tenant_id,
+                external_id=data.external_id,
+                name=data.name or data.external_id,
+                created_at=app.now(),
+            )
+            s.add(m)
+            s.flush()
+            return staff_to_dict(m)
+
+    @get("/{staff_id:int}", sync_to_thread=True, summary="One staff member")
+    def get_one(self, request: Request, auth: Auth, staff_id: int) -> dict[str, Any]:
+        auth.require("read")
+        with sopflow_app(request).tx() as s:
+            return staff_to_dict(self._get(s, auth, staff_id))
+
+    @patch("/{staff_id:int}", sync_to_thread=True, summary="Rename a staff member")
+    def update(self, request: Request, auth: Auth, staff_id: int, data: StaffUpdate) -> dict[str, Any]:
+        auth.require("admin")
+        with sopflow_app(request).tx() as s:
+            m = self._get(s, auth, staff_id)
+            m.name = data.name
+            return staff_to_dict(m)
+
+    @staticmethod
+    def _get(s: Any, auth: Auth, staff_id: int) -> Staff:
+        m = s.scalar(sa.select(Staff).where(Staff.id == staff_id, Staff.tenant_id == auth.tenant_id))
+        if m is None:
+            raise NotFound("staff member", staff_id)
+        return m

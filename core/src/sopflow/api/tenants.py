@@ -1,0 +1,99 @@
+"""The caller's tenant, its API keys, and tenant creation (operator token)."""
+
+from __future__ import annotations
+
+import hmac
+import os
+from typing import Any
+
+import sqlalchemy as sa
+from litestar import Controller, Request, delete, get, patch, post
+
+from sopflow.api.auth import Auth, sopflow_app
+from sopflow.api.schemas import ApiKeyCreate, TenantCreate, TenantUpdate
+from sopflow.engine.tenants import check_timezone, create_tenant, issue_api_key
+from sopflow.models import ApiKey, Tenant
+from sopflow.problems import Forbidden, NotFound
+
+
+def tenant_to_dict(t: Tenant) -> dict[str, Any]:
+    return {"id": t.id, "name": t.name, "timezone": t.timezone, "created_at": t.created_at.isoformat()}
+
+
+def key_to_dict(k: ApiKey) -> dict[str, Any]:
+    return {
+        "id": k.id,
+        "name": k.name,
+        "prefix": k.prefix,
+        "scopes": k.scopes.split(","),
+        "created_at": k.created_at.isoformat(),
+        "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
+    }
+
+
+class TenantController(Controller):
+    path = "/api/v1/tenants"
+    tags = ["tenants"]
+
+    @get("/current", sync_to_thread=True, summary="The tenant of the calling key")
+    def current(self, request: Request, auth: Auth) -> dict[str, Any]:
+        auth.require("read")
+        with sopflow_app(request).tx() as s:
+            return tenant_to_dict(s.get(Tenant, auth.tenant_id))  # type: ignore[arg-type]
+
+    @patch("/current", sync_to_thread=True, summary="Change the tenant's default time zone")
+    def update(self, request: Request, auth: Auth, data: TenantUpdate) -> dict[str, Any]:
+        auth.require("admin")
+        with sopflow_app(request).tx() as s:
+            tenant = s.get(Tenant, auth.tenant_id)
+            assert tenant is not None
+            if data.timezone is not None:
+                tenant.timezone = check_timezone(data.timezone)
+            return tenant_to_dict(tenant)
+
+    @post(
+        "/", sync_to_thread=True, summary="Create a tenant (needs the operator token, SOPFLOW_OPERATOR_TOKEN)"
+    )
+    def create(self, request: Request, data: TenantCreate) -> dict[str, Any]:
+        expected = os.environ.get("SOPFLOW_OPERATOR_TOKEN", "")
+        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+            raise Forbidden(
+                "creating tenants needs 'Authorization: Bearer <SOPFLOW_OPERATOR_TOKEN>'; "
+                "or use `sopflow tenants create NAME` on the server"
+            )
+        app = sopflow_app(request)
+        with app.tx() as s:
+            tenant = create_tenant(s, data.name, app.now(), data.timezone)
+            _, token = issue_api_key(s, tenant.id, ["admin"], app.now(), name="initial admin key")
+            return {**tenant_to_dict(tenant), "api_key": token}
+
+
+class ApiKeyController(Controller):
+    path = "/api/v1/api-keys"
+    tags = ["api-keys"]
+
+    @get("/", sync_to_thread=True, summary="List the tenant's API keys (never the keys themselves)")
+    def list_keys(self, request: Request, auth: Auth) -> list[dict[str, Any]]:
+        auth.require("admin")
+        with sopflow_app(request).tx() as s:
+            rows = s.scalars(sa.select(ApiKey).where(ApiKey.tenant_id == auth.tenant_id).order_by(ApiKey.id))
+            return [key_to_dict(k) for k in rows]
+
+    @post("/", sync_to_thread=True, summary="Create a key; the response shows it once")
+    def create_key(self, request: Request, auth: Auth, data: ApiKeyCreate) -> dict[str, Any]:
+        auth.require("admin")
+        app = sopflow_app(request)
+        with app.tx() as s:
+            key, token = issue_api_key(s, auth.tenant_id, data.scopes, app.now(), data.name)
+            return {**key_to_dict(key), "api_key": token}
+
+    @delete("/{key_id:int}", sync_to_thread=True, summary="Revoke a key")
+    def revoke(self, request: Request, auth: Auth, key_id: int) -> None:
+        auth.require("admin")
+        app = sopflow_app(request)
+        with app.tx() as s:
+            key = s.scalar(sa.select(ApiKey).where(ApiKey.id == key_id, ApiKey.tenant_id == auth.tenant_id))
+            if key is None:
+                raise NotFound("api key", key_id)
+            key.revoked_at = key.revoked_at or app.now()

@@ -1,0 +1,220 @@
+"""The ``sopflow`` command: up, serve, worker, scheduler, migrate, tenants, plugins."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from typing import Any
+
+import click
+from sopflow_sdk import ConfigError, PluginError
+
+
+def _app(embedded: bool = False, migrate: bool = False) -> Any:
+    from sopflow.app import create_app
+
+    try:
+        return create_app(embedded=embedded, migrate=migrate)
+    except (ConfigError, PluginError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+@click.version_option(package_name="sopflow")
+def main() -> None:
+    """sopflow: customer follow-up SOPs over WeCom, WeChat and other channels."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Bind address (default SOPFLOW_HOST or 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default SOPFLOW_PORT or 8000).")
+def up(host: str | None, port: int | None) -> None:
+    """API + worker + scheduler in one process, on embedded defaults (SQLite file,
+    in-memory broker).  Nothing else to install."""
+    from sopflow.worker.broker import make_broker, start_worker
+    from sopflow.worker.jobs import install
+    from sopflow.worker.scheduler import Scheduler
+
+    app = _app(embedded=True, migrate=True)
+    broker = make_broker(app.settings)
+    install(app, broker)
+    worker = start_worker(broker, app.settings.worker_threads)
+    scheduler = Scheduler(app)
+    scheduler.start_thread()
+    click.echo(
+        f"sopflow up: database {app.engine.url.render_as_string(hide_password=True)}, "
+        f"broker {'redis' if app.settings.redis_url else 'in-memory'}"
+    )
+    _ensure_first_tenant(app)
+    try:
+        _serve(app, host or app.settings.host, port or app.settings.port)
+    finally:
+        scheduler.stop()
+        worker.stop()
+
+
+def _ensure_first_tenant(app: Any) -> None:
+    """On a fresh embedded database, create a tenant and print its admin key once,
+    so `sopflow up` is usable without a second command."""
+    import sqlalchemy as sa
+
+    from sopflow.engine.tenants import create_tenant, issue_api_key
+    from sopflow.models import Tenant
+
+    with app.tx() as s:
+        if s.scalar(sa.select(sa.func.count()).select_from(Tenant)):
+            return
+        tenant = create_tenant(s, "default", app.now(), app.settings.timezone)
+        _, token = issue_api_key(s, tenant.id, ["admin"], app.now(), name="initial admin key")
+    click.echo(f"created tenant 'default'; admin API key (shown once): {token}")
+
+
+def _serve(app: Any, host: str, port: int) -> None:
+    import uvicorn
+
+    from sopflow.api.app import build_api
+
+    click.echo(f"API on http://{host}:{port}  (docs: http://{host}:{port}/schema)")
+    uvicorn.run(build_api(app), host=host, port=port, log_level="warning")
+
+
+@main.command()
+@click.option("--host", default=None)
+@click.option("--port", type=int, default=None)
+@click.option("--workers", type=int, default=1, help="API processes.")
+def serve(host: str | None, port: int | None, workers: int) -> None:
+    """The API only (production: Postgres + Redis; run workers and schedulers apart)."""
+    import uvicorn
+
+    app = _app()
+    host, port = host or app.settings.host, port or app.settings.port
+    if workers > 1:
+        app.dispose()
+        uvicorn.run(
+            "sopflow.api.asgi:api", host=host, port=port, workers=workers, factory=True, log_level="warning"
+        )
+    else:
+        _serve(app, host, port)
+
+
+@main.command()
+@click.option("--threads", type=int, default=None, help="Worker threads (default SOPFLOW_WORKER_THREADS).")
+def worker(threads: int | None) -> None:
+    """Dramatiq workers (needs SOPFLOW_REDIS_URL)."""
+    from sopflow.worker.broker import make_broker, start_worker
+    from sopflow.worker.jobs import install
+
+    app = _app()
+    if not app.settings.redis_url:
+        raise click.ClickException(
+            "SOPFLOW_REDIS_URL is not set: a separate worker needs Redis. "
+            "For one process on embedded defaults use `sopflow up`"
+        )
+    broker = make_broker(app.settings)
+    install(app, broker)
+    w = start_worker(broker, threads or app.settings.worker_threads)
+    click.echo("worker started")
+    _wait_for_signal()
+    w.stop()
+
+
+@main.command()
+def scheduler() -> None:
+    """The scheduler loop (safe to run more than one)."""
+    from sopflow.worker.broker import make_broker
+    from sopflow.worker.jobs import install
+    from sopflow.worker.scheduler import Scheduler
+
+    app = _app()
+    if app.settings.redis_url:
+        install(app, make_broker(app.settings))
+    sched = Scheduler(app)
+    sched.start_thread()
+    _wait_for_signal()
+    sched.stop()
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+
+
+@main.command()
+@click.option("--embedded", is_flag=True, help="Use the embedded SQLite file when no URL is set.")
+def migrate(embedded: bool) -> None:
+    """Apply database migrations."""
+    _app(embedded=embedded, migrate=True)
+    click.echo("database is up to date")
+
+
+@main.group()
+def tenants() -> None:
+    """Manage tenants."""
+
+
+@tenants.command("create")
+@click.argument("name")
+@click.option("--timezone", default=None, help="IANA zone (default SOPFLOW_TIMEZONE).")
+@click.option("--embedded", is_flag=True, help="Use the embedded SQLite file when no URL is set.")
+def tenants_create(name: str, timezone: str | None, embedded: bool) -> None:
+    """Create a tenant and print its admin API key (shown once)."""
+    from sopflow.engine.tenants import create_tenant, issue_api_key
+    from sopflow.problems import Problem
+
+    app = _app(embedded=embedded or _embedded_default(), migrate=True)
+    try:
+        with app.tx() as s:
+            tenant = create_tenant(s, name, app.now(), timezone or app.settings.timezone)
+            _, token = issue_api_key(s, tenant.id, ["admin"], app.now(), name="initial admin key")
+    except Problem as exc:
+        raise click.ClickException(exc.detail) from None
+    click.echo(f"tenant {tenant.name!r} (id {tenant.id}) created")
+    click.echo(f"admin API key (shown once, store it now): {token}")
+
+
+def _embedded_default() -> bool:
+    import os
+
+    return not os.environ.get("SOPFLOW_DATABASE_URL")
+
+
+@main.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def plugins_cmd(as_json: bool) -> None:
+    """List installed plugins and the hooks each implements."""
+    from sopflow.app import create_app
+    from sopflow.settings import Settings
+
+    try:
+        settings = Settings.from_env(embedded=True)
+        app = create_app(settings, migrate=False)
+    except (ConfigError, PluginError) as exc:
+        raise click.ClickException(str(exc)) from None
+    rows = [
+        {
+            "name": i.name,
+            "distribution": i.distribution,
+            "version": i.version,
+            "default": i.default,
+            "hooks": i.hooks,
+        }
+        for i in app.plugins.infos.values()
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("name", "distribution", "version", "hooks")
+    for r in rows:
+        table.add_row(r["name"], r["distribution"] or "(built-in)", r["version"] or "", ", ".join(r["hooks"]))
+    Console(file=sys.stdout).print(table)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,1 @@
+"""Built-in behaviour, written as plugins so a deployment can override it."""

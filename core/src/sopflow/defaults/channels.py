@@ -1,0 +1,50 @@
+"""The built-in ``log`` channel: records what it would send.  For tests and for
+deployments that have no real channel yet."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, ClassVar
+
+from sopflow_sdk import (
+    Capabilities,
+    Channel,
+    ChannelSpec,
+    OutboundMessage,
+    SendReceipt,
+    hookimpl,
+)
+
+from sopflow.logging import get_logger
+
+log = get_logger("sopflow.channels.log")
+
+
+class LogChannel(Channel):
+    name = "log"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        touchpoints=frozenset({"private_chat", "group_chat", "moments", "welcome", "staff_notice"}),
+        max_attachments=9,
+        idempotent_send=True,
+    )
+    sent: ClassVar[list[OutboundMessage]] = []
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, config: dict[str, Any] | None = None, secrets: Any = None) -> None:
+        self.config = config or {}
+
+    def send(self, message: OutboundMessage) -> SendReceipt:
+        self.check(message)
+        with self._lock:
+            if any(m.idempotency_key == message.idempotency_key for m in self.sent):
+                return SendReceipt("sent", provider_ref=message.idempotency_key)
+            self.sent.append(message)
+        log.info(
+            "log_channel_send", touchpoint=message.touchpoint, text=message.text, key=message.idempotency_key
+        )
+        return SendReceipt("sent", provider_ref=message.idempotency_key)
+
+
+@hookimpl(trylast=True)
+def register_channels(register):  # type: ignore[no-untyped-def]
+    register(ChannelSpec("log", factory=LogChannel, description="records what it would send"))

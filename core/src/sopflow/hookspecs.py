@@ -1,0 +1,209 @@
+"""Every hook a sopflow plugin can implement, grouped by family.
+
+Registration hooks (``register_*``) are called once per app at startup with a
+``register`` callable; each call registers one frozen record from
+``sopflow_sdk``.  Core stamps the record with the plugin's name and fails fast on
+duplicates.  Notification hooks (``on_*``) are isolated: one plugin's failure is
+logged with its name and the others still run.  Hooks are cheap and synchronous;
+the objects they register do the I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("sopflow")
+
+# -- customer fields ---------------------------------------------------------
+
+
+@hookspec
+def register_fields(register: Any) -> None:
+    """Register customer fields this plugin contributes.
+
+    Called once per app at startup.  Each field is read-only for API users and
+    listed with ``"plugin": <name>`` in ``GET /api/v1/fields``.
+
+    :param register: call ``register(FieldSpec(...))`` once per field.
+    :returns: nothing.
+
+    Example::
+
+        @hookimpl
+        def register_fields(register):
+            register(FieldSpec(key="orders.total_spend", type="number", label="Total spend"))
+    """
+
+
+# -- stages -------------------------------------------------------------------
+
+
+@hookspec
+def register_pipelines(register: Any) -> None:
+    """Register pipeline templates (ordered stages) this plugin brings.
+
+    Called once per app at startup.  Templates can be instantiated for a tenant
+    with ``POST /api/v1/pipelines {"template": "<key>"}``.
+
+    :param register: call ``register(PipelineSpec(key=..., stages=(StageSpec(...), ...)))``.
+    :returns: nothing.
+
+    Example::
+
+        @hookimpl
+        def register_pipelines(register):
+            register(PipelineSpec(key="education", name="Education",
+                                  stages=(StageSpec("interest"), StageSpec("trial"))))
+    """
+
+
+@hookspec
+def on_stage_changed(
+    tenant_id: int, customer_id: int, pipeline_id: int, from_stage: str | None, to_stage: str, cause: str
+) -> None:
+    """Called after a customer moved to another stage (a CRM writes it back).
+
+    Called once per move, after the move is committed, for every enabled plugin.
+    A failure is logged with the plugin's name and does not stop other plugins.
+
+    :param tenant_id: the tenant.
+    :param customer_id: the customer that moved.
+    :param pipeline_id: the pipeline of the stage.
+    :param from_stage: the previous stage name, or ``None``.
+    :param to_stage: the new stage name.
+    :param cause: ``rule``, ``manual``, ``sync`` or ``api``.
+    :returns: nothing.
+
+    Example::
+
+        @hookimpl
+        def on_stage_changed(tenant_id, customer_id, pipeline_id, from_stage, to_stage, cause):
+            crm.update_stage(customer_id, to_stage)
+    """
+
+
+# -- triggers -------------------------------------------------------------------
+
+
+@hookspec
+def register_triggers(register: Any) -> None:
+    """Register the event types this plugin emits, with their payload schema.
+
+    Called once per app at startup.  SOPs and journeys can then trigger on them.
+
+    :param register: call ``register(TriggerSpec(event_type=..., payload_schema={...}))``.
+    :returns: nothing.
+
+    Example::
+
+        @hookimpl
+        def register_triggers(register):
+            register(TriggerSpec("order.paid", payload_schema={"type": "object"}))
+    """
+
+
+@hookspec
+def register_routes(register: Any) -> None:
+    """Register inbound HTTP routes (webhooks) this plugin serves.
+
+    Called once per app at startup.  Each route is mounted at
+    ``/plugins/<plugin>/<path>``; its handler gets an ``InboundRequest`` and the
+    ``Host`` and returns an ``InboundResponse``.  Handlers verify signatures and
+    hand normalized events to ``host.ingest``; heavy work goes to jobs.
+
+    :param register: call ``register(RouteSpec(path=..., handler=..., methods=(...)))``.
+    :returns: nothing.
+
+    Example::
+
+        @hookimpl
+        def register_routes(register):
+            register(RouteSpec("callback/{account_id:int}", handle_callback, ("GET", "POST")))
+    """
+
+
+# -- actions --------------------------------------------------------------------
+
+
+@hookspec
+def register_actions(register: Any) -> None:
+    """Register what an SOP step can do.
+
+    Called once per app at startup.  ``ActionSpec.run(context, params)`` runs
+    in a worker when the step is due.
+
+    :param register: call ``register(ActionSpec(name=..., run=...))``.
+    :returns: nothing.
+
+    Example::
+
+        @hookimpl
+        def register_actions(register):
+            register(ActionSpec("crm.write_back", run=write_back))
+    """
+
+
+# -- channels -------------------------------------------------------------------
+
+
+@hookspec
+def register_channels(register: Any) -> None:
+    """Register touchpoints with their declared capabilities.
+
+    Called once per app at startup.  ``ChannelSpec.factory(config, secrets)``
+    builds a ``Channel`` for one channel account; ``secrets`` holds ``Secret``
+    values decrypted from the account's encrypted credentials.
+
+    :param register: call ``register(ChannelSpec(name=..., factory=...))``.
+    :returns: nothing.
+
+    Example::
+
+        @hookimpl
+        def register_channels(register):
+            register(ChannelSpec("sms", factory=SmsChannel))
+    """
+
+
+# -- lifecycle --------------------------------------------------------------------
+
+
+@hookspec
+def register_jobs(register: Any) -> None:
+    """Register background jobs: periodic (``every_seconds``) or on demand.
+
+    Called once per app at startup.  Periodic jobs are run by the scheduler;
+    on-demand jobs run in a worker when a plugin calls ``host.enqueue(name, ...)``.
+
+    :param register: call ``register(JobSpec(name=..., fn=..., every_seconds=...))``.
+    :returns: nothing.
+
+    Example::
+
+        @hookimpl
+        def register_jobs(register):
+            register(JobSpec("salesforce.poll", fn=poll_changes, every_seconds=60))
+    """
+
+
+@hookspec
+def on_event(tenant_id: int, event: dict[str, Any]) -> None:
+    """Called after an event was appended to the event log.
+
+    Called once per new event (never for duplicates), after the ingest
+    transaction committed.  A failure is logged with the plugin's name and does
+    not stop other plugins or the ingest.
+
+    :param tenant_id: the tenant.
+    :param event: ``{"id", "type", "customer_id", "occurred_at", "payload"}``.
+    :returns: nothing.
+
+    Example::
+
+        @hookimpl
+        def on_event(tenant_id, event):
+            if event["type"] == "order.paid":
+                metrics.orders.inc()
+    """

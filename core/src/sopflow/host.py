@@ -1,0 +1,119 @@
+"""``PluginHost``: core's implementation of ``sopflow_sdk.Host``.
+
+Plugins get one per plugin; every call is checked against the tenant's plugin
+switch, so a plugin disabled for a tenant can neither ingest for it nor read
+its channel accounts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import attrs
+import sqlalchemy as sa
+from sopflow_sdk import FatalError, IngestEvent
+
+from sopflow.engine.fields import field_definitions
+from sopflow.engine.ingest import event_to_dict, ingest
+from sopflow.models import ChannelAccount, Event
+
+
+@attrs.frozen
+class AccountView:
+    id: int
+    tenant_id: int
+    channel: str
+    name: str
+    config: Mapping[str, Any]
+    secrets: Mapping[str, Any] = attrs.field(repr=False)
+
+
+def event_dict(ev: IngestEvent) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "type": ev.type,
+        "idempotency_key": ev.idempotency_key,
+        "identity": {
+            "channel": ev.identity.channel,
+            "external_id": ev.identity.external_id,
+            "staff_external_id": ev.identity.staff_external_id,
+        },
+        "payload": dict(ev.payload),
+        "fields": dict(ev.fields),
+        "tags_add": list(ev.tags_add),
+        "tags_remove": list(ev.tags_remove),
+    }
+    for key in ("occurred_at", "display_name", "source"):
+        if getattr(ev, key):
+            out[key] = getattr(ev, key)
+    return out
+
+
+class PluginHost:
+    def __init__(self, app: Any, plugin: str) -> None:
+        self.app = app
+        self.plugin = plugin
+
+    def now(self) -> datetime:
+        return self.app.now()
+
+    def _check_enabled(self, session: Any, tenant_id: int) -> None:
+        if not self.app.plugin_enabled(session, tenant_id, self.plugin):
+            raise FatalError(
+                f"plugin '{self.plugin}' is disabled for tenant {tenant_id}; "
+                f"enable it with PUT /api/v1/plugins/{self.plugin}"
+            )
+
+    def ingest(self, tenant_id: int, events: Sequence[IngestEvent]) -> list[dict[str, Any]]:
+        with self.app.tx() as s:
+            self._check_enabled(s, tenant_id)
+            defs = field_definitions(s, tenant_id, self.app.plugins)
+            outcomes = ingest(
+                s,
+                tenant_id,
+                [event_dict(e) for e in events],
+                defs,
+                self.app.now(),
+                source=self.plugin,
+                allow_read_only=True,
+            )
+            ids = [o["event_id"] for o in outcomes if o["status"] == "created"]
+            created = [event_to_dict(e) for e in s.scalars(sa.select(Event).where(Event.id.in_(ids)))]
+        for ev in created:
+            self.app.notify_event(tenant_id, ev)
+        return outcomes
+
+    def _view(self, a: ChannelAccount) -> AccountView:
+        return AccountView(
+            a.id,
+            a.tenant_id,
+            a.channel,
+            a.name,
+            dict(a.config),
+            self.app.credentials.open(a.secrets_ciphertext),
+        )
+
+    def channel_accounts(self, channel: str) -> list[AccountView]:
+        with self.app.tx() as s:
+            rows = list(
+                s.scalars(
+                    sa.select(ChannelAccount)
+                    .where(ChannelAccount.channel == channel)
+                    .order_by(ChannelAccount.id)
+                )
+            )
+            off = {r.tenant_id for r in rows if not self.app.plugin_enabled(s, r.tenant_id, self.plugin)}
+            return [self._view(a) for a in rows if a.tenant_id not in off]
+
+    def channel_account(self, account_id: int) -> AccountView | None:
+        with self.app.tx() as s:
+            a = s.get(ChannelAccount, account_id)
+            if a is None or not self.app.plugin_enabled(s, a.tenant_id, self.plugin):
+                return None
+            return self._view(a)
+
+    def enqueue(self, job: str, **kwargs: Any) -> None:
+        from sopflow.worker.jobs import enqueue_job
+
+        enqueue_job(self.app, job, kwargs)

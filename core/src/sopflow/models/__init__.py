@@ -1,0 +1,30 @@
+"""SQLModel tables.  Import from here so Alembic sees every table."""
+
+from sqlmodel import SQLModel
+
+from sopflow.models.channels import ChannelAccount
+from sopflow.models.customers import ChannelIdentity, Customer, CustomerTag, FieldDefinition, Staff
+from sopflow.models.events import Event
+from sopflow.models.pipelines import CustomerStage, Pipeline, Stage, StageHistory
+from sopflow.models.tenancy import SCOPES, ApiKey, Tenant, TenantPlugin
+
+metadata = SQLModel.metadata
+
+__all__ = [
+    "SCOPES",
+    "ApiKey",
+    "ChannelAccount",
+    "ChannelIdentity",
+    "Customer",
+    "CustomerStage",
+    "CustomerTag",
+    "Event",
+    "FieldDefinition",
+    "Pipeline",
+    "Staff",
+    "Stage",
+    "StageHistory",
+    "Tenant",
+    "TenantPlugin",
+    "metadata",
+]

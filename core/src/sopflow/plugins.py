@@ -1,0 +1,221 @@
+"""Build the plugin manager and the registry of what plugins registered.
+
+Order: built-in defaults (``sopflow.defaults``), then installed plugins from the
+``sopflow`` entry-point group, filtered by ``SOPFLOW_PLUGINS`` (enable list) and
+``SOPFLOW_DISABLED_PLUGINS``.  Built once per app, never at import time.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import attrs
+import pluggy
+from sopflow_sdk import (
+    ActionSpec,
+    ChannelSpec,
+    FieldSpec,
+    JobSpec,
+    PipelineSpec,
+    PluginError,
+    RouteSpec,
+    TriggerSpec,
+)
+
+from sopflow import hookspecs
+from sopflow.logging import get_logger
+
+log = get_logger("sopflow.plugins")
+
+DEFAULT_PLUGINS = (
+    "sopflow.defaults.fields",
+    "sopflow.defaults.triggers",
+    "sopflow.defaults.channels",
+)
+
+#: hook name → (record type, attribute that names the record)
+REGISTRATION_HOOKS: dict[str, tuple[type, str]] = {
+    "register_fields": (FieldSpec, "key"),
+    "register_pipelines": (PipelineSpec, "key"),
+    "register_triggers": (TriggerSpec, "event_type"),
+    "register_actions": (ActionSpec, "name"),
+    "register_channels": (ChannelSpec, "name"),
+    "register_routes": (RouteSpec, "path"),
+    "register_jobs": (JobSpec, "name"),
+}
+
+
+def entry_points() -> Iterable[importlib.metadata.EntryPoint]:
+    """The installed plugins (a seam tests replace)."""
+    return importlib.metadata.entry_points(group="sopflow")
+
+
+@attrs.frozen
+class Registered:
+    plugin: str
+    spec: Any
+
+
+@attrs.define
+class PluginInfo:
+    name: str
+    distribution: str | None
+    version: str | None
+    hooks: list[str]
+    default: bool
+
+
+class Registry:
+    """What every plugin registered, by hook, keyed by the record's name."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, dict[str, Registered]] = {h: {} for h in REGISTRATION_HOOKS}
+
+    def add(self, hook: str, plugin: str, spec: Any) -> None:
+        expected, attr = REGISTRATION_HOOKS[hook]
+        if not isinstance(spec, expected):
+            raise PluginError(
+                f"plugin '{plugin}' passed {type(spec).__name__} to {hook}; "
+                f"register a sopflow_sdk.{expected.__name__}"
+            )
+        key = getattr(spec, attr)
+        if hook == "register_routes":
+            key = f"{plugin}/{key}"
+        existing = self.items[hook].get(key)
+        if existing is not None:
+            raise PluginError(
+                f"{expected.__name__} '{key}' is registered twice: by plugin "
+                f"'{existing.plugin}' and by plugin '{plugin}'; disable one of them "
+                "with SOPFLOW_DISABLED_PLUGINS or rename the item"
+            )
+        self.items[hook][key] = Registered(plugin, spec)
+
+    def get(self, hook: str, key: str) -> Registered | None:
+        return self.items[hook].get(key)
+
+    def all(self, hook: str) -> list[Registered]:
+        return list(self.items[hook].values())
+
+
+class PluginSystem:
+    """The plugin manager plus what its plugins registered."""
+
+    def __init__(self, pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> None:
+        self.pm = pm
+        self.infos = infos
+        self.registry = Registry()
+        for hook_name in REGISTRATION_HOOKS:
+            caller = getattr(pm.hook, hook_name)
+            for impl in reversed(caller.get_hookimpls()):
+                plugin = impl.plugin_name
+                impl.function(register=_bound(self.registry, hook_name, plugin))
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.infos)
+
+    def notify(self, hook_name: str, enabled: Callable[[str], bool] | None = None, **kwargs: Any) -> None:
+        """Call a notification hook on each plugin, isolating failures."""
+        caller = getattr(self.pm.hook, hook_name)
+        for impl in reversed(caller.get_hookimpls()):
+            if enabled is not None and not enabled(impl.plugin_name):
+                continue
+            try:
+                impl.function(**{k: kwargs[k] for k in impl.argnames})
+            except Exception:
+                log.exception("plugin_hook_failed", plugin=impl.plugin_name, hook=hook_name)
+
+
+def _bound(registry: Registry, hook: str, plugin: str) -> Callable[[Any], None]:
+    def register(spec: Any) -> None:
+        registry.add(hook, plugin, spec)
+
+    return register
+
+
+def build_plugin_system(
+    enabled: tuple[str, ...] | None = None,
+    disabled: tuple[str, ...] = (),
+    trace: bool = False,
+    extra: Iterable[tuple[str, Any]] = (),
+) -> PluginSystem:
+    """Build a fresh plugin manager: defaults, installed plugins, then ``extra``
+    ``(name, module_or_object)`` pairs (tests register plugins this way)."""
+    pm = pluggy.PluginManager("sopflow")
+    pm.add_hookspecs(hookspecs)
+    infos: dict[str, PluginInfo] = {}
+    disabled_set = set(disabled)
+
+    for modname in DEFAULT_PLUGINS:
+        name = modname.rsplit(".", 1)[-1]
+        name = f"default_{name}"
+        if name in disabled_set:
+            continue
+        _register(pm, infos, name, importlib.import_module(modname), None, None, True)
+
+    eps = sorted(entry_points(), key=lambda ep: ep.name)
+    installed = {ep.name for ep in eps}
+    if enabled is not None:
+        unknown = [n for n in enabled if n not in installed]
+        if unknown:
+            raise PluginError(
+                f"SOPFLOW_PLUGINS names {', '.join(repr(u) for u in unknown)} but no such "
+                f"plugin is installed (installed: {', '.join(sorted(installed)) or 'none'}); "
+                "install its distribution or fix the name"
+            )
+    for ep in eps:
+        if ep.name in disabled_set or (enabled is not None and ep.name not in enabled):
+            continue
+        dist = ep.dist.name if ep.dist else None
+        version = ep.dist.version if ep.dist else None
+        try:
+            module = ep.load()
+        except Exception as exc:
+            raise PluginError(
+                f"plugin '{ep.name}' (distribution {dist or 'unknown'}"
+                f"{' ' + version if version else ''}) failed to import: "
+                f"{type(exc).__name__}: {exc}. Reinstall it (`uv pip install --reinstall "
+                f"{dist or ep.name}`) or skip it with SOPFLOW_DISABLED_PLUGINS={ep.name}"
+            ) from exc
+        _register(pm, infos, ep.name, module, dist, version, False)
+
+    for name, obj in extra:
+        if name not in disabled_set:
+            _register(pm, infos, name, obj, None, None, False)
+
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"{exc}; fix the hook's name or remove it") from exc
+    if trace:
+        pm.trace.root.setwriter(lambda msg: log.info("plugin_trace", msg=msg.rstrip()))
+        pm.enable_tracing()
+    return PluginSystem(pm, infos)
+
+
+def _register(
+    pm: pluggy.PluginManager,
+    infos: dict[str, PluginInfo],
+    name: str,
+    obj: Any,
+    dist: str | None,
+    version: str | None,
+    default: bool,
+) -> None:
+    if name in infos:
+        raise PluginError(
+            f"two plugins are named '{name}' ({infos[name].distribution or 'built-in'} and "
+            f"{dist or 'built-in'}); uninstall one"
+        )
+    try:
+        pm.register(obj, name=name)
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(
+            f"plugin '{name}' ({dist or 'built-in'}) implements an unknown or invalid hook: "
+            f"{exc}. Check the hook names against docs/plugin-hooks.md"
+        ) from exc
+    hooks = sorted(h.name for h in pm.get_hookcallers(obj) or [])
+    infos[name] = PluginInfo(name, dist, version, hooks, default)

@@ -1,0 +1,1 @@
+"""Dramatiq set-up and the thin actors that call ``sopflow.engine``."""

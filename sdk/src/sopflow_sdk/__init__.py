@@ -1,0 +1,83 @@
+"""sopflow_sdk: everything a plugin author imports.
+
+Plugins import from here and nowhere else in sopflow, so core can change its
+insides without breaking them.
+"""
+
+import pluggy
+
+from sopflow_sdk.channel import (
+    Attachment,
+    Capabilities,
+    Channel,
+    CustomerCap,
+    OutboundMessage,
+    SendReceipt,
+)
+from sopflow_sdk.errors import (
+    AmbiguousSendError,
+    ConfigError,
+    FatalError,
+    PluginError,
+    RetriableError,
+    SignatureError,
+    SkippableError,
+    SopflowError,
+    UnsupportedCapabilityError,
+)
+from sopflow_sdk.host import ChannelAccountView, Host
+from sopflow_sdk.secrets import Secret, redact
+from sopflow_sdk.specs import (
+    FIELD_TYPES,
+    ActionSpec,
+    ChannelSpec,
+    FieldSpec,
+    Identity,
+    InboundRequest,
+    InboundResponse,
+    IngestEvent,
+    JobSpec,
+    PipelineSpec,
+    RouteSpec,
+    StageSpec,
+    TriggerSpec,
+)
+
+#: Decorate hook implementations with this marker.
+hookimpl = pluggy.HookimplMarker("sopflow")
+
+__all__ = [
+    "FIELD_TYPES",
+    "ActionSpec",
+    "AmbiguousSendError",
+    "Attachment",
+    "Capabilities",
+    "Channel",
+    "ChannelAccountView",
+    "ChannelSpec",
+    "ConfigError",
+    "CustomerCap",
+    "FatalError",
+    "FieldSpec",
+    "Host",
+    "Identity",
+    "InboundRequest",
+    "InboundResponse",
+    "IngestEvent",
+    "JobSpec",
+    "OutboundMessage",
+    "PipelineSpec",
+    "PluginError",
+    "RetriableError",
+    "RouteSpec",
+    "Secret",
+    "SendReceipt",
+    "SignatureError",
+    "SkippableError",
+    "SopflowError",
+    "StageSpec",
+    "TriggerSpec",
+    "UnsupportedCapabilityError",
+    "hookimpl",
+    "redact",
+]

@@ -1,0 +1,95 @@
+"""The ``Channel`` base class: a touchpoint with declared capabilities.
+
+A channel says what it can do as class attributes, the way llm's ``Model`` does;
+the engine plans around the declaration (caps, rate limits, confirmation) instead
+of discovering limits by failing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
+
+import attrs
+
+from sopflow_sdk.errors import UnsupportedCapabilityError
+
+Touchpoint = Literal["private_chat", "group_chat", "moments", "welcome", "staff_notice"]
+
+
+@attrs.frozen
+class CustomerCap:
+    """At most ``count`` enterprise pushes per customer per ``period``."""
+
+    count: int
+    period: Literal["day", "week", "month"]
+
+
+@attrs.frozen
+class Capabilities:
+    touchpoints: frozenset[str] = frozenset({"private_chat"})
+    max_attachments: int = 9
+    needs_staff_confirmation: bool = False
+    idempotent_send: bool = False
+    rate_per_minute: int | None = None
+    customer_cap: CustomerCap | None = None
+
+
+@attrs.frozen
+class Attachment:
+    kind: Literal["image", "link", "miniprogram", "video", "file"]
+    url: str = ""
+    title: str = ""
+    description: str = ""
+    media_id: str = ""
+
+
+@attrs.frozen
+class OutboundMessage:
+    """What the engine asks a channel to send.
+
+    ``idempotency_key`` is unique per touch: a channel that supports idempotent
+    sends passes it to the provider so a retry cannot deliver twice.
+    """
+
+    touchpoint: str
+    text: str
+    idempotency_key: str
+    recipient: Mapping[str, Any] = attrs.field(factory=dict)
+    attachments: tuple[Attachment, ...] = ()
+    staff_external_id: str | None = None
+
+
+@attrs.frozen
+class SendReceipt:
+    """The result of a send.  ``status`` is ``sent`` when delivered, ``pending``
+    when the provider needs confirmation (then ``provider_ref`` is polled)."""
+
+    status: Literal["sent", "pending"]
+    provider_ref: str | None = None
+    detail: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+class Channel:
+    """Base class for channels.  Subclasses set ``name`` and ``capabilities`` and
+    implement ``send``; ``notify_staff`` and ``poll`` are optional."""
+
+    name: ClassVar[str] = ""
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def check(self, message: OutboundMessage) -> None:
+        """Raise ``UnsupportedCapabilityError`` if ``message`` needs something undeclared."""
+        if message.touchpoint not in self.capabilities.touchpoints:
+            raise UnsupportedCapabilityError(self.name, message.touchpoint)
+        if len(message.attachments) > self.capabilities.max_attachments:
+            raise UnsupportedCapabilityError(self.name, f"{len(message.attachments)} attachments")
+
+    def send(self, message: OutboundMessage) -> SendReceipt:
+        raise UnsupportedCapabilityError(self.name, message.touchpoint)
+
+    def poll(self, provider_ref: str) -> Mapping[str, str]:
+        """For channels needing confirmation: map of recipient → ``sent``/``failed``/``pending``."""
+        raise UnsupportedCapabilityError(self.name, "poll")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} channel={self.name!r}>"

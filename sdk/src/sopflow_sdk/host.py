@@ -1,0 +1,35 @@
+"""What core offers a plugin at run time: the ``Host`` protocol.
+
+Plugin routes and jobs receive a host; they never import core.  The host
+ingests events, reads channel accounts (with decrypted secrets), tells the time
+through the injected clock and enqueues plugin jobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from sopflow_sdk.specs import IngestEvent
+
+
+class ChannelAccountView(Protocol):
+    id: int
+    tenant_id: int
+    channel: str
+    name: str
+    config: Mapping[str, Any]
+    secrets: Mapping[str, Any]  # values are sopflow_sdk.Secret
+
+
+class Host(Protocol):
+    def now(self) -> datetime: ...
+
+    def ingest(self, tenant_id: int, events: Sequence[IngestEvent]) -> list[dict[str, Any]]: ...
+
+    def channel_accounts(self, channel: str) -> list[ChannelAccountView]: ...
+
+    def channel_account(self, account_id: int) -> ChannelAccountView | None: ...
+
+    def enqueue(self, job: str, **kwargs: Any) -> None: ...
