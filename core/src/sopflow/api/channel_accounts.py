@@ -7,6 +7,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from litestar import Controller, Request, delete, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from sopflow.api.auth import Auth, sopflow_app
 from sopflow.api.schemas import ChannelAccountCreate, ChannelAccountUpdate
@@ -56,7 +58,7 @@ class ChannelAccountController(Controller):
     tags = ["channel-accounts"]
 
     @get("/", sync_to_thread=True, summary="List channel accounts (secrets never shown)")
-    def list_accounts(self, request: Request, auth: Auth) -> list[dict[str, Any]]:
+    def list_accounts(self, request: Request, auth: NamedDependency[Auth]) -> list[dict[str, Any]]:
         auth.require("read")
         app = sopflow_app(request)
         with app.tx() as s:
@@ -68,7 +70,9 @@ class ChannelAccountController(Controller):
             return [account_to_dict(app, a) for a in rows]
 
     @post("/", sync_to_thread=True, summary="Connect a channel account; secrets are encrypted at rest")
-    def create(self, request: Request, auth: Auth, data: ChannelAccountCreate) -> dict[str, Any]:
+    def create(
+        self, request: Request, auth: NamedDependency[Auth], data: JSONBody[ChannelAccountCreate]
+    ) -> dict[str, Any]:
         auth.require("admin")
         app = sopflow_app(request)
         if not data.name.strip() or len(data.name) > 100:
@@ -97,7 +101,7 @@ class ChannelAccountController(Controller):
             return account_to_dict(app, a)
 
     @get("/{account_id:int}", sync_to_thread=True, summary="One channel account")
-    def get_one(self, request: Request, auth: Auth, account_id: int) -> dict[str, Any]:
+    def get_one(self, request: Request, auth: NamedDependency[Auth], account_id: int) -> dict[str, Any]:
         auth.require("read")
         app = sopflow_app(request)
         with app.tx() as s:
@@ -105,7 +109,7 @@ class ChannelAccountController(Controller):
 
     @patch("/{account_id:int}", sync_to_thread=True, summary="Rename, reconfigure or rotate secrets")
     def update(
-        self, request: Request, auth: Auth, account_id: int, data: ChannelAccountUpdate
+        self, request: Request, auth: NamedDependency[Auth], account_id: int, data: ChannelAccountUpdate
     ) -> dict[str, Any]:
         auth.require("admin")
         app = sopflow_app(request)
@@ -122,13 +126,13 @@ class ChannelAccountController(Controller):
             return account_to_dict(app, a)
 
     @delete("/{account_id:int}", sync_to_thread=True, summary="Disconnect a channel account")
-    def remove(self, request: Request, auth: Auth, account_id: int) -> None:
+    def remove(self, request: Request, auth: NamedDependency[Auth], account_id: int) -> None:
         auth.require("admin")
         with sopflow_app(request).tx() as s:
             s.delete(self._get(s, auth, account_id))
 
     @staticmethod
-    def _get(s: Any, auth: Auth, account_id: int) -> ChannelAccount:
+    def _get(s: Any, auth: NamedDependency[Auth], account_id: int) -> ChannelAccount:
         a = s.scalar(
             sa.select(ChannelAccount).where(
                 ChannelAccount.id == account_id, ChannelAccount.tenant_id == auth.tenant_id

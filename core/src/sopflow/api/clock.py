@@ -7,6 +7,8 @@ from datetime import timedelta
 from typing import Any
 
 from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from sopflow.api.auth import Auth, sopflow_app
 from sopflow.api.schemas import ClockAdvance
@@ -20,13 +22,15 @@ class ClockController(Controller):
     tags = ["clock"]
 
     @get("/", sync_to_thread=True, summary="The engine's current time")
-    def now(self, request: Request, auth: Auth) -> dict[str, Any]:
+    def now(self, request: Request, auth: NamedDependency[Auth]) -> dict[str, Any]:
         auth.require("read")
         app = sopflow_app(request)
         return {"now": app.now().isoformat(), "manual": app.clock.manual}
 
     @post("/advance", sync_to_thread=True, status_code=200, summary="Move the manual clock forward")
-    def advance(self, request: Request, auth: Auth, data: ClockAdvance) -> dict[str, Any]:
+    def advance(
+        self, request: Request, auth: NamedDependency[Auth], data: JSONBody[ClockAdvance]
+    ) -> dict[str, Any]:
         auth.require("admin")
         app = sopflow_app(request)
         if not app.clock.manual:

@@ -6,6 +6,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from litestar import Controller, Request, delete, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from sopflow.api.auth import Auth, sopflow_app
 from sopflow.api.pagination import page
@@ -38,7 +40,7 @@ class CustomerController(Controller):
     def list_customers(
         self,
         request: Request,
-        auth: Auth,
+        auth: NamedDependency[Auth],
         cursor: str | None = None,
         limit: int = 50,
         tag: str | None = None,
@@ -81,7 +83,9 @@ class CustomerController(Controller):
             return {"items": [customer_to_dict(s, c) for c in rows], "next_cursor": next_cursor}
 
     @post("/", sync_to_thread=True, summary="Create a customer with fields, tags and identities")
-    def create(self, request: Request, auth: Auth, data: CustomerCreate) -> dict[str, Any]:
+    def create(
+        self, request: Request, auth: NamedDependency[Auth], data: JSONBody[CustomerCreate]
+    ) -> dict[str, Any]:
         auth.require("admin")
         app = sopflow_app(request)
         with app.tx() as s:
@@ -89,13 +93,15 @@ class CustomerController(Controller):
             return customer_to_dict(s, create_customer(s, auth.tenant_id, to_plain(data), defs, app.now()))
 
     @get("/{customer_id:int}", sync_to_thread=True, summary="One customer")
-    def get_one(self, request: Request, auth: Auth, customer_id: int) -> dict[str, Any]:
+    def get_one(self, request: Request, auth: NamedDependency[Auth], customer_id: int) -> dict[str, Any]:
         auth.require("read")
         with sopflow_app(request).tx() as s:
             return customer_to_dict(s, get_customer(s, auth.tenant_id, customer_id))
 
     @patch("/{customer_id:int}", sync_to_thread=True, summary="Change fields, tags, identities")
-    def update(self, request: Request, auth: Auth, customer_id: int, data: CustomerUpdate) -> dict[str, Any]:
+    def update(
+        self, request: Request, auth: NamedDependency[Auth], customer_id: int, data: JSONBody[CustomerUpdate]
+    ) -> dict[str, Any]:
         auth.require("admin")
         app = sopflow_app(request)
         body = {k: v for k, v in to_plain(data).items() if k in request_keys(data)}
@@ -109,7 +115,7 @@ class CustomerController(Controller):
         sync_to_thread=True,
         summary="Erase a customer: identities, tags, stages; events are kept anonymised",
     )
-    def remove(self, request: Request, auth: Auth, customer_id: int) -> None:
+    def remove(self, request: Request, auth: NamedDependency[Auth], customer_id: int) -> None:
         auth.require("admin")
         with sopflow_app(request).tx() as s:
             c = get_customer(s, auth.tenant_id, customer_id, lock=True)
@@ -120,7 +126,9 @@ class CustomerController(Controller):
             s.delete(c)
 
     @post("/{customer_id:int}/stage", sync_to_thread=True, summary="Move the customer to a stage")
-    def move(self, request: Request, auth: Auth, customer_id: int, data: StageMove) -> dict[str, Any]:
+    def move(
+        self, request: Request, auth: NamedDependency[Auth], customer_id: int, data: JSONBody[StageMove]
+    ) -> dict[str, Any]:
         auth.require("admin")
         app = sopflow_app(request)
         with app.tx() as s:
@@ -138,7 +146,9 @@ class CustomerController(Controller):
         sync_to_thread=True,
         summary="Every stage the customer entered and left",
     )
-    def history(self, request: Request, auth: Auth, customer_id: int) -> list[dict[str, Any]]:
+    def history(
+        self, request: Request, auth: NamedDependency[Auth], customer_id: int
+    ) -> list[dict[str, Any]]:
         auth.require("read")
         with sopflow_app(request).tx() as s:
             get_customer(s, auth.tenant_id, customer_id)
@@ -147,7 +157,9 @@ class CustomerController(Controller):
     @post(
         "/{customer_id:int}/merge", sync_to_thread=True, summary="Merge another customer into this one (F7)"
     )
-    def merge(self, request: Request, auth: Auth, customer_id: int, data: Merge) -> dict[str, Any]:
+    def merge(
+        self, request: Request, auth: NamedDependency[Auth], customer_id: int, data: JSONBody[Merge]
+    ) -> dict[str, Any]:
         auth.require("admin")
         app = sopflow_app(request)
         with app.tx() as s:
@@ -155,7 +167,7 @@ class CustomerController(Controller):
             return customer_to_dict(s, survivor)
 
 
-def request_keys(data: Any) -> set[str]:
+def request_keys(data: JSONBody[Any]) -> set[str]:
     """Keys the client actually sent differ from defaults; PATCH only applies those."""
     import msgspec
 

@@ -6,6 +6,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from sopflow.api.auth import Auth, sopflow_app
 from sopflow.api.pagination import page
@@ -26,7 +28,9 @@ class EventController(Controller):
         status_code=200,
         summary="Ingest a batch of events; each outcome is created or duplicate",
     )
-    def ingest_batch(self, request: Request, auth: Auth, data: EventBatch) -> dict[str, Any]:
+    def ingest_batch(
+        self, request: Request, auth: NamedDependency[Auth], data: JSONBody[EventBatch]
+    ) -> dict[str, Any]:
         auth.require("ingest")
         app = sopflow_app(request)
         if not data.events:
@@ -49,7 +53,7 @@ class EventController(Controller):
     def list_events(
         self,
         request: Request,
-        auth: Auth,
+        auth: NamedDependency[Auth],
         cursor: str | None = None,
         limit: int = 100,
         type: str | None = None,

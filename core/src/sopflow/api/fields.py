@@ -6,6 +6,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from litestar import Controller, Request, delete, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from sopflow.api.auth import Auth, sopflow_app
 from sopflow.api.schemas import FieldCreate, FieldUpdate
@@ -24,14 +26,16 @@ class FieldController(Controller):
     tags = ["fields"]
 
     @get("/", sync_to_thread=True, summary="All field definitions, the tenant's and plugins'")
-    def list_fields(self, request: Request, auth: Auth) -> list[dict[str, Any]]:
+    def list_fields(self, request: Request, auth: NamedDependency[Auth]) -> list[dict[str, Any]]:
         auth.require("read")
         app = sopflow_app(request)
         with app.tx() as s:
             return [d.to_dict() for d in field_definitions(s, auth.tenant_id, app.plugins).values()]
 
     @post("/", sync_to_thread=True, summary="Define a typed customer field")
-    def create(self, request: Request, auth: Auth, data: FieldCreate) -> dict[str, Any]:
+    def create(
+        self, request: Request, auth: NamedDependency[Auth], data: JSONBody[FieldCreate]
+    ) -> dict[str, Any]:
         auth.require("admin")
         app = sopflow_app(request)
         with app.tx() as s:
@@ -49,7 +53,7 @@ class FieldController(Controller):
             return FieldDef(row.key, row.type, row.label, tuple(row.choices), row.description).to_dict()
 
     @get("/{key:str}", sync_to_thread=True, summary="One field definition")
-    def get_field(self, request: Request, auth: Auth, key: str) -> dict[str, Any]:
+    def get_field(self, request: Request, auth: NamedDependency[Auth], key: str) -> dict[str, Any]:
         auth.require("read")
         app = sopflow_app(request)
         with app.tx() as s:
@@ -59,7 +63,9 @@ class FieldController(Controller):
             return defs[key].to_dict()
 
     @patch("/{key:str}", sync_to_thread=True, summary="Change label/description, add choices")
-    def update(self, request: Request, auth: Auth, key: str, data: FieldUpdate) -> dict[str, Any]:
+    def update(
+        self, request: Request, auth: NamedDependency[Auth], key: str, data: JSONBody[FieldUpdate]
+    ) -> dict[str, Any]:
         auth.require("admin")
         app = sopflow_app(request)
         with app.tx() as s:
@@ -77,7 +83,7 @@ class FieldController(Controller):
             return FieldDef(row.key, row.type, row.label, tuple(row.choices), row.description).to_dict()
 
     @delete("/{key:str}", sync_to_thread=True, summary="Delete a field no customer has a value for")
-    def remove(self, request: Request, auth: Auth, key: str) -> None:
+    def remove(self, request: Request, auth: NamedDependency[Auth], key: str) -> None:
         auth.require("admin")
         app = sopflow_app(request)
         with app.tx() as s:
@@ -92,7 +98,7 @@ class FieldController(Controller):
             s.delete(row)
 
     @staticmethod
-    def _own(s: Any, auth: Auth, app: Any, key: str) -> FieldDefinition:
+    def _own(s: Any, auth: NamedDependency[Auth], app: Any, key: str) -> FieldDefinition:
         row = s.scalar(
             sa.select(FieldDefinition).where(
                 FieldDefinition.tenant_id == auth.tenant_id, FieldDefinition.key == key

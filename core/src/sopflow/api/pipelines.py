@@ -6,6 +6,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from litestar import Controller, Request, delete, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from sopflow.api.auth import Auth, sopflow_app
 from sopflow.api.schemas import PipelineCreate, StageCreate, StageUpdate
@@ -28,7 +30,7 @@ class PipelineController(Controller):
     tags = ["pipelines"]
 
     @get("/", sync_to_thread=True, summary="List pipelines with their stages")
-    def list_pipelines(self, request: Request, auth: Auth) -> list[dict[str, Any]]:
+    def list_pipelines(self, request: Request, auth: NamedDependency[Auth]) -> list[dict[str, Any]]:
         auth.require("read")
         with sopflow_app(request).tx() as s:
             rows = s.scalars(
@@ -37,7 +39,9 @@ class PipelineController(Controller):
             return [pipeline_to_dict(s, p) for p in rows]
 
     @post("/", sync_to_thread=True, summary="Create a pipeline with ordered stages")
-    def create(self, request: Request, auth: Auth, data: PipelineCreate) -> dict[str, Any]:
+    def create(
+        self, request: Request, auth: NamedDependency[Auth], data: JSONBody[PipelineCreate]
+    ) -> dict[str, Any]:
         auth.require("admin")
         app = sopflow_app(request)
         with app.tx() as s:
@@ -47,13 +51,13 @@ class PipelineController(Controller):
             return pipeline_to_dict(s, p)
 
     @get("/{pipeline_id:int}", sync_to_thread=True, summary="One pipeline")
-    def get_one(self, request: Request, auth: Auth, pipeline_id: int) -> dict[str, Any]:
+    def get_one(self, request: Request, auth: NamedDependency[Auth], pipeline_id: int) -> dict[str, Any]:
         auth.require("read")
         with sopflow_app(request).tx() as s:
             return pipeline_to_dict(s, get_pipeline(s, auth.tenant_id, pipeline_id))
 
     @delete("/{pipeline_id:int}", sync_to_thread=True, summary="Delete an unused pipeline")
-    def remove(self, request: Request, auth: Auth, pipeline_id: int) -> None:
+    def remove(self, request: Request, auth: NamedDependency[Auth], pipeline_id: int) -> None:
         auth.require("admin")
         with sopflow_app(request).tx() as s:
             p = get_pipeline(s, auth.tenant_id, pipeline_id)
@@ -68,7 +72,7 @@ class PipelineController(Controller):
 
     @post("/{pipeline_id:int}/stages", sync_to_thread=True, summary="Add a stage")
     def create_stage(
-        self, request: Request, auth: Auth, pipeline_id: int, data: StageCreate
+        self, request: Request, auth: NamedDependency[Auth], pipeline_id: int, data: StageCreate
     ) -> dict[str, Any]:
         auth.require("admin")
         with sopflow_app(request).tx() as s:
@@ -82,7 +86,9 @@ class StageController(Controller):
     tags = ["pipelines"]
 
     @patch("/{stage_id:int}", sync_to_thread=True, summary="Rename or reorder a stage")
-    def update(self, request: Request, auth: Auth, stage_id: int, data: StageUpdate) -> dict[str, Any]:
+    def update(
+        self, request: Request, auth: NamedDependency[Auth], stage_id: int, data: JSONBody[StageUpdate]
+    ) -> dict[str, Any]:
         auth.require("admin")
         with sopflow_app(request).tx() as s:
             stage = get_stage(s, auth.tenant_id, stage_id)
@@ -102,7 +108,7 @@ class StageController(Controller):
             return stage_to_dict(stage)
 
     @delete("/{stage_id:int}", sync_to_thread=True, summary="Delete an empty stage")
-    def remove(self, request: Request, auth: Auth, stage_id: int) -> None:
+    def remove(self, request: Request, auth: NamedDependency[Auth], stage_id: int) -> None:
         auth.require("admin")
         with sopflow_app(request).tx() as s:
             stage: Stage = get_stage(s, auth.tenant_id, stage_id)

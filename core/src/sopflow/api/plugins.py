@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get, put
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from sopflow.api.auth import Auth, sopflow_app
 from sopflow.api.schemas import PluginSwitch
@@ -32,14 +34,16 @@ class PluginController(Controller):
     tags = ["plugins"]
 
     @get("/", sync_to_thread=True, summary="Installed plugins and whether each is on for this tenant")
-    def list_plugins(self, request: Request, auth: Auth) -> list[dict[str, Any]]:
+    def list_plugins(self, request: Request, auth: NamedDependency[Auth]) -> list[dict[str, Any]]:
         auth.require("read")
         app = sopflow_app(request)
         with app.tx() as s:
             return plugin_rows(app, app.disabled_plugins(s, auth.tenant_id))
 
     @put("/{name:str}", sync_to_thread=True, summary="Switch a plugin on or off for this tenant")
-    def switch(self, request: Request, auth: Auth, name: str, data: PluginSwitch) -> dict[str, Any]:
+    def switch(
+        self, request: Request, auth: NamedDependency[Auth], name: str, data: JSONBody[PluginSwitch]
+    ) -> dict[str, Any]:
         auth.require("admin")
         app = sopflow_app(request)
         info = app.plugins.infos.get(name)

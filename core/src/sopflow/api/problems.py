@@ -29,6 +29,13 @@ def _field_path(extra: dict[str, Any]) -> str:
     return key if source == "body" else f"{source}.{key}"
 
 
+_DECODE_ERRORS = ("malformed", "truncated", "invalid json", "expecting", "trailing characters")
+
+
+def _is_decode_error(detail: str) -> bool:
+    return any(marker in detail.lower() for marker in _DECODE_ERRORS)
+
+
 def handle_validation(request: Request, exc: ValidationException) -> Response[Any]:
     errors = []
     for item in exc.extra or []:
@@ -36,7 +43,7 @@ def handle_validation(request: Request, exc: ValidationException) -> Response[An
             message = str(item.get("message", "invalid value"))
             errors.append({"field": _field_path(item) or "body", "message": message})
     detail = exc.detail or "the request is invalid"
-    if "JSON is malformed" in detail or "malformed" in detail.lower():
+    if not errors and _is_decode_error(detail):
         detail = "the request body is not valid JSON; send a JSON object with Content-Type: application/json"
     elif errors:
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
@@ -56,7 +63,9 @@ def handle_validation(request: Request, exc: ValidationException) -> Response[An
 def handle_http(request: Request, exc: HTTPException) -> Response[Any]:
     status = exc.status_code
     detail = exc.detail
-    if status == 413:
+    if status == 400 and _is_decode_error(str(detail)):
+        detail = f"the request body is not valid JSON ({detail}); send a JSON object"
+    elif status == 413:
         limit = request.app.state.sopflow.settings.max_body_bytes
         detail = f"the request body is larger than {limit} bytes; send smaller batches"
     elif status == 404:

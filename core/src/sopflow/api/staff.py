@@ -6,6 +6,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from litestar import Controller, Request, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from sopflow.api.auth import Auth, sopflow_app
 from sopflow.api.schemas import StaffCreate, StaffUpdate
@@ -22,7 +24,7 @@ class StaffController(Controller):
     tags = ["staff"]
 
     @get("/", sync_to_thread=True, summary="List staff members")
-    def list_staff(self, request: Request, auth: Auth) -> list[dict[str, Any]]:
+    def list_staff(self, request: Request, auth: NamedDependency[Auth]) -> list[dict[str, Any]]:
         auth.require("read")
         with sopflow_app(request).tx() as s:
             return [
@@ -33,7 +35,9 @@ class StaffController(Controller):
             ]
 
     @post("/", sync_to_thread=True, summary="Add a staff member by their channel user id")
-    def create(self, request: Request, auth: Auth, data: StaffCreate) -> dict[str, Any]:
+    def create(
+        self, request: Request, auth: NamedDependency[Auth], data: JSONBody[StaffCreate]
+    ) -> dict[str, Any]:
         auth.require("admin")
         if not data.external_id.strip() or len(data.external_id) > 128:
             raise InvalidInput([("external_id", "the staff member's channel user id, 1–128 characters")])
@@ -56,13 +60,15 @@ class StaffController(Controller):
             return staff_to_dict(m)
 
     @get("/{staff_id:int}", sync_to_thread=True, summary="One staff member")
-    def get_one(self, request: Request, auth: Auth, staff_id: int) -> dict[str, Any]:
+    def get_one(self, request: Request, auth: NamedDependency[Auth], staff_id: int) -> dict[str, Any]:
         auth.require("read")
         with sopflow_app(request).tx() as s:
             return staff_to_dict(self._get(s, auth, staff_id))
 
     @patch("/{staff_id:int}", sync_to_thread=True, summary="Rename a staff member")
-    def update(self, request: Request, auth: Auth, staff_id: int, data: StaffUpdate) -> dict[str, Any]:
+    def update(
+        self, request: Request, auth: NamedDependency[Auth], staff_id: int, data: JSONBody[StaffUpdate]
+    ) -> dict[str, Any]:
         auth.require("admin")
         with sopflow_app(request).tx() as s:
             m = self._get(s, auth, staff_id)
@@ -70,7 +76,7 @@ class StaffController(Controller):
             return staff_to_dict(m)
 
     @staticmethod
-    def _get(s: Any, auth: Auth, staff_id: int) -> Staff:
+    def _get(s: Any, auth: NamedDependency[Auth], staff_id: int) -> Staff:
         m = s.scalar(sa.select(Staff).where(Staff.id == staff_id, Staff.tenant_id == auth.tenant_id))
         if m is None:
             raise NotFound("staff member", staff_id)

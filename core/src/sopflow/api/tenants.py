@@ -8,6 +8,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from litestar import Controller, Request, delete, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from sopflow.api.auth import Auth, sopflow_app
 from sopflow.api.schemas import ApiKeyCreate, TenantCreate, TenantUpdate
@@ -36,13 +38,15 @@ class TenantController(Controller):
     tags = ["tenants"]
 
     @get("/current", sync_to_thread=True, summary="The tenant of the calling key")
-    def current(self, request: Request, auth: Auth) -> dict[str, Any]:
+    def current(self, request: Request, auth: NamedDependency[Auth]) -> dict[str, Any]:
         auth.require("read")
         with sopflow_app(request).tx() as s:
             return tenant_to_dict(s.get(Tenant, auth.tenant_id))  # type: ignore[arg-type]
 
     @patch("/current", sync_to_thread=True, summary="Change the tenant's default time zone")
-    def update(self, request: Request, auth: Auth, data: TenantUpdate) -> dict[str, Any]:
+    def update(
+        self, request: Request, auth: NamedDependency[Auth], data: JSONBody[TenantUpdate]
+    ) -> dict[str, Any]:
         auth.require("admin")
         with sopflow_app(request).tx() as s:
             tenant = s.get(Tenant, auth.tenant_id)
@@ -54,7 +58,7 @@ class TenantController(Controller):
     @post(
         "/", sync_to_thread=True, summary="Create a tenant (needs the operator token, SOPFLOW_OPERATOR_TOKEN)"
     )
-    def create(self, request: Request, data: TenantCreate) -> dict[str, Any]:
+    def create(self, request: Request, data: JSONBody[TenantCreate]) -> dict[str, Any]:
         expected = os.environ.get("SOPFLOW_OPERATOR_TOKEN", "")
         given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
@@ -74,14 +78,16 @@ class ApiKeyController(Controller):
     tags = ["api-keys"]
 
     @get("/", sync_to_thread=True, summary="List the tenant's API keys (never the keys themselves)")
-    def list_keys(self, request: Request, auth: Auth) -> list[dict[str, Any]]:
+    def list_keys(self, request: Request, auth: NamedDependency[Auth]) -> list[dict[str, Any]]:
         auth.require("admin")
         with sopflow_app(request).tx() as s:
             rows = s.scalars(sa.select(ApiKey).where(ApiKey.tenant_id == auth.tenant_id).order_by(ApiKey.id))
             return [key_to_dict(k) for k in rows]
 
     @post("/", sync_to_thread=True, summary="Create a key; the response shows it once")
-    def create_key(self, request: Request, auth: Auth, data: ApiKeyCreate) -> dict[str, Any]:
+    def create_key(
+        self, request: Request, auth: NamedDependency[Auth], data: JSONBody[ApiKeyCreate]
+    ) -> dict[str, Any]:
         auth.require("admin")
         app = sopflow_app(request)
         with app.tx() as s:
@@ -89,7 +95,7 @@ class ApiKeyController(Controller):
             return {**key_to_dict(key), "api_key": token}
 
     @delete("/{key_id:int}", sync_to_thread=True, summary="Revoke a key")
-    def revoke(self, request: Request, auth: Auth, key_id: int) -> None:
+    def revoke(self, request: Request, auth: NamedDependency[Auth], key_id: int) -> None:
         auth.require("admin")
         app = sopflow_app(request)
         with app.tx() as s:

@@ -256,10 +256,10 @@ def merge_customers(
     """Fold ``other`` into ``survivor``: identities, tags, missing field values,
     stage placements and the event history move; ``other`` stays as a tombstone
     pointing at the survivor so old references resolve."""
-    if survivor_id == other_id:
-        raise InvalidInput([("other_customer_id", "cannot merge a customer into itself")])
     survivor = get_customer(session, tenant_id, survivor_id, lock=True)
     other = get_customer(session, tenant_id, other_id, lock=True)
+    if survivor_id == other_id:
+        raise InvalidInput([("other_customer_id", "cannot merge a customer into itself")])
     if other.merged_into_id is not None:
         raise Conflict(f"customer {other_id} is already merged")
     session.execute(

@@ -31,12 +31,17 @@ def manual_clock() -> Any:
 
 
 @pytest.fixture
-def sopflow_app(sopflow_database: Any, request: pytest.FixtureRequest, manual_clock: Any,
-                sopflow_plugins: list[tuple[str, Any]]) -> Iterator[Any]:
+def sopflow_app(
+    sopflow_database: Any,
+    request: pytest.FixtureRequest,
+    manual_clock: Any,
+    sopflow_plugins: list[tuple[str, Any]],
+) -> Iterator[Any]:
     from sopflow_sdk.testing.harness import make_test_app
 
-    app = make_test_app(sopflow_database.url_for_test(request.node.name), clock=manual_clock,
-                        extra_plugins=sopflow_plugins)
+    app = make_test_app(
+        sopflow_database.url_for_test(request.node.name), clock=manual_clock, extra_plugins=sopflow_plugins
+    )
     yield app
     app.dispose()
 
@@ -44,7 +49,6 @@ def sopflow_app(sopflow_database: Any, request: pytest.FixtureRequest, manual_cl
 @pytest.fixture
 def test_client(sopflow_app: Any) -> Iterator[Any]:
     from litestar.testing import TestClient
-
     from sopflow.api.app import build_api
 
     with TestClient(build_api(sopflow_app), raise_server_exceptions=False) as client:

@@ -78,8 +78,13 @@ class TestDatabase:
             engine.dispose()
 
 
-def make_test_app(database_url: str, *, clock: Any = None, extra_plugins: Iterable[tuple[str, Any]] = (),
-                  env: dict[str, str] | None = None) -> Any:
+def make_test_app(
+    database_url: str,
+    *,
+    clock: Any = None,
+    extra_plugins: Iterable[tuple[str, Any]] = (),
+    env: dict[str, str] | None = None,
+) -> Any:
     """An app on ``database_url`` with the manual clock and test settings."""
     from sopflow.app import create_app
     from sopflow.clock import ManualClock
@@ -87,8 +92,13 @@ def make_test_app(database_url: str, *, clock: Any = None, extra_plugins: Iterab
 
     # No installed plugin is loaded unless asked for (SOPFLOW_PLUGINS in ``env``):
     # a test sees the built-ins plus the plugins it names, whatever else is installed.
-    values = {"SOPFLOW_DATABASE_URL": database_url, "SOPFLOW_SECRET_KEY": TEST_SECRET_KEY,
-              "SOPFLOW_CLOCK": "manual", "SOPFLOW_LOG_LEVEL": "WARNING", "SOPFLOW_PLUGINS": ""}
+    values = {
+        "SOPFLOW_DATABASE_URL": database_url,
+        "SOPFLOW_SECRET_KEY": TEST_SECRET_KEY,
+        "SOPFLOW_CLOCK": "manual",
+        "SOPFLOW_LOG_LEVEL": "WARNING",
+        "SOPFLOW_PLUGINS": "",
+    }
     values.update(env or {})
     settings = Settings.from_env(values)
     return create_app(settings, clock=clock or ManualClock(), extra_plugins=extra_plugins, migrate=False)
@@ -109,8 +119,15 @@ class ApiClient:
         out.update(headers or {})
         return out
 
-    def request(self, method: str, path: str, *, json: Any = None, headers: dict[str, str] | None = None,
-                **kwargs: Any) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Any:
         return self.client.request(method, path, json=json, headers=self._headers(headers), **kwargs)
 
     def get(self, path: str, **kw: Any) -> Any:
