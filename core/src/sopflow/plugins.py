@@ -189,7 +189,7 @@ def build_plugin_system(
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise PluginError(f"{exc}; fix the hook's name or remove it") from exc
+        raise PluginError(_unknown_hook_message(str(exc))) from exc
     if trace:
         pm.trace.root.setwriter(lambda msg: log.info("plugin_trace", msg=msg.rstrip()))
         pm.enable_tracing()
@@ -219,3 +219,19 @@ def _register(
         ) from exc
     hooks = sorted(h.name for h in pm.get_hookcallers(obj) or [])
     infos[name] = PluginInfo(name, dist, version, hooks, default)
+
+
+def _unknown_hook_message(message: str) -> str:
+    import difflib
+    import re
+
+    match = re.search(r"unknown hook '([^']+)'", message)
+    hint = ""
+    if match:
+        specs = [n for n in dir(hookspecs) if n.startswith(("register_", "on_", "resolve_"))]
+        close = difflib.get_close_matches(match.group(1), specs, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return (
+        f"{message}{hint}: a plugin implements an unknown or invalid hook; "
+        "check the hook names against docs/plugin-hooks.md"
+    )
