@@ -7,8 +7,12 @@ from tests.conftest import row_counts
 
 def test_malformed_json(api, sopflow_app):
     before = row_counts(sopflow_app)
-    r = api.request("POST", "/api/v1/customers", content=b'{"display_name": ',
-                    headers={"content-type": "application/json"})
+    r = api.request(
+        "POST",
+        "/api/v1/customers",
+        content=b'{"display_name": ',
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code == 400
     assert r.headers["content-type"].startswith("application/problem+json")
     assert "not valid JSON" in r.json()["detail"]
@@ -30,8 +34,12 @@ def test_wrong_types_and_unknown_keys_name_the_field(api, sopflow_app):
 def test_body_over_the_size_limit(api, sopflow_app):
     before = row_counts(sopflow_app)
     limit = sopflow_app.settings.max_body_bytes
-    r = api.request("POST", "/api/v1/customers", content=b'{"display_name": "' + b"x" * limit + b'"}',
-                    headers={"content-type": "application/json"})
+    r = api.request(
+        "POST",
+        "/api/v1/customers",
+        content=b'{"display_name": "' + b"x" * limit + b'"}',
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code == 413
     assert str(limit) in r.json()["detail"]
     assert row_counts(sopflow_app) == before
@@ -39,8 +47,10 @@ def test_body_over_the_size_limit(api, sopflow_app):
 
 def test_too_many_events_in_a_batch(api, sopflow_app):
     n = sopflow_app.settings.max_batch_events + 1
-    events = [{"type": "x", "idempotency_key": f"k{i}", "identity": {"channel": "c", "external_id": "e"}}
-              for i in range(n)]
+    events = [
+        {"type": "x", "idempotency_key": f"k{i}", "identity": {"channel": "c", "external_id": "e"}}
+        for i in range(n)
+    ]
     r = api.post("/api/v1/events", json={"events": events})
     assert r.status_code == 422 and "split it" in r.json()["detail"]
     assert api.post("/api/v1/events", json={"events": []}).status_code == 422
@@ -56,8 +66,19 @@ def test_bad_timezone_and_naive_datetimes(api, sopflow_app):
     before = row_counts(sopflow_app)
     r = api.post("/api/v1/customers", json={"timezone": "Mars/Olympus"})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "timezone"
-    r = api.post("/api/v1/events", json={"events": [{"type": "x", "idempotency_key": "k", "occurred_at": "yesterday",
-                                                      "identity": {"channel": "c", "external_id": "e"}}]})
+    r = api.post(
+        "/api/v1/events",
+        json={
+            "events": [
+                {
+                    "type": "x",
+                    "idempotency_key": "k",
+                    "occurred_at": "yesterday",
+                    "identity": {"channel": "c", "external_id": "e"},
+                }
+            ]
+        },
+    )
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "events[0].occurred_at"
     assert row_counts(sopflow_app) == before
 
@@ -69,8 +90,9 @@ def test_clock_advance_refused_without_manual_clock(sopflow_database, request):
     from sopflow.clock import SystemClock
     from sopflow_sdk.testing.harness import ApiClient, make_test_app, new_tenant
 
-    app = make_test_app(sopflow_database.url_for_test(request.node.name), clock=SystemClock(),
-                        env={"SOPFLOW_CLOCK": "system"})
+    app = make_test_app(
+        sopflow_database.url_for_test(request.node.name), clock=SystemClock(), env={"SOPFLOW_CLOCK": "system"}
+    )
     _, key = new_tenant(app, "t")
     with TestClient(build_api(app)) as client:
         r = ApiClient(client, key).post("/api/v1/clock/advance", json={"days": 1})

@@ -17,13 +17,20 @@ def two_tenants(api, sopflow_app):
     ids["field"] = b.post("/api/v1/fields", json={"key": "secret_field", "type": "text"}).json()["key"]
     p = b.post("/api/v1/pipelines", json={"name": "bp", "stages": [{"name": "s1"}]}).json()
     ids["pipeline"], ids["stage"] = p["id"], p["stages"][0]["id"]
-    c = b.post("/api/v1/customers", json={"display_name": "B's customer",
-                                          "identities": [{"channel": "wecom", "external_id": "shared-id"}]}).json()
+    c = b.post(
+        "/api/v1/customers",
+        json={
+            "display_name": "B's customer",
+            "identities": [{"channel": "wecom", "external_id": "shared-id"}],
+        },
+    ).json()
     ids["customer"] = c["id"]
     ids["staff"] = b.post("/api/v1/staff", json={"external_id": "b-staff"}).json()["id"]
     ids["account"] = b.post("/api/v1/channel-accounts", json={"channel": "log", "name": "b-log"}).json()["id"]
     ids["key"] = b.get("/api/v1/api-keys").json()[0]["id"]
-    b.post("/api/v1/events", json={"events": [{"type": "x", "idempotency_key": "b-1", "customer_id": c["id"]}]})
+    b.post(
+        "/api/v1/events", json={"events": [{"type": "x", "idempotency_key": "b-1", "customer_id": c["id"]}]}
+    )
     return api, ids
 
 
@@ -80,8 +87,18 @@ def test_lists_never_include_another_tenants_rows(two_tenants):
 
 def test_same_identity_in_two_tenants_is_two_customers(two_tenants):
     api, ids = two_tenants
-    r = api.post("/api/v1/events", json={"events": [{"type": "x", "idempotency_key": "b-1",
-                                                     "identity": {"channel": "wecom", "external_id": "shared-id"}}]})
+    r = api.post(
+        "/api/v1/events",
+        json={
+            "events": [
+                {
+                    "type": "x",
+                    "idempotency_key": "b-1",
+                    "identity": {"channel": "wecom", "external_id": "shared-id"},
+                }
+            ]
+        },
+    )
     out = r.json()["results"][0]
     assert out["status"] == "created"  # B's idempotency key does not collide with A's
     assert out["customer_id"] != ids["customer"]
@@ -108,14 +125,28 @@ def test_scopes(api, sopflow_app):
     before = row_counts(sopflow_app)
     r = read.post("/api/v1/customers", json={})
     assert r.status_code == 403 and "needs 'admin'" in r.json()["detail"]
-    assert read.post("/api/v1/events", json={"events": [{"type": "x", "idempotency_key": "k",
-                                                          "identity": {"channel": "c", "external_id": "e"}}]}
-                     ).status_code == 403
+    assert (
+        read.post(
+            "/api/v1/events",
+            json={
+                "events": [
+                    {"type": "x", "idempotency_key": "k", "identity": {"channel": "c", "external_id": "e"}}
+                ]
+            },
+        ).status_code
+        == 403
+    )
     assert ingest.get("/api/v1/customers").status_code == 403
     assert read.post("/api/v1/api-keys", json={"scopes": ["admin"]}).status_code == 403
     assert row_counts(sopflow_app) == before
-    ok = ingest.post("/api/v1/events", json={"events": [{"type": "x", "idempotency_key": "k",
-                                                          "identity": {"channel": "c", "external_id": "e"}}]})
+    ok = ingest.post(
+        "/api/v1/events",
+        json={
+            "events": [
+                {"type": "x", "idempotency_key": "k", "identity": {"channel": "c", "external_id": "e"}}
+            ]
+        },
+    )
     assert ok.status_code == 200
     assert api.post("/api/v1/api-keys", json={"scopes": ["root"]}).status_code == 422
 

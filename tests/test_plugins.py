@@ -85,8 +85,10 @@ def test_disable_list_skips_plugins_and_defaults(installed):
 
 
 def test_duplicate_registration_names_item_and_both_plugins(installed):
-    installed += [FakeEntryPoint("first", fields_plugin("shared.x")),
-                  FakeEntryPoint("second", fields_plugin("shared.x"))]
+    installed += [
+        FakeEntryPoint("first", fields_plugin("shared.x")),
+        FakeEntryPoint("second", fields_plugin("shared.x")),
+    ]
     with pytest.raises(PluginError) as err:
         build_plugin_system()
     message = str(err.value)
@@ -94,15 +96,23 @@ def test_duplicate_registration_names_item_and_both_plugins(installed):
 
 
 def test_duplicate_plugin_name(installed):
-    installed += [FakeEntryPoint("dup", fields_plugin("x.a"), dist="one"),
-                  FakeEntryPoint("dup", fields_plugin("x.b"), dist="two")]
+    installed += [
+        FakeEntryPoint("dup", fields_plugin("x.a"), dist="one"),
+        FakeEntryPoint("dup", fields_plugin("x.b"), dist="two"),
+    ]
     with pytest.raises(PluginError, match="two plugins are named 'dup'"):
         build_plugin_system()
 
 
 def test_broken_plugin_is_reported_with_name_distribution_and_fix(installed):
-    installed.append(FakeEntryPoint("broken", ModuleNotFoundError("No module named 'missingdep'"),
-                                    dist="sopflow-broken", version="0.3"))
+    installed.append(
+        FakeEntryPoint(
+            "broken",
+            ModuleNotFoundError("No module named 'missingdep'"),
+            dist="sopflow-broken",
+            version="0.3",
+        )
+    )
     with pytest.raises(PluginError) as err:
         build_plugin_system()
     message = str(err.value)
@@ -132,14 +142,20 @@ def test_notification_failure_is_isolated(installed, caplog):
     def ok(tenant_id, event):
         seen.append(event["id"])
 
-    system = build_plugin_system(extra=[("boom", make_plugin("boom", on_event=boom)),
-                                        ("ok", make_plugin("ok", on_event=ok))])
+    system = build_plugin_system(
+        extra=[("boom", make_plugin("boom", on_event=boom)), ("ok", make_plugin("ok", on_event=ok))]
+    )
     system.notify("on_event", tenant_id=1, event={"id": 7})
     assert seen == [7]
 
 
 def test_tracing_logs_hook_calls(installed, capsys):
-    system = build_plugin_system(trace=True, extra=[("t", make_plugin("t", on_event=lambda tenant_id, event: None))])
+    from sopflow.logging import configure_logging
+
+    configure_logging("INFO")
+    system = build_plugin_system(
+        trace=True, extra=[("t", make_plugin("t", on_event=lambda tenant_id, event: None))]
+    )
     system.pm.hook.on_event(tenant_id=1, event={"id": 1})
     captured = capsys.readouterr()
     assert "plugin_trace" in captured.out + captured.err
@@ -161,8 +177,17 @@ def _route_handler(request, host):
     from sopflow_sdk import IngestEvent, Identity, InboundResponse
 
     tenant_id = int(request.query["tenant"])
-    out = host.ingest(tenant_id, [IngestEvent("ping.received", Identity("pinger", request.query["who"]),
-                                              idempotency_key=request.query["id"], source="ping-qr")])
+    out = host.ingest(
+        tenant_id,
+        [
+            IngestEvent(
+                "ping.received",
+                Identity("pinger", request.query["who"]),
+                idempotency_key=request.query["id"],
+                source="ping-qr",
+            )
+        ],
+    )
     return InboundResponse(200, out[0]["status"])
 
 
@@ -234,9 +259,12 @@ def test_periodic_jobs_follow_the_manual_clock(sopflow_database, request, manual
     from sopflow_sdk.testing.harness import make_test_app
 
     PINGS.clear()
-    plugin = make_plugin("tick", register_jobs=lambda register: register(JobSpec("tick", _job, every_seconds=60)))
-    app = make_test_app(sopflow_database.url_for_test(request.node.name), clock=manual_clock,
-                        extra_plugins=[("tick", plugin)])
+    plugin = make_plugin(
+        "tick", register_jobs=lambda register: register(JobSpec("tick", _job, every_seconds=60))
+    )
+    app = make_test_app(
+        sopflow_database.url_for_test(request.node.name), clock=manual_clock, extra_plugins=[("tick", plugin)]
+    )
     sched = Scheduler(app)
     assert sched.tick() == 1
     assert sched.tick() == 0
@@ -254,7 +282,10 @@ def test_sdk_is_the_only_import_surface_for_plugins():
     import re
 
     root = pathlib.Path(__file__).resolve().parents[1] / "plugins"
-    offenders = [str(p) for p in root.rglob("*.py")
-                 if re.search(r"^\s*(from|import) sopflow(\.|\s|$)", p.read_text(), re.M)]
+    offenders = [
+        str(p)
+        for p in root.rglob("*.py")
+        if re.search(r"^\s*(from|import) sopflow(\.|\s|$)", p.read_text(), re.M)
+    ]
     assert offenders == []
     assert sys.modules.get("sopflow_sdk") is not None

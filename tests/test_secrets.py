@@ -13,15 +13,26 @@ AES_KEY = "aes-key-" + "k" * 35
 
 def test_channel_secrets_never_leave(api, sopflow_app, capsys, caplog):
     caplog.set_level(logging.DEBUG)
-    r = api.post("/api/v1/channel-accounts", json={"channel": "log", "name": "main",
-                                                   "config": {"corp_id": "ww123"},
-                                                   "secrets": {"corp_secret": CORP_SECRET, "aes_key": AES_KEY}})
+    r = api.post(
+        "/api/v1/channel-accounts",
+        json={
+            "channel": "log",
+            "name": "main",
+            "config": {"corp_id": "ww123"},
+            "secrets": {"corp_secret": CORP_SECRET, "aes_key": AES_KEY},
+        },
+    )
     assert r.status_code == 201, r.text
     account = r.json()
     assert account["secret_keys"] == ["aes_key", "corp_secret"]
-    api.patch(f"/api/v1/channel-accounts/{account['id']}", json={"secrets": {"corp_secret": CORP_SECRET + "2"}})
-    bodies = [r.text, api.get("/api/v1/channel-accounts").text,
-              api.get(f"/api/v1/channel-accounts/{account['id']}").text]
+    api.patch(
+        f"/api/v1/channel-accounts/{account['id']}", json={"secrets": {"corp_secret": CORP_SECRET + "2"}}
+    )
+    bodies = [
+        r.text,
+        api.get("/api/v1/channel-accounts").text,
+        api.get(f"/api/v1/channel-accounts/{account['id']}").text,
+    ]
 
     from sopflow.models import ChannelAccount
 
@@ -35,8 +46,12 @@ def test_channel_secrets_never_leave(api, sopflow_app, capsys, caplog):
     assert view.secrets["corp_secret"].reveal() == CORP_SECRET + "2"
     assert CORP_SECRET not in repr(view) and CORP_SECRET not in str(view.secrets)
 
-    sopflow_app.log.warning("calling provider", url=f"https://x/gettoken?corpsecret={CORP_SECRET}",
-                            corp_secret=CORP_SECRET, detail=f"failed with {AES_KEY}")
+    sopflow_app.log.warning(
+        "calling provider",
+        url=f"https://x/gettoken?corpsecret={CORP_SECRET}",
+        corp_secret=CORP_SECRET,
+        detail=f"failed with {AES_KEY}",
+    )
     captured = capsys.readouterr()
     everything = "".join(bodies) + captured.out + captured.err + caplog.text
     for secret in (CORP_SECRET, AES_KEY, api.key):

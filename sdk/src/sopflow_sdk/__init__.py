@@ -25,6 +25,7 @@ from sopflow_sdk.errors import (
     SopflowError,
     UnsupportedCapabilityError,
 )
+from sopflow_sdk.events import STANDARD_EVENTS
 from sopflow_sdk.host import ChannelAccountView, Host
 from sopflow_sdk.secrets import Secret, redact
 from sopflow_sdk.specs import (
@@ -48,6 +49,7 @@ hookimpl = pluggy.HookimplMarker("sopflow")
 
 __all__ = [
     "FIELD_TYPES",
+    "STANDARD_EVENTS",
     "ActionSpec",
     "AmbiguousSendError",
     "Attachment",

@@ -9,6 +9,6 @@ The database is SQLite unless ``SOPFLOW_TEST_BACKEND=postgres``, then a
 throwaway database on the server at ``SOPFLOW_TEST_POSTGRES_URL``.
 """
 
-from sopflow_sdk.testing.harness import ApiClient, TestDatabase, make_test_app
+from sopflow_sdk.testing.harness import ApiClient, LiveServer, TestDatabase, make_test_app
 
-__all__ = ["ApiClient", "TestDatabase", "make_test_app"]
+__all__ = ["ApiClient", "LiveServer", "TestDatabase", "make_test_app"]

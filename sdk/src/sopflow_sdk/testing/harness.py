@@ -156,3 +156,37 @@ def new_tenant(app: Any, name: str, scopes: Iterable[str] = ("admin",)) -> tuple
         tenant = create_tenant(s, name, app.now())
         _, token = issue_api_key(s, tenant.id, list(scopes), app.now())
         return tenant.id, token
+
+
+class LiveServer:
+    """Serve an ASGI app over real HTTP on 127.0.0.1 (an ephemeral port) in a
+    background thread, for fakes that call back into sopflow."""
+
+    def __init__(self, asgi_app: Any) -> None:
+        import threading
+
+        import uvicorn
+
+        config = uvicorn.Config(asgi_app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.01)
+        return self
+
+    @property
+    def base_url(self) -> str:
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)

@@ -1,0 +1,126 @@
+"""The WeCom touchpoints as a sopflow ``Channel``.
+
+WeCom cannot push a private message to a customer directly: an API "send"
+creates a mass-send task that the member must confirm in their client, so a
+private-chat send returns ``pending`` and the engine polls for the outcome.
+The declared capabilities say so up front (confirmation, no idempotent send,
+one push per customer per day, which satisfies every cap rule an admin can
+pick: days-of-the-month per month, 7 per week, 1 per day).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from sopflow_sdk import (
+    Attachment,
+    Capabilities,
+    Channel,
+    ConfigError,
+    CustomerCap,
+    OutboundMessage,
+    Secret,
+    SendReceipt,
+)
+
+from sopflow_wecom.client import BASE_URL, WeComClient
+
+#: get_groupmsg_send_result status → what the engine records.
+_RESULT = {0: "pending", 1: "sent", 2: "failed", 3: "failed"}
+
+
+def to_wecom_attachment(attachment: Attachment) -> dict[str, Any]:
+    """sopflow's attachment record in WeCom's ``attachments[]`` shape."""
+    if attachment.kind == "link":
+        body = {"title": attachment.title, "url": attachment.url, "desc": attachment.description}
+    elif attachment.kind == "miniprogram":
+        body = {"title": attachment.title, "pic_media_id": attachment.media_id, "page": attachment.url}
+    else:
+        body = {"media_id": attachment.media_id}
+    return {"msgtype": attachment.kind, attachment.kind: body}
+
+
+class WeComChannel(Channel):
+    """``factory(config, secrets)``: config ``corp_id``, ``agent_id`` (and optional
+    ``base_url``); secrets ``secret`` (the self-built app's secret)."""
+
+    name = "wecom"
+    capabilities = Capabilities(
+        touchpoints=frozenset({"private_chat", "group_chat", "moments", "welcome", "staff_notice"}),
+        max_attachments=9,
+        needs_staff_confirmation=True,
+        idempotent_send=False,
+        customer_cap=CustomerCap(count=1, period="day"),
+    )
+
+    def __init__(self, config: Mapping[str, Any], secrets: Mapping[str, Any], **client_options: Any) -> None:
+        problems = [
+            (f"config.{k}", "copy it from the WeCom admin console") for k in ("corp_id",) if not config.get(k)
+        ]
+        if not secrets.get("secret"):
+            problems.append(("secrets.secret", "use the secret of the self-built app added to 客户联系"))
+        if problems:
+            raise ConfigError(problems, subject="WeCom channel account")
+        self.agent_id = config.get("agent_id")
+        self.client = WeComClient(
+            config["corp_id"], Secret(secrets["secret"]), config.get("base_url", BASE_URL), **client_options
+        )
+
+    def send(self, message: OutboundMessage) -> SendReceipt:
+        self.check(message)
+        attachments = [to_wecom_attachment(a) for a in message.attachments]
+        recipient = message.recipient
+        if message.touchpoint == "welcome":
+            self.client.send_welcome_msg(recipient["welcome_code"], message.text, attachments)
+            return SendReceipt(status="sent")
+        if message.touchpoint == "staff_notice":
+            staff = recipient.get("staff_userid") or message.staff_external_id
+            result = self.client.send_app_message(self.agent_id or 0, str(staff), message.text)
+            return SendReceipt(status="sent", provider_ref=str(result.get("msgid", "")))
+        if message.touchpoint == "moments":
+            jobid = self.client.add_moment_task(
+                message.text, attachments, recipient.get("visible_range") or None
+            )
+            return SendReceipt(status="pending", provider_ref=f"moment:{jobid}")
+        if message.touchpoint == "group_chat":
+            sent = self.client.add_msg_template(
+                chat_type="group",
+                chat_id_list=[recipient["chat_id"]],
+                sender=message.staff_external_id,
+                text=message.text,
+                attachments=attachments,
+            )
+        else:
+            sent = self.client.add_msg_template(
+                external_userid=[recipient["external_id"]],
+                sender=message.staff_external_id,
+                text=message.text,
+                attachments=attachments,
+            )
+        return SendReceipt(status="pending", provider_ref=str(sent["msgid"]), detail=dict(sent))
+
+    def poll(self, provider_ref: str) -> Mapping[str, str]:
+        """Recipient → ``sent``/``failed``/``pending`` for a mass-send or moment task."""
+        if provider_ref.startswith("moment:"):
+            jobid = provider_ref.removeprefix("moment:")
+            done = self.client.get_moment_task_result(jobid).get("status") == 3
+            return {jobid: "sent" if done else "pending"}
+        outcome: dict[str, str] = {}
+        for task in _pages(lambda c: self.client.get_groupmsg_task(provider_ref, c), "task_list"):
+            userid = task["userid"]
+            fetch = lambda c, u=userid: self.client.get_groupmsg_send_result(provider_ref, u, c)  # noqa: E731
+            for row in _pages(fetch, "send_list"):
+                key = row.get("external_userid") or row.get("chat_id", "")
+                outcome[key] = _RESULT.get(int(row.get("status", 0)), "failed")
+        return outcome
+
+
+def _pages(fetch: Callable[[str], Mapping[str, Any]], field: str) -> Iterator[Mapping[str, Any]]:
+    cursor = ""
+    while True:
+        page = fetch(cursor)
+        yield from page.get(field, [])
+        cursor = page.get("next_cursor", "")
+        if not cursor:
+            return

@@ -1,0 +1,216 @@
+"""What a test does to the fake WeCom: staff, customers, confirmations, faults.
+
+These are the other side of WeCom's API: a customer adding a member, a member
+tapping "send" on a mass-send task, tokens expiring.  Customer changes are also
+pushed to the configured callback URL, encrypted and signed exactly as WeCom
+does, using the plugin's own crypto module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from sopflow_wecom.crypto import WeComCrypto, build_envelope, to_xml
+from sopflow_wecom.fake.state import FakeState
+
+
+class FakeScenario(FakeState):
+    """Test-side controls of the fake; ``FakeWeCom`` adds the HTTP server."""
+
+    callback: tuple[str, WeComCrypto] | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.callback_responses: list[httpx.Response] = []
+
+    # -- knobs for tests --------------------------------------------------------------------------
+
+    def add_corp(self, corp_id: str, secret: str) -> None:
+        self.corps[corp_id] = secret
+
+    def set_limit(self, path: str, *windows: tuple[int, float]) -> None:
+        """Answer 45009 once ``path`` exceeds any ``(count, period)`` window."""
+        self.limits[path] = list(windows)
+
+    def fail_next(self, path: str, errcode: int, errmsg: str = "injected", times: int = 1) -> None:
+        """Answer the next ``times`` calls to ``path`` with ``errcode``."""
+        self.failures[path].extend([(errcode, errmsg)] * times)
+
+    def expire_tokens(self) -> None:
+        """Make every issued token expired (calls answer 42001)."""
+        now = self.clock()
+        for issued in self.tokens.values():
+            issued.expires_at = min(issued.expires_at, now)
+
+    def invalidate_tokens(self) -> None:
+        """Revoke every issued token (calls answer 40014)."""
+        for issued in self.tokens.values():
+            issued.revoked = True
+
+    def add_staff(self, userid: str, name: str = "") -> None:
+        self.staff.setdefault(userid, {"userid": userid, "name": name or userid})
+
+    def add_group(self, chat_id: str, owner: str, name: str = "", members: Sequence[str] = ()) -> None:
+        self.groups[chat_id] = {
+            "chat_id": chat_id,
+            "name": name,
+            "owner": owner,
+            "create_time": int(self.clock()),
+            "member_list": [{"userid": m, "type": 2 if m.startswith("wm") else 1} for m in members],
+        }
+
+    def confirm(self, msgid: str, userid: str) -> None:
+        """The member taps "send" on a mass-send task: deliver to each recipient."""
+        with self.lock:
+            task = self.tasks[msgid]
+            now = self.clock()
+            for recipient in task.recipients.get(userid, {}):
+                if task.chat_type == "single" and not self.follows(userid, recipient):
+                    status = 2
+                elif self.over_cap(recipient, now):
+                    status = 3
+                else:
+                    status = 1
+                    self.deliveries[recipient].append(now)
+                task.recipients[userid][recipient] = status
+            task.send_time[userid] = int(now)
+
+    def confirm_moment(self, jobid: str) -> None:
+        """The moment task finishes creating (status 1 → 3)."""
+        with self.lock:
+            self.moments[jobid].update(status=3, moment_id=self.new_id("mom"))
+
+    # -- people and callbacks -------------------------------------------------------------------
+
+    def add_customer(
+        self,
+        staff_userid: str,
+        external_userid: str,
+        name: str = "",
+        state: str | None = None,
+        *,
+        welcome: bool = True,
+    ) -> str | None:
+        """A customer adds ``staff_userid``; returns the WelcomeCode (or ``None``).
+
+        Sends the ``add_external_contact`` callback when one is configured.
+        """
+        with self.lock:
+            self.add_staff(staff_userid)
+            now = int(self.clock())
+            contact = self.contacts.setdefault(
+                external_userid,
+                {
+                    "external_contact": {
+                        "external_userid": external_userid,
+                        "name": name or external_userid,
+                        "type": 1,
+                    },
+                    "follow": {},
+                },
+            )
+            contact["follow"][staff_userid] = {
+                "userid": staff_userid,
+                "remark": "",
+                "description": "",
+                "createtime": now,
+                "tag_id": [],
+                "remark_mobiles": [],
+                "add_way": 1 if state else 0,
+                "state": state or "",
+            }
+            code = None
+            if welcome:
+                code = self.new_id("wc")
+                self.welcome_codes[code] = {
+                    "issued_at": self.clock(),
+                    "used": False,
+                    "userid": staff_userid,
+                    "external_userid": external_userid,
+                }
+        fields = {
+            "ChangeType": "add_external_contact",
+            "UserID": staff_userid,
+            "ExternalUserID": external_userid,
+            "State": state,
+            "WelcomeCode": code,
+        }
+        self._send_event("change_external_contact", fields)
+        return code
+
+    def delete_follow_user(self, staff_userid: str, external_userid: str) -> None:
+        """The customer deletes the member (``del_follow_user``)."""
+        self._unfollow(staff_userid, external_userid)
+        self._send_event(
+            "change_external_contact",
+            {"ChangeType": "del_follow_user", "UserID": staff_userid, "ExternalUserID": external_userid},
+        )
+
+    def delete_external_contact(self, staff_userid: str, external_userid: str) -> None:
+        """The member deletes the customer (``del_external_contact``)."""
+        self._unfollow(staff_userid, external_userid)
+        self._send_event(
+            "change_external_contact",
+            {"ChangeType": "del_external_contact", "UserID": staff_userid, "ExternalUserID": external_userid},
+        )
+
+    def customer_message(self, from_user: str, text: str) -> httpx.Response | None:
+        """A text message to the app, shaped like WeCom's (and its official sample's)."""
+        fields = {
+            "ToUserName": self.corp_id,
+            "FromUserName": from_user,
+            "CreateTime": int(self.clock()),
+            "MsgType": "text",
+            "Content": text,
+            "MsgId": self.new_id("")[:10],
+            "AgentID": self.agent_id,
+        }
+        return self.deliver(fields)
+
+    def _unfollow(self, staff_userid: str, external_userid: str) -> None:
+        with self.lock:
+            contact = self.contacts.get(external_userid)
+            if contact is not None:
+                contact["follow"].pop(staff_userid, None)
+
+    def _send_event(self, event: str, extra: Mapping[str, Any]) -> httpx.Response | None:
+        fields = {
+            "ToUserName": self.corp_id,
+            "FromUserName": "sys",
+            "CreateTime": int(self.clock()),
+            "MsgType": "event",
+            "Event": event,
+        }
+        fields.update({k: v for k, v in extra.items() if v is not None})
+        return self.deliver(fields)
+
+    def set_callback(self, url: str, token: str, encoding_aes_key: str) -> None:
+        """Where (and with which Token/EncodingAESKey) to POST callbacks."""
+        self.callback = (url, WeComCrypto(token, encoding_aes_key, self.corp_id))
+
+    def deliver(self, fields: Mapping[str, Any]) -> httpx.Response | None:
+        """Encrypt ``fields`` as callback XML and POST it, as WeCom does."""
+        if self.callback is None:
+            return None
+        url, crypto = self.callback
+        encrypted, signature, ts, nonce = crypto.encrypt(to_xml(fields), timestamp=int(self.clock()))
+        query = {"msg_signature": signature, "timestamp": ts, "nonce": nonce}
+        body = build_envelope(self.corp_id, encrypted, str(self.agent_id))
+        response = httpx.post(
+            url, params=query, content=body.encode("utf-8"), timeout=5.0, headers={"Content-Type": "text/xml"}
+        )
+        self.callback_responses.append(response)
+        return response
+
+    def verify_callback_url(self) -> bool:
+        """Run the console's GET echostr handshake; ``True`` if the answer is exact."""
+        assert self.callback is not None, "call set_callback first"
+        url, crypto = self.callback
+        plain = self.new_id("")[:19]
+        echostr, signature, ts, nonce = crypto.encrypt(plain, timestamp=int(self.clock()))
+        query = {"msg_signature": signature, "timestamp": ts, "nonce": nonce, "echostr": echostr}
+        response = httpx.get(url, params=query, timeout=5.0)
+        return response.status_code == 200 and response.content == plain.encode("ascii")

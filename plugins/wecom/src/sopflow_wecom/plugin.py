@@ -1,0 +1,115 @@
+"""The sopflow entry point for WeCom: hook implementations only.
+
+Hooks stay cheap and declarative; the callback handler below is a thin
+verify → decrypt → map → ``host.ingest`` function so it answers WeCom well
+within its 5 s limit (and the URL handshake within 1 s).
+
+A WeCom channel account carries ``config = {"corp_id": ..., "agent_id": ...}``
+and ``secrets = {"secret": ..., "callback_token": ..., "encoding_aes_key": ...}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sopflow_sdk import (
+    ChannelSpec,
+    ConfigError,
+    Host,
+    InboundRequest,
+    InboundResponse,
+    RouteSpec,
+    SignatureError,
+    hookimpl,
+)
+
+from sopflow_wecom.channel import WeComChannel
+from sopflow_wecom.crypto import WeComCrypto
+from sopflow_wecom.events import CHANNEL, parse_callback, trigger_specs
+
+#: Mounted by core at ``/plugins/wecom/callback/{account_id}``.
+CALLBACK_PATH = "callback/{account_id:int}"
+
+
+def _text(status: int, body: str) -> InboundResponse:
+    return InboundResponse(status=status, body=body, media_type="text/plain")
+
+
+def crypto_for(account: Any) -> WeComCrypto:
+    """Build the callback crypto from a channel account's config and secrets."""
+    config, secrets = account.config, account.secrets
+    problems = [
+        (f"config.{k}", "set it to the value shown in the WeCom admin console")
+        for k in ("corp_id",)
+        if not config.get(k)
+    ]
+    problems += [
+        (f"secrets.{k}", "set it to the value from the app's 接收消息 (API receive) settings")
+        for k in ("callback_token", "encoding_aes_key")
+        if not secrets.get(k)
+    ]
+    if problems:
+        raise ConfigError(problems, subject=f"WeCom account {account.id}")
+    return WeComCrypto(secrets["callback_token"], secrets["encoding_aes_key"], config["corp_id"])
+
+
+def handle_callback(request: InboundRequest, host: Host) -> InboundResponse:
+    """GET: the echostr handshake.  POST: verify, decrypt, ingest, answer 200 empty."""
+    try:
+        account_id = int(request.path_params.get("account_id", ""))
+    except ValueError:
+        return _text(404, "unknown WeCom account")
+    account = host.channel_account(account_id)
+    if account is None or account.channel != CHANNEL:
+        return _text(404, "unknown WeCom account")
+    q = request.query
+    missing = [k for k in ("msg_signature", "timestamp", "nonce") if not q.get(k)]
+    if request.method == "GET" and not q.get("echostr"):
+        missing.append("echostr")
+    if missing:
+        return _text(400, f"missing query parameters: {', '.join(missing)}")
+    try:
+        crypto = crypto_for(account)
+        if request.method == "GET":
+            plain = crypto.verify_url(q["msg_signature"], q["timestamp"], q["nonce"], q["echostr"])
+            return _text(200, plain)
+        xml = crypto.decrypt_envelope(q["msg_signature"], q["timestamp"], q["nonce"], request.body)
+    except SignatureError as exc:
+        return _text(403, exc.user_message)
+    except ConfigError as exc:
+        return _text(500, exc.user_message)
+    events = parse_callback(xml)
+    if events:
+        host.ingest(account.tenant_id, events)
+    return _text(200, "")  # an empty 200 tells WeCom to stop retrying
+
+
+@hookimpl
+def register_triggers(register: Callable[[Any], None]) -> None:
+    for spec in trigger_specs():
+        register(spec)
+
+
+@hookimpl
+def register_routes(register: Callable[[Any], None]) -> None:
+    register(
+        RouteSpec(
+            path=CALLBACK_PATH,
+            handler=handle_callback,
+            methods=("GET", "POST"),
+            description="WeCom callback URL: echostr handshake (GET) and encrypted events (POST)",
+        )
+    )
+
+
+@hookimpl
+def register_channels(register: Callable[[Any], None]) -> None:
+    register(
+        ChannelSpec(
+            name="wecom",
+            factory=WeComChannel,
+            description="WeCom customer contact: private/group mass sends (staff confirm), "
+            "moments, welcome messages, staff notices",
+        )
+    )

@@ -1,0 +1,63 @@
+"""WeComChannel against the fake: pending mass sends, polling, welcome, notices."""
+
+from __future__ import annotations
+
+import pytest
+from sopflow_sdk import Attachment, ConfigError, OutboundMessage, UnsupportedCapabilityError
+from sopflow_wecom.channel import WeComChannel, to_wecom_attachment
+from sopflow_wecom.fake import FakeClock, FakeWeCom
+
+
+@pytest.fixture
+def channel(fake: FakeWeCom, clock: FakeClock) -> WeComChannel:
+    config = {"corp_id": fake.corp_id, "agent_id": fake.agent_id, "base_url": fake.base_url}
+    return WeComChannel(config, {"secret": fake.secret}, clock=clock)
+
+
+def msg(touchpoint: str, **kwargs: object) -> OutboundMessage:
+    return OutboundMessage(touchpoint=touchpoint, text="Hello", idempotency_key="touch-1", **kwargs)  # type: ignore[arg-type]
+
+
+def test_private_chat_is_pending_until_confirmed(fake: FakeWeCom, channel: WeComChannel) -> None:
+    fake.add_customer("zhangsan", "wmA", welcome=False)
+    receipt = channel.send(
+        msg("private_chat", recipient={"external_id": "wmA"}, staff_external_id="zhangsan")
+    )
+    assert receipt.status == "pending" and receipt.provider_ref
+    assert channel.poll(receipt.provider_ref) == {"wmA": "pending"}
+    fake.confirm(receipt.provider_ref, "zhangsan")
+    assert channel.poll(receipt.provider_ref) == {"wmA": "sent"}
+
+
+def test_welcome_staff_notice_and_moments(fake: FakeWeCom, channel: WeComChannel) -> None:
+    code = fake.add_customer("zhangsan", "wmA")
+    assert channel.send(msg("welcome", recipient={"welcome_code": code})).status == "sent"
+    assert channel.send(msg("staff_notice", staff_external_id="zhangsan")).status == "sent"
+    assert len(fake.app_messages["zhangsan"]) == 1
+    moment = channel.send(msg("moments", attachments=(Attachment(kind="image", media_id="M1"),)))
+    assert moment.status == "pending"
+    jobid = moment.provider_ref.removeprefix("moment:")
+    assert channel.poll(moment.provider_ref) == {jobid: "pending"}
+    fake.confirm_moment(jobid)
+    assert channel.poll(moment.provider_ref) == {jobid: "sent"}
+
+
+def test_capabilities_are_enforced(channel: WeComChannel) -> None:
+    too_many = tuple(Attachment(kind="image", media_id=str(i)) for i in range(10))
+    with pytest.raises(UnsupportedCapabilityError):
+        channel.send(msg("private_chat", recipient={"external_id": "wmA"}, attachments=too_many))
+
+
+def test_attachment_shapes() -> None:
+    link = to_wecom_attachment(Attachment(kind="link", url="https://x", title="T", description="D"))
+    assert link == {"msgtype": "link", "link": {"title": "T", "url": "https://x", "desc": "D"}}
+    assert to_wecom_attachment(Attachment(kind="video", media_id="V")) == {
+        "msgtype": "video",
+        "video": {"media_id": "V"},
+    }
+
+
+def test_missing_settings_are_reported_together() -> None:
+    with pytest.raises(ConfigError) as info:
+        WeComChannel({}, {})
+    assert {f for f, _ in info.value.problems} == {"config.corp_id", "secrets.secret"}

@@ -1,0 +1,106 @@
+"""The plugin module: entry point, hook registrations, route handler edge cases."""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import Any
+
+from sopflow_sdk import ChannelSpec, InboundRequest, RouteSpec, TriggerSpec
+from sopflow_wecom import plugin
+from sopflow_wecom.crypto import WeComCrypto, build_envelope, to_xml
+from wecom_support import CALLBACK_AES_KEY, CALLBACK_TOKEN, StubAccount, StubHost
+
+CORP = "wwplugintest0001"
+
+
+def test_entry_point_names_the_plugin_module() -> None:
+    [ep] = [ep for ep in entry_points(group="sopflow") if ep.name == "wecom"]
+    assert ep.value == "sopflow_wecom.plugin"
+    assert ep.load() is plugin
+
+
+def test_register_routes_and_triggers() -> None:
+    routes: list[Any] = []
+    triggers: list[Any] = []
+    plugin.register_routes(routes.append)
+    plugin.register_triggers(triggers.append)
+    [route] = routes
+    assert isinstance(route, RouteSpec)
+    assert route.path == "callback/{account_id:int}" and set(route.methods) == {"GET", "POST"}
+    assert all(isinstance(t, TriggerSpec) for t in triggers)
+    assert "group.member_joined" in {t.event_type for t in triggers}
+    assert "customer.added" not in {t.event_type for t in triggers}  # core's vocabulary
+
+
+def _request(method: str, query: dict[str, str], body: bytes = b"", account: str = "7") -> InboundRequest:
+    return InboundRequest(
+        method=method,
+        path=f"/plugins/wecom/callback/{account}",
+        query=query,
+        headers={},
+        body=body,
+        path_params={"account_id": account},
+    )
+
+
+def test_handler_get_and_post_without_http() -> None:
+    host = StubHost(StubAccount(CORP))
+    crypto = WeComCrypto(CALLBACK_TOKEN, CALLBACK_AES_KEY, CORP)
+    echostr, sig, ts, nonce = crypto.encrypt("1288432023552776189")
+    answer = plugin.handle_callback(
+        _request("GET", {"msg_signature": sig, "timestamp": ts, "nonce": nonce, "echostr": echostr}), host
+    )
+    assert (answer.status, answer.body) == (200, "1288432023552776189")
+
+    xml = to_xml(
+        {
+            "ToUserName": CORP,
+            "FromUserName": "sys",
+            "CreateTime": 1700000000,
+            "MsgType": "event",
+            "Event": "change_external_contact",
+            "ChangeType": "del_follow_user",
+            "UserID": "u1",
+            "ExternalUserID": "wm1",
+        }
+    )
+    encrypted, sig, ts, nonce = crypto.encrypt(xml)
+    body = build_envelope(CORP, encrypted, "1000002").encode()
+    query = {"msg_signature": sig, "timestamp": ts, "nonce": nonce}
+    assert plugin.handle_callback(_request("POST", query, body), host).status == 200
+    assert [e.type for _, e in host.events] == ["customer.churned"]
+
+
+def test_handler_refuses_other_corps_and_bad_accounts() -> None:
+    host = StubHost(StubAccount(CORP))
+    other = WeComCrypto(CALLBACK_TOKEN, CALLBACK_AES_KEY, "wwsomeoneelse")
+    encrypted, sig, ts, nonce = other.encrypt("<xml/>")
+    query = {"msg_signature": sig, "timestamp": ts, "nonce": nonce}
+    body = build_envelope("wwsomeoneelse", encrypted).encode()
+    refused = plugin.handle_callback(_request("POST", query, body), host)
+    assert refused.status == 403 and CALLBACK_TOKEN not in str(refused.body)
+    assert plugin.handle_callback(_request("POST", query, body, account="abc"), host).status == 404
+    xxe = b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><xml><Encrypt>&e;</Encrypt></xml>'
+    assert plugin.handle_callback(_request("POST", query, xxe), host).status == 403
+    assert host.events == []
+
+
+def test_handler_reports_missing_account_settings() -> None:
+    account = StubAccount(CORP)
+    account.secrets = {}
+    crypto = WeComCrypto(CALLBACK_TOKEN, CALLBACK_AES_KEY, CORP)
+    encrypted, sig, ts, nonce = crypto.encrypt("<xml/>")
+    query = {"msg_signature": sig, "timestamp": ts, "nonce": nonce}
+    answer = plugin.handle_callback(
+        _request("POST", query, build_envelope(CORP, encrypted).encode()), StubHost(account)
+    )
+    assert answer.status == 500
+    assert "secrets.callback_token" in str(answer.body) and "secrets.encoding_aes_key" in str(answer.body)
+
+
+def test_register_channels() -> None:
+    channels: list[Any] = []
+    plugin.register_channels(channels.append)
+    [spec] = channels
+    assert isinstance(spec, ChannelSpec) and spec.name == "wecom"
+    assert spec.factory.capabilities.needs_staff_confirmation

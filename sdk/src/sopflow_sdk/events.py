@@ -1,0 +1,13 @@
+"""The standard event vocabulary.  Core registers these types; a channel plugin
+maps its callbacks onto them (and registers only the types it adds)."""
+
+STANDARD_EVENTS: dict[str, str] = {
+    "customer.added": "a customer added a staff member (or was imported)",
+    "customer.updated": "customer data changed through the API",
+    "customer.churned": "the customer deleted the staff member or left",
+    "customer.merged": "two customer records were merged into one",
+    "message.received": "the customer sent a message; payload.text holds it",
+    "order.paid": "an order was paid; payload.amount, payload.order_id",
+    "stage.changed": "the customer moved to another stage",
+    "touch.sent": "an SOP touch was delivered",
+}
