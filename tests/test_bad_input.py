@@ -85,7 +85,6 @@ def test_bad_timezone_and_naive_datetimes(api, sopflow_app):
 
 def test_clock_advance_refused_without_manual_clock(sopflow_database, request):
     from litestar.testing import TestClient
-
     from sopflow.api.app import build_api
     from sopflow.clock import SystemClock
     from sopflow_sdk.testing.harness import ApiClient, make_test_app, new_tenant

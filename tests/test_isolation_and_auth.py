@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from sopflow_sdk.testing.harness import new_tenant
+
 from tests.conftest import row_counts
 
 
@@ -153,7 +153,6 @@ def test_scopes(api, sopflow_app):
 
 def test_api_keys_are_stored_hashed(api, sopflow_app):
     import sqlalchemy as sa
-
     from sopflow.models import ApiKey
 
     with sopflow_app.tx() as s:

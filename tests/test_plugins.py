@@ -7,7 +7,6 @@ import sys
 import types
 
 import pytest
-
 from sopflow import plugins as plugin_module
 from sopflow.plugins import build_plugin_system
 from sopflow_sdk import ChannelSpec, FieldSpec, JobSpec, PluginError, TriggerSpec, hookimpl
@@ -129,7 +128,7 @@ def test_unknown_hook_name_is_refused(installed):
 
 def test_wrong_record_type_is_refused(installed):
     plugin = make_plugin("w", register_channels=lambda register: register(TriggerSpec("x")))
-    with pytest.raises(PluginError, match="register a sopflow_sdk.ChannelSpec"):
+    with pytest.raises(PluginError, match=r"register a sopflow_sdk\.ChannelSpec"):
         build_plugin_system(extra=[("w", plugin)])
 
 
@@ -174,7 +173,7 @@ PINGS: list[dict] = []
 
 
 def _route_handler(request, host):
-    from sopflow_sdk import IngestEvent, Identity, InboundResponse
+    from sopflow_sdk import Identity, InboundResponse, IngestEvent
 
     tenant_id = int(request.query["tenant"])
     out = host.ingest(

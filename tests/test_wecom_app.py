@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 import sqlalchemy as sa
-
 from sopflow_sdk.testing.harness import ApiClient, LiveServer, make_test_app, new_tenant
+
 from tests.conftest import row_counts
 
 TOKEN = "callbacktoken123"
@@ -17,7 +17,6 @@ AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 @pytest.fixture
 def wecom_env(sopflow_database, request):
     from litestar.testing import TestClient
-
     from sopflow.api.app import build_api
     from sopflow.clock import ManualClock
     from sopflow_wecom.fake import FakeWeCom
@@ -51,14 +50,14 @@ def wecom_env(sopflow_database, request):
 
 
 def test_plugin_is_loaded_through_its_entry_point(wecom_env):
-    app, api, _, _ = wecom_env
+    _, api, _, _ = wecom_env
     info = {p["name"]: p for p in api.get("/api/v1/plugins").json()}["wecom"]
     assert info["distribution"] == "sopflow-wecom" and info["enabled"] is True
     assert "register_routes" in info["hooks"]
 
 
 def test_scan_live_qr_code_creates_customer_with_source(wecom_env):
-    app, api, fake, _ = wecom_env
+    _, api, fake, _ = wecom_env
     assert fake.verify_callback_url()
     fake.add_customer("zhangsan", "wmCustomer001", "李雷", state="qr_spring")
     customers = api.get("/api/v1/customers?channel=wecom&external_id=wmCustomer001").json()["items"]
@@ -74,7 +73,7 @@ def test_scan_live_qr_code_creates_customer_with_source(wecom_env):
 
 
 def test_replayed_and_forged_callbacks_change_nothing(wecom_env):
-    app, api, fake, url = wecom_env
+    app, _, fake, url = wecom_env
     fake.add_customer("zhangsan", "wmC2", "韩梅梅", state="qr_autumn")
     last = fake.callback_responses[-1]
     before = row_counts(app)
