@@ -265,12 +265,12 @@ def test_periodic_jobs_follow_the_manual_clock(sopflow_database, request, manual
         sopflow_database.url_for_test(request.node.name), clock=manual_clock, extra_plugins=[("tick", plugin)]
     )
     sched = Scheduler(app)
-    assert sched.tick() == 1
-    assert sched.tick() == 0
+    assert sched.run_periodic_jobs() == 1
+    assert sched.run_periodic_jobs() == 0
     manual_clock.advance(timedelta(seconds=59))
-    assert sched.tick() == 0
+    assert sched.run_periodic_jobs() == 0
     manual_clock.advance(timedelta(seconds=1))
-    assert sched.tick() == 1
+    assert sched.run_periodic_jobs() == 1
     assert len(PINGS) == 2
     app.dispose()
 

@@ -61,6 +61,9 @@ class SopflowApp:
         self.plugins.notify(
             "on_event", enabled=lambda name: name not in off, tenant_id=tenant_id, event=event
         )
+        from sopflow.engine.runner import process_event
+
+        process_event(self, tenant_id, event)
 
     def dispose(self) -> None:
         self.engine.dispose()

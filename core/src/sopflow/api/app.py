@@ -27,6 +27,7 @@ from sopflow.api.pipelines import PipelineController, StageController
 from sopflow.api.plugin_routes import plugin_route_handlers
 from sopflow.api.plugins import PluginController
 from sopflow.api.problems import EXCEPTION_HANDLERS
+from sopflow.api.sops import EnrollmentController, SopController, TouchController
 from sopflow.api.staff import StaffController
 from sopflow.api.system import health, metrics
 from sopflow.api.tenants import ApiKeyController, TenantController
@@ -44,6 +45,9 @@ CONTROLLERS = [
     ChannelAccountController,
     PluginController,
     ClockController,
+    SopController,
+    EnrollmentController,
+    TouchController,
 ]
 
 

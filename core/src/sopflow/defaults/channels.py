@@ -27,11 +27,11 @@ class LogChannel(Channel):
         max_attachments=9,
         idempotent_send=True,
     )
-    sent: ClassVar[list[OutboundMessage]] = []
-    _lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, config: dict[str, Any] | None = None, secrets: Any = None) -> None:
         self.config = config or {}
+        self.sent: list[OutboundMessage] = []
+        self._lock = threading.Lock()
 
     def send(self, message: OutboundMessage) -> SendReceipt:
         self.check(message)

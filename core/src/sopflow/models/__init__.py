@@ -6,6 +6,7 @@ from sopflow.models.channels import ChannelAccount
 from sopflow.models.customers import ChannelIdentity, Customer, CustomerTag, FieldDefinition, Staff
 from sopflow.models.events import Event
 from sopflow.models.pipelines import CustomerStage, Pipeline, Stage, StageHistory
+from sopflow.models.sops import BatchWindow, Enrollment, SendQuota, Sop, SopVersion, Touch
 from sopflow.models.tenancy import SCOPES, ApiKey, Tenant, TenantPlugin
 
 metadata = SQLModel.metadata
@@ -13,18 +14,24 @@ metadata = SQLModel.metadata
 __all__ = [
     "SCOPES",
     "ApiKey",
+    "BatchWindow",
     "ChannelAccount",
     "ChannelIdentity",
     "Customer",
     "CustomerStage",
     "CustomerTag",
+    "Enrollment",
     "Event",
     "FieldDefinition",
     "Pipeline",
+    "SendQuota",
+    "Sop",
+    "SopVersion",
     "Staff",
     "Stage",
     "StageHistory",
     "Tenant",
     "TenantPlugin",
+    "Touch",
     "metadata",
 ]

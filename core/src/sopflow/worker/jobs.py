@@ -22,6 +22,9 @@ def install(app: Any, broker: dramatiq.Broker) -> None:
         run_job(app, name, kwargs)
 
     dramatiq.actor(plugin_job, actor_name="plugin_job", broker=broker, max_retries=5, queue_name="sopflow")
+    from sopflow.engine.runner import install_actors
+
+    install_actors(app, broker)
 
 
 def run_job(app: Any, name: str, kwargs: dict[str, Any]) -> None:

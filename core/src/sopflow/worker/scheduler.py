@@ -1,8 +1,10 @@
-"""The scheduler loop: runs periodic plugin jobs (``JobSpec.every_seconds``).
+"""The scheduler loop: claims due SOP touches and hands them to deliver
+workers, advances nurture audiences, polls sends awaiting staff confirmation,
+and runs periodic plugin jobs (``JobSpec.every_seconds``).
 
-Each tick asks the injected clock, so under the manual clock a periodic job
-fires exactly when the clock passes its due time.  Due SOP touches are claimed
-here too once the SOP engine lands.
+Each tick asks the injected clock, so under the manual clock work fires exactly
+when the clock passes its due time.  Safe to run more than one: touches are
+claimed with leases (``FOR UPDATE SKIP LOCKED`` on Postgres).
 """
 
 from __future__ import annotations
@@ -24,7 +26,19 @@ class Scheduler:
         self._stop = threading.Event()
 
     def tick(self) -> int:
-        """Enqueue every periodic job that is due; returns how many."""
+        """One round of scheduling; returns how many units of work it started."""
+        from sopflow.engine.runner import advance_audiences, dispatch_due, poll_confirmations
+
+        fired = 0
+        for step in (dispatch_due, advance_audiences, poll_confirmations):
+            try:
+                fired += step(self.app)
+            except Exception:
+                log.exception("scheduler_step_failed", step=step.__name__)
+        return fired + self.run_periodic_jobs()
+
+    def run_periodic_jobs(self) -> int:
+        """Enqueue every periodic plugin job that is due; returns how many."""
         now = self.app.now()
         fired = 0
         for reg in self.app.plugins.registry.all("register_jobs"):

@@ -1,0 +1,284 @@
+"""SOPs, their enrolments and touches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from litestar import Controller, Request, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
+
+from sopflow.api.auth import Auth, sopflow_app
+from sopflow.api.pagination import page
+from sopflow.app import SopflowApp
+from sopflow.engine.fields import field_definitions
+from sopflow.engine.runner import dispatch_due
+from sopflow.engine.sop_stats import sop_stats
+from sopflow.engine.sops import (
+    compute_audience,
+    create_sop,
+    end_manually,
+    get_sop,
+    sop_to_dict,
+    start_sop,
+    stop_sop,
+    touch_to_dict,
+    update_sop,
+)
+from sopflow.models import Enrollment, Sop, SopVersion, Touch
+from sopflow.problems import InvalidInput
+
+
+class SopCreate(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    definition: dict[str, Any]
+
+
+class SopUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    name: str | None = None
+    definition: dict[str, Any] | None = None
+
+
+class EndEnrollment(msgspec.Struct, forbid_unknown_fields=True):
+    tags_add: list[str] = msgspec.field(default_factory=list)
+    flow_to: int | None = None
+
+
+def enrollment_to_dict(e: Enrollment, next_touch: Any = None) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "sop_id": e.sop_id,
+        "customer_id": e.customer_id,
+        "status": e.status,
+        "version_id": e.sop_version_id,
+        "entry_seq": e.entry_seq,
+        "timezone": e.timezone,
+        "enrolled_at": e.enrolled_at.isoformat(),
+        "ended_at": e.ended_at.isoformat() if e.ended_at else None,
+        "end_reason": e.end_reason,
+        "flowed_from_id": e.flowed_from_id,
+        "converted_at": e.converted_at.isoformat() if e.converted_at else None,
+        "next_touch_at": next_touch.isoformat() if next_touch else None,
+    }
+
+
+def start_audience(app: SopflowApp, tenant_id: int, sop_id: int) -> None:
+    """Compute a nurture SOP's audience in the background (inline without a broker)."""
+    if app.broker is not None:
+        app.broker.actors["audience"].send(tenant_id, sop_id)
+        return
+    for _ in range(100_000):
+        with app.tx() as s:
+            progress = compute_audience(s, app, tenant_id, sop_id, app.now())
+        if progress.get("state") != "running":
+            return
+
+
+class SopController(Controller):
+    path = "/api/v1/sops"
+    tags = ["sops"]
+
+    @get("/", sync_to_thread=True, summary="List SOPs")
+    def list_sops(self, request: Request, auth: NamedDependency[Auth]) -> list[dict[str, Any]]:
+        auth.require("read")
+        with sopflow_app(request).tx() as s:
+            return [
+                sop_to_dict(s, x)
+                for x in s.scalars(sa.select(Sop).where(Sop.tenant_id == auth.tenant_id).order_by(Sop.id))
+            ]
+
+    @post("/", sync_to_thread=True, summary="Create an SOP (as a draft)")
+    def create(
+        self, request: Request, auth: NamedDependency[Auth], data: JSONBody[SopCreate]
+    ) -> dict[str, Any]:
+        auth.require("admin")
+        app = sopflow_app(request)
+        with app.tx() as s:
+            return sop_to_dict(s, create_sop(s, app, auth.tenant_id, data.name, data.definition, app.now()))
+
+    @get("/{sop_id:int}", sync_to_thread=True, summary="One SOP with its current definition")
+    def get_one(self, request: Request, auth: NamedDependency[Auth], sop_id: int) -> dict[str, Any]:
+        auth.require("read")
+        with sopflow_app(request).tx() as s:
+            return sop_to_dict(s, get_sop(s, auth.tenant_id, sop_id))
+
+    @patch(
+        "/{sop_id:int}",
+        sync_to_thread=True,
+        summary="Edit; a started SOP gets a new version, running enrolments keep theirs",
+    )
+    def update(
+        self, request: Request, auth: NamedDependency[Auth], sop_id: int, data: JSONBody[SopUpdate]
+    ) -> dict[str, Any]:
+        auth.require("admin")
+        app = sopflow_app(request)
+        with app.tx() as s:
+            sop = get_sop(s, auth.tenant_id, sop_id, lock=True)
+            return sop_to_dict(s, update_sop(s, app, sop, data.name, data.definition, app.now()))
+
+    @get("/{sop_id:int}/versions", sync_to_thread=True, summary="Every version of the SOP")
+    def versions(self, request: Request, auth: NamedDependency[Auth], sop_id: int) -> list[dict[str, Any]]:
+        auth.require("read")
+        with sopflow_app(request).tx() as s:
+            get_sop(s, auth.tenant_id, sop_id)
+            rows = s.scalars(
+                sa.select(SopVersion).where(SopVersion.sop_id == sop_id).order_by(SopVersion.version)
+            )
+            return [
+                {
+                    "version": v.version,
+                    "id": v.id,
+                    "definition": v.definition,
+                    "created_at": v.created_at.isoformat(),
+                }
+                for v in rows
+            ]
+
+    @post(
+        "/{sop_id:int}/start",
+        sync_to_thread=True,
+        status_code=200,
+        summary="Start; a nurture SOP's audience is enrolled in the background",
+    )
+    def start(self, request: Request, auth: NamedDependency[Auth], sop_id: int) -> dict[str, Any]:
+        auth.require("admin")
+        app = sopflow_app(request)
+        with app.tx() as s:
+            sop = start_sop(s, get_sop(s, auth.tenant_id, sop_id, lock=True), app.now())
+            kind = sop.kind
+        if kind == "nurture":
+            start_audience(app, auth.tenant_id, sop_id)
+        with app.tx() as s:
+            return sop_to_dict(s, get_sop(s, auth.tenant_id, sop_id))
+
+    @post(
+        "/{sop_id:int}/stop",
+        sync_to_thread=True,
+        status_code=200,
+        summary="Stop; pending touches are cancelled and recorded",
+    )
+    def stop(self, request: Request, auth: NamedDependency[Auth], sop_id: int) -> dict[str, Any]:
+        auth.require("admin")
+        app = sopflow_app(request)
+        with app.tx() as s:
+            sop = get_sop(s, auth.tenant_id, sop_id, lock=True)
+            ended = stop_sop(s, sop, app.now(), field_definitions(s, auth.tenant_id, app.plugins))
+            return {**sop_to_dict(s, sop), "enrollments_stopped": ended}
+
+    @get("/{sop_id:int}/stats", sync_to_thread=True, summary="Totals per SOP and per step (F24)")
+    def stats(self, request: Request, auth: NamedDependency[Auth], sop_id: int) -> dict[str, Any]:
+        auth.require("read")
+        with sopflow_app(request).tx() as s:
+            return sop_stats(s, get_sop(s, auth.tenant_id, sop_id))
+
+    @get(
+        "/{sop_id:int}/enrollments", sync_to_thread=True, summary="Enrolled customers, status and next touch"
+    )
+    def enrollments(
+        self,
+        request: Request,
+        auth: NamedDependency[Auth],
+        sop_id: int,
+        cursor: str | None = None,
+        limit: int = 100,
+        status: str | None = None,
+    ) -> dict[str, Any]:
+        auth.require("read")
+        query = sa.select(Enrollment).where(
+            Enrollment.sop_id == sop_id, Enrollment.tenant_id == auth.tenant_id
+        )
+        if status is not None:
+            query = query.where(Enrollment.status == status)
+        with sopflow_app(request).tx() as s:
+            get_sop(s, auth.tenant_id, sop_id)
+            rows, next_cursor = page(s, query, Enrollment.id, cursor, limit)
+            nxt = dict(
+                s.execute(
+                    sa.select(Touch.enrollment_id, sa.func.min(Touch.due_at))
+                    .where(Touch.enrollment_id.in_([e.id for e in rows]), Touch.status == "scheduled")
+                    .group_by(Touch.enrollment_id)
+                ).all()
+            )
+            return {"items": [enrollment_to_dict(e, nxt.get(e.id)) for e in rows], "next_cursor": next_cursor}
+
+
+class EnrollmentController(Controller):
+    path = "/api/v1/enrollments"
+    tags = ["sops"]
+
+    @post(
+        "/{enrollment_id:int}/end",
+        sync_to_thread=True,
+        status_code=200,
+        summary="End one customer's enrolment by hand, with tags and a flow target (F25)",
+    )
+    def end(
+        self, request: Request, auth: NamedDependency[Auth], enrollment_id: int, data: JSONBody[EndEnrollment]
+    ) -> dict[str, Any]:
+        auth.require("admin")
+        app = sopflow_app(request)
+        with app.tx() as s:
+            fields = field_definitions(s, auth.tenant_id, app.plugins)
+            e = end_manually(
+                s, auth.tenant_id, enrollment_id, app.now(), fields, data.tags_add, data.flow_to, app
+            )
+            return enrollment_to_dict(e)
+
+
+class TouchController(Controller):
+    path = "/api/v1/touches"
+    tags = ["sops"]
+
+    @get("/", sync_to_thread=True, summary="Touches, filtered by status, customer, SOP and due window")
+    def list_touches(
+        self,
+        request: Request,
+        auth: NamedDependency[Auth],
+        cursor: str | None = None,
+        limit: int = 100,
+        status: str | None = None,
+        customer_id: int | None = None,
+        sop_id: int | None = None,
+        due_after: str | None = None,
+        due_before: str | None = None,
+    ) -> dict[str, Any]:
+        auth.require("read")
+        from sopflow.engine.fields import parse_datetime
+
+        query = sa.select(Touch).where(Touch.tenant_id == auth.tenant_id)
+        for value, column in (
+            (status, Touch.status),
+            (customer_id, Touch.customer_id),
+            (sop_id, Touch.sop_id),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        for name, value, op in (("due_after", due_after, "ge"), ("due_before", due_before, "lt")):
+            if value is not None:
+                try:
+                    when = parse_datetime(value)
+                except ValueError as exc:
+                    raise InvalidInput([(name, str(exc))]) from None
+                query = query.where(Touch.due_at >= when if op == "ge" else Touch.due_at < when)
+        with sopflow_app(request).tx() as s:
+            rows, next_cursor = page(s, query, Touch.id, cursor, limit)
+            return {"items": [touch_to_dict(t) for t in rows], "next_cursor": next_cursor}
+
+    @post(
+        "/dispatch",
+        sync_to_thread=True,
+        status_code=200,
+        summary="Dispatch due touches now (manual clock only: tests, demos, previews)",
+    )
+    def dispatch(self, request: Request, auth: NamedDependency[Auth]) -> dict[str, Any]:
+        auth.require("admin")
+        app = sopflow_app(request)
+        if not app.clock.manual:
+            from sopflow.problems import Conflict
+
+            raise Conflict(
+                "dispatch runs on its own under the system clock; this is for SOPFLOW_CLOCK=manual"
+            )
+        return {"dispatched": dispatch_due(app)}

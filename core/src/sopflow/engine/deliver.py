@@ -1,0 +1,410 @@
+"""Deliver one claimed touch: re-check, render, call the channel, record.
+
+Three short transactions so no database lock is held during a channel call:
+(1) re-check the enrolment and the early-end rule, run the data actions,
+render, and mark the touch ``sending``; (2) call the channels; (3) record
+the outcome, emit ``touch.sent`` and end the enrolment after its last step.
+A channel whose send is not idempotent is never retried after an ambiguous
+failure: the touch goes to ``review``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from sopflow_sdk import (
+    AmbiguousSendError,
+    Attachment,
+    OutboundMessage,
+    RetriableError,
+    SkippableError,
+    SopflowError,
+)
+
+from sopflow.conditions import parse_duration, snapshot_customer
+from sopflow.engine.customers import change_tags
+from sopflow.engine.enroll import ACTIVE, tenant_timezone
+from sopflow.engine.fields import apply_stored, field_definitions, to_storage
+from sopflow.engine.lifecycle import end_actions, end_enrollment, runtime_of
+from sopflow.engine.pipelines import get_stage, move_customer
+from sopflow.engine.sop_definition import templates
+from sopflow.logging import get_logger
+from sopflow.models import ChannelAccount, Customer, Enrollment, Event, Staff, Touch
+
+log = get_logger("sopflow.deliver")
+MAX_ATTEMPTS = 8
+
+
+class RateLimiter:
+    """Per-channel-account token bucket from ``Capabilities.rate_per_minute``
+    (in-process: each worker process gets its own share)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buckets: dict[int, tuple[float, float]] = {}
+
+    def wait_time(self, account_id: int, per_minute: int | None) -> float:
+        if not per_minute:
+            return 0.0
+        with self._lock:
+            tokens, stamp = self._buckets.get(account_id, (float(per_minute), time.monotonic()))
+            now = time.monotonic()
+            tokens = min(float(per_minute), tokens + (now - stamp) * per_minute / 60)
+            if tokens >= 1:
+                self._buckets[account_id] = (tokens - 1, now)
+                return 0.0
+            self._buckets[account_id] = (tokens, now)
+            return (1 - tokens) * 60 / per_minute
+
+
+def channel_for(app: Any, tenant_id: int, channel: str, session: Any = None) -> tuple[Any, int]:
+    """The tenant's first account of ``channel`` as a live Channel (cached per account)."""
+    if session is None:
+        with app.tx() as s:
+            return channel_for(app, tenant_id, channel, s)
+    cache = app.__dict__.setdefault("_channels", {})
+    account = session.scalar(
+        sa.select(ChannelAccount)
+        .where(ChannelAccount.tenant_id == tenant_id, ChannelAccount.channel == channel)
+        .order_by(ChannelAccount.id)
+    )
+    if account is None:
+        if channel == "log":  # the built-in log channel needs no account
+            key = (tenant_id, "log")
+            if key not in cache:
+                cache[key] = app.plugins.registry.get("register_channels", "log").spec.factory({}, {})
+            return cache[key], 0
+        raise SkippableError(
+            f"tenant has no {channel} channel account; connect one with POST /api/v1/channel-accounts"
+        )
+    key = (account.id, account.secrets_ciphertext)
+    if key not in cache:
+        reg = app.plugins.registry.get("register_channels", channel)
+        if reg is None:
+            raise SkippableError(f"channel {channel!r} is not installed")
+        cache[key] = reg.spec.factory(dict(account.config), app.credentials.open(account.secrets_ciphertext))
+    return cache[key], account.id
+
+
+def render(text: str, customer: Customer, staff_name: str) -> str:
+    return templates.from_string(text).render(
+        customer={"display_name": customer.display_name, "source": customer.source},
+        fields=customer.fields,
+        staff={"name": staff_name},
+    )
+
+
+def deliver_touch(app: Any, touch_id: int) -> str:
+    """Deliver touch ``touch_id``; returns its final status for this attempt."""
+    now = app.now()
+    prepared = _prepare(app, touch_id, now)
+    if isinstance(prepared, str):
+        return prepared
+    sends, idempotent = prepared
+    results: list[dict[str, Any]] = []
+    status = "sent"
+    retry_after: float | None = None
+    reason = ""
+    for action_index, action, message in sends:
+        try:
+            channel, account_id = channel_for(app, message["tenant_id"], action["channel"])
+            wait = app.__dict__.setdefault("_rates", RateLimiter()).wait_time(
+                account_id, channel.capabilities.rate_per_minute
+            )
+            if wait:
+                raise RetriableError("channel rate limit", retry_after=wait)
+            if action["type"] == "webhook":
+                receipt = _webhook(action, message)
+            else:
+                receipt = channel.send(message["outbound"])
+            results.append(
+                {"action": action_index, "status": receipt.status, "provider_ref": receipt.provider_ref}
+            )
+            if receipt.status == "pending":
+                status = "pending" if status == "sent" else status
+        except AmbiguousSendError as exc:
+            status, reason = ("scheduled" if idempotent else "review"), exc.internal_message
+            break
+        except RetriableError as exc:
+            status, reason, retry_after = "scheduled", exc.internal_message, exc.retry_after
+            break
+        except SkippableError as exc:
+            status, reason = "skipped", exc.internal_message
+            break
+        except SopflowError as exc:
+            status, reason = "failed", exc.internal_message
+            break
+        except Exception as exc:  # a channel bug must not lose the touch
+            log.exception("channel_error", touch_id=touch_id)
+            status, reason = ("scheduled" if idempotent else "review"), f"{type(exc).__name__}: {exc}"
+            break
+    return _record(app, touch_id, status, results, reason, retry_after)
+
+
+def _prepare(app: Any, touch_id: int, now: datetime) -> str | tuple[list[Any], bool]:
+    with app.tx() as s:
+        touch = s.get(Touch, touch_id, with_for_update=True)
+        if touch is None or touch.status != "claimed":
+            return touch.status if touch else "missing"
+        enrollment = s.get(Enrollment, touch.enrollment_id)
+        assert enrollment is not None
+        if enrollment.status != ACTIVE:
+            touch.status = "cancelled"
+            return "cancelled"
+        fields = field_definitions(s, touch.tenant_id, app.plugins)
+        runtime = runtime_of(s, enrollment, fields)
+        customer = s.get(Customer, touch.customer_id)
+        assert customer is not None
+        tz = tenant_timezone(s, touch.tenant_id)
+        snapshot = snapshot_customer(s, customer, tz)
+        if runtime.ends_early(snapshot, now):
+            end_enrollment(
+                s,
+                enrollment,
+                "ended_early",
+                "early_end_rule",
+                now,
+                fields,
+                **end_actions(runtime.definition, "on_early_end"),
+            )
+            return "cancelled"
+        held = _reply_gate(s, touch, runtime.definition, now, enrollment, fields)
+        if held:
+            return held
+        step = runtime.definition["steps"][touch.step_index]
+        staff = s.get(Staff, customer.owner_staff_id) if customer.owner_staff_id else None
+        sends = []
+        idempotent = True
+        for index, action in enumerate(step["actions"]):
+            kind = action["type"]
+            if kind in ("send", "remind_staff"):
+                channel, _ = channel_for(app, touch.tenant_id, action["channel"], s)
+                idempotent = idempotent and channel.capabilities.idempotent_send
+                outbound = OutboundMessage(
+                    touchpoint=action.get("touchpoint", "staff_notice") if kind == "send" else "staff_notice",
+                    text=render(action["text"], customer, staff.name if staff else ""),
+                    idempotency_key=f"touch:{touch.id}:{index}",
+                    recipient=_recipient(s, customer),
+                    attachments=tuple(
+                        Attachment(
+                            **{
+                                k: v
+                                for k, v in a.items()
+                                if k in ("kind", "url", "title", "description", "media_id")
+                            }
+                        )
+                        for a in action.get("attachments", [])
+                    ),
+                    staff_external_id=staff.external_id if staff else None,
+                )
+                channel.check(outbound)
+                sends.append((index, action, {"tenant_id": touch.tenant_id, "outbound": outbound}))
+            elif kind == "webhook":
+                idempotent = False
+                sends.append(
+                    (
+                        index,
+                        action,
+                        {
+                            "tenant_id": touch.tenant_id,
+                            "touch_id": touch.id,
+                            "customer_id": customer.id,
+                            "outbound": None,
+                        },
+                    )
+                )
+            else:
+                _data_action(s, customer, action, fields, now, enrollment)
+        touch.status = "sending"
+        touch.outcome = {**touch.outcome, "idempotent": idempotent}
+        return sends, idempotent
+
+
+def _reply_gate(
+    s: Any,
+    touch: Touch,
+    definition: Mapping[str, Any],
+    now: datetime,
+    enrollment: Enrollment,
+    fields: Mapping[str, Any],
+) -> str | None:
+    """F26: a step after a "wait for reply" step waits for a reply or the timeout."""
+    if touch.step_index == 0:
+        return None
+    wait = definition["steps"][touch.step_index - 1].get("wait_for_reply")
+    if not wait:
+        return None
+    previous = s.scalar(
+        sa.select(Touch).where(
+            Touch.enrollment_id == touch.enrollment_id, Touch.step_index == touch.step_index - 1
+        )
+    )
+    if previous is None or previous.sent_at is None:
+        return None
+    if previous.replied_at is not None:
+        if wait["on_reply"] == "end":
+            end_enrollment(
+                s,
+                enrollment,
+                "ended_early",
+                "replied",
+                now,
+                fields,
+                **end_actions(definition, "on_early_end"),
+            )
+            return "cancelled"
+        return None
+    deadline = previous.sent_at + parse_duration(wait["timeout"])
+    if now < deadline:
+        touch.status, touch.due_at = "scheduled", deadline
+        touch.deferrals += 1
+        touch.defer_reason = "waiting_for_reply"
+        return "scheduled"
+    if wait["on_timeout"] == "skip":
+        touch.status = "skipped"
+        touch.outcome = {"reason": "no_reply"}
+        _maybe_complete(s, touch, now, fields)
+        return "skipped"
+    return None
+
+
+def _recipient(s: Any, customer: Customer) -> dict[str, Any]:
+    from sopflow.models import ChannelIdentity
+
+    identities = s.execute(
+        sa.select(ChannelIdentity.channel, ChannelIdentity.external_id).where(
+            ChannelIdentity.customer_id == customer.id
+        )
+    ).all()
+    return {
+        "customer_id": customer.id,
+        "identities": [{"channel": c, "external_id": e} for c, e in identities],
+    }
+
+
+def _data_action(
+    s: Any,
+    customer: Customer,
+    action: Mapping[str, Any],
+    fields: Mapping[str, Any],
+    now: datetime,
+    enrollment: Enrollment,
+) -> None:
+    kind = action["type"]
+    if kind == "set_field":
+        customer.fields = apply_stored(
+            customer.fields, {action["field"]: to_storage(fields[action["field"]], action["value"])}
+        )
+    elif kind == "add_tag":
+        change_tags(s, customer, add=[action["tag"]])
+    elif kind == "remove_tag":
+        change_tags(s, customer, remove=[action["tag"]])
+    elif kind == "move_stage":
+        move_customer(
+            s,
+            customer.tenant_id,
+            customer.id,
+            get_stage(s, customer.tenant_id, action["stage_id"]),
+            "rule",
+            now,
+            depth=enrollment.depth + 1,
+        )
+
+
+def _webhook(action: Mapping[str, Any], message: Mapping[str, Any]) -> Any:
+    from sopflow_sdk import SendReceipt
+
+    try:
+        r = httpx.post(
+            action["url"],
+            json={"touch_id": message["touch_id"], "customer_id": message["customer_id"]},
+            headers={"Idempotency-Key": f"touch:{message['touch_id']}"},
+            timeout=10,
+        )
+    except httpx.TimeoutException as exc:
+        raise AmbiguousSendError("webhook timed out") from exc
+    except httpx.HTTPError as exc:
+        raise RetriableError(f"webhook failed: {type(exc).__name__}", retry_after=60) from exc
+    if r.status_code >= 500 or r.status_code == 429:
+        raise RetriableError(f"webhook answered {r.status_code}", retry_after=60)
+    if r.status_code >= 400:
+        raise SkippableError(f"webhook answered {r.status_code}")
+    return SendReceipt("sent")
+
+
+def _record(
+    app: Any,
+    touch_id: int,
+    status: str,
+    results: list[dict[str, Any]],
+    reason: str,
+    retry_after: float | None,
+) -> str:
+    now = app.now()
+    with app.tx() as s:
+        touch = s.get(Touch, touch_id, with_for_update=True)
+        assert touch is not None
+        touch.outcome = {**touch.outcome, "results": results, **({"reason": reason} if reason else {})}
+        if status == "scheduled":
+            if touch.attempts >= MAX_ATTEMPTS:
+                status = "failed"
+            else:
+                touch.due_at = now + timedelta(seconds=retry_after or 30 * 2**touch.attempts)
+                touch.lease_until = None
+        touch.status = status
+        if status in ("sent", "pending"):
+            touch.sent_at = now
+            enrollment = s.get(Enrollment, touch.enrollment_id)
+            s.add(
+                Event(
+                    tenant_id=touch.tenant_id,
+                    customer_id=touch.customer_id,
+                    type="touch.sent",
+                    idempotency_key=f"touch.sent:{touch.id}",
+                    occurred_at=now,
+                    received_at=now,
+                    payload={
+                        "touch_id": touch.id,
+                        "sop_id": touch.sop_id,
+                        "step_index": touch.step_index,
+                        "status": status,
+                    },
+                    source="sopflow",
+                    depth=(enrollment.depth if enrollment else 0) + 1,
+                )
+            )
+        if status in ("sent", "pending", "failed", "skipped"):
+            _maybe_complete(s, touch, now, field_definitions(s, touch.tenant_id, app.plugins))
+    return status
+
+
+def _maybe_complete(s: Any, touch: Touch, now: datetime, fields: Mapping[str, Any]) -> None:
+    """F21: after the last step is done, the enrolment ends normally."""
+    s.flush()
+    open_touches = s.scalar(
+        sa.select(sa.func.count())
+        .select_from(Touch)
+        .where(
+            Touch.enrollment_id == touch.enrollment_id, Touch.status.in_(("scheduled", "claimed", "sending"))
+        )
+    )
+    if open_touches:
+        return
+    enrollment = s.get(Enrollment, touch.enrollment_id)
+    if enrollment is not None and enrollment.status == ACTIVE:
+        runtime = runtime_of(s, enrollment, fields)
+        end_enrollment(
+            s,
+            enrollment,
+            "completed",
+            "all_steps_done",
+            now,
+            fields,
+            **end_actions(runtime.definition, "on_complete"),
+        )

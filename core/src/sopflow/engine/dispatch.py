@@ -1,0 +1,146 @@
+"""Claim due touches in batches with leases, applying batch sending (F18) and
+the per-customer daily cap (F27).  A touch that a cap blocks is deferred to
+its next allowed slot and counted as deferred — never dropped.
+
+Postgres claims with ``FOR UPDATE SKIP LOCKED`` so several schedulers share
+the work; SQLite's ``BEGIN IMMEDIATE`` already serialises writers.  The two
+ledgers are updated with a conditional upsert, so caps hold across schedulers.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from sopflow.conditions import parse_duration
+from sopflow.engine.schedule import local_at, local_day, outside_quiet_hours
+from sopflow.models import BatchWindow, Enrollment, SendQuota, SopVersion, Tenant, Touch
+
+LEASE = timedelta(minutes=5)
+DEFAULT_DAILY_CAP = 1
+
+
+def _insert(session: Session, table: Any) -> Any:
+    return (postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def take_slot(session: Session, table: Any, keys: dict[str, Any], extra: dict[str, Any], cap: int) -> bool:
+    """Atomically use one of ``cap`` slots in a ledger row; False when full."""
+    stmt = _insert(session, table).values(**keys, **extra, used=1)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(keys), set_={"used": table.c.used + 1}, where=table.c.used < cap
+    ).returning(table.c.used)
+    return session.execute(stmt).first() is not None
+
+
+def give_back(session: Session, table: Any, keys: dict[str, Any]) -> None:
+    session.execute(
+        sa.update(table).where(*(table.c[k] == v for k, v in keys.items())).values(used=table.c.used - 1)
+    )
+
+
+def counts_for_cap(step: dict[str, Any]) -> bool:
+    """Only private-chat sends are enterprise pushes to one customer."""
+    return any(a.get("type") == "send" and a.get("touchpoint") == "private_chat" for a in step["actions"])
+
+
+def claim_due_touches(session: Session, now: datetime, limit: int = 500) -> list[int]:
+    """Claim up to ``limit`` due touches; returns the ids to deliver."""
+    due = sa.or_(
+        sa.and_(Touch.status == "scheduled", Touch.due_at <= now),
+        sa.and_(Touch.status.in_(("claimed", "sending")), Touch.lease_until < now),
+    )
+    query = sa.select(Touch).where(due).order_by(Touch.due_at, Touch.id).limit(limit)
+    if session.bind.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    touches = list(session.scalars(query))
+    claimed: list[int] = []
+    versions: dict[int, dict[str, Any]] = {}
+    caps: dict[int, int] = {}
+    for touch in touches:
+        if touch.status == "sending" and not touch.outcome.get("idempotent"):
+            # the worker died mid-send: the channel may have delivered it; a human decides
+            touch.status = "review"
+            touch.outcome = {**touch.outcome, "reason": "ambiguous: worker stopped during send"}
+            continue
+        enrollment = session.get(Enrollment, touch.enrollment_id)
+        assert enrollment is not None
+        if enrollment.status != "active":
+            touch.status = "cancelled"
+            continue
+        if enrollment.sop_version_id not in versions:
+            versions[enrollment.sop_version_id] = session.get(
+                SopVersion, enrollment.sop_version_id
+            ).definition
+        definition = versions[enrollment.sop_version_id]
+        step = definition["steps"][touch.step_index]
+        tz = ZoneInfo(enrollment.timezone)
+        if touch.status == "scheduled":
+            quiet_until = outside_quiet_hours(now, definition.get("quiet_hours"), tz)
+            if quiet_until > now:
+                defer(touch, quiet_until, "quiet_hours")
+                continue
+            if counts_for_cap(step):
+                cap = caps.setdefault(touch.tenant_id, _daily_cap(session, touch.tenant_id))
+                day = local_day(now, enrollment.timezone)
+                if not take_slot(
+                    session,
+                    SendQuota.__table__,
+                    {"customer_id": touch.customer_id, "day": day},
+                    {"tenant_id": touch.tenant_id},
+                    cap,
+                ):
+                    planned_local = touch.planned_at.astimezone(tz).strftime("%H:%M")
+                    defer(
+                        touch, max(local_at(day + timedelta(days=1), planned_local, tz), now), "customer_cap"
+                    )
+                    continue
+            batch = definition.get("batch")
+            if batch:
+                interval = parse_duration(batch["interval"])
+                window = _window_start(now, interval)
+                if not take_slot(
+                    session,
+                    BatchWindow.__table__,
+                    {"sop_id": touch.sop_id, "window_start": window},
+                    {},
+                    batch["size"],
+                ):
+                    if counts_for_cap(step):
+                        give_back(
+                            session,
+                            SendQuota.__table__,
+                            {"customer_id": touch.customer_id, "day": local_day(now, enrollment.timezone)},
+                        )
+                    defer(touch, window + interval, "batch")
+                    continue
+        touch.status = "claimed"
+        touch.lease_until = now + LEASE
+        touch.attempts += 1
+        claimed.append(touch.id)
+    session.flush()
+    return claimed
+
+
+def defer(touch: Touch, until: datetime, reason: str) -> None:
+    touch.status = "scheduled"
+    touch.due_at = until
+    touch.deferrals += 1
+    touch.defer_reason = reason
+
+
+def _daily_cap(session: Session, tenant_id: int) -> int:
+    tenant = session.get(Tenant, tenant_id)
+    value = (tenant.settings or {}).get("customer_daily_push_cap") if tenant else None
+    return int(value) if value else DEFAULT_DAILY_CAP
+
+
+def _window_start(now: datetime, interval: timedelta) -> datetime:
+    seconds = int(interval.total_seconds())
+    epoch = int(now.timestamp())
+    return datetime.fromtimestamp(epoch - epoch % seconds, tz=UTC)

@@ -1,0 +1,148 @@
+"""Enrolment: who enters which SOP, exactly once, with all touches materialised.
+
+Called from the evaluate step after an event, from an SOP's audience job at
+start, and from flows.  The unique key (sop, customer, entry_seq) makes a
+concurrent double enrolment impossible; the loser's savepoint rolls back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from sopflow.conditions import CustomerSnapshot, evaluate, parse, resolve_timezone, snapshot_customer
+from sopflow.engine.schedule import planned_times
+from sopflow.models import ChannelIdentity, Customer, Enrollment, Sop, SopVersion, Staff, Tenant, Touch
+
+ACTIVE = "active"
+
+
+class SopRuntime:
+    """What enrolment needs to know about one SOP version, parsed once."""
+
+    def __init__(self, sop: Sop, version: SopVersion, fields: Mapping[str, Any]) -> None:
+        self.sop = sop
+        self.version = version
+        self.definition = version.definition
+        target = self.definition["target"]
+        self.rule = parse(target["rule"], fields) if target.get("rule") else None
+        self.early_end = (
+            parse(self.definition["early_end"], fields) if self.definition.get("early_end") else None
+        )
+        self.sources = set(target.get("sources") or [])
+        self.staff = set(target.get("staff") or [])
+
+    def targets(self, snapshot: CustomerSnapshot, staff_ids: set[str], now: datetime) -> bool:
+        if self.sources and snapshot.source not in self.sources:
+            return False
+        if self.staff and not (self.staff & staff_ids):
+            return False
+        return self.rule is None or evaluate(self.rule, snapshot, now)
+
+    def ends_early(self, snapshot: CustomerSnapshot, now: datetime) -> bool:
+        return self.early_end is not None and evaluate(self.early_end, snapshot, now)
+
+
+def staff_of(session: Session, customer: Customer) -> set[str]:
+    """External ids of the staff members the customer is connected to."""
+    ids = set(
+        session.scalars(
+            sa.select(Staff.external_id)
+            .join(ChannelIdentity, ChannelIdentity.staff_id == Staff.id)
+            .where(ChannelIdentity.customer_id == customer.id)
+        )
+    )
+    if customer.owner_staff_id:
+        owner = session.get(Staff, customer.owner_staff_id)
+        if owner:
+            ids.add(owner.external_id)
+    return ids
+
+
+def enroll(
+    session: Session,
+    runtime: SopRuntime,
+    customer: Customer,
+    now: datetime,
+    *,
+    tenant_timezone: str,
+    flowed_from: int | None = None,
+    depth: int = 0,
+    snapshot: CustomerSnapshot | None = None,
+) -> Enrollment | None:
+    """Enrol ``customer`` unless the SOP's rules say no.  Returns the enrolment
+    or ``None``.  The caller has checked the target."""
+    sop = runtime.sop
+    if sop.status != "started":
+        return None
+    previous = list(
+        session.scalars(
+            sa.select(Enrollment)
+            .where(Enrollment.sop_id == sop.id, Enrollment.customer_id == customer.id)
+            .order_by(Enrollment.entry_seq)
+        )
+    )
+    if previous and (
+        not runtime.definition.get("reentry")
+        or previous[-1].status == ACTIVE
+        or not (previous[-1].rearmed or flowed_from is not None)
+    ):
+        return None
+    snapshot = snapshot or snapshot_customer(session, customer, tenant_timezone)
+    if flowed_from is None and runtime.ends_early(snapshot, now):
+        return None  # F22: matches entry and early end → not enrolled
+    tz = resolve_timezone(customer.timezone, tenant_timezone)
+    enrollment = Enrollment(
+        tenant_id=sop.tenant_id,
+        sop_id=sop.id,
+        sop_version_id=runtime.version.id,
+        customer_id=customer.id,
+        entry_seq=len(previous),
+        status=ACTIVE,
+        timezone=tz,
+        enrolled_at=now,
+        flowed_from_id=flowed_from,
+        depth=depth,
+    )
+    try:
+        with session.begin_nested():
+            session.add(enrollment)
+            session.flush()
+            for index, due in enumerate(planned_times(runtime.definition, now, tz)):
+                session.add(
+                    Touch(
+                        tenant_id=sop.tenant_id,
+                        sop_id=sop.id,
+                        enrollment_id=enrollment.id,
+                        customer_id=customer.id,
+                        step_index=index,
+                        status="scheduled" if due is not None else "skipped",
+                        planned_at=due or now,
+                        due_at=due or now,
+                        outcome={} if due is not None else {"reason": "catch_up_skip"},
+                    )
+                )
+            session.flush()
+    except IntegrityError:
+        return None  # a concurrent enrolment won
+    return enrollment
+
+
+def runtimes_for(session: Session, tenant_id: int, fields: Mapping[str, Any]) -> list[SopRuntime]:
+    rows = session.execute(
+        sa.select(Sop, SopVersion)
+        .join(SopVersion, sa.and_(SopVersion.sop_id == Sop.id, SopVersion.version == Sop.current_version))
+        .where(Sop.tenant_id == tenant_id, Sop.status == "started")
+        .order_by(Sop.id)
+    ).all()
+    return [SopRuntime(sop, version, fields) for sop, version in rows]
+
+
+def tenant_timezone(session: Session, tenant_id: int) -> str:
+    tenant = session.get(Tenant, tenant_id)
+    return tenant.timezone if tenant else "Asia/Shanghai"

@@ -1,0 +1,182 @@
+"""Glue between the engine and the runtime: the evaluate step after each event,
+and the dispatch loop.  With a broker installed work goes through Dramatiq
+actors; without one (the CLI, the deterministic tests) it runs inline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from sopflow.engine.deliver import channel_for, deliver_touch
+from sopflow.engine.dispatch import claim_due_touches
+from sopflow.engine.fields import field_definitions
+from sopflow.engine.ingest import event_to_dict
+from sopflow.engine.lifecycle import on_customer_event
+from sopflow.engine.sops import compute_audience
+from sopflow.logging import get_logger
+from sopflow.models import Enrollment, Event, Sop, SopVersion, Touch
+
+log = get_logger("sopflow.runner")
+
+
+def process_event(app: Any, tenant_id: int, event: dict[str, Any]) -> None:
+    if app.broker is not None:
+        app.broker.actors["evaluate_event"].send(tenant_id, event)
+    else:
+        evaluate_event(app, tenant_id, event)
+
+
+def evaluate_event(app: Any, tenant_id: int, event: dict[str, Any]) -> dict[str, int]:
+    with app.tx() as s:
+        fields = field_definitions(s, tenant_id, app.plugins)
+        before = s.scalar(sa.select(sa.func.max(Event.id))) or 0
+        counts = on_customer_event(s, tenant_id, event, app.now(), fields, app.settings.loop_guard_depth)
+        s.flush()
+        caused = [
+            event_to_dict(e)
+            for e in s.scalars(
+                sa.select(Event).where(Event.id > before, Event.tenant_id == tenant_id).order_by(Event.id)
+            )
+        ]
+    for ev in caused:  # stage moves made by end actions etc. feed the evaluate step again
+        app.notify_event(tenant_id, ev)
+    return counts
+
+
+def dispatch_due(app: Any, limit: int = 500) -> int:
+    """Claim due touches and hand each to a deliver worker.  Returns how many."""
+    with app.tx() as s:
+        ids = claim_due_touches(s, app.now(), limit)
+    for touch_id in ids:
+        if app.broker is not None:
+            app.broker.actors["deliver"].send(touch_id)
+        else:
+            deliver(app, touch_id)
+    return len(ids)
+
+
+def deliver(app: Any, touch_id: int) -> str:
+    with app.tx() as s:
+        before = s.scalar(sa.select(sa.func.max(Event.id))) or 0
+    status = deliver_touch(app, touch_id)
+    with app.tx() as s:
+        touch = s.get(Touch, touch_id)
+        caused = (
+            [
+                event_to_dict(e)
+                for e in s.scalars(
+                    sa.select(Event)
+                    .where(
+                        Event.id > before,
+                        Event.tenant_id == touch.tenant_id,
+                        Event.customer_id == touch.customer_id,
+                    )
+                    .order_by(Event.id)
+                )
+            ]
+            if touch
+            else []
+        )
+    for ev in caused:
+        app.notify_event(touch.tenant_id, ev)
+    return status
+
+
+def run_until_idle(app: Any, max_rounds: int = 1000) -> int:
+    """Dispatch until nothing is due at the current clock (tests, demo, CLI)."""
+    total = 0
+    for _ in range(max_rounds):
+        n = dispatch_due(app)
+        total += n
+        if n == 0:
+            return total
+    raise RuntimeError("dispatch did not settle; a step keeps re-scheduling itself")
+
+
+def advance_audiences(app: Any) -> int:
+    """One batch of every nurture SOP whose audience is still being computed."""
+    with app.tx() as s:
+        pending = list(
+            s.execute(sa.select(Sop.tenant_id, Sop.id).where(Sop.status == "started", Sop.kind == "nurture"))
+        )
+    moved = 0
+    for tenant_id, sop_id in pending:
+        with app.tx() as s:
+            sop = s.get(Sop, sop_id)
+            if sop is None or (sop.audience or {}).get("state") not in ("pending", "running"):
+                continue
+            compute_audience(s, app, tenant_id, sop_id, app.now())
+            moved += 1
+    return moved
+
+
+def poll_confirmations(app: Any, limit: int = 200) -> int:
+    """Touches waiting for staff confirmation (``pending``): ask the channel."""
+    with app.tx() as s:
+        rows = list(
+            s.scalars(sa.select(Touch).where(Touch.status == "pending").order_by(Touch.id).limit(limit))
+        )
+    changed = 0
+    for touch in rows:
+        refs = [
+            r for r in touch.outcome.get("results", []) if r.get("provider_ref") and r["status"] == "pending"
+        ]
+        if not refs:
+            continue
+        try:
+            with app.tx() as s:
+                fresh = s.get(Touch, touch.id)
+                enrollment = s.get(Enrollment, fresh.enrollment_id)
+                step = s.get(SopVersion, enrollment.sop_version_id).definition["steps"][fresh.step_index]
+            statuses = []
+            for ref in refs:
+                action = step["actions"][ref["action"]]
+                channel, _ = channel_for(app, touch.tenant_id, action["channel"])
+                result = channel.poll(ref["provider_ref"])
+                statuses.append(_recipient_status(result, touch.customer_id))
+        except Exception:
+            log.exception("poll_failed", touch_id=touch.id)
+            continue
+        final = "failed" if "failed" in statuses else ("sent" if all(s == "sent" for s in statuses) else None)
+        if final:
+            with app.tx() as s:
+                fresh = s.get(Touch, touch.id, with_for_update=True)
+                if fresh.status == "pending":
+                    fresh.status = final
+                    fresh.outcome = {
+                        **fresh.outcome,
+                        "confirmed": final,
+                        "confirmed_at": app.now().isoformat(),
+                    }
+                    changed += 1
+    return changed
+
+
+def _recipient_status(result: dict[str, str], customer_id: int) -> str:
+    """A poll maps recipients to statuses; one touch has one customer."""
+    values = set(result.values())
+    if "failed" in values:
+        return "failed"
+    if values and values <= {"sent"}:
+        return "sent"
+    return "pending"
+
+
+def install_actors(app: Any, broker: Any) -> None:
+    import dramatiq
+
+    def evaluate(tenant_id: int, event: dict[str, Any]) -> None:
+        evaluate_event(app, tenant_id, event)
+
+    def deliver_actor(touch_id: int) -> None:
+        deliver(app, touch_id)
+
+    def audience(tenant_id: int, sop_id: int) -> None:
+        advance_audiences(app)
+
+    dramatiq.actor(evaluate, actor_name="evaluate_event", broker=broker, queue_name="sopflow", max_retries=10)
+    # deliver is not retried by Dramatiq: the touch row's lease decides retries,
+    # so a message redelivered after a crash cannot double-send.
+    dramatiq.actor(deliver_actor, actor_name="deliver", broker=broker, queue_name="sopflow", max_retries=0)
+    dramatiq.actor(audience, actor_name="audience", broker=broker, queue_name="sopflow", max_retries=3)
