@@ -10,7 +10,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from hypothesis import strategies as st
-
 from sopflow.conditions import FIELD_OPS, to_storage
 
 LEVELS = ("金卡", "银卡", "😀vip", "a")
@@ -50,7 +49,9 @@ ANCHORS = (
 safe_text = st.text(
     alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=4
 )
-texts = st.one_of(st.sampled_from(("", "a", "A", "ab", "拔牙", "防晒霜", "😀", "é", "e\u0301", "Z")), safe_text)
+texts = st.one_of(
+    st.sampled_from(("", "a", "A", "ab", "拔牙", "防晒霜", "😀", "é", "e\u0301", "Z")), safe_text
+)
 numbers = st.one_of(
     st.sampled_from((0, -0.0, 1, 2, -1, 1e15, -1e15, 0.1, 0.30000000000000004, 2.5, 2**53, 1.0)),
     st.integers(-5, 5),
@@ -121,10 +122,16 @@ def field_predicates(draw: Any, now: datetime) -> dict[str, Any]:
 def leaves(now: datetime) -> st.SearchStrategy[dict[str, Any]]:
     some = st.lists
     relative = st.one_of(
-        st.builds(lambda op, span: {"field": "insurance_expires_on", "op": op, "value": span},
-                  st.sampled_from(RELATIVE), st.sampled_from(DAY_SPANS)),
-        st.builds(lambda op, span: {"field": "last_order_at", "op": op, "value": span},
-                  st.sampled_from(RELATIVE), st.sampled_from(SPANS)),
+        st.builds(
+            lambda op, span: {"field": "insurance_expires_on", "op": op, "value": span},
+            st.sampled_from(RELATIVE),
+            st.sampled_from(DAY_SPANS),
+        ),
+        st.builds(
+            lambda op, span: {"field": "last_order_at", "op": op, "value": span},
+            st.sampled_from(RELATIVE),
+            st.sampled_from(SPANS),
+        ),
     )
     return st.one_of(
         field_predicates(now),
@@ -142,9 +149,14 @@ def leaves(now: datetime) -> st.SearchStrategy[dict[str, Any]]:
         ),
         st.builds(lambda b: {"churned": b}, st.booleans()),
         st.builds(lambda s: {"source": {"in": s}}, some(st.sampled_from(SOURCES), min_size=1, max_size=2)),
-        st.builds(_events, st.sampled_from(EVENT_TYPES), st.sampled_from((None, 0, 1, 2)),
-                  st.sampled_from((None, 0, 1, 3)), st.sampled_from((None, "1d", "30d", "60d", "90d", "12h"))),
-    )  # fmt: skip
+        st.builds(
+            _events,
+            st.sampled_from(EVENT_TYPES),
+            st.sampled_from((None, 0, 1, 2)),
+            st.sampled_from((None, 0, 1, 3)),
+            st.sampled_from((None, "1d", "30d", "60d", "90d", "12h")),
+        ),
+    )
 
 
 def _events(etype: str, low: int | None, high: int | None, within: str | None) -> dict[str, Any]:
@@ -188,9 +200,7 @@ def customers(draw: Any, now: datetime) -> dict[str, Any]:
         if draw(st.booleans()):
             fields[key] = draw(stored_value(defn.type, now))
     stages = {pid: draw(st.sampled_from(STAGE_NAMES)) for pid in PIPELINES if draw(st.booleans())}
-    events = draw(
-        st.lists(st.tuples(st.sampled_from(EVENT_TYPES), instants(now)), max_size=4)
-    )
+    events = draw(st.lists(st.tuples(st.sampled_from(EVENT_TYPES), instants(now)), max_size=4))
     return {
         "fields": fields,
         "tags": draw(st.frozensets(st.sampled_from(TAGS), max_size=3)),

@@ -95,7 +95,7 @@ class _Context:
             if name != tenant_tz:
                 by_day.setdefault(local_today(now, name), []).append(name)
         self.zone_days = by_day
-        self.tenant_today = now.date()
+        self.tenant_today = local_today(now, tenant_tz)
 
     def node(self, node: Node) -> Compiled:
         if isinstance(node, All | Any_):

@@ -298,7 +298,8 @@ def parse(
     parser = _Parser(fields, stages)
     root = parser.node(rule, "", 0)
     if parser.count > MAX_NODES:
-        parser.fail("rule", f"{parser.count} conditions; a rule may hold at most {MAX_NODES} — split it")
+        limit = f"a rule may hold at most {MAX_NODES} (all/any/not and conditions) — split it"
+        parser.fail("rule", f"{parser.count} nodes; {limit}")
     if parser.problems or root is None:
         raise RuleError(parser.problems or [("rule", "invalid rule")])
     return Rule(root, rule)
