@@ -41,6 +41,7 @@ class Settings:
     max_batch_events: int = 500
     loop_guard_depth: int = 5
     scheduler_interval: float = 1.0
+    claim_lease_seconds: int = 300
     worker_threads: int = 4
 
     @classmethod
@@ -101,6 +102,7 @@ class Settings:
             ("SOPFLOW_MAX_BATCH_EVENTS", 500),
             ("SOPFLOW_LOOP_GUARD_DEPTH", 5),
             ("SOPFLOW_WORKER_THREADS", 4),
+            ("SOPFLOW_CLAIM_LEASE_SECONDS", 300),
         ):
             raw = env.get(name)
             try:
@@ -140,6 +142,7 @@ class Settings:
             loop_guard_depth=ints["SOPFLOW_LOOP_GUARD_DEPTH"],
             scheduler_interval=interval,
             worker_threads=ints["SOPFLOW_WORKER_THREADS"],
+            claim_lease_seconds=ints["SOPFLOW_CLAIM_LEASE_SECONDS"],
         )
 
 

@@ -27,6 +27,7 @@ from sopflow.api.pipelines import PipelineController, StageController
 from sopflow.api.plugin_routes import plugin_route_handlers
 from sopflow.api.plugins import PluginController
 from sopflow.api.problems import EXCEPTION_HANDLERS
+from sopflow.api.segments import SegmentController
 from sopflow.api.sops import EnrollmentController, SopController, TouchController
 from sopflow.api.staff import StaffController
 from sopflow.api.system import health, metrics
@@ -45,6 +46,7 @@ CONTROLLERS = [
     ChannelAccountController,
     PluginController,
     ClockController,
+    SegmentController,
     SopController,
     EnrollmentController,
     TouchController,

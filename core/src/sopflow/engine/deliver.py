@@ -113,15 +113,14 @@ def deliver_touch(app: Any, touch_id: int) -> str:
     reason = ""
     for action_index, action, message in sends:
         try:
-            channel, account_id = channel_for(app, message["tenant_id"], action["channel"])
-            wait = app.__dict__.setdefault("_rates", RateLimiter()).wait_time(
-                account_id, channel.capabilities.rate_per_minute
-            )
-            if wait:
-                raise RetriableError("channel rate limit", retry_after=wait)
             if action["type"] == "webhook":
                 receipt = _webhook(action, message)
             else:
+                channel, account_id = channel_for(app, message["tenant_id"], action["channel"])
+                limiter = app.__dict__.setdefault("_rates", RateLimiter())
+                wait = limiter.wait_time(account_id, channel.capabilities.rate_per_minute)
+                if wait:
+                    raise RetriableError("channel rate limit", retry_after=wait)
                 receipt = channel.send(message["outbound"])
             results.append(
                 {"action": action_index, "status": receipt.status, "provider_ref": receipt.provider_ref}
@@ -206,7 +205,8 @@ def _prepare(app: Any, touch_id: int, now: datetime) -> str | tuple[list[Any], b
                 channel.check(outbound)
                 sends.append((index, action, {"tenant_id": touch.tenant_id, "outbound": outbound}))
             elif kind == "webhook":
-                idempotent = False
+                # a receiver that de-duplicates by Idempotency-Key may be retried after a crash
+                idempotent = idempotent and bool(action.get("idempotent"))
                 sends.append(
                     (
                         index,

@@ -49,7 +49,9 @@ def counts_for_cap(step: dict[str, Any]) -> bool:
     return any(a.get("type") == "send" and a.get("touchpoint") == "private_chat" for a in step["actions"])
 
 
-def claim_due_touches(session: Session, now: datetime, limit: int = 500) -> list[int]:
+def claim_due_touches(
+    session: Session, now: datetime, limit: int = 500, lease: timedelta = LEASE
+) -> list[int]:
     """Claim up to ``limit`` due touches; returns the ids to deliver."""
     due = sa.or_(
         sa.and_(Touch.status == "scheduled", Touch.due_at <= now),
@@ -120,7 +122,7 @@ def claim_due_touches(session: Session, now: datetime, limit: int = 500) -> list
                     defer(touch, window + interval, "batch")
                     continue
         touch.status = "claimed"
-        touch.lease_until = now + LEASE
+        touch.lease_until = now + lease
         touch.attempts += 1
         claimed.append(touch.id)
     session.flush()

@@ -4,6 +4,7 @@ actors; without one (the CLI, the deterministic tests) it runs inline."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -47,7 +48,7 @@ def evaluate_event(app: Any, tenant_id: int, event: dict[str, Any]) -> dict[str,
 def dispatch_due(app: Any, limit: int = 500) -> int:
     """Claim due touches and hand each to a deliver worker.  Returns how many."""
     with app.tx() as s:
-        ids = claim_due_touches(s, app.now(), limit)
+        ids = claim_due_touches(s, app.now(), limit, timedelta(seconds=app.settings.claim_lease_seconds))
     for touch_id in ids:
         if app.broker is not None:
             app.broker.actors["deliver"].send(touch_id)

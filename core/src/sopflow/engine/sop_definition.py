@@ -328,5 +328,10 @@ def _action(
         url = raw.get("url")
         if not isinstance(url, str) or not url.startswith(("https://", "http://")):
             problems.append((f"{p}.url", "an http(s) URL"))
-        out["url"] = url
+        idempotent = raw.get("idempotent", False)
+        if not isinstance(idempotent, bool):
+            problems.append(
+                (f"{p}.idempotent", "true if the receiver de-duplicates by the Idempotency-Key header")
+            )
+        out["url"], out["idempotent"] = url, idempotent
     return out

@@ -72,6 +72,22 @@ def create_sop(session: Session, app: Any, tenant_id: int, name: str, definition
 def _validated(
     session: Session, app: Any, tenant_id: int, definition: Any, sop_id: int | None = None
 ) -> dict[str, Any]:
+    from sopflow.engine.segments import expand_segments
+
+    if isinstance(definition, dict):
+        # saved segments are expanded into the version: a version never changes under its enrolments
+        definition = dict(definition)
+        if isinstance(definition.get("target"), dict) and definition["target"].get("rule") is not None:
+            definition["target"] = {
+                **definition["target"],
+                "rule": expand_segments(
+                    session, tenant_id, definition["target"]["rule"], "definition.target.rule"
+                ),
+            }
+        if definition.get("early_end") is not None:
+            definition["early_end"] = expand_segments(
+                session, tenant_id, definition["early_end"], "definition.early_end"
+            )
     try:
         return validate_definition(definition, **_checks(session, tenant_id, app, sop_id))
     except ConfigError as exc:

@@ -6,6 +6,7 @@ from sopflow.models.channels import ChannelAccount
 from sopflow.models.customers import ChannelIdentity, Customer, CustomerTag, FieldDefinition, Staff
 from sopflow.models.events import Event
 from sopflow.models.pipelines import CustomerStage, Pipeline, Stage, StageHistory
+from sopflow.models.segments import Segment
 from sopflow.models.sops import BatchWindow, Enrollment, SendQuota, Sop, SopVersion, Touch
 from sopflow.models.tenancy import SCOPES, ApiKey, Tenant, TenantPlugin
 
@@ -24,6 +25,7 @@ __all__ = [
     "Event",
     "FieldDefinition",
     "Pipeline",
+    "Segment",
     "SendQuota",
     "Sop",
     "SopVersion",

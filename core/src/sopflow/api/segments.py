@@ -1,0 +1,92 @@
+"""Saved segments (crowd packs) and rule previews (count + a sample page)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from litestar import Controller, Request, delete, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
+
+from sopflow.api.auth import Auth, sopflow_app
+from sopflow.engine.customers import customer_to_dict
+from sopflow.engine.fields import field_definitions
+from sopflow.engine.segments import create_segment, get_segment, preview, segment_to_dict
+from sopflow.models import Customer, Segment
+from sopflow.problems import InvalidInput
+
+
+class SegmentCreate(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    rule: dict[str, Any]
+
+
+class PreviewRequest(msgspec.Struct, forbid_unknown_fields=True):
+    rule: dict[str, Any]
+    limit: int = 20
+    after_id: int | None = None
+
+
+class SegmentController(Controller):
+    path = "/api/v1/segments"
+    tags = ["segments"]
+
+    @get("/", sync_to_thread=True, summary="List saved segments")
+    def list_segments(self, request: Request, auth: NamedDependency[Auth]) -> list[dict[str, Any]]:
+        auth.require("read")
+        with sopflow_app(request).tx() as s:
+            return [
+                segment_to_dict(x)
+                for x in s.scalars(
+                    sa.select(Segment).where(Segment.tenant_id == auth.tenant_id).order_by(Segment.id)
+                )
+            ]
+
+    @post("/", sync_to_thread=True, summary='Save a rule as a segment (usable as {"segment": id} in rules)')
+    def create(
+        self, request: Request, auth: NamedDependency[Auth], data: JSONBody[SegmentCreate]
+    ) -> dict[str, Any]:
+        auth.require("admin")
+        app = sopflow_app(request)
+        with app.tx() as s:
+            fields = field_definitions(s, auth.tenant_id, app.plugins)
+            return segment_to_dict(create_segment(s, auth.tenant_id, data.name, data.rule, fields, app.now()))
+
+    @get("/{segment_id:int}", sync_to_thread=True, summary="One segment")
+    def get_one(self, request: Request, auth: NamedDependency[Auth], segment_id: int) -> dict[str, Any]:
+        auth.require("read")
+        with sopflow_app(request).tx() as s:
+            return segment_to_dict(get_segment(s, auth.tenant_id, segment_id))
+
+    @delete("/{segment_id:int}", sync_to_thread=True, summary="Delete a segment")
+    def remove(self, request: Request, auth: NamedDependency[Auth], segment_id: int) -> None:
+        auth.require("admin")
+        with sopflow_app(request).tx() as s:
+            s.delete(get_segment(s, auth.tenant_id, segment_id))
+
+    @post(
+        "/preview",
+        sync_to_thread=True,
+        status_code=200,
+        summary="Count a rule's audience and show a sample page",
+    )
+    def preview_rule(
+        self, request: Request, auth: NamedDependency[Auth], data: JSONBody[PreviewRequest]
+    ) -> dict[str, Any]:
+        auth.require("read")
+        if not 1 <= data.limit <= 200:
+            raise InvalidInput([("limit", "use 1 to 200")])
+        app = sopflow_app(request)
+        with app.tx() as s:
+            fields = field_definitions(s, auth.tenant_id, app.plugins)
+            result = preview(s, auth.tenant_id, data.rule, fields, app.now(), data.limit, data.after_id)
+            rows = s.scalars(
+                sa.select(Customer).where(Customer.id.in_(result["customer_ids"])).order_by(Customer.id)
+            )
+            return {
+                "count": result["count"],
+                "sample": [customer_to_dict(s, c) for c in rows],
+                "next_after_id": result["next_after_id"],
+            }
