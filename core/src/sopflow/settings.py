@@ -42,6 +42,7 @@ class Settings:
     loop_guard_depth: int = 5
     scheduler_interval: float = 1.0
     claim_lease_seconds: int = 300
+    max_in_flight: int = 2000
     worker_threads: int = 4
 
     @classmethod
@@ -103,6 +104,7 @@ class Settings:
             ("SOPFLOW_LOOP_GUARD_DEPTH", 5),
             ("SOPFLOW_WORKER_THREADS", 4),
             ("SOPFLOW_CLAIM_LEASE_SECONDS", 300),
+            ("SOPFLOW_MAX_IN_FLIGHT", 2000),
         ):
             raw = env.get(name)
             try:
@@ -143,6 +145,7 @@ class Settings:
             scheduler_interval=interval,
             worker_threads=ints["SOPFLOW_WORKER_THREADS"],
             claim_lease_seconds=ints["SOPFLOW_CLAIM_LEASE_SECONDS"],
+            max_in_flight=ints["SOPFLOW_MAX_IN_FLIGHT"],
         )
 
 

@@ -50,9 +50,28 @@ def counts_for_cap(step: dict[str, Any]) -> bool:
 
 
 def claim_due_touches(
-    session: Session, now: datetime, limit: int = 500, lease: timedelta = LEASE
+    session: Session,
+    now: datetime,
+    limit: int = 500,
+    lease: timedelta = LEASE,
+    max_in_flight: int | None = None,
 ) -> list[int]:
-    """Claim up to ``limit`` due touches; returns the ids to deliver."""
+    """Claim up to ``limit`` due touches; returns the ids to deliver.
+
+    With ``max_in_flight`` the claim stops when that many touches are already
+    out with workers, so a slow channel cannot make leases expire in the queue."""
+    if max_in_flight is not None:
+        in_flight = (
+            session.scalar(
+                sa.select(sa.func.count())
+                .select_from(Touch)
+                .where(Touch.status.in_(("claimed", "sending")), Touch.lease_until >= now)
+            )
+            or 0
+        )
+        limit = min(limit, max_in_flight - in_flight)
+        if limit <= 0:
+            return []
     due = sa.or_(
         sa.and_(Touch.status == "scheduled", Touch.due_at <= now),
         sa.and_(Touch.status.in_(("claimed", "sending")), Touch.lease_until < now),

@@ -7,6 +7,8 @@ concurrent double enrolment impossible; the loser's savepoint rolls back.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any

@@ -21,7 +21,14 @@ from sopflow.models import Enrollment, Event, Sop, SopVersion, Touch
 log = get_logger("sopflow.runner")
 
 
+#: Event types that record what automation did without changing customer data;
+#: the evaluate step skips them (rules counting them are re-evaluated at the next change).
+OBSERVATIONAL = frozenset({"touch.sent"})
+
+
 def process_event(app: Any, tenant_id: int, event: dict[str, Any]) -> None:
+    if event.get("type") in OBSERVATIONAL:
+        return
     if app.broker is not None:
         app.broker.actors["evaluate_event"].send(tenant_id, event)
     else:
@@ -48,7 +55,13 @@ def evaluate_event(app: Any, tenant_id: int, event: dict[str, Any]) -> dict[str,
 def dispatch_due(app: Any, limit: int = 500) -> int:
     """Claim due touches and hand each to a deliver worker.  Returns how many."""
     with app.tx() as s:
-        ids = claim_due_touches(s, app.now(), limit, timedelta(seconds=app.settings.claim_lease_seconds))
+        ids = claim_due_touches(
+            s,
+            app.now(),
+            limit,
+            timedelta(seconds=app.settings.claim_lease_seconds),
+            max_in_flight=app.settings.max_in_flight,
+        )
     for touch_id in ids:
         if app.broker is not None:
             app.broker.actors["deliver"].send(touch_id)

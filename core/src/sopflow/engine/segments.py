@@ -40,12 +40,7 @@ def expand_segments(session: Session, tenant_id: int, rule: Any, path: str = "ru
                 [(f"{path}.segment", "the id of a saved segment of this tenant (GET /api/v1/segments)")]
             )
         return expand_segments(session, tenant_id, seg.rule, path, depth + 1)
-    return {
-        k: expand_segments(
-            session, tenant_id, v, f"{path}.{k}" if k not in ("all", "any") else f"{path}.{k}", depth
-        )
-        for k, v in rule.items()
-    }
+    return {k: expand_segments(session, tenant_id, v, f"{path}.{k}", depth) for k, v in rule.items()}
 
 
 def checked_rule(session: Session, tenant_id: int, rule: Any, fields: Mapping[str, Any]) -> Any:
