@@ -7,6 +7,7 @@ concurrent double enrolment impossible; the loser's savepoint rolls back.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -24,6 +25,33 @@ from sopflow.models import ChannelIdentity, Customer, Enrollment, Sop, SopVersio
 ACTIVE = "active"
 
 
+_PARSED: OrderedDict[str, tuple[Any, Any]] = OrderedDict()
+_PARSED_MAX = 2048
+_parsed_lock = threading.Lock()
+
+
+def _parsed_rules(sop: Sop, version: SopVersion, fields: Mapping[str, Any]) -> tuple[Any, Any]:
+    """Parse a version's target and early-end rules once per process, keyed by
+    the rules' own JSON (rules were validated when the version was saved)."""
+    definition = version.definition
+    key = json.dumps([definition["target"].get("rule"), definition.get("early_end")], sort_keys=True)
+    with _parsed_lock:
+        hit = _PARSED.get(key)
+        if hit is not None:
+            _PARSED.move_to_end(key)
+            return hit
+    target = definition["target"].get("rule")
+    parsed = (
+        parse(target, fields) if target else None,
+        parse(definition["early_end"], fields) if definition.get("early_end") else None,
+    )
+    with _parsed_lock:
+        _PARSED[key] = parsed
+        while len(_PARSED) > _PARSED_MAX:
+            _PARSED.popitem(last=False)
+    return parsed
+
+
 class SopRuntime:
     """What enrolment needs to know about one SOP version, parsed once."""
 
@@ -32,10 +60,7 @@ class SopRuntime:
         self.version = version
         self.definition = version.definition
         target = self.definition["target"]
-        self.rule = parse(target["rule"], fields) if target.get("rule") else None
-        self.early_end = (
-            parse(self.definition["early_end"], fields) if self.definition.get("early_end") else None
-        )
+        self.rule, self.early_end = _parsed_rules(sop, version, fields)
         self.sources = set(target.get("sources") or [])
         self.staff = set(target.get("staff") or [])
 
