@@ -15,8 +15,9 @@ from sopflow.engine.fields import field_definitions
 from sopflow.engine.ingest import event_to_dict
 from sopflow.engine.lifecycle import on_customer_event
 from sopflow.engine.sops import compute_audience
+from sopflow.event_collector import collecting
 from sopflow.logging import get_logger
-from sopflow.models import Enrollment, Event, Sop, SopVersion, Touch
+from sopflow.models import Enrollment, Sop, SopVersion, Touch
 
 log = get_logger("sopflow.runner")
 
@@ -36,20 +37,17 @@ def process_event(app: Any, tenant_id: int, event: dict[str, Any]) -> None:
 
 
 def evaluate_event(app: Any, tenant_id: int, event: dict[str, Any]) -> dict[str, int]:
-    with app.tx() as s:
+    with collecting() as caused, app.tx() as s:
         fields = field_definitions(s, tenant_id, app.plugins)
-        before = s.scalar(sa.select(sa.func.max(Event.id))) or 0
         counts = on_customer_event(s, tenant_id, event, app.now(), fields, app.settings.loop_guard_depth)
-        s.flush()
-        caused = [
-            event_to_dict(e)
-            for e in s.scalars(
-                sa.select(Event).where(Event.id > before, Event.tenant_id == tenant_id).order_by(Event.id)
-            )
-        ]
-    for ev in caused:  # stage moves made by end actions etc. feed the evaluate step again
-        app.notify_event(tenant_id, ev)
+    announce(app, tenant_id, caused)  # stage moves made by end actions etc. feed the evaluate step again
     return counts
+
+
+def announce(app: Any, tenant_id: int, events: list[Any]) -> None:
+    for ev in events:
+        if ev.id is not None:
+            app.notify_event(tenant_id, event_to_dict(ev))
 
 
 def dispatch_due(app: Any, limit: int = 500) -> int:
@@ -71,29 +69,10 @@ def dispatch_due(app: Any, limit: int = 500) -> int:
 
 
 def deliver(app: Any, touch_id: int) -> str:
-    with app.tx() as s:
-        before = s.scalar(sa.select(sa.func.max(Event.id))) or 0
-    status = deliver_touch(app, touch_id)
-    with app.tx() as s:
-        touch = s.get(Touch, touch_id)
-        caused = (
-            [
-                event_to_dict(e)
-                for e in s.scalars(
-                    sa.select(Event)
-                    .where(
-                        Event.id > before,
-                        Event.tenant_id == touch.tenant_id,
-                        Event.customer_id == touch.customer_id,
-                    )
-                    .order_by(Event.id)
-                )
-            ]
-            if touch
-            else []
-        )
-    for ev in caused:
-        app.notify_event(touch.tenant_id, ev)
+    with collecting() as caused:
+        status = deliver_touch(app, touch_id)
+    if caused:
+        announce(app, caused[0].tenant_id, caused)
     return status
 
 
