@@ -160,9 +160,9 @@ def _prepare(app: Any, touch_id: int, now: datetime) -> str | tuple[list[Any], b
         runtime = runtime_of(s, enrollment, fields)
         customer = s.get(Customer, touch.customer_id)
         assert customer is not None
-        tz = tenant_timezone(s, touch.tenant_id)
-        snapshot = snapshot_customer(s, customer, tz)
-        if runtime.ends_early(snapshot, now):
+        if runtime.early_end is not None and runtime.ends_early(
+            snapshot_customer(s, customer, tenant_timezone(s, touch.tenant_id)), now
+        ):
             end_enrollment(
                 s,
                 enrollment,
@@ -380,11 +380,11 @@ def _record(
                 )
             )
         if status in ("sent", "pending", "failed", "skipped"):
-            _maybe_complete(s, touch, now, field_definitions(s, touch.tenant_id, app.plugins))
+            _maybe_complete(s, touch, now, lambda: field_definitions(s, touch.tenant_id, app.plugins))
     return status
 
 
-def _maybe_complete(s: Any, touch: Touch, now: datetime, fields: Mapping[str, Any]) -> None:
+def _maybe_complete(s: Any, touch: Touch, now: datetime, fields: Any) -> None:
     """F21: after the last step is done, the enrolment ends normally."""
     s.flush()
     open_touches = s.scalar(
@@ -398,6 +398,7 @@ def _maybe_complete(s: Any, touch: Touch, now: datetime, fields: Mapping[str, An
         return
     enrollment = s.get(Enrollment, touch.enrollment_id)
     if enrollment is not None and enrollment.status == ACTIVE:
+        fields = fields() if callable(fields) else fields  # loaded only when an enrolment completes
         runtime = runtime_of(s, enrollment, fields)
         end_enrollment(
             s,
