@@ -38,7 +38,7 @@ def wecom_env(sopflow_database, request):
             json={
                 "channel": "wecom",
                 "name": "main",
-                "config": {"corp_id": fake.corp_id, "agent_id": 1000002},
+                "config": {"corp_id": fake.corp_id, "agent_id": 1000002, "base_url": fake.base_url},
                 "secrets": {"secret": fake.secret, "callback_token": TOKEN, "encoding_aes_key": AES_KEY},
             },
         )
@@ -101,3 +101,59 @@ def test_disabled_for_tenant_refuses_callbacks(wecom_env):
 
     with app.tx() as s:
         assert s.scalar(sa.select(sa.func.count()).select_from(Customer)) == 0
+
+
+def test_scan_to_confirmed_mass_send_end_to_end(wecom_env):
+    """Live QR code scan → callback → customer with source → new-customer SOP →
+    day-N touch as a mass-send task → staff confirms in the fake → touch sent."""
+    from datetime import timedelta
+
+    from sopflow.engine.runner import poll_confirmations, run_until_idle
+
+    from tests.sop_support import touches
+
+    app, api, fake, _ = wecom_env
+    manual_clock = app.clock
+    sop = api.post(
+        "/api/v1/sops",
+        json={
+            "name": "welcome-series",
+            "definition": {
+                "kind": "new_customer",
+                "target": {"sources": ["qr_spring"]},
+                "steps": [
+                    {
+                        "day": 1,
+                        "at": "10:00",
+                        "actions": [
+                            {
+                                "type": "send",
+                                "channel": "wecom",
+                                "touchpoint": "private_chat",
+                                "text": "{{ customer.display_name }}，试用感觉怎么样？",
+                            }
+                        ],
+                    }
+                ],
+            },
+        },
+    )
+    assert sop.status_code == 201, sop.text
+    assert api.post(f"/api/v1/sops/{sop.json()['id']}/start").status_code == 200
+    fake.add_customer("zhangsan", "wmSpring01", "李雷", state="qr_spring")
+    fake.add_customer("zhangsan", "wmAutumn01", "韩梅梅", state="qr_autumn")  # another source: not enrolled
+    [touch] = touches(app)
+    manual_clock.set(touch.due_at)
+    dispatched = run_until_idle(app)
+    [touch] = touches(app)
+    assert dispatched == 1, (touch.status, touch.outcome, touch.due_at, manual_clock.now())
+    assert touch.status == "pending", touch.outcome  # WeCom needs the staff member to confirm the mass send
+    msgid = touch.outcome["results"][0]["provider_ref"]
+    assert poll_confirmations(app) == 0
+    fake.confirm(msgid, "zhangsan")
+    manual_clock.advance(timedelta(minutes=1))
+    assert poll_confirmations(app) == 1
+    [touch] = touches(app)
+    assert touch.status == "sent" and touch.outcome["confirmed"] == "sent"
+    sent_to = [r for r in fake.requests if r.path.endswith("add_msg_template")]
+    assert len(sent_to) == 1

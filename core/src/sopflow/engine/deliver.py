@@ -189,7 +189,7 @@ def _prepare(app: Any, touch_id: int, now: datetime) -> str | tuple[list[Any], b
                     touchpoint=action.get("touchpoint", "staff_notice") if kind == "send" else "staff_notice",
                     text=render(action["text"], customer, staff.name if staff else ""),
                     idempotency_key=f"touch:{touch.id}:{index}",
-                    recipient=_recipient(s, customer),
+                    recipient=_recipient(s, customer, action["channel"]),
                     attachments=tuple(
                         Attachment(
                             **{
@@ -274,18 +274,26 @@ def _reply_gate(
     return None
 
 
-def _recipient(s: Any, customer: Customer) -> dict[str, Any]:
+def _recipient(s: Any, customer: Customer, channel: str) -> dict[str, Any]:
+    """Who to reach: every identity, plus the one on this channel (and the staff
+    member it belongs to) as ``external_id`` / ``staff_userid``."""
     from sopflow.models import ChannelIdentity
 
-    identities = s.execute(
-        sa.select(ChannelIdentity.channel, ChannelIdentity.external_id).where(
-            ChannelIdentity.customer_id == customer.id
-        )
+    rows = s.execute(
+        sa.select(ChannelIdentity.channel, ChannelIdentity.external_id, Staff.external_id)
+        .outerjoin(Staff, Staff.id == ChannelIdentity.staff_id)
+        .where(ChannelIdentity.customer_id == customer.id)
+        .order_by(ChannelIdentity.id)
     ).all()
-    return {
+    out: dict[str, Any] = {
         "customer_id": customer.id,
-        "identities": [{"channel": c, "external_id": e} for c, e in identities],
+        "identities": [{"channel": c, "external_id": e, "staff_userid": st} for c, e, st in rows],
     }
+    for c, e, st in rows:
+        if c == channel:
+            out.update(external_id=e, staff_userid=st)
+            break
+    return out
 
 
 def _data_action(
