@@ -157,3 +157,47 @@ def test_scan_to_confirmed_mass_send_end_to_end(wecom_env):
     assert touch.status == "sent" and touch.outcome["confirmed"] == "sent"
     sent_to = [r for r in fake.requests if r.path.endswith("add_msg_template")]
     assert len(sent_to) == 1
+
+
+def test_live_qr_code_through_the_api_then_scan_carries_its_source(wecom_env):
+    _app, api, fake, _ = wecom_env
+    account_id = api.get("/api/v1/channel-accounts").json()[0]["id"]
+    path = f"/plugins/wecom/accounts/{account_id}/live-codes"
+    made = api.post(
+        path, json={"source": "poster_metro", "staff": ["zhangsan", "lisi"], "remark": "地铁海报"}
+    )
+    assert made.status_code == 201, made.text
+    code = made.json()
+    way = fake.contact_ways[code["config_id"]]
+    assert (way["state"], way["user"], way["type"]) == ("poster_metro", ["zhangsan", "lisi"], 2)
+    fake.add_customer("lisi", "wmMetro01", "王五", state=way["state"])  # a scan of that code
+    [customer] = api.get("/api/v1/customers?channel=wecom&external_id=wmMetro01").json()["items"]
+    assert customer["source"] == "poster_metro"
+    assert api.delete(f"{path}/{code['config_id']}").status_code == 204
+    assert code["config_id"] not in fake.contact_ways
+
+
+def test_live_qr_code_bad_input_and_auth_change_nothing(wecom_env):
+    _app, api, fake, _ = wecom_env
+    account_id = api.get("/api/v1/channel-accounts").json()[0]["id"]
+    path = f"/plugins/wecom/accounts/{account_id}/live-codes"
+    too_long = api.post(path, json={"source": "x" * 31, "staff": ["zhangsan"]})
+    assert too_long.status_code == 422 and too_long.json()["errors"][0]["field"] == "source"
+    no_staff = api.post(path, json={"source": "ok", "staff": []})
+    assert no_staff.status_code == 422 and no_staff.json()["errors"][0]["field"] == "staff"
+    assert api.client.post(path, json={"source": "ok", "staff": ["a"]}).status_code == 401
+    assert api.post(f"/plugins/wecom/accounts/{account_id + 99}/live-codes", json={}).status_code == 404
+    assert fake.contact_ways == {}
+
+
+def test_new_customer_gets_the_name_wecom_knows(wecom_env):
+    """The callback carries ids only; the plugin fetches the profile and the
+    customer's display name is filled in (and a replay fetches nothing again)."""
+    _app, api, fake, _ = wecom_env
+    fake.add_customer("zhangsan", "wmNamed01", "欧阳娜娜", state="qr_spring")
+    [customer] = api.get("/api/v1/customers?channel=wecom&external_id=wmNamed01").json()["items"]
+    assert customer["display_name"] == "欧阳娜娜"
+    fetches = fake.count("externalcontact/get")
+    last = fake.callback_responses[-1]
+    httpx.post(str(last.request.url), content=last.request.content)
+    assert fake.count("externalcontact/get") == fetches == 1

@@ -113,6 +113,22 @@ class PluginHost:
                 return None
             return self._view(a)
 
+    def authenticate(self, headers: Mapping[str, str], scope: str) -> int | None:
+        from sopflow.engine.tenants import authenticate
+
+        lowered = {k.lower(): v for k, v in headers.items()}
+        scheme, _, token = lowered.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        with self.app.tx() as s:
+            key = authenticate(s, token.strip())
+            if key is None:
+                return None
+            scopes = set(key.scopes.split(","))
+            if not ({"admin", scope} & scopes) or not self.app.plugin_enabled(s, key.tenant_id, self.plugin):
+                return None
+            return key.tenant_id
+
     def enqueue(self, job: str, **kwargs: Any) -> None:
         from sopflow.worker.jobs import enqueue_job
 

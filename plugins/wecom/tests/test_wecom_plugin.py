@@ -24,9 +24,13 @@ def test_register_routes_and_triggers() -> None:
     triggers: list[Any] = []
     plugin.register_routes(routes.append)
     plugin.register_triggers(triggers.append)
-    [route] = routes
-    assert isinstance(route, RouteSpec)
-    assert route.path == "callback/{account_id:int}" and set(route.methods) == {"GET", "POST"}
+    assert all(isinstance(r, RouteSpec) for r in routes)
+    by_path = {r.path: set(r.methods) for r in routes}
+    assert by_path == {
+        "callback/{account_id:int}": {"GET", "POST"},
+        "accounts/{account_id:int}/live-codes": {"POST"},
+        "accounts/{account_id:int}/live-codes/{config_id:str}": {"DELETE"},
+    }
     assert all(isinstance(t, TriggerSpec) for t in triggers)
     assert "group.member_joined" in {t.event_type for t in triggers}
     assert "customer.added" not in {t.event_type for t in triggers}  # core's vocabulary

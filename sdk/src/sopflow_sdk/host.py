@@ -33,3 +33,10 @@ class Host(Protocol):
     def channel_account(self, account_id: int) -> ChannelAccountView | None: ...
 
     def enqueue(self, job: str, **kwargs: Any) -> None: ...
+
+    def authenticate(self, headers: Mapping[str, str], scope: str) -> int | None:
+        """The tenant id of a valid ``Authorization: Bearer <api key>`` holding ``scope``
+        (``admin`` holds every scope), for plugin routes that act for a tenant
+        rather than answer a signed webhook.  ``None`` when the key is missing,
+        unknown, lacks the scope, or the plugin is disabled for its tenant."""
+        ...

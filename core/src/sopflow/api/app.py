@@ -10,6 +10,7 @@ import structlog
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.logging.config import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
@@ -100,6 +101,9 @@ def build_api(app: SopflowApp) -> Litestar:
         middleware=[_observability(registry)],
         state=State({"sopflow": app, "metrics_registry": registry}),
         request_max_body_size=app.settings.max_body_bytes,
+        # sopflow logs through structlog (redacted, SOPFLOW_LOG_LEVEL); Litestar must not
+        # turn the root logger to INFO, which would print every client library's requests.
+        logging_config=LoggingConfig(configure_root_logger=False),
         openapi_config=OpenAPIConfig(
             title="sopflow",
             version=__version__,

@@ -54,6 +54,7 @@ def _make_handler(app: SopflowApp, plugin: str, spec: Any) -> HTTPRouteHandler:
     return route(
         path,
         http_method=list(spec.methods),
+        status_code=200,  # a default only: the plugin's response sets the real one (DELETE's 204 included)
         tags=[f"plugin:{plugin}"],
         summary=spec.description or f"{plugin} webhook",
     )(handler)

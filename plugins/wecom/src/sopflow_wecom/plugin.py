@@ -10,6 +10,7 @@ and ``secrets = {"secret": ..., "callback_token": ..., "encoding_aes_key": ...}`
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -21,12 +22,17 @@ from sopflow_sdk import (
     InboundResponse,
     RouteSpec,
     SignatureError,
+    SopflowError,
     hookimpl,
 )
 
 from sopflow_wecom.channel import WeComChannel
 from sopflow_wecom.crypto import WeComCrypto
 from sopflow_wecom.events import CHANNEL, parse_callback, trigger_specs
+from sopflow_wecom.live_codes import create_live_code, delete_live_code
+from sopflow_wecom.profiles import JOB, job_spec
+
+log = logging.getLogger("sopflow_wecom")
 
 #: Mounted by core at ``/plugins/wecom/callback/{account_id}``.
 CALLBACK_PATH = "callback/{account_id:int}"
@@ -81,7 +87,18 @@ def handle_callback(request: InboundRequest, host: Host) -> InboundResponse:
         return _text(500, exc.user_message)
     events = parse_callback(xml)
     if events:
-        host.ingest(account.tenant_id, events)
+        outcomes = host.ingest(account.tenant_id, events)
+        for ev, outcome in zip(events, outcomes, strict=False):
+            if ev.type == "customer.added" and outcome.get("status") == "created":
+                try:
+                    host.enqueue(
+                        JOB,
+                        account_id=account.id,
+                        external_userid=ev.identity.external_id,
+                        staff_userid=ev.identity.staff_external_id,
+                    )
+                except SopflowError as exc:  # run inline without a broker: the event is already stored
+                    log.warning("wecom profile fetch failed for %s: %s", ev.identity.external_id, exc)
     return _text(200, "")  # an empty 200 tells WeCom to stop retrying
 
 
@@ -101,6 +118,22 @@ def register_routes(register: Callable[[Any], None]) -> None:
             description="WeCom callback URL: echostr handshake (GET) and encrypted events (POST)",
         )
     )
+    register(
+        RouteSpec(
+            path="accounts/{account_id:int}/live-codes",
+            handler=create_live_code,
+            methods=("POST",),
+            description="Create a live QR code (联系我) whose scans carry a source (admin key)",
+        )
+    )
+    register(
+        RouteSpec(
+            path="accounts/{account_id:int}/live-codes/{config_id:str}",
+            handler=delete_live_code,
+            methods=("DELETE",),
+            description="Delete a live QR code (admin key)",
+        )
+    )
 
 
 @hookimpl
@@ -113,3 +146,8 @@ def register_channels(register: Callable[[Any], None]) -> None:
             "moments, welcome messages, staff notices",
         )
     )
+
+
+@hookimpl
+def register_jobs(register: Callable[[Any], None]) -> None:
+    register(job_spec())

@@ -1,0 +1,66 @@
+"""Put the demo together: world → scenario → simulation → report."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import attrs
+
+from sopflow.demo import report as reporting
+from sopflow.demo.scenario import install
+from sopflow.demo.simulate import Simulation
+from sopflow.demo.world import World
+
+#: A Monday morning in Shanghai; the simulation starts here whatever the real date.
+START = datetime(2026, 3, 2, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+@attrs.frozen
+class DemoOptions:
+    seed: int = 7
+    days: int = 45
+    arrival_days: int = 8
+    report_path: Path | None = None
+    workdir: Path | None = None
+
+
+@attrs.define
+class DemoResult:
+    report: dict[str, Any]
+    seconds: float
+    base_url: str = ""
+    api_key: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return reporting.ok(self.report)
+
+
+def run_demo(
+    options: DemoOptions,
+    on_hour: Callable[[World, Simulation, datetime], None] | None = None,
+    keep_running: Callable[[DemoResult], None] | None = None,
+) -> DemoResult:
+    """Run the whole demo; ``keep_running`` is called with the API still up."""
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="sopflow-demo-") as tmp:
+        workdir = options.workdir or Path(tmp)
+        with World(workdir, START) as world:
+            setup = install(world)
+            sim = Simulation(world, setup, options.seed, options.arrival_days, options.days)
+            hook = (lambda hour: on_hour(world, sim, hour)) if on_hour else None
+            tally = sim.run(hook)
+            report = reporting.build_report(world, setup, tally, options.seed, options.days)
+            result = DemoResult(report, time.monotonic() - started, world.base_url, setup.api_key)
+            if options.report_path is not None:
+                reporting.write(report, options.report_path)
+            if keep_running is not None:
+                keep_running(result)
+            setup.api.close()
+    return result

@@ -1,0 +1,234 @@
+"""Simulated weeks of customers: they scan the live codes (31, 23 and 41 on the
+first three days, as in seed 000), staff tap "send" on mass-send tasks, some
+customers reply with keywords, buy, buy again, or delete the staff member.
+
+Everything happens through the same doors as in production: WeCom callbacks
+(real HTTP, real crypto) and ``POST /api/v1/events`` for orders.  The manual
+clock jumps from one planned happening to the next; between them the engine
+dispatches whatever fell due, exactly on time.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+
+from sopflow.demo.scenario import SOURCES, STAFF, Setup
+from sopflow.demo.world import World
+from sopflow.engine.runner import advance_audiences, poll_confirmations, run_until_idle
+
+#: Seed 000's first three days of arrivals; later days draw from ``LATER_DAY``.
+FIRST_DAYS = (31, 23, 41)
+LATER_DAY = (15, 40)
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高"
+GIVEN = (
+    "伟",
+    "芳",
+    "娜",
+    "敏",
+    "静",
+    "丽",
+    "强",
+    "磊",
+    "洋",
+    "艳",
+    "勇",
+    "军",
+    "杰",
+    "娟",
+    "涛",
+    "明",
+    "超",
+    "霞",
+)
+REPLIES = ("多少钱", "有优惠券吗", "想了解一下资料", "可以试用吗", "谢谢", "好的收到", "怎么下单")
+CITIES = ("上海", "杭州", "北京", "成都", "广州")
+
+
+@attrs.define
+class Persona:
+    external_id: str
+    name: str
+    staff: str
+    source: str
+    reply_rate: float
+    buys_on_day: int | None
+    rebuys_on_day: int | None
+    churns_on_day: int | None
+
+
+@attrs.define
+class Tally:
+    """What the simulation did, to check the engine's numbers against."""
+
+    arrived: int = 0
+    churned: int = 0
+    orders: int = 0
+    replies: int = 0
+    confirmations: int = 0
+    by_source: Counter[str] = attrs.Factory(Counter)
+
+
+class Simulation:
+    def __init__(self, world: World, setup: Setup, seed: int, arrival_days: int, days: int) -> None:
+        self.world, self.setup, self.days = world, setup, days
+        self.rng = random.Random(seed)
+        self.start = world.clock.now()
+        self.tally = Tally()
+        self._agenda: list[tuple[datetime, int, Callable[[], None]]] = []
+        self._seq = itertools.count()
+        self._people: dict[str, Persona] = {}
+        self._orders: Counter[str] = Counter()
+        self._churned: set[str] = set()
+        for day in range(arrival_days):
+            count = FIRST_DAYS[day] if day < len(FIRST_DAYS) else self.rng.randint(*LATER_DAY)
+            for _ in range(count):
+                self._plan_arrival(day)
+
+    # -- planning ---------------------------------------------------------------------------
+
+    def _at(self, when: datetime, action: Callable[[], None]) -> None:
+        heapq.heappush(self._agenda, (when, next(self._seq), action))
+
+    def _local(self, day: int, hour: float) -> datetime:
+        return self.start + timedelta(days=day, hours=hour)
+
+    def _plan_arrival(self, day: int) -> None:
+        n = len(self._people) + 1
+        rng = self.rng
+        person = Persona(
+            external_id=f"wmDemo{n:05d}",
+            name=rng.choice(SURNAMES) + rng.choice(GIVEN) + (rng.choice(GIVEN) if rng.random() < 0.6 else ""),
+            staff=rng.choice(STAFF),
+            source=SOURCES[0] if rng.random() < 0.6 else SOURCES[1],
+            reply_rate=rng.choice((0.0, 0.1, 0.3, 0.6)),
+            buys_on_day=rng.randint(0, 9) if rng.random() < 0.35 else None,
+            rebuys_on_day=None,
+            churns_on_day=rng.randint(1, 20) if rng.random() < 0.08 else None,
+        )
+        if person.buys_on_day is not None and rng.random() < 0.3:
+            person.rebuys_on_day = person.buys_on_day + rng.randint(3, 25)
+        self._people[person.external_id] = person
+        arrive = self._local(day, rng.uniform(0.5, 12.5))  # start is 09:00 local: 09:30–21:30
+        self._at(arrive, lambda: self._arrive(person, day))
+
+    # -- happenings -------------------------------------------------------------------------
+
+    def _arrive(self, p: Persona, day: int) -> None:
+        self.world.fake.add_customer(p.staff, p.external_id, p.name, state=p.source)
+        self.tally.arrived += 1
+        self.tally.by_source[p.source] += 1
+        self._order_at(p, p.buys_on_day, day)
+        self._order_at(p, p.rebuys_on_day, day)
+        if p.churns_on_day is not None:
+            self._at(self._local(day + p.churns_on_day, self.rng.uniform(0, 12)), lambda: self._churn(p))
+
+    def _order_at(self, p: Persona, after_days: int | None, day: int) -> None:
+        if after_days is not None:
+            self._at(self._local(day + after_days, self.rng.uniform(1, 12)), lambda: self._order(p))
+
+    def _order(self, p: Persona) -> None:
+        if p.external_id in self._churned:
+            return
+        self._orders[p.external_id] += 1
+        count = self._orders[p.external_id]
+        amount = self.rng.choice((89, 129, 199))
+        now = self.world.clock.now()
+        self.setup.api.post(
+            "/api/v1/events",
+            {
+                "events": [
+                    {
+                        "type": "order.paid",
+                        "idempotency_key": f"demo-order-{p.external_id}-{count}",
+                        "identity": {"channel": "wecom", "external_id": p.external_id},
+                        "payload": {"amount": amount, "sku": "sunscreen-50ml"},
+                        "fields": {
+                            "order_count": count,
+                            "total_spend": amount * count,
+                            "last_order_at": now.isoformat(),
+                            "city": self.rng.choice(CITIES),
+                        },
+                        "tags_add": ["已购买", "防晒霜"],
+                    }
+                ]
+            },
+        )
+        self.tally.orders += 1
+
+    def _churn(self, p: Persona) -> None:
+        self.world.fake.delete_follow_user(p.staff, p.external_id)
+        self._churned.add(p.external_id)
+        self.tally.churned += 1
+
+    def _reply(self, p: Persona, text: str) -> None:
+        if p.external_id in self._churned:
+            return
+        self.world.fake.customer_message(p.external_id, text)
+        self.tally.replies += 1
+
+    def _staff_check_phones(self) -> None:
+        """Every hour in working time, staff tap "send" on what waits for them;
+        customers who got a message may answer within a few hours."""
+        fake, now = self.world.fake, self.world.clock.now()
+        with fake.lock:
+            waiting = [
+                (msgid, userid)
+                for msgid, task in fake.tasks.items()
+                for userid in task.recipients
+                if userid not in task.send_time
+            ]
+            moments = [jobid for jobid, m in fake.moments.items() if m.get("status") == 1]
+        for msgid, userid in waiting:
+            fake.confirm(msgid, userid)
+            self.tally.confirmations += 1
+            for recipient, status in fake.tasks[msgid].recipients[userid].items():
+                p = self._people.get(recipient)
+                if status == 1 and p is not None and self.rng.random() < p.reply_rate:
+                    text = self.rng.choice(REPLIES)
+                    self._at(
+                        now + timedelta(hours=self.rng.uniform(0.2, 3)), lambda p=p, t=text: self._reply(p, t)
+                    )
+        for jobid in moments:
+            fake.confirm_moment(jobid)
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def run(self, on_hour: Callable[[datetime], None] | None = None, max_steps: int = 200_000) -> Tally:
+        """Walk the clock hour by hour to the end, firing happenings in time order."""
+        app, clock = self.world.app, self.world.clock
+        end = self.start + timedelta(days=self.days)
+        hour = self.start
+        for _ in range(max_steps):
+            if hour > end:
+                break
+            while self._agenda and self._agenda[0][0] <= hour:
+                when, _, action = heapq.heappop(self._agenda)
+                if when > clock.now():
+                    clock.set(when)
+                    run_until_idle(app)
+                action()
+            if hour > clock.now():
+                clock.set(hour)
+            run_until_idle(app)
+            advance_audiences(app)
+            local_hour = hour.hour
+            if 9 <= local_hour <= 22:
+                self._staff_check_phones()
+                poll_confirmations(app)
+            if on_hour is not None:
+                on_hour(hour)
+            hour += timedelta(hours=1)
+        else:
+            raise RuntimeError("the simulation did not reach its end within max_steps")
+        return self.tally
+
+    def people(self) -> dict[str, Any]:
+        return dict(self._people)

@@ -1,0 +1,133 @@
+"""The demo's world: sopflow on embedded defaults (a SQLite file in a temp dir,
+no broker, the manual clock), its API served over real HTTP on 127.0.0.1, and
+the fake WeCom calling back into it, encrypted and signed like the real one."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from sopflow.clock import ManualClock
+
+
+class DemoError(RuntimeError):
+    """The demo could not run (a missing plugin, a refused API call)."""
+
+
+class ApiSession:
+    """An httpx client that raises ``DemoError`` naming the call when sopflow refuses it."""
+
+    def __init__(self, base_url: str, key: str) -> None:
+        self.http = httpx.Client(base_url=base_url, headers={"authorization": f"Bearer {key}"}, timeout=30)
+
+    def call(self, method: str, path: str, expect: tuple[int, ...] = (200, 201), **kw: Any) -> Any:
+        response = self.http.request(method, path, **kw)
+        if response.status_code not in expect:
+            raise DemoError(f"{method} {path} answered {response.status_code}: {response.text[:500]}")
+        return response.json() if response.content else None
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.call("GET", path, **kw)
+
+    def post(self, path: str, json: Any = None, **kw: Any) -> Any:
+        return self.call("POST", path, json=json, **kw)
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class Server:
+    """uvicorn in a thread on an ephemeral 127.0.0.1 port."""
+
+    def __init__(self, asgi: Any) -> None:
+        import uvicorn
+
+        config = uvicorn.Config(asgi, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="sopflow-demo-api", daemon=True)
+
+    def start(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 15  # bounded: a server that never starts is an error
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise DemoError("the demo API server did not start")
+            time.sleep(0.01)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+class World:
+    """Everything the demo runs on; a context manager that stops it all."""
+
+    def __init__(self, workdir: Path, start: datetime) -> None:
+        self.workdir = workdir
+        self.clock = ManualClock(start)
+        self.operator_token = secrets.token_urlsafe(24)
+        self.app: Any = None
+        self.fake: Any = None
+        self.server: Server | None = None
+        self.base_url = ""
+
+    def __enter__(self) -> World:
+        try:
+            from sopflow_wecom.fake import FakeWeCom
+        except ImportError:
+            raise DemoError(
+                "the demo drives the WeCom plugin: install it with `uv sync --all-packages` "
+                "(or `pip install sopflow-wecom`)"
+            ) from None
+        from sopflow.api.app import build_api
+        from sopflow.app import create_app
+        from sopflow.settings import Settings
+
+        settings = Settings.from_env(
+            {
+                "SOPFLOW_DATABASE_URL": f"sqlite:///{self.workdir / 'demo.db'}",
+                "SOPFLOW_SECRET_KEY": secrets.token_urlsafe(32),
+                "SOPFLOW_CLOCK": "manual",
+                "SOPFLOW_PLUGINS": "wecom",
+                "SOPFLOW_LOG_LEVEL": "ERROR",
+                "SOPFLOW_TIMEZONE": "Asia/Shanghai",
+            }
+        )
+        # The tenants endpoint reads the operator token from the environment.
+        os.environ["SOPFLOW_OPERATOR_TOKEN"] = self.operator_token
+        self.app = create_app(settings, clock=self.clock, migrate=True)
+        self.fake = FakeWeCom(clock=lambda: self.clock.now().timestamp()).start()
+        self.server = Server(build_api(self.app))
+        self.base_url = self.server.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.server is not None:
+            self.server.stop()
+        if self.fake is not None:
+            self.fake.stop()
+        if self.app is not None:
+            self.app.dispose()
+        if os.environ.get("SOPFLOW_OPERATOR_TOKEN") == self.operator_token:
+            del os.environ["SOPFLOW_OPERATOR_TOKEN"]
+
+    def create_tenant(self, name: str) -> tuple[int, ApiSession, str]:
+        with httpx.Client(base_url=self.base_url, timeout=30) as http:
+            r = http.post(
+                "/api/v1/tenants",
+                json={"name": name, "timezone": "Asia/Shanghai"},
+                headers={"authorization": f"Bearer {self.operator_token}"},
+            )
+        if r.status_code != 201 and r.status_code != 200:
+            raise DemoError(f"POST /api/v1/tenants answered {r.status_code}: {r.text[:300]}")
+        body = r.json()
+        return body["id"], ApiSession(self.base_url, body["api_key"]), body["api_key"]
