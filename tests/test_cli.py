@@ -1,0 +1,301 @@
+"""The ``sopflow`` command, run as a real subprocess (``python -m sopflow.cli``,
+the same ``main`` the ``sopflow`` console script calls).
+
+Every run gets its own ``SOPFLOW_DATA_DIR`` and none of the caller's
+``SOPFLOW_*`` variables, so nothing touches ``~/.local/share/sopflow``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+BACKEND = os.environ.get("SOPFLOW_TEST_BACKEND", "sqlite")
+SECRET = "cli-test-secret-key-0123456789"
+KEY_LINE = re.compile(r"admin API key \(shown once[^)]*\): (\S+)")
+
+
+def clean_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOPFLOW_")}
+    env.update(SOPFLOW_DATA_DIR=str(data_dir), SOPFLOW_LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")
+    env.update(extra)
+    return env
+
+
+def sopflow(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sopflow.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: a new SQLite file, or a new Postgres database in
+    the Postgres pass."""
+    if BACKEND != "postgres":
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    from sopflow_sdk.testing.harness import DEFAULT_PG
+
+    admin = os.environ.get("SOPFLOW_TEST_POSTGRES_URL", DEFAULT_PG)
+    name = f"sopflow_cli_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        engine.dispose()
+
+
+def test_console_script_is_installed() -> None:
+    script = Path(sys.executable).parent / "sopflow"
+    assert script.exists(), "the `sopflow` entry point is missing; run `uv sync --all-packages`"
+    r = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    for command in ("up", "serve", "worker", "scheduler", "migrate", "tenants", "plugins"):
+        assert re.search(rf"^\s+{command}\s", r.stdout, re.M), f"`sopflow {command}` missing from --help"
+
+
+def test_migrate_on_a_fresh_database(tmp_path: Path, database_url: str) -> None:
+    from sopflow.models import metadata
+
+    env = clean_env(tmp_path, SOPFLOW_DATABASE_URL=database_url, SOPFLOW_SECRET_KEY=SECRET)
+    r = sopflow("migrate", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "database is up to date" in r.stdout
+    engine = sa.create_engine(database_url)
+    try:
+        tables = set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    assert {t.name for t in metadata.sorted_tables} | {"alembic_version"} <= tables
+    again = sopflow("migrate", env=env)  # idempotent
+    assert again.returncode == 0, again.stderr
+
+
+def test_migrate_embedded_creates_the_sqlite_file_in_the_data_dir(tmp_path: Path) -> None:
+    r = sopflow("migrate", "--embedded", env=clean_env(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "sopflow.db").exists()
+    key = tmp_path / "secret.key"
+    assert key.exists() and oct(key.stat().st_mode & 0o777) == "0o600"
+
+
+def test_tenants_create_prints_a_key_that_authenticates(tmp_path: Path, database_url: str) -> None:
+    from litestar.testing import TestClient
+    from sopflow.api.app import build_api
+    from sopflow_sdk.testing.harness import make_test_app
+
+    env = clean_env(tmp_path, SOPFLOW_DATABASE_URL=database_url, SOPFLOW_SECRET_KEY=SECRET)
+    r = sopflow("tenants", "create", "acme", "--timezone", "Europe/Berlin", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "tenant 'acme'" in r.stdout
+    match = KEY_LINE.search(r.stdout)
+    assert match, r.stdout
+    key = match.group(1)
+    app = make_test_app(database_url, env={"SOPFLOW_SECRET_KEY": SECRET})
+    try:
+        with TestClient(build_api(app)) as client:
+            me = client.get("/api/v1/tenants/current", headers={"authorization": f"Bearer {key}"})
+            assert me.status_code == 200, me.text
+            assert me.json()["name"] == "acme" and me.json()["timezone"] == "Europe/Berlin"
+            # an admin key: it can write too
+            field = client.post(
+                "/api/v1/fields",
+                json={"key": "order_count", "type": "number"},
+                headers={"authorization": f"Bearer {key}"},
+            )
+            assert field.status_code == 201, field.text
+            wrong = client.get("/api/v1/tenants/current", headers={"authorization": f"Bearer {key}x"})
+            assert wrong.status_code == 401
+    finally:
+        app.dispose()
+    # a second tenant of the same name is refused with a message, not a traceback
+    dup = sopflow("tenants", "create", "acme", env=env)
+    assert dup.returncode != 0 and "Traceback" not in dup.stderr, dup.stderr
+    assert dup.stderr.startswith("Error:") and "already exists" in dup.stderr, dup.stderr
+
+
+def test_tenants_create_with_a_bad_timezone_is_refused_cleanly(tmp_path: Path) -> None:
+    r = sopflow("tenants", "create", "acme", "--timezone", "Mars/Olympus", env=clean_env(tmp_path))
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr
+    assert "Mars/Olympus" in r.stderr, r.stderr
+
+
+def test_plugins_json_lists_built_ins_and_wecom(tmp_path: Path) -> None:
+    r = sopflow("plugins", "--json", env=clean_env(tmp_path))
+    assert r.returncode == 0, r.stderr
+    rows = {row["name"]: row for row in json.loads(r.stdout)}
+    for builtin in ("default_fields", "default_triggers", "default_channels"):
+        assert rows[builtin]["default"] is True and rows[builtin]["distribution"] is None
+        assert rows[builtin]["hooks"], builtin
+    assert rows["wecom"]["default"] is False
+    assert rows["wecom"]["distribution"] == "sopflow-wecom"
+    assert {"register_channels", "register_routes"} <= set(rows["wecom"]["hooks"])
+    table = sopflow("plugins", env=clean_env(tmp_path))
+    assert table.returncode == 0, table.stderr
+    assert "wecom" in table.stdout and "(built-in)" in table.stdout
+
+
+def test_plugins_respects_the_enable_list(tmp_path: Path) -> None:
+    r = sopflow("plugins", "--json", env=clean_env(tmp_path, SOPFLOW_PLUGINS=""))
+    assert r.returncode == 0, r.stderr
+    assert "wecom" not in {row["name"] for row in json.loads(r.stdout)}
+    bad = sopflow("plugins", env=clean_env(tmp_path, SOPFLOW_PLUGINS="nosuch"))
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert "nosuch" in bad.stderr and "install" in bad.stderr
+
+
+BAD_SETTINGS = [
+    # (command, extra env, variable, words of the fix)
+    (["migrate", "--embedded"], {"SOPFLOW_CLOCK": "bogus"}, "SOPFLOW_CLOCK", ["'system'", "'manual'"]),
+    (["up"], {"SOPFLOW_PORT": "abc"}, "SOPFLOW_PORT", ["'abc'", "positive integer"]),
+    (["plugins"], {"SOPFLOW_TIMEZONE": "Mars/Olympus"}, "SOPFLOW_TIMEZONE", ["IANA"]),
+    (
+        ["migrate"],
+        {"SOPFLOW_DATABASE_URL": "sqlite:///{tmp}/x.db"},
+        "SOPFLOW_SECRET_KEY",
+        ["not set", "secrets.token_urlsafe"],
+    ),
+    (["serve"], {}, "SOPFLOW_DATABASE_URL", ["postgresql+psycopg://", "sqlite:///"]),
+    (
+        ["worker"],
+        {"SOPFLOW_DATABASE_URL": "mysql://db", "SOPFLOW_SECRET_KEY": SECRET},
+        "SOPFLOW_DATABASE_URL",
+        ["sqlite://", "postgresql+psycopg://"],
+    ),
+    (
+        ["scheduler"],
+        {"SOPFLOW_DATABASE_URL": "sqlite:///{tmp}/x.db", "SOPFLOW_SECRET_KEY": "short"},
+        "SOPFLOW_SECRET_KEY",
+        ["at least 16 characters"],
+    ),
+    (["migrate", "--embedded"], {"SOPFLOW_LOG_FORMAT": "xml"}, "SOPFLOW_LOG_FORMAT", ["'json'", "'console'"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "extra", "variable", "fix"), BAD_SETTINGS, ids=[f"{a[0]}-{v}" for a, _, v, _ in BAD_SETTINGS]
+)
+def test_a_bad_setting_exits_non_zero_naming_the_variable_and_the_fix(
+    tmp_path: Path, args: list[str], extra: dict[str, str], variable: str, fix: list[str]
+) -> None:
+    env = clean_env(tmp_path, **{k: v.replace("{tmp}", str(tmp_path)) for k, v in extra.items()})
+    r = sopflow(*args, env=env, timeout=60)
+    assert r.returncode != 0, f"exit 0 despite a bad {variable}: {r.stdout}"
+    assert "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.startswith("Error:"), r.stderr
+    assert variable in r.stderr, r.stderr
+    for words in fix:
+        assert words in r.stderr, f"the message should say how to fix {variable}: {r.stderr}"
+    assert not (tmp_path / "x.db").exists(), "nothing is created when the settings are bad"
+
+
+def test_worker_without_redis_says_what_to_do(tmp_path: Path) -> None:
+    env = clean_env(
+        tmp_path, SOPFLOW_DATABASE_URL=f"sqlite:///{tmp_path / 'w.db'}", SOPFLOW_SECRET_KEY=SECRET
+    )
+    r = sopflow("worker", env=env, timeout=60)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "SOPFLOW_REDIS_URL" in r.stderr and "sopflow up" in r.stderr
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known bug: an unreachable database ends `sopflow migrate` with a SQLAlchemy traceback "
+    "instead of a message naming SOPFLOW_DATABASE_URL (cli._app catches only ConfigError/PluginError)",
+)
+def test_an_unreachable_database_is_reported_without_a_traceback(tmp_path: Path) -> None:
+    env = clean_env(
+        tmp_path,
+        SOPFLOW_DATABASE_URL=f"sqlite:///{tmp_path}/no/such/dir/x.db",
+        SOPFLOW_SECRET_KEY=SECRET,
+    )
+    r = sopflow("migrate", env=env, timeout=60)
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr, r.stderr[-500:]
+    assert "SOPFLOW_DATABASE_URL" in r.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def read(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def test_up_serves_health_and_stops_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    out, err = tmp_path / "up.out", tmp_path / "up.err"
+    env = clean_env(tmp_path, SOPFLOW_PLUGINS="")
+    with out.open("w") as stdout, err.open("w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sopflow.cli", "up", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=stdout,
+            stderr=stderr,
+        )
+    try:
+        health: Any = None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, f"`sopflow up` exited early ({proc.returncode}): {read(err)}"
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert health is not None, f"no answer on /health within 30 s; stderr: {read(err)}"
+        assert health.status_code == 200
+        assert health.json() == {"status": "ok", "database": "ok", "clock": "system"}
+        # the first start on a fresh data dir creates a tenant and prints its key once
+        match = KEY_LINE.search(read(out))
+        assert match, read(out)
+        me = httpx.get(
+            f"http://127.0.0.1:{port}/api/v1/tenants/current",
+            headers={"authorization": f"Bearer {match.group(1)}"},
+            timeout=5,
+        )
+        assert me.status_code == 200 and me.json()["name"] == "default", me.text
+        assert (tmp_path / "sopflow.db").exists()
+        assert "broker in-memory" in read(out)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+        try:
+            code = proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+            pytest.fail(f"`sopflow up` ignored SIGTERM for 20 s; stderr: {read(err)}")
+    # uvicorn shuts down gracefully, then re-raises the SIGTERM it captured, so the
+    # process ends "killed by SIGTERM" (-15) rather than with exit code 0
+    assert code in (0, -signal.SIGTERM), f"exit {code}; stderr: {read(err)}"
+    assert "Traceback" not in read(err), read(err)
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
