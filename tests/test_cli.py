@@ -222,11 +222,6 @@ def test_worker_without_redis_says_what_to_do(tmp_path: Path) -> None:
     assert "SOPFLOW_REDIS_URL" in r.stderr and "sopflow up" in r.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: an unreachable database ends `sopflow migrate` with a SQLAlchemy traceback "
-    "instead of a message naming SOPFLOW_DATABASE_URL (cli._app catches only ConfigError/PluginError)",
-)
 def test_an_unreachable_database_is_reported_without_a_traceback(tmp_path: Path) -> None:
     env = clean_env(
         tmp_path,
@@ -236,7 +231,15 @@ def test_an_unreachable_database_is_reported_without_a_traceback(tmp_path: Path)
     r = sopflow("migrate", env=env, timeout=60)
     assert r.returncode != 0
     assert "Traceback" not in r.stderr, r.stderr[-500:]
-    assert "SOPFLOW_DATABASE_URL" in r.stderr
+    assert "SOPFLOW_DATABASE_URL" in r.stderr and "directory exists" in r.stderr
+    refused = clean_env(
+        tmp_path,
+        SOPFLOW_DATABASE_URL=f"postgresql+psycopg://u:hunter2secret@127.0.0.1:{free_port()}/x",
+        SOPFLOW_SECRET_KEY=SECRET,
+    )
+    r = sopflow("migrate", env=refused, timeout=60)
+    assert r.returncode != 0 and "Traceback" not in r.stderr and "SOPFLOW_DATABASE_URL" in r.stderr
+    assert "hunter2secret" not in r.stderr + r.stdout  # the password never reaches the output
 
 
 def free_port() -> int:

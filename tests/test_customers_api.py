@@ -173,7 +173,9 @@ def test_merge_moves_identities_tags_and_events(fields):
         },
     )
     assert r.json()["results"][0]["customer_id"] == a["id"]
-    assert len(api.get(f"/api/v1/events?customer_id={a['id']}").json()["items"]) == 2
+    events = api.get(f"/api/v1/events?customer_id={a['id']}").json()["items"]
+    assert [e["type"] for e in events].count("x") == 2  # b's event moved to a, plus the new one
+    assert [e["type"] for e in events].count("customer.created") == 2  # both API creations
 
 
 def test_identity_taken_by_another_customer_is_refused(fields):

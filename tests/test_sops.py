@@ -495,3 +495,25 @@ def test_touch_listing_and_send_render(api, sopflow_app, manual_clock):
     assert api.get(f"/api/v1/touches?customer_id={c}&status=sent").json()["items"][0]["sent_at"]
     assert [m.text for m in log_channel(sopflow_app, api).sent] == ["你好 王芳"]
     assert api.get("/api/v1/touches?due_after=yesterday").status_code == 422
+
+
+def test_customers_api_changes_trigger_entry_rules(api, sopflow_app, manual_clock):
+    """A customer created or edited through /api/v1/customers is evaluated at once,
+    like one changed by an ingested event."""
+    sop = create_sop(
+        api,
+        "vip-care",
+        {
+            "kind": "nurture",
+            "target": {"rule": {"tags": {"any_of": ["vip"]}}},
+            "steps": [{"delay": "1h", "actions": [send("welcome, vip")]}],
+        },
+    )
+    created = api.post("/api/v1/customers", json={"display_name": "A", "tags": ["vip"]})
+    assert created.status_code == 201, created.text
+    plain = api.post("/api/v1/customers", json={"display_name": "B"}).json()["id"]
+    assert api.patch(f"/api/v1/customers/{plain}", json={"tags_add": ["vip"]}).status_code == 200
+    enrolled = [e["customer_id"] for e in api.get(f"/api/v1/sops/{sop}/enrollments").json()["items"]]
+    assert sorted(enrolled) == sorted([created.json()["id"], plain])
+    changes = api.get(f"/api/v1/events?customer_id={plain}").json()["items"]
+    assert {e["type"] for e in changes} >= {"customer.created", "customer.updated"}

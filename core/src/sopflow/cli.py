@@ -15,12 +15,21 @@ from sopflow_sdk import ConfigError, PluginError
 
 
 def _app(embedded: bool = False, migrate: bool = False) -> Any:
+    import sqlalchemy.exc
+
     from sopflow.app import create_app
 
     try:
         return create_app(embedded=embedded, migrate=migrate)
     except (ConfigError, PluginError) as exc:
         raise click.ClickException(str(exc)) from None
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ArgumentError) as exc:
+        # The URL may hold a password: name the variable and the driver's reason only.
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise click.ClickException(
+            f"SOPFLOW_DATABASE_URL: cannot open the database ({reason}). "
+            "Check the URL, that the server is running and that the directory exists."
+        ) from None
 
 
 @click.group()

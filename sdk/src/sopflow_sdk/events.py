@@ -3,6 +3,7 @@ maps its callbacks onto them (and registers only the types it adds)."""
 
 STANDARD_EVENTS: dict[str, str] = {
     "customer.added": "a customer added a staff member (or was imported)",
+    "customer.created": "a customer record was created through the customers API",
     "customer.updated": "customer data changed through the API",
     "customer.churned": "the customer deleted the staff member or left",
     "customer.merged": "two customer records were merged into one",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import sqlalchemy as sa
@@ -88,9 +89,14 @@ class CustomerController(Controller):
     ) -> dict[str, Any]:
         auth.require("admin")
         app = sopflow_app(request)
+        body = to_plain(data)
         with app.tx() as s:
             defs = field_definitions(s, auth.tenant_id, app.plugins)
-            return customer_to_dict(s, create_customer(s, auth.tenant_id, to_plain(data), defs, app.now()))
+            customer = create_customer(s, auth.tenant_id, body, defs, app.now())
+            event = api_change_event(s, customer, "customer.created", body, app.now())
+            result = customer_to_dict(s, customer)
+        app.notify_event(auth.tenant_id, event)
+        return result
 
     @get("/{customer_id:int}", sync_to_thread=True, summary="One customer")
     def get_one(self, request: Request, auth: NamedDependency[Auth], customer_id: int) -> dict[str, Any]:
@@ -108,7 +114,11 @@ class CustomerController(Controller):
         with app.tx() as s:
             defs = field_definitions(s, auth.tenant_id, app.plugins)
             customer = get_customer(s, auth.tenant_id, customer_id, lock=True)
-            return customer_to_dict(s, update_customer(s, customer, body, defs, app.now()))
+            update_customer(s, customer, body, defs, app.now())
+            event = api_change_event(s, customer, "customer.updated", body, app.now())
+            result = customer_to_dict(s, customer)
+        app.notify_event(auth.tenant_id, event)  # entry and early-end rules see the change at once
+        return result
 
     @delete(
         "/{customer_id:int}",
@@ -165,6 +175,26 @@ class CustomerController(Controller):
         with app.tx() as s:
             survivor = merge_customers(s, auth.tenant_id, customer_id, data.other_customer_id, app.now())
             return customer_to_dict(s, survivor)
+
+
+def api_change_event(
+    s: Any, customer: Customer, type_: str, body: dict[str, Any], now: Any
+) -> dict[str, Any]:
+    """Record a change made through the customers API in the event log, as ingest
+    would, so that automation (SOP entry, early end, journeys) reacts to it."""
+    event = Event(
+        tenant_id=customer.tenant_id,
+        customer_id=customer.id,
+        type=type_,
+        idempotency_key=f"api:{uuid.uuid4().hex}",
+        occurred_at=now,
+        received_at=now,
+        source="api",
+        payload={"changed": sorted(k for k in body if k != "identities")},
+    )
+    s.add(event)
+    s.flush()
+    return event_to_dict(event)
 
 
 def request_keys(data: JSONBody[Any]) -> set[str]:
