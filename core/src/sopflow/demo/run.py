@@ -25,7 +25,7 @@ START = datetime(2026, 3, 2, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 class DemoOptions:
     seed: int = 7
     days: int = 45
-    arrival_days: int = 8
+    arrival_days: int = 7
     report_path: Path | None = None
     workdir: Path | None = None
 

@@ -202,7 +202,8 @@ class Simulation:
     # -- the loop ----------------------------------------------------------------------------
 
     def run(self, on_hour: Callable[[datetime], None] | None = None, max_steps: int = 200_000) -> Tally:
-        """Walk the clock hour by hour to the end, firing happenings in time order."""
+        """Walk the clock to the end in whole hours, firing happenings in time order;
+        hours in which nothing can happen are skipped."""
         app, clock = self.world.app, self.world.clock
         end = self.start + timedelta(days=self.days)
         hour = self.start
@@ -219,16 +220,53 @@ class Simulation:
                 clock.set(hour)
             run_until_idle(app)
             advance_audiences(app)
-            local_hour = hour.hour
-            if 9 <= local_hour <= 22:
+            if self._working(hour):
                 self._staff_check_phones()
                 poll_confirmations(app)
             if on_hour is not None:
                 on_hour(hour)
-            hour += timedelta(hours=1)
+            hour = self._next_hour(hour, end)
         else:
             raise RuntimeError("the simulation did not reach its end within max_steps")
         return self.tally
+
+    @staticmethod
+    def _working(hour: datetime) -> bool:
+        return 9 <= hour.hour <= 22
+
+    def _next_hour(self, hour: datetime, end: datetime) -> datetime:
+        """The next whole hour at which something is planned, due, or waiting for staff."""
+        step = timedelta(hours=1)
+        nxt = hour + step
+        if self._waiting_for_staff() and self._working(nxt):
+            return nxt
+        candidates = [end + step]
+        if self._agenda:
+            candidates.append(self._agenda[0][0])
+        due = self._next_due()
+        if due is not None:
+            candidates.append(due)
+        if self._waiting_for_staff():
+            morning = hour.replace(hour=9) + (step * 24 if hour.hour >= 9 else timedelta(0))
+            candidates.append(morning)
+        soonest = min(candidates)
+        whole = self.start + step * -(-(soonest - self.start) // step)  # round up to a whole hour
+        return max(nxt, whole)
+
+    def _next_due(self) -> datetime | None:
+        import sqlalchemy as sa
+
+        from sopflow.models import Touch
+
+        with self.world.app.tx() as s:
+            return s.scalar(sa.select(sa.func.min(Touch.due_at)).where(Touch.status == "scheduled"))
+
+    def _waiting_for_staff(self) -> bool:
+        fake = self.world.fake
+        with fake.lock:
+            if any(m.get("status") == 1 for m in fake.moments.values()):
+                return True
+            return any(u not in t.send_time for t in fake.tasks.values() for u in t.recipients)
 
     def people(self) -> dict[str, Any]:
         return dict(self._people)

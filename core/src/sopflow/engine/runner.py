@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sopflow_sdk import SkippableError, SopflowError
 
 from sopflow.engine.deliver import channel_for, deliver_touch
 from sopflow.engine.dispatch import claim_due_touches
@@ -105,44 +106,68 @@ def advance_audiences(app: Any) -> int:
 
 
 def poll_confirmations(app: Any, limit: int = 200) -> int:
-    """Touches waiting for staff confirmation (``pending``): ask the channel."""
+    """Touches waiting for staff confirmation (``pending``): ask the channel.
+
+    One transaction reads the pending touches with their step definitions and
+    channels; the channel calls happen outside it; each touch that reached a final
+    status is then updated under its row lock (``pending`` still)."""
     with app.tx() as s:
         rows = list(
-            s.scalars(sa.select(Touch).where(Touch.status == "pending").order_by(Touch.id).limit(limit))
+            s.execute(
+                sa.select(
+                    Touch.id,
+                    Touch.tenant_id,
+                    Touch.customer_id,
+                    Touch.step_index,
+                    Touch.outcome,
+                    SopVersion.definition,
+                )
+                .join(Enrollment, Enrollment.id == Touch.enrollment_id)
+                .join(SopVersion, SopVersion.id == Enrollment.sop_version_id)
+                .where(Touch.status == "pending")
+                .order_by(Touch.id)
+                .limit(limit)
+            )
         )
-    changed = 0
-    for touch in rows:
-        refs = [
-            r for r in touch.outcome.get("results", []) if r.get("provider_ref") and r["status"] == "pending"
-        ]
+        channels: dict[tuple[int, str], Any] = {}
+        for _, tenant_id, _, step_index, outcome, definition in rows:
+            for ref in outcome.get("results", []):
+                name = definition["steps"][step_index]["actions"][ref["action"]]["channel"]
+                if (tenant_id, name) not in channels:
+                    try:
+                        channels[tenant_id, name] = channel_for(app, tenant_id, name, s)[0]
+                    except SopflowError:  # account removed since the send: its touches wait
+                        log.warning("poll_channel_missing", tenant_id=tenant_id, channel=name)
+                        channels[tenant_id, name] = None
+    finals: dict[int, str] = {}
+    for touch_id, tenant_id, customer_id, step_index, outcome, definition in rows:
+        refs = [r for r in outcome.get("results", []) if r.get("provider_ref") and r["status"] == "pending"]
         if not refs:
             continue
         try:
-            with app.tx() as s:
-                fresh = s.get(Touch, touch.id)
-                enrollment = s.get(Enrollment, fresh.enrollment_id)
-                step = s.get(SopVersion, enrollment.sop_version_id).definition["steps"][fresh.step_index]
             statuses = []
             for ref in refs:
-                action = step["actions"][ref["action"]]
-                channel, _ = channel_for(app, touch.tenant_id, action["channel"])
-                result = channel.poll(ref["provider_ref"])
-                statuses.append(_recipient_status(result, touch.customer_id))
+                name = definition["steps"][step_index]["actions"][ref["action"]]["channel"]
+                if channels[tenant_id, name] is None:
+                    raise SkippableError(f"no {name} channel account to poll")
+                result = channels[tenant_id, name].poll(ref["provider_ref"])
+                statuses.append(_recipient_status(result, customer_id))
         except Exception:
-            log.exception("poll_failed", touch_id=touch.id)
+            log.exception("poll_failed", touch_id=touch_id)
             continue
-        final = "failed" if "failed" in statuses else ("sent" if all(s == "sent" for s in statuses) else None)
+        final = "failed" if "failed" in statuses else ("sent" if all(x == "sent" for x in statuses) else None)
         if final:
-            with app.tx() as s:
-                fresh = s.get(Touch, touch.id, with_for_update=True)
-                if fresh.status == "pending":
-                    fresh.status = final
-                    fresh.outcome = {
-                        **fresh.outcome,
-                        "confirmed": final,
-                        "confirmed_at": app.now().isoformat(),
-                    }
-                    changed += 1
+            finals[touch_id] = final
+    if not finals:
+        return 0
+    changed = 0
+    with app.tx() as s:
+        for touch_id, final in finals.items():
+            fresh = s.get(Touch, touch_id, with_for_update=True)
+            if fresh.status == "pending":
+                fresh.status = final
+                fresh.outcome = {**fresh.outcome, "confirmed": final, "confirmed_at": app.now().isoformat()}
+                changed += 1
     return changed
 
 
