@@ -6,11 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v uv >/dev/null 2>&1; then
-  python3 -m pip install --quiet uv || pip install --quiet uv
-  export PATH="$HOME/.local/bin:$PATH"
-fi
-uv sync --quiet --all-packages
+source scripts/_bootstrap.sh
 eval "$(scripts/services.sh start)"
 
 echo "== lint =="
