@@ -144,6 +144,7 @@ def up(host: str | None, port: int | None) -> None:
     finally:
         scheduler.stop()
         worker.stop()
+        click.echo("sopflow up: scheduler and worker stopped")
 
 
 def _ensure_first_tenant(app: Any) -> None:
@@ -164,6 +165,11 @@ def _ensure_first_tenant(app: Any) -> None:
 
 def _serve(app: Any, host: str, port: int) -> None:
     import uvicorn
+
+    # uvicorn stops gracefully on SIGTERM, then re-raises the signal to the handler
+    # that was installed before it; exiting through SystemExit there lets the
+    # caller's `finally` stop the scheduler and worker (and the exit code is 0).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
     from sopflow.api.app import build_api
 
