@@ -274,6 +274,30 @@ def test_per_customer_daily_cap_defers_second_sop_to_next_day(api, sopflow_app, 
     assert stats["steps"][0]["deferred"] == 1 and stats["steps"][0]["on_time_rate"] == 0
 
 
+def test_daily_cap_is_a_tenant_setting(api, sopflow_app, manual_clock):
+    assert api.get("/api/v1/tenants/current").json()["customer_daily_push_cap"] == 1
+    for bad in (0, 21, -1):
+        r = api.patch("/api/v1/tenants/current", json={"customer_daily_push_cap": bad, "timezone": "UTC"})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "customer_daily_push_cap"
+    assert api.get("/api/v1/tenants/current").json()["timezone"] != "UTC"  # nothing changed
+    assert api.patch("/api/v1/tenants/current", json={"customer_daily_push_cap": 2}).status_code == 200
+    for name in ("first", "second"):
+        create_sop(
+            api,
+            name,
+            {
+                "kind": "new_customer",
+                "target": {},
+                "steps": [{"day": 1, "at": "10:00", "actions": [send(name)]}],
+            },
+        )
+    c = add_customer(api, "wm-cap2")
+    run_days(sopflow_app, manual_clock, 3)
+    rows = touches(sopflow_app, customer_id=c)
+    assert [t.status for t in rows] == ["sent", "sent"] and all(t.deferrals == 0 for t in rows)
+    assert rows[0].sent_at == rows[1].sent_at  # two a day allowed now: both on day 1 at 10:00
+
+
 def test_editing_a_started_sop_pins_running_enrolments(api, sopflow_app, manual_clock):
     sop = create_sop(
         api,
@@ -322,11 +346,7 @@ def test_catch_up_policies(api, sopflow_app, manual_clock):
         )
     c = add_customer(api, "wm-late")
     enrolled = manual_clock.now()
-    api.post("/api/v1/tenants/current", json={})  # no-op request; keeps the clock where it is
-    with sopflow_app.tx() as s:
-        from sopflow.models import Tenant
-
-        s.get(Tenant, api.tenant_id).settings = {"customer_daily_push_cap": 5}
+    assert api.patch("/api/v1/tenants/current", json={"customer_daily_push_cap": 5}).status_code == 200
     run_days(sopflow_app, manual_clock, 2)
     by_sop = {t.sop_id: t for t in touches(sopflow_app, customer_id=c)}
     assert by_sop[ids["send_now"]].sent_at == enrolled

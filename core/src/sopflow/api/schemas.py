@@ -19,6 +19,7 @@ class TenantCreate(Body):
 
 class TenantUpdate(Body):
     timezone: str | None = None
+    customer_daily_push_cap: int | None = None
 
 
 class ApiKeyCreate(Body):

@@ -13,13 +13,24 @@ from litestar.params import JSONBody
 
 from sopflow.api.auth import Auth, sopflow_app
 from sopflow.api.schemas import ApiKeyCreate, TenantCreate, TenantUpdate
+from sopflow.engine.dispatch import DEFAULT_DAILY_CAP
 from sopflow.engine.tenants import check_timezone, create_tenant, issue_api_key
 from sopflow.models import ApiKey, Tenant
-from sopflow.problems import Forbidden, NotFound
+from sopflow.problems import Forbidden, InvalidInput, NotFound
+
+#: Bounds on the per-customer daily cap of pushed messages (WeCom allows one mass
+#: message per customer per day; other channels may allow a few more).
+MAX_DAILY_PUSH_CAP = 20
 
 
 def tenant_to_dict(t: Tenant) -> dict[str, Any]:
-    return {"id": t.id, "name": t.name, "timezone": t.timezone, "created_at": t.created_at.isoformat()}
+    return {
+        "id": t.id,
+        "name": t.name,
+        "timezone": t.timezone,
+        "customer_daily_push_cap": (t.settings or {}).get("customer_daily_push_cap", DEFAULT_DAILY_CAP),
+        "created_at": t.created_at.isoformat(),
+    }
 
 
 def key_to_dict(k: ApiKey) -> dict[str, Any]:
@@ -43,7 +54,11 @@ class TenantController(Controller):
         with sopflow_app(request).tx() as s:
             return tenant_to_dict(s.get(Tenant, auth.tenant_id))  # type: ignore[arg-type]
 
-    @patch("/current", sync_to_thread=True, summary="Change the tenant's default time zone")
+    @patch(
+        "/current",
+        sync_to_thread=True,
+        summary="Change the tenant's default time zone and per-customer daily push cap",
+    )
     def update(
         self, request: Request, auth: NamedDependency[Auth], data: JSONBody[TenantUpdate]
     ) -> dict[str, Any]:
@@ -51,8 +66,21 @@ class TenantController(Controller):
         with sopflow_app(request).tx() as s:
             tenant = s.get(Tenant, auth.tenant_id)
             assert tenant is not None
+            cap = data.customer_daily_push_cap
+            if cap is not None and not 1 <= cap <= MAX_DAILY_PUSH_CAP:
+                raise InvalidInput(
+                    [
+                        (
+                            "customer_daily_push_cap",
+                            f"{cap} is out of range; give 1–{MAX_DAILY_PUSH_CAP} pushed messages per "
+                            "customer per day (WeCom mass sends allow 1)",
+                        )
+                    ]
+                )
             if data.timezone is not None:
                 tenant.timezone = check_timezone(data.timezone)
+            if cap is not None:
+                tenant.settings = {**(tenant.settings or {}), "customer_daily_push_cap": cap}
             return tenant_to_dict(tenant)
 
     @post(
