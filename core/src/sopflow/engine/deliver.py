@@ -11,7 +11,6 @@ failure: the touch goes to ``review``.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,20 +40,25 @@ log = get_logger("sopflow.deliver")
 MAX_ATTEMPTS = 8
 
 
+class Throttled(RetriableError):
+    """The channel account's own rate limit (``Capabilities.rate_per_minute``) says wait."""
+
+
 class RateLimiter:
     """Per-channel-account token bucket from ``Capabilities.rate_per_minute``
-    (in-process: each worker process gets its own share)."""
+    (in-process: each worker process gets its own share).  Time comes from the
+    injected clock, so the manual clock drives it in tests and the demo."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._buckets: dict[int, tuple[float, float]] = {}
 
-    def wait_time(self, account_id: int, per_minute: int | None) -> float:
+    def wait_time(self, account_id: int, per_minute: int | None, now: float) -> float:
         if not per_minute:
             return 0.0
         with self._lock:
-            tokens, stamp = self._buckets.get(account_id, (float(per_minute), time.monotonic()))
-            now = time.monotonic()
+            tokens, stamp = self._buckets.get(account_id, (float(per_minute), now))
+            now = max(now, stamp)  # a clock that steps back must not mint tokens
             tokens = min(float(per_minute), tokens + (now - stamp) * per_minute / 60)
             if tokens >= 1:
                 self._buckets[account_id] = (tokens - 1, now)
@@ -111,6 +115,7 @@ def deliver_touch(app: Any, touch_id: int) -> str:
     status = "sent"
     retry_after: float | None = None
     reason = ""
+    throttled = False
     for action_index, action, message in sends:
         try:
             if action["type"] == "webhook":
@@ -118,9 +123,9 @@ def deliver_touch(app: Any, touch_id: int) -> str:
             else:
                 channel, account_id = channel_for(app, message["tenant_id"], action["channel"])
                 limiter = app.__dict__.setdefault("_rates", RateLimiter())
-                wait = limiter.wait_time(account_id, channel.capabilities.rate_per_minute)
+                wait = limiter.wait_time(account_id, channel.capabilities.rate_per_minute, now.timestamp())
                 if wait:
-                    raise RetriableError("channel rate limit", retry_after=wait)
+                    raise Throttled("channel rate limit", retry_after=wait)
                 receipt = channel.send(message["outbound"])
             results.append(
                 {"action": action_index, "status": receipt.status, "provider_ref": receipt.provider_ref}
@@ -132,6 +137,7 @@ def deliver_touch(app: Any, touch_id: int) -> str:
             break
         except RetriableError as exc:
             status, reason, retry_after = "scheduled", exc.internal_message, exc.retry_after
+            throttled = isinstance(exc, Throttled) and not results
             break
         except SkippableError as exc:
             status, reason = "skipped", exc.internal_message
@@ -143,7 +149,7 @@ def deliver_touch(app: Any, touch_id: int) -> str:
             log.exception("channel_error", touch_id=touch_id)
             status, reason = ("scheduled" if idempotent else "review"), f"{type(exc).__name__}: {exc}"
             break
-    return _record(app, touch_id, status, results, reason, retry_after)
+    return _record(app, touch_id, status, results, reason, retry_after, throttled)
 
 
 def _prepare(app: Any, touch_id: int, now: datetime) -> str | tuple[list[Any], bool]:
@@ -353,11 +359,16 @@ def _record(
     results: list[dict[str, Any]],
     reason: str,
     retry_after: float | None,
+    throttled: bool = False,
 ) -> str:
     now = app.now()
     with app.tx() as s:
         touch = s.get(Touch, touch_id, with_for_update=True)
         assert touch is not None
+        if throttled:  # our own limiter held it back before any call: not an attempt
+            touch.attempts = max(0, touch.attempts - 1)
+            touch.deferrals += 1
+            touch.defer_reason = "rate_limit"
         touch.outcome = {**touch.outcome, "results": results, **({"reason": reason} if reason else {})}
         if status == "scheduled":
             if touch.attempts >= MAX_ATTEMPTS:

@@ -106,9 +106,11 @@ def claim_due_touches(
             if quiet_until > now:
                 defer(touch, quiet_until, "quiet_hours")
                 continue
-            if counts_for_cap(step):
+            day = local_day(now, enrollment.timezone)
+            # A retry (or a rate-limit wait) on the same local day already holds its slot.
+            holds_slot = touch.outcome.get("cap_day") == day.isoformat()
+            if counts_for_cap(step) and not holds_slot:
                 cap = caps.setdefault(touch.tenant_id, _daily_cap(session, touch.tenant_id))
-                day = local_day(now, enrollment.timezone)
                 if not take_slot(
                     session,
                     SendQuota.__table__,
@@ -121,6 +123,7 @@ def claim_due_touches(
                         touch, max(local_at(day + timedelta(days=1), planned_local, tz), now), "customer_cap"
                     )
                     continue
+                touch.outcome = {**touch.outcome, "cap_day": day.isoformat()}
             batch = definition.get("batch")
             if batch:
                 interval = parse_duration(batch["interval"])
