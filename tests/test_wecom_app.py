@@ -123,6 +123,17 @@ def test_scan_to_confirmed_mass_send_end_to_end(wecom_env):
                 "target": {"sources": ["qr_spring"]},
                 "steps": [
                     {
+                        "delay": "0m",
+                        "actions": [
+                            {
+                                "type": "send",
+                                "channel": "wecom",
+                                "touchpoint": "welcome",
+                                "text": "{{ customer.display_name }}，欢迎！",
+                            }
+                        ],
+                    },
+                    {
                         "day": 1,
                         "at": "10:00",
                         "actions": [
@@ -133,7 +144,7 @@ def test_scan_to_confirmed_mass_send_end_to_end(wecom_env):
                                 "text": "{{ customer.display_name }}，试用感觉怎么样？",
                             }
                         ],
-                    }
+                    },
                 ],
             },
         },
@@ -142,10 +153,14 @@ def test_scan_to_confirmed_mass_send_end_to_end(wecom_env):
     assert api.post(f"/api/v1/sops/{sop.json()['id']}/start").status_code == 200
     fake.add_customer("zhangsan", "wmSpring01", "李雷", state="qr_spring")
     fake.add_customer("zhangsan", "wmAutumn01", "韩梅梅", state="qr_autumn")  # another source: not enrolled
-    [touch] = touches(app)
+    assert run_until_idle(app) == 1  # the welcome step, due at once
+    [welcome] = fake.welcome_messages  # sent within WeCom's 20 s, once, with the fetched name
+    assert welcome["text"]["content"] == "李雷，欢迎！"
+    welcome_touch, touch = touches(app)
+    assert welcome_touch.status == "sent"
     manual_clock.set(touch.due_at)
     dispatched = run_until_idle(app)
-    [touch] = touches(app)
+    _, touch = touches(app)
     assert dispatched == 1, (touch.status, touch.outcome, touch.due_at, manual_clock.now())
     assert touch.status == "pending", touch.outcome  # WeCom needs the staff member to confirm the mass send
     msgid = touch.outcome["results"][0]["provider_ref"]
@@ -153,9 +168,10 @@ def test_scan_to_confirmed_mass_send_end_to_end(wecom_env):
     fake.confirm(msgid, "zhangsan")
     manual_clock.advance(timedelta(minutes=1))
     assert poll_confirmations(app) == 1
-    [touch] = touches(app)
+    _, touch = touches(app)
     assert touch.status == "sent" and touch.outcome["confirmed"] == "sent"
-    sent_to = [r for r in fake.requests if r.path.endswith("add_msg_template")]
+    # accepted calls only: an expired token (42001) is refreshed and the call retried once
+    sent_to = [r for r in fake.requests if r.path.endswith("add_msg_template") and r.errcode == 0]
     assert len(sent_to) == 1
 
 
@@ -201,3 +217,44 @@ def test_new_customer_gets_the_name_wecom_knows(wecom_env):
     last = fake.callback_responses[-1]
     httpx.post(str(last.request.url), content=last.request.content)
     assert fake.count("externalcontact/get") == fetches == 1
+
+
+def _welcome_sop(delay: str = "0m", kind: str = "new_customer", at_step: int = 0) -> dict:
+    welcome = {
+        "delay": delay,
+        "actions": [{"type": "send", "channel": "wecom", "touchpoint": "welcome", "text": "欢迎"}],
+    }
+    other = {"delay": "1h", "actions": [{"type": "send", "channel": "log", "text": "hi"}]}
+    steps = [welcome, other] if at_step == 0 else [other, welcome]
+    target = {} if kind == "new_customer" else {"rule": {"tags": {"any_of": ["x"]}}}
+    return {"kind": kind, "target": target, "steps": steps}
+
+
+def test_welcome_step_rules_name_the_path(wecom_env):
+    _, api, _, _ = wecom_env
+    for definition, field in (
+        (_welcome_sop(delay="1h"), "definition.steps[0].actions[0].touchpoint"),
+        (_welcome_sop(at_step=1), "definition.steps[1].actions[0].touchpoint"),
+        (_welcome_sop(kind="nurture"), "definition.kind"),
+    ):
+        r = api.post("/api/v1/sops", json={"name": "w", "definition": definition})
+        assert r.status_code == 422 and field in [e["field"] for e in r.json()["errors"]], r.text
+    assert api.get("/api/v1/sops").json() == []
+
+
+def test_welcome_code_older_than_20_seconds_is_skipped_not_sent(wecom_env):
+    from datetime import timedelta
+
+    from sopflow.engine.runner import run_until_idle
+
+    from tests.sop_support import touches
+
+    app, api, fake, _ = wecom_env
+    r = api.post("/api/v1/sops", json={"name": "w", "definition": _welcome_sop()})
+    assert api.post(f"/api/v1/sops/{r.json()['id']}/start").status_code == 200
+    fake.add_customer("zhangsan", "wmLate01", "迟到", state="s")
+    app.clock.advance(timedelta(seconds=21))  # the scheduler was down past WeCom's window
+    run_until_idle(app)
+    welcome = touches(app)[0]
+    assert welcome.status == "skipped" and "20-second" in welcome.outcome["reason"]
+    assert fake.welcome_messages == [] and fake.count("externalcontact/send_welcome_msg") == 0

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sopflow.conditions.storage import format_instant
 
-DURATION = re.compile(r"([1-9][0-9]{0,6})([mhdw])")
+DURATION = re.compile(r"(0|[1-9][0-9]{0,6})([mhdw])")
 UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
 MAX_DURATION = timedelta(days=36600)
 

@@ -102,6 +102,7 @@ def _wecom_figures(world: World) -> dict[str, int]:
             "mass_send_tasks": len(fake.tasks),
             "delivered": delivered,
             "moments": len(fake.moments),
+            "welcome_messages": len(fake.welcome_messages),
             "add_msg_template_accepted": sum(
                 1 for r in fake.requests if r.path == "externalcontact/add_msg_template" and r.errcode == 0
             ),
@@ -171,6 +172,16 @@ def checks(world: World, setup: Setup, tally: Tally, report: dict[str, Any]) -> 
         )
         scanned = count(customers.where(Customer.source.in_(SOURCES)))
         out.append(_check("every scanned customer entered the incubation SOP", scanned, enrolled))
+    welcome = next(
+        sop for name, sop in zip(setup.sops, report["sops"], strict=True) if name.startswith("欢迎语")
+    )
+    out.append(
+        _check(
+            "welcome messages WeCom received = welcome touches sent",
+            report["wecom"]["welcome_messages"],
+            welcome["steps"][0]["sent"],
+        )
+    )
     out.append(_check("at most one mass message per customer per day (WeCom's cap)", 0, _over_cap(world)))
     return out
 
@@ -234,7 +245,7 @@ def to_markdown(report: dict[str, Any]) -> str:
         "## WeCom (the fake's own records)",
         "",
         f"{w['mass_send_tasks']} mass-send tasks, {w['delivered']} messages delivered after staff confirmed, "
-        f"{w['moments']} moments posts.",
+        f"{w['moments']} moments posts, {w['welcome_messages']} welcome messages.",
         "",
         "## Checks",
         "",

@@ -24,8 +24,8 @@ START = datetime(2026, 3, 2, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 @attrs.frozen
 class DemoOptions:
     seed: int = 7
-    days: int = 45
-    arrival_days: int = 7
+    days: int = 42
+    arrival_days: int = 6
     report_path: Path | None = None
     workdir: Path | None = None
 

@@ -27,6 +27,19 @@ def _wecom(text: str, touchpoint: str = "private_chat") -> dict[str, Any]:
     return {"type": "send", "channel": "wecom", "touchpoint": touchpoint, "text": text}
 
 
+#: The welcome message (欢迎语) as the customer adds the staff member: WeCom's code
+#: is valid once, for 20 seconds.
+WELCOME = {
+    "kind": "new_customer",
+    "target": {"sources": list(SOURCES)},
+    "steps": [
+        {
+            "delay": "0m",
+            "actions": [_wecom("{{ customer.display_name }}，欢迎！回复「资料」领取新人礼包", "welcome")],
+        }
+    ],
+}
+
 #: Seed 000: three days, six touches, private chat in the evening, moments in the morning.
 INCUBATION = {
     "kind": "new_customer",
@@ -120,6 +133,7 @@ def install(world: World) -> Setup:
     sunscreen = {**SUNSCREEN, "on_early_end": {"tags_add": ["回购"], "flow_to": care}}
     sops = {
         "新客孵化 (seed 000)": _sop(api, "新客孵化", INCUBATION),
+        "欢迎语 (welcome)": _sop(api, "欢迎语", WELCOME),
         "防晒霜养护 (seed 001)": _sop(api, "防晒霜养护", sunscreen),
         "回购关怀 (flow target)": care,
     }

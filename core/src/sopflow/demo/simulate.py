@@ -82,7 +82,7 @@ class Simulation:
         self.rng = random.Random(seed)
         self.start = world.clock.now()
         self.tally = Tally()
-        self._agenda: list[tuple[datetime, int, Callable[[], None]]] = []
+        self._agenda: list[tuple[datetime, int, Callable[[], bool | None]]] = []
         self._seq = itertools.count()
         self._people: dict[str, Persona] = {}
         self._orders: Counter[str] = Counter()
@@ -94,7 +94,7 @@ class Simulation:
 
     # -- planning ---------------------------------------------------------------------------
 
-    def _at(self, when: datetime, action: Callable[[], None]) -> None:
+    def _at(self, when: datetime, action: Callable[[], bool | None]) -> None:
         heapq.heappush(self._agenda, (when, next(self._seq), action))
 
     def _local(self, day: int, hour: float) -> datetime:
@@ -121,7 +121,7 @@ class Simulation:
 
     # -- happenings -------------------------------------------------------------------------
 
-    def _arrive(self, p: Persona, day: int) -> None:
+    def _arrive(self, p: Persona, day: int) -> bool:
         self.world.fake.add_customer(p.staff, p.external_id, p.name, state=p.source)
         self.tally.arrived += 1
         self.tally.by_source[p.source] += 1
@@ -129,6 +129,7 @@ class Simulation:
         self._order_at(p, p.rebuys_on_day, day)
         if p.churns_on_day is not None:
             self._at(self._local(day + p.churns_on_day, self.rng.uniform(0, 12)), lambda: self._churn(p))
+        return True
 
     def _order_at(self, p: Persona, after_days: int | None, day: int) -> None:
         if after_days is not None:
@@ -215,7 +216,8 @@ class Simulation:
                 if when > clock.now():
                     clock.set(when)
                     run_until_idle(app)
-                action()
+                if action():  # an arrival: a running scheduler sends the welcome within WeCom's 20 s
+                    run_until_idle(app)
             if hour > clock.now():
                 clock.set(hour)
             run_until_idle(app)

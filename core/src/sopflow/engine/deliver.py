@@ -195,7 +195,7 @@ def _prepare(app: Any, touch_id: int, now: datetime) -> str | tuple[list[Any], b
                     touchpoint=action.get("touchpoint", "staff_notice") if kind == "send" else "staff_notice",
                     text=render(action["text"], customer, staff.name if staff else ""),
                     idempotency_key=f"touch:{touch.id}:{index}",
-                    recipient=_recipient(s, customer, action["channel"]),
+                    recipient=_recipient(s, customer, action["channel"], action.get("touchpoint"), now),
                     attachments=tuple(
                         Attachment(
                             **{
@@ -280,9 +280,17 @@ def _reply_gate(
     return None
 
 
-def _recipient(s: Any, customer: Customer, channel: str) -> dict[str, Any]:
+#: How long a welcome code from a ``customer.added`` event stays usable (WeCom: 20 s).
+WELCOME_WINDOW = timedelta(seconds=20)
+
+
+def _recipient(
+    s: Any, customer: Customer, channel: str, touchpoint: str | None = None, now: datetime | None = None
+) -> dict[str, Any]:
     """Who to reach: every identity, plus the one on this channel (and the staff
-    member it belongs to) as ``external_id`` / ``staff_userid``."""
+    member it belongs to) as ``external_id`` / ``staff_userid``; for the
+    ``welcome`` touchpoint, the welcome code of a ``customer.added`` event from
+    the last 20 s (``None`` when there is none: the channel skips the send)."""
     from sopflow.models import ChannelIdentity
 
     rows = s.execute(
@@ -299,6 +307,18 @@ def _recipient(s: Any, customer: Customer, channel: str) -> dict[str, Any]:
         if c == channel:
             out.update(external_id=e, staff_userid=st)
             break
+    if touchpoint == "welcome" and now is not None:
+        added = s.execute(
+            sa.select(Event.payload, Event.occurred_at)
+            .where(
+                Event.customer_id == customer.id,
+                Event.type == "customer.added",
+                Event.occurred_at >= now - WELCOME_WINDOW,
+            )
+            .order_by(Event.occurred_at.desc(), Event.id.desc())
+            .limit(1)
+        ).first()
+        out["welcome_code"] = (added[0] or {}).get("welcome_code") if added else None
     return out
 
 

@@ -36,7 +36,11 @@ from sopflow.conditions import RuleError, parse, parse_duration
 
 KINDS = ("new_customer", "nurture")
 ACTION_TYPES = ("send", "remind_staff", "set_field", "add_tag", "remove_tag", "move_stage", "webhook")
-TOUCHPOINTS = ("private_chat", "group_chat", "moments")
+TOUCHPOINTS = ("private_chat", "group_chat", "moments", "welcome")
+WELCOME_RULE = (
+    "a welcome message goes out only as the customer adds the staff member: use it in the first "
+    'step of a new_customer SOP with "delay": "0m"'
+)
 CATCH_UP = ("send_now", "next_day", "skip")
 MAX_STEPS = 100
 MAX_DAY = 3650
@@ -94,6 +98,10 @@ def validate_definition(
     if len(steps) > MAX_STEPS:
         problems.append(("steps", f"at most {MAX_STEPS} steps"))
     out["steps"] = [_step(i, s, problems, fields, channel_exists, stage_exists) for i, s in enumerate(steps)]
+    if kind != "new_customer" and any(
+        a.get("touchpoint") == "welcome" for step in out["steps"] for a in step.get("actions", [])
+    ):
+        problems.append(("kind", WELCOME_RULE))
 
     batch = raw.get("batch")
     if batch is not None:
@@ -193,6 +201,13 @@ def _strings(value: Any, path: str, problems: list[tuple[str, str]]) -> list[str
     return list(value)
 
 
+def _immediate(delay: Any) -> bool:
+    try:
+        return parse_duration(delay).total_seconds() == 0
+    except ValueError:
+        return False
+
+
 def _duration(value: Any, path: str, problems: list[tuple[str, str]]) -> str | None:
     try:
         parse_duration(value)
@@ -265,6 +280,9 @@ def _step(
             problems.append((f"{p}.wait_for_reply.on_reply", "use continue or end"))
         if step["wait_for_reply"]["on_timeout"] not in ("continue", "skip"):
             problems.append((f"{p}.wait_for_reply.on_timeout", "use continue or skip"))
+    for j, action in enumerate(step["actions"]):
+        if action.get("touchpoint") == "welcome" and (i != 0 or not _immediate(step.get("delay"))):
+            problems.append((f"{p}.actions[{j}].touchpoint", WELCOME_RULE))
     unknown = set(raw) - {"day", "at", "delay", "actions", "wait_for_reply"}
     for key in sorted(unknown):
         problems.append((f"{p}.{key}", "unknown step setting"))

@@ -22,6 +22,7 @@ from sopflow_sdk import (
     OutboundMessage,
     Secret,
     SendReceipt,
+    SkippableError,
 )
 
 from sopflow_wecom.client import BASE_URL, WeComClient
@@ -72,7 +73,10 @@ class WeComChannel(Channel):
         attachments = [to_wecom_attachment(a) for a in message.attachments]
         recipient = message.recipient
         if message.touchpoint == "welcome":
-            self.client.send_welcome_msg(recipient["welcome_code"], message.text, attachments)
+            code = recipient.get("welcome_code")
+            if not code:  # no fresh code: WeCom would refuse (41051); a welcome is never late
+                raise SkippableError("no welcome code within WeCom's 20-second window")
+            self.client.send_welcome_msg(code, message.text, attachments)
             return SendReceipt(status="sent")
         if message.touchpoint == "staff_notice":
             staff = recipient.get("staff_userid") or message.staff_external_id
