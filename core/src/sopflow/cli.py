@@ -41,7 +41,7 @@ def main() -> None:
 @main.command()
 @click.option("--seed", default=7, show_default=True, help="Random seed: the same seed, the same run.")
 @click.option(
-    "--days", default=45, show_default=True, help="Simulated days (seed 001's day-40 touch needs 41+)."
+    "--days", default=42, show_default=True, help="Simulated days (seed 001's day-40 touch needs 41+)."
 )
 @click.option(
     "--arrival-days", default=6, show_default=True, help="Days on which new customers scan the codes."
