@@ -61,6 +61,18 @@ class SopflowApp:
         self.plugins.notify(
             "on_event", enabled=lambda name: name not in off, tenant_id=tenant_id, event=event
         )
+        if event.get("type") == "stage.changed" and event.get("customer_id") is not None:
+            payload = event.get("payload") or {}
+            self.plugins.notify(
+                "on_stage_changed",
+                enabled=lambda name: name not in off,
+                tenant_id=tenant_id,
+                customer_id=event["customer_id"],
+                pipeline_id=payload.get("pipeline_id"),
+                from_stage=payload.get("from_stage"),
+                to_stage=payload.get("to_stage"),
+                cause=payload.get("cause", ""),
+            )
         from sopflow.engine.runner import process_event
 
         process_event(self, tenant_id, event)

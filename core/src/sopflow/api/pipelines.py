@@ -44,10 +44,20 @@ class PipelineController(Controller):
     ) -> dict[str, Any]:
         auth.require("admin")
         app = sopflow_app(request)
+        name, stages = data.name, [{"name": st.name} for st in data.stages]
+        if data.template is not None:  # a plugin's pipeline template (register_pipelines)
+            reg = app.plugins.registry.get("register_pipelines", data.template)
+            if reg is None:
+                known = sorted(r.spec.key for r in app.plugins.registry.all("register_pipelines"))
+                raise InvalidInput(
+                    [("template", f"no pipeline template {data.template!r}; installed: {known}")]
+                )
+            name = name or reg.spec.name or reg.spec.key
+            stages = stages or [{"name": st.name} for st in reg.spec.stages]
+        if not name:
+            raise InvalidInput([("name", "give the pipeline a name (or a template)")])
         with app.tx() as s:
-            p = create_pipeline(
-                s, auth.tenant_id, data.name, [{"name": st.name} for st in data.stages], app.now()
-            )
+            p = create_pipeline(s, auth.tenant_id, name, stages, app.now())
             return pipeline_to_dict(s, p)
 
     @get("/{pipeline_id:int}", sync_to_thread=True, summary="One pipeline")

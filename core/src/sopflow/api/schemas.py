@@ -46,8 +46,9 @@ class StageIn(Body):
 
 
 class PipelineCreate(Body):
-    name: str
-    stages: list[StageIn]
+    name: str = ""
+    stages: list[StageIn] = msgspec.field(default_factory=list)
+    template: str | None = None
 
 
 class StageCreate(Body):

@@ -22,6 +22,7 @@ from sopflow_sdk import (
     Attachment,
     OutboundMessage,
     RetriableError,
+    SendReceipt,
     SkippableError,
     SopflowError,
 )
@@ -120,6 +121,8 @@ def deliver_touch(app: Any, touch_id: int) -> str:
         try:
             if action["type"] == "webhook":
                 receipt = _webhook(action, message)
+            elif action["type"] == "plugin":
+                receipt = _plugin_action(app, action, message)
             else:
                 channel, account_id = channel_for(app, message["tenant_id"], action["channel"])
                 limiter = app.__dict__.setdefault("_rates", RateLimiter())
@@ -210,6 +213,26 @@ def _prepare(app: Any, touch_id: int, now: datetime) -> str | tuple[list[Any], b
                 )
                 channel.check(outbound)
                 sends.append((index, action, {"tenant_id": touch.tenant_id, "outbound": outbound}))
+            elif kind == "plugin":
+                idempotent = False  # a plugin action may have side effects: a human reviews a crash
+                sends.append(
+                    (
+                        index,
+                        action,
+                        {
+                            "tenant_id": touch.tenant_id,
+                            "touch_id": touch.id,
+                            "customer_id": customer.id,
+                            "customer": {
+                                "display_name": customer.display_name,
+                                "source": customer.source,
+                                "fields": dict(customer.fields),
+                            },
+                            "idempotency_key": f"touch:{touch.id}:{index}",
+                            "outbound": None,
+                        },
+                    )
+                )
             elif kind == "webhook":
                 # a receiver that de-duplicates by Idempotency-Key may be retried after a crash
                 idempotent = idempotent and bool(action.get("idempotent"))
@@ -352,7 +375,6 @@ def _data_action(
 
 
 def _webhook(action: Mapping[str, Any], message: Mapping[str, Any]) -> Any:
-    from sopflow_sdk import SendReceipt
 
     try:
         r = httpx.post(
@@ -370,6 +392,17 @@ def _webhook(action: Mapping[str, Any], message: Mapping[str, Any]) -> Any:
     if r.status_code >= 400:
         raise SkippableError(f"webhook answered {r.status_code}")
     return SendReceipt("sent")
+
+
+def _plugin_action(app: Any, action: Mapping[str, Any], message: dict[str, Any]) -> SendReceipt:
+    """Run a plugin's ``ActionSpec``: ``run(context, params)``; a returned
+    ``SendReceipt`` is kept, anything else counts as done."""
+    reg = app.plugins.registry.get("register_actions", action["action"])
+    if reg is None:
+        raise SkippableError(f"plugin action {action['action']!r} is no longer installed")
+    context = {k: v for k, v in message.items() if k != "outbound"}
+    result = reg.spec.run(context, dict(action.get("params") or {}))
+    return result if isinstance(result, SendReceipt) else SendReceipt("sent")
 
 
 def _record(

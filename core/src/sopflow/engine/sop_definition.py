@@ -35,7 +35,16 @@ from sopflow_sdk import ConfigError
 from sopflow.conditions import RuleError, parse, parse_duration
 
 KINDS = ("new_customer", "nurture")
-ACTION_TYPES = ("send", "remind_staff", "set_field", "add_tag", "remove_tag", "move_stage", "webhook")
+ACTION_TYPES = (
+    "send",
+    "remind_staff",
+    "set_field",
+    "add_tag",
+    "remove_tag",
+    "move_stage",
+    "webhook",
+    "plugin",
+)
 TOUCHPOINTS = ("private_chat", "group_chat", "moments", "welcome")
 WELCOME_RULE = (
     "a welcome message goes out only as the customer adds the staff member: use it in the first "
@@ -58,6 +67,7 @@ def validate_definition(
     channel_exists: Callable[[str], bool],
     stage_exists: Callable[[int], bool],
     sop_is_nurture: Callable[[int], bool],
+    action_exists: Callable[[str], bool] = lambda name: False,
 ) -> dict[str, Any]:
     """Return the normalised definition or raise ``ConfigError`` listing every problem."""
     problems: list[tuple[str, str]] = []
@@ -97,7 +107,10 @@ def validate_definition(
         steps = []
     if len(steps) > MAX_STEPS:
         problems.append(("steps", f"at most {MAX_STEPS} steps"))
-    out["steps"] = [_step(i, s, problems, fields, channel_exists, stage_exists) for i, s in enumerate(steps)]
+    out["steps"] = [
+        _step(i, s, problems, fields, channel_exists, stage_exists, action_exists)
+        for i, s in enumerate(steps)
+    ]
     if kind != "new_customer" and any(
         a.get("touchpoint") == "welcome" for step in out["steps"] for a in step.get("actions", [])
     ):
@@ -241,6 +254,7 @@ def _step(
     fields: Mapping[str, Any],
     channel_exists: Callable[[str], bool],
     stage_exists: Callable[[int], bool],
+    action_exists: Callable[[str], bool],
 ) -> dict[str, Any]:
     p = f"steps[{i}]"
     if not isinstance(raw, Mapping):
@@ -263,7 +277,7 @@ def _step(
         problems.append((f"{p}.actions", "give at least one action"))
         actions = []
     step["actions"] = [
-        _action(f"{p}.actions[{j}]", a, problems, fields, channel_exists, stage_exists)
+        _action(f"{p}.actions[{j}]", a, problems, fields, channel_exists, stage_exists, action_exists)
         for j, a in enumerate(actions)
     ]
     wait = raw.get("wait_for_reply")
@@ -296,6 +310,7 @@ def _action(
     fields: Mapping[str, Any],
     channel_exists: Callable[[str], bool],
     stage_exists: Callable[[int], bool],
+    action_exists: Callable[[str], bool],
 ) -> dict[str, Any]:
     if not isinstance(raw, Mapping) or raw.get("type") not in ACTION_TYPES:
         problems.append((f"{p}.type", f"use one of {', '.join(ACTION_TYPES)}"))
@@ -352,4 +367,12 @@ def _action(
                 (f"{p}.idempotent", "true if the receiver de-duplicates by the Idempotency-Key header")
             )
         out["url"], out["idempotent"] = url, idempotent
+    elif kind == "plugin":
+        name, params = raw.get("action"), raw.get("params", {})
+        if not isinstance(name, str) or not action_exists(name):
+            problems.append((f"{p}.action", f"no enabled plugin action {name!r}; see GET /api/v1/plugins"))
+        if not isinstance(params, Mapping):
+            problems.append((f"{p}.params", "an object of the action's parameters"))
+            params = {}
+        out["action"], out["params"] = name, dict(params)
     return out

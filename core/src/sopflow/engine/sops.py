@@ -28,6 +28,10 @@ def _checks(session: Session, tenant_id: int, app: Any, exclude_sop: int | None 
         reg = app.plugins.registry.get("register_channels", name)
         return reg is not None and app.plugin_enabled(session, tenant_id, reg.plugin)
 
+    def action_exists(name: str) -> bool:
+        reg = app.plugins.registry.get("register_actions", name)
+        return reg is not None and app.plugin_enabled(session, tenant_id, reg.plugin)
+
     def stage_exists(stage_id: int) -> bool:
         return (
             session.scalar(sa.select(Stage.id).where(Stage.id == stage_id, Stage.tenant_id == tenant_id))
@@ -46,6 +50,7 @@ def _checks(session: Session, tenant_id: int, app: Any, exclude_sop: int | None 
         "channel_exists": channel_exists,
         "stage_exists": stage_exists,
         "sop_is_nurture": sop_is_nurture,
+        "action_exists": action_exists,
     }
 
 
