@@ -80,6 +80,8 @@ class Simulation:
     def __init__(self, world: World, setup: Setup, seed: int, arrival_days: int, days: int) -> None:
         self.world, self.setup, self.days = world, setup, days
         self.rng = random.Random(seed)
+        self.seed = seed
+        self._received: Counter[str] = Counter()
         self.start = world.clock.now()
         self.tally = Tally()
         self._agenda: list[tuple[datetime, int, Callable[[], bool | None]]] = []
@@ -192,10 +194,16 @@ class Simulation:
             self.tally.confirmations += 1
             for recipient, status in fake.tasks[msgid].recipients[userid].items():
                 p = self._people.get(recipient)
-                if status == 1 and p is not None and self.rng.random() < p.reply_rate:
-                    text = self.rng.choice(REPLIES)
+                if status != 1 or p is None:
+                    continue
+                # Keyed on the customer and how many messages they got, not on the order
+                # the engine sent in (which hash seeds may change): same seed, same run.
+                self._received[recipient] += 1
+                rng = random.Random(f"{self.seed}:{recipient}:{self._received[recipient]}")
+                if rng.random() < p.reply_rate:
+                    text = rng.choice(REPLIES)
                     self._at(
-                        now + timedelta(hours=self.rng.uniform(0.2, 3)), lambda p=p, t=text: self._reply(p, t)
+                        now + timedelta(hours=rng.uniform(0.2, 3)), lambda p=p, t=text: self._reply(p, t)
                     )
         for jobid in moments:
             fake.confirm_moment(jobid)
