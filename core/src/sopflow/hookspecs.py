@@ -197,7 +197,8 @@ def on_event(tenant_id: int, event: dict[str, Any]) -> None:
     not stop other plugins or the ingest.
 
     :param tenant_id: the tenant.
-    :param event: ``{"id", "type", "customer_id", "occurred_at", "payload"}``.
+    :param event: ``{"id", "type", "customer_id", "idempotency_key", "occurred_at",
+        "received_at", "payload", "source", "causation_id", "depth"}`` (times as ISO 8601).
     :returns: nothing.
 
     Example::
