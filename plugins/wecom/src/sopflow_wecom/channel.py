@@ -10,6 +10,9 @@ pick: days-of-the-month per month, 7 per week, 1 per day).
 
 from __future__ import annotations
 
+import hashlib
+import json
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -17,6 +20,7 @@ from sopflow_sdk import (
     Attachment,
     Capabilities,
     Channel,
+    ChannelAccountView,
     ConfigError,
     CustomerCap,
     OutboundMessage,
@@ -128,3 +132,27 @@ def _pages(fetch: Callable[[str], Mapping[str, Any]], field: str) -> Iterator[Ma
         cursor = page.get("next_cursor", "")
         if not cursor:
             return
+
+
+_by_account: dict[tuple[int, str], WeComChannel] = {}
+_by_account_guard = threading.Lock()
+
+
+def account_channel(account: ChannelAccountView) -> WeComChannel:
+    """One live channel per account (and per version of its settings), so ad-hoc
+    calls (profile fetches, live codes) share its token, budget and connections."""
+    fingerprint = hashlib.sha256(
+        json.dumps([dict(account.config), _revealed(account.secrets)], sort_keys=True, default=str).encode()
+    ).hexdigest()
+    key = (account.id, fingerprint)
+    with _by_account_guard:
+        channel = _by_account.get(key)
+        if channel is None:
+            for stale in [k for k in _by_account if k[0] == account.id]:
+                del _by_account[stale]
+            channel = _by_account[key] = WeComChannel(account.config, account.secrets)
+        return channel
+
+
+def _revealed(secrets: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v.reveal() if isinstance(v, Secret) else v for k, v in secrets.items()}

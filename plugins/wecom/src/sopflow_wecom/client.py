@@ -41,6 +41,22 @@ UNBUDGETED_PATHS = frozenset({"message/send"})
 
 install_log_redaction()
 
+_shared_http: httpx.Client | None = None
+_shared_http_guard = threading.Lock()
+
+
+def shared_http() -> httpx.Client:
+    """The process's pooled HTTP client for WeCom (httpx clients are thread-safe).
+
+    Building one per WeComClient re-reads the CA bundle (~50 ms) and opens new
+    connections for every short-lived client, e.g. one per profile fetch.
+    """
+    global _shared_http
+    with _shared_http_guard:
+        if _shared_http is None or _shared_http.is_closed:
+            _shared_http = httpx.Client(timeout=10.0)
+        return _shared_http
+
 
 class WeComClient:
     """Client for one corp and one app secret.
@@ -62,12 +78,14 @@ class WeComClient:
         budget: RequestBudget | None = None,
         member_limiter: MemberMessageLimiter | None = None,
         max_concurrency: int = 5,
-        timeout: float = 10.0,
+        timeout: float | None = None,
     ) -> None:
         self.corp_id = corp_id
         self._secret = Secret(secret)
         self.base_url = base_url.rstrip("/")
-        self._http = http or httpx.Client(timeout=timeout)
+        # A caller-chosen timeout needs a client of its own; otherwise share the pool.
+        self._owns_http = http is None and timeout is not None
+        self._http = http or (httpx.Client(timeout=timeout) if self._owns_http else shared_http())
         self.clock = clock
         self.budget = budget or RequestBudget(clock=clock)
         self.member_limiter = member_limiter or MemberMessageLimiter(clock=clock)
@@ -86,7 +104,9 @@ class WeComClient:
         return f"WeComClient(corp_id={self.corp_id!r}, base_url={self.base_url!r})"
 
     def close(self) -> None:
-        self._http.close()
+        """Close the HTTP client if this client made its own (the shared one stays open)."""
+        if self._owns_http:
+            self._http.close()
 
     # -- plumbing -----------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from sopflow_sdk import ConfigError, Host, InboundRequest, InboundResponse, SopflowError
 
-from sopflow_wecom.channel import WeComChannel
+from sopflow_wecom.channel import account_channel
 from sopflow_wecom.events import CHANNEL
 
 #: WeCom's limit on ``state`` (and so on a live code's source name).
@@ -81,7 +81,7 @@ def create_live_code(request: InboundRequest, host: Host) -> InboundResponse:
     if error:
         return error
     try:
-        channel = WeComChannel(account.config, account.secrets)
+        channel = account_channel(account)
         way = channel.client.add_contact_way(
             type=1 if len(data["staff"]) == 1 else 2,
             scene=2,
@@ -103,7 +103,7 @@ def delete_live_code(request: InboundRequest, host: Host) -> InboundResponse:
     if error:
         return error
     try:
-        WeComChannel(account.config, account.secrets).client.del_contact_way(request.path_params["config_id"])
+        account_channel(account).client.del_contact_way(request.path_params["config_id"])
     except SopflowError as exc:
         return _problem(404, "Not Found", f"WeCom does not know that live code: {exc.user_message}")
     return InboundResponse(204, b"", "application/json")

@@ -11,7 +11,7 @@ from typing import Any
 from sopflow_sdk import Host, IngestEvent, JobSpec
 from sopflow_sdk.specs import Identity
 
-from sopflow_wecom.channel import WeComChannel
+from sopflow_wecom.channel import account_channel
 from sopflow_wecom.events import CHANNEL
 
 JOB = "wecom.fetch_profile"
@@ -21,11 +21,7 @@ def fetch_profile(host: Host, account_id: int, external_userid: str, staff_useri
     account = host.channel_account(account_id)
     if account is None:
         return  # the account was removed or the plugin disabled for its tenant since
-    channel = WeComChannel(account.config, account.secrets)
-    try:
-        contact = channel.client.get_external_contact(external_userid)["external_contact"]
-    finally:
-        channel.client.close()
+    contact = account_channel(account).client.get_external_contact(external_userid)["external_contact"]
     name = str(contact.get("name") or "")
     if not name:
         return

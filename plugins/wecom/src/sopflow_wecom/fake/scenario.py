@@ -25,6 +25,18 @@ class FakeScenario(FakeState):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.callback_responses: list[httpx.Response] = []
+        # One pooled client: a new one per callback re-reads the CA bundle (~50 ms each).
+        self._callback_http: httpx.Client | None = None
+
+    def _http(self) -> httpx.Client:
+        if self._callback_http is None:
+            self._callback_http = httpx.Client(timeout=5.0)
+        return self._callback_http
+
+    def close_callback_client(self) -> None:
+        if self._callback_http is not None:
+            self._callback_http.close()
+            self._callback_http = None
 
     # -- knobs for tests --------------------------------------------------------------------------
 
@@ -199,7 +211,7 @@ class FakeScenario(FakeState):
         encrypted, signature, ts, nonce = crypto.encrypt(to_xml(fields), timestamp=int(self.clock()))
         query = {"msg_signature": signature, "timestamp": ts, "nonce": nonce}
         body = build_envelope(self.corp_id, encrypted, str(self.agent_id))
-        response = httpx.post(
+        response = self._http().post(
             url, params=query, content=body.encode("utf-8"), timeout=5.0, headers={"Content-Type": "text/xml"}
         )
         self.callback_responses.append(response)
@@ -212,5 +224,5 @@ class FakeScenario(FakeState):
         plain = self.new_id("")[:19]
         echostr, signature, ts, nonce = crypto.encrypt(plain, timestamp=int(self.clock()))
         query = {"msg_signature": signature, "timestamp": ts, "nonce": nonce, "echostr": echostr}
-        response = httpx.get(url, params=query, timeout=5.0)
+        response = self._http().get(url, params=query)
         return response.status_code == 200 and response.content == plain.encode("ascii")

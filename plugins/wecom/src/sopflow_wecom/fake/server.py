@@ -88,6 +88,7 @@ class FakeWeCom(FakeScenario):
         return self
 
     def stop(self) -> None:
+        self.close_callback_client()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
