@@ -303,3 +303,39 @@ def test_up_serves_health_and_stops_on_sigterm(tmp_path: Path) -> None:
     assert "Traceback" not in read(err), read(err)
     with pytest.raises(httpx.TransportError):
         httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+
+
+def test_journeys_sync_places_customers_with_a_progress_bar(tmp_path: Path, database_url: str) -> None:
+    from litestar.testing import TestClient
+    from sopflow.api.app import build_api
+    from sopflow_sdk.testing.harness import make_test_app, new_tenant
+
+    env = clean_env(tmp_path, SOPFLOW_DATABASE_URL=database_url, SOPFLOW_SECRET_KEY=SECRET)
+    assert sopflow("migrate", env=env).returncode == 0
+    app = make_test_app(database_url, env={"SOPFLOW_SECRET_KEY": SECRET})
+    try:
+        _, key = new_tenant(app, "acme")
+        auth = {"authorization": f"Bearer {key}"}
+        with TestClient(build_api(app)) as client:
+            for i in range(7):
+                r = client.post(
+                    "/api/v1/customers",
+                    json={"display_name": f"c{i}", "tags": ["vip"] if i % 2 else []},
+                    headers=auth,
+                )
+                assert r.status_code == 201, r.text
+            body = {
+                "name": "j",
+                "stages": [{"name": "vip", "rules": [{"conditions": [{"tags": {"any_of": ["vip"]}}]}]}],
+            }
+            journey = client.post("/api/v1/journeys", json=body, headers=auth).json()
+            assert client.post(f"/api/v1/journeys/{journey['id']}/start", headers=auth).status_code == 201
+    finally:
+        app.dispose()
+    r = sopflow("journeys", "sync", str(journey["id"]), "--batch", "3", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "checked 7 customers, moved 3" in r.stdout and "placing customers" in r.stdout
+    missing = sopflow("journeys", "sync", "999", env=env)
+    assert (
+        missing.returncode != 0 and "no journey 999" in missing.stderr and "Traceback" not in missing.stderr
+    )

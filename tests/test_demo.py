@@ -30,6 +30,12 @@ def test_small_demo_report_agrees_with_the_database(tmp_path):
     outcomes = ("sent", "awaiting_confirmation", "cancelled", "skipped", "failed")
     assert sum(first[k] for k in outcomes) == first["targeted"] and first["sent"] > 0
     assert json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))["checks"] == report["checks"]
+    # the lifecycle journey: everyone stands in a stage; price questions reached 决策 or beyond
+    board = report["board"]
+    assert list(board) == ["激活", "兴趣", "孵化", "决策", "签单"]
+    assert sum(board.values()) == report["simulated"]["arrived"]
+    reminders = next(sop for sop in report["sops"] if sop["name"].startswith("决策"))
+    assert reminders["targeted"] >= board["决策"] > 0
 
 
 def test_same_seed_same_report_across_processes(tmp_path):

@@ -1,4 +1,4 @@
-"""The ``sopflow`` command: up, serve, worker, scheduler, migrate, tenants, plugins."""
+"""The ``sopflow`` command: up, serve, worker, scheduler, migrate, tenants, journeys, plugins."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def main() -> None:
     "--days", default=42, show_default=True, help="Simulated days (seed 001's day-40 touch needs 41+)."
 )
 @click.option(
-    "--arrival-days", default=6, show_default=True, help="Days on which new customers scan the codes."
+    "--arrival-days", default=5, show_default=True, help="Days on which new customers scan the codes."
 )
 @click.option(
     "--report",
@@ -271,6 +271,52 @@ def tenants_create(name: str, timezone: str | None, embedded: bool) -> None:
         raise click.ClickException(exc.detail) from None
     click.echo(f"tenant {tenant.name!r} (id {tenant.id}) created")
     click.echo(f"admin API key (shown once, store it now): {token}")
+
+
+@main.group()
+def journeys() -> None:
+    """Operate journeys (create and edit them through the API)."""
+
+
+@journeys.command("sync")
+@click.argument("journey_id", type=int)
+@click.option("--batch", type=int, default=5000, show_default=True, help="Customers per transaction.")
+@click.option("--embedded", is_flag=True, help="Use the embedded SQLite file when no URL is set.")
+def journeys_sync(journey_id: int, batch: int, embedded: bool) -> None:
+    """Place every existing customer that matches a stage rule (F12), with a progress bar.
+
+    Continues a sync already requested through the API (or left by a stopped
+    process); otherwise requests one. The journey is locked against edits meanwhile."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from sopflow.engine.journey_sync import request_sync, run_sync
+    from sopflow.models import Journey
+    from sopflow.problems import Problem
+
+    app = _app(embedded=embedded or _embedded_default(), migrate=True)
+    try:
+        with app.tx() as s:
+            journey = s.get(Journey, journey_id, with_for_update=True)
+            if journey is None:
+                raise click.ClickException(f"no journey {journey_id}; list them with GET /api/v1/journeys")
+            tenant_id = journey.tenant_id
+            state = dict(journey.sync or {})
+            if state.get("state") not in ("pending", "running"):
+                state = dict(request_sync(s, journey, app.now()))
+    except Problem as exc:
+        raise click.ClickException(exc.detail) from None
+    columns = (TextColumn("placing customers"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, transient=False) as bar:
+        task = bar.add_task("sync", total=state.get("total") or None, completed=state.get("done", 0))
+
+        def show(p: dict[str, Any]) -> None:
+            bar.update(task, completed=p.get("done", 0), total=p.get("total") or None)
+
+        done = run_sync(app, tenant_id, journey_id, batch=batch, progress=show)
+    click.echo(
+        f"checked {done.get('done', 0)} customers, moved {done.get('placed', 0)}, "
+        f"enrolled {done.get('enrolled', 0)} into stage SOPs and reminders"
+    )
 
 
 def _embedded_default() -> bool:

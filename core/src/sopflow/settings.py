@@ -44,6 +44,8 @@ class Settings:
     claim_lease_seconds: int = 300
     max_in_flight: int = 2000
     worker_threads: int = 4
+    max_journey_stages: int = 10
+    max_active_journeys: int = 3
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, embedded: bool = False) -> Settings:
@@ -105,6 +107,8 @@ class Settings:
             ("SOPFLOW_WORKER_THREADS", 4),
             ("SOPFLOW_CLAIM_LEASE_SECONDS", 300),
             ("SOPFLOW_MAX_IN_FLIGHT", 2000),
+            ("SOPFLOW_MAX_JOURNEY_STAGES", 10),
+            ("SOPFLOW_MAX_ACTIVE_JOURNEYS", 3),
         ):
             raw = env.get(name)
             try:
@@ -146,6 +150,8 @@ class Settings:
             worker_threads=ints["SOPFLOW_WORKER_THREADS"],
             claim_lease_seconds=ints["SOPFLOW_CLAIM_LEASE_SECONDS"],
             max_in_flight=ints["SOPFLOW_MAX_IN_FLIGHT"],
+            max_journey_stages=ints["SOPFLOW_MAX_JOURNEY_STAGES"],
+            max_active_journeys=ints["SOPFLOW_MAX_ACTIVE_JOURNEYS"],
         )
 
 

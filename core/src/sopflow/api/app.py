@@ -24,6 +24,8 @@ from sopflow.api.clock import ClockController
 from sopflow.api.customers import CustomerController
 from sopflow.api.events import EventController
 from sopflow.api.fields import FieldController
+from sopflow.api.journeys import JourneyController
+from sopflow.api.keyword_rules import KeywordRuleController
 from sopflow.api.pipelines import PipelineController, StageController
 from sopflow.api.plugin_routes import plugin_route_handlers
 from sopflow.api.plugins import PluginController
@@ -48,6 +50,8 @@ CONTROLLERS = [
     PluginController,
     ClockController,
     SegmentController,
+    KeywordRuleController,
+    JourneyController,
     SopController,
     EnrollmentController,
     TouchController,

@@ -31,6 +31,7 @@ from sopflow.models import (
     Event,
     StageHistory,
 )
+from sopflow.problems import InvalidInput
 
 
 class CustomerController(Controller):
@@ -144,7 +145,9 @@ class CustomerController(Controller):
         with app.tx() as s:
             customer = get_customer(s, auth.tenant_id, customer_id, lock=True)
             stage = get_stage(s, auth.tenant_id, data.stage_id)
-            event = move_customer(s, auth.tenant_id, customer.id, stage, "api", app.now())
+            if data.cause not in ("manual", "api"):
+                raise InvalidInput([("cause", "use manual (a move on the board) or api")])
+            event = move_customer(s, auth.tenant_id, customer.id, stage, data.cause, app.now())
             result = {"moved": event is not None, "customer": customer_to_dict(s, customer)}
             event_dict = event_to_dict(event) if event else None
         if event_dict:

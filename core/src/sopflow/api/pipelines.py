@@ -11,6 +11,7 @@ from litestar.params import JSONBody
 
 from sopflow.api.auth import Auth, sopflow_app
 from sopflow.api.schemas import PipelineCreate, StageCreate, StageUpdate
+from sopflow.engine.journeys import journey_of_pipeline
 from sopflow.engine.pipelines import (
     add_stage,
     create_pipeline,
@@ -23,6 +24,16 @@ from sopflow.engine.pipelines import (
 )
 from sopflow.models import CustomerStage, Pipeline, Stage, StageHistory
 from sopflow.problems import Conflict, InvalidInput
+
+
+def not_a_journey(session: Any, pipeline_id: int) -> None:
+    """A journey's stages carry rules and reminders: they are edited through the journey."""
+    journey = journey_of_pipeline(session, pipeline_id)
+    if journey is not None:
+        raise Conflict(
+            f"this pipeline belongs to journey {journey.id}; "
+            f"edit its stages with PATCH /api/v1/journeys/{journey.id}"
+        )
 
 
 class PipelineController(Controller):
@@ -71,6 +82,7 @@ class PipelineController(Controller):
         auth.require("admin")
         with sopflow_app(request).tx() as s:
             p = get_pipeline(s, auth.tenant_id, pipeline_id)
+            not_a_journey(s, p.id)
             if s.scalar(
                 sa.select(CustomerStage.customer_id).where(CustomerStage.pipeline_id == p.id).limit(1)
             ) or s.scalar(sa.select(StageHistory.id).where(StageHistory.pipeline_id == p.id).limit(1)):
@@ -86,6 +98,7 @@ class PipelineController(Controller):
     ) -> dict[str, Any]:
         auth.require("admin")
         with sopflow_app(request).tx() as s:
+            not_a_journey(s, pipeline_id)
             return stage_to_dict(
                 add_stage(s, get_pipeline(s, auth.tenant_id, pipeline_id), data.name, data.position)
             )
@@ -102,6 +115,7 @@ class StageController(Controller):
         auth.require("admin")
         with sopflow_app(request).tx() as s:
             stage = get_stage(s, auth.tenant_id, stage_id)
+            not_a_journey(s, stage.pipeline_id)
             siblings = stages_of(s, stage.pipeline_id)
             if data.name is not None:
                 if not data.name.strip() or len(data.name) > 100:
@@ -122,4 +136,5 @@ class StageController(Controller):
         auth.require("admin")
         with sopflow_app(request).tx() as s:
             stage: Stage = get_stage(s, auth.tenant_id, stage_id)
+            not_a_journey(s, stage.pipeline_id)
             delete_stage(s, stage)

@@ -89,6 +89,8 @@ class CustomerUpdate(Body):
 
 class StageMove(Body):
     stage_id: int
+    #: "manual" for a move on the board, "api" for an integration (recorded in the history)
+    cause: str = "api"
 
 
 class Merge(Body):

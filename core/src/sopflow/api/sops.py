@@ -19,6 +19,7 @@ from sopflow.engine.sop_stats import sop_stats
 from sopflow.engine.sops import (
     compute_audience,
     create_sop,
+    current_definition,
     end_manually,
     get_sop,
     sop_to_dict,
@@ -28,7 +29,7 @@ from sopflow.engine.sops import (
     update_sop,
 )
 from sopflow.models import Enrollment, Sop, SopVersion, Touch
-from sopflow.problems import InvalidInput
+from sopflow.problems import Conflict, InvalidInput
 
 
 class SopCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -44,6 +45,14 @@ class SopUpdate(msgspec.Struct, forbid_unknown_fields=True):
 class EndEnrollment(msgspec.Struct, forbid_unknown_fields=True):
     tags_add: list[str] = msgspec.field(default_factory=list)
     flow_to: int | None = None
+
+
+def user_sop(session: Any, sop: Sop) -> Sop:
+    """A journey's reminder SOP is edited through its journey, not here."""
+    if sop.kind == "journey_stage":
+        journey = (current_definition(session, sop).get("journey") or {}).get("journey_id")
+        raise Conflict(f"this SOP sends a journey's stage reminders; edit PATCH /api/v1/journeys/{journey}")
+    return sop
 
 
 def enrollment_to_dict(e: Enrollment, next_touch: Any = None) -> dict[str, Any]:
@@ -115,7 +124,7 @@ class SopController(Controller):
         auth.require("admin")
         app = sopflow_app(request)
         with app.tx() as s:
-            sop = get_sop(s, auth.tenant_id, sop_id, lock=True)
+            sop = user_sop(s, get_sop(s, auth.tenant_id, sop_id, lock=True))
             return sop_to_dict(s, update_sop(s, app, sop, data.name, data.definition, app.now()))
 
     @get("/{sop_id:int}/versions", sync_to_thread=True, summary="Every version of the SOP")
@@ -146,7 +155,7 @@ class SopController(Controller):
         auth.require("admin")
         app = sopflow_app(request)
         with app.tx() as s:
-            sop = start_sop(s, get_sop(s, auth.tenant_id, sop_id, lock=True), app.now())
+            sop = start_sop(s, user_sop(s, get_sop(s, auth.tenant_id, sop_id, lock=True)), app.now())
             kind = sop.kind
         if kind == "nurture":
             start_audience(app, auth.tenant_id, sop_id)
@@ -163,7 +172,7 @@ class SopController(Controller):
         auth.require("admin")
         app = sopflow_app(request)
         with app.tx() as s:
-            sop = get_sop(s, auth.tenant_id, sop_id, lock=True)
+            sop = user_sop(s, get_sop(s, auth.tenant_id, sop_id, lock=True))
             ended = stop_sop(s, sop, app.now(), field_definitions(s, auth.tenant_id, app.plugins))
             return {**sop_to_dict(s, sop), "enrollments_stopped": ended}
 

@@ -32,7 +32,7 @@ def build_report(world: World, setup: Setup, tally: Tally, seed: int, days: int)
                 {
                     "step": step["step_index"] + 1,
                     "when": when,
-                    "touchpoint": spec["actions"][0].get("touchpoint", ""),
+                    "touchpoint": spec["actions"][0].get("touchpoint", "staff_notice"),
                     **{
                         k: step[k]
                         for k in (
@@ -152,7 +152,11 @@ def checks(world: World, setup: Setup, tally: Tally, report: dict[str, Any]) -> 
         out.append(_check("touches sent before they were due", 0, count(early)))
         refs = [
             r["provider_ref"]
-            for (outcome,) in s.execute(sa.select(Touch.outcome).where(Touch.tenant_id == t))
+            for (outcome,) in s.execute(
+                sa.select(Touch.outcome).where(
+                    Touch.tenant_id == t, Touch.sop_id.not_in(setup.reminder_sops or [-1])
+                )
+            )
             for r in (outcome or {}).get("results", [])
             if r.get("provider_ref") and not str(r["provider_ref"]).startswith("moment:")
         ]
@@ -172,6 +176,17 @@ def checks(world: World, setup: Setup, tally: Tally, report: dict[str, Any]) -> 
         )
         scanned = count(customers.where(Customer.source.in_(SOURCES)))
         out.append(_check("every scanned customer entered the incubation SOP", scanned, enrolled))
+        if "board" in report:
+            board = report["board"]
+            out.append(
+                _check("every scanned customer stands in the journey (board)", scanned, sum(board.values()))
+            )
+            buyers = count(
+                sa.select(sa.func.count(sa.distinct(Event.customer_id))).where(
+                    Event.tenant_id == t, Event.type == "order.paid"
+                )
+            )
+            out.append(_check("customers who bought stand in 签单 (board)", buyers, board.get("签单", 0)))
     welcome = next(
         sop for name, sop in zip(setup.sops, report["sops"], strict=True) if name.startswith("欢迎语")
     )

@@ -97,6 +97,8 @@ class Setup:
     sops: dict[str, int]
     journey_id: int | None = None
     keyword_sets: list[int] = attrs.Factory(list)
+    #: hidden SOPs that send stage reminders to staff (not mass sends)
+    reminder_sops: list[int] = attrs.Factory(list)
 
 
 def install(world: World) -> Setup:

@@ -10,6 +10,7 @@ failure: the touch goes to ``review``.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -97,8 +98,13 @@ def channel_for(app: Any, tenant_id: int, channel: str, session: Any = None) -> 
     return cache[key], account.id
 
 
+@functools.lru_cache(maxsize=1024)
+def _compiled(text: str) -> Any:
+    return templates.from_string(text)  # compiling a template costs more than rendering it
+
+
 def render(text: str, customer: Customer, staff_name: str) -> str:
-    return templates.from_string(text).render(
+    return _compiled(text).render(
         customer={"display_name": customer.display_name, "source": customer.source},
         fields=customer.fields,
         staff={"name": staff_name},

@@ -45,8 +45,13 @@ def give_back(session: Session, table: Any, keys: dict[str, Any]) -> None:
 
 
 def counts_for_cap(step: dict[str, Any]) -> bool:
-    """Only private-chat sends are enterprise pushes to one customer."""
-    return any(a.get("type") == "send" and a.get("touchpoint") == "private_chat" for a in step["actions"])
+    """Private-chat sends are enterprise pushes to one customer, and so is a staff
+    reminder meant to be forwarded to the customer (F13)."""
+    return any(
+        (a.get("type") == "send" and a.get("touchpoint") == "private_chat")
+        or (a.get("type") == "remind_staff" and a.get("forward"))
+        for a in step["actions"]
+    )
 
 
 def claim_due_touches(

@@ -45,10 +45,27 @@ def _parsed_rules(sop: Sop, version: SopVersion, fields: Mapping[str, Any]) -> t
         parse(target, fields) if target else None,
         parse(definition["early_end"], fields) if definition.get("early_end") else None,
     )
+    _remember(key, parsed)
+    return parsed
+
+
+def _remember(key: str, parsed: Any) -> None:
     with _parsed_lock:
         _PARSED[key] = parsed
         while len(_PARSED) > _PARSED_MAX:
             _PARSED.popitem(last=False)
+
+
+def parse_saved(rule: Any, fields: Mapping[str, Any]) -> Any:
+    """Parse a rule that was validated when it was saved, once per process."""
+    key = json.dumps(["rule", rule], sort_keys=True)
+    with _parsed_lock:
+        hit = _PARSED.get(key)
+        if hit is not None:
+            _PARSED.move_to_end(key)
+            return hit
+    parsed = parse(rule, fields)
+    _remember(key, parsed)
     return parsed
 
 
@@ -164,7 +181,8 @@ def runtimes_for(session: Session, tenant_id: int, fields: Mapping[str, Any]) ->
     rows = session.execute(
         sa.select(Sop, SopVersion)
         .join(SopVersion, sa.and_(SopVersion.sop_id == Sop.id, SopVersion.version == Sop.current_version))
-        .where(Sop.tenant_id == tenant_id, Sop.status == "started")
+        # a journey's hidden reminder SOPs are entered with the stage, not by target
+        .where(Sop.tenant_id == tenant_id, Sop.status == "started", Sop.kind != "journey_stage")
         .order_by(Sop.id)
     ).all()
     return [SopRuntime(sop, version, fields) for sop, version in rows]

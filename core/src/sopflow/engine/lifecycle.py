@@ -130,9 +130,37 @@ def on_customer_event(
             )
             counts["ended"] += 1
 
+    counts["stage_enrolled"] = counts["moved"] = 0
+    if event.get("type") == "stage.changed":
+        from sopflow.engine.journey_placement import on_stage_entered  # journeys build on this module
+
+        counts["stage_enrolled"] = on_stage_entered(
+            session,
+            tenant_id,
+            customer,
+            event.get("payload") or {},
+            now,
+            fields,
+            tenant_timezone=tz,
+            depth=int(event.get("depth", 0)) + 1,
+        )
+
     if event.get("type") == "message.received":
         counts["replied"] = mark_replied(session, customer.id, occurred)
+        from sopflow.engine.keywords import on_message  # F6: keyword rules tag and set fields
+
+        counts["keyword_rules"] = on_message(session, customer, event, now, fields)
     counts["converted"] = mark_conversions(session, customer, event, snapshot, now, fields)
+
+    from sopflow.engine.journey_placement import place
+
+    # a move staff made by hand stands until the customer's data next changes
+    by_hand = event.get("type") == "stage.changed" and (event.get("payload") or {}).get("cause") in (
+        "manual",
+        "api",
+    )
+    if not by_hand:
+        counts["moved"] = place(session, tenant_id, customer, snapshot, now, fields, event)
 
     depth = int(event.get("depth", 0))
     staff_ids: set[str] | None = None

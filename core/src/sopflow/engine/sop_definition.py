@@ -54,6 +54,7 @@ CATCH_UP = ("send_now", "next_day", "skip")
 MAX_STEPS = 100
 MAX_DAY = 3650
 MAX_ATTACHMENTS = 9
+ATTACHMENT_KINDS = ("image", "link", "miniprogram", "video", "file")
 MAX_TEXT = 4000
 HHMM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 
@@ -230,9 +231,22 @@ def _duration(value: Any, path: str, problems: list[tuple[str, str]]) -> str | N
     return value
 
 
-def _template(text: Any, path: str, problems: list[tuple[str, str]]) -> str:
-    if not isinstance(text, str) or len(text) > MAX_TEXT:
-        problems.append((path, f"text of at most {MAX_TEXT} characters"))
+def attachments(raw: Any, path: str, problems: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Up to nine attachments, each an image, link, mini-program, video or file."""
+    items = raw or []
+    if not isinstance(items, list) or len(items) > MAX_ATTACHMENTS:
+        problems.append((path, f"at most {MAX_ATTACHMENTS} attachments"))
+        items = []
+    for k, att in enumerate(items):
+        if not isinstance(att, Mapping) or att.get("kind") not in ATTACHMENT_KINDS:
+            problems.append((f"{path}[{k}].kind", "image, link, miniprogram, video or file"))
+    return [dict(a) for a in items if isinstance(a, Mapping)]
+
+
+def template(text: Any, path: str, problems: list[tuple[str, str]]) -> str:
+    """A message template checked for syntax (rendered later with the customer)."""
+    if not isinstance(text, str) or len(text) > MAX_TEXT or "\x00" in text:
+        problems.append((path, f"text of at most {MAX_TEXT} characters (no NUL characters)"))
         return ""
     try:
         templates.from_string(text)
@@ -327,21 +341,18 @@ def _action(
             if tp not in TOUCHPOINTS:
                 problems.append((f"{p}.touchpoint", f"use one of {', '.join(TOUCHPOINTS)}"))
             out["touchpoint"] = tp
-        out["text"] = _template(raw.get("text"), f"{p}.text", problems)
-        attachments = raw.get("attachments") or []
-        if not isinstance(attachments, list) or len(attachments) > MAX_ATTACHMENTS:
-            problems.append((f"{p}.attachments", f"at most {MAX_ATTACHMENTS} attachments"))
-            attachments = []
-        for k, att in enumerate(attachments):
-            if not isinstance(att, Mapping) or att.get("kind") not in (
-                "image",
-                "link",
-                "miniprogram",
-                "video",
-                "file",
-            ):
-                problems.append((f"{p}.attachments[{k}].kind", "image, link, miniprogram, video or file"))
-        out["attachments"] = [dict(a) for a in attachments if isinstance(a, Mapping)]
+        out["text"] = template(raw.get("text"), f"{p}.text", problems)
+        out["attachments"] = attachments(raw.get("attachments"), f"{p}.attachments", problems)
+        if kind == "remind_staff":
+            forward = raw.get("forward", False)
+            if not isinstance(forward, bool):
+                problems.append(
+                    (
+                        f"{p}.forward",
+                        "true when the staff member forwards it to the customer (counts as a push)",
+                    )
+                )
+            out["forward"] = forward
     elif kind == "set_field":
         key = raw.get("field")
         if key not in fields or getattr(fields.get(key), "read_only", False):

@@ -5,6 +5,8 @@ from sqlmodel import SQLModel
 from sopflow.models.channels import ChannelAccount
 from sopflow.models.customers import ChannelIdentity, Customer, CustomerTag, FieldDefinition, Staff
 from sopflow.models.events import Event
+from sopflow.models.journeys import Journey, JourneyStage, JourneySyncTarget
+from sopflow.models.keywords import KeywordRule, KeywordRuleRevision
 from sopflow.models.pipelines import CustomerStage, Pipeline, Stage, StageHistory
 from sopflow.models.segments import Segment
 from sopflow.models.sops import BatchWindow, Enrollment, SendQuota, Sop, SopVersion, Touch
@@ -24,6 +26,11 @@ __all__ = [
     "Enrollment",
     "Event",
     "FieldDefinition",
+    "Journey",
+    "JourneyStage",
+    "JourneySyncTarget",
+    "KeywordRule",
+    "KeywordRuleRevision",
     "Pipeline",
     "Segment",
     "SendQuota",

@@ -44,6 +44,7 @@ class CustomerStage(SQLModel, table=True):
 
 class StageHistory(SQLModel, table=True):
     __tablename__ = "stage_history"
+    __table_args__ = (sa.Index("ix_stage_history_stage", "pipeline_id", "stage_id", "entered_at"),)
     id: int | None = Field(default=None, primary_key=True)
     tenant_id: int = Field(foreign_key="tenants.id")
     customer_id: int = Field(foreign_key="customers.id", index=True)

@@ -27,10 +27,11 @@ class Scheduler:
 
     def tick(self) -> int:
         """One round of scheduling; returns how many units of work it started."""
+        from sopflow.engine.journey_sync import advance_syncs
         from sopflow.engine.runner import advance_audiences, dispatch_due, poll_confirmations
 
         fired = 0
-        for step in (dispatch_due, advance_audiences, poll_confirmations):
+        for step in (dispatch_due, advance_audiences, advance_syncs, poll_confirmations):
             try:
                 fired += step(self.app)
             except Exception:
