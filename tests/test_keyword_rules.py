@@ -370,7 +370,7 @@ words = st.one_of(st.text(alphabet=ALPHABET, min_size=1, max_size=4), st.text(mi
 
 
 def naive(text: str, rules: list[Any]) -> set[tuple[int, str, int, int]]:
-    from sopflow.engine.keywords import fold
+    from sopflow.engine.keyword_matching import fold
 
     folded, origin = fold(text)
     out = set()
@@ -394,7 +394,7 @@ def naive(text: str, rules: list[Any]) -> set[tuple[int, str, int, int]]:
     shared=st.lists(words, max_size=3),
 )
 def test_aho_corasick_agrees_with_a_naive_scan(text, sensitive, insensitive, shared):
-    from sopflow.engine.keywords import CompiledRule, CompiledRules
+    from sopflow.engine.keyword_matching import CompiledRule, CompiledRules
 
     rules = [
         CompiledRule(1, "s", tuple(sensitive + shared), (), case_sensitive=True),

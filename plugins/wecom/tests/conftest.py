@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sopflow_wecom.client import WeComClient
 from sopflow_wecom.fake import FakeClock, FakeWeCom
-from wecom_support import CALLBACK_AES_KEY, CALLBACK_TOKEN, StubAccount, StubHost
+from wecom_support import CALLBACK_AES_KEY, CALLBACK_TOKEN, StubAccount, StubHost, WeComApp
 
 DATA = Path(__file__).parent / "data"
 
@@ -100,3 +100,54 @@ def callback_receiver(fake: FakeWeCom) -> Iterator[tuple[str, StubHost]]:
     yield url, host
     server.shutdown()
     server.server_close()
+
+
+# -- the plugin loaded into a real sopflow app (the SDK's test harness) ------------------------------
+
+
+@pytest.fixture
+def sopflow_plugins() -> list[tuple[str, Any]]:
+    """Load this plugin into ``sopflow_app`` (the SDK fixture), under its entry-point name."""
+    from sopflow_wecom import plugin
+
+    return [("wecom", plugin)]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_import_progress() -> Iterator[None]:
+    """Import progress lives in process memory; every test starts without any."""
+    from sopflow_wecom.importer import clear_progress
+
+    clear_progress()
+    yield
+    clear_progress()
+
+
+@pytest.fixture
+def wecom_app(api: Any, test_client: Any, manual_clock: Any) -> Iterator[WeComApp]:
+    """sopflow's API for a fresh tenant with a WeCom channel account on a fake WeCom
+    that shares sopflow's manual clock and calls back over real HTTP."""
+    from sopflow_sdk.testing import LiveServer
+
+    with (
+        FakeWeCom(clock=lambda: manual_clock.now().timestamp()) as fake,
+        LiveServer(test_client.app) as live,
+    ):
+        made = api.post(
+            "/api/v1/channel-accounts",
+            json={
+                "channel": "wecom",
+                "name": "main",
+                "config": {"corp_id": fake.corp_id, "agent_id": 1000002, "base_url": fake.base_url},
+                "secrets": {
+                    "secret": fake.secret,
+                    "callback_token": CALLBACK_TOKEN,
+                    "encoding_aes_key": CALLBACK_AES_KEY,
+                },
+            },
+        )
+        assert made.status_code == 201, made.text
+        account_id = made.json()["id"]
+        callback_url = f"{live.base_url}/plugins/wecom/callback/{account_id}"
+        fake.set_callback(callback_url, CALLBACK_TOKEN, CALLBACK_AES_KEY)
+        yield WeComApp(api, fake, account_id, manual_clock)

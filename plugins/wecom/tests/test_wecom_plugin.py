@@ -28,12 +28,14 @@ def test_register_routes_and_triggers() -> None:
     by_path = {r.path: set(r.methods) for r in routes}
     assert by_path == {
         "callback/{account_id:int}": {"GET", "POST"},
-        "accounts/{account_id:int}/live-codes": {"POST"},
-        "accounts/{account_id:int}/live-codes/{config_id:str}": {"DELETE"},
+        "accounts/{account_id:int}/live-codes": {"GET", "POST"},
+        "accounts/{account_id:int}/live-codes/{config_id:str}": {"PATCH", "DELETE"},
+        "accounts/{account_id:int}/import": {"GET", "POST"},
     }
     assert all(isinstance(t, TriggerSpec) for t in triggers)
     assert "group.member_joined" in {t.event_type for t in triggers}
     assert "customer.added" not in {t.event_type for t in triggers}  # core's vocabulary
+    assert "customer.imported" not in {t.event_type for t in triggers}  # standard since the import landed
 
 
 def _request(method: str, query: dict[str, str], body: bytes = b"", account: str = "7") -> InboundRequest:
@@ -100,6 +102,12 @@ def test_handler_reports_missing_account_settings() -> None:
     )
     assert answer.status == 500
     assert "secrets.callback_token" in str(answer.body) and "secrets.encoding_aes_key" in str(answer.body)
+
+
+def test_register_jobs() -> None:
+    jobs: list[Any] = []
+    plugin.register_jobs(jobs.append)
+    assert {j.name for j in jobs} == {"wecom.fetch_profile", "wecom.import_contacts"}
 
 
 def test_register_channels() -> None:

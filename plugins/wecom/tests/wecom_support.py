@@ -40,3 +40,28 @@ class StubHost:
                 self.events.append((tenant_id, event))
             results.append({"duplicate": duplicate})
         return results
+
+
+class WeComApp:
+    """The ``wecom_app`` fixture: sopflow's API client, the fake WeCom, the channel
+    account id and sopflow's manual clock (which the fake shares)."""
+
+    def __init__(self, api: Any, fake: Any, account_id: int, clock: Any) -> None:
+        self.api, self.fake, self.account_id, self.clock = api, fake, account_id, clock
+
+    @property
+    def base(self) -> str:
+        return f"/plugins/wecom/accounts/{self.account_id}"
+
+    def all(self, path: str) -> list[dict[str, Any]]:
+        """Every item of a paged sopflow list."""
+        items: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            sep = "&" if "?" in path else "?"
+            page = self.api.get(f"{path}{sep}limit=500" + (f"&cursor={cursor}" if cursor else ""))
+            assert page.status_code == 200, page.text
+            items += page.json()["items"]
+            cursor = page.json()["next_cursor"]
+            if not cursor:
+                return items

@@ -2,7 +2,8 @@
 maps its callbacks onto them (and registers only the types it adds)."""
 
 STANDARD_EVENTS: dict[str, str] = {
-    "customer.added": "a customer added a staff member (or was imported)",
+    "customer.added": "a customer added a staff member (new-customer SOPs and welcome messages start)",
+    "customer.imported": "an existing contact was imported (no welcome message, no new-customer SOP)",
     "customer.created": "a customer record was created through the customers API",
     "customer.updated": "customer data changed through the API",
     "customer.churned": "the customer deleted the staff member or left",

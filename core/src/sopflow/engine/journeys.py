@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from sopflow.engine.fields import field_definitions
+from sopflow.engine.journey_reminders import sync_reminder_sop
 from sopflow.engine.journey_rules import as_rule, check_reminders, check_rules
 from sopflow.engine.pipelines import stages_of
 from sopflow.models import (
@@ -28,16 +29,13 @@ from sopflow.models import (
     JourneySyncTarget,
     Pipeline,
     Sop,
-    SopVersion,
     Stage,
     StageHistory,
 )
 from sopflow.problems import Conflict, InvalidInput, NotFound
 
-HIDDEN_KIND = "journey_stage"
 #: a sync whose heartbeat is older than this is taken to have died with its process
 SYNC_STALE = timedelta(minutes=10)
-FOLLOW_UP_TEXT = "客户 {{ customer.display_name }} 进入「%s」阶段，请及时跟进。"
 SETTINGS = ("automation", "allow_backward", "stage_reminders", "follow_up_reminders")
 
 
@@ -247,7 +245,7 @@ def update_journey(session: Session, app: Any, journey: Journey, raw: Any, now: 
         _save_stages(session, journey, checked["stages"], now)
     else:  # switches changed: the hidden SOPs follow
         for js in _journey_stages(session, journey.id):
-            _sync_reminder_sop(session, journey, session.get(Stage, js.stage_id), js, now)
+            sync_reminder_sop(session, journey, session.get(Stage, js.stage_id), js, now)
     session.flush()
     return journey
 
@@ -305,112 +303,7 @@ def _save_stages(session: Session, journey: Journey, stages: list[dict[str, Any]
         js.entry_sop_id = spec["entry_sop_id"]
         js.reminders = spec["reminders"]
         session.flush()
-        _sync_reminder_sop(session, journey, stage, js, now)
-
-
-def reminder_definition(journey: Journey, stage: Stage, js: JourneyStage) -> dict[str, Any] | None:
-    """The hidden SOP's definition: a follow-up notice at entry (not forwarded) and
-    the stage reminders (forwarded to the customer, so they count against the cap)."""
-    steps = []
-    if journey.follow_up_reminders:
-        text = FOLLOW_UP_TEXT % stage.name.replace("{", "(").replace("}", ")")
-        steps.append({"delay": "0m", "actions": [_remind(journey, text, [], forward=False)]})
-    if journey.stage_reminders:
-        for r in sorted(js.reminders, key=lambda r: (r["day"], r["at"])):
-            steps.append(
-                {
-                    "day": r["day"],
-                    "at": r["at"],
-                    "actions": [_remind(journey, r["text"], r["attachments"], True)],
-                }
-            )
-    if not steps:
-        return None
-    return {
-        "kind": HIDDEN_KIND,
-        "target": {"rule": None, "sources": [], "staff": []},
-        "steps": steps,
-        "batch": None,
-        "quiet_hours": None,
-        "catch_up": "send_now",
-        "early_end": None,
-        "on_early_end": {"tags_add": [], "flow_to": None},
-        "on_complete": {"tags_add": [], "flow_to": None},
-        "reentry": True,
-        "goal": None,
-        "goal_window_days": 7,
-        "journey": {"journey_id": journey.id, "stage_id": stage.id, "follow_up": journey.follow_up_reminders},
-    }
-
-
-def _remind(journey: Journey, text: str, attachments: list[Any], forward: bool) -> dict[str, Any]:
-    return {
-        "type": "remind_staff",
-        "channel": journey.reminder_channel,
-        "text": text,
-        "attachments": attachments,
-        "forward": forward,
-    }
-
-
-def _sync_reminder_sop(
-    session: Session, journey: Journey, stage: Stage, js: JourneyStage, now: datetime
-) -> None:
-    definition = reminder_definition(journey, stage, js)
-    sop = session.get(Sop, js.reminder_sop_id) if js.reminder_sop_id else None
-    if definition is None:
-        if sop is not None and sop.status == "started":
-            _stop_hidden(session, sop, now)
-        return
-    if sop is None:
-        sop = Sop(
-            tenant_id=journey.tenant_id,
-            name=f"journey {journey.id} · {stage.name} · reminders",
-            kind=HIDDEN_KIND,
-            status="draft",
-            current_version=1,
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(sop)
-        session.flush()
-        session.add(
-            SopVersion(
-                tenant_id=sop.tenant_id, sop_id=sop.id, version=1, definition=definition, created_at=now
-            )
-        )
-        js.reminder_sop_id = sop.id
-    else:
-        current = session.scalar(
-            sa.select(SopVersion).where(
-                SopVersion.sop_id == sop.id, SopVersion.version == sop.current_version
-            )
-        )
-        if current is None or current.definition != definition:
-            sop.current_version += 1
-            session.add(
-                SopVersion(
-                    tenant_id=sop.tenant_id,
-                    sop_id=sop.id,
-                    version=sop.current_version,
-                    definition=definition,
-                    created_at=now,
-                )
-            )
-        sop.name = f"journey {journey.id} · {stage.name} · reminders"
-    want = "started" if journey.status == "active" else "stopped"
-    if want == "started" and sop.status != "started":
-        sop.status, sop.started_at, sop.stopped_at = "started", now, None
-    elif want == "stopped" and sop.status == "started":
-        _stop_hidden(session, sop, now)
-    sop.updated_at = now
-    session.flush()
-
-
-def _stop_hidden(session: Session, sop: Sop, now: datetime) -> None:
-    from sopflow.engine.sops import stop_sop
-
-    stop_sop(session, sop, now, {})
+        sync_reminder_sop(session, journey, stage, js, now)
 
 
 def start_journey(session: Session, app: Any, journey: Journey, now: datetime) -> Journey:
@@ -431,7 +324,7 @@ def start_journey(session: Session, app: Any, journey: Journey, now: datetime) -
     journey.status = "active"
     journey.updated_at = now
     for js in _journey_stages(session, journey.id):
-        _sync_reminder_sop(session, journey, session.get(Stage, js.stage_id), js, now)
+        sync_reminder_sop(session, journey, session.get(Stage, js.stage_id), js, now)
     return journey
 
 
@@ -443,7 +336,7 @@ def stop_journey(session: Session, journey: Journey, now: datetime) -> Journey:
     journey.status = "stopped"
     journey.updated_at = now
     for js in _journey_stages(session, journey.id):
-        _sync_reminder_sop(session, journey, session.get(Stage, js.stage_id), js, now)
+        sync_reminder_sop(session, journey, session.get(Stage, js.stage_id), js, now)
     return journey
 
 

@@ -84,6 +84,8 @@ class WeComChannel(Channel):
             return SendReceipt(status="sent")
         if message.touchpoint == "staff_notice":
             staff = recipient.get("staff_userid") or message.staff_external_id
+            if not staff:
+                raise SkippableError("no staff member to notify: the customer has no WeCom staff contact")
             result = self.client.send_app_message(self.agent_id or 0, str(staff), message.text)
             return SendReceipt(status="sent", provider_ref=str(result.get("msgid", "")))
         if message.touchpoint == "moments":
@@ -92,6 +94,8 @@ class WeComChannel(Channel):
             )
             return SendReceipt(status="pending", provider_ref=f"moment:{jobid}")
         if message.touchpoint == "group_chat":
+            if not recipient.get("chat_id"):
+                raise SkippableError("no WeCom customer group (chat_id) to send to")
             sent = self.client.add_msg_template(
                 chat_type="group",
                 chat_id_list=[recipient["chat_id"]],
@@ -100,6 +104,8 @@ class WeComChannel(Channel):
                 attachments=attachments,
             )
         else:
+            if not recipient.get("external_id"):
+                raise SkippableError("the customer has no WeCom identity (external_userid)")
             sent = self.client.add_msg_template(
                 external_userid=[recipient["external_id"]],
                 sender=message.staff_external_id,

@@ -38,6 +38,11 @@ SEND_PATHS = frozenset(
 )
 #: Not counted in WeCom's per-API frequency limit; limited per member instead.
 UNBUDGETED_PATHS = frozenset({"message/send"})
+#: ``batch/get_by_user``: members per call, customers per page (document 92994).
+MAX_BATCH_USERS = 100
+MAX_BATCH_LIMIT = 100
+#: ``list_contact_way``: ways per page (document 92228).
+MAX_CONTACT_WAY_LIMIT = 1000
 
 install_log_redaction()
 
@@ -182,7 +187,13 @@ class WeComClient:
     def batch_get_by_user(
         self, userid_list: Sequence[str], cursor: str = "", limit: int = 50
     ) -> Mapping[str, Any]:
-        """One page: ``external_contact_list`` and ``next_cursor``."""
+        """One page of the customers of up to 100 members: ``external_contact_list``
+        (``{external_contact, follow_info}`` items, one per member and customer) and
+        ``next_cursor`` (empty on the last page).  ``limit`` is 1–100 (WeCom: default 50)."""
+        if not 0 < len(userid_list) <= MAX_BATCH_USERS:
+            raise ValueError(f"userid_list holds 1–{MAX_BATCH_USERS} member userids, not {len(userid_list)}")
+        if not 0 < limit <= MAX_BATCH_LIMIT:
+            raise ValueError(f"limit is 1–{MAX_BATCH_LIMIT}, not {limit}")
         body = {"userid_list": list(userid_list), "cursor": cursor, "limit": limit}
         return self._post("externalcontact/batch/get_by_user", body)
 
@@ -205,9 +216,30 @@ class WeComClient:
         return self._post("externalcontact/add_contact_way", {"type": type, "scene": scene, **options})
 
     def get_contact_way(self, config_id: str) -> Mapping[str, Any]:
+        """The way's settings (``type``, ``scene``, ``remark``, ``skip_verify``, ``state``,
+        ``user``, ``party``, ``qr_code`` …).  WeCom does not return its creation time."""
         return self._post("externalcontact/get_contact_way", {"config_id": config_id})["contact_way"]
 
+    def list_contact_way(
+        self,
+        start_time: int | None = None,
+        end_time: int | None = None,
+        cursor: str = "",
+        limit: int = 100,
+    ) -> Mapping[str, Any]:
+        """One page of ``contact_way: [{config_id}]`` and ``next_cursor``: the ways created
+        between ``start_time`` and ``end_time`` (WeCom's defaults: 90 days ago and now; it
+        lists only ways made after 2021-07-10 and never temporary-chat ways).  ``limit``
+        is 1–1000 (default 100)."""
+        if not 0 < limit <= MAX_CONTACT_WAY_LIMIT:
+            raise ValueError(f"limit is 1–{MAX_CONTACT_WAY_LIMIT}, not {limit}")
+        body = {"start_time": start_time, "end_time": end_time, "cursor": cursor or None, "limit": limit}
+        return self._post("externalcontact/list_contact_way", body)
+
     def update_contact_way(self, config_id: str, **changes: Any) -> None:
+        """Change a way's ``remark``, ``skip_verify``, ``state``, ``user``, ``party`` …
+        (``type`` and ``scene`` cannot change).  Send every field you want kept:
+        what WeCom does with an omitted field is not documented."""
         self._post("externalcontact/update_contact_way", {"config_id": config_id, **changes})
 
     def del_contact_way(self, config_id: str) -> None:

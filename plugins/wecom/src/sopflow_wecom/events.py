@@ -59,6 +59,7 @@ EVENT_DESCRIPTIONS: Mapping[str, str] = {
     "group.dismissed": "A customer group was dismissed",
     "tag.changed": "The corp tag library changed",
     "message.received": "A text message was sent to the app",
+    "customer.imported": "An existing customer of a member was imported (initial import; nothing is sent)",
 }
 
 

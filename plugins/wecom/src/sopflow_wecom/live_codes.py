@@ -4,17 +4,29 @@ A customer who scans one is added to one of the listed staff members, and the
 ``add_external_contact`` callback carries the ``state`` back; the callback
 handler turns it into the customer's ``source``, which SOP targets select on.
 
+The plugin keeps no copy of the codes (the SDK offers plugins no storage):
+WeCom is the source of truth, read through ``list_contact_way`` and
+``get_contact_way``.
+
 Routes (an admin API key of the account's tenant, ``Authorization: Bearer``):
 
+- ``GET /plugins/wecom/accounts/{account_id}/live-codes?limit=&cursor=`` → 200
+  ``{"items": [{config_id, source, staff, remark, qr_code, multi_person,
+  created_between}], "next_cursor": ...}``
 - ``POST /plugins/wecom/accounts/{account_id}/live-codes`` with
   ``{"source": "qr_spring", "staff": ["zhangsan"], "remark": "..."}`` → 201
   ``{"config_id": ..., "qr_code": ..., "source": ...}``
+- ``PATCH /plugins/wecom/accounts/{account_id}/live-codes/{config_id}`` with any of
+  ``source``, ``staff``, ``remark`` → 200 with the code as listed
 - ``DELETE /plugins/wecom/accounts/{account_id}/live-codes/{config_id}`` → 204
 """
 
 from __future__ import annotations
 
+import base64
 import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from sopflow_sdk import ConfigError, Host, InboundRequest, InboundResponse, SopflowError
@@ -26,58 +38,212 @@ from sopflow_wecom.events import CHANNEL
 MAX_STATE = 30
 #: WeCom's limit on members behind one multi-person code.
 MAX_STAFF = 100
+#: WeCom's limit on a contact way's remark.
+MAX_REMARK = 30
+#: ``list_contact_way`` knows only ways created after 2021-07-10 00:00 China time.
+LIST_EPOCH = 1_625_846_400
+#: ``list_contact_way`` is walked back in windows this long (WeCom's default span).
+LIST_WINDOW = 90 * 86_400
+#: Codes per page of the list route (each costs one ``get_contact_way`` call).
+DEFAULT_LIMIT, MAX_LIMIT = 20, 100
+#: ``get_contact_way``'s answer for an unknown (or deleted) config id.
+UNKNOWN_CONFIG_ERRCODE = 40058
+FIELDS = ("source", "staff", "remark")
 
 
-def _problem(status: int, title: str, detail: str, field: str | None = None) -> InboundResponse:
+def problem(status: int, title: str, detail: str, field: str | None = None) -> InboundResponse:
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     if field:
         body["errors"] = [{"field": field, "message": detail}]
     return InboundResponse(status, json.dumps(body, ensure_ascii=False), "application/problem+json")
 
 
-def _account(request: InboundRequest, host: Host) -> tuple[Any, InboundResponse | None]:
+def _invalid(field: str, detail: str) -> InboundResponse:
+    return problem(422, "Unprocessable Entity", detail, field)
+
+
+def json_response(status: int, body: Any) -> InboundResponse:
+    return InboundResponse(status, json.dumps(body, ensure_ascii=False), "application/json")
+
+
+def account_for(request: InboundRequest, host: Host) -> tuple[Any, InboundResponse | None]:
     tenant_id = host.authenticate(request.headers, "admin")
     if tenant_id is None:
-        return None, _problem(401, "Unauthorized", "send 'Authorization: Bearer <admin api key>'")
+        return None, problem(401, "Unauthorized", "send 'Authorization: Bearer <admin api key>'")
     try:
         account = host.channel_account(int(request.path_params.get("account_id", "")))
     except ValueError:
         account = None
     if account is None or account.tenant_id != tenant_id or account.channel != CHANNEL:
-        return None, _problem(404, "Not Found", "no WeCom channel account with that id in this tenant")
+        return None, problem(404, "Not Found", "no WeCom channel account with that id in this tenant")
     return account, None
+
+
+def _wecom_failed(exc: SopflowError, what: str) -> InboundResponse:
+    """A WeCom error as the create route has always answered it."""
+    if isinstance(exc, ConfigError):
+        return problem(409, "Conflict", exc.user_message)
+    return problem(502, "Bad Gateway", f"WeCom refused {what}: {exc.user_message}")
+
+
+def _unknown_code(exc: SopflowError) -> bool:
+    return getattr(exc, "errcode", None) == UNKNOWN_CONFIG_ERRCODE
+
+
+# -- validation ------------------------------------------------------------------------------
+
+
+def _check(field: str, value: Any) -> str | None:
+    """``None`` if ``value`` is good for ``field``, else what to send instead."""
+    if field == "source":
+        if not isinstance(value, str) or not 0 < len(value) <= MAX_STATE:
+            return f"give the source as 1–{MAX_STATE} characters (WeCom's limit on 'state')"
+    elif field == "staff":
+        if (
+            not isinstance(value, list)
+            or not 0 < len(value) <= MAX_STAFF
+            or not all(isinstance(s, str) and s for s in value)
+        ):
+            return f"list 1–{MAX_STAFF} staff member userids who receive the customers"
+        if len(set(value)) != len(value):
+            return "list each staff member once"
+    elif field == "remark" and (not isinstance(value, str) or len(value) > MAX_REMARK):
+        return f"a remark is at most {MAX_REMARK} characters"
+    return None
+
+
+def _body(request: InboundRequest) -> Any:
+    try:
+        return json.loads(request.body or b"null")
+    except ValueError:
+        return None
 
 
 def _validate(raw: Any) -> tuple[dict[str, Any], InboundResponse | None]:
     if not isinstance(raw, dict):
-        return {}, _problem(400, "Bad Request", "send a JSON object: {source, staff, remark}")
-    source = raw.get("source")
-    if not isinstance(source, str) or not 0 < len(source) <= MAX_STATE:
-        detail = f"give the source as 1–{MAX_STATE} characters (WeCom's limit on 'state')"
-        return {}, _problem(422, "Unprocessable Entity", detail, "source")
-    staff = raw.get("staff")
-    if (
-        not isinstance(staff, list)
-        or not 0 < len(staff) <= MAX_STAFF
-        or not all(isinstance(s, str) and s for s in staff)
-    ):
-        detail = f"list 1–{MAX_STAFF} staff member userids who receive the customers"
-        return {}, _problem(422, "Unprocessable Entity", detail, "staff")
-    remark = raw.get("remark", "")
-    if not isinstance(remark, str) or len(remark) > 30:
-        return {}, _problem(422, "Unprocessable Entity", "a remark is at most 30 characters", "remark")
-    return {"source": source, "staff": staff, "remark": remark}, None
+        return {}, problem(400, "Bad Request", "send a JSON object: {source, staff, remark}")
+    data = {"source": raw.get("source"), "staff": raw.get("staff"), "remark": raw.get("remark", "")}
+    for field in FIELDS:
+        detail = _check(field, data[field])
+        if detail:
+            return {}, _invalid(field, detail)
+    return data, None
 
 
-def create_live_code(request: InboundRequest, host: Host) -> InboundResponse:
-    account, error = _account(request, host)
+def _validate_changes(raw: Any) -> tuple[dict[str, Any], InboundResponse | None]:
+    if not isinstance(raw, dict):
+        return {}, problem(400, "Bad Request", "send a JSON object with any of: source, staff, remark")
+    for key in raw:
+        if key not in FIELDS:
+            return {}, _invalid(key, f"'{key}' cannot be changed; send any of: source, staff, remark")
+    if not raw:
+        return {}, problem(422, "Unprocessable Entity", "send at least one of: source, staff, remark")
+    for field, value in raw.items():
+        detail = _check(field, value)
+        if detail:
+            return {}, _invalid(field, detail)
+    return dict(raw), None
+
+
+# -- views ----------------------------------------------------------------------------------------
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat()
+
+
+def _view(way: Mapping[str, Any], window: tuple[int, int] | None = None) -> dict[str, Any]:
+    """A WeCom contact way as the routes show it.  WeCom never says when a way was
+    made; ``created_between`` is the list window it was found in."""
+    return {
+        "config_id": way.get("config_id"),
+        "source": way.get("state") or None,
+        "staff": list(way.get("user") or []),
+        "remark": way.get("remark") or "",
+        "qr_code": way.get("qr_code") or None,
+        "multi_person": way.get("type") == 2,
+        "created_between": [_iso(window[0]), _iso(window[1])] if window else None,
+    }
+
+
+def _decode_cursor(raw: str) -> tuple[int, str] | None:
+    try:
+        end, wecom = json.loads(base64.urlsafe_b64decode(raw.encode() + b"==").decode())
+        if isinstance(end, int) and isinstance(wecom, str):
+            return end, wecom
+    except (ValueError, TypeError):
+        pass
+    return None
+
+
+def _encode_cursor(end: int, wecom: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([end, wecom]).encode()).decode().rstrip("=")
+
+
+# -- routes ----------------------------------------------------------------------------------------
+
+
+def live_codes(request: InboundRequest, host: Host) -> InboundResponse:
+    """``/live-codes``: GET lists, POST creates."""
+    if request.method == "GET":
+        return list_live_codes(request, host)
+    return create_live_code(request, host)
+
+
+def live_code(request: InboundRequest, host: Host) -> InboundResponse:
+    """``/live-codes/{config_id}``: PATCH changes, DELETE deletes."""
+    if request.method == "PATCH":
+        return update_live_code(request, host)
+    return delete_live_code(request, host)
+
+
+def list_live_codes(request: InboundRequest, host: Host) -> InboundResponse:
+    """Newest windows first: walk ``list_contact_way`` back in 90-day windows to
+    2021-07-10 until ``limit`` codes are found, then read each one."""
+    account, error = account_for(request, host)
     if error:
         return error
     try:
-        raw = json.loads(request.body or b"null")
+        limit = int(request.query.get("limit", DEFAULT_LIMIT))
     except ValueError:
-        raw = None
-    data, error = _validate(raw)
+        limit = 0
+    if not 0 < limit <= MAX_LIMIT:
+        return _invalid("limit", f"use 1 to {MAX_LIMIT}")
+    if request.query.get("cursor"):
+        position = _decode_cursor(request.query["cursor"])
+        if position is None:
+            return _invalid("cursor", "not a cursor from a previous page; omit it to start over")
+        end, wecom_cursor = position
+    else:
+        end, wecom_cursor = int(host.now().timestamp()), ""
+    client = account_channel(account).client
+    found: list[tuple[str, tuple[int, int]]] = []
+    try:
+        while len(found) < limit and end >= LIST_EPOCH:
+            start = max(end - LIST_WINDOW + 1, LIST_EPOCH)
+            page = client.list_contact_way(start, end, wecom_cursor, limit - len(found))
+            found += [(w["config_id"], (start, end)) for w in page.get("contact_way", [])]
+            wecom_cursor = str(page.get("next_cursor") or "")
+            if not wecom_cursor:
+                end = start - 1  # the window is done: the next one ends just before it
+        items = []
+        for config_id, window in found:
+            try:
+                items.append(_view(client.get_contact_way(config_id), window))
+            except SopflowError as exc:
+                if not _unknown_code(exc):
+                    raise  # deleted since it was listed: leave it out
+    except SopflowError as exc:
+        return _wecom_failed(exc, "the contact way list")
+    next_cursor = _encode_cursor(end, wecom_cursor) if end >= LIST_EPOCH else None
+    return json_response(200, {"items": items, "next_cursor": next_cursor})
+
+
+def create_live_code(request: InboundRequest, host: Host) -> InboundResponse:
+    account, error = account_for(request, host)
+    if error:
+        return error
+    data, error = _validate(_body(request))
     if error:
         return error
     try:
@@ -90,20 +256,71 @@ def create_live_code(request: InboundRequest, host: Host) -> InboundResponse:
             remark=data["remark"],
             skip_verify=True,
         )
-    except ConfigError as exc:
-        return _problem(409, "Conflict", exc.user_message)
     except SopflowError as exc:
-        return _problem(502, "Bad Gateway", f"WeCom refused the contact way: {exc.user_message}")
+        return _wecom_failed(exc, "the contact way")
     body = {"config_id": way["config_id"], "qr_code": way.get("qr_code"), "source": data["source"]}
-    return InboundResponse(201, json.dumps(body, ensure_ascii=False), "application/json")
+    return json_response(201, body)
+
+
+def update_live_code(request: InboundRequest, host: Host) -> InboundResponse:
+    """Change source, staff or remark.  WeCom's ``update_contact_way`` gets every
+    setting the plugin manages (read first), so nothing is cleared by omission."""
+    account, error = account_for(request, host)
+    if error:
+        return error
+    changes, error = _validate_changes(_body(request))
+    if error:
+        return error
+    config_id = request.path_params["config_id"]
+    client = account_channel(account).client
+    try:
+        way = dict(client.get_contact_way(config_id))
+    except SopflowError as exc:
+        if _unknown_code(exc):
+            return problem(404, "Not Found", f"WeCom does not know that live code: {exc.user_message}")
+        return _wecom_failed(exc, "the contact way")
+    if way.get("type") == 1 and "staff" in changes and len(changes["staff"]) != 1:
+        return _invalid(
+            "staff",
+            "this is a single-person code: give exactly one staff member, "
+            "or create a new code for several (WeCom cannot change a code's type)",
+        )
+    way.update(
+        {
+            k: v
+            for k, v in (
+                ("state", changes.get("source")),
+                ("user", changes.get("staff")),
+                ("remark", changes.get("remark")),
+            )
+            if v is not None
+        }
+    )
+    update: dict[str, Any] = {
+        "remark": way.get("remark", ""),
+        "skip_verify": way.get("skip_verify", True),
+        "state": way.get("state", ""),
+        "user": list(way.get("user") or []),
+    }
+    if way.get("party"):
+        update["party"] = list(way["party"])
+    if way.get("scene") == 1 and way.get("style") is not None:
+        update["style"] = way["style"]
+    try:
+        client.update_contact_way(config_id, **update)
+    except SopflowError as exc:
+        return _wecom_failed(exc, "the change")
+    return json_response(200, _view(way))
 
 
 def delete_live_code(request: InboundRequest, host: Host) -> InboundResponse:
-    account, error = _account(request, host)
+    account, error = account_for(request, host)
     if error:
         return error
     try:
         account_channel(account).client.del_contact_way(request.path_params["config_id"])
     except SopflowError as exc:
-        return _problem(404, "Not Found", f"WeCom does not know that live code: {exc.user_message}")
+        if _unknown_code(exc):
+            return problem(404, "Not Found", f"WeCom does not know that live code: {exc.user_message}")
+        return _wecom_failed(exc, "the deletion")
     return InboundResponse(204, b"", "application/json")

@@ -26,10 +26,11 @@ from sopflow_sdk import (
     hookimpl,
 )
 
+from sopflow_wecom import importer
 from sopflow_wecom.channel import WeComChannel
 from sopflow_wecom.crypto import WeComCrypto
 from sopflow_wecom.events import CHANNEL, parse_callback, trigger_specs
-from sopflow_wecom.live_codes import create_live_code, delete_live_code
+from sopflow_wecom.live_codes import live_code, live_codes
 from sopflow_wecom.profiles import JOB, job_spec
 
 log = logging.getLogger("sopflow_wecom")
@@ -118,20 +119,32 @@ def register_routes(register: Callable[[Any], None]) -> None:
             description="WeCom callback URL: echostr handshake (GET) and encrypted events (POST)",
         )
     )
+    # One RouteSpec per path (core keys routes by path); the handlers dispatch on the method.
     register(
         RouteSpec(
             path="accounts/{account_id:int}/live-codes",
-            handler=create_live_code,
-            methods=("POST",),
-            description="Create a live QR code (联系我) whose scans carry a source (admin key)",
+            handler=live_codes,
+            methods=("GET", "POST"),
+            description="List (GET) or create (POST) live QR codes (联系我) whose scans carry a source "
+            "(admin key)",
         )
     )
     register(
         RouteSpec(
             path="accounts/{account_id:int}/live-codes/{config_id:str}",
-            handler=delete_live_code,
-            methods=("DELETE",),
-            description="Delete a live QR code (admin key)",
+            handler=live_code,
+            methods=("PATCH", "DELETE"),
+            description="Change the source, staff or remark of (PATCH) or delete (DELETE) a live QR code "
+            "(admin key)",
+        )
+    )
+    register(
+        RouteSpec(
+            path="accounts/{account_id:int}/import",
+            handler=importer.handle_import,
+            methods=("GET", "POST"),
+            description="Import the members' existing WeCom customers (POST, 202) and follow the "
+            "progress (GET) (admin key)",
         )
     )
 
@@ -151,3 +164,4 @@ def register_channels(register: Callable[[Any], None]) -> None:
 @hookimpl
 def register_jobs(register: Callable[[Any], None]) -> None:
     register(job_spec())
+    register(importer.job_spec())

@@ -12,7 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sopflow_wecom.fake.state import WELCOME_CODE_TTL, ApiError, FakeState, MassSendTask
+from sopflow_wecom.fake.state import (
+    CONTACT_WAY_LIST_DEFAULT_SPAN,
+    CONTACT_WAY_LIST_EPOCH,
+    WELCOME_CODE_TTL,
+    ApiError,
+    FakeState,
+    MassSendTask,
+)
 
 Handler = Callable[[FakeState, Mapping[str, str], Mapping[str, Any]], Mapping[str, Any]]
 ROUTES: dict[str, Handler] = {}
@@ -59,36 +66,95 @@ def list_contacts(s: FakeState, q: Mapping[str, str], b: Mapping[str, Any]) -> M
 @route("externalcontact/get")
 def get_contact(s: FakeState, q: Mapping[str, str], b: Mapping[str, Any]) -> Mapping[str, Any]:
     found = s.contact(_arg(q, "external_userid"))
-    follow = list(found["follow"].values())
+    # ``get`` names the tags (``tags``); ``batch/get_by_user`` gives their ids only (``tag_id``).
+    follow = [_with_tag_names(s, f) for f in found["follow"].values()]
     page, next_cursor = _page(follow, q.get("cursor", ""), 500, 500)
     return {"external_contact": found["external_contact"], "follow_user": page, "next_cursor": next_cursor}
 
 
+def _with_tag_names(s: FakeState, follow: Mapping[str, Any]) -> dict[str, Any]:
+    tags = [
+        {"group_name": g["group_name"], "tag_name": t["name"], "tag_id": t["id"], "type": 1}
+        for g in s.tag_groups
+        for t in g["tag"]
+        if t["id"] in follow.get("tag_id", ())
+    ]
+    return {**{k: v for k, v in follow.items() if k != "tag_id"}, "tags": tags}
+
+
 @route("externalcontact/batch/get_by_user")
 def batch_get_by_user(s: FakeState, q: Mapping[str, str], b: Mapping[str, Any]) -> Mapping[str, Any]:
-    users = list(_arg(b, "userid_list"))
-    if len(users) > 100:
+    """Document 92994: ≤100 members; ``limit`` default 50, above 100 taken as 100; one
+    item per (member, customer), so a customer two members added appears twice."""
+    users = _arg(b, "userid_list")
+    if not isinstance(users, list) or len(users) > 100:
         raise ApiError(40058, "userid_list holds at most 100 members")
+    limit = min(int(b.get("limit") or 50), 100)
     items = [
         {"external_contact": c["external_contact"], "follow_info": c["follow"][u]}
         for u in users
         for _, c in sorted(s.contacts.items())
         if u in c["follow"]
     ]
-    page, next_cursor = _page(items, str(b.get("cursor", "")), int(b.get("limit", 50)), 100)
+    page, next_cursor = _page(items, str(b.get("cursor") or ""), limit, 100)
     return {"external_contact_list": page, "next_cursor": next_cursor}
 
 
 # -- contact ways ---------------------------------------------------------------------------
 
+#: What ``update_contact_way`` may change (``type`` and ``scene`` are fixed at creation).
+_WAY_UPDATABLE = (
+    "remark",
+    "skip_verify",
+    "style",
+    "state",
+    "user",
+    "party",
+    "expires_in",
+    "chat_expires_in",
+    "unionid",
+    "conclusions",
+)
+
+
+def _check_way(way: Mapping[str, Any]) -> None:
+    if len(str(way.get("state") or "")) > 30:
+        raise ApiError(40058, "state is at most 30 characters")
+    if len(str(way.get("remark") or "")) > 30:
+        raise ApiError(40058, "remark is at most 30 characters")
+    users = way.get("user") or []
+    if not isinstance(users, list) or len(users) > 100:
+        raise ApiError(40058, "user holds at most 100 members")
+    if way["type"] == 1 and (len(users) != 1 or way.get("party")):
+        raise ApiError(40058, "a single-person contact way (type 1) has exactly one user")
+    if way["type"] == 2 and not users and not way.get("party"):
+        raise ApiError(40058, "user and party cannot both be empty")
+
 
 @route("externalcontact/add_contact_way")
 def add_contact_way(s: FakeState, q: Mapping[str, str], b: Mapping[str, Any]) -> Mapping[str, Any]:
-    if len(str(b.get("state", ""))) > 30:
-        raise ApiError(40058, "state is at most 30 characters")
+    if b.get("type") not in (1, 2) or b.get("scene") not in (1, 2):
+        raise ApiError(40058, "type and scene are 1 or 2")
     config_id = s.new_id("cw")
-    s.contact_ways[config_id] = {"config_id": config_id, **b}
-    return {"config_id": config_id, "qr_code": f"https://wework.qpic.cn/fake/{config_id}"}
+    way: dict[str, Any] = {
+        "config_id": config_id,
+        "type": b["type"],
+        "scene": b["scene"],
+        "remark": b.get("remark", ""),
+        "skip_verify": b.get("skip_verify", True),
+        "state": b.get("state", ""),
+        "user": list(b.get("user") or []),
+        "party": list(b.get("party") or []),
+        "is_temp": bool(b.get("is_temp", False)),
+        **{k: b[k] for k in ("style", "expires_in", "chat_expires_in", "unionid", "conclusions") if k in b},
+    }
+    _check_way(way)
+    answer = {"config_id": config_id}
+    if way["scene"] == 2:  # a QR code only for the QR scene
+        way["qr_code"] = answer["qr_code"] = f"https://wework.qpic.cn/fake/{config_id}"
+    s.contact_ways[config_id] = way
+    s.contact_way_created[config_id] = s.clock()
+    return answer
 
 
 def _way(s: FakeState, b: Mapping[str, Any]) -> dict[str, Any]:
@@ -103,15 +169,40 @@ def get_contact_way(s: FakeState, q: Mapping[str, str], b: Mapping[str, Any]) ->
     return {"contact_way": dict(_way(s, b))}
 
 
+@route("externalcontact/list_contact_way")
+def list_contact_way(s: FakeState, q: Mapping[str, str], b: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Document 92228: ways created in [start_time, end_time] (default: the last 90
+    days), never temporary-chat ways nor ways made before 2021-07-10; config ids only."""
+    now = int(s.clock())
+    end = int(b.get("end_time") or now)
+    start = int(b.get("start_time") or now - CONTACT_WAY_LIST_DEFAULT_SPAN)
+    if start > end:
+        raise ApiError(40058, "start_time is after end_time")
+    rows = [
+        {"config_id": config_id}
+        for config_id, at in sorted(s.contact_way_created.items(), key=lambda kv: (kv[1], kv[0]))
+        if config_id in s.contact_ways
+        and not s.contact_ways[config_id].get("is_temp")
+        and max(start, CONTACT_WAY_LIST_EPOCH) <= at <= end
+    ]
+    page, next_cursor = _page(rows, str(b.get("cursor") or ""), int(b.get("limit") or 100), 1000)
+    return {"contact_way": page, "next_cursor": next_cursor}
+
+
 @route("externalcontact/update_contact_way")
 def update_contact_way(s: FakeState, q: Mapping[str, str], b: Mapping[str, Any]) -> Mapping[str, Any]:
-    _way(s, b).update(b)
+    way = _way(s, b)
+    changed = {**way, **{k: b[k] for k in _WAY_UPDATABLE if k in b}}
+    _check_way(changed)  # all or nothing
+    way.update(changed)
     return {}
 
 
 @route("externalcontact/del_contact_way")
 def del_contact_way(s: FakeState, q: Mapping[str, str], b: Mapping[str, Any]) -> Mapping[str, Any]:
-    s.contact_ways.pop(_way(s, b)["config_id"])
+    config_id = _way(s, b)["config_id"]
+    s.contact_ways.pop(config_id)
+    s.contact_way_created.pop(config_id, None)
     return {}
 
 

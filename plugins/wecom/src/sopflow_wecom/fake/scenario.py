@@ -97,6 +97,50 @@ class FakeScenario(FakeState):
 
     # -- people and callbacks -------------------------------------------------------------------
 
+    def seed_contact(
+        self,
+        staff_userid: str,
+        external_userid: str,
+        name: str = "",
+        *,
+        state: str | None = None,
+        tag_ids: Sequence[str] = (),
+        gender: int = 0,
+        corp_name: str = "",
+        remark: str = "",
+        createtime: int | None = None,
+    ) -> None:
+        """A customer already connected to ``staff_userid`` (before sopflow was set up):
+        the relationship exists, no callback is sent.  ``corp_name`` makes the customer
+        a WeCom user (``type`` 2) rather than a WeChat user (1)."""
+        with self.lock:
+            self.add_staff(staff_userid)
+            contact = self.contacts.setdefault(
+                external_userid,
+                {
+                    "external_contact": {
+                        "external_userid": external_userid,
+                        "name": name or external_userid,
+                        "avatar": "",
+                        "type": 2 if corp_name else 1,
+                        "gender": gender,
+                        **({"corp_name": corp_name, "corp_full_name": corp_name} if corp_name else {}),
+                    },
+                    "follow": {},
+                },
+            )
+            contact["follow"][staff_userid] = {
+                "userid": staff_userid,
+                "remark": remark,
+                "description": "",
+                "createtime": int(self.clock()) if createtime is None else createtime,
+                "tag_id": list(tag_ids),
+                "remark_mobiles": [],
+                "oper_userid": external_userid,  # the customer added the member
+                "add_way": 1 if state else 0,
+                "state": state or "",
+            }
+
     def add_customer(
         self,
         staff_userid: str,
@@ -111,29 +155,7 @@ class FakeScenario(FakeState):
         Sends the ``add_external_contact`` callback when one is configured.
         """
         with self.lock:
-            self.add_staff(staff_userid)
-            now = int(self.clock())
-            contact = self.contacts.setdefault(
-                external_userid,
-                {
-                    "external_contact": {
-                        "external_userid": external_userid,
-                        "name": name or external_userid,
-                        "type": 1,
-                    },
-                    "follow": {},
-                },
-            )
-            contact["follow"][staff_userid] = {
-                "userid": staff_userid,
-                "remark": "",
-                "description": "",
-                "createtime": now,
-                "tag_id": [],
-                "remark_mobiles": [],
-                "add_way": 1 if state else 0,
-                "state": state or "",
-            }
+            self.seed_contact(staff_userid, external_userid, name, state=state)
             code = None
             if welcome:
                 code = self.new_id("wc")
@@ -152,6 +174,37 @@ class FakeScenario(FakeState):
         }
         self._send_event("change_external_contact", fields)
         return code
+
+    def scan(
+        self, config_id: str, external_userid: str, name: str = "", *, staff_userid: str | None = None
+    ) -> str | None:
+        """A customer scans the contact way's QR code: they are added to one of its
+        members (``staff_userid``, else the first) and the callback carries the way's
+        *current* ``state``.  Returns the WelcomeCode."""
+        with self.lock:
+            way = self.contact_ways.get(config_id)
+            if way is None:
+                raise KeyError(f"no contact way {config_id!r} (deleted?)")
+            users = list(way.get("user") or [])
+            staff = staff_userid if staff_userid in users else users[0]
+            state = way.get("state") or None
+        return self.add_customer(staff, external_userid, name, state=state)
+
+    def create_corp_tags(self, group_name: str, *names: str) -> list[str]:
+        """Add tags to the corp tag library (as the admin console does); returns their ids."""
+        with self.lock:
+            group = next((g for g in self.tag_groups if g["group_name"] == group_name), None)
+            if group is None:
+                group = {
+                    "group_id": self.new_id("etg"),
+                    "group_name": group_name,
+                    "create_time": int(self.clock()),
+                    "tag": [],
+                }
+                self.tag_groups.append(group)
+            made = [{"id": self.new_id("et"), "name": n, "create_time": int(self.clock())} for n in names]
+            group["tag"].extend(made)
+            return [t["id"] for t in made]
 
     def delete_follow_user(self, staff_userid: str, external_userid: str) -> None:
         """The customer deletes the member (``del_follow_user``)."""

@@ -22,6 +22,10 @@ DOCUMENTED_LIMITS: tuple[tuple[int, float], ...] = ((10_000, 60.0), (150_000, 3_
 #: Per-member app-message limits; WeCom drops the excess silently.
 APP_MESSAGE_LIMITS: tuple[tuple[int, float], ...] = ((30, 60.0), (1_000, 3_600.0))
 WELCOME_CODE_TTL = 20.0
+#: ``list_contact_way`` only knows ways created after 2021-07-10 00:00 China time.
+CONTACT_WAY_LIST_EPOCH = 1_625_846_400
+#: ``list_contact_way``'s default window when ``start_time`` is omitted.
+CONTACT_WAY_LIST_DEFAULT_SPAN = 90 * 86_400
 _CHINA = timedelta(hours=8)
 
 
@@ -92,7 +96,10 @@ class FakeState:
         self.contacts: dict[str, dict[str, Any]] = {}
         self.welcome_codes: dict[str, dict[str, Any]] = {}
         self.welcome_messages: list[dict[str, Any]] = []
+        #: config_id → the ``contact_way`` object ``get_contact_way`` answers
         self.contact_ways: dict[str, dict[str, Any]] = {}
+        #: config_id → creation time (WeCom filters lists by it but never returns it)
+        self.contact_way_created: dict[str, float] = {}
         self.tag_groups: list[dict[str, Any]] = []
         self.tasks: dict[str, MassSendTask] = {}
         self.deliveries: dict[str, list[float]] = defaultdict(list)

@@ -1,0 +1,210 @@
+"""Conversation-archive ingestion: recorded decrypted messages through the mapping,
+then through ``pull_archive`` into a real sopflow app (SDK test harness)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+import sopflow_wecom.plugin
+from sopflow_sdk import InboundRequest, InboundResponse, RouteSpec, hookimpl
+from sopflow_wecom.archive import ArchivedMessage, pull_archive, to_ingest_event, to_ingest_events
+
+DATA = Path(__file__).parent / "data" / "wecom_archive_messages.json"
+CORP = "wwarchivetest0001"
+ALICE = "wmEAlECwAAHrbWYDOK5u3Af13xlYDDNQ"  # private chats with zhangsan
+BOB = "wmEAlECwAAQm6UQ0dGtBUE_J3M8fFtDA"  # speaks only in the customer group
+CAROL = "woAJ2GCAAAd1NPGHKSD4wKmE8Aabj9AA"  # a "wo" external id, chats with lisi
+
+
+def recorded() -> list[ArchivedMessage]:
+    raw = json.loads(DATA.read_text(encoding="utf-8"))["messages"]
+    return [ArchivedMessage(seq=m["seq"], record=m["record"]) for m in raw]
+
+
+def by_seq(seq: int) -> ArchivedMessage:
+    return next(m for m in recorded() if m.seq == seq)
+
+
+class RecordedArchive:
+    """An ``ArchiveSource`` answering as GetChatData does: after ``seq``, oldest first, ``limit`` at most."""
+
+    def __init__(self, messages: list[ArchivedMessage]) -> None:
+        self.messages = sorted(messages, key=lambda m: m.seq)
+        self.calls: list[tuple[int, int]] = []
+
+    def fetch(self, seq: int, limit: int) -> list[ArchivedMessage]:
+        self.calls.append((seq, limit))
+        return [m for m in self.messages if m.seq > seq][:limit]
+
+
+# -- the mapping ------------------------------------------------------------------------------------
+
+
+def test_only_customers_private_texts_become_events() -> None:
+    events = to_ingest_events(recorded(), CORP)
+    assert [(e.identity.external_id, e.identity.staff_external_id, e.payload["text"]) for e in events] == [
+        (ALICE, "zhangsan", "你好，请问这款防晒霜多少钱？"),
+        (CAROL, "lisi", "太贵了，等活动再说吧"),
+        (ALICE, "zhangsan", "已经下单了，发货了吗？"),
+    ]
+    first = events[0]
+    assert first.type == "message.received" and first.identity.channel == "wecom"
+    assert first.idempotency_key == f"wecom:archive:{CORP}:8797638201239802372_1700000000123"
+    assert first.occurred_at == "2023-11-14T22:13:20.123000+00:00"
+    assert first.payload == {
+        "text": "你好，请问这款防晒霜多少钱？",
+        "msg_id": "8797638201239802372_1700000000123",
+        "from": ALICE,
+        "staff_userid": "zhangsan",
+        "corp_id": CORP,
+        "via": "conversation_archive",
+    }
+
+
+@pytest.mark.parametrize(
+    "seq",
+    [
+        pytest.param(102, id="staff-sent"),
+        pytest.param(103, id="group-message"),
+        pytest.param(104, id="image"),
+        pytest.param(105, id="revoke"),
+        pytest.param(106, id="switch-marker"),
+    ],
+)
+def test_other_records_are_left_out(seq: int) -> None:
+    assert to_ingest_event(by_seq(seq), CORP) is None
+
+
+def test_malformed_records_are_left_out() -> None:
+    text = by_seq(101)
+    for broken in (
+        {**text.record, "text": "not an object"},
+        {**text.record, "msgid": ""},
+        {**text.record, "from": "wbRobot001"},
+        {k: v for k, v in text.record.items() if k != "text"},
+    ):
+        assert to_ingest_event(attrs.evolve(text, record=broken), CORP) is None
+    no_time = to_ingest_event(attrs.evolve(text, record={**text.record, "msgtime": None}), CORP)
+    assert no_time is not None and no_time.occurred_at is None  # core stamps it with the ingest time
+
+
+def test_limit_is_getchatdatas_range() -> None:
+    with pytest.raises(ValueError, match=r"1\.\.1000"):
+        pull_archive(None, 1, RecordedArchive([]), limit=0)  # type: ignore[arg-type]
+
+
+# -- pulled into a real app ---------------------------------------------------------------------------
+
+
+class ArchivePuller:
+    """A test plugin: ``POST /plugins/archive_pull/pull/{account_id}`` with
+    ``{"seq", "limit", "max_batches"}`` runs one ``pull_archive`` with a real Host."""
+
+    def __init__(self, source: RecordedArchive) -> None:
+        self.source = source
+
+    @hookimpl
+    def register_routes(self, register: Any) -> None:
+        register(RouteSpec(path="pull/{account_id:int}", handler=self.pull))
+
+    def pull(self, request: InboundRequest, host: Any) -> InboundResponse:
+        if host.authenticate(request.headers, "admin") is None:
+            return InboundResponse(401, "admin key required")
+        body = json.loads(request.body)
+        result = pull_archive(host, int(request.path_params["account_id"]), self.source, **body)
+        return InboundResponse(200, json.dumps(attrs.asdict(result)), media_type="application/json")
+
+
+@pytest.fixture
+def archive() -> RecordedArchive:
+    return RecordedArchive(recorded())
+
+
+@pytest.fixture
+def sopflow_plugins(archive: RecordedArchive) -> list[tuple[str, Any]]:
+    return [("wecom", sopflow_wecom.plugin), ("archive_pull", ArchivePuller(archive))]
+
+
+@pytest.fixture
+def account_id(api: Any) -> int:
+    r = api.post(
+        "/api/v1/channel-accounts",
+        json={
+            "channel": "wecom",
+            "name": "main",
+            "config": {"corp_id": CORP},
+            "secrets": {"secret": "s" * 32},
+        },
+    )
+    assert r.status_code == 201, r.text
+    return int(r.json()["id"])
+
+
+def pull(api: Any, account_id: int, **body: Any) -> dict[str, Any]:
+    r = api.post(f"/plugins/archive_pull/pull/{account_id}", json=body)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def messages_by_customer(api: Any) -> dict[str, list[str]]:
+    events = api.get("/api/v1/events?type=message.received").json()["items"]
+    out: dict[str, list[str]] = {}
+    for event in sorted(events, key=lambda e: e["occurred_at"]):
+        customer = api.get(f"/api/v1/customers/{event['customer_id']}").json()
+        [identity] = customer["identities"]
+        key = f"{identity['external_id']}@{identity['staff_external_id']}"
+        out.setdefault(key, []).append(event["payload"]["text"])
+    return out
+
+
+def test_pull_creates_message_events_on_the_right_customers(
+    api: Any, account_id: int, archive: RecordedArchive
+) -> None:
+    assert pull(api, account_id, seq=0, limit=3) == {"seq": 108, "fetched": 8, "created": 3, "duplicates": 0}
+    assert archive.calls == [(0, 3), (103, 3), (106, 3)]  # the third page is short: caught up
+    assert messages_by_customer(api) == {
+        f"{ALICE}@zhangsan": ["你好，请问这款防晒霜多少钱？", "已经下单了，发货了吗？"],
+        f"{CAROL}@lisi": ["太贵了，等活动再说吧"],
+    }
+    assert api.get(f"/api/v1/customers?external_id={BOB}").json()["items"] == []  # group only
+    [first] = [
+        e
+        for e in api.get("/api/v1/events?type=message.received").json()["items"]
+        if e["payload"]["msg_id"] == "8797638201239802372_1700000000123"
+    ]
+    assert first["occurred_at"].startswith("2023-11-14T22:13:20.123")
+    assert first["source"] == "archive_pull"  # the plugin that ingested it
+
+
+def test_pulling_again_adds_nothing(api: Any, account_id: int) -> None:
+    pull(api, account_id, seq=0)
+    before = api.get("/api/v1/events").json()["items"]
+    customers = api.get("/api/v1/customers").json()["items"]
+    assert pull(api, account_id, seq=108) == {"seq": 108, "fetched": 0, "created": 0, "duplicates": 0}
+    # A lost cursor re-reads the archive; the msgid keys make every event a duplicate.
+    assert pull(api, account_id, seq=0) == {"seq": 108, "fetched": 8, "created": 0, "duplicates": 3}
+    assert api.get("/api/v1/events").json()["items"] == before
+    assert api.get("/api/v1/customers").json()["items"] == customers
+
+
+def test_pull_stops_after_max_batches_and_resumes(api: Any, account_id: int) -> None:
+    assert pull(api, account_id, seq=0, limit=1, max_batches=2) == {
+        "seq": 102,
+        "fetched": 2,
+        "created": 1,
+        "duplicates": 0,
+    }
+    assert pull(api, account_id, seq=102, limit=1000)["created"] == 2
+    assert sum(len(texts) for texts in messages_by_customer(api).values()) == 3
+
+
+def test_unknown_and_other_channels_accounts_are_left_alone(api: Any, archive: RecordedArchive) -> None:
+    log = api.post("/api/v1/channel-accounts", json={"channel": "log", "name": "log", "config": {}})
+    assert log.status_code == 201, log.text
+    for account in (9999, log.json()["id"]):
+        assert pull(api, account, seq=5) == {"seq": 5, "fetched": 0, "created": 0, "duplicates": 0}
+    assert archive.calls == []
