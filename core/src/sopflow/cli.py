@@ -359,5 +359,47 @@ def plugins_cmd(as_json: bool) -> None:
     Console(file=sys.stdout).print(table)
 
 
+def _plugin_commands() -> None:
+    """Let installed plugins add subcommands (hook ``register_commands``)."""
+    import os
+
+    from sopflow.logging import get_logger
+    from sopflow.plugins import build_plugin_system
+
+    log = get_logger("sopflow.cli")
+    raw = os.environ.get("SOPFLOW_PLUGINS")
+    enabled = tuple(p.strip() for p in raw.split(",") if p.strip()) if raw is not None else None
+    disabled = tuple(
+        p.strip() for p in os.environ.get("SOPFLOW_DISABLED_PLUGINS", "").split(",") if p.strip()
+    )
+    try:
+        system = build_plugin_system(enabled, disabled)
+    except PluginError:
+        return  # the command that runs reports the plugin problem with its fix
+    for impl in system.pm.hook.register_commands.get_hookimpls():
+        try:
+            impl.function(cli=main, open_host=_host_opener(impl.plugin_name))
+        except Exception as exc:  # one broken plugin must not take the CLI down
+            log.warning(
+                "plugin_commands_failed", plugin=impl.plugin_name, error=f"{type(exc).__name__}: {exc}"
+            )
+
+
+def _host_opener(plugin: str) -> Any:
+    @contextlib.contextmanager
+    def open_host(embedded: bool = False) -> Any:
+        from sopflow.host import PluginHost
+
+        app = _app(embedded=embedded or _embedded_default(), migrate=True)
+        try:
+            yield PluginHost(app, plugin)
+        finally:
+            app.dispose()
+
+    return open_host
+
+
+_plugin_commands()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

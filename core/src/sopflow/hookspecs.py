@@ -189,6 +189,36 @@ def register_jobs(register: Any) -> None:
 
 
 @hookspec
+def register_commands(cli: Any, open_host: Any) -> None:
+    """Add subcommands to the ``sopflow`` command line (like llm's ``register_commands``).
+
+    Called once when the ``sopflow`` command starts, before arguments are parsed,
+    for every installed plugin (``SOPFLOW_PLUGINS`` applies). A plugin that fails
+    here is skipped with a warning; the core commands always work.
+
+    :param cli: the ``sopflow`` ``click.Group``; add a group named after the plugin.
+    :param open_host: ``open_host(embedded=False)`` is a context manager giving a
+        ``Host`` for this plugin on a migrated database (``SOPFLOW_DATABASE_URL``,
+        or with ``embedded=True`` the embedded SQLite file when none is set).
+    :returns: nothing.
+
+    Example::
+
+        @hookimpl
+        def register_commands(cli, open_host):
+            @cli.group()
+            def crm():
+                "CRM tools."
+
+            @crm.command()
+            @click.argument("account_id", type=int)
+            def resync(account_id):
+                with open_host() as host:
+                    run_resync(host, account_id)
+    """
+
+
+@hookspec
 def on_event(tenant_id: int, event: dict[str, Any]) -> None:
     """Called after an event was appended to the event log.
 

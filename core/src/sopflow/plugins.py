@@ -103,15 +103,23 @@ class Registry:
 class PluginSystem:
     """The plugin manager plus what its plugins registered."""
 
-    def __init__(self, pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> None:
+    def __init__(self, pm: pluggy.PluginManager, infos: dict[str, PluginInfo], trace: bool = False) -> None:
         self.pm = pm
         self.infos = infos
+        self.trace = trace
         self.registry = Registry()
         for hook_name in REGISTRATION_HOOKS:
             caller = getattr(pm.hook, hook_name)
             for impl in reversed(caller.get_hookimpls()):
                 plugin = impl.plugin_name
+                self._traced(hook_name, plugin)
                 impl.function(register=_bound(self.registry, hook_name, plugin))
+
+    def _traced(self, hook_name: str, plugin: str) -> None:
+        # Core calls implementations one by one (to isolate failures and stamp the
+        # plugin), which bypasses pluggy's own tracing: SOPFLOW_TRACE_PLUGINS logs here.
+        if self.trace:
+            log.info("plugin_trace", hook=hook_name, plugin=plugin)
 
     @property
     def names(self) -> list[str]:
@@ -123,6 +131,7 @@ class PluginSystem:
         for impl in reversed(caller.get_hookimpls()):
             if enabled is not None and not enabled(impl.plugin_name):
                 continue
+            self._traced(hook_name, impl.plugin_name)
             try:
                 impl.function(**{k: kwargs[k] for k in impl.argnames})
             except Exception:
@@ -193,7 +202,7 @@ def build_plugin_system(
     if trace:
         pm.trace.root.setwriter(lambda msg: log.info("plugin_trace", msg=msg.rstrip()))
         pm.enable_tracing()
-    return PluginSystem(pm, infos)
+    return PluginSystem(pm, infos, trace)
 
 
 def _register(

@@ -104,6 +104,13 @@ def handle_callback(request: InboundRequest, host: Host) -> InboundResponse:
 
 
 @hookimpl
+def register_commands(cli: Any, open_host: Any) -> None:
+    from sopflow_wecom import commands  # click is only needed on the command line
+
+    commands.register(cli, open_host)
+
+
+@hookimpl
 def register_triggers(register: Callable[[Any], None]) -> None:
     for spec in trigger_specs():
         register(spec)
