@@ -426,3 +426,68 @@ def test_a_journeys_stages_are_edited_through_the_journey(api):
         "咨询",
         "extraction",
     ]
+
+
+def test_seed_003_education_pipeline_driven_by_keyword_rules(api, sopflow_app, manual_clock):
+    """message → keyword rule → tag → stage → SOP: the seed 003 loop."""
+    sop_id = create_sop(
+        api,
+        "trial lesson follow-up",
+        {
+            "kind": "nurture",
+            "target": {"rule": {"tags": {"any_of": ["never"]}}},
+            "steps": [{"day": 1, "at": "19:00", "actions": [send("试听课感觉怎么样？")]}],
+        },
+    )
+    rules = [
+        ("感兴趣", ["感兴趣", "了解一下"]),
+        ("要资料", ["资料", "课程表"]),
+        ("询价", ["多少钱", "价格", "学费"]),
+        ("试听", ["试听", "体验课"]),
+    ]
+    for tag_name, words in rules:
+        r = api.post(
+            "/api/v1/keyword-rules",
+            json={"name": tag_name, "keywords": words, "actions": [{"type": "add_tag", "tag": tag_name}]},
+        )
+        assert r.status_code == 201, r.text
+    stages = [
+        {"name": "interest", "rules": [tags_rule("感兴趣")]},
+        {"name": "materials", "rules": [tags_rule("要资料")]},
+        {"name": "price evaluation", "rules": [tags_rule("询价")]},
+        {"name": "trial", "rules": [tags_rule("试听")], "entry_sop_id": sop_id},
+        {"name": "purchase", "rules": [{"conditions": [{"events": {"type": "order.paid", "min": 1}}]}]},
+        {"name": "renewal", "rules": [{"conditions": [{"events": {"type": "order.paid", "min": 2}}]}]},
+        {"name": "lost", "rules": [{"conditions": [{"churned": True}]}]},
+    ]
+    journey = create_journey(api, {"name": "education", "stages": stages})
+    c = add_customer(api, "wm-edu")
+
+    def says(text: str, n: int) -> None:
+        r = api.post(
+            "/api/v1/events",
+            json={
+                "events": [
+                    {
+                        "type": "message.received",
+                        "idempotency_key": f"msg-{n}",
+                        "identity": {"channel": "wecom", "external_id": "wm-edu"},
+                        "payload": {"text": text},
+                    }
+                ]
+            },
+        )
+        assert r.status_code == 200, r.text
+
+    says("我想了解一下你们的编程课", 1)
+    assert stage_of(api, c, journey) == "interest"
+    says("请问学费多少钱？", 2)
+    assert stage_of(api, c, journey) == "price evaluation"  # materials skipped: the furthest match wins
+    says("能先发我课程表吗", 3)
+    assert stage_of(api, c, journey) == "price evaluation"  # forward only
+    says("周末可以试听吗", 4)
+    assert stage_of(api, c, journey) == "trial"
+    run_days(sopflow_app, manual_clock, 2)
+    assert [m.text for m in log_channel(sopflow_app, api).sent] == ["试听课感觉怎么样？"]
+    history = api.get(f"/api/v1/customers/{c}/stage-history").json()
+    assert [h["cause"] for h in history] == ["rule", "rule", "rule"]

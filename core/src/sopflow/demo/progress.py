@@ -43,7 +43,6 @@ class Progress:
     def __init__(self, console: Console, every_hours: int = 6) -> None:
         self.live = Live(console=console, refresh_per_second=8, transient=False)
         self.every_hours = every_hours
-        self.stages: Any = None
 
     def __enter__(self) -> Progress:
         self.live.__enter__()
@@ -55,5 +54,7 @@ class Progress:
     def on_hour(self, world: Any, sim: Any, hour: datetime) -> None:
         if hour.hour % self.every_hours:
             return
-        stages = self.stages(sim.setup) if self.stages and sim.setup.journey_id else {}
+        from sopflow.demo.journey import board_counts  # the board, through the public API
+
+        stages = board_counts(sim.setup) if sim.setup.journey_id else {}
         self.live.update(render(snapshot(world, sim, hour), stages))
