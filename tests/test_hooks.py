@@ -252,6 +252,54 @@ def test_hook_register_channels_is_what_channel_accounts_and_sops_may_use(app_wi
     assert "pager" in unknown.json()["errors"][0]["message"]
 
 
+def test_a_step_that_cannot_be_prepared_ends_once_with_the_reason(app_with, manual_clock):
+    """No account for the channel (skipped) or a touchpoint it does not declare
+    (failed): the touch ends at its first attempt with the fix in its outcome —
+    it is not left claimed to loop — and the data action before it is rolled back."""
+    from sopflow_sdk import Capabilities, Channel, ChannelSpec, SendReceipt
+
+    from tests.sop_support import add_customer, create_sop, run_days, touches
+
+    class Pager(Channel):
+        name = "pager"
+        capabilities = Capabilities(touchpoints=frozenset({"staff_notice"}), max_attachments=0)
+
+        def __init__(self, config, secrets):
+            pass
+
+        def send(self, message):
+            return SendReceipt("sent")
+
+    channels = plugin("pager", register_channels=lambda register: register(ChannelSpec("pager", Pager)))
+    app, api = app_with(("pager", channels))
+
+    def step(touchpoint: str) -> dict:
+        action = {"type": "send", "channel": "pager", "touchpoint": touchpoint, "text": "hi"}
+        return {"day": 1, "at": "10:00", "actions": [{"type": "add_tag", "tag": "tried"}, action]}
+
+    create_sop(
+        api,
+        "a",
+        {"kind": "nurture", "target": {"rule": {"tags": {"any_of": ["a"]}}}, "steps": [step("private_chat")]},
+    )
+    first = add_customer(api, "wm-a", tags=["a"])
+    run_days(app, manual_clock, 2)
+    [t] = touches(app, customer_id=first)
+    assert (t.status, t.attempts) == ("skipped", 1)
+    assert (
+        "no pager channel account" in t.outcome["reason"]
+        and "POST /api/v1/channel-accounts" in t.outcome["reason"]
+    )
+
+    assert api.post("/api/v1/channel-accounts", json={"channel": "pager", "name": "p"}).status_code == 201
+    second = add_customer(api, "wm-b", tags=["a"])
+    run_days(app, manual_clock, 2)
+    [t] = touches(app, customer_id=second)
+    assert (t.status, t.attempts) == ("failed", 1) and "private_chat" in t.outcome["reason"]
+    for customer in (first, second):
+        assert "tried" not in api.get(f"/api/v1/customers/{customer}").json()["tags"]
+
+
 def test_hook_register_jobs_runs_on_demand_with_a_host(app_with):
     from sopflow_sdk import InboundResponse, JobSpec, PluginError, RouteSpec
 

@@ -193,72 +193,99 @@ def _prepare(app: Any, touch_id: int, now: datetime) -> str | tuple[list[Any], b
             return held
         step = runtime.definition["steps"][touch.step_index]
         staff = s.get(Staff, customer.owner_staff_id) if customer.owner_staff_id else None
-        sends = []
-        idempotent = True
-        for index, action in enumerate(step["actions"]):
-            kind = action["type"]
-            if kind in ("send", "remind_staff"):
-                channel, _ = channel_for(app, touch.tenant_id, action["channel"], s)
-                idempotent = idempotent and channel.capabilities.idempotent_send
-                outbound = OutboundMessage(
-                    touchpoint=action.get("touchpoint", "staff_notice") if kind == "send" else "staff_notice",
-                    text=render(action["text"], customer, staff.name if staff else ""),
-                    idempotency_key=f"touch:{touch.id}:{index}",
-                    recipient=_recipient(s, customer, action["channel"], action.get("touchpoint"), now),
-                    attachments=tuple(
-                        Attachment(
-                            **{
-                                k: v
-                                for k, v in a.items()
-                                if k in ("kind", "url", "title", "description", "media_id")
-                            }
-                        )
-                        for a in action.get("attachments", [])
-                    ),
-                    staff_external_id=staff.external_id if staff else None,
+        try:
+            # a savepoint: a send that cannot even be prepared (no account for the channel,
+            # an undeclared touchpoint) must not keep the data actions before it
+            with s.begin_nested():
+                sends, idempotent = _build_sends(
+                    app, s, touch, step, customer, staff, fields, now, enrollment
                 )
-                channel.check(outbound)
-                sends.append((index, action, {"tenant_id": touch.tenant_id, "outbound": outbound}))
-            elif kind == "plugin":
-                idempotent = False  # a plugin action may have side effects: a human reviews a crash
-                sends.append(
-                    (
-                        index,
-                        action,
-                        {
-                            "tenant_id": touch.tenant_id,
-                            "touch_id": touch.id,
-                            "customer_id": customer.id,
-                            "customer": {
-                                "display_name": customer.display_name,
-                                "source": customer.source,
-                                "fields": dict(customer.fields),
-                            },
-                            "idempotency_key": f"touch:{touch.id}:{index}",
-                            "outbound": None,
-                        },
-                    )
-                )
-            elif kind == "webhook":
-                # a receiver that de-duplicates by Idempotency-Key may be retried after a crash
-                idempotent = idempotent and bool(action.get("idempotent"))
-                sends.append(
-                    (
-                        index,
-                        action,
-                        {
-                            "tenant_id": touch.tenant_id,
-                            "touch_id": touch.id,
-                            "customer_id": customer.id,
-                            "outbound": None,
-                        },
-                    )
-                )
-            else:
-                _data_action(s, customer, action, fields, now, enrollment)
+        except SopflowError as exc:
+            touch.status = "skipped" if isinstance(exc, SkippableError) else "failed"
+            touch.outcome = {**touch.outcome, "reason": exc.internal_message}
+            _maybe_complete(s, touch, now, fields)
+            return touch.status
         touch.status = "sending"
         touch.outcome = {**touch.outcome, "idempotent": idempotent}
         return sends, idempotent
+
+
+def _build_sends(
+    app: Any,
+    s: Any,
+    touch: Touch,
+    step: Mapping[str, Any],
+    customer: Customer,
+    staff: Staff | None,
+    fields: Mapping[str, Any],
+    now: datetime,
+    enrollment: Enrollment,
+) -> tuple[list[Any], bool]:
+    """The step's sends as (action index, action, message); data actions run here."""
+    sends = []
+    idempotent = True
+    for index, action in enumerate(step["actions"]):
+        kind = action["type"]
+        if kind in ("send", "remind_staff"):
+            channel, _ = channel_for(app, touch.tenant_id, action["channel"], s)
+            idempotent = idempotent and channel.capabilities.idempotent_send
+            outbound = OutboundMessage(
+                touchpoint=action.get("touchpoint", "staff_notice") if kind == "send" else "staff_notice",
+                text=render(action["text"], customer, staff.name if staff else ""),
+                idempotency_key=f"touch:{touch.id}:{index}",
+                recipient=_recipient(s, customer, action["channel"], action.get("touchpoint"), now),
+                attachments=tuple(
+                    Attachment(
+                        **{
+                            k: v
+                            for k, v in a.items()
+                            if k in ("kind", "url", "title", "description", "media_id")
+                        }
+                    )
+                    for a in action.get("attachments", [])
+                ),
+                staff_external_id=staff.external_id if staff else None,
+            )
+            channel.check(outbound)
+            sends.append((index, action, {"tenant_id": touch.tenant_id, "outbound": outbound}))
+        elif kind == "plugin":
+            idempotent = False  # a plugin action may have side effects: a human reviews a crash
+            sends.append(
+                (
+                    index,
+                    action,
+                    {
+                        "tenant_id": touch.tenant_id,
+                        "touch_id": touch.id,
+                        "customer_id": customer.id,
+                        "customer": {
+                            "display_name": customer.display_name,
+                            "source": customer.source,
+                            "fields": dict(customer.fields),
+                        },
+                        "idempotency_key": f"touch:{touch.id}:{index}",
+                        "outbound": None,
+                    },
+                )
+            )
+        elif kind == "webhook":
+            # a receiver that de-duplicates by Idempotency-Key may be retried after a crash
+            idempotent = idempotent and bool(action.get("idempotent"))
+            sends.append(
+                (
+                    index,
+                    action,
+                    {
+                        "tenant_id": touch.tenant_id,
+                        "touch_id": touch.id,
+                        "customer_id": customer.id,
+                        "outbound": None,
+                    },
+                )
+            )
+        else:
+            _data_action(s, customer, action, fields, now, enrollment)
+    return sends, idempotent
 
 
 def _reply_gate(
