@@ -491,3 +491,15 @@ def test_seed_003_education_pipeline_driven_by_keyword_rules(api, sopflow_app, m
     assert [m.text for m in log_channel(sopflow_app, api).sent] == ["试听课感觉怎么样？"]
     history = api.get(f"/api/v1/customers/{c}/stage-history").json()
     assert [h["cause"] for h in history] == ["rule", "rule", "rule"]
+
+
+def test_a_saved_segment_can_be_a_stage_condition(api, sopflow_app):
+    seg = api.post("/api/v1/segments", json={"name": "vip", "rule": {"tags": {"any_of": ["vip"]}}}).json()
+    body = {"name": "seg", "stages": [{"name": "vip", "rules": [{"conditions": [{"segment": seg["id"]}]}]}]}
+    journey = create_journey(api, body)
+    assert journey["stages"][0]["rules"] == [{"conditions": [{"tags": {"any_of": ["vip"]}}]}]  # expanded
+    c = add_customer(api, "wm-seg", tags=["vip"])
+    assert stage_of(api, c, journey) == "vip"
+    bad = {"name": "bad", "stages": [{"name": "s", "rules": [{"conditions": [{"segment": 999}]}]}]}
+    r = api.post("/api/v1/journeys", json=bad)
+    assert r.status_code == 422 and "stages[0].rules[0].conditions[0].segment" in errors(r)

@@ -22,6 +22,7 @@ from sopflow.engine.fields import field_definitions
 from sopflow.engine.journey_reminders import sync_reminder_sop
 from sopflow.engine.journey_rules import as_rule, check_reminders, check_rules
 from sopflow.engine.pipelines import stages_of
+from sopflow.engine.segments import expand_segments
 from sopflow.models import (
     CustomerStage,
     Journey,
@@ -151,12 +152,17 @@ def _check(
                 if not isinstance(entry, int) or kind != "nurture":
                     problems.append((f"{p}.entry_sop_id", "the id of a nurture SOP of this tenant"))
             reminders = check_reminders(st.get("reminders"), f"{p}.reminders", problems)
+            try:  # saved segments are expanded: a stage rule never changes under its journey
+                raw_rules = expand_segments(session, tenant_id, st.get("rules"), f"{p}.rules")
+            except InvalidInput as exc:
+                problems += [(e["field"], e["message"]) for e in exc.errors]
+                raw_rules = None
             out["stages"].append(
                 {
                     "id": stage_id,
                     "name": st.get("name"),
                     "rules": check_rules(
-                        st.get("rules"),
+                        raw_rules,
                         f"{p}.rules",
                         pipeline_id=pipeline_id,
                         stage_names=names,
