@@ -12,13 +12,14 @@ from sopflow_sdk import ConfigError
 from sqlalchemy.orm import Session
 
 from sopflow.conditions import audience_filter, parse, snapshot_customer
-from sopflow.engine.enroll import ACTIVE, SopRuntime, enroll, staff_of, tenant_timezone
+from sopflow.engine.audience import enrol_window, staff_filter
+from sopflow.engine.enroll import ACTIVE, SopRuntime, enroll, tenant_timezone
 from sopflow.engine.lifecycle import end_enrollment
 from sopflow.engine.sop_definition import validate_definition
 from sopflow.models import Customer, Enrollment, Sop, SopVersion, Stage, Touch
 from sopflow.problems import Conflict, InvalidInput, NotFound
 
-AUDIENCE_BATCH = 500
+AUDIENCE_BATCH = 5000
 
 
 def _checks(session: Session, tenant_id: int, app: Any, exclude_sop: int | None = None) -> dict[str, Any]:
@@ -201,16 +202,19 @@ def compute_audience(
             sa.select(Customer.id).where(*where, Customer.id > after).order_by(Customer.id).limit(batch)
         )
     )
-    for customer_id in ids:
-        customer = session.get(Customer, customer_id)
-        assert customer is not None
-        if runtime.staff and not (runtime.staff & staff_of(session, customer)):
-            progress["done"] += 1
-            continue
-        snapshot = snapshot_customer(session, customer, tz)
-        if enroll(session, runtime, customer, now, tenant_timezone=tz, snapshot=snapshot):
-            progress["enrolled"] += 1
-        progress["done"] += 1
+    if ids:
+        window = [*where, Customer.id > after, Customer.id <= ids[-1]]
+        if runtime.staff:
+            window.append(staff_filter(runtime.staff))
+
+        def one(customer_id: int) -> bool:
+            customer = session.get(Customer, customer_id)
+            assert customer is not None
+            snapshot = snapshot_customer(session, customer, tz)
+            return enroll(session, runtime, customer, now, tenant_timezone=tz, snapshot=snapshot) is not None
+
+        progress["enrolled"] += enrol_window(session, runtime, sa.and_(*window), now, tz, one)
+        progress["done"] += len(ids)
     progress["after"] = ids[-1] if ids else after
     if len(ids) < batch:
         progress["state"] = "done"
