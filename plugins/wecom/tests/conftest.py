@@ -116,11 +116,14 @@ def sopflow_plugins() -> list[tuple[str, Any]]:
 @pytest.fixture(autouse=True)
 def _fresh_import_progress() -> Iterator[None]:
     """Import progress lives in process memory; every test starts without any."""
+    from sopflow_wecom import tags
     from sopflow_wecom.importer import clear_progress
 
     clear_progress()
+    tags.clear()  # account ids repeat across test databases; so would cached tag libraries
     yield
     clear_progress()
+    tags.clear()
 
 
 @pytest.fixture

@@ -107,7 +107,12 @@ def test_handler_reports_missing_account_settings() -> None:
 def test_register_jobs() -> None:
     jobs: list[Any] = []
     plugin.register_jobs(jobs.append)
-    assert {j.name for j in jobs} == {"wecom.fetch_profile", "wecom.import_contacts"}
+    assert {j.name for j in jobs} == {
+        "wecom.fetch_profile",
+        "wecom.import_contacts",
+        "wecom.mark_tags",
+        "wecom.resync_tags",
+    }
 
 
 def test_register_channels() -> None:

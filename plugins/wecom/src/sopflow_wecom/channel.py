@@ -23,6 +23,7 @@ from sopflow_sdk import (
     ChannelAccountView,
     ConfigError,
     CustomerCap,
+    FatalError,
     OutboundMessage,
     Secret,
     SendReceipt,
@@ -30,7 +31,10 @@ from sopflow_sdk import (
 )
 
 from sopflow_wecom.client import BASE_URL, WeComClient
+from sopflow_wecom.events import GROUP_CHANNEL
 
+#: groupchat/get errcodes for a group that was dismissed or that the app cannot see.
+GROUP_GONE = frozenset({40050})
 #: get_groupmsg_send_result status → what the engine records.
 _RESULT = {0: "pending", 1: "sent", 2: "failed", 3: "failed"}
 
@@ -94,12 +98,11 @@ class WeComChannel(Channel):
             )
             return SendReceipt(status="pending", provider_ref=f"moment:{jobid}")
         if message.touchpoint == "group_chat":
-            if not recipient.get("chat_id"):
-                raise SkippableError("no WeCom customer group (chat_id) to send to")
+            chat_id = group_chat_id(recipient)
             sent = self.client.add_msg_template(
                 chat_type="group",
-                chat_id_list=[recipient["chat_id"]],
-                sender=message.staff_external_id,
+                chat_id_list=[chat_id],
+                sender=self.group_owner(chat_id),
                 text=message.text,
                 attachments=attachments,
             )
@@ -113,6 +116,22 @@ class WeComChannel(Channel):
                 attachments=attachments,
             )
         return SendReceipt(status="pending", provider_ref=str(sent["msgid"]), detail=dict(sent))
+
+    def group_owner(self, chat_id: str) -> str:
+        """The group's current owner (群主): only the owner can send a group mass message,
+        and ownership moves with transfers, so it is read when sending."""
+        try:
+            owner = self.client.groupchat_get(chat_id).get("owner")
+        except FatalError as exc:
+            code = getattr(exc, "errcode", None)
+            if code in GROUP_GONE:
+                raise SkippableError(
+                    f"WeCom customer group {chat_id} is gone or not visible to the app (errcode {code})"
+                ) from None
+            raise
+        if not owner:
+            raise SkippableError(f"WeCom customer group {chat_id} has no owner to send from")
+        return str(owner)
 
     def poll(self, provider_ref: str) -> Mapping[str, str]:
         """Recipient → ``sent``/``failed``/``pending`` for a mass-send or moment task."""
@@ -128,6 +147,28 @@ class WeComChannel(Channel):
                 key = row.get("external_userid") or row.get("chat_id", "")
                 outcome[key] = _RESULT.get(int(row.get("status", 0)), "failed")
         return outcome
+
+
+def group_chat_id(recipient: Mapping[str, Any]) -> str:
+    """The chat id of a ``group_chat`` touch: ``recipient["chat_id"]``, else the
+    recipient's ``wecom_group`` identity (a group "customer", see events.py)."""
+    chat_id = recipient.get("chat_id")
+    if not chat_id:
+        chat_id = next(
+            (
+                i.get("external_id")
+                for i in recipient.get("identities") or ()
+                if i.get("channel") == GROUP_CHANNEL and i.get("external_id")
+            ),
+            None,
+        )
+    if not chat_id:
+        raise SkippableError(
+            "no WeCom customer group to send to: the recipient has no wecom_group identity "
+            "(target group customers, which WeCom group callbacks create, e.g. with "
+            '"sources": ["wecom_group"])'
+        )
+    return str(chat_id)
 
 
 def _pages(fetch: Callable[[str], Mapping[str, Any]], field: str) -> Iterator[Mapping[str, Any]]:

@@ -22,6 +22,9 @@ from sopflow_wecom.crypto import parse_xml
 CHANNEL = "wecom"
 #: Identity channel for customer-group events (the "customer" is the chat).
 GROUP_CHANNEL = "wecom_group"
+#: The source of a customer-group "customer", so SOPs can target groups
+#: (``"target": {"sources": ["wecom_group"]}``); a source is set once.
+GROUP_SOURCE = "wecom_group"
 #: Identity channel for corp-wide events such as tag library changes.
 CORP_CHANNEL = "wecom_corp"
 
@@ -166,7 +169,8 @@ def _chat_event(msg: Mapping[str, Any]) -> IngestEvent | None:
         "member_change_count": _s(msg, "MemChangeCnt"),
         "members": list(members) if isinstance(members, list) else [],
     }
-    return _event(type_, Identity(channel=GROUP_CHANNEL, external_id=chat_id), msg, payload)
+    identity = Identity(channel=GROUP_CHANNEL, external_id=chat_id)
+    return _event(type_, identity, msg, payload, GROUP_SOURCE)
 
 
 def _tag_event(msg: Mapping[str, Any]) -> IngestEvent | None:

@@ -26,10 +26,10 @@ from sopflow_sdk import (
     hookimpl,
 )
 
-from sopflow_wecom import importer
+from sopflow_wecom import importer, tags
 from sopflow_wecom.channel import WeComChannel
 from sopflow_wecom.crypto import WeComCrypto
-from sopflow_wecom.events import CHANNEL, parse_callback, trigger_specs
+from sopflow_wecom.events import CHANNEL, TAG_TYPE, parse_callback, trigger_specs
 from sopflow_wecom.live_codes import live_code, live_codes
 from sopflow_wecom.profiles import JOB, job_spec
 
@@ -90,17 +90,47 @@ def handle_callback(request: InboundRequest, host: Host) -> InboundResponse:
     if events:
         outcomes = host.ingest(account.tenant_id, events)
         for ev, outcome in zip(events, outcomes, strict=False):
-            if ev.type == "customer.added" and outcome.get("status") == "created":
-                try:
-                    host.enqueue(
-                        JOB,
-                        account_id=account.id,
-                        external_userid=ev.identity.external_id,
-                        staff_userid=ev.identity.staff_external_id,
-                    )
-                except SopflowError as exc:  # run inline without a broker: the event is already stored
-                    log.warning("wecom profile fetch failed for %s: %s", ev.identity.external_id, exc)
+            if outcome.get("status") == "created":
+                _after_ingest(host, account, ev)
     return _text(200, "")  # an empty 200 tells WeCom to stop retrying
+
+
+#: Callbacks after which the customer's profile and corp tags are read (``profiles.py``).
+PROFILE_EVENTS = frozenset({"customer.added", "customer.edited"})
+
+
+def _after_ingest(host: Host, account: Any, ev: Any) -> None:
+    """Follow-up work for a new (not duplicate) callback event, as jobs.  Without a
+    broker a job runs inline: the event is already stored, so a failure is logged."""
+    try:
+        if ev.type in PROFILE_EVENTS:
+            host.enqueue(
+                JOB,
+                account_id=account.id,
+                external_userid=ev.identity.external_id,
+                staff_userid=ev.identity.staff_external_id,
+                event_key=ev.idempotency_key,
+            )
+        elif ev.type == TAG_TYPE:
+            _tag_library_changed(host, account, ev)
+    except SopflowError as exc:
+        log.warning("wecom follow-up of %s %s failed: %s", ev.type, ev.identity.external_id, exc)
+
+
+def _tag_library_changed(host: Host, account: Any, ev: Any) -> None:
+    """A corp tag (group) was created, renamed, deleted or reordered in WeCom."""
+    change, tag_id = ev.payload.get("change_type"), str(ev.payload.get("id") or "")
+    tag_type = str(ev.payload.get("tag_type") or "tag")
+    old_names = tags.known_names(account.id, tag_id, tag_type)  # before the cache is refreshed
+    tags.forget(account.id)
+    if change in ("update", "delete") and tag_id and tag_type in ("tag", "tag_group"):
+        host.enqueue(
+            tags.RESYNC_JOB,
+            account_id=account.id,
+            cause_key=ev.idempotency_key,
+            old_names=old_names,
+            tag_id=tag_id if tag_type == "tag" else "",
+        )
 
 
 @hookimpl
@@ -172,3 +202,5 @@ def register_channels(register: Callable[[Any], None]) -> None:
 def register_jobs(register: Callable[[Any], None]) -> None:
     register(job_spec())
     register(importer.job_spec())
+    for spec in tags.job_specs():
+        register(spec)

@@ -377,13 +377,15 @@ def mark_tag(s: FakeState, q: Mapping[str, str], b: Mapping[str, Any]) -> Mappin
     userid, ext = _arg(b, "userid"), _arg(b, "external_userid")
     if not s.follows(userid, ext):
         raise ApiError(84061, "not external contact")
+    if not b.get("add_tag") and not b.get("remove_tag"):
+        raise ApiError(40058, "add_tag and remove_tag cannot both be empty")
     known = {t["id"] for g in s.tag_groups for t in g["tag"]}
-    for tag in [*b.get("add_tag", []), *b.get("remove_tag", [])]:
+    for tag in [*(b.get("add_tag") or []), *(b.get("remove_tag") or [])]:
         if tag not in known:
             raise ApiError(40068, "invalid tagid")
     follow = s.contacts[ext]["follow"][userid]
     follow["tag_id"] = sorted(
-        (set(follow["tag_id"]) | set(b.get("add_tag", []))) - set(b.get("remove_tag", []))
+        (set(follow["tag_id"]) | set(b.get("add_tag") or [])) - set(b.get("remove_tag") or [])
     )
     return {}
 

@@ -149,13 +149,15 @@ class FakeScenario(FakeState):
         state: str | None = None,
         *,
         welcome: bool = True,
+        tag_ids: Sequence[str] = (),
     ) -> str | None:
         """A customer adds ``staff_userid``; returns the WelcomeCode (or ``None``).
+        ``tag_ids``: corp tags the member gives the customer as they accept.
 
         Sends the ``add_external_contact`` callback when one is configured.
         """
         with self.lock:
-            self.seed_contact(staff_userid, external_userid, name, state=state)
+            self.seed_contact(staff_userid, external_userid, name, state=state, tag_ids=tag_ids)
             code = None
             if welcome:
                 code = self.new_id("wc")
@@ -205,6 +207,66 @@ class FakeScenario(FakeState):
             made = [{"id": self.new_id("et"), "name": n, "create_time": int(self.clock())} for n in names]
             group["tag"].extend(made)
             return [t["id"] for t in made]
+
+    def tag_customer(
+        self,
+        staff_userid: str,
+        external_userid: str,
+        add: Sequence[str] = (),
+        remove: Sequence[str] = (),
+    ) -> httpx.Response | None:
+        """A member tags the customer in the client or console (corp tag ids): the
+        ``edit_external_contact`` callback follows (it names no tags)."""
+        with self.lock:
+            follow = self.contacts[external_userid]["follow"][staff_userid]
+            follow["tag_id"] = sorted((set(follow["tag_id"]) | set(add)) - set(remove))
+        return self._send_event(
+            "change_external_contact",
+            {
+                "ChangeType": "edit_external_contact",
+                "UserID": staff_userid,
+                "ExternalUserID": external_userid,
+            },
+        )
+
+    def rename_corp_tag(self, tag_id: str, name: str) -> httpx.Response | None:
+        """The admin renames a corp tag in the console (``change_external_tag`` update)."""
+        with self.lock:
+            for group in self.tag_groups:
+                for tag in group["tag"]:
+                    if tag["id"] == tag_id:
+                        tag["name"] = name
+        return self._send_event(
+            "change_external_tag", {"ChangeType": "update", "Id": tag_id, "TagType": "tag"}
+        )
+
+    def delete_corp_tag(self, tag_id: str) -> httpx.Response | None:
+        """The admin deletes a corp tag in the console: it leaves every customer
+        (``change_external_tag`` delete)."""
+        with self.lock:
+            for group in self.tag_groups:
+                group["tag"] = [t for t in group["tag"] if t["id"] != tag_id]
+            for contact in self.contacts.values():
+                for follow in contact["follow"].values():
+                    follow["tag_id"] = [t for t in follow["tag_id"] if t != tag_id]
+        return self._send_event(
+            "change_external_tag", {"ChangeType": "delete", "Id": tag_id, "TagType": "tag"}
+        )
+
+    def tags_of(self, staff_userid: str, external_userid: str) -> list[str]:
+        """The names of the corp tags ``staff_userid`` has on the customer."""
+        with self.lock:
+            ids = set(self.contacts[external_userid]["follow"][staff_userid]["tag_id"])
+            return sorted(t["name"] for g in self.tag_groups for t in g["tag"] if t["id"] in ids)
+
+    def create_group(
+        self, chat_id: str, owner: str, name: str = "", members: Sequence[str] = ()
+    ) -> httpx.Response | None:
+        """A member creates a customer group (``change_external_chat`` create)."""
+        with self.lock:
+            self.add_staff(owner)
+            self.add_group(chat_id, owner, name, members)
+        return self._send_event("change_external_chat", {"ChangeType": "create", "ChatId": chat_id})
 
     def delete_follow_user(self, staff_userid: str, external_userid: str) -> None:
         """The customer deletes the member (``del_follow_user``)."""
