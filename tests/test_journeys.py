@@ -503,3 +503,40 @@ def test_a_saved_segment_can_be_a_stage_condition(api, sopflow_app):
     bad = {"name": "bad", "stages": [{"name": "s", "rules": [{"conditions": [{"segment": 999}]}]}]}
     r = api.post("/api/v1/journeys", json=bad)
     assert r.status_code == 422 and "stages[0].rules[0].conditions[0].segment" in errors(r)
+
+
+def test_tags_set_by_sop_actions_and_end_actions_move_the_customer_at_once(api, sopflow_app, manual_clock):
+    journey = create_journey(
+        api,
+        {
+            "name": "auto",
+            "stages": [
+                {"name": "nurtured", "rules": [tags_rule("nurtured")]},
+                {"name": "done", "rules": [tags_rule("sop-done")]},
+            ],
+        },
+    )
+    create_sop(
+        api,
+        "tagging",
+        {
+            "kind": "nurture",
+            "target": {"rule": {"tags": {"any_of": ["start"]}}},
+            "on_complete": {"tags_add": ["sop-done"]},
+            "steps": [
+                {"day": 1, "at": "10:00", "actions": [{"type": "add_tag", "tag": "nurtured"}]},
+                {"day": 3, "at": "10:00", "actions": [send("last")]},
+            ],
+        },
+    )
+    c = add_customer(api, "wm-auto", tags=["start"])
+    run_days(sopflow_app, manual_clock, 2)
+    assert stage_of(api, c, journey) == "nurtured"  # moved by the step's add_tag, no other event needed
+    run_days(sopflow_app, manual_clock, 2)
+    assert stage_of(api, c, journey) == "done"  # moved by the SOP's end action
+    events = api.get("/api/v1/events", params={"customer_id": c, "limit": 100}).json()["items"]
+    changes = [e["payload"] for e in events if e["type"] == "customer.updated" and e["source"] == "sopflow"]
+    assert [(p["cause"], p["tags_added"]) for p in changes] == [
+        ("sop_action", ["nurtured"]),
+        ("sop_end", ["sop-done"]),
+    ]

@@ -155,7 +155,7 @@ def test_tracing_logs_hook_calls(installed, capsys):
     system = build_plugin_system(
         trace=True, extra=[("t", make_plugin("t", on_event=lambda tenant_id, event: None))]
     )
-    system.pm.hook.on_event(tenant_id=1, event={"id": 1})
+    system.pm.hook.on_event(tenant_id=1, event={"id": 1}, host=None)
     captured = capsys.readouterr()
     assert "plugin_trace" in captured.out + captured.err
 

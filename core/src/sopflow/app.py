@@ -58,8 +58,14 @@ class SopflowApp:
     def notify_event(self, tenant_id: int, event: dict[str, Any]) -> None:
         with self.tx() as session:
             off = self.disabled_plugins(session, tenant_id)
+        from sopflow.host import PluginHost
+
         self.plugins.notify(
-            "on_event", enabled=lambda name: name not in off, tenant_id=tenant_id, event=event
+            "on_event",
+            enabled=lambda name: name not in off,
+            host_for=lambda name: PluginHost(self, name),
+            tenant_id=tenant_id,
+            event=event,
         )
         if event.get("type") == "stage.changed" and event.get("customer_id") is not None:
             payload = event.get("payload") or {}

@@ -219,7 +219,7 @@ def register_commands(cli: Any, open_host: Any) -> None:
 
 
 @hookspec
-def on_event(tenant_id: int, event: dict[str, Any]) -> None:
+def on_event(tenant_id: int, event: dict[str, Any], host: Any) -> None:
     """Called after an event was appended to the event log.
 
     Called once per new event (never for duplicates), after the ingest
@@ -229,6 +229,9 @@ def on_event(tenant_id: int, event: dict[str, Any]) -> None:
     :param tenant_id: the tenant.
     :param event: ``{"id", "type", "customer_id", "idempotency_key", "occurred_at",
         "received_at", "payload", "source", "causation_id", "depth"}`` (times as ISO 8601).
+        Tag changes carry ``payload.tags_added`` / ``payload.tags_removed``.
+    :param host: this plugin's ``Host`` (optional: declare it to get it), e.g. to
+        ``host.enqueue`` the slow part or read ``host.customer(tenant_id, id)``.
     :returns: nothing.
 
     Example::

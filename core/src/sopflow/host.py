@@ -15,6 +15,7 @@ import attrs
 import sqlalchemy as sa
 from sopflow_sdk import FatalError, IngestEvent
 
+from sopflow.engine.customers import tags_of
 from sopflow.engine.fields import field_definitions
 from sopflow.engine.ingest import event_to_dict, ingest
 from sopflow.models import ChannelAccount, Event
@@ -28,6 +29,25 @@ class AccountView:
     name: str
     config: Mapping[str, Any]
     secrets: Mapping[str, Any] = attrs.field(repr=False)
+
+
+@attrs.frozen
+class IdentityRow:
+    channel: str
+    external_id: str
+    staff_external_id: str | None
+
+
+@attrs.frozen
+class CustomerRow:
+    id: int
+    tenant_id: int
+    display_name: str
+    source: str | None
+    fields: Mapping[str, Any]
+    tags: frozenset[str]
+    identities: tuple[IdentityRow, ...]
+    churned: bool
 
 
 def event_dict(ev: IngestEvent) -> dict[str, Any]:
@@ -57,6 +77,32 @@ class PluginHost:
 
     def now(self) -> datetime:
         return self.app.now()
+
+    def customer(self, tenant_id: int, customer_id: int) -> CustomerRow | None:
+        from sopflow.models import ChannelIdentity, Customer, Staff
+
+        with self.app.tx() as s:
+            c = s.get(Customer, customer_id)
+            if c is None or c.tenant_id != tenant_id:
+                return None
+            if not self.app.plugin_enabled(s, tenant_id, self.plugin):
+                return None
+            rows = s.execute(
+                sa.select(ChannelIdentity.channel, ChannelIdentity.external_id, Staff.external_id)
+                .outerjoin(Staff, Staff.id == ChannelIdentity.staff_id)
+                .where(ChannelIdentity.customer_id == c.id)
+                .order_by(ChannelIdentity.id)
+            ).all()
+            return CustomerRow(
+                c.id,
+                c.tenant_id,
+                c.display_name,
+                c.source,
+                dict(c.fields or {}),
+                frozenset(tags_of(s, c.id)),
+                tuple(IdentityRow(ch, ext, st) for ch, ext, st in rows),
+                c.churned_at is not None,
+            )
 
     def _check_enabled(self, session: Any, tenant_id: int) -> None:
         if not self.app.plugin_enabled(session, tenant_id, self.plugin):

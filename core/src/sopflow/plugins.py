@@ -125,15 +125,25 @@ class PluginSystem:
     def names(self) -> list[str]:
         return list(self.infos)
 
-    def notify(self, hook_name: str, enabled: Callable[[str], bool] | None = None, **kwargs: Any) -> None:
-        """Call a notification hook on each plugin, isolating failures."""
+    def notify(
+        self,
+        hook_name: str,
+        enabled: Callable[[str], bool] | None = None,
+        host_for: Callable[[str], Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Call a notification hook on each plugin, isolating failures. An
+        implementation that takes ``host`` gets its own (``host_for(plugin)``)."""
         caller = getattr(self.pm.hook, hook_name)
         for impl in reversed(caller.get_hookimpls()):
             if enabled is not None and not enabled(impl.plugin_name):
                 continue
             self._traced(hook_name, impl.plugin_name)
+            args = dict(kwargs)
+            if "host" in impl.argnames and host_for is not None:
+                args["host"] = host_for(impl.plugin_name)
             try:
-                impl.function(**{k: kwargs[k] for k in impl.argnames})
+                impl.function(**{k: args[k] for k in impl.argnames})
             except Exception:
                 log.exception("plugin_hook_failed", plugin=impl.plugin_name, hook=hook_name)
 

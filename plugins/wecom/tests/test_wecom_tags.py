@@ -54,9 +54,10 @@ def test_console_tags_become_sopflow_tags_and_sopflow_tags_stay(wecom_app: WeCom
 
     # the add callback's event removes the library's names (none held), the edits change them
     events = _tag_events(env)
+    # the payload says what actually changed (core fills it in at ingest)
     assert [(e["payload"]["tags_added"], e["payload"]["tags_removed"]) for e in events] == [
-        ([], ["VIP", "普通"]),
-        (["VIP"], ["普通"]),
+        ([], []),
+        (["VIP"], []),
         (["普通"], ["VIP"]),
     ]
     assert {e["source"] for e in events} == {"wecom"}  # what push_request skips: no echo
@@ -247,3 +248,20 @@ def test_group_send_without_a_group_is_skipped(fake: FakeWeCom, channel: WeComCh
     with pytest.raises(SkippableError, match="gone or not visible"):
         channel.send(_group_msg({"chat_id": "wrDismissed"}))
     assert fake.count("externalcontact/add_msg_template") == 0
+
+
+def test_tags_changed_in_sopflow_are_marked_in_wecom_end_to_end(wecom_app: WeComApp) -> None:
+    """API tag change → customer.updated with tags_added → on_event → wecom.mark_tags job → mark_tag."""
+    env, fake = wecom_app, wecom_app.fake
+    [vip] = fake.create_corp_tags("客户等级", "VIP")
+    fake.add_customer("zhangsan", "wmE2E", "韩梅梅", welcome=False)
+    customer = _customer(env, "wmE2E")
+    before = len(_marks(fake))
+    r = env.api.patch(f"/api/v1/customers/{customer['id']}", json={"tags_add": ["VIP", "仅在sopflow"]})
+    assert r.status_code == 200, r.text
+    marks = _marks(fake)[before:]
+    assert len(marks) == 1 and marks[0]["add_tag"] == [vip] and marks[0]["external_userid"] == "wmE2E"
+    assert marks[0]["userid"] == "zhangsan"
+    # WeCom does not call back for API changes, and a repeat of the same change marks nothing
+    env.api.patch(f"/api/v1/customers/{customer['id']}", json={"tags_add": ["VIP"]})
+    assert len(_marks(fake)) == before + 1

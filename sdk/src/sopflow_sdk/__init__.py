@@ -26,7 +26,7 @@ from sopflow_sdk.errors import (
     UnsupportedCapabilityError,
 )
 from sopflow_sdk.events import STANDARD_EVENTS
-from sopflow_sdk.host import ChannelAccountView, Host
+from sopflow_sdk.host import ChannelAccountView, CustomerView, Host, IdentityView
 from sopflow_sdk.secrets import Secret, redact
 from sopflow_sdk.specs import (
     FIELD_TYPES,
@@ -59,10 +59,12 @@ __all__ = [
     "ChannelSpec",
     "ConfigError",
     "CustomerCap",
+    "CustomerView",
     "FatalError",
     "FieldSpec",
     "Host",
     "Identity",
+    "IdentityView",
     "InboundRequest",
     "InboundResponse",
     "IngestEvent",

@@ -23,8 +23,31 @@ class ChannelAccountView(Protocol):
     secrets: Mapping[str, Any]  # values are sopflow_sdk.Secret
 
 
+class IdentityView(Protocol):
+    channel: str
+    external_id: str
+    staff_external_id: str | None  # the staff member this identity belongs to (WeCom: userid)
+
+
+class CustomerView(Protocol):
+    """A read-only copy of one customer, as ``Host.customer`` gives it."""
+
+    id: int
+    tenant_id: int
+    display_name: str
+    source: str | None
+    fields: Mapping[str, Any]
+    tags: frozenset[str]
+    identities: Sequence[IdentityView]
+    churned: bool
+
+
 class Host(Protocol):
     def now(self) -> datetime: ...
+
+    def customer(self, tenant_id: int, customer_id: int) -> CustomerView | None:
+        """The customer now, or ``None`` when unknown (or the plugin is off for the tenant)."""
+        ...
 
     def ingest(self, tenant_id: int, events: Sequence[IngestEvent]) -> list[dict[str, Any]]: ...
 

@@ -14,10 +14,12 @@ from sopflow.api.auth import Auth, sopflow_app
 from sopflow.api.pagination import page
 from sopflow.api.schemas import CustomerCreate, CustomerUpdate, Merge, StageMove, to_plain
 from sopflow.engine.customers import (
+    TagChange,
     create_customer,
     customer_to_dict,
     get_customer,
     merge_customers,
+    tags_of,
     update_customer,
 )
 from sopflow.engine.fields import field_definitions
@@ -94,7 +96,8 @@ class CustomerController(Controller):
         with app.tx() as s:
             defs = field_definitions(s, auth.tenant_id, app.plugins)
             customer = create_customer(s, auth.tenant_id, body, defs, app.now())
-            event = api_change_event(s, customer, "customer.created", body, app.now())
+            tags = TagChange(tuple(tags_of(s, customer.id)))
+            event = api_change_event(s, customer, "customer.created", body, app.now(), tags)
             result = customer_to_dict(s, customer)
         app.notify_event(auth.tenant_id, event)
         return result
@@ -115,8 +118,11 @@ class CustomerController(Controller):
         with app.tx() as s:
             defs = field_definitions(s, auth.tenant_id, app.plugins)
             customer = get_customer(s, auth.tenant_id, customer_id, lock=True)
+            before = set(tags_of(s, customer.id))
             update_customer(s, customer, body, defs, app.now())
-            event = api_change_event(s, customer, "customer.updated", body, app.now())
+            after = set(tags_of(s, customer.id))
+            tags = TagChange(tuple(sorted(after - before)), tuple(sorted(before - after)))
+            event = api_change_event(s, customer, "customer.updated", body, app.now(), tags)
             result = customer_to_dict(s, customer)
         app.notify_event(auth.tenant_id, event)  # entry and early-end rules see the change at once
         return result
@@ -181,7 +187,7 @@ class CustomerController(Controller):
 
 
 def api_change_event(
-    s: Any, customer: Customer, type_: str, body: dict[str, Any], now: Any
+    s: Any, customer: Customer, type_: str, body: dict[str, Any], now: Any, tags: TagChange | None = None
 ) -> dict[str, Any]:
     """Record a change made through the customers API in the event log, as ingest
     would, so that automation (SOP entry, early end, journeys) reacts to it."""
@@ -193,7 +199,10 @@ def api_change_event(
         occurred_at=now,
         received_at=now,
         source="api",
-        payload={"changed": sorted(k for k in body if k != "identities")},
+        payload={
+            "changed": sorted(k for k in body if k != "identities"),
+            **({"tags_added": list(tags.added), "tags_removed": list(tags.removed)} if tags else {}),
+        },
     )
     s.add(event)
     s.flush()

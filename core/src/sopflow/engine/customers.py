@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import attrs
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -53,10 +54,21 @@ def tags_of(session: Session, customer_id: int) -> list[str]:
     return sorted(session.scalars(sa.select(CustomerTag.tag).where(CustomerTag.customer_id == customer_id)))
 
 
+@attrs.frozen
+class TagChange:
+    """What :func:`change_tags` actually changed; false when nothing did."""
+
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed)
+
+
 def change_tags(
     session: Session, customer: Customer, add: Iterable[str] = (), remove: Iterable[str] = ()
-) -> bool:
-    """Add and remove tags; returns whether anything changed."""
+) -> TagChange:
+    """Add and remove tags; returns what changed."""
     current = set(tags_of(session, customer.id))
     add_set = {t.strip() for t in add} - current
     remove_set = {t.strip() for t in remove} & current
@@ -69,7 +81,50 @@ def change_tags(
             )
         )
     session.flush()
-    return bool(add_set or remove_set)
+    return TagChange(tuple(sorted(add_set)), tuple(sorted(remove_set)))
+
+
+def record_change(
+    session: Session,
+    customer: Customer,
+    now: datetime,
+    *,
+    key: str,
+    cause: str,
+    tags: TagChange | None = None,
+    fields: Mapping[str, Any] | None = None,
+    depth: int = 0,
+    **detail: Any,
+) -> Event | None:
+    """Automation changed the customer's data: one ``customer.updated`` event says
+    what, so the evaluate step (journeys, SOP rules) and plugins (a CRM, WeCom
+    corp tags) react. ``key`` makes a re-run of the same change a no-op."""
+    if not tags and not fields:
+        return None
+    payload: dict[str, Any] = {"cause": cause, **detail}
+    if tags:
+        payload.update(tags_added=list(tags.added), tags_removed=list(tags.removed))
+    if fields:
+        payload["fields"] = dict(fields)
+    exists = session.scalar(
+        sa.select(Event.id).where(Event.tenant_id == customer.tenant_id, Event.idempotency_key == key)
+    )
+    if exists:
+        return None
+    event = Event(
+        tenant_id=customer.tenant_id,
+        customer_id=customer.id,
+        type="customer.updated",
+        idempotency_key=key,
+        occurred_at=now,
+        received_at=now,
+        source="sopflow",
+        payload=payload,
+        depth=depth,
+    )
+    session.add(event)
+    session.flush()
+    return event
 
 
 def staff_by_external_id(session: Session, tenant_id: int, external_id: str, now: datetime) -> Staff:

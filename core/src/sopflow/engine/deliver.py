@@ -29,7 +29,7 @@ from sopflow_sdk import (
 )
 
 from sopflow.conditions import parse_duration, snapshot_customer
-from sopflow.engine.customers import change_tags
+from sopflow.engine.customers import TagChange, change_tags, record_change
 from sopflow.engine.enroll import ACTIVE, tenant_timezone
 from sopflow.engine.fields import apply_stored, field_definitions, to_storage
 from sopflow.engine.lifecycle import end_actions, end_enrollment, runtime_of
@@ -224,6 +224,7 @@ def _build_sends(
     """The step's sends as (action index, action, message); data actions run here."""
     sends = []
     idempotent = True
+    tags, changed_fields = TagChange(), {}
     for index, action in enumerate(step["actions"]):
         kind = action["type"]
         if kind in ("send", "remind_staff"):
@@ -284,7 +285,26 @@ def _build_sends(
                 )
             )
         else:
-            _data_action(s, customer, action, fields, now, enrollment)
+            change = _data_action(s, customer, action, fields, now, enrollment)
+            if change is not None:
+                tags = TagChange(
+                    tuple(sorted(set(tags.added) | set(change[0].added))),
+                    tuple(sorted(set(tags.removed) | set(change[0].removed))),
+                )
+                changed_fields.update(change[1])
+    # one event for the step's data changes: journeys and plugins react to them
+    record_change(
+        s,
+        customer,
+        now,
+        key=f"sop-action:{touch.id}",
+        cause="sop_action",
+        tags=tags,
+        fields=changed_fields,
+        depth=enrollment.depth + 1,
+        sop_id=touch.sop_id,
+        touch_id=touch.id,
+    )
     return sends, idempotent
 
 
@@ -385,17 +405,18 @@ def _data_action(
     fields: Mapping[str, Any],
     now: datetime,
     enrollment: Enrollment,
-) -> None:
+) -> tuple[TagChange, dict[str, Any]] | None:
+    """Apply one data action; returns the tag and field changes it made."""
     kind = action["type"]
     if kind == "set_field":
-        customer.fields = apply_stored(
-            customer.fields, {action["field"]: to_storage(fields[action["field"]], action["value"])}
-        )
-    elif kind == "add_tag":
-        change_tags(s, customer, add=[action["tag"]])
-    elif kind == "remove_tag":
-        change_tags(s, customer, remove=[action["tag"]])
-    elif kind == "move_stage":
+        stored = {action["field"]: to_storage(fields[action["field"]], action["value"])}
+        before = dict(customer.fields or {})
+        customer.fields = apply_stored(customer.fields, stored)
+        return TagChange(), {k: v for k, v in stored.items() if before.get(k) != v}
+    if kind in ("add_tag", "remove_tag"):
+        key = "add" if kind == "add_tag" else "remove"
+        return change_tags(s, customer, **{key: [action["tag"]]}), {}
+    if kind == "move_stage":
         move_customer(
             s,
             customer.tenant_id,
@@ -405,6 +426,7 @@ def _data_action(
             now,
             depth=enrollment.depth + 1,
         )
+    return None
 
 
 def _webhook(action: Mapping[str, Any], message: Mapping[str, Any]) -> Any:

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sopflow.engine.customers import (
+    TagChange,
     change_tags,
     check_tags,
     get_customer,
@@ -162,7 +163,7 @@ def _apply(
         customer.fields = apply_stored(customer.fields, ev["fields"])
     if ev.get("source") and not customer.source:
         customer.source = ev["source"]
-    change_tags(session, customer, ev.get("tags_add") or [], ev.get("tags_remove") or [])
+    tags = change_tags(session, customer, ev.get("tags_add") or [], ev.get("tags_remove") or [])
     occurred_at = ev.get("occurred_at") or now
     if ev["type"] == "customer.churned" and customer.churned_at is None:
         customer.churned_at = occurred_at
@@ -176,7 +177,8 @@ def _apply(
         idempotency_key=ev["idempotency_key"],
         occurred_at=occurred_at,
         received_at=now,
-        payload=dict(ev.get("payload") or {}),
+        # what the tags actually changed by, for plugins (a CRM, WeCom corp tags)
+        payload={**(ev.get("payload") or {}), **_tag_payload(ev, tags)},
         source=source,
         causation_id=causation_id,
         depth=depth,
@@ -204,3 +206,10 @@ def event_to_dict(event: Event) -> dict[str, Any]:
         "causation_id": event.causation_id,
         "depth": event.depth,
     }
+
+
+def _tag_payload(ev: Mapping[str, Any], tags: TagChange) -> dict[str, list[str]]:
+    """When the event asked for tag changes: the ones that actually happened."""
+    if not (ev.get("tags_add") or ev.get("tags_remove")):
+        return {}
+    return {"tags_added": list(tags.added), "tags_removed": list(tags.removed)}

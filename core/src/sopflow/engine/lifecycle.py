@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from sopflow.conditions import evaluate, parse, snapshot_customer
-from sopflow.engine.customers import change_tags
+from sopflow.engine.customers import change_tags, record_change
 from sopflow.engine.enroll import ACTIVE, SopRuntime, enroll, runtimes_for, staff_of, tenant_timezone
 from sopflow.logging import get_logger
 from sopflow.models import Customer, Enrollment, Sop, SopVersion, Touch
@@ -55,7 +55,17 @@ def end_enrollment(
     customer = session.get(Customer, enrollment.customer_id)
     assert customer is not None
     if tags_add:
-        change_tags(session, customer, add=tags_add)
+        record_change(
+            session,
+            customer,
+            now,
+            key=f"sop-end:{enrollment.id}",
+            cause="sop_end",
+            tags=change_tags(session, customer, add=tags_add),
+            depth=enrollment.depth + 1,
+            sop_id=enrollment.sop_id,
+            end=status,
+        )
     if flow_to is not None:
         target = session.scalar(
             sa.select(Sop).where(Sop.id == flow_to, Sop.tenant_id == enrollment.tenant_id)

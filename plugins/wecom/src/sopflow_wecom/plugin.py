@@ -11,7 +11,7 @@ and ``secrets = {"secret": ..., "callback_token": ..., "encoding_aes_key": ...}`
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sopflow_sdk import (
@@ -131,6 +131,28 @@ def _tag_library_changed(host: Host, account: Any, ev: Any) -> None:
             old_names=old_names,
             tag_id=tag_id if tag_type == "tag" else "",
         )
+
+
+@hookimpl
+def on_event(tenant_id: int, event: Mapping[str, Any], host: Host) -> None:
+    """sopflow changed a customer's tags: mark the corp tags in WeCom (as a job)."""
+    request = tags.push_request(event)
+    if request is None or event.get("customer_id") is None:
+        return
+    customer = host.customer(tenant_id, int(event["customer_id"]))
+    accounts = [a for a in host.channel_accounts(CHANNEL) if a.tenant_id == tenant_id]
+    if customer is None or not accounts:
+        return
+    for ident in customer.identities:
+        if ident.channel == CHANNEL and ident.staff_external_id:
+            host.enqueue(
+                tags.MARK_JOB,
+                account_id=accounts[0].id,
+                external_userid=ident.external_id,
+                staff_userid=ident.staff_external_id,
+                tags_add=list(request[0]),
+                tags_remove=list(request[1]),
+            )
 
 
 @hookimpl
