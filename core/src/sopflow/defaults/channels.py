@@ -31,13 +31,15 @@ class LogChannel(Channel):
     def __init__(self, config: dict[str, Any] | None = None, secrets: Any = None) -> None:
         self.config = config or {}
         self.sent: list[OutboundMessage] = []
+        self._keys: set[str] = set()  # a scan of ``sent`` per send made a burst quadratic
         self._lock = threading.Lock()
 
     def send(self, message: OutboundMessage) -> SendReceipt:
         self.check(message)
         with self._lock:
-            if any(m.idempotency_key == message.idempotency_key for m in self.sent):
+            if message.idempotency_key in self._keys:
                 return SendReceipt("sent", provider_ref=message.idempotency_key)
+            self._keys.add(message.idempotency_key)
             self.sent.append(message)
         log.info(
             "log_channel_send", touchpoint=message.touchpoint, text=message.text, key=message.idempotency_key

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import ahocorasick
@@ -79,9 +79,12 @@ class CompiledRule:
     case_sensitive: bool = False
 
 
-def fold(text: str) -> tuple[str, list[int]]:
+def fold(text: str) -> tuple[str, Sequence[int]]:
     """``text`` case-folded, and for each folded character the index of the
     original character it came from (folding can lengthen: 'ß' → 'ss')."""
+    folded = text.casefold()
+    if len(folded) == len(text):  # no character folds to zero, so each folded to exactly one
+        return folded, range(len(text))
     parts: list[str] = []
     origin: list[int] = []
     for i, ch in enumerate(text):
@@ -98,6 +101,8 @@ class CompiledRules:
     def __init__(self, rules: Iterable[CompiledRule]) -> None:
         self.rules = tuple(sorted(rules, key=lambda r: r.id))
         self.by_id = {r.id: r for r in self.rules}
+        self._all_ids = frozenset(self.by_id)
+        self._enabled_ids = frozenset(r.id for r in self.rules if r.enabled)
         self._exact = self._build(r for r in self.rules if r.case_sensitive)
         self._folded = self._build(r for r in self.rules if not r.case_sensitive)
 
@@ -122,7 +127,7 @@ class CompiledRules:
         """Every occurrence of every keyword, overlapping ones included, in no set order."""
         if not text:
             return
-        enabled = {r.id for r in self.rules if r.enabled or include_disabled}
+        enabled = self._all_ids if include_disabled else self._enabled_ids
         if self._exact is not None:
             for last, (length, owners) in self._exact.iter(text):
                 for rule_id, word in owners:

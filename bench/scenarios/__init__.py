@@ -1,0 +1,1 @@
+"""One module per benchmark scenario (see bench/run.py)."""

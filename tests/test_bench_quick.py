@@ -1,0 +1,62 @@
+"""The benchmark suite's quick run (``bench/run.py --quick``) on SQLite: its
+correctness counters must be zero.  Timings are never asserted here — they are
+benchmark figures, written to docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_bench_quick_correctness_counters(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "run.py"),
+            "--quick",
+            "--quiet",
+            "--backend",
+            "sqlite",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["errors"] == [], proc.stderr[-3000:]
+    counters = {r["scenario"]: r["counters"] for r in report["scenarios"]}
+    assert set(counters) == {"S1", "S3", "S7", "S9"}
+
+    s7 = counters["S7"]  # journey sync
+    assert s7["placement_checked"] > 0
+    assert s7["placement_mismatches"] == 0
+    assert s7["rerun_moves"] == 0
+    assert s7["open_history_duplicates"] == 0
+
+    s9 = counters["S9"]  # keyword rules
+    assert s9["messages_checked"] > 0
+    assert s9["hit_mismatches"] == 0
+    assert s9["limit_hit_mismatches"] == 0
+
+    s1 = counters["S1"]  # enrolment
+    assert s1["enrol_missing"] == 0 and s1["duplicate_enrolments"] == 0
+    assert s1["touch_missing"] == 0 and s1["duplicate_touches"] == 0
+    assert s1["due_time_mismatches"] == 0 and s1["due_times_checked"] > 0
+
+    s3 = counters["S3"]  # dispatch burst
+    assert s3["early_fires"] == 0
+    assert s3["duplicates"] == 0
+    assert s3["lost"] == 0
+    assert s3["baseline_lost"] == 0 and s3["limit_lost"] == 0
+
+    assert report["must_be_zero"] == []
+    assert proc.returncode == 0, proc.stdout[-3000:]
