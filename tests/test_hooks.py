@@ -300,6 +300,48 @@ def test_a_step_that_cannot_be_prepared_ends_once_with_the_reason(app_with, manu
         assert "tried" not in api.get(f"/api/v1/customers/{customer}").json()["tags"]
 
 
+def test_a_channels_declared_daily_cap_wins_over_a_higher_tenant_cap(app_with, manual_clock):
+    """WeCom allows one mass message per customer a day: a channel that declares
+    customer_cap 1/day gets it even when the tenant allows 3."""
+    from sopflow_sdk import Capabilities, Channel, ChannelSpec, CustomerCap, SendReceipt
+
+    from tests.sop_support import add_customer, create_sop, run_days, touches
+
+    class Capped(Channel):
+        name = "capped"
+        capabilities = Capabilities(
+            touchpoints=frozenset({"private_chat"}), customer_cap=CustomerCap(count=1, period="day")
+        )
+
+        def __init__(self, config, secrets):
+            pass
+
+        def send(self, message):
+            return SendReceipt("sent")
+
+    channels = plugin("capped", register_channels=lambda register: register(ChannelSpec("capped", Capped)))
+    app, api = app_with(("capped", channels))
+    assert api.post("/api/v1/channel-accounts", json={"channel": "capped", "name": "c"}).status_code == 201
+    assert api.patch("/api/v1/tenants/current", json={"customer_daily_push_cap": 3}).status_code == 200
+
+    def sop(name: str, channel: str) -> None:
+        steps = [
+            {"day": 1, "at": at, "actions": [{"type": "send", "channel": channel, "text": at}]}
+            for at in ("09:00", "10:00")
+        ]
+        body = {"kind": "nurture", "target": {"rule": {"tags": {"any_of": [name]}}}, "steps": steps}
+        create_sop(api, name, body)
+
+    sop("c", "capped")
+    sop("l", "log")
+    capped, logged = add_customer(api, "wm-c", tags=["c"]), add_customer(api, "wm-l", tags=["l"])
+    run_days(app, manual_clock, 3)
+    days = {c: [t.sent_at.date() for t in touches(app, customer_id=c)] for c in (capped, logged)}
+    assert days[capped][0] != days[capped][1]  # the channel's 1 a day
+    assert days[logged][0] == days[logged][1]  # the tenant's 3 a day
+    assert touches(app, customer_id=capped)[1].defer_reason == "customer_cap"
+
+
 def test_hook_register_jobs_runs_on_demand_with_a_host(app_with):
     from sopflow_sdk import InboundResponse, JobSpec, PluginError, RouteSpec
 

@@ -9,6 +9,7 @@ ledgers are updated with a conditional upsert, so caps hold across schedulers.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -60,11 +61,14 @@ def claim_due_touches(
     limit: int = 500,
     lease: timedelta = LEASE,
     max_in_flight: int | None = None,
+    channel_caps: Mapping[str, int] | None = None,
 ) -> list[int]:
     """Claim up to ``limit`` due touches; returns the ids to deliver.
 
     With ``max_in_flight`` the claim stops when that many touches are already
-    out with workers, so a slow channel cannot make leases expire in the queue."""
+    out with workers, so a slow channel cannot make leases expire in the queue.
+    ``channel_caps`` are the daily per-customer caps channels declare (WeCom: 1);
+    a step on such a channel uses the lower of it and the tenant's cap."""
     if max_in_flight is not None:
         in_flight = (
             session.scalar(
@@ -116,6 +120,7 @@ def claim_due_touches(
             holds_slot = touch.outcome.get("cap_day") == day.isoformat()
             if counts_for_cap(step) and not holds_slot:
                 cap = caps.setdefault(touch.tenant_id, _daily_cap(session, touch.tenant_id))
+                cap = min([cap, *((channel_caps or {}).get(ch, cap) for ch in _push_channels(step))])
                 if not take_slot(
                     session,
                     SendQuota.__table__,
@@ -154,6 +159,22 @@ def claim_due_touches(
         claimed.append(touch.id)
     session.flush()
     return claimed
+
+
+def _push_channels(step: dict[str, Any]) -> set[str]:
+    return {a["channel"] for a in step["actions"] if a.get("channel")}
+
+
+def daily_channel_caps(registry: Any) -> dict[str, int]:
+    """Channel name → the per-customer daily cap its class declares (``customer_cap``
+    with ``period`` day; a weekly or monthly cap is at least as strict per day only
+    when its count is 1, so those count as 1 a day then)."""
+    out: dict[str, int] = {}
+    for reg in registry.all("register_channels"):
+        cap = getattr(getattr(reg.spec.factory, "capabilities", None), "customer_cap", None)
+        if cap is not None and (cap.period == "day" or cap.count == 1):
+            out[reg.spec.name] = cap.count
+    return out
 
 
 def defer(touch: Touch, until: datetime, reason: str) -> None:

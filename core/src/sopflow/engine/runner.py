@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sopflow_sdk import SkippableError, SopflowError
 
 from sopflow.engine.deliver import channel_for, deliver_touch
-from sopflow.engine.dispatch import claim_due_touches
+from sopflow.engine.dispatch import claim_due_touches, daily_channel_caps
 from sopflow.engine.fields import field_definitions
 from sopflow.engine.ingest import event_to_dict
 from sopflow.engine.lifecycle import on_customer_event
@@ -60,6 +60,7 @@ def dispatch_due(app: Any, limit: int = 500) -> int:
             limit,
             timedelta(seconds=app.settings.claim_lease_seconds),
             max_in_flight=app.settings.max_in_flight,
+            channel_caps=app.__dict__.setdefault("_channel_caps", daily_channel_caps(app.plugins.registry)),
         )
     for touch_id in ids:
         if app.broker is not None:
