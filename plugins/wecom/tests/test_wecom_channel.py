@@ -61,3 +61,26 @@ def test_missing_settings_are_reported_together() -> None:
     with pytest.raises(ConfigError) as info:
         WeComChannel({}, {})
     assert {f for f, _ in info.value.problems} == {"config.corp_id", "secrets.secret"}
+
+
+def test_staff_notice_attachments_follow_as_app_messages(fake: FakeWeCom, channel: WeComChannel) -> None:
+    """A stage reminder with attachments: the text, then each attachment as its own
+    app message the member can forward with one tap."""
+    fake.add_staff("zhangsan")
+    message = OutboundMessage(
+        touchpoint="staff_notice",
+        text="请提醒王女士来复查",
+        idempotency_key="touch:9:0",
+        recipient={"staff_userid": "zhangsan"},
+        attachments=(
+            Attachment(kind="link", url="https://clinic.example/checkup", title="复查预约"),
+            Attachment(kind="image", media_id="MEDIA_1"),
+            Attachment(kind="miniprogram", url="pages/book", title="预约小程序", media_id="PIC"),
+        ),
+    )
+    assert channel.send(message).status == "sent"
+    sent = [(m, t, c) for m, t, c in fake.app_message_bodies if m == "zhangsan"]
+    assert [t for _, t, _ in sent] == ["text", "news", "image", "text"]
+    assert sent[0][2]["content"] == "请提醒王女士来复查"
+    assert sent[1][2]["articles"][0]["url"] == "https://clinic.example/checkup"
+    assert sent[2][2] == {"media_id": "MEDIA_1"} and "pages/book" in sent[3][2]["content"]

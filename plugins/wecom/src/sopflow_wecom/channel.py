@@ -50,6 +50,26 @@ def to_wecom_attachment(attachment: Attachment) -> dict[str, Any]:
     return {"msgtype": attachment.kind, attachment.kind: body}
 
 
+def to_app_message(attachment: Attachment) -> tuple[str, dict[str, Any]]:
+    """An attachment as an app message (``message/send``) for a staff member."""
+    if attachment.kind == "link":
+        article = {
+            "title": attachment.title or attachment.url,
+            "description": attachment.description,
+            "url": attachment.url,
+        }
+        return "news", {"articles": [article]}
+    if attachment.kind == "miniprogram":  # app messages cannot carry a customer mini-program card
+        return "text", {"content": f"小程序「{attachment.title}」: {attachment.url}"}
+    if attachment.kind == "video":
+        return "video", {
+            "media_id": attachment.media_id,
+            "title": attachment.title,
+            "description": attachment.description,
+        }
+    return attachment.kind, {"media_id": attachment.media_id}
+
+
 class WeComChannel(Channel):
     """``factory(config, secrets)``: config ``corp_id``, ``agent_id`` (and optional
     ``base_url``); secrets ``secret`` (the self-built app's secret)."""
@@ -91,6 +111,10 @@ class WeComChannel(Channel):
             if not staff:
                 raise SkippableError("no staff member to notify: the customer has no WeCom staff contact")
             result = self.client.send_app_message(self.agent_id or 0, str(staff), message.text)
+            # attachments follow as their own app messages, each ready to forward with one tap
+            for attachment in message.attachments:
+                msgtype, content = to_app_message(attachment)
+                self.client.send_app_payload(self.agent_id or 0, str(staff), msgtype, content)
             return SendReceipt(status="sent", provider_ref=str(result.get("msgid", "")))
         if message.touchpoint == "moments":
             jobid = self.client.add_moment_task(

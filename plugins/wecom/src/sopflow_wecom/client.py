@@ -315,6 +315,12 @@ class WeComClient:
         self, agentid: int | str, touser: str | Sequence[str], text: str, **extra: Any
     ) -> Mapping[str, Any]:
         """A text app message to staff (reminders); ≤30/min and ≤1000/h per member."""
+        return self.send_app_payload(agentid, touser, "text", {"content": text}, **extra)
+
+    def send_app_payload(
+        self, agentid: int | str, touser: str | Sequence[str], msgtype: str, content: Any, **extra: Any
+    ) -> Mapping[str, Any]:
+        """An app message of any ``msgtype`` (``news``, ``image``, ``file``, …); same limits."""
         members = touser.split("|") if isinstance(touser, str) else list(touser)
         wait = self.member_limiter.acquire(members)
         if wait > 0:
@@ -325,9 +331,9 @@ class WeComClient:
             )
         body = {
             "touser": "|".join(members),
-            "msgtype": "text",
+            "msgtype": msgtype,
             "agentid": int(agentid),
-            "text": {"content": text},
+            msgtype: content,
             **extra,
         }
         return self._post("message/send", body)

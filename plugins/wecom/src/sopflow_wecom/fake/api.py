@@ -307,8 +307,18 @@ def get_moment_task_result(s: FakeState, q: Mapping[str, str], b: Mapping[str, A
     return answer
 
 
+APP_MESSAGE_TYPES = ("text", "image", "voice", "video", "file", "textcard", "news", "markdown")
+
+
 @route("message/send")
 def message_send(s: FakeState, q: Mapping[str, str], b: Mapping[str, Any]) -> Mapping[str, Any]:
+    msgtype = b.get("msgtype")
+    if msgtype not in APP_MESSAGE_TYPES or not isinstance(b.get(msgtype), Mapping):
+        raise ApiError(40008, f"invalid message type {msgtype!r}")
+    if msgtype == "news" and not 1 <= len(b["news"].get("articles") or ()) <= 8:
+        raise ApiError(40058, "news needs 1 to 8 articles")
+    if msgtype in ("image", "file", "video") and not b[msgtype].get("media_id"):
+        raise ApiError(40007, "invalid media_id")
     members = str(_arg(b, "touser")).split("|")
     invalid = [m for m in members if m not in s.staff]
     now = s.clock()
@@ -317,6 +327,7 @@ def message_send(s: FakeState, q: Mapping[str, str], b: Mapping[str, Any]) -> Ma
             continue
         if s.app_message_allowed(member, now):
             s.app_messages[member].append(now)
+            s.app_message_bodies.append((member, msgtype, dict(b[msgtype])))
         else:  # WeCom drops the excess without telling the caller
             s.dropped_app_messages.append((member, str(b.get("text"))))
     return {"invaliduser": "|".join(invalid), "msgid": s.new_id("am")}

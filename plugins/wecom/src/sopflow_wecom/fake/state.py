@@ -106,6 +106,8 @@ class FakeState:
         self.moments: dict[str, dict[str, Any]] = {}
         self.app_messages: dict[str, list[float]] = defaultdict(list)
         self.dropped_app_messages: list[tuple[str, str]] = []
+        #: (member, msgtype, content) of every app message delivered
+        self.app_message_bodies: list[tuple[str, str, dict[str, Any]]] = []
         self.groups: dict[str, dict[str, Any]] = {}
         self._ids = itertools.count(1)
 
