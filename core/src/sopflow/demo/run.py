@@ -25,7 +25,7 @@ START = datetime(2026, 3, 2, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 class DemoOptions:
     seed: int = 7
     days: int = 42
-    arrival_days: int = 5
+    arrival_days: int = 4
     report_path: Path | None = None
     workdir: Path | None = None
 

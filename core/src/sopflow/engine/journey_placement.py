@@ -91,6 +91,9 @@ def place(
 def parsed_stage_rules(
     session: Session, journey: Journey, fields: Mapping[str, Any]
 ) -> tuple[list[tuple[Stage, Any]], dict[str, int]]:
+    """(stage, parsed rule) furthest first, and every stage's position by name.
+    Read per event, not cached per journey: rows are the truth (a test database
+    truncated between tests reuses ids and instants); the parsing is cached."""
     positions = {st.name: st.position for st in stages_of(session, journey.pipeline_id)}
     return [(stage, parse_saved(rule, fields)) for stage, rule in stage_rules(session, journey)], positions
 

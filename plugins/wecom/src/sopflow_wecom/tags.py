@@ -40,8 +40,10 @@ MARK_JOB = "wecom.mark_tags"
 RESYNC_JOB = "wecom.resync_tags"
 #: the tag group missing tags are created in (``create_missing_tags: true``)
 TAG_GROUP_NAME = "sopflow"
-#: how long a corp tag library read is reused (seconds, by the host's clock)
-LIBRARY_TTL = 60.0
+#: how long a corp tag library read is reused (seconds, by the host's clock); a
+#: change in the console arrives as a change_external_tag callback, which drops
+#: the cache at once, so this only bounds how long a missed callback can matter
+LIBRARY_TTL = 3600.0
 #: core's limits: tags per event, characters per tag
 MAX_TAGS, MAX_TAG = 200, 100
 #: the plugin's name: events it ingested carry it as their ``source``
@@ -65,6 +67,7 @@ class TagLibrary:
 
 
 _libraries: dict[int, TagLibrary] = {}
+_owners: dict[int, tuple[Any, Any]] = {}
 #: every id → name this process has seen, kept across refreshes, so a rename or
 #: delete callback (which carries the id only) can name the old tag
 _seen: dict[int, dict[str, str]] = {}
@@ -92,12 +95,20 @@ def read_library(client: WeComClient, now: float) -> TagLibrary:
 def library(host: Host, account: ChannelAccountView, *, fresh: bool = False) -> TagLibrary:
     """The account's corp tag library, cached for ``LIBRARY_TTL`` seconds."""
     now = host.now().timestamp()
+    # account ids repeat across databases (tests, a restored backup): the corp and
+    # the API address say whose library a cached one is
+    owner = (account.config.get("corp_id"), account.config.get("base_url"))
     with _guard:
         cached = _libraries.get(account.id)
-    if cached is not None and not fresh and 0 <= now - cached.read_at < LIBRARY_TTL:
+        current = _owners.get(account.id) == owner
+    if cached is not None and current and not fresh and 0 <= now - cached.read_at < LIBRARY_TTL:
         return cached
     found = read_library(account_channel(account).client, now)
     with _guard:
+        if not current:
+            _seen.pop(account.id, None)
+            _seen_groups.pop(account.id, None)
+        _owners[account.id] = owner
         _libraries[account.id] = found
         _seen.setdefault(account.id, {}).update(found.names)
         groups = _seen_groups.setdefault(account.id, {})
@@ -116,6 +127,7 @@ def clear() -> None:
     """Forget everything (tests run many apps in one process)."""
     with _guard:
         _libraries.clear()
+        _owners.clear()
         _seen.clear()
         _seen_groups.clear()
 
