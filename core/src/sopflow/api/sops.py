@@ -14,6 +14,7 @@ from sopflow.api.auth import Auth, sopflow_app
 from sopflow.api.pagination import page
 from sopflow.app import SopflowApp
 from sopflow.engine.fields import field_definitions
+from sopflow.engine.journey_reminders import HIDDEN_KIND
 from sopflow.engine.runner import dispatch_due
 from sopflow.engine.sop_stats import sop_stats
 from sopflow.engine.sops import (
@@ -49,7 +50,7 @@ class EndEnrollment(msgspec.Struct, forbid_unknown_fields=True):
 
 def user_sop(session: Any, sop: Sop) -> Sop:
     """A journey's reminder SOP is edited through its journey, not here."""
-    if sop.kind == "journey_stage":
+    if sop.kind == HIDDEN_KIND:
         journey = (current_definition(session, sop).get("journey") or {}).get("journey_id")
         raise Conflict(f"this SOP sends a journey's stage reminders; edit PATCH /api/v1/journeys/{journey}")
     return sop

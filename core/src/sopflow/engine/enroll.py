@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sopflow.conditions import CustomerSnapshot, evaluate, parse, resolve_timezone, snapshot_customer
+from sopflow.engine.journey_reminders import HIDDEN_KIND
 from sopflow.engine.schedule import planned_times
 from sopflow.models import ChannelIdentity, Customer, Enrollment, Sop, SopVersion, Staff, Tenant, Touch
 
@@ -182,7 +183,7 @@ def runtimes_for(session: Session, tenant_id: int, fields: Mapping[str, Any]) ->
         sa.select(Sop, SopVersion)
         .join(SopVersion, sa.and_(SopVersion.sop_id == Sop.id, SopVersion.version == Sop.current_version))
         # a journey's hidden reminder SOPs are entered with the stage, not by target
-        .where(Sop.tenant_id == tenant_id, Sop.status == "started", Sop.kind != "journey_stage")
+        .where(Sop.tenant_id == tenant_id, Sop.status == "started", Sop.kind != HIDDEN_KIND)
         .order_by(Sop.id)
     ).all()
     return [SopRuntime(sop, version, fields) for sop, version in rows]
