@@ -1,4 +1,4 @@
-"""Run the benchmark scenarios that exist today (issue 8): S1, S3/S5, S7, S9.
+"""Run the benchmark scenarios (issue 8): every ``bench/scenarios/s*_*.py`` module.
 
 Each scenario is timed as the median of 3 runs (``--quick``: 1 run at tiny
 sizes, for the correctness counters only).  The baseline and the hardware
@@ -32,26 +32,15 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.load import DEFAULT_PG, Context, machine, machine_line, time_limit  # noqa: E402
-from bench.scenarios import s1_enrol, s3_dispatch, s7_sync, s9_keywords  # noqa: E402
+from bench.scenarios import discover  # noqa: E402
 
-SCENARIOS = {"S1": s1_enrol, "S3": s3_dispatch, "S7": s7_sync, "S9": s9_keywords}
-ALIASES = {"S5": "S3"}
-ORDER = ("S7", "S9", "S1", "S3")
+#: Scenario name → module.  A module declares NAME ("S7"), optional ALIASES
+#: (("S5",)), ORDER (cheap scenarios first), MUST_BE_ZERO (its correctness
+#: counters that must be 0), ``add_arguments(ap)`` and ``run(ctx)``.
+SCENARIOS = discover()
+ALIASES = {alias: name for name, module in SCENARIOS.items() for alias in getattr(module, "ALIASES", ())}
+ORDER = tuple(sorted(SCENARIOS, key=lambda name: (SCENARIOS[name].ORDER, name)))
 START_MARK, END_MARK = "<!-- bench:start -->", "<!-- bench:end -->"
-#: Counters that must be zero (the quick test checks exactly these).
-MUST_BE_ZERO = (
-    "placement_mismatches",
-    "rerun_moves",
-    "open_history_duplicates",
-    "hit_mismatches",
-    "limit_hit_mismatches",
-    "enrol_missing",
-    "touch_missing",
-    "duplicate_touches",
-    "early_fires",
-    "duplicates",
-    "lost",
-)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -64,7 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         type=str.upper,
         metavar="S7",
-        help=f"run only these (repeatable; {', '.join(ORDER)}; S5 is S3)",
+        help=f"run only these (repeatable; {', '.join(ORDER)}; aliases: {ALIASES})",
     )
     ap.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
     ap.add_argument(
@@ -211,7 +200,7 @@ def bad_counters(report: dict[str, Any]) -> list[str]:
         f"{result['scenario']}.{key} = {value}"
         for result in report["scenarios"]
         for key, value in result.get("counters", {}).items()
-        if key in MUST_BE_ZERO and value != 0
+        if key in SCENARIOS[result["scenario"]].MUST_BE_ZERO and value != 0
     ]
 
 

@@ -52,6 +52,11 @@ DEFINITION = {
 }
 
 
+NAME = "S1"
+ORDER = 30
+MUST_BE_ZERO = ("enrol_missing", "touch_missing", "duplicate_touches")
+
+
 def add_arguments(ap: Any) -> None:
     g = ap.add_argument_group("S1 enrolment")
     g.add_argument("--s1-customers", type=int, default=20_000, help="customers enrolled (quick: 200)")

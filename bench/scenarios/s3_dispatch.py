@@ -59,6 +59,12 @@ DEFINITION = {
 }
 
 
+NAME = "S3"
+ALIASES = ("S5",)
+ORDER = 40
+MUST_BE_ZERO = ("early_fires", "duplicates", "lost")
+
+
 def add_arguments(ap: Any) -> None:
     g = ap.add_argument_group("S3/S5 dispatch burst")
     g.add_argument("--s3-touches", type=int, default=5_000, help="touches due at once (quick: 200)")

@@ -90,6 +90,11 @@ STAGES = [
 ]
 
 
+NAME = "S7"
+ORDER = 10
+MUST_BE_ZERO = ("placement_mismatches", "rerun_moves", "open_history_duplicates")
+
+
 def add_arguments(ap: Any) -> None:
     g = ap.add_argument_group("S7 journey sync")
     g.add_argument("--s7-customers", type=int, default=1_000_000, help="customers to place (quick: 2,000)")

@@ -26,6 +26,11 @@ CJK = "".join(chr(c) for c in range(0x4E00, 0x4E00 + 20_000, 50))
 LATIN = "abcdefghijklmnopqrstuvwxyz"
 
 
+NAME = "S9"
+ORDER = 20
+MUST_BE_ZERO = ("hit_mismatches", "limit_hit_mismatches")
+
+
 def add_arguments(ap: Any) -> None:
     g = ap.add_argument_group("S9 keyword rules")
     g.add_argument("--s9-keywords", type=int, nargs="+", default=[1_000, 10_000], help="(quick: 100)")
