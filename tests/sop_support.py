@@ -108,6 +108,6 @@ def create_sop(api: Any, name: str, definition: dict[str, Any], start: bool = Tr
 
 def log_channel(app: Any, api: Any) -> Any:
     """The tenant's built-in log channel instance, which records what it sent."""
-    from sopflow.engine.deliver import channel_for
+    from sopflow.engine.sends import channel_for
 
     return channel_for(app, api.tenant_id, "log")[0]

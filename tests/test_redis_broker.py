@@ -248,3 +248,33 @@ def test_stub_broker_carries_a_due_touch_exactly_once(api: Any, sopflow_app: Any
     assert done.status == "sent" and done.attempts == 1
     assert calls == Counter({f"touch:{done.id}:0": 1})
     assert sent_events(app) == 1
+
+
+def test_a_touch_due_at_enrolment_goes_out_without_waiting_for_the_scheduler(
+    redis_app: Any, redis_api: Any, manual_clock: Any
+):
+    """A first step with no delay (a welcome) is dispatched by the worker that
+    enrolled the customer — no scheduler tick runs in this test — and exactly
+    once for a burst of enrolments."""
+    from sopflow.worker.broker import make_broker, start_worker
+    from sopflow.worker.jobs import install
+
+    app, api = redis_app, redis_api
+    now_step = {"kind": "new_customer", "target": {}, "steps": [{"delay": "0m", "actions": [send("hi")]}]}
+    sop_id = create_sop(api, "now", now_step)
+    calls = count_sends(app, api)
+    broker = make_broker(app.settings)
+    install(app, broker)
+    worker = start_worker(broker, 4)
+    try:
+        customers = [add_customer(api, f"wm-now-{i}") for i in range(12)]
+        wait_until(
+            lambda: [t.status for t in touch_rows(app, sop_id)] == ["sent"] * 12,
+            "every due-now touch to be sent with no scheduler running",
+        )
+        broker.join(QUEUE, timeout=10_000)
+    finally:
+        worker.stop()
+    rows = touch_rows(app, sop_id)
+    assert sorted(t.customer_id for t in rows) == sorted(customers)
+    assert calls == Counter({f"touch:{t.id}:0": 1 for t in rows})

@@ -43,6 +43,7 @@ class Settings:
     scheduler_interval: float = 1.0
     claim_lease_seconds: int = 300
     max_in_flight: int = 2000
+    deliver_batch: int = 50
     worker_threads: int = 4
     max_journey_stages: int = 10
     max_active_journeys: int = 3
@@ -107,6 +108,7 @@ class Settings:
             ("SOPFLOW_WORKER_THREADS", 4),
             ("SOPFLOW_CLAIM_LEASE_SECONDS", 300),
             ("SOPFLOW_MAX_IN_FLIGHT", 2000),
+            ("SOPFLOW_DELIVER_BATCH", 50),
             ("SOPFLOW_MAX_JOURNEY_STAGES", 10),
             ("SOPFLOW_MAX_ACTIVE_JOURNEYS", 3),
         ):
@@ -150,6 +152,7 @@ class Settings:
             worker_threads=ints["SOPFLOW_WORKER_THREADS"],
             claim_lease_seconds=ints["SOPFLOW_CLAIM_LEASE_SECONDS"],
             max_in_flight=ints["SOPFLOW_MAX_IN_FLIGHT"],
+            deliver_batch=ints["SOPFLOW_DELIVER_BATCH"],
             max_journey_stages=ints["SOPFLOW_MAX_JOURNEY_STAGES"],
             max_active_journeys=ints["SOPFLOW_MAX_ACTIVE_JOURNEYS"],
         )

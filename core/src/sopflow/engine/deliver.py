@@ -1,315 +1,246 @@
-"""Deliver one claimed touch: re-check, render, call the channel, record.
+"""Deliver claimed touches, a batch at a time: re-check, render, call, record.
 
-Three short transactions so no database lock is held during a channel call:
-(1) re-check the enrolment and the early-end rule, run the data actions,
-render, and mark the touch ``sending``; (2) call the channels; (3) record
-the outcome, emit ``touch.sent`` and end the enrolment after its last step.
+Short transactions so no database lock is held during a channel call:
+(1) one transaction re-checks every touch of the batch (enrolment still
+active, early-end rule, reply gate), runs the data actions, renders, and
+marks the touches ``sending``; (2) the channel calls; (3) one transaction
+records the outcomes, emits ``touch.sent`` and ends the enrolments whose last
+step this was.  What one batch needs (enrolments, customers, staff,
+identities, field definitions, parsed SOP versions) is loaded once.
+
 A channel whose send is not idempotent is never retried after an ambiguous
-failure: the touch goes to ``review``.
+failure: the touch goes to ``review``.  So that a crash can only make the
+touch being called ambiguous — not the rest of its batch — such touches are
+marked ``sending`` one at a time, in the same transaction that records the
+one before (still one transaction per touch instead of three).  Touches on
+idempotent channels are marked together: after a crash they are re-sent
+with the same idempotency key.
 """
 
 from __future__ import annotations
 
-import functools
-import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
 import sqlalchemy as sa
-from sopflow_sdk import (
-    AmbiguousSendError,
-    Attachment,
-    OutboundMessage,
-    RetriableError,
-    SendReceipt,
-    SkippableError,
-    SopflowError,
-)
+from sopflow_sdk import SkippableError, SopflowError
+from sqlalchemy.orm import Session
 
 from sopflow.conditions import parse_duration, snapshot_customer
-from sopflow.engine.customers import TagChange, change_tags, record_change
-from sopflow.engine.enroll import ACTIVE, tenant_timezone
-from sopflow.engine.fields import apply_stored, field_definitions, to_storage
+from sopflow.engine.enroll import ACTIVE, SopRuntime
+from sopflow.engine.fields import field_definitions
 from sopflow.engine.lifecycle import end_actions, end_enrollment, runtime_of
-from sopflow.engine.pipelines import get_stage, move_customer
-from sopflow.engine.sop_definition import templates
+from sopflow.engine.sends import Outcome, build_sends, call_sends, identities_of
 from sopflow.logging import get_logger
-from sopflow.models import ChannelAccount, Customer, Enrollment, Event, Staff, Touch
+from sopflow.models import Customer, Enrollment, Event, Staff, Tenant, Touch
 
 log = get_logger("sopflow.deliver")
 MAX_ATTEMPTS = 8
+FINAL = ("sent", "pending", "failed", "skipped")
+OPEN = ("scheduled", "claimed", "sending")
+DATA_ACTIONS = ("set_field", "add_tag", "remove_tag", "move_stage")
 
 
-class Throttled(RetriableError):
-    """The channel account's own rate limit (``Capabilities.rate_per_minute``) says wait."""
+@dataclass
+class Prepared:
+    touch_id: int
+    sends: list[Any]
+    idempotent: bool
 
 
-class RateLimiter:
-    """Per-channel-account token bucket from ``Capabilities.rate_per_minute``
-    (in-process: each worker process gets its own share).  Time comes from the
-    injected clock, so the manual clock drives it in tests and the demo."""
+class Loaded:
+    """What a transaction over a batch of touches loads once: the touches
+    (locked), their enrolments, customers and owners in the session's identity
+    map, and per tenant / per SOP version the parsed definitions."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._buckets: dict[int, tuple[float, float]] = {}
-
-    def wait_time(self, account_id: int, per_minute: int | None, now: float) -> float:
-        if not per_minute:
-            return 0.0
-        with self._lock:
-            tokens, stamp = self._buckets.get(account_id, (float(per_minute), now))
-            now = max(now, stamp)  # a clock that steps back must not mint tokens
-            tokens = min(float(per_minute), tokens + (now - stamp) * per_minute / 60)
-            if tokens >= 1:
-                self._buckets[account_id] = (tokens - 1, now)
-                return 0.0
-            self._buckets[account_id] = (tokens, now)
-            return (1 - tokens) * 60 / per_minute
-
-
-def channel_for(app: Any, tenant_id: int, channel: str, session: Any = None) -> tuple[Any, int]:
-    """The tenant's first account of ``channel`` as a live Channel (cached per account)."""
-    if session is None:
-        with app.tx() as s:
-            return channel_for(app, tenant_id, channel, s)
-    cache = app.__dict__.setdefault("_channels", {})
-    account = session.scalar(
-        sa.select(ChannelAccount)
-        .where(ChannelAccount.tenant_id == tenant_id, ChannelAccount.channel == channel)
-        .order_by(ChannelAccount.id)
-    )
-    if account is None:
-        if channel == "log":  # the built-in log channel needs no account
-            key = (tenant_id, "log")
-            if key not in cache:
-                cache[key] = app.plugins.registry.get("register_channels", "log").spec.factory({}, {})
-            return cache[key], 0
-        raise SkippableError(
-            f"tenant has no {channel} channel account; connect one with POST /api/v1/channel-accounts"
+    def __init__(self, app: Any, s: Session, touch_ids: Sequence[int], *, customers: bool = True) -> None:
+        self.app, self.s = app, s
+        # Lock the enrolments before their touches, in id order: the order in which
+        # ending an enrolment (an exit rule, a manual end) takes them.  The other
+        # order deadlocked against it on Postgres.
+        lock = s.bind.dialect.name == "postgresql"
+        of_batch = sa.select(Touch.enrollment_id).where(Touch.id.in_(touch_ids)).scalar_subquery()
+        query = sa.select(Enrollment).where(Enrollment.id.in_(of_batch)).order_by(Enrollment.id)
+        self.enrollments = {
+            e.id: e
+            for e in s.scalars(
+                (query.with_for_update() if lock else query).execution_options(populate_existing=True)
+            )
+        }
+        query = sa.select(Touch).where(Touch.id.in_(touch_ids)).order_by(Touch.id)
+        self.touches = list(
+            s.scalars((query.with_for_update() if lock else query).execution_options(populate_existing=True))
         )
-    key = (account.id, account.secrets_ciphertext)
-    if key not in cache:
-        reg = app.plugins.registry.get("register_channels", channel)
-        if reg is None:
-            raise SkippableError(f"channel {channel!r} is not installed")
-        cache[key] = reg.spec.factory(dict(account.config), app.credentials.open(account.secrets_ciphertext))
-    return cache[key], account.id
+        # held here: the session's identity map only keeps objects someone refers to
+        self.customers: dict[int, Customer] = {}
+        self.staff: dict[int, Staff] = {}
+        self.identities: dict[int, list[tuple[str, str, str | None]]] = {}
+        if customers and self.touches:
+            ids = {t.customer_id for t in self.touches}
+            self.customers = {c.id: c for c in s.scalars(sa.select(Customer).where(Customer.id.in_(ids)))}
+            owners = {c.owner_staff_id for c in self.customers.values() if c.owner_staff_id}
+            if owners:
+                self.staff = {m.id: m for m in s.scalars(sa.select(Staff).where(Staff.id.in_(owners)))}
+            self.identities = identities_of(s, list(ids))
+        self._fields: dict[int, dict[str, Any]] = {}
+        self._runtimes: dict[int, SopRuntime] = {}
+        self._zones: dict[int, str] = {}
+        self.channels: dict[Any, Any] = {}  # (tenant id, channel name) → (live channel, account id)
 
+    def fields(self, tenant_id: int) -> dict[str, Any]:
+        if tenant_id not in self._fields:
+            self._fields[tenant_id] = field_definitions(self.s, tenant_id, self.app.plugins)
+        return self._fields[tenant_id]
 
-@functools.lru_cache(maxsize=1024)
-def _compiled(text: str) -> Any:
-    return templates.from_string(text)  # compiling a template costs more than rendering it
+    def runtime(self, enrollment: Enrollment) -> SopRuntime:
+        key = enrollment.sop_version_id
+        if key not in self._runtimes:
+            self._runtimes[key] = runtime_of(self.s, enrollment, self.fields(enrollment.tenant_id))
+        return self._runtimes[key]
 
-
-def render(text: str, customer: Customer, staff_name: str) -> str:
-    return _compiled(text).render(
-        customer={"display_name": customer.display_name, "source": customer.source},
-        fields=customer.fields,
-        staff={"name": staff_name},
-    )
+    def timezone(self, tenant_id: int) -> str:
+        if tenant_id not in self._zones:
+            tenant = self.s.get(Tenant, tenant_id)
+            self._zones[tenant_id] = tenant.timezone if tenant else "Asia/Shanghai"
+        return self._zones[tenant_id]
 
 
 def deliver_touch(app: Any, touch_id: int) -> str:
-    """Deliver touch ``touch_id``; returns its final status for this attempt."""
+    """Deliver touch ``touch_id``; returns its status after this attempt."""
+    return deliver_touches(app, [touch_id]).get(touch_id, "missing")
+
+
+def deliver_touches(app: Any, touch_ids: Sequence[int]) -> dict[int, str]:
+    """Deliver a batch of claimed touches; returns each one's status after this attempt.
+
+    A batch whose preparation fails unexpectedly (a bug, not a channel error) is
+    retried one touch at a time, so one bad touch cannot hold up the others; the
+    bad one stays ``claimed`` until its lease runs out."""
     now = app.now()
-    prepared = _prepare(app, touch_id, now)
-    if isinstance(prepared, str):
-        return prepared
-    sends, idempotent = prepared
-    results: list[dict[str, Any]] = []
-    status = "sent"
-    retry_after: float | None = None
-    reason = ""
-    throttled = False
-    for action_index, action, message in sends:
-        try:
-            if action["type"] == "webhook":
-                receipt = _webhook(action, message)
-            elif action["type"] == "plugin":
-                receipt = _plugin_action(app, action, message)
-            else:
-                channel, account_id = channel_for(app, message["tenant_id"], action["channel"])
-                limiter = app.__dict__.setdefault("_rates", RateLimiter())
-                wait = limiter.wait_time(account_id, channel.capabilities.rate_per_minute, now.timestamp())
-                if wait:
-                    raise Throttled("channel rate limit", retry_after=wait)
-                receipt = channel.send(message["outbound"])
-            results.append(
-                {"action": action_index, "status": receipt.status, "provider_ref": receipt.provider_ref}
-            )
-            if receipt.status == "pending":
-                status = "pending" if status == "sent" else status
-        except AmbiguousSendError as exc:
-            status, reason = ("scheduled" if idempotent else "review"), exc.internal_message
-            break
-        except RetriableError as exc:
-            status, reason, retry_after = "scheduled", exc.internal_message, exc.retry_after
-            throttled = isinstance(exc, Throttled) and not results
-            break
-        except SkippableError as exc:
-            status, reason = "skipped", exc.internal_message
-            break
-        except SopflowError as exc:
-            status, reason = "failed", exc.internal_message
-            break
-        except Exception as exc:  # a channel bug must not lose the touch
-            log.exception("channel_error", touch_id=touch_id)
-            status, reason = ("scheduled" if idempotent else "review"), f"{type(exc).__name__}: {exc}"
-            break
-    return _record(app, touch_id, status, results, reason, retry_after, throttled)
+    try:
+        statuses, prepared = _prepare(app, touch_ids, now)
+    except Exception:
+        if len(touch_ids) == 1:
+            raise
+        log.exception("deliver_batch_prepare_failed", touches=len(touch_ids))
+        out: dict[int, str] = {}
+        for touch_id in touch_ids:
+            try:
+                out.update(deliver_touches(app, [touch_id]))
+            except Exception:
+                log.exception("deliver_prepare_failed", touch_id=touch_id)
+        return out
+    together = [p for p in prepared if p.idempotent]
+    outcomes: list[Outcome] = []
+    beat = time.monotonic()
+    for i, p in enumerate(together):
+        outcomes.append(call_sends(app, p.touch_id, p.sends, True, now))
+        if time.monotonic() - beat > app.settings.claim_lease_seconds / 4:
+            # a slow channel: record what is done and renew the lease of the rest, so
+            # no scheduler takes them for abandoned and sends them again meanwhile
+            rest = [q.touch_id for q in together[i + 1 :]]
+            statuses.update(_record(app, outcomes, renew=rest)[0])
+            outcomes, beat = [], time.monotonic()
+    if outcomes:
+        statuses.update(_record(app, outcomes)[0])
+    previous: Outcome | None = None
+    for p in (p for p in prepared if not p.idempotent):
+        recorded, started = _record(app, [previous] if previous else [], start=p.touch_id)
+        statuses.update(recorded)
+        if not started:  # cancelled since the batch was prepared, or taken over after its lease ran out
+            statuses[p.touch_id] = "cancelled"
+            previous = None
+            continue
+        previous = call_sends(app, p.touch_id, p.sends, False, now)
+    if previous is not None:
+        statuses.update(_record(app, [previous])[0])
+    return statuses
 
 
-def _prepare(app: Any, touch_id: int, now: datetime) -> str | tuple[list[Any], bool]:
+def _prepare(app: Any, touch_ids: Sequence[int], now: datetime) -> tuple[dict[int, str], list[Prepared]]:
+    """Transaction (1): the touches that are to be called, and the status of the rest."""
+    statuses: dict[int, str] = {t: "missing" for t in touch_ids}
+    prepared: list[Prepared] = []
     with app.tx() as s:
-        touch = s.get(Touch, touch_id, with_for_update=True)
-        if touch is None or touch.status != "claimed":
-            return touch.status if touch else "missing"
-        enrollment = s.get(Enrollment, touch.enrollment_id)
-        assert enrollment is not None
-        if enrollment.status != ACTIVE:
-            touch.status = "cancelled"
-            return "cancelled"
-        fields = field_definitions(s, touch.tenant_id, app.plugins)
-        runtime = runtime_of(s, enrollment, fields)
-        customer = s.get(Customer, touch.customer_id)
-        assert customer is not None
-        if runtime.early_end is not None and runtime.ends_early(
-            snapshot_customer(s, customer, tenant_timezone(s, touch.tenant_id)), now
-        ):
-            end_enrollment(
+        batch = Loaded(app, s, touch_ids)
+        for touch in batch.touches:
+            result = _prepare_one(app, batch, touch, now)
+            if isinstance(result, Prepared):
+                prepared.append(result)
+                statuses[touch.id] = "sending"
+            else:
+                statuses[touch.id] = result
+    return statuses, prepared
+
+
+def _prepare_one(app: Any, batch: Loaded, touch: Touch, now: datetime) -> str | Prepared:
+    s = batch.s
+    if touch.status != "claimed":
+        return touch.status
+    enrollment = batch.enrollments[touch.enrollment_id]
+    if enrollment.status != ACTIVE:
+        touch.status = "cancelled"
+        return "cancelled"
+    fields = batch.fields(touch.tenant_id)
+    runtime = batch.runtime(enrollment)
+    customer = batch.customers[touch.customer_id]
+    if runtime.early_end is not None and runtime.ends_early(
+        snapshot_customer(s, customer, batch.timezone(touch.tenant_id)), now
+    ):
+        end_enrollment(
+            s,
+            enrollment,
+            "ended_early",
+            "early_end_rule",
+            now,
+            fields,
+            **end_actions(runtime.definition, "on_early_end"),
+        )
+        return "cancelled"
+    held = _reply_gate(batch, touch, runtime.definition, now, enrollment, fields)
+    if held:
+        return held
+    step = runtime.definition["steps"][touch.step_index]
+    staff = batch.staff.get(customer.owner_staff_id) if customer.owner_staff_id else None
+    try:
+        # a savepoint when the step changes data: a send that cannot even be prepared (no
+        # account for the channel, an undeclared touchpoint) must not keep the data actions
+        # before it.  Only then: entering one flushes the session, a cost per touch.
+        with s.begin_nested() if any(a["type"] in DATA_ACTIONS for a in step["actions"]) else nullcontext():
+            sends, idempotent = build_sends(
+                app,
                 s,
-                enrollment,
-                "ended_early",
-                "early_end_rule",
-                now,
+                touch,
+                step,
+                customer,
+                staff,
                 fields,
-                **end_actions(runtime.definition, "on_early_end"),
+                now,
+                enrollment,
+                batch.identities.get(customer.id, []),
+                batch.channels,
             )
-            return "cancelled"
-        held = _reply_gate(s, touch, runtime.definition, now, enrollment, fields)
-        if held:
-            return held
-        step = runtime.definition["steps"][touch.step_index]
-        staff = s.get(Staff, customer.owner_staff_id) if customer.owner_staff_id else None
-        try:
-            # a savepoint: a send that cannot even be prepared (no account for the channel,
-            # an undeclared touchpoint) must not keep the data actions before it
-            with s.begin_nested():
-                sends, idempotent = _build_sends(
-                    app, s, touch, step, customer, staff, fields, now, enrollment
-                )
-        except SopflowError as exc:
-            touch.status = "skipped" if isinstance(exc, SkippableError) else "failed"
-            touch.outcome = {**touch.outcome, "reason": exc.internal_message}
-            _maybe_complete(s, touch, now, fields)
-            return touch.status
-        touch.status = "sending"
-        touch.outcome = {**touch.outcome, "idempotent": idempotent}
-        return sends, idempotent
-
-
-def _build_sends(
-    app: Any,
-    s: Any,
-    touch: Touch,
-    step: Mapping[str, Any],
-    customer: Customer,
-    staff: Staff | None,
-    fields: Mapping[str, Any],
-    now: datetime,
-    enrollment: Enrollment,
-) -> tuple[list[Any], bool]:
-    """The step's sends as (action index, action, message); data actions run here."""
-    sends = []
-    idempotent = True
-    tags, changed_fields = TagChange(), {}
-    for index, action in enumerate(step["actions"]):
-        kind = action["type"]
-        if kind in ("send", "remind_staff"):
-            channel, _ = channel_for(app, touch.tenant_id, action["channel"], s)
-            idempotent = idempotent and channel.capabilities.idempotent_send
-            outbound = OutboundMessage(
-                touchpoint=action.get("touchpoint", "staff_notice") if kind == "send" else "staff_notice",
-                text=render(action["text"], customer, staff.name if staff else ""),
-                idempotency_key=f"touch:{touch.id}:{index}",
-                recipient=_recipient(s, customer, action["channel"], action.get("touchpoint"), now),
-                attachments=tuple(
-                    Attachment(
-                        **{
-                            k: v
-                            for k, v in a.items()
-                            if k in ("kind", "url", "title", "description", "media_id")
-                        }
-                    )
-                    for a in action.get("attachments", [])
-                ),
-                staff_external_id=staff.external_id if staff else None,
-            )
-            channel.check(outbound)
-            sends.append((index, action, {"tenant_id": touch.tenant_id, "outbound": outbound}))
-        elif kind == "plugin":
-            idempotent = False  # a plugin action may have side effects: a human reviews a crash
-            sends.append(
-                (
-                    index,
-                    action,
-                    {
-                        "tenant_id": touch.tenant_id,
-                        "touch_id": touch.id,
-                        "customer_id": customer.id,
-                        "customer": {
-                            "display_name": customer.display_name,
-                            "source": customer.source,
-                            "fields": dict(customer.fields),
-                        },
-                        "idempotency_key": f"touch:{touch.id}:{index}",
-                        "outbound": None,
-                    },
-                )
-            )
-        elif kind == "webhook":
-            # a receiver that de-duplicates by Idempotency-Key may be retried after a crash
-            idempotent = idempotent and bool(action.get("idempotent"))
-            sends.append(
-                (
-                    index,
-                    action,
-                    {
-                        "tenant_id": touch.tenant_id,
-                        "touch_id": touch.id,
-                        "customer_id": customer.id,
-                        "outbound": None,
-                    },
-                )
-            )
-        else:
-            change = _data_action(s, customer, action, fields, now, enrollment)
-            if change is not None:
-                tags = TagChange(
-                    tuple(sorted(set(tags.added) | set(change[0].added))),
-                    tuple(sorted(set(tags.removed) | set(change[0].removed))),
-                )
-                changed_fields.update(change[1])
-    # one event for the step's data changes: journeys and plugins react to them
-    record_change(
-        s,
-        customer,
-        now,
-        key=f"sop-action:{touch.id}",
-        cause="sop_action",
-        tags=tags,
-        fields=changed_fields,
-        depth=enrollment.depth + 1,
-        sop_id=touch.sop_id,
-        touch_id=touch.id,
-    )
-    return sends, idempotent
+    except SopflowError as exc:
+        touch.status = "skipped" if isinstance(exc, SkippableError) else "failed"
+        touch.outcome = {**touch.outcome, "reason": exc.internal_message}
+        _complete(batch, [touch], now)
+        return touch.status
+    # A non-idempotent touch stays ``claimed`` until the transaction right before its
+    # call marks it ``sending`` (see the module docstring).  Should the worker stop in
+    # between, the touch is claimed again and prepared again, like a retry.
+    touch.status = "sending" if idempotent else "claimed"
+    # the lease starts again: the time the batch waited in the queue is not the calls' time
+    touch.lease_until = now + timedelta(seconds=app.settings.claim_lease_seconds)
+    touch.outcome = {**touch.outcome, "idempotent": idempotent}
+    return Prepared(touch.id, sends, idempotent)
 
 
 def _reply_gate(
-    s: Any,
+    batch: Loaded,
     touch: Touch,
     definition: Mapping[str, Any],
     now: datetime,
@@ -317,6 +248,7 @@ def _reply_gate(
     fields: Mapping[str, Any],
 ) -> str | None:
     """F26: a step after a "wait for reply" step waits for a reply or the timeout."""
+    s = batch.s
     if touch.step_index == 0:
         return None
     wait = definition["steps"][touch.step_index - 1].get("wait_for_reply")
@@ -351,188 +283,115 @@ def _reply_gate(
     if wait["on_timeout"] == "skip":
         touch.status = "skipped"
         touch.outcome = {"reason": "no_reply"}
-        _maybe_complete(s, touch, now, fields)
+        _complete(batch, [touch], now)
         return "skipped"
     return None
 
 
-#: How long a welcome code from a ``customer.added`` event stays usable (WeCom: 20 s).
-WELCOME_WINDOW = timedelta(seconds=20)
-
-
-def _recipient(
-    s: Any, customer: Customer, channel: str, touchpoint: str | None = None, now: datetime | None = None
-) -> dict[str, Any]:
-    """Who to reach: every identity, plus the one on this channel (and the staff
-    member it belongs to) as ``external_id`` / ``staff_userid``; for the
-    ``welcome`` touchpoint, the welcome code of a ``customer.added`` event from
-    the last 20 s (``None`` when there is none: the channel skips the send)."""
-    from sopflow.models import ChannelIdentity
-
-    rows = s.execute(
-        sa.select(ChannelIdentity.channel, ChannelIdentity.external_id, Staff.external_id)
-        .outerjoin(Staff, Staff.id == ChannelIdentity.staff_id)
-        .where(ChannelIdentity.customer_id == customer.id)
-        .order_by(ChannelIdentity.id)
-    ).all()
-    out: dict[str, Any] = {
-        "customer_id": customer.id,
-        "identities": [{"channel": c, "external_id": e, "staff_userid": st} for c, e, st in rows],
-    }
-    for c, e, st in rows:
-        if c == channel:
-            out.update(external_id=e, staff_userid=st)
-            break
-    if touchpoint == "welcome" and now is not None:
-        added = s.execute(
-            sa.select(Event.payload, Event.occurred_at)
-            .where(
-                Event.customer_id == customer.id,
-                Event.type == "customer.added",
-                Event.occurred_at >= now - WELCOME_WINDOW,
-            )
-            .order_by(Event.occurred_at.desc(), Event.id.desc())
-            .limit(1)
-        ).first()
-        out["welcome_code"] = (added[0] or {}).get("welcome_code") if added else None
-    return out
-
-
-def _data_action(
-    s: Any,
-    customer: Customer,
-    action: Mapping[str, Any],
-    fields: Mapping[str, Any],
-    now: datetime,
-    enrollment: Enrollment,
-) -> tuple[TagChange, dict[str, Any]] | None:
-    """Apply one data action; returns the tag and field changes it made."""
-    kind = action["type"]
-    if kind == "set_field":
-        stored = {action["field"]: to_storage(fields[action["field"]], action["value"])}
-        before = dict(customer.fields or {})
-        customer.fields = apply_stored(customer.fields, stored)
-        return TagChange(), {k: v for k, v in stored.items() if before.get(k) != v}
-    if kind in ("add_tag", "remove_tag"):
-        key = "add" if kind == "add_tag" else "remove"
-        return change_tags(s, customer, **{key: [action["tag"]]}), {}
-    if kind == "move_stage":
-        move_customer(
-            s,
-            customer.tenant_id,
-            customer.id,
-            get_stage(s, customer.tenant_id, action["stage_id"]),
-            "rule",
-            now,
-            depth=enrollment.depth + 1,
-        )
-    return None
-
-
-def _webhook(action: Mapping[str, Any], message: Mapping[str, Any]) -> Any:
-
-    try:
-        r = httpx.post(
-            action["url"],
-            json={"touch_id": message["touch_id"], "customer_id": message["customer_id"]},
-            headers={"Idempotency-Key": f"touch:{message['touch_id']}"},
-            timeout=10,
-        )
-    except httpx.TimeoutException as exc:
-        raise AmbiguousSendError("webhook timed out") from exc
-    except httpx.HTTPError as exc:
-        raise RetriableError(f"webhook failed: {type(exc).__name__}", retry_after=60) from exc
-    if r.status_code >= 500 or r.status_code == 429:
-        raise RetriableError(f"webhook answered {r.status_code}", retry_after=60)
-    if r.status_code >= 400:
-        raise SkippableError(f"webhook answered {r.status_code}")
-    return SendReceipt("sent")
-
-
-def _plugin_action(app: Any, action: Mapping[str, Any], message: dict[str, Any]) -> SendReceipt:
-    """Run a plugin's ``ActionSpec``: ``run(context, params)``; a returned
-    ``SendReceipt`` is kept, anything else counts as done."""
-    reg = app.plugins.registry.get("register_actions", action["action"])
-    if reg is None:
-        raise SkippableError(f"plugin action {action['action']!r} is no longer installed")
-    context = {k: v for k, v in message.items() if k != "outbound"}
-    result = reg.spec.run(context, dict(action.get("params") or {}))
-    return result if isinstance(result, SendReceipt) else SendReceipt("sent")
-
-
 def _record(
-    app: Any,
-    touch_id: int,
-    status: str,
-    results: list[dict[str, Any]],
-    reason: str,
-    retry_after: float | None,
-    throttled: bool = False,
-) -> str:
+    app: Any, outcomes: Sequence[Outcome], start: int | None = None, renew: Sequence[int] = ()
+) -> tuple[dict[int, str], bool]:
+    """Transaction (3) for ``outcomes``; with ``start``, also mark that touch
+    ``sending`` if it is still ``claimed`` (returns whether it was); ``renew``:
+    touches still ``sending`` whose lease starts again."""
     now = app.now()
+    lease_until = now + timedelta(seconds=app.settings.claim_lease_seconds)
+    statuses: dict[int, str] = {}
+    started = False
     with app.tx() as s:
-        touch = s.get(Touch, touch_id, with_for_update=True)
-        assert touch is not None
-        if throttled:  # our own limiter held it back before any call: not an attempt
-            touch.attempts = max(0, touch.attempts - 1)
-            touch.deferrals += 1
-            touch.defer_reason = "rate_limit"
-        touch.outcome = {**touch.outcome, "results": results, **({"reason": reason} if reason else {})}
-        if status == "scheduled":
-            if touch.attempts >= MAX_ATTEMPTS:
-                status = "failed"
-            else:
-                touch.due_at = now + timedelta(seconds=retry_after or 30 * 2**touch.attempts)
-                touch.lease_until = None
-        touch.status = status
-        if status in ("sent", "pending"):
-            touch.sent_at = now
-            enrollment = s.get(Enrollment, touch.enrollment_id)
-            s.add(
-                Event(
-                    tenant_id=touch.tenant_id,
-                    customer_id=touch.customer_id,
-                    type="touch.sent",
-                    idempotency_key=f"touch.sent:{touch.id}",
-                    occurred_at=now,
-                    received_at=now,
-                    payload={
-                        "touch_id": touch.id,
-                        "sop_id": touch.sop_id,
-                        "step_index": touch.step_index,
-                        "status": status,
-                    },
-                    source="sopflow",
-                    depth=(enrollment.depth if enrollment else 0) + 1,
-                )
+        if outcomes:
+            batch = Loaded(app, s, [o.touch_id for o in outcomes], customers=False)
+            by_id = {t.id: t for t in batch.touches}
+            done = []
+            for outcome in outcomes:
+                touch = by_id[outcome.touch_id]
+                statuses[touch.id] = _apply(s, batch, touch, outcome, now)
+                if statuses[touch.id] in FINAL:
+                    done.append(touch)
+            _complete(batch, done, now)
+        if start is not None:
+            started = (
+                s.execute(
+                    sa.update(Touch)
+                    .where(Touch.id == start, Touch.status == "claimed")
+                    .values(status="sending", lease_until=lease_until)
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+                == 1
             )
-        if status in ("sent", "pending", "failed", "skipped"):
-            _maybe_complete(s, touch, now, lambda: field_definitions(s, touch.tenant_id, app.plugins))
+        if renew:
+            s.execute(
+                sa.update(Touch)
+                .where(Touch.id.in_(renew), Touch.status == "sending")
+                .values(lease_until=lease_until)
+                .execution_options(synchronize_session=False)
+            )
+    return statuses, started
+
+
+def _apply(s: Session, batch: Loaded, touch: Touch, o: Outcome, now: datetime) -> str:
+    status = o.status
+    if o.throttled:  # our own limiter held it back before any call: not an attempt
+        touch.attempts = max(0, touch.attempts - 1)
+        touch.deferrals += 1
+        touch.defer_reason = "rate_limit"
+    touch.outcome = {**touch.outcome, "results": o.results, **({"reason": o.reason} if o.reason else {})}
+    if status == "scheduled":
+        if touch.attempts >= MAX_ATTEMPTS:
+            status = "failed"
+        else:
+            touch.due_at = now + timedelta(seconds=o.retry_after or 30 * 2**touch.attempts)
+            touch.lease_until = None
+    touch.status = status
+    if status in ("sent", "pending"):
+        touch.sent_at = now
+        enrollment = batch.enrollments.get(touch.enrollment_id)
+        s.add(
+            Event(
+                tenant_id=touch.tenant_id,
+                customer_id=touch.customer_id,
+                type="touch.sent",
+                idempotency_key=f"touch.sent:{touch.id}",
+                occurred_at=now,
+                received_at=now,
+                payload={
+                    "touch_id": touch.id,
+                    "sop_id": touch.sop_id,
+                    "step_index": touch.step_index,
+                    "status": status,
+                },
+                source="sopflow",
+                depth=(enrollment.depth if enrollment else 0) + 1,
+            )
+        )
     return status
 
 
-def _maybe_complete(s: Any, touch: Touch, now: datetime, fields: Any) -> None:
-    """F21: after the last step is done, the enrolment ends normally."""
+def _complete(batch: Loaded, touches: Sequence[Touch], now: datetime) -> None:
+    """F21: the enrolments among ``touches`` with no open step left end normally."""
+    if not touches:
+        return
+    s = batch.s
     s.flush()
-    open_touches = s.scalar(
-        sa.select(sa.func.count())
-        .select_from(Touch)
-        .where(
-            Touch.enrollment_id == touch.enrollment_id, Touch.status.in_(("scheduled", "claimed", "sending"))
+    ids = {t.enrollment_id for t in touches}
+    still_open = set(
+        s.scalars(
+            sa.select(Touch.enrollment_id)
+            .where(Touch.enrollment_id.in_(ids), Touch.status.in_(OPEN))
+            .group_by(Touch.enrollment_id)
         )
     )
-    if open_touches:
-        return
-    enrollment = s.get(Enrollment, touch.enrollment_id)
-    if enrollment is not None and enrollment.status == ACTIVE:
-        fields = fields() if callable(fields) else fields  # loaded only when an enrolment completes
-        runtime = runtime_of(s, enrollment, fields)
-        end_enrollment(
-            s,
-            enrollment,
-            "completed",
-            "all_steps_done",
-            now,
-            fields,
-            **end_actions(runtime.definition, "on_complete"),
-        )
+    for enrollment_id in sorted(ids - still_open):
+        enrollment = batch.enrollments.get(enrollment_id) or s.get(Enrollment, enrollment_id)
+        if enrollment is not None and enrollment.status == ACTIVE:
+            runtime = batch.runtime(enrollment)
+            end_enrollment(
+                s,
+                enrollment,
+                "completed",
+                "all_steps_done",
+                now,
+                batch.fields(enrollment.tenant_id),
+                cancel_open=False,  # nothing is open: that is why it completes
+                **end_actions(runtime.definition, "on_complete"),
+            )

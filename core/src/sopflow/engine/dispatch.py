@@ -9,6 +9,7 @@ ledgers are updated with a conditional upsert, so caps hold across schedulers.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,17 +27,22 @@ LEASE = timedelta(minutes=5)
 DEFAULT_DAILY_CAP = 1
 
 
-def _insert(session: Session, table: Any) -> Any:
-    return (postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert)(table)
-
-
 def take_slot(session: Session, table: Any, keys: dict[str, Any], extra: dict[str, Any], cap: int) -> bool:
     """Atomically use one of ``cap`` slots in a ledger row; False when full."""
-    stmt = _insert(session, table).values(**keys, **extra, used=1)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=list(keys), set_={"used": table.c.used + 1}, where=table.c.used < cap
+    stmt = _slot_statement(session.bind.dialect.name, table, tuple(keys), tuple(extra))
+    return session.execute(stmt, {**keys, **extra, "cap": cap}).first() is not None
+
+
+@functools.lru_cache(maxsize=16)
+def _slot_statement(dialect: str, table: Any, keys: tuple[str, ...], extra: tuple[str, ...]) -> Any:
+    """Built once per ledger: building the upsert cost more than running it."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(table).values({**{k: sa.bindparam(k) for k in (*keys, *extra)}, "used": 1})
+    return stmt.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={"used": table.c.used + 1},
+        where=table.c.used < sa.bindparam("cap"),
     ).returning(table.c.used)
-    return session.execute(stmt).first() is not None
 
 
 def give_back(session: Session, table: Any, keys: dict[str, Any]) -> None:
@@ -89,8 +95,39 @@ def claim_due_touches(
     if session.bind.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     touches = list(session.scalars(query))
+    # one query each for the batch's enrolments and SOP versions, not one per touch
+    enrollments = {
+        e.id: e
+        for e in session.scalars(
+            sa.select(Enrollment).where(Enrollment.id.in_({t.enrollment_id for t in touches}))
+        )
+    }
+    versions: dict[int, dict[str, Any]] = {
+        version_id: definition
+        for version_id, definition in session.execute(
+            sa.select(SopVersion.id, SopVersion.definition).where(
+                SopVersion.id.in_({e.sop_version_id for e in enrollments.values()})
+            )
+        )
+    }
+    # The ledger upserts below do not read the touches: flushing each touch's change
+    # before every upsert (autoflush) cost more than the upserts; one flush at the end.
+    with session.no_autoflush:
+        claimed = _claim(session, touches, enrollments, versions, now, lease, channel_caps)
+    session.flush()
+    return claimed
+
+
+def _claim(
+    session: Session,
+    touches: list[Touch],
+    enrollments: dict[int, Enrollment],
+    versions: dict[int, dict[str, Any]],
+    now: datetime,
+    lease: timedelta,
+    channel_caps: Mapping[str, int] | None,
+) -> list[int]:
     claimed: list[int] = []
-    versions: dict[int, dict[str, Any]] = {}
     caps: dict[int, int] = {}
     for touch in touches:
         if touch.status == "sending" and not touch.outcome.get("idempotent"):
@@ -98,15 +135,10 @@ def claim_due_touches(
             touch.status = "review"
             touch.outcome = {**touch.outcome, "reason": "ambiguous: worker stopped during send"}
             continue
-        enrollment = session.get(Enrollment, touch.enrollment_id)
-        assert enrollment is not None
+        enrollment = enrollments[touch.enrollment_id]
         if enrollment.status != "active":
             touch.status = "cancelled"
             continue
-        if enrollment.sop_version_id not in versions:
-            versions[enrollment.sop_version_id] = session.get(
-                SopVersion, enrollment.sop_version_id
-            ).definition
         definition = versions[enrollment.sop_version_id]
         step = definition["steps"][touch.step_index]
         tz = ZoneInfo(enrollment.timezone)
@@ -119,7 +151,9 @@ def claim_due_touches(
             # A retry (or a rate-limit wait) on the same local day already holds its slot.
             holds_slot = touch.outcome.get("cap_day") == day.isoformat()
             if counts_for_cap(step) and not holds_slot:
-                cap = caps.setdefault(touch.tenant_id, _daily_cap(session, touch.tenant_id))
+                if touch.tenant_id not in caps:
+                    caps[touch.tenant_id] = _daily_cap(session, touch.tenant_id)
+                cap = caps[touch.tenant_id]
                 cap = min([cap, *((channel_caps or {}).get(ch, cap) for ch in _push_channels(step))])
                 if not take_slot(
                     session,
@@ -157,7 +191,6 @@ def claim_due_touches(
         touch.lease_until = now + lease
         touch.attempts += 1
         claimed.append(touch.id)
-    session.flush()
     return claimed
 
 

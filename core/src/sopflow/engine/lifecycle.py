@@ -40,21 +40,26 @@ def end_enrollment(
     *,
     tags_add: list[str] | None = None,
     flow_to: int | None = None,
+    cancel_open: bool = True,
 ) -> None:
-    """End an enrolment: cancel what is still pending, apply end tags, flow on."""
+    """End an enrolment: cancel what is still pending, apply end tags, flow on.
+    ``cancel_open=False`` when the caller knows nothing is pending (completion)."""
     if enrollment.status != ACTIVE:
         return
     enrollment.status = status
     enrollment.ended_at = now
     enrollment.end_reason = reason
-    session.execute(
-        sa.update(Touch)
-        .where(Touch.enrollment_id == enrollment.id, Touch.status.in_(OPEN_TOUCH))
-        .values(status="cancelled", outcome={"reason": reason})
-        # open touches are never loaded where an enrolment ends; evaluating the
-        # WHERE against every object in the session cost more than the UPDATE
-        .execution_options(synchronize_session=False)
-    )
+    if cancel_open:
+        session.execute(
+            sa.update(Touch)
+            .where(Touch.enrollment_id == enrollment.id, Touch.status.in_(OPEN_TOUCH))
+            .values(status="cancelled", outcome={"reason": reason})
+            # open touches are never loaded where an enrolment ends; evaluating the
+            # WHERE against every object in the session cost more than the UPDATE
+            .execution_options(synchronize_session=False)
+        )
+    if not tags_add and flow_to is None:
+        return
     customer = session.get(Customer, enrollment.customer_id)
     assert customer is not None
     if tags_add:

@@ -4,23 +4,27 @@ actors; without one (the CLI, the deterministic tests) it runs inline."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sopflow_sdk import SkippableError, SopflowError
 
-from sopflow.engine.deliver import channel_for, deliver_touch
+from sopflow.engine.deliver import deliver_touches
 from sopflow.engine.dispatch import claim_due_touches, daily_channel_caps
 from sopflow.engine.fields import field_definitions
 from sopflow.engine.ingest import event_to_dict
 from sopflow.engine.lifecycle import on_customer_event
+from sopflow.engine.sends import channel_for
 from sopflow.engine.sops import compute_audience
 from sopflow.event_collector import collecting
 from sopflow.logging import get_logger
 from sopflow.models import Enrollment, Sop, SopVersion, Touch
 
 log = get_logger("sopflow.runner")
+_wake_lock = threading.Lock()
 
 
 #: Event types that record what automation did without changing customer data;
@@ -39,20 +43,63 @@ def process_event(app: Any, tenant_id: int, event: dict[str, Any]) -> None:
 
 def evaluate_event(app: Any, tenant_id: int, event: dict[str, Any]) -> dict[str, int]:
     with collecting() as caused, app.tx() as s:
+        now = app.now()
         fields = field_definitions(s, tenant_id, app.plugins)
-        counts = on_customer_event(s, tenant_id, event, app.now(), fields, app.settings.loop_guard_depth)
+        counts = on_customer_event(s, tenant_id, event, now, fields, app.settings.loop_guard_depth)
+        due_now = (
+            app.broker is not None
+            and (counts["enrolled"] or counts.get("stage_enrolled"))
+            and s.scalar(
+                sa.select(Touch.id)
+                .where(
+                    Touch.customer_id == event["customer_id"],
+                    Touch.status == "scheduled",
+                    Touch.due_at <= now,
+                )
+                .limit(1)
+            )
+            is not None
+        )
     announce(app, tenant_id, caused)  # stage moves made by end actions etc. feed the evaluate step again
+    if due_now:
+        wake_dispatch(app)
     return counts
 
 
+#: A process asks for an early dispatch round at most this often (a burst of
+#: welcome messages is claimed together, not one claim per customer).
+WAKE_GAP_SECONDS = 0.02
+
+
+def wake_dispatch(app: Any) -> None:
+    """A new enrolment has a touch due at once (a welcome, a first step with no
+    delay): dispatch now rather than at the scheduler's next tick (up to
+    ``SOPFLOW_SCHEDULER_INTERVAL`` later).  Within the gap of the last wake, the
+    round is sent delayed to the end of the gap, so the last of a burst is not
+    left for the tick either."""
+    with _wake_lock:
+        now = time.monotonic()
+        last = app.__dict__.get("_next_wake", 0.0)
+        if now < last:
+            return  # a round is already on its way that will see this touch
+        delay = max(0.0, last + WAKE_GAP_SECONDS - now)
+        app.__dict__["_next_wake"] = now + delay
+    app.broker.actors["dispatch_due"].send_with_options(delay=int(delay * 1000))
+
+
 def announce(app: Any, tenant_id: int, events: list[Any]) -> None:
+    events = [ev for ev in events if ev.id is not None]
+    if not events:
+        return
+    with app.tx() as s:
+        off = app.disabled_plugins(s, tenant_id)
     for ev in events:
-        if ev.id is not None:
-            app.notify_event(tenant_id, event_to_dict(ev))
+        app.notify_event(tenant_id, event_to_dict(ev), off)
 
 
 def dispatch_due(app: Any, limit: int = 500) -> int:
-    """Claim due touches and hand each to a deliver worker.  Returns how many."""
+    """Claim due touches and hand them to deliver workers in batches of
+    ``SOPFLOW_DELIVER_BATCH`` (one message per batch).  Returns how many."""
     with app.tx() as s:
         ids = claim_due_touches(
             s,
@@ -62,20 +109,21 @@ def dispatch_due(app: Any, limit: int = 500) -> int:
             max_in_flight=app.settings.max_in_flight,
             channel_caps=app.__dict__.setdefault("_channel_caps", daily_channel_caps(app.plugins.registry)),
         )
-    for touch_id in ids:
+    size = app.settings.deliver_batch
+    for chunk in (ids[i : i + size] for i in range(0, len(ids), size)):
         if app.broker is not None:
-            app.broker.actors["deliver"].send(touch_id)
+            app.broker.actors["deliver_batch"].send(chunk)
         else:
-            deliver(app, touch_id)
+            deliver(app, chunk)
     return len(ids)
 
 
-def deliver(app: Any, touch_id: int) -> str:
+def deliver(app: Any, touch_ids: list[int]) -> dict[int, str]:
     with collecting() as caused:
-        status = deliver_touch(app, touch_id)
-    if caused:
-        announce(app, caused[0].tenant_id, caused)
-    return status
+        statuses = deliver_touches(app, touch_ids)
+    for tenant_id in dict.fromkeys(ev.tenant_id for ev in caused):
+        announce(app, tenant_id, [ev for ev in caused if ev.tenant_id == tenant_id])
+    return statuses
 
 
 def run_until_idle(app: Any, max_rounds: int = 1000) -> int:
@@ -188,14 +236,25 @@ def install_actors(app: Any, broker: Any) -> None:
     def evaluate(tenant_id: int, event: dict[str, Any]) -> None:
         evaluate_event(app, tenant_id, event)
 
-    def deliver_actor(touch_id: int) -> None:
-        deliver(app, touch_id)
+    def deliver_actor(touch_id: int) -> None:  # messages queued by a version before batches
+        deliver(app, [touch_id])
+
+    def deliver_batch_actor(touch_ids: list[int]) -> None:
+        deliver(app, touch_ids)
 
     def audience(tenant_id: int, sop_id: int) -> None:
         advance_audiences(app)
+
+    def dispatch() -> None:
+        dispatch_due(app)
 
     dramatiq.actor(evaluate, actor_name="evaluate_event", broker=broker, queue_name="sopflow", max_retries=10)
     # deliver is not retried by Dramatiq: the touch row's lease decides retries,
     # so a message redelivered after a crash cannot double-send.
     dramatiq.actor(deliver_actor, actor_name="deliver", broker=broker, queue_name="sopflow", max_retries=0)
+    dramatiq.actor(
+        deliver_batch_actor, actor_name="deliver_batch", broker=broker, queue_name="sopflow", max_retries=0
+    )
+    # an early dispatch round; lost or late, the scheduler's tick does the same
+    dramatiq.actor(dispatch, actor_name="dispatch_due", broker=broker, queue_name="sopflow", max_retries=0)
     dramatiq.actor(audience, actor_name="audience", broker=broker, queue_name="sopflow", max_retries=3)
