@@ -130,7 +130,12 @@ def fmt_ratio(x: float | None) -> str:
 def cell(fig: dict[str, Any] | None) -> str:
     if not fig:
         return "—"
-    text = f"{fmt_seconds(fig['seconds'])} ({fmt_rate(fig['rate'])} {fig['unit']})"
+    if "bytes_per" in fig:  # a memory figure: its rate is per MiB, so ratios still read "higher is better"
+        text = f"{fig['bytes_per']:,.0f} B per {fig['unit'].split('/')[0].rstrip('s')}"
+    elif fig.get("unit") == "1/p50":  # a latency figure: its rate is 1/p50
+        text = f"p50 {fmt_seconds(fig['seconds'])}"
+    else:
+        text = f"{fmt_seconds(fig['seconds'])} ({fmt_rate(fig['rate'])} {fig['unit']})"
     if fig.get("note"):
         text += f"; {fig['note']}"
     if fig.get("what"):

@@ -87,14 +87,18 @@ def claim_due_touches(
         limit = min(limit, max_in_flight - in_flight)
         if limit <= 0:
             return []
-    due = sa.or_(
-        sa.and_(Touch.status == "scheduled", Touch.due_at <= now),
-        sa.and_(Touch.status.in_(("claimed", "sending")), Touch.lease_until < now),
-    )
-    query = sa.select(Touch).where(due).order_by(Touch.due_at, Touch.id).limit(limit)
-    if session.bind.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    touches = list(session.scalars(query))
+    # Two queries, not one with OR: SQLite answered the OR with a scan of the whole
+    # table (every pending touch, every tick); each half uses (status, due_at).
+    touches: list[Touch] = []
+    for where in (
+        (Touch.status == "scheduled", Touch.due_at <= now),
+        (Touch.status.in_(("claimed", "sending")), Touch.lease_until < now),  # abandoned by a worker
+    ):
+        query = sa.select(Touch).where(*where).order_by(Touch.due_at, Touch.id).limit(limit)
+        if session.bind.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        touches += session.scalars(query)
+    touches = sorted(touches, key=lambda t: (t.due_at, t.id))[:limit]
     # one query each for the batch's enrolments and SOP versions, not one per touch
     enrollments = {
         e.id: e
