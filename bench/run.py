@@ -40,7 +40,6 @@ from bench.scenarios import discover  # noqa: E402
 SCENARIOS = discover()
 ALIASES = {alias: name for name, module in SCENARIOS.items() for alias in getattr(module, "ALIASES", ())}
 ORDER = tuple(sorted(SCENARIOS, key=lambda name: (SCENARIOS[name].ORDER, name)))
-START_MARK, END_MARK = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -64,6 +63,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
     ap.add_argument("--write-docs", action="store_true", help="replace the marked table in --docs")
     ap.add_argument("--docs", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    ap.add_argument(
+        "--block",
+        default="bench",
+        help="which marked table in --docs to replace: <!-- BLOCK:start --> … <!-- BLOCK:end -->",
+    )
     ap.add_argument("--runs", type=int, default=None, help="timed runs per figure (default 3; quick 1)")
     ap.add_argument(
         "--budget",
@@ -131,9 +135,9 @@ def cell(fig: dict[str, Any] | None) -> str:
     if not fig:
         return "—"
     if "bytes_per" in fig:  # a memory figure: its rate is per MiB, so ratios still read "higher is better"
-        text = f"{fig['bytes_per']:,.0f} B per {fig['unit'].split('/')[0].rstrip('s')}"
-    elif fig.get("unit") == "1/p50":  # a latency figure: its rate is 1/p50
-        text = f"p50 {fmt_seconds(fig['seconds'])}"
+        text = f"{fig['bytes_per']:,.0f} B"
+    elif is_latency(fig):  # its rate is 1/p50 (or 1/p99): the cell shows the latency
+        text = f"{fig['unit'][2:]} {fmt_seconds(fig['seconds'])}"
     else:
         text = f"{fmt_seconds(fig['seconds'])} ({fmt_rate(fig['rate'])} {fig['unit']})"
     if fig.get("note"):
@@ -143,8 +147,18 @@ def cell(fig: dict[str, Any] | None) -> str:
     return text
 
 
+def is_latency(fig: dict[str, Any]) -> bool:
+    return str(fig.get("unit", "")).startswith("1/p")
+
+
 def ratio(a: dict[str, Any] | None, b: dict[str, Any] | None) -> float | None:
-    if not a or not b or not b.get("rate"):
+    """Ours ÷ theirs as throughputs (higher is better); latencies compare their
+    seconds directly (the rounded 1/latency rate loses small ratios)."""
+    if not a or not b:
+        return None
+    if is_latency(a) and is_latency(b):
+        return b["seconds"] / a["seconds"] if a["seconds"] else None
+    if not b.get("rate"):
         return None
     return a["rate"] / b["rate"]
 
@@ -192,12 +206,13 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_docs(path: Path, block: str) -> None:
+def write_docs(path: Path, block: str, name: str = "bench") -> None:
+    start_mark, end_mark = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     text = path.read_text()
-    start, end = text.find(START_MARK), text.find(END_MARK)
+    start, end = text.find(start_mark), text.find(end_mark)
     if start < 0 or end < start:
-        raise SystemExit(f"{path} has no {START_MARK} … {END_MARK} block")
-    path.write_text(text[: start + len(START_MARK)] + "\n" + block + "\n" + text[end:])
+        raise SystemExit(f"{path} has no {start_mark} … {end_mark} block")
+    path.write_text(text[: start + len(start_mark)] + "\n" + block + "\n" + text[end:])
 
 
 def bad_counters(report: dict[str, Any]) -> list[str]:
@@ -218,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         block = markdown(json.loads(args.from_json.read_text()))
         print(block)
         if args.write_docs:
-            write_docs(args.docs, block)
+            write_docs(args.docs, block, args.block)
             print(f"updated {args.docs}")
         return 0
     command = "uv run python bench/run.py" + ("".join(f" {shlex.quote(a)}" for a in sys.argv[1:]))
@@ -273,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     print(block)
     print(f"wrote {args.out}")
     if args.write_docs:
-        write_docs(args.docs, block)
+        write_docs(args.docs, block, args.block)
         print(f"updated {args.docs}")
     if report["errors"] or report["must_be_zero"]:
         print("FAILED: " + "; ".join([e["scenario"] for e in report["errors"]] + report["must_be_zero"]))

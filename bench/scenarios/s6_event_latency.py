@@ -10,7 +10,7 @@ postgres`` — every setting at its default, unless ``--s6-intervals`` sets
 ``SOPFLOW_SCHEDULER_INTERVAL``.  The step sends on the built-in no-op ``log``
 channel (a timestamped JSON log line the bench reads from the process's log
 file; ``--s6-channel webhook`` uses the ``webhook`` action and a receiver on
-127.0.0.1 instead — it costs a new HTTP client per call in the engine).  A load
+127.0.0.1 instead).  A load
 generator in the bench process posts one ``customer.added`` event per request
 at a fixed open-loop rate (32 keep-alive connections; a request waits for a
 free one when all are busy, and that wait counts) for a bounded window per
@@ -18,10 +18,10 @@ rate.  Latency = wall time from the instant the POST was scheduled to be sent
 until the channel's send for that customer; p50/p90/p99/max per rate, and the
 achieved rate (events accepted ÷ the time until the last answer).  The path:
 ingest transaction → the ``evaluate_event`` actor enrols (the touch is due now)
-→ the scheduler's next poll claims it (every ``SOPFLOW_SCHEDULER_INTERVAL``, 1 s
-by default; nothing wakes it on enrolment) → the ``deliver`` actor sends.  So
-the poll interval bounds the latency: about U(0, interval) plus the work, until
-the rate passes what the API ingests (then a backlog builds).
+and, because it is due now, sends an early ``dispatch_due`` round (at most one
+per 20 ms per process; the scheduler's tick every ``SOPFLOW_SCHEDULER_INTERVAL``
+is the fallback) → claim → the ``deliver_batch`` actor sends.  Until the rate
+passes what the API ingests, the latency is that work; past it a backlog builds.
 
 Baseline: a naive Dramatiq pipeline (``bench/s6_dramatiq_peer.py``): the bench
 sends ``evaluate`` straight to a private Redis (no HTTP hop); a stock ``dramatiq``
@@ -751,9 +751,9 @@ def run(ctx: Context) -> dict[str, Any]:
 
 def bound(res: dict[str, Any], interval: float, mode: str) -> str:
     text = (
-        "the scheduler poll: a touch due now waits for the next tick "
-        f"(SOPFLOW_SCHEDULER_INTERVAL = {interval or 1:g} s, no wake-up on enrolment), "
-        "then evaluate → claim → deliver, each its own transactions"
+        "evaluate (enrol) → an early dispatch round woken by the enrolment (at most one per 20 ms "
+        f"per process; the scheduler's tick, every {interval or 1:g} s, is the fallback) → claim → "
+        "deliver, each its own transactions"
     )
     if res["achieved_rate"] < 0.9 * res["offered_rate"]:
         where = "the one `sopflow up` process (API, worker threads, scheduler: one GIL)"

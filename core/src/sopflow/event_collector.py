@@ -36,3 +36,12 @@ def _remember_new_events(session: Session, _context: Any) -> None:
     from sopflow.models import Event
 
     bucket.extend(obj for obj in session.new if isinstance(obj, Event))
+
+
+def collect(event: Any) -> None:
+    """Add an event written without the ORM (a Core insert: ``engine.outcomes``)
+    to the current block's list; it needs the attributes ``event_to_dict`` reads
+    and ``tenant_id``."""
+    bucket = _bucket.get()
+    if bucket is not None:
+        bucket.append(event)

@@ -28,20 +28,17 @@ from typing import Any
 
 import sqlalchemy as sa
 from sopflow_sdk import SkippableError, SopflowError
-from sqlalchemy.orm import Session
 
 from sopflow.conditions import parse_duration, snapshot_customer
-from sopflow.engine.enroll import ACTIVE, SopRuntime
-from sopflow.engine.fields import field_definitions
-from sopflow.engine.lifecycle import end_actions, end_enrollment, runtime_of
-from sopflow.engine.sends import Outcome, build_sends, call_sends, identities_of
+from sopflow.engine.delivery_batch import DeliveryBatch
+from sopflow.engine.enroll import ACTIVE
+from sopflow.engine.lifecycle import end_actions, end_enrollment
+from sopflow.engine.outcomes import complete, record
+from sopflow.engine.sends import Outcome, build_sends, call_sends
 from sopflow.logging import get_logger
-from sopflow.models import Customer, Enrollment, Event, Staff, Tenant, Touch
+from sopflow.models import Enrollment, Touch
 
 log = get_logger("sopflow.deliver")
-MAX_ATTEMPTS = 8
-FINAL = ("sent", "pending", "failed", "skipped")
-OPEN = ("scheduled", "claimed", "sending")
 DATA_ACTIONS = ("set_field", "add_tag", "remove_tag", "move_stage")
 
 
@@ -50,63 +47,6 @@ class Prepared:
     touch_id: int
     sends: list[Any]
     idempotent: bool
-
-
-class Loaded:
-    """What a transaction over a batch of touches loads once: the touches
-    (locked), their enrolments, customers and owners in the session's identity
-    map, and per tenant / per SOP version the parsed definitions."""
-
-    def __init__(self, app: Any, s: Session, touch_ids: Sequence[int], *, customers: bool = True) -> None:
-        self.app, self.s = app, s
-        # Lock the enrolments before their touches, in id order: the order in which
-        # ending an enrolment (an exit rule, a manual end) takes them.  The other
-        # order deadlocked against it on Postgres.
-        lock = s.bind.dialect.name == "postgresql"
-        of_batch = sa.select(Touch.enrollment_id).where(Touch.id.in_(touch_ids)).scalar_subquery()
-        query = sa.select(Enrollment).where(Enrollment.id.in_(of_batch)).order_by(Enrollment.id)
-        self.enrollments = {
-            e.id: e
-            for e in s.scalars(
-                (query.with_for_update() if lock else query).execution_options(populate_existing=True)
-            )
-        }
-        query = sa.select(Touch).where(Touch.id.in_(touch_ids)).order_by(Touch.id)
-        self.touches = list(
-            s.scalars((query.with_for_update() if lock else query).execution_options(populate_existing=True))
-        )
-        # held here: the session's identity map only keeps objects someone refers to
-        self.customers: dict[int, Customer] = {}
-        self.staff: dict[int, Staff] = {}
-        self.identities: dict[int, list[tuple[str, str, str | None]]] = {}
-        if customers and self.touches:
-            ids = {t.customer_id for t in self.touches}
-            self.customers = {c.id: c for c in s.scalars(sa.select(Customer).where(Customer.id.in_(ids)))}
-            owners = {c.owner_staff_id for c in self.customers.values() if c.owner_staff_id}
-            if owners:
-                self.staff = {m.id: m for m in s.scalars(sa.select(Staff).where(Staff.id.in_(owners)))}
-            self.identities = identities_of(s, list(ids))
-        self._fields: dict[int, dict[str, Any]] = {}
-        self._runtimes: dict[int, SopRuntime] = {}
-        self._zones: dict[int, str] = {}
-        self.channels: dict[Any, Any] = {}  # (tenant id, channel name) → (live channel, account id)
-
-    def fields(self, tenant_id: int) -> dict[str, Any]:
-        if tenant_id not in self._fields:
-            self._fields[tenant_id] = field_definitions(self.s, tenant_id, self.app.plugins)
-        return self._fields[tenant_id]
-
-    def runtime(self, enrollment: Enrollment) -> SopRuntime:
-        key = enrollment.sop_version_id
-        if key not in self._runtimes:
-            self._runtimes[key] = runtime_of(self.s, enrollment, self.fields(enrollment.tenant_id))
-        return self._runtimes[key]
-
-    def timezone(self, tenant_id: int) -> str:
-        if tenant_id not in self._zones:
-            tenant = self.s.get(Tenant, tenant_id)
-            self._zones[tenant_id] = tenant.timezone if tenant else "Asia/Shanghai"
-        return self._zones[tenant_id]
 
 
 def deliver_touch(app: Any, touch_id: int) -> str:
@@ -143,13 +83,13 @@ def deliver_touches(app: Any, touch_ids: Sequence[int]) -> dict[int, str]:
             # a slow channel: record what is done and renew the lease of the rest, so
             # no scheduler takes them for abandoned and sends them again meanwhile
             rest = [q.touch_id for q in together[i + 1 :]]
-            statuses.update(_record(app, outcomes, renew=rest)[0])
+            statuses.update(record(app, outcomes, renew=rest)[0])
             outcomes, beat = [], time.monotonic()
     if outcomes:
-        statuses.update(_record(app, outcomes)[0])
+        statuses.update(record(app, outcomes)[0])
     previous: Outcome | None = None
     for p in (p for p in prepared if not p.idempotent):
-        recorded, started = _record(app, [previous] if previous else [], start=p.touch_id)
+        recorded, started = record(app, [previous] if previous else [], start=p.touch_id)
         statuses.update(recorded)
         if not started:  # cancelled since the batch was prepared, or taken over after its lease ran out
             statuses[p.touch_id] = "cancelled"
@@ -157,7 +97,7 @@ def deliver_touches(app: Any, touch_ids: Sequence[int]) -> dict[int, str]:
             continue
         previous = call_sends(app, p.touch_id, p.sends, False, now)
     if previous is not None:
-        statuses.update(_record(app, [previous])[0])
+        statuses.update(record(app, [previous])[0])
     return statuses
 
 
@@ -166,7 +106,7 @@ def _prepare(app: Any, touch_ids: Sequence[int], now: datetime) -> tuple[dict[in
     statuses: dict[int, str] = {t: "missing" for t in touch_ids}
     prepared: list[Prepared] = []
     with app.tx() as s:
-        batch = Loaded(app, s, touch_ids)
+        batch = DeliveryBatch(app, s, touch_ids)
         for touch in batch.touches:
             result = _prepare_one(app, batch, touch, now)
             if isinstance(result, Prepared):
@@ -177,7 +117,7 @@ def _prepare(app: Any, touch_ids: Sequence[int], now: datetime) -> tuple[dict[in
     return statuses, prepared
 
 
-def _prepare_one(app: Any, batch: Loaded, touch: Touch, now: datetime) -> str | Prepared:
+def _prepare_one(app: Any, batch: DeliveryBatch, touch: Touch, now: datetime) -> str | Prepared:
     s = batch.s
     if touch.status != "claimed":
         return touch.status
@@ -227,7 +167,7 @@ def _prepare_one(app: Any, batch: Loaded, touch: Touch, now: datetime) -> str | 
     except SopflowError as exc:
         touch.status = "skipped" if isinstance(exc, SkippableError) else "failed"
         touch.outcome = {**touch.outcome, "reason": exc.internal_message}
-        _complete(batch, [touch], now)
+        complete(batch, [touch.enrollment_id], now)
         return touch.status
     # A non-idempotent touch stays ``claimed`` until the transaction right before its
     # call marks it ``sending`` (see the module docstring).  Should the worker stop in
@@ -240,7 +180,7 @@ def _prepare_one(app: Any, batch: Loaded, touch: Touch, now: datetime) -> str | 
 
 
 def _reply_gate(
-    batch: Loaded,
+    batch: DeliveryBatch,
     touch: Touch,
     definition: Mapping[str, Any],
     now: datetime,
@@ -283,115 +223,6 @@ def _reply_gate(
     if wait["on_timeout"] == "skip":
         touch.status = "skipped"
         touch.outcome = {"reason": "no_reply"}
-        _complete(batch, [touch], now)
+        complete(batch, [touch.enrollment_id], now)
         return "skipped"
     return None
-
-
-def _record(
-    app: Any, outcomes: Sequence[Outcome], start: int | None = None, renew: Sequence[int] = ()
-) -> tuple[dict[int, str], bool]:
-    """Transaction (3) for ``outcomes``; with ``start``, also mark that touch
-    ``sending`` if it is still ``claimed`` (returns whether it was); ``renew``:
-    touches still ``sending`` whose lease starts again."""
-    now = app.now()
-    lease_until = now + timedelta(seconds=app.settings.claim_lease_seconds)
-    statuses: dict[int, str] = {}
-    started = False
-    with app.tx() as s:
-        if outcomes:
-            batch = Loaded(app, s, [o.touch_id for o in outcomes], customers=False)
-            by_id = {t.id: t for t in batch.touches}
-            done = []
-            for outcome in outcomes:
-                touch = by_id[outcome.touch_id]
-                statuses[touch.id] = _apply(s, batch, touch, outcome, now)
-                if statuses[touch.id] in FINAL:
-                    done.append(touch)
-            _complete(batch, done, now)
-        if start is not None:
-            started = (
-                s.execute(
-                    sa.update(Touch)
-                    .where(Touch.id == start, Touch.status == "claimed")
-                    .values(status="sending", lease_until=lease_until)
-                    .execution_options(synchronize_session=False)
-                ).rowcount
-                == 1
-            )
-        if renew:
-            s.execute(
-                sa.update(Touch)
-                .where(Touch.id.in_(renew), Touch.status == "sending")
-                .values(lease_until=lease_until)
-                .execution_options(synchronize_session=False)
-            )
-    return statuses, started
-
-
-def _apply(s: Session, batch: Loaded, touch: Touch, o: Outcome, now: datetime) -> str:
-    status = o.status
-    if o.throttled:  # our own limiter held it back before any call: not an attempt
-        touch.attempts = max(0, touch.attempts - 1)
-        touch.deferrals += 1
-        touch.defer_reason = "rate_limit"
-    touch.outcome = {**touch.outcome, "results": o.results, **({"reason": o.reason} if o.reason else {})}
-    if status == "scheduled":
-        if touch.attempts >= MAX_ATTEMPTS:
-            status = "failed"
-        else:
-            touch.due_at = now + timedelta(seconds=o.retry_after or 30 * 2**touch.attempts)
-            touch.lease_until = None
-    touch.status = status
-    if status in ("sent", "pending"):
-        touch.sent_at = now
-        enrollment = batch.enrollments.get(touch.enrollment_id)
-        s.add(
-            Event(
-                tenant_id=touch.tenant_id,
-                customer_id=touch.customer_id,
-                type="touch.sent",
-                idempotency_key=f"touch.sent:{touch.id}",
-                occurred_at=now,
-                received_at=now,
-                payload={
-                    "touch_id": touch.id,
-                    "sop_id": touch.sop_id,
-                    "step_index": touch.step_index,
-                    "status": status,
-                },
-                source="sopflow",
-                depth=(enrollment.depth if enrollment else 0) + 1,
-            )
-        )
-    return status
-
-
-def _complete(batch: Loaded, touches: Sequence[Touch], now: datetime) -> None:
-    """F21: the enrolments among ``touches`` with no open step left end normally."""
-    if not touches:
-        return
-    s = batch.s
-    s.flush()
-    ids = {t.enrollment_id for t in touches}
-    still_open = set(
-        s.scalars(
-            sa.select(Touch.enrollment_id)
-            .where(Touch.enrollment_id.in_(ids), Touch.status.in_(OPEN))
-            .group_by(Touch.enrollment_id)
-        )
-    )
-    for enrollment_id in sorted(ids - still_open):
-        enrollment = batch.enrollments.get(enrollment_id) or s.get(Enrollment, enrollment_id)
-        if enrollment is not None and enrollment.status == ACTIVE:
-            runtime = batch.runtime(enrollment)
-            end_enrollment(
-                s,
-                enrollment,
-                "completed",
-                "all_steps_done",
-                now,
-                batch.fields(enrollment.tenant_id),
-                cancel_open=False,  # nothing is open: that is why it completes
-                **end_actions(runtime.definition, "on_complete"),
-            )
