@@ -278,3 +278,32 @@ def test_a_touch_due_at_enrolment_goes_out_without_waiting_for_the_scheduler(
     rows = touch_rows(app, sop_id)
     assert sorted(t.customer_id for t in rows) == sorted(customers)
     assert calls == Counter({f"touch:{t.id}:0": 1 for t in rows})
+
+
+def test_an_api_process_with_redis_only_enqueues_the_evaluate_step(redis_app: Any, manual_clock: Any):
+    """``sopflow serve`` (``enqueue_only``): the request stores the event and
+    enqueues its evaluate step; the enrolment happens in a worker."""
+    import redis
+    from litestar.testing import TestClient
+    from sopflow.api.app import build_api
+    from sopflow.worker.broker import start_worker
+    from sopflow.worker.jobs import enqueue_only
+    from sopflow_sdk.testing.harness import ApiClient, new_tenant
+
+    app = enqueue_only(redis_app)
+    assert app.broker is not None
+    tenant_id, key = new_tenant(app, "acme")
+    queue = redis.Redis.from_url(redis_url())
+    with TestClient(build_api(app), raise_server_exceptions=False) as client:
+        api = ApiClient(client, key, tenant_id)
+        sop_id = create_sop(api, "welcome", ONE_STEP)
+        add_customer(api, "wm-serve")
+        assert touch_rows(app, sop_id) == []  # not evaluated inside the request
+        assert queue.hlen(f"{NAMESPACE}:{QUEUE}.msgs") >= 1
+        worker = start_worker(app.broker, 2)
+        try:
+            wait_until(lambda: len(touch_rows(app, sop_id)) == 1, "a worker to evaluate the event")
+            app.broker.join(QUEUE, timeout=10_000)
+        finally:
+            worker.stop()
+    queue.close()

@@ -185,7 +185,9 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     """The API only (production: Postgres + Redis; run workers and schedulers apart)."""
     import uvicorn
 
-    app = _app()
+    from sopflow.worker.jobs import enqueue_only
+
+    app = enqueue_only(_app())
     host, port = host or app.settings.host, port or app.settings.port
     if workers > 1:
         app.dispose()

@@ -14,6 +14,18 @@ import dramatiq
 from sopflow_sdk import PluginError
 
 
+def enqueue_only(app: Any) -> Any:
+    """For an API process: with Redis (``SOPFLOW_REDIS_URL``) it only enqueues —
+    the evaluate step after each event and plugin jobs go to the workers (and
+    the worker that enrols a customer wakes the dispatch) instead of running
+    inside the request.  Without Redis nothing changes: they run inline."""
+    if app.settings.redis_url:
+        from sopflow.worker.broker import make_broker
+
+        install(app, make_broker(app.settings))
+    return app
+
+
 def install(app: Any, broker: dramatiq.Broker) -> None:
     """Bind the actors to ``broker`` and to ``app``."""
     app.broker = broker
