@@ -56,9 +56,10 @@ def redis_used_memory(url: str) -> int:
 
 class Receiver:
     """The webhook action's receiver on 127.0.0.1: every call is kept as
-    (Idempotency-Key, ``time.perf_counter()``); it answers 200 at once."""
+    (Idempotency-Key, ``time.perf_counter()``); it answers 200 after ``delay``
+    seconds (a simulated provider call).  Any path is accepted."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay: float = 0.0) -> None:
         self.calls: list[tuple[str, float]] = []
         self.lock = threading.Lock()
         receiver = self
@@ -69,6 +70,8 @@ class Receiver:
 
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if delay:
+                    time.sleep(delay)
                 with receiver.lock:
                     receiver.calls.append((self.headers.get("Idempotency-Key") or "", time.perf_counter()))
                 self.send_response(200)
@@ -81,7 +84,10 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/deliver"
+        return self.url_for("deliver")
+
+    def url_for(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/{path}"
 
     def snapshot(self) -> list[tuple[str, float]]:
         with self.lock:

@@ -156,6 +156,8 @@ def ratio(a: dict[str, Any] | None, b: dict[str, Any] | None) -> float | None:
     seconds directly (the rounded 1/latency rate loses small ratios)."""
     if not a or not b:
         return None
+    if "bytes_per" in a and a["bytes_per"] < 1:  # below what was measurable: no ratio
+        return None
     if is_latency(a) and is_latency(b):
         return b["seconds"] / a["seconds"] if a["seconds"] else None
     if not b.get("rate"):

@@ -31,9 +31,8 @@ so when they reach that cap the restarted scheduler claims nothing new before
 the leases expire (measured: 200 in flight at a cap of 200 held the first
 delivery after the restart for 23 s with a 30 s lease).  A lease must outlast
 a whole delivery batch (``SOPFLOW_DELIVER_BATCH`` touches are marked
-``sending`` together, then called one by one), and each webhook call costs the
-engine a new HTTP client (``httpx.post``: 30–200 ms here), which also bounds
-the delivery rate.
+``sending`` together, then called one by one; a slow batch renews the lease of
+the rest as it goes).
 
 Baseline: none measured here.  Dramatiq's Redis broker leaves the messages a
 killed worker had prefetched in its unacked set until its heartbeat times out

@@ -262,7 +262,8 @@ def run(ctx: Context) -> dict[str, Any]:
                 if limit
                 else None,
                 "bound": (
-                    "per touch: claim, `sending` marker, outcome, `touch.sent` event and completion writes "
+                    "Python CPU in the workers: per batch of 50 one prepare transaction through the ORM and "
+                    "one Core record transaction (outcomes, `touch.sent` events, completions), written "
                     + (
                         "on Postgres"
                         if pg

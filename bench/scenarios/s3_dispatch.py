@@ -372,9 +372,9 @@ def run(ctx: Context) -> dict[str, Any]:
         what="claim 1,000/txn with UPDATE … RETURNING, no-op send, mark sent",
     )
     bound = (
-        "per batch of 50: a claim (one ledger upsert per touch for the daily cap), one prepare and one "
-        "record transaction through the ORM (loading touches, enrolments, customers; a `touch.sent` event "
-        "and the completion of each enrolment); Python/SQLAlchemy CPU on one core, not SQL"
+        "Python CPU on one core, not SQL: per batch of 50, the claim through the ORM (cap slots in one "
+        "upsert), a prepare transaction through the ORM (touches, enrolments, customers, identities; "
+        "render) and a Core record transaction (outcomes, `touch.sent` events, completions)"
     )
 
     def peer(result: dict[str, Any], what: str) -> dict[str, Any]:
