@@ -49,11 +49,6 @@ class Prepared:
     idempotent: bool
 
 
-def deliver_touch(app: Any, touch_id: int) -> str:
-    """Deliver touch ``touch_id``; returns its status after this attempt."""
-    return deliver_touches(app, [touch_id]).get(touch_id, "missing")
-
-
 def deliver_touches(app: Any, touch_ids: Sequence[int]) -> dict[int, str]:
     """Deliver a batch of claimed touches; returns each one's status after this attempt.
 
