@@ -193,3 +193,19 @@ def test_batches_of_the_configured_size(sopflow_app, api, manual_clock, monkeypa
     manual_clock.set(DUE)
     assert runner.dispatch_due(sopflow_app) == 6
     assert sizes == [4, 2] and statuses(sopflow_app) == {"sent": 6}
+
+
+def test_a_scheduler_tick_hands_out_a_backlog_in_rounds_not_one_round_per_tick(
+    sopflow_app, api, manual_clock, monkeypatch
+):
+    """A full claim round means more is due: the tick claims again at once
+    (up to MAX_DISPATCH_ROUNDS) instead of leaving the rest for the next tick."""
+    from sopflow.worker import scheduler as scheduling
+
+    six_due(api, "idem")
+    monkeypatch.setattr(scheduling, "DISPATCH_ROUND", 4)
+    manual_clock.set(DUE)
+    assert scheduling.Scheduler(sopflow_app).dispatch(sopflow_app) == 6  # a full round of 4, then 2
+    assert statuses(sopflow_app) == {"sent": 6}
+    monkeypatch.setattr(scheduling, "MAX_DISPATCH_ROUNDS", 1)
+    assert scheduling.Scheduler(sopflow_app).dispatch(sopflow_app) == 0  # nothing left

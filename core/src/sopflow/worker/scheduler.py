@@ -17,6 +17,9 @@ from sopflow.logging import get_logger
 from sopflow.worker.jobs import enqueue_job
 
 log = get_logger("sopflow.scheduler")
+#: Touches claimed per round, and rounds per tick at most (then the tick's other steps run).
+DISPATCH_ROUND = 500
+MAX_DISPATCH_ROUNDS = 20
 
 
 class Scheduler:
@@ -28,15 +31,29 @@ class Scheduler:
     def tick(self) -> int:
         """One round of scheduling; returns how many units of work it started."""
         from sopflow.engine.journey_sync import advance_syncs
-        from sopflow.engine.runner import advance_audiences, dispatch_due, poll_confirmations
+        from sopflow.engine.runner import advance_audiences, poll_confirmations
 
         fired = 0
-        for step in (dispatch_due, advance_audiences, advance_syncs, poll_confirmations):
+        for step in (self.dispatch, advance_audiences, advance_syncs, poll_confirmations):
             try:
                 fired += step(self.app)
             except Exception:
-                log.exception("scheduler_step_failed", step=step.__name__)
+                log.exception("scheduler_step_failed", step=getattr(step, "__name__", str(step)))
         return fired + self.run_periodic_jobs()
+
+    def dispatch(self, app: Any) -> int:
+        """Claim rounds until fewer than a full round is due (or the in-flight cap
+        stops the claim): a backlog is handed out at the workers' pace, not one
+        round per tick.  Bounded, so the other steps of the tick still run."""
+        from sopflow.engine.runner import dispatch_due
+
+        total = 0
+        for _ in range(MAX_DISPATCH_ROUNDS):
+            n = dispatch_due(app, DISPATCH_ROUND)
+            total += n
+            if n < DISPATCH_ROUND:
+                break
+        return total
 
     def run_periodic_jobs(self) -> int:
         """Enqueue every periodic plugin job that is due; returns how many."""
