@@ -203,6 +203,8 @@ def markdown(report: dict[str, Any]) -> str:
             inner = ", ".join(f"{k} {v:,}" for k, v in result["counters"].items())
             counters.append(f"{result['scenario']}: {inner}")
     lines.append("Correctness counters: " + "; ".join(counters) + ".")
+    if report.get("note"):  # set by hand when rows were re-measured apart (say which, and how)
+        lines.append(report["note"])
     for err in report["errors"]:
         lines.append(f"\n**{err['scenario']} failed:** {err['error']}")
     return "\n".join(lines)
