@@ -55,15 +55,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from bench.e2e import add_touches
 from bench.load import (
     START,
     BenchTimeout,
     Context,
     analyze,
     api_client,
-    bulk_insert,
     figure,
-    insert_customers,
     median,
     ok,
     open_app,
@@ -491,7 +490,7 @@ def check(
 
 
 def run(ctx: Context) -> dict[str, Any]:
-    from sopflow.models import Enrollment, Sop, SopVersion, Touch
+    from sopflow.models import Sop, SopVersion, Touch
 
     a = ctx.args
     n = 100 if ctx.quick else a.s8_customers
@@ -511,53 +510,19 @@ def run(ctx: Context) -> dict[str, Any]:
             tenant_id = api.tenant_id
         sop_id = sop["id"]
         ctx.log(f"S8: loading {n:,} customers with {steps} touches each")
-        first = insert_customers(
-            app, tenant_id, ({"display_name": f"客户{i}", "timezone": "Asia/Shanghai"} for i in range(n))
-        )
         rng = random.Random(88)
-        touches = []
-        for i in range(n):
-            dues = sorted(START + HORIZON * rng.random() for _ in range(steps))
-            touches += [
-                {
-                    "tenant_id": tenant_id,
-                    "sop_id": sop_id,
-                    "enrollment_id": first + i,
-                    "customer_id": first + i,
-                    "step_index": k,
-                    "status": "scheduled",
-                    "planned_at": due,
-                    "due_at": due,
-                    "attempts": 0,
-                    "deferrals": 0,
-                    "outcome": {},
-                }
-                for k, due in enumerate(dues)
-            ]
-        with app.engine.begin() as conn:
+        with app.engine.connect() as conn:
             version_id = conn.scalar(sa.select(SopVersion.id).where(SopVersion.sop_id == sop_id))
-            bulk_insert(
-                conn,
-                Enrollment.__table__,
-                [
-                    {
-                        "id": first + i,
-                        "tenant_id": tenant_id,
-                        "sop_id": sop_id,
-                        "sop_version_id": version_id,
-                        "customer_id": first + i,
-                        "entry_seq": 0,
-                        "status": "active",
-                        "timezone": "Asia/Shanghai",
-                        "enrolled_at": START,
-                        "depth": 0,
-                        "rearmed": False,
-                    }
-                    for i in range(n)
-                ],
-            )
-            bulk_insert(conn, Touch.__table__, touches)
             assert conn.scalar(sa.select(Sop.status).where(Sop.id == sop_id)) == "started"
+        first, _ = add_touches(
+            app,
+            tenant_id,
+            sop_id,
+            version_id,
+            (sorted(START + HORIZON * rng.random() for _ in range(steps)) for _ in range(n)),
+            name="客户",
+        )
+        with app.engine.connect() as conn:
             t = Touch.__table__
             touch_customer = dict(conn.execute(sa.select(t.c.id, t.c.customer_id)).all())
         analyze(app)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -140,7 +140,6 @@ def _claim(
         cap = caps[touch.tenant_id]
         return min([cap, *((channel_caps or {}).get(ch, cap) for ch in _push_channels(step))])
 
-    granted = _take_slots_in_bulk(session, touches, enrollments, versions, now, cap_for)
     for touch in touches:
         if touch.status == "sending" and not touch.outcome.get("idempotent"):
             # the worker died mid-send: the channel may have delivered it; a human decides
@@ -160,17 +159,16 @@ def _claim(
                 defer(touch, quiet_until, "quiet_hours")
                 continue
             day = local_day(now, enrollment.timezone)
-            if _needs_slot(touch, step, day):
-                got = granted.get(touch.id)
-                if got is None:  # not in the bulk statement (a second touch of the same customer)
-                    got = take_slot(
-                        session,
-                        SendQuota.__table__,
-                        {"customer_id": touch.customer_id, "day": day},
-                        {"tenant_id": touch.tenant_id},
-                        cap_for(touch, step),
-                    )
-                if not got:
+            # A retry (or a rate-limit wait) on the same local day already holds its slot.
+            holds_slot = touch.outcome.get("cap_day") == day.isoformat()
+            if counts_for_cap(step) and not holds_slot:
+                if not take_slot(
+                    session,
+                    SendQuota.__table__,
+                    {"customer_id": touch.customer_id, "day": day},
+                    {"tenant_id": touch.tenant_id},
+                    cap_for(touch, step),
+                ):
                     planned_local = touch.planned_at.astimezone(tz).strftime("%H:%M")
                     defer(
                         touch, max(local_at(day + timedelta(days=1), planned_local, tz), now), "customer_cap"
@@ -201,53 +199,6 @@ def _claim(
         touch.attempts += 1
         claimed.append(touch.id)
     return claimed
-
-
-def _needs_slot(touch: Touch, step: dict[str, Any], day: date) -> bool:
-    # A retry (or a rate-limit wait) on the same local day already holds its slot.
-    return counts_for_cap(step) and touch.outcome.get("cap_day") != day.isoformat()
-
-
-def _take_slots_in_bulk(
-    session: Session,
-    touches: list[Touch],
-    enrollments: dict[int, Enrollment],
-    versions: dict[int, dict[str, Any]],
-    now: datetime,
-    cap_for: Any,
-) -> dict[int, bool]:
-    """Touch id → whether it got its daily-cap slot, for the touches that will ask
-    for one (the claim loop's own conditions), with one upsert per cap value
-    instead of one per touch.  A customer's second touch in the batch is left
-    out and asks on its own in the loop, after the first — as one at a time."""
-    wanted: dict[int, list[tuple[Touch, date]]] = {}
-    seen: set[tuple[int, date]] = set()
-    for touch in touches:
-        enrollment = enrollments[touch.enrollment_id]
-        if touch.status != "scheduled" or enrollment.status != "active":
-            continue
-        definition = versions[enrollment.sop_version_id]
-        step = definition["steps"][touch.step_index]
-        if outside_quiet_hours(now, definition.get("quiet_hours"), ZoneInfo(enrollment.timezone)) > now:
-            continue
-        day = local_day(now, enrollment.timezone)
-        if not _needs_slot(touch, step, day) or (touch.customer_id, day) in seen:
-            continue
-        seen.add((touch.customer_id, day))
-        wanted.setdefault(cap_for(touch, step), []).append((touch, day))
-    table = SendQuota.__table__
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-    out: dict[int, bool] = {}
-    for cap, items in wanted.items():
-        stmt = insert(table).values(
-            [{"customer_id": t.customer_id, "day": d, "tenant_id": t.tenant_id, "used": 1} for t, d in items]
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["customer_id", "day"], set_={"used": table.c.used + 1}, where=table.c.used < cap
-        ).returning(table.c.customer_id, table.c.day)
-        got = {(c, d) for c, d in session.execute(stmt)}
-        out.update({t.id: (t.customer_id, d) in got for t, d in items})
-    return out
 
 
 def _push_channels(step: dict[str, Any]) -> set[str]:

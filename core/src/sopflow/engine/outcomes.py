@@ -69,10 +69,8 @@ def record(
 def _record(app: Any, s: Session, outcomes: Sequence[Outcome], now: datetime) -> dict[int, str]:
     ids = [o.touch_id for o in outcomes]
     batch = DeliveryBatch(app, s, ids, customers=False, touches=False)  # locks the enrolments first
-    query = sa.select(*(_T.c[c] for c in (*_CHANGED, "id", "tenant_id", "customer_id", "sop_id"))).where(
-        _T.c.id.in_(ids)
-    )
-    query = query.add_columns(_T.c.enrollment_id, _T.c.step_index).order_by(_T.c.id)
+    read = (*_CHANGED, "id", "tenant_id", "customer_id", "sop_id", "enrollment_id", "step_index")
+    query = sa.select(*(_T.c[c] for c in read)).where(_T.c.id.in_(ids)).order_by(_T.c.id)
     if s.bind.dialect.name == "postgresql":
         query = query.with_for_update()
     rows = {r.id: r for r in s.execute(query)}
