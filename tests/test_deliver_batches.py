@@ -209,3 +209,36 @@ def test_a_scheduler_tick_hands_out_a_backlog_in_rounds_not_one_round_per_tick(
     assert statuses(sopflow_app) == {"sent": 6}
     monkeypatch.setattr(scheduling, "MAX_DISPATCH_ROUNDS", 1)
     assert scheduling.Scheduler(sopflow_app).dispatch(sopflow_app) == 0  # nothing left
+
+
+def test_a_slow_batch_records_as_it_goes_and_renews_the_lease_of_the_rest(
+    sopflow_app, api, manual_clock, monkeypatch
+):
+    """Calls that take long (here: each call is a minute of the app's clock and,
+    for the heartbeat, more than a quarter of the lease): what is done is
+    recorded, and the touches still to call get a fresh lease, so no scheduler
+    takes them for abandoned meanwhile."""
+    import itertools
+
+    from sopflow.engine import deliver
+    from sopflow.engine.runner import dispatch_due
+
+    six_due(api, "idem")
+    lease = timedelta(seconds=sopflow_app.settings.claim_lease_seconds)
+    ticks = itertools.count(step=sopflow_app.settings.claim_lease_seconds)  # each look: > a quarter lease
+    monkeypatch.setattr(deliver, "monotonic", lambda: float(next(ticks)))
+    seen: list[tuple[dict[str, int], list[Any]]] = []
+
+    def slow(message: Any) -> None:
+        manual_clock.advance(timedelta(minutes=1))
+        rows = touches(sopflow_app)
+        seen.append((statuses(sopflow_app), [t.lease_until for t in rows if t.status == "sending"]))
+
+    Idempotent.on_send = staticmethod(slow)
+    manual_clock.set(DUE)
+    dispatch_due(sopflow_app)
+    assert statuses(sopflow_app) == {"sent": 6}
+    # at the third call the first two were already recorded ...
+    assert seen[2][0] == {"sent": 2, "sending": 4}
+    # ... and the four still out held a lease renewed after the calls began
+    assert all(until > DUE + lease for until in seen[2][1])

@@ -19,11 +19,11 @@ with the same idempotency key.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from time import monotonic
 from typing import Any
 
 import sqlalchemy as sa
@@ -71,15 +71,15 @@ def deliver_touches(app: Any, touch_ids: Sequence[int]) -> dict[int, str]:
         return out
     together = [p for p in prepared if p.idempotent]
     outcomes: list[Outcome] = []
-    beat = time.monotonic()
+    beat = monotonic()
     for i, p in enumerate(together):
         outcomes.append(call_sends(app, p.touch_id, p.sends, True, now))
-        if time.monotonic() - beat > app.settings.claim_lease_seconds / 4:
+        if monotonic() - beat > app.settings.claim_lease_seconds / 4:
             # a slow channel: record what is done and renew the lease of the rest, so
             # no scheduler takes them for abandoned and sends them again meanwhile
             rest = [q.touch_id for q in together[i + 1 :]]
             statuses.update(record(app, outcomes, renew=rest)[0])
-            outcomes, beat = [], time.monotonic()
+            outcomes, beat = [], monotonic()
     if outcomes:
         statuses.update(record(app, outcomes)[0])
     previous: Outcome | None = None
