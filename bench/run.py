@@ -77,6 +77,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     ap.add_argument(
+        "--update",
+        action="store_true",
+        help="keep the other scenarios of --out (an earlier run on this machine): re-measure only the "
+        "chosen ones and replace their rows; the table lists every command that measured it",
+    )
+    ap.add_argument(
         "--from-json",
         type=Path,
         metavar="RESULTS",
@@ -171,7 +177,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"Machine: {report['machine_line']}. Back-end: {report['backend']}. {runs} "
         f"Measured {report['finished_at'][:10]}, {report['wall_seconds']:.0f} s of wall time in all.",
         "",
-        f"    {report['command']}",
+        *(f"    {command}" for command in commands(report)),
         "",
         "| # | scenario | size | ours | baseline (same run) | hardware limit (same run) "
         "| ours ÷ baseline | ours ÷ limit | what bounds ours |",
@@ -208,6 +214,25 @@ def markdown(report: dict[str, Any]) -> str:
     for err in report["errors"]:
         lines.append(f"\n**{err['scenario']} failed:** {err['error']}")
     return "\n".join(lines)
+
+
+def commands(report: dict[str, Any]) -> list[str]:
+    """The command lines that measured the report's rows, oldest first."""
+    return [*(u["command"] for u in report.get("updated_from", [])), report["command"]]
+
+
+def merged(earlier: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
+    """``report``'s scenarios in place of the same ones in ``earlier``; the rest kept."""
+    if earlier["backend"] != report["backend"] or earlier["quick"] != report["quick"]:
+        raise SystemExit("--update: the earlier results are for another back-end or size; run them all")
+    fresh = {r["scenario"]: r for r in report["scenarios"]}
+    kept = [r for r in earlier["scenarios"] if r["scenario"] not in fresh]
+    ordered = sorted([*kept, *fresh.values()], key=lambda r: ORDER.index(r["scenario"]))
+    history = [*earlier.get("updated_from", []), {k: earlier[k] for k in ("command", "finished_at")}]
+    out = {**report, "scenarios": ordered, "updated_from": history}
+    out["wall_seconds"] = round(earlier["wall_seconds"] + report["wall_seconds"], 1)
+    out["errors"] = [*report["errors"], *(e for e in earlier["errors"] if e["scenario"] not in fresh)]
+    return out
 
 
 def write_docs(path: Path, block: str, name: str = "bench") -> None:
@@ -285,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"scenario": name, "counters": result.get("counters", {})}, ensure_ascii=False))
     report["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     report["wall_seconds"] = round(time.perf_counter() - started, 1)
+    if args.update and args.out.exists():
+        report = merged(json.loads(args.out.read_text()), report)
     report["must_be_zero"] = bad_counters(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n")

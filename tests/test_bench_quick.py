@@ -67,3 +67,34 @@ def test_bench_quick_correctness_counters(tmp_path):
 
     assert report["must_be_zero"] == []
     assert proc.returncode == 0, proc.stdout[-3000:]
+
+
+def test_update_replaces_only_the_scenarios_it_measured():
+    sys.path.insert(0, str(ROOT))
+    from bench.run import commands, markdown, merged
+
+    def report(command, scenarios, errors=()):
+        return {
+            "command": command,
+            "machine_line": "m",
+            "backend": "sqlite",
+            "quick": False,
+            "runs": 3,
+            "finished_at": "2026-11-30T10:00:00",
+            "wall_seconds": 10.0,
+            "scenarios": [{"scenario": name, "rows": [], "counters": {"lost": n}} for name, n in scenarios],
+            "errors": [{"scenario": e, "error": "x"} for e in errors],
+        }
+
+    earlier = report("run all", [("S7", 1), ("S1", 2), ("S3", 3)], errors=["S9"])
+    out = merged(earlier, report("run S3", [("S3", 0)]))
+    assert [(r["scenario"], r["counters"]["lost"]) for r in out["scenarios"]] == [
+        ("S7", 1),
+        ("S1", 2),
+        ("S3", 0),
+    ]
+    assert commands(out) == ["run all", "run S3"]
+    assert [e["scenario"] for e in out["errors"]] == ["S9"]  # S9 was not re-run: its error stands
+    assert "    run all\n    run S3" in markdown(out)
+    again = merged(out, report("run S9", [("S9", 0)]))
+    assert commands(again) == ["run all", "run S3", "run S9"] and again["errors"] == []

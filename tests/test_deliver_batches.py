@@ -242,3 +242,29 @@ def test_a_slow_batch_records_as_it_goes_and_renews_the_lease_of_the_rest(
     assert seen[2][0] == {"sent": 2, "sending": 4}
     # ... and the four still out held a lease renewed after the calls began
     assert all(until > DUE + lease for until in seen[2][1])
+
+
+def test_the_due_now_claim_reads_one_customers_touches_by_its_index(tmp_path):
+    """The claim the enrolling worker makes for one customer must not read the whole
+    due backlog: SQLite, without statistics, picked the (status, due_at) index for it."""
+    import sqlalchemy as sa
+    from sopflow.db import make_engine
+    from sopflow.engine.dispatch import claim_due_touches
+    from sopflow.migrate import upgrade
+    from sqlalchemy.orm import Session
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'plan.db'}")
+    upgrade(engine)
+    statements: list[tuple[str, Any]] = []
+    sa.event.listen(
+        engine,
+        "before_cursor_execute",
+        lambda c, cur, sql, params, ctx, many: statements.append((sql, params)),
+    )
+    with Session(engine) as s:
+        claim_due_touches(s, DUE, 50, customer_id=7)
+    [(sql, params)] = [(q, p) for q, p in statements if q.lstrip().upper().startswith("SELECT")]
+    with engine.connect() as conn:
+        plan = " ".join(row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params))
+    engine.dispose()
+    assert "ix_touches_customer_id" in plan and "ix_touches_status_due" not in plan, plan

@@ -307,3 +307,53 @@ def test_an_api_process_with_redis_only_enqueues_the_evaluate_step(redis_app: An
         finally:
             worker.stop()
     queue.close()
+
+
+def test_the_evaluate_step_itself_delivers_a_touch_due_at_enrolment(
+    api: Any, sopflow_app: Any, manual_clock: Any
+):
+    """No dispatch round, no deliver message: the evaluate step that enrols the
+    customer claims and sends the due-now touch before it returns (two queue hops
+    fewer between an event and a welcome).  The claim is the scheduler's: a second
+    due-now SOP over the daily cap is deferred, not sent."""
+    from dramatiq import Message
+    from sopflow.engine.runner import evaluate_event
+    from sopflow.worker.broker import make_broker
+    from sopflow.worker.jobs import install
+
+    app = sopflow_app
+    now_step = {"kind": "new_customer", "target": {}, "steps": [{"delay": "0m", "actions": [send("hi")]}]}
+    first = create_sop(api, "now", now_step)
+    second = create_sop(api, "now too", now_step)
+    calls = count_sends(app, api)
+    broker = make_broker(app.settings)
+    install(app, broker)  # no worker runs: a queued message would stay queued
+    try:
+        r = api.post(
+            "/api/v1/events",
+            json={
+                "events": [
+                    {
+                        "type": "customer.added",
+                        "idempotency_key": "due-now",
+                        "identity": {"channel": "wecom", "external_id": "wm-due-now"},
+                    }
+                ]
+            },
+        )
+        assert r.status_code == 200
+        assert broker.queues[QUEUE].qsize() == 1  # the API enqueued the evaluate step
+        message = Message.decode(broker.queues[QUEUE].get_nowait())
+        assert message.actor_name == "evaluate_event"
+        evaluate_event(app, *message.args)
+        assert broker.queues[QUEUE].qsize() == 0  # nothing else went through the queue
+        assert broker.queues.get(f"{QUEUE}.DQ") is None or broker.queues[f"{QUEUE}.DQ"].qsize() == 0
+    finally:
+        broker.close()
+        app.broker = None
+    rows = touch_rows(app, first) + touch_rows(app, second)
+    assert sorted(t.status for t in rows) == ["scheduled", "sent"]
+    [sent] = [t for t in rows if t.status == "sent"]
+    [held] = [t for t in rows if t.status == "scheduled"]
+    assert held.defer_reason == "customer_cap" and held.due_at > manual_clock.now()
+    assert calls == Counter({f"touch:{sent.id}:0": 1})

@@ -274,6 +274,37 @@ def test_per_customer_daily_cap_defers_second_sop_to_next_day(api, sopflow_app, 
     assert stats["steps"][0]["deferred"] == 1 and stats["steps"][0]["on_time_rate"] == 0
 
 
+def test_batch_wait_gives_the_cap_slot_back_for_good(api, sopflow_app, manual_clock):
+    """A touch held back by its SOP's batch window gives back the daily slot it took;
+    when the window opens it must take one again: another SOP may have used the day."""
+    create_sop(
+        api,
+        "batched",
+        {
+            "kind": "new_customer",
+            "target": {},
+            "batch": {"size": 1, "interval": "10m"},
+            "steps": [{"day": 1, "at": "10:00", "actions": [send("batched")]}],
+        },
+    )
+    create_sop(
+        api,
+        "plain",
+        {
+            "kind": "new_customer",
+            "target": {},
+            "steps": [{"day": 1, "at": "10:05", "actions": [send("plain")]}],
+        },
+    )
+    customers = [add_customer(api, f"wm-bc{i}") for i in range(2)]
+    run_days(sopflow_app, manual_clock, 3)
+    for c in customers:
+        rows = touches(sopflow_app, customer_id=c)
+        assert [t.status for t in rows] == ["sent", "sent"]
+        days = [t.sent_at.astimezone(SHANGHAI).date() for t in rows]
+        assert len(set(days)) == 2, f"customer {c} got two pushes on one day"
+
+
 def test_daily_cap_is_a_tenant_setting(api, sopflow_app, manual_clock):
     assert api.get("/api/v1/tenants/current").json()["customer_daily_push_cap"] == 1
     for bad in (0, 21, -1):

@@ -17,11 +17,11 @@ free one when all are busy, and that wait counts) for a bounded window per
 rate.  Latency = wall time from the instant the POST was scheduled to be sent
 until the channel's send for that customer; p50/p90/p99/max per rate, and the
 achieved rate (events accepted ÷ the time until the last answer).  The path:
-ingest transaction → the ``evaluate_event`` actor enrols (the touch is due now)
-and, because it is due now, sends an early ``dispatch_due`` round (at most one
-per 20 ms per process; the scheduler's tick every ``SOPFLOW_SCHEDULER_INTERVAL``
-is the fallback) → claim → the ``deliver_batch`` actor sends.  Until the rate
-passes what the API ingests, the latency is that work; past it a backlog builds.
+ingest transaction → the ``evaluate_event`` actor enrols and, because the touch
+is due now, claims and delivers it itself (``runner.deliver_due_now``; the
+scheduler's tick every ``SOPFLOW_SCHEDULER_INTERVAL`` is the fallback).  Until
+the rate passes what the API ingests, the latency is that work; past it a
+backlog builds.
 
 Baseline: a naive Dramatiq pipeline (``bench/s6_dramatiq_peer.py``): the bench
 sends ``evaluate`` straight to a private Redis (no HTTP hop); a stock ``dramatiq``
@@ -751,9 +751,9 @@ def run(ctx: Context) -> dict[str, Any]:
 
 def bound(res: dict[str, Any], interval: float, mode: str) -> str:
     text = (
-        "evaluate (enrol) → an early dispatch round woken by the enrolment (at most one per 20 ms "
-        f"per process; the scheduler's tick, every {interval or 1:g} s, is the fallback) → claim → "
-        "deliver, each its own transactions"
+        "one queue hop to the evaluate step, which enrols, then claims and delivers the due-now touch "
+        f"itself (the scheduler's tick, every {interval or 1:g} s, is the fallback), each its own "
+        "transactions"
     )
     if res["achieved_rate"] < 0.9 * res["offered_rate"]:
         where = "the one `sopflow up` process (API, worker threads, scheduler: one GIL)"

@@ -219,23 +219,23 @@ def add_identity(
     external_id: str,
     now: datetime,
     staff_external_id: str | None = None,
-) -> ChannelIdentity:
+) -> None:
     staff_id = None
     if staff_external_id:
         staff_id = staff_by_external_id(session, customer.tenant_id, staff_external_id, now).id
         if customer.owner_staff_id is None:
             customer.owner_staff_id = staff_id
-    ident = ChannelIdentity(
-        tenant_id=customer.tenant_id,
-        customer_id=customer.id,
-        channel=channel,
-        external_id=external_id,
-        staff_id=staff_id,
-        created_at=now,
+    # a Core INSERT (nobody needs the object): the unique identity is checked here and now
+    session.execute(
+        sa.insert(ChannelIdentity.__table__).values(
+            tenant_id=customer.tenant_id,
+            customer_id=customer.id,
+            channel=channel,
+            external_id=external_id,
+            staff_id=staff_id,
+            created_at=now,
+        )
     )
-    session.add(ident)
-    session.flush()
-    return ident
 
 
 def resolve_identity(

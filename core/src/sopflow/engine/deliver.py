@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from sopflow_sdk import SkippableError, SopflowError
 
 from sopflow.conditions import parse_duration, snapshot_customer
+from sopflow.engine import touch_rows
 from sopflow.engine.delivery_batch import DeliveryBatch
 from sopflow.engine.enroll import ACTIVE
 from sopflow.engine.lifecycle import end_actions, end_enrollment
@@ -102,23 +103,33 @@ def _prepare(app: Any, touch_ids: Sequence[int], now: datetime) -> tuple[dict[in
     prepared: list[Prepared] = []
     with app.tx() as s:
         batch = DeliveryBatch(app, s, touch_ids)
+        finished: set[int] = set()  # enrolments with a touch skipped or failed here: complete?
         for touch in batch.touches:
-            result = _prepare_one(app, batch, touch, now)
+            change = touch_rows.change_of(touch)
+            before = dict(change)
+            result = _prepare_one(app, batch, touch, change, now, finished)
+            if change != before:
+                batch.changes.append(change)
             if isinstance(result, Prepared):
                 prepared.append(result)
                 statuses[touch.id] = "sending"
             else:
                 statuses[touch.id] = result
+        batch.write_touches()
+        complete(batch, finished, now)
     return statuses, prepared
 
 
-def _prepare_one(app: Any, batch: DeliveryBatch, touch: Touch, now: datetime) -> str | Prepared:
+def _prepare_one(
+    app: Any, batch: DeliveryBatch, touch: Any, change: dict[str, Any], now: datetime, finished: set[int]
+) -> str | Prepared:
+    """Decide one touch (a row); its new columns go to ``change``."""
     s = batch.s
     if touch.status != "claimed":
         return touch.status
     enrollment = batch.enrollments[touch.enrollment_id]
     if enrollment.status != ACTIVE:
-        touch.status = "cancelled"
+        change["status"] = "cancelled"
         return "cancelled"
     fields = batch.fields(touch.tenant_id)
     runtime = batch.runtime(enrollment)
@@ -126,6 +137,8 @@ def _prepare_one(app: Any, batch: DeliveryBatch, touch: Touch, now: datetime) ->
     if runtime.early_end is not None and runtime.ends_early(
         snapshot_customer(s, customer, batch.timezone(touch.tenant_id)), now
     ):
+        # cancels the open touches, this one too (so ``change`` stays as it is)
+        batch.write_touches()
         end_enrollment(
             s,
             enrollment,
@@ -136,16 +149,19 @@ def _prepare_one(app: Any, batch: DeliveryBatch, touch: Touch, now: datetime) ->
             **end_actions(runtime.definition, "on_early_end"),
         )
         return "cancelled"
-    held = _reply_gate(batch, touch, runtime.definition, now, enrollment, fields)
+    held = _reply_gate(batch, touch, change, runtime.definition, now, enrollment, fields, finished)
     if held:
         return held
     step = runtime.definition["steps"][touch.step_index]
     staff = batch.staff.get(customer.owner_staff_id) if customer.owner_staff_id else None
+    changes_data = any(a["type"] in DATA_ACTIONS for a in step["actions"])
+    if changes_data:  # a stage move may end enrolments, whose open touches are then cancelled
+        batch.write_touches()
     try:
         # a savepoint when the step changes data: a send that cannot even be prepared (no
         # account for the channel, an undeclared touchpoint) must not keep the data actions
         # before it.  Only then: entering one flushes the session, a cost per touch.
-        with s.begin_nested() if any(a["type"] in DATA_ACTIONS for a in step["actions"]) else nullcontext():
+        with s.begin_nested() if changes_data else nullcontext():
             sends, idempotent = build_sends(
                 app,
                 s,
@@ -160,27 +176,29 @@ def _prepare_one(app: Any, batch: DeliveryBatch, touch: Touch, now: datetime) ->
                 batch.channels,
             )
     except SopflowError as exc:
-        touch.status = "skipped" if isinstance(exc, SkippableError) else "failed"
-        touch.outcome = {**touch.outcome, "reason": exc.internal_message}
-        complete(batch, [touch.enrollment_id], now)
-        return touch.status
+        change["status"] = "skipped" if isinstance(exc, SkippableError) else "failed"
+        change["outcome"] = {**change["outcome"], "reason": exc.internal_message}
+        finished.add(touch.enrollment_id)
+        return change["status"]
     # A non-idempotent touch stays ``claimed`` until the transaction right before its
     # call marks it ``sending`` (see the module docstring).  Should the worker stop in
     # between, the touch is claimed again and prepared again, like a retry.
-    touch.status = "sending" if idempotent else "claimed"
+    change["status"] = "sending" if idempotent else "claimed"
     # the lease starts again: the time the batch waited in the queue is not the calls' time
-    touch.lease_until = now + timedelta(seconds=app.settings.claim_lease_seconds)
-    touch.outcome = {**touch.outcome, "idempotent": idempotent}
+    change["lease_until"] = now + timedelta(seconds=app.settings.claim_lease_seconds)
+    change["outcome"] = {**change["outcome"], "idempotent": idempotent}
     return Prepared(touch.id, sends, idempotent)
 
 
 def _reply_gate(
     batch: DeliveryBatch,
-    touch: Touch,
+    touch: Any,
+    change: dict[str, Any],
     definition: Mapping[str, Any],
     now: datetime,
     enrollment: Enrollment,
     fields: Mapping[str, Any],
+    finished: set[int],
 ) -> str | None:
     """F26: a step after a "wait for reply" step waits for a reply or the timeout."""
     s = batch.s
@@ -189,15 +207,16 @@ def _reply_gate(
     wait = definition["steps"][touch.step_index - 1].get("wait_for_reply")
     if not wait:
         return None
-    previous = s.scalar(
-        sa.select(Touch).where(
+    previous = s.execute(
+        sa.select(Touch.sent_at, Touch.replied_at).where(
             Touch.enrollment_id == touch.enrollment_id, Touch.step_index == touch.step_index - 1
         )
-    )
+    ).first()
     if previous is None or previous.sent_at is None:
         return None
     if previous.replied_at is not None:
         if wait["on_reply"] == "end":
+            batch.write_touches()
             end_enrollment(
                 s,
                 enrollment,
@@ -211,13 +230,13 @@ def _reply_gate(
         return None
     deadline = previous.sent_at + parse_duration(wait["timeout"])
     if now < deadline:
-        touch.status, touch.due_at = "scheduled", deadline
-        touch.deferrals += 1
-        touch.defer_reason = "waiting_for_reply"
+        change["status"], change["due_at"] = "scheduled", deadline
+        change["deferrals"] += 1
+        change["defer_reason"] = "waiting_for_reply"
         return "scheduled"
     if wait["on_timeout"] == "skip":
-        touch.status = "skipped"
-        touch.outcome = {"reason": "no_reply"}
-        complete(batch, [touch.enrollment_id], now)
+        change["status"] = "skipped"
+        change["outcome"] = {"reason": "no_reply"}
+        finished.add(touch.enrollment_id)
         return "skipped"
     return None

@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from sopflow.engine import touch_rows
 from sopflow.engine.enroll import SopRuntime
 from sopflow.engine.fields import field_definitions
 from sopflow.engine.lifecycle import runtime_of
@@ -17,7 +18,7 @@ from sopflow.models import Customer, Enrollment, Staff, Tenant, Touch
 
 class DeliveryBatch:
     """What a transaction over a batch of touches loads once: the touches
-    (locked), their enrolments, customers and owners in the session's identity
+    (locked rows), their enrolments, customers and owners in the session's identity
     map, and per tenant / per SOP version the parsed definitions."""
 
     def __init__(
@@ -36,14 +37,10 @@ class DeliveryBatch:
                 (query.with_for_update() if lock else query).execution_options(populate_existing=True)
             )
         }
-        self.touches: list[Touch] = []
-        if touches:  # the record transaction reads them with Core (``outcomes``), locked the same way
-            query = sa.select(Touch).where(Touch.id.in_(touch_ids)).order_by(Touch.id)
-            self.touches = list(
-                s.scalars(
-                    (query.with_for_update() if lock else query).execution_options(populate_existing=True)
-                )
-            )
+        self.touches: list[Any] = []  # rows (``touch_rows``), locked
+        if touches:  # the record transaction reads its own (``outcomes``), locked the same way
+            query = touch_rows.select_rows(Touch.id.in_(touch_ids)).order_by(Touch.id)
+            self.touches = list(s.execute(query.with_for_update() if lock else query))
         # held here: the session's identity map only keeps objects someone refers to
         self.customers: dict[int, Customer] = {}
         self.staff: dict[int, Staff] = {}
@@ -59,6 +56,13 @@ class DeliveryBatch:
         self._runtimes: dict[int, SopRuntime] = {}
         self._zones: dict[int, str] = {}
         self.channels: dict[Any, Any] = {}  # (tenant id, channel name) → (live channel, account id)
+        self.changes: list[dict[str, Any]] = []  # touch changes not written yet (``touch_rows``)
+
+    def write_touches(self) -> None:
+        """Write the touch changes made so far: before a statement that reads or
+        changes touches by itself (ending an enrolment cancels its open touches)."""
+        touch_rows.write(self.s, self.changes)
+        self.changes.clear()
 
     def fields(self, tenant_id: int) -> dict[str, Any]:
         if tenant_id not in self._fields:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,8 +20,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from sopflow.conditions import parse_duration
+from sopflow.engine import touch_rows
 from sopflow.engine.schedule import local_at, local_day, outside_quiet_hours
-from sopflow.models import BatchWindow, Enrollment, SendQuota, SopVersion, Tenant, Touch
+from sopflow.models import BatchWindow, Enrollment, SendQuota, SopVersion, Tenant
 
 LEASE = timedelta(minutes=5)
 DEFAULT_DAILY_CAP = 1
@@ -61,6 +62,10 @@ def counts_for_cap(step: dict[str, Any]) -> bool:
     )
 
 
+_T = touch_rows.TOUCHES
+_E = Enrollment.__table__
+
+
 def claim_due_touches(
     session: Session,
     now: datetime,
@@ -68,19 +73,23 @@ def claim_due_touches(
     lease: timedelta = LEASE,
     max_in_flight: int | None = None,
     channel_caps: Mapping[str, int] | None = None,
+    customer_id: int | None = None,
 ) -> list[int]:
-    """Claim up to ``limit`` due touches; returns the ids to deliver.
+    """Claim up to ``limit`` due touches (with ``customer_id``: of that customer,
+    not taking over abandoned ones); returns the ids to deliver.
 
     With ``max_in_flight`` the claim stops when that many touches are already
     out with workers, so a slow channel cannot make leases expire in the queue.
     ``channel_caps`` are the daily per-customer caps channels declare (WeCom: 1);
-    a step on such a channel uses the lower of it and the tenant's cap."""
+    a step on such a channel uses the lower of it and the tenant's cap.
+
+    The touches are rows, not ORM objects (``touch_rows``)."""
     if max_in_flight is not None:
         in_flight = (
             session.scalar(
                 sa.select(sa.func.count())
-                .select_from(Touch)
-                .where(Touch.status.in_(("claimed", "sending")), Touch.lease_until >= now)
+                .select_from(_T)
+                .where(_T.c.status.in_(("claimed", "sending")), _T.c.lease_until >= now)
             )
             or 0
         )
@@ -89,21 +98,36 @@ def claim_due_touches(
             return []
     # Two queries, not one with OR: SQLite answered the OR with a scan of the whole
     # table (every pending touch, every tick); each half uses (status, due_at).
-    touches: list[Touch] = []
-    for where in (
-        (Touch.status == "scheduled", Touch.due_at <= now),
-        (Touch.status.in_(("claimed", "sending")), Touch.lease_until < now),  # abandoned by a worker
-    ):
-        query = sa.select(Touch).where(*where).order_by(Touch.due_at, Touch.id).limit(limit)
+    wheres = [
+        (_T.c.status == "scheduled", _T.c.due_at <= now),
+        (_T.c.status.in_(("claimed", "sending")), _T.c.lease_until < now),  # abandoned by a worker
+    ]
+    if customer_id is not None:
+        # a customer's few touches by its index: with ``status`` as a bare column SQLite
+        # (no statistics) chose (status, due_at) and read every touch due in the backlog
+        wheres = [
+            (
+                sa.func.coalesce(_T.c.status, "") == "scheduled",
+                _T.c.due_at <= now,
+                _T.c.customer_id == customer_id,
+            )
+        ]
+    touches: list[Any] = []
+    for where in wheres:
+        query = touch_rows.select_rows(*where).order_by(_T.c.due_at, _T.c.id).limit(limit)
         if session.bind.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
-        touches += session.scalars(query)
+        touches += session.execute(query).all()
+    if not touches:
+        return []
     touches = sorted(touches, key=lambda t: (t.due_at, t.id))[:limit]
     # one query each for the batch's enrolments and SOP versions, not one per touch
     enrollments = {
         e.id: e
-        for e in session.scalars(
-            sa.select(Enrollment).where(Enrollment.id.in_({t.enrollment_id for t in touches}))
+        for e in session.execute(
+            sa.select(_E.c.id, _E.c.status, _E.c.timezone, _E.c.sop_version_id).where(
+                _E.c.id.in_({t.enrollment_id for t in touches})
+            )
         )
     }
     versions: dict[int, dict[str, Any]] = {
@@ -114,91 +138,146 @@ def claim_due_touches(
             )
         )
     }
-    # The ledger upserts below do not read the touches: flushing each touch's change
-    # before every upsert (autoflush) cost more than the upserts; one flush at the end.
-    with session.no_autoflush:
-        claimed = _claim(session, touches, enrollments, versions, now, lease, channel_caps)
-    session.flush()
+    changes: list[dict[str, Any]] = []
+    claimed = _claim(session, touches, enrollments, versions, now, lease, channel_caps, changes)
+    touch_rows.write(session, changes)
     return claimed
 
 
 def _claim(
     session: Session,
-    touches: list[Touch],
-    enrollments: dict[int, Enrollment],
+    touches: list[Any],
+    enrollments: dict[int, Any],
     versions: dict[int, dict[str, Any]],
     now: datetime,
     lease: timedelta,
     channel_caps: Mapping[str, int] | None,
+    changes: list[dict[str, Any]],
 ) -> list[int]:
+    """Decide each touch's fate; its new columns go to ``changes`` (one UPDATE for all)."""
     claimed: list[int] = []
     caps: dict[int, int] = {}
 
-    def cap_for(touch: Touch, step: dict[str, Any]) -> int:
+    def cap_for(touch: Any, step: dict[str, Any]) -> int:
         if touch.tenant_id not in caps:
             caps[touch.tenant_id] = _daily_cap(session, touch.tenant_id)
         cap = caps[touch.tenant_id]
         return min([cap, *((channel_caps or {}).get(ch, cap) for ch in _push_channels(step))])
 
+    def claim(touch: Any, change: dict[str, Any]) -> None:
+        change["status"] = "claimed"
+        change["lease_until"] = now + lease
+        change["attempts"] = touch.attempts + 1
+        claimed.append(touch.id)
+
+    due: list[tuple[Any, dict[str, Any], dict[str, Any], dict[str, Any], ZoneInfo, date]] = []
     for touch in touches:
-        if touch.status == "sending" and not touch.outcome.get("idempotent"):
+        change = touch_rows.change_of(touch)
+        changes.append(change)
+        outcome = touch.outcome or {}
+        if touch.status == "sending" and not outcome.get("idempotent"):
             # the worker died mid-send: the channel may have delivered it; a human decides
-            touch.status = "review"
-            touch.outcome = {**touch.outcome, "reason": "ambiguous: worker stopped during send"}
+            change["status"] = "review"
+            change["outcome"] = {**outcome, "reason": "ambiguous: worker stopped during send"}
             continue
         enrollment = enrollments[touch.enrollment_id]
         if enrollment.status != "active":
-            touch.status = "cancelled"
+            change["status"] = "cancelled"
+            continue
+        if touch.status != "scheduled":  # taken over from a worker that stopped: it passed the checks
+            claim(touch, change)
             continue
         definition = versions[enrollment.sop_version_id]
-        step = definition["steps"][touch.step_index]
         tz = ZoneInfo(enrollment.timezone)
-        if touch.status == "scheduled":
-            quiet_until = outside_quiet_hours(now, definition.get("quiet_hours"), tz)
-            if quiet_until > now:
-                defer(touch, quiet_until, "quiet_hours")
-                continue
-            day = local_day(now, enrollment.timezone)
-            # A retry (or a rate-limit wait) on the same local day already holds its slot.
-            holds_slot = touch.outcome.get("cap_day") == day.isoformat()
-            if counts_for_cap(step) and not holds_slot:
-                if not take_slot(
+        quiet_until = outside_quiet_hours(now, definition.get("quiet_hours"), tz)
+        if quiet_until > now:
+            defer(change, quiet_until, "quiet_hours")
+            continue
+        step = definition["steps"][touch.step_index]
+        due.append((touch, change, definition, step, tz, local_day(now, enrollment.timezone)))
+
+    # The daily-cap slots: one upsert per cap value for the first touch of each customer
+    # and day (a round trip per touch was most of the claim on Postgres).  A customer's
+    # second touch takes its slot below, in order, after the first one's fate is known.
+    first: dict[tuple[int, date], tuple[int, int, int]] = {}
+    for touch, change, _, step, _, day in due:
+        if counts_for_cap(step) and change["outcome"].get("cap_day") != day.isoformat():
+            first.setdefault((touch.customer_id, day), (touch.id, touch.tenant_id, cap_for(touch, step)))
+    granted = take_slots(session, first)
+
+    for touch, change, definition, step, tz, day in due:
+        # A retry (or a rate-limit wait) on the same local day already holds its slot.
+        if counts_for_cap(step) and change["outcome"].get("cap_day") != day.isoformat():
+            key = (touch.customer_id, day)
+            if first[key][0] == touch.id:
+                has_slot = touch.id in granted
+            else:
+                has_slot = take_slot(
                     session,
                     SendQuota.__table__,
                     {"customer_id": touch.customer_id, "day": day},
                     {"tenant_id": touch.tenant_id},
                     cap_for(touch, step),
-                ):
-                    planned_local = touch.planned_at.astimezone(tz).strftime("%H:%M")
-                    defer(
-                        touch, max(local_at(day + timedelta(days=1), planned_local, tz), now), "customer_cap"
-                    )
-                    continue
-                touch.outcome = {**touch.outcome, "cap_day": day.isoformat()}
-            batch = definition.get("batch")
-            if batch:
-                interval = parse_duration(batch["interval"])
-                window = _window_start(now, interval)
-                if not take_slot(
-                    session,
-                    BatchWindow.__table__,
-                    {"sop_id": touch.sop_id, "window_start": window},
-                    {},
-                    batch["size"],
-                ):
-                    if counts_for_cap(step):
-                        give_back(
-                            session,
-                            SendQuota.__table__,
-                            {"customer_id": touch.customer_id, "day": local_day(now, enrollment.timezone)},
-                        )
-                    defer(touch, window + interval, "batch")
-                    continue
-        touch.status = "claimed"
-        touch.lease_until = now + lease
-        touch.attempts += 1
-        claimed.append(touch.id)
-    return claimed
+                )
+            if not has_slot:
+                planned_local = touch.planned_at.astimezone(tz).strftime("%H:%M")
+                defer(change, max(local_at(day + timedelta(days=1), planned_local, tz), now), "customer_cap")
+                continue
+            change["outcome"] = {**change["outcome"], "cap_day": day.isoformat()}
+        batch = definition.get("batch")
+        if batch:
+            interval = parse_duration(batch["interval"])
+            window = _window_start(now, interval)
+            if not take_slot(
+                session,
+                BatchWindow.__table__,
+                {"sop_id": touch.sop_id, "window_start": window},
+                {},
+                batch["size"],
+            ):
+                if counts_for_cap(step):  # the slot it took (or held) is given back
+                    slot = {"customer_id": touch.customer_id, "day": day}
+                    give_back(session, SendQuota.__table__, slot)
+                    change["outcome"] = {k: v for k, v in change["outcome"].items() if k != "cap_day"}
+                defer(change, window + interval, "batch")
+                continue
+        claim(touch, change)
+    order = {touch.id: i for i, touch in enumerate(touches)}
+    return sorted(claimed, key=order.__getitem__)
+
+
+def take_slots(session: Session, wanted: Mapping[tuple[int, date], tuple[int, int, int]]) -> set[int]:
+    """Daily-cap slots for many customers at once: ``wanted`` maps (customer id, local
+    day) to (touch id, tenant id, cap); returns the touch ids that got their slot.
+    Rows go in key order, so two schedulers lock them in the same order."""
+    if not wanted:
+        return set()
+    by_cap: dict[int, list[dict[str, Any]]] = {}
+    for (customer_id, day), (_, tenant_id, cap) in sorted(wanted.items()):
+        by_cap.setdefault(cap, []).append({"customer_id": customer_id, "day": day, "tenant_id": tenant_id})
+    granted: set[int] = set()
+    for cap, rows in by_cap.items():
+        # executemany: SQLAlchemy sends the rows as multi-row upserts ("insertmanyvalues")
+        stmt = _slots_statement(session.bind.dialect.name, cap)
+        granted.update(wanted[(customer_id, day)][0] for customer_id, day in session.execute(stmt, rows))
+    return granted
+
+
+@functools.lru_cache(maxsize=64)
+def _slots_statement(dialect: str, cap: int) -> Any:
+    table = SendQuota.__table__
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    keys = ("customer_id", "day", "tenant_id")
+    return (
+        insert(table)
+        .values({**{k: sa.bindparam(k) for k in keys}, "used": 1})
+        .on_conflict_do_update(
+            index_elements=["customer_id", "day"],
+            set_={"used": table.c.used + 1},
+            where=table.c.used < sa.literal_column(str(int(cap))),  # one statement per cap value
+        )
+        .returning(table.c.customer_id, table.c.day)
+    )
 
 
 def _push_channels(step: dict[str, Any]) -> set[str]:
@@ -217,11 +296,12 @@ def daily_channel_caps(registry: Any) -> dict[str, int]:
     return out
 
 
-def defer(touch: Touch, until: datetime, reason: str) -> None:
-    touch.status = "scheduled"
-    touch.due_at = until
-    touch.deferrals += 1
-    touch.defer_reason = reason
+def defer(change: dict[str, Any], until: datetime, reason: str) -> None:
+    """A touch's columns when it waits for ``until`` (``change``: see ``_claim``)."""
+    change["status"] = "scheduled"
+    change["due_at"] = until
+    change["deferrals"] += 1
+    change["defer_reason"] = reason
 
 
 def _daily_cap(session: Session, tenant_id: int) -> int:

@@ -158,21 +158,26 @@ def enroll(
         with session.begin_nested():
             session.add(enrollment)
             session.flush()
-            for index, due in enumerate(planned_times(runtime.definition, now, tz)):
-                session.add(
-                    Touch(
-                        tenant_id=sop.tenant_id,
-                        sop_id=sop.id,
-                        enrollment_id=enrollment.id,
-                        customer_id=customer.id,
-                        step_index=index,
-                        status="scheduled" if due is not None else "skipped",
-                        planned_at=due or now,
-                        due_at=due or now,
-                        outcome={} if due is not None else {"reason": "catch_up_skip"},
-                    )
-                )
-            session.flush()
+            # one Core INSERT, not Touch objects: building and flushing those was the larger
+            # part of an enrolment (whoever needs the touches reads them with a query)
+            rows = [
+                {
+                    "tenant_id": sop.tenant_id,
+                    "sop_id": sop.id,
+                    "enrollment_id": enrollment.id,
+                    "customer_id": customer.id,
+                    "step_index": index,
+                    "status": "scheduled" if due is not None else "skipped",
+                    "planned_at": due or now,
+                    "due_at": due or now,
+                    "attempts": 0,
+                    "deferrals": 0,
+                    "outcome": {} if due is not None else {"reason": "catch_up_skip"},
+                }
+                for index, due in enumerate(planned_times(runtime.definition, now, tz))
+            ]
+            if rows:
+                session.execute(sa.insert(Touch.__table__), rows)
     except IntegrityError:
         return None  # a concurrent enrolment won
     return enrollment

@@ -1,9 +1,8 @@
 """The record transaction of a delivery batch: each touch's outcome, its
 ``touch.sent`` event, and the end of the enrolments whose last step it was.
 
-Written with Core statements — one UPDATE for the batch's touches (executemany)
-and one INSERT for its events — rather than through ORM objects: loading,
-tracking and flushing a touch object cost more than the rest of its delivery.
+Written with Core statements — one UPDATE for the batch's touches (executemany,
+``touch_rows``) and one INSERT for its events.
 """
 
 from __future__ import annotations
@@ -16,23 +15,20 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from sopflow.engine import touch_rows
 from sopflow.engine.delivery_batch import DeliveryBatch
 from sopflow.engine.enroll import ACTIVE
 from sopflow.engine.lifecycle import end_actions, end_enrollment
 from sopflow.engine.sends import Outcome
 from sopflow.event_collector import collect
-from sopflow.models import Enrollment, Event, Touch
+from sopflow.models import Enrollment, Event
 
 MAX_ATTEMPTS = 8
 FINAL = ("sent", "pending", "failed", "skipped")
 OPEN = ("scheduled", "claimed", "sending")
 
-_T = Touch.__table__
+_T = touch_rows.TOUCHES
 _E = Event.__table__
-_CHANGED = ("status", "attempts", "deferrals", "defer_reason", "outcome", "due_at", "lease_until", "sent_at")
-_UPDATE = (
-    sa.update(_T).where(_T.c.id == sa.bindparam("touch_id")).values({c: sa.bindparam(c) for c in _CHANGED})
-)
 
 
 def record(
@@ -69,8 +65,7 @@ def record(
 def _record(app: Any, s: Session, outcomes: Sequence[Outcome], now: datetime) -> dict[int, str]:
     ids = [o.touch_id for o in outcomes]
     batch = DeliveryBatch(app, s, ids, customers=False, touches=False)  # locks the enrolments first
-    read = (*_CHANGED, "id", "tenant_id", "customer_id", "sop_id", "enrollment_id", "step_index")
-    query = sa.select(*(_T.c[c] for c in read)).where(_T.c.id.in_(ids)).order_by(_T.c.id)
+    query = touch_rows.select_rows(_T.c.id.in_(ids)).order_by(_T.c.id)
     if s.bind.dialect.name == "postgresql":
         query = query.with_for_update()
     rows = {r.id: r for r in s.execute(query)}
@@ -88,7 +83,7 @@ def _record(app: Any, s: Session, outcomes: Sequence[Outcome], now: datetime) ->
             events.append(_sent_event(row, change["status"], now, enrollment.depth if enrollment else 0))
         if change["status"] in FINAL:
             done.add(row.enrollment_id)
-    s.execute(_UPDATE, changes)
+    touch_rows.write(s, changes)
     if events:
         ids_out = s.execute(sa.insert(_E).returning(_E.c.id, sort_by_parameter_order=True), events).scalars()
         for event_id, values in zip(ids_out, events, strict=True):
@@ -100,8 +95,7 @@ def _record(app: Any, s: Session, outcomes: Sequence[Outcome], now: datetime) ->
 
 def _apply(row: Any, o: Outcome, now: datetime) -> dict[str, Any]:
     """The touch's columns after outcome ``o``."""
-    change = {c: getattr(row, c) for c in _CHANGED}
-    change["touch_id"] = row.id
+    change = touch_rows.change_of(row)
     status = o.status
     if o.throttled:  # our own limiter held it back before any call: not an attempt
         change["attempts"] = max(0, row.attempts - 1)

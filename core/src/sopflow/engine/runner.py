@@ -4,8 +4,6 @@ actors; without one (the CLI, the deterministic tests) it runs inline."""
 
 from __future__ import annotations
 
-import threading
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -24,7 +22,6 @@ from sopflow.logging import get_logger
 from sopflow.models import Enrollment, Sop, SopVersion, Touch
 
 log = get_logger("sopflow.runner")
-_wake_lock = threading.Lock()
 
 
 #: Event types that record what automation did without changing customer data;
@@ -62,29 +59,25 @@ def evaluate_event(app: Any, tenant_id: int, event: dict[str, Any]) -> dict[str,
         )
     announce(app, tenant_id, caused)  # stage moves made by end actions etc. feed the evaluate step again
     if due_now:
-        wake_dispatch(app)
+        deliver_due_now(app, event["customer_id"])
     return counts
 
 
-#: A process asks for an early dispatch round at most this often (a burst of
-#: welcome messages is claimed together, not one claim per customer).
-WAKE_GAP_SECONDS = 0.02
-
-
-def wake_dispatch(app: Any) -> None:
+def deliver_due_now(app: Any, customer_id: int) -> None:
     """A new enrolment has a touch due at once (a welcome, a first step with no
-    delay): dispatch now rather than at the scheduler's next tick (up to
-    ``SOPFLOW_SCHEDULER_INTERVAL`` later).  Within the gap of the last wake, the
-    round is sent delayed to the end of the gap, so the last of a burst is not
-    left for the tick either."""
-    with _wake_lock:
-        now = time.monotonic()
-        last = app.__dict__.get("_next_wake", 0.0)
-        if now < last:
-            return  # a round is already on its way that will see this touch
-        delay = max(0.0, last + WAKE_GAP_SECONDS - now)
-        app.__dict__["_next_wake"] = now + delay
-    app.broker.actors["dispatch_due"].send_with_options(delay=int(delay * 1000))
+    delay): claim this customer's due touches and deliver them here, in the worker
+    that enrolled the customer — not at the scheduler's next tick (up to
+    ``SOPFLOW_SCHEDULER_INTERVAL`` later), nor through a dispatch message and a
+    deliver message (two more queue hops, each up to a poll interval).  The claim
+    is the scheduler's, so caps, batch windows, quiet hours and leases hold; should
+    anything here fail, the touch stays due (or claimed until its lease ends) and
+    the scheduler takes it."""
+    try:
+        ids = claim(app, app.settings.deliver_batch, customer_id)
+        if ids:
+            deliver(app, ids)
+    except Exception:
+        log.exception("deliver_due_now_failed", customer_id=customer_id)
 
 
 def announce(app: Any, tenant_id: int, events: list[Any]) -> None:
@@ -100,15 +93,7 @@ def announce(app: Any, tenant_id: int, events: list[Any]) -> None:
 def dispatch_due(app: Any, limit: int = 500) -> int:
     """Claim due touches and hand them to deliver workers in batches of
     ``SOPFLOW_DELIVER_BATCH`` (one message per batch).  Returns how many."""
-    with app.tx() as s:
-        ids = claim_due_touches(
-            s,
-            app.now(),
-            limit,
-            timedelta(seconds=app.settings.claim_lease_seconds),
-            max_in_flight=app.settings.max_in_flight,
-            channel_caps=app.__dict__.setdefault("_channel_caps", daily_channel_caps(app.plugins.registry)),
-        )
+    ids = claim(app, limit)
     size = app.settings.deliver_batch
     for chunk in (ids[i : i + size] for i in range(0, len(ids), size)):
         if app.broker is not None:
@@ -116,6 +101,19 @@ def dispatch_due(app: Any, limit: int = 500) -> int:
         else:
             deliver(app, chunk)
     return len(ids)
+
+
+def claim(app: Any, limit: int, customer_id: int | None = None) -> list[int]:
+    with app.tx() as s:
+        return claim_due_touches(
+            s,
+            app.now(),
+            limit,
+            timedelta(seconds=app.settings.claim_lease_seconds),
+            max_in_flight=app.settings.max_in_flight,
+            channel_caps=app.__dict__.setdefault("_channel_caps", daily_channel_caps(app.plugins.registry)),
+            customer_id=customer_id,
+        )
 
 
 def deliver(app: Any, touch_ids: list[int]) -> dict[int, str]:
@@ -245,7 +243,7 @@ def install_actors(app: Any, broker: Any) -> None:
     def audience(tenant_id: int, sop_id: int) -> None:
         advance_audiences(app)
 
-    def dispatch() -> None:
+    def dispatch() -> None:  # messages queued by a version that woke a dispatch round per enrolment
         dispatch_due(app)
 
     dramatiq.actor(evaluate, actor_name="evaluate_event", broker=broker, queue_name="sopflow", max_retries=10)
@@ -255,6 +253,5 @@ def install_actors(app: Any, broker: Any) -> None:
     dramatiq.actor(
         deliver_batch_actor, actor_name="deliver_batch", broker=broker, queue_name="sopflow", max_retries=0
     )
-    # an early dispatch round; lost or late, the scheduler's tick does the same
     dramatiq.actor(dispatch, actor_name="dispatch_due", broker=broker, queue_name="sopflow", max_retries=0)
     dramatiq.actor(audience, actor_name="audience", broker=broker, queue_name="sopflow", max_retries=3)
