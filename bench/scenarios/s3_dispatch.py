@@ -327,10 +327,10 @@ def run(ctx: Context) -> dict[str, Any]:
         what="claim 1,000/txn with UPDATE … RETURNING, no-op send, mark sent",
     )
     bound = (
-        "Python CPU on one core, not SQL: per batch of 50, the claim through the ORM (a cap-slot upsert "
-        "per touch, its statement built once), a prepare transaction through the ORM (touches, "
-        "enrolments, customers, identities; render) and a Core record transaction (outcomes, "
-        "`touch.sent` events, completions)"
+        "Python CPU on one core, not SQL: per claim of 500 a few Core statements (touches as rows, one "
+        "cap-slot upsert); per batch of 50 a prepare transaction (touches as rows; enrolments, customers, "
+        "identities as ORM objects; render) and a Core record transaction (outcomes, `touch.sent` "
+        "events, completions)"
     )
 
     def peer(result: dict[str, Any], what: str) -> dict[str, Any]:
