@@ -329,19 +329,7 @@ def test_the_evaluate_step_itself_delivers_a_touch_due_at_enrolment(
     broker = make_broker(app.settings)
     install(app, broker)  # no worker runs: a queued message would stay queued
     try:
-        r = api.post(
-            "/api/v1/events",
-            json={
-                "events": [
-                    {
-                        "type": "customer.added",
-                        "idempotency_key": "due-now",
-                        "identity": {"channel": "wecom", "external_id": "wm-due-now"},
-                    }
-                ]
-            },
-        )
-        assert r.status_code == 200
+        add_customer(api, "wm-due-now")
         assert broker.queues[QUEUE].qsize() == 1  # the API enqueued the evaluate step
         message = Message.decode(broker.queues[QUEUE].get_nowait())
         assert message.actor_name == "evaluate_event"

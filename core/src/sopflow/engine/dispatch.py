@@ -170,7 +170,7 @@ def _claim(
         change["attempts"] = touch.attempts + 1
         claimed.append(touch.id)
 
-    due: list[tuple[Any, dict[str, Any], dict[str, Any], dict[str, Any], ZoneInfo, date]] = []
+    due: list[tuple[Any, dict[str, Any], dict[str, Any], dict[str, Any], ZoneInfo, date, bool]] = []
     for touch in touches:
         change = touch_rows.change_of(touch)
         changes.append(change)
@@ -194,32 +194,26 @@ def _claim(
             defer(change, quiet_until, "quiet_hours")
             continue
         step = definition["steps"][touch.step_index]
-        due.append((touch, change, definition, step, tz, local_day(now, enrollment.timezone)))
+        day = local_day(now, enrollment.timezone)
+        # A retry (or a rate-limit wait) on the same local day already holds its slot.
+        needs_slot = counts_for_cap(step) and outcome.get("cap_day") != day.isoformat()
+        due.append((touch, change, definition, step, tz, day, needs_slot))
 
     # The daily-cap slots: one upsert per cap value for the first touch of each customer
     # and day (a round trip per touch was most of the claim on Postgres).  A customer's
     # second touch takes its slot below, in order, after the first one's fate is known.
     first: dict[tuple[int, date], tuple[int, int, int]] = {}
-    for touch, change, _, step, _, day in due:
-        if counts_for_cap(step) and change["outcome"].get("cap_day") != day.isoformat():
+    for touch, _, _, step, _, day, needs_slot in due:
+        if needs_slot:
             first.setdefault((touch.customer_id, day), (touch.id, touch.tenant_id, cap_for(touch, step)))
     granted = take_slots(session, first)
 
-    for touch, change, definition, step, tz, day in due:
-        # A retry (or a rate-limit wait) on the same local day already holds its slot.
-        if counts_for_cap(step) and change["outcome"].get("cap_day") != day.isoformat():
+    for touch, change, definition, step, tz, day, needs_slot in due:
+        if needs_slot:
             key = (touch.customer_id, day)
-            if first[key][0] == touch.id:
-                has_slot = touch.id in granted
-            else:
-                has_slot = take_slot(
-                    session,
-                    SendQuota.__table__,
-                    {"customer_id": touch.customer_id, "day": day},
-                    {"tenant_id": touch.tenant_id},
-                    cap_for(touch, step),
-                )
-            if not has_slot:
+            if first[key][0] != touch.id:  # the customer's second touch today: its own upsert
+                granted |= take_slots(session, {key: (touch.id, touch.tenant_id, cap_for(touch, step))})
+            if touch.id not in granted:
                 planned_local = touch.planned_at.astimezone(tz).strftime("%H:%M")
                 defer(change, max(local_at(day + timedelta(days=1), planned_local, tz), now), "customer_cap")
                 continue
