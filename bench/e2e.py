@@ -54,7 +54,7 @@ def log_definition(steps: int) -> dict[str, Any]:
 
 def started_sop(app: Any, name: str, steps: int) -> tuple[int, int, int]:
     """A new tenant and a started SOP on the log channel: (tenant_id, sop_id, version_id)."""
-    from sopflow.engine.sops import create_sop, start_sop
+    from sopflow.engine.sops.manage import create_sop, start_sop
     from sopflow.models import SopVersion
     from sopflow_sdk.testing.harness import new_tenant
 

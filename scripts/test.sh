@@ -12,6 +12,7 @@ eval "$(scripts/services.sh start)"
 echo "== lint =="
 uv run ruff check .
 uv run ruff format --check .
+uv run lint-imports
 
 echo "== suite on SQLite (+ real Redis) =="
 SOPFLOW_TEST_BACKEND=sqlite uv run pytest "$@"

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 def run_to(app: Any, clock: Any, until: datetime, max_steps: int = 100_000) -> int:
     """Advance the manual clock through every due time up to ``until``,
     dispatching at each, then stop at ``until``.  Returns touches dispatched."""
-    from sopflow.engine.runner import run_until_idle
+    from sopflow.engine.delivery.dispatch import run_until_idle
     from sopflow.models import Touch
 
     total = run_until_idle(app)
@@ -108,6 +108,6 @@ def create_sop(api: Any, name: str, definition: dict[str, Any], start: bool = Tr
 
 def log_channel(app: Any, api: Any) -> Any:
     """The tenant's built-in log channel instance, which records what it sent."""
-    from sopflow.engine.sends import channel_for
+    from sopflow.engine.delivery.sends import channel_for
 
     return channel_for(app, api.tenant_id, "log")[0]

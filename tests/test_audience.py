@@ -42,8 +42,8 @@ DEFINITION = {
 def _expected(app, tenant_id: int, sop_id: int) -> dict[int, tuple[str, list[tuple[int, str, datetime]]]]:
     """What the per-customer path would enrol, computed in a transaction that is rolled back."""
     from sopflow.conditions import snapshot_customer
-    from sopflow.engine.enroll import SopRuntime, enroll, staff_of, tenant_timezone
-    from sopflow.engine.fields import field_definitions
+    from sopflow.engine.customers.fields import field_definitions
+    from sopflow.engine.sops.enrolment import SopRuntime, enroll, staff_of, tenant_timezone
     from sopflow.models import Customer, Sop, SopVersion, Touch
 
     out = {}
@@ -111,7 +111,7 @@ def test_set_based_audience_equals_the_per_customer_path(api, sopflow_app, manua
 
 
 def test_restarting_with_reentry_takes_the_per_customer_path_for_returning_customers(api, sopflow_app):
-    from sopflow.engine.lifecycle import rearm
+    from sopflow.engine.sops.lifecycle import rearm
 
     definition = {
         "kind": "nurture",

@@ -67,7 +67,7 @@ class Receiver:
 
 def seed(app, tenant_id: int, url: str, n: int, idempotent: bool) -> int:
     """One started SOP with a webhook step and ``n`` enrolments whose touch is due now."""
-    from sopflow.engine.sops import create_sop, start_sop
+    from sopflow.engine.sops.manage import create_sop, start_sop
 
     with app.tx() as s:
         sop = create_sop(

@@ -94,7 +94,7 @@ def statuses(app: Any) -> dict[str, int]:
 
 
 def test_a_crash_mid_batch_leaves_only_the_touch_being_called_ambiguous(sopflow_app, api, manual_clock):
-    from sopflow.engine.runner import dispatch_due, run_until_idle
+    from sopflow.engine.delivery.dispatch import dispatch_due, run_until_idle
 
     six_due(api, "rec")
     Recording.crash_at = 3
@@ -116,7 +116,7 @@ def test_a_crash_mid_batch_leaves_only_the_touch_being_called_ambiguous(sopflow_
 def test_a_crash_mid_batch_on_an_idempotent_channel_resends_with_the_same_keys(
     sopflow_app, api, manual_clock
 ):
-    from sopflow.engine.runner import dispatch_due, run_until_idle
+    from sopflow.engine.delivery.dispatch import dispatch_due, run_until_idle
 
     six_due(api, "idem")
     Idempotent.crash_at = 3
@@ -137,8 +137,8 @@ def test_a_crash_mid_batch_on_an_idempotent_channel_resends_with_the_same_keys(
 def test_an_enrolment_ended_while_its_batch_is_out_is_not_sent(sopflow_app, api, manual_clock):
     """The exit arrives between the batch's preparation and this touch's turn:
     the touch is cancelled, not sent (non-idempotent channels check at their turn)."""
-    from sopflow.engine.lifecycle import end_enrollment
-    from sopflow.engine.runner import dispatch_due
+    from sopflow.engine.delivery.dispatch import dispatch_due
+    from sopflow.engine.sops.lifecycle import end_enrollment
     from sopflow.models import Enrollment
 
     customers = six_due(api, "rec")
@@ -161,8 +161,8 @@ def test_an_enrolment_ended_while_its_batch_is_out_is_not_sent(sopflow_app, api,
 def test_a_bug_in_one_touch_does_not_hold_up_its_batch(sopflow_app, api, manual_clock, monkeypatch):
     """An unexpected error preparing one touch: the batch is retried touch by
     touch; the others go out, the bad one waits for its lease like before."""
-    from sopflow.engine import deliver
-    from sopflow.engine.runner import dispatch_due
+    from sopflow.engine.delivery import deliver
+    from sopflow.engine.delivery.dispatch import dispatch_due
 
     customers = six_due(api, "rec")
     bad = customers[2]
@@ -183,7 +183,7 @@ def test_a_bug_in_one_touch_does_not_hold_up_its_batch(sopflow_app, api, manual_
 
 def test_batches_of_the_configured_size(sopflow_app, api, manual_clock, monkeypatch):
     import attrs
-    from sopflow.engine import runner
+    from sopflow.engine.delivery import dispatch as runner
 
     six_due(api, "idem")
     sizes: list[int] = []
@@ -220,8 +220,8 @@ def test_a_slow_batch_records_as_it_goes_and_renews_the_lease_of_the_rest(
     takes them for abandoned meanwhile."""
     import itertools
 
-    from sopflow.engine import deliver
-    from sopflow.engine.runner import dispatch_due
+    from sopflow.engine.delivery import deliver
+    from sopflow.engine.delivery.dispatch import dispatch_due
 
     six_due(api, "idem")
     lease = timedelta(seconds=sopflow_app.settings.claim_lease_seconds)
@@ -249,7 +249,7 @@ def test_the_due_now_claim_reads_one_customers_touches_by_its_index(tmp_path):
     due backlog: SQLite, without statistics, picked the (status, due_at) index for it."""
     import sqlalchemy as sa
     from sopflow.db import make_engine
-    from sopflow.engine.dispatch import claim_due_touches
+    from sopflow.engine.delivery.claim import claim_due_touches
     from sopflow.migrate import upgrade
     from sqlalchemy.orm import Session
 

@@ -38,7 +38,7 @@ def hello(sopflow_database, request, manual_clock):
 
 
 def ingest_key(app, api):
-    from sopflow.engine.tenants import issue_api_key
+    from sopflow.engine.customers.tenants import issue_api_key
 
     with app.tx() as s:
         _, token = issue_api_key(s, api.tenant_id, ["ingest"], app.now())

@@ -63,10 +63,10 @@ def stage_rules() -> list[dict]:
 
 
 def test_sync_100k_matches_python_placement(api, sopflow_app):
-    from sopflow.engine.fields import field_definitions
-    from sopflow.engine.journey_placement import target_stage
-    from sopflow.engine.journey_sync import request_sync, run_sync
-    from sopflow.engine.journeys import get_journey
+    from sopflow.engine.customers.fields import field_definitions
+    from sopflow.engine.journeys.manage import get_journey
+    from sopflow.engine.journeys.placement import target_stage
+    from sopflow.engine.journeys.sync import request_sync, run_sync
     from sopflow.models import Customer, CustomerStage, CustomerTag, StageHistory
 
     for key, kind in (("city", "text"), ("order_count", "number")):
@@ -140,7 +140,7 @@ def test_sync_100k_matches_python_placement(api, sopflow_app):
     with sopflow_app.tx() as s:
         fields = field_definitions(s, api.tenant_id, sopflow_app.plugins)
         j = get_journey(s, api.tenant_id, journey["id"])
-        from sopflow.engine.journey_placement import parsed_stage_rules
+        from sopflow.engine.journeys.placement import parsed_stage_rules
 
         rules, positions = parsed_stage_rules(s, j, fields)
         expected = {}
@@ -211,7 +211,7 @@ def test_sync_uses_the_clock_in_rules(api, sopflow_app, manual_clock):
         ids.append(r.json()["id"])
     api.post(f"/api/v1/journeys/{journey['id']}/start")
     assert api.get(f"/api/v1/journeys/{journey['id']}/board").json()["stages"][0]["count"] == 0
-    from sopflow.engine.journey_sync import run_sync
+    from sopflow.engine.journeys.sync import run_sync
 
     api.post(f"/api/v1/journeys/{journey['id']}/sync")
     run_sync(sopflow_app, api.tenant_id, journey["id"])

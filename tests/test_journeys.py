@@ -323,7 +323,7 @@ def test_edit_keeps_stage_ids_and_history(api, sopflow_app):
 
 
 def test_sync_places_existing_customers_locks_edits_and_is_idempotent(api, sopflow_app, manual_clock):
-    from sopflow.engine.journey_sync import run_sync
+    from sopflow.engine.journeys.sync import run_sync
 
     journey = create_journey(api, DENTAL, start=False)
     ids = [add_customer(api, f"wm-s{i}", tags=["拔牙"] if i % 3 == 0 else ["咨询"]) for i in range(9)]

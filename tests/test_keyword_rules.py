@@ -165,7 +165,7 @@ def test_set_field_values_are_checked_and_normalised(fields, sopflow_app):
 
 
 def test_limits_and_bad_requests_change_nothing(api, sopflow_app, monkeypatch):
-    import sopflow.engine.keywords as kw
+    import sopflow.engine.keywords.rules as kw
 
     r = rule(api, "a", ["a"], [add_tag("a")])
     before = row_counts(sopflow_app)
@@ -224,7 +224,7 @@ def test_crud_and_scopes(api, sopflow_app):
 
 
 def _key(app: Any, tenant_id: int, scopes: list[str]) -> str:
-    from sopflow.engine.tenants import issue_api_key
+    from sopflow.engine.customers.tenants import issue_api_key
 
     with app.tx() as s:
         return issue_api_key(s, tenant_id, scopes, app.now())[1]
@@ -298,9 +298,9 @@ def test_rules_reload_without_restart_across_two_app_instances(api, sopflow_app,
 
 
 def test_reprocessing_the_same_message_adds_nothing(api, sopflow_app):
-    from sopflow.engine.ingest import event_to_dict
-    from sopflow.engine.runner import evaluate_event
+    from sopflow.engine.customers.ingest import event_to_dict
     from sopflow.models import Event
+    from sopflow.worker.runtime import evaluate as evaluate_event
 
     rule(api, "询价", ["多少钱"], [add_tag("询价")])
     result = message(api, "wm-1", "多少钱", "m1")
@@ -370,7 +370,7 @@ words = st.one_of(st.text(alphabet=ALPHABET, min_size=1, max_size=4), st.text(mi
 
 
 def naive(text: str, rules: list[Any]) -> set[tuple[int, str, int, int]]:
-    from sopflow.engine.keyword_matching import fold
+    from sopflow.engine.keywords.matching import fold
 
     folded, origin = fold(text)
     out = set()
@@ -394,7 +394,7 @@ def naive(text: str, rules: list[Any]) -> set[tuple[int, str, int, int]]:
     shared=st.lists(words, max_size=3),
 )
 def test_aho_corasick_agrees_with_a_naive_scan(text, sensitive, insensitive, shared):
-    from sopflow.engine.keyword_matching import CompiledRule, CompiledRules
+    from sopflow.engine.keywords.matching import CompiledRule, CompiledRules
 
     rules = [
         CompiledRule(1, "s", tuple(sensitive + shared), (), case_sensitive=True),

@@ -241,7 +241,7 @@ def test_plugin_fields_are_read_only_for_api_users_but_writable_by_the_plugin(ap
 
 
 def test_plugin_jobs_run_through_the_broker(api, sopflow_app, stub_broker):
-    from sopflow.worker.jobs import enqueue_job
+    from sopflow.host import enqueue_job
 
     PINGS.clear()
     enqueue_job(sopflow_app, "ping.job", {"n": 1})

@@ -76,7 +76,9 @@ def redis_app(sopflow_database: Any, request: pytest.FixtureRequest, manual_cloc
     yield app
     if app.broker is not None:
         app.broker.close()
-        app.broker = None
+        from sopflow.worker.actors import uninstall
+
+        uninstall(app)
     app.dispose()
     client.flushdb()
     client.close()
@@ -133,8 +135,8 @@ def sent_events(app: Any) -> int:
 def test_redis_broker_carries_a_due_touch_exactly_once(redis_app: Any, redis_api: Any, manual_clock: Any):
     import redis
     from dramatiq.brokers.redis import RedisBroker
+    from sopflow.worker.actors import install
     from sopflow.worker.broker import make_broker, start_worker
-    from sopflow.worker.jobs import install
     from sopflow.worker.scheduler import Scheduler
 
     app, api = redis_app, redis_api
@@ -188,8 +190,8 @@ def test_redis_broker_evaluates_ingested_events_and_delivers(
 ):
     """With the broker installed first, ingest → evaluate_event (through Redis)
     → enrolment; then the due touch → deliver (through Redis) → sent once."""
+    from sopflow.worker.actors import install
     from sopflow.worker.broker import make_broker, start_worker
-    from sopflow.worker.jobs import install
     from sopflow.worker.scheduler import Scheduler
 
     app, api = redis_app, redis_api
@@ -218,8 +220,8 @@ def test_stub_broker_carries_a_due_touch_exactly_once(api: Any, sopflow_app: Any
     """The embedded mode: no SOPFLOW_REDIS_URL → Dramatiq's in-memory broker with
     worker threads in the same process (the ``stub_broker`` fixture)."""
     from dramatiq.brokers.stub import StubBroker
+    from sopflow.worker.actors import install
     from sopflow.worker.broker import make_broker, start_worker
-    from sopflow.worker.jobs import install
     from sopflow.worker.scheduler import Scheduler
 
     app = sopflow_app
@@ -243,7 +245,9 @@ def test_stub_broker_carries_a_due_touch_exactly_once(api: Any, sopflow_app: Any
     finally:
         worker.stop()
         broker.close()
-        app.broker = None
+        from sopflow.worker.actors import uninstall
+
+        uninstall(app)
     [done] = touch_rows(app, sop_id)
     assert done.status == "sent" and done.attempts == 1
     assert calls == Counter({f"touch:{done.id}:0": 1})
@@ -256,8 +260,8 @@ def test_a_touch_due_at_enrolment_goes_out_without_waiting_for_the_scheduler(
     """A first step with no delay (a welcome) is dispatched by the worker that
     enrolled the customer — no scheduler tick runs in this test — and exactly
     once for a burst of enrolments."""
+    from sopflow.worker.actors import install
     from sopflow.worker.broker import make_broker, start_worker
-    from sopflow.worker.jobs import install
 
     app, api = redis_app, redis_api
     now_step = {"kind": "new_customer", "target": {}, "steps": [{"delay": "0m", "actions": [send("hi")]}]}
@@ -286,8 +290,8 @@ def test_an_api_process_with_redis_only_enqueues_the_evaluate_step(redis_app: An
     import redis
     from litestar.testing import TestClient
     from sopflow.api.app import build_api
+    from sopflow.worker.actors import enqueue_only
     from sopflow.worker.broker import start_worker
-    from sopflow.worker.jobs import enqueue_only
     from sopflow_sdk.testing.harness import ApiClient, new_tenant
 
     app = enqueue_only(redis_app)
@@ -317,9 +321,9 @@ def test_the_evaluate_step_itself_delivers_a_touch_due_at_enrolment(
     fewer between an event and a welcome).  The claim is the scheduler's: a second
     due-now SOP over the daily cap is deferred, not sent."""
     from dramatiq import Message
-    from sopflow.engine.runner import evaluate_event
+    from sopflow.worker.actors import install
     from sopflow.worker.broker import make_broker
-    from sopflow.worker.jobs import install
+    from sopflow.worker.runtime import evaluate as evaluate_event
 
     app = sopflow_app
     now_step = {"kind": "new_customer", "target": {}, "steps": [{"delay": "0m", "actions": [send("hi")]}]}
@@ -333,12 +337,14 @@ def test_the_evaluate_step_itself_delivers_a_touch_due_at_enrolment(
         assert broker.queues[QUEUE].qsize() == 1  # the API enqueued the evaluate step
         message = Message.decode(broker.queues[QUEUE].get_nowait())
         assert message.actor_name == "evaluate_event"
-        evaluate_event(app, *message.args)
+        evaluate_event(app, *message.args, deliver_now=True)
         assert broker.queues[QUEUE].qsize() == 0  # nothing else went through the queue
         assert broker.queues.get(f"{QUEUE}.DQ") is None or broker.queues[f"{QUEUE}.DQ"].qsize() == 0
     finally:
         broker.close()
-        app.broker = None
+        from sopflow.worker.actors import uninstall
+
+        uninstall(app)
     rows = touch_rows(app, first) + touch_rows(app, second)
     assert sorted(t.status for t in rows) == ["scheduled", "sent"]
     [sent] = [t for t in rows if t.status == "sent"]

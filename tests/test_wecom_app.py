@@ -108,7 +108,8 @@ def test_scan_to_confirmed_mass_send_end_to_end(wecom_env):
     day-N touch as a mass-send task → staff confirms in the fake → touch sent."""
     from datetime import timedelta
 
-    from sopflow.engine.runner import poll_confirmations, run_until_idle
+    from sopflow.engine.delivery.confirmations import poll_confirmations
+    from sopflow.engine.delivery.dispatch import run_until_idle
 
     from tests.sop_support import touches
 
@@ -245,7 +246,7 @@ def test_welcome_step_rules_name_the_path(wecom_env):
 def test_welcome_code_older_than_20_seconds_is_skipped_not_sent(wecom_env):
     from datetime import timedelta
 
-    from sopflow.engine.runner import run_until_idle
+    from sopflow.engine.delivery.dispatch import run_until_idle
 
     from tests.sop_support import touches
 

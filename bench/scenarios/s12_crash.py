@@ -78,7 +78,7 @@ def seed(url: str, hook_idem: str, hook_once: str, n: int) -> tuple[int, int]:
     """Two started SOPs (webhook step, idempotent or not) and ``n`` enrolments whose
     touch is due one second ago, alternating between the SOPs.  Returns the SOP ids."""
     from sopflow.clock import SystemClock
-    from sopflow.engine.sops import create_sop, start_sop
+    from sopflow.engine.sops.manage import create_sop, start_sop
     from sopflow.models import Enrollment, SopVersion, Touch
     from sopflow_sdk.testing.harness import make_test_app, new_tenant
 

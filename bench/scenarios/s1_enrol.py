@@ -2,8 +2,8 @@
 5/10/15/30/40 at 09:00 local, customers in 6 time zones) and materialise their
 5N touches — the engine's current path, measured as it is.
 
-Ours: ``sopflow.engine.sops.compute_audience`` batch after batch, one
-transaction each, as ``advance_audiences`` (engine/runner.py) drives it.
+Ours: ``sopflow.engine.sops.manage.compute_audience`` batch after batch, one
+transaction each, as ``advance_audiences`` (engine/sops/manage.py) drives it.
 Baseline: the naive in-process way on a slice, scaled — the audience's ids read
 in bulk, then per customer one transaction adding the enrolment and its 5
 touches through the ORM (the Dramatiq / APScheduler peers of §6 are not built).
@@ -77,8 +77,8 @@ def people(n: int, seed: int) -> Any:
 def naive(app: Any, tenant_id: int, sop_id: int, limit: int) -> tuple[float, int]:
     """The naive peer: the audience's rows loaded in bulk, then per customer one
     transaction that adds the enrolment and its 5 touches through the ORM."""
-    from sopflow.engine.enroll import tenant_timezone
-    from sopflow.engine.schedule import planned_times
+    from sopflow.engine.sops.enrolment import tenant_timezone
+    from sopflow.engine.sops.schedule import planned_times
     from sopflow.models import Customer, CustomerTag, Enrollment, SopVersion, Touch
 
     def go() -> int:
@@ -144,10 +144,10 @@ def scratch_copy(src: sa.Table, name: str, md: sa.MetaData, renames: dict[str, s
 
 def run(ctx: Context) -> dict[str, Any]:
     from sopflow.conditions import audience_filter, parse
-    from sopflow.engine.enroll import tenant_timezone
-    from sopflow.engine.fields import field_definitions
-    from sopflow.engine.schedule import planned_times
-    from sopflow.engine.sops import AUDIENCE_BATCH, compute_audience, get_sop, start_sop
+    from sopflow.engine.customers.fields import field_definitions
+    from sopflow.engine.sops.enrolment import tenant_timezone
+    from sopflow.engine.sops.manage import AUDIENCE_BATCH, compute_audience, get_sop, start_sop
+    from sopflow.engine.sops.schedule import planned_times
     from sopflow.models import Customer, Enrollment, SopVersion, Touch
     from sopflow.models.types import UTCDateTime
 

@@ -1,7 +1,7 @@
 """S3/S5 dispatch burst: N touches (one per customer) due at the same instant
 on the built-in ``log`` channel, in-process on one database.
 
-Ours: ``sopflow.engine.runner.run_until_idle`` with the manual clock set to the
+Ours: ``sopflow.engine.delivery.dispatch.run_until_idle`` with the manual clock set to the
 due instant (claim with lease, then deliver in batches: re-check, render,
 channel call, outcome, ``touch.sent`` event, completion).  There is no real
 clock, so the lateness of a touch is the wall time from the start of the drain
@@ -218,7 +218,7 @@ def batch_limit(app: Any, n: int, batch: int = 1_000) -> tuple[Recorder, float]:
 
 
 def run(ctx: Context) -> dict[str, Any]:
-    from sopflow.engine.runner import run_until_idle
+    from sopflow.engine.delivery.dispatch import run_until_idle
     from sopflow.models import Sop, SopVersion
 
     n = 200 if ctx.quick else ctx.args.s3_touches

@@ -193,7 +193,7 @@ def scan_limit(app: Any, repeats: int = 50) -> dict[str, Any]:
             t0 = time.perf_counter()
             conn.execute(query).all()
             times.append(time.perf_counter() - t0)
-        # the shape of the engine's claim (engine/dispatch.py: due, or claimed with an expired lease)
+        # the shape of the engine's claim (engine/delivery/claim.py: due, or claimed with an expired lease)
         claim = (
             sa.select(t.c.id)
             .where(

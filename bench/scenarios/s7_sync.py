@@ -1,6 +1,6 @@
 """S7 journey sync: place N existing customers on a 5-stage journey, then re-run.
 
-Ours: ``sopflow.engine.journey_sync.run_sync`` (set-based, one transaction per
+Ours: ``sopflow.engine.journeys.sync.run_sync`` (set-based, one transaction per
 batch), first run and re-run (which must move nobody).  Baseline: the naive way
 on a slice, scaled to N — load the slice's rows in bulk, snapshot each customer,
 ``target_stage`` in Python, write each move through the ORM (``move_customer``,
@@ -124,10 +124,10 @@ def people(n: int, seed: int, stage_ids: list[int]) -> Any:
 
 
 def _journey(app: Any, tenant_id: int, journey_id: int) -> tuple[Any, Any, dict[str, Any], str]:
-    from sopflow.engine.enroll import tenant_timezone
-    from sopflow.engine.fields import field_definitions
-    from sopflow.engine.journey_placement import parsed_stage_rules
-    from sopflow.engine.journeys import get_journey
+    from sopflow.engine.customers.fields import field_definitions
+    from sopflow.engine.journeys.manage import get_journey
+    from sopflow.engine.journeys.placement import parsed_stage_rules
+    from sopflow.engine.sops.enrolment import tenant_timezone
 
     with app.tx() as s:
         j = get_journey(s, tenant_id, journey_id)
@@ -169,7 +169,7 @@ def load_inputs(
 def python_moves(journey: Any, parsed: Any, tz: str, person: tuple, now: Any) -> list[Any]:
     """The stages ``target_stage`` moves one customer through (a move can enable the next)."""
     from sopflow.conditions import CustomerSnapshot
-    from sopflow.engine.journey_placement import target_stage
+    from sopflow.engine.journeys.placement import target_stage
 
     rules, positions = parsed
     _, fields, tags, churned, current = person
@@ -189,7 +189,7 @@ def python_moves(journey: Any, parsed: Any, tz: str, person: tuple, now: Any) ->
 
 def naive(app: Any, tenant_id: int, journey_id: int, limit: int) -> tuple[float, int]:
     """The per-customer Python baseline on the first ``limit`` customers; returns (seconds, moves)."""
-    from sopflow.engine.pipelines import move_customer
+    from sopflow.engine.journeys.pipelines import move_customer
     from sopflow.models import Customer
 
     def go() -> int:
@@ -219,8 +219,8 @@ def naive(app: Any, tenant_id: int, journey_id: int, limit: int) -> tuple[float,
 def run(ctx: Context) -> dict[str, Any]:
     from sopflow.conditions import audience_filter, parse
     from sopflow.conditions.compile import customers
-    from sopflow.engine.journey_sync import BATCH, request_sync, run_sync
-    from sopflow.engine.journeys import get_journey, stage_rules
+    from sopflow.engine.journeys.manage import get_journey, stage_rules
+    from sopflow.engine.journeys.sync import BATCH, request_sync, run_sync
     from sopflow.models import CustomerStage, StageHistory
 
     a = ctx.args
@@ -334,8 +334,8 @@ def run(ctx: Context) -> dict[str, Any]:
         scratch.create(app.engine)
         with app.tx() as s:
             j = get_journey(s, tenant_id, jid)
-            from sopflow.engine.enroll import tenant_timezone
-            from sopflow.engine.fields import field_definitions
+            from sopflow.engine.customers.fields import field_definitions
+            from sopflow.engine.sops.enrolment import tenant_timezone
 
             top_stage, top_rule = stage_rules(s, j)[0]
             where = sa.and_(

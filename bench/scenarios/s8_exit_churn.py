@@ -8,7 +8,7 @@ over one simulated day.  Two threads share one process and one database:
 - the *event thread* applies E field-change events as fast as it can (or at
   ``--s8-rate`` per second) through the engine's ingest path, exactly as
   ``POST /api/v1/events`` does in-process: ``engine.ingest.ingest`` in one
-  transaction, then ``app.notify_event`` (the evaluate step, which ends the
+  transaction, then ``app.announce`` (the evaluate step, which ends the
   enrolment and cancels its open touches).  80% set a number field the rule
   does not read; 20% set ``purchase`` to ``"yes"`` (each for a different
   customer);
@@ -268,9 +268,9 @@ def sending_touches(s: Any, customer_id: int) -> set[int]:
 
 def ours(app: Any, tenant_id: int, plan: Plan, rate: float, deadline: Any) -> tuple[Churn, Recorder]:
     from sopflow.defaults.channels import LogChannel
-    from sopflow.engine.fields import field_definitions
-    from sopflow.engine.ingest import event_to_dict, ingest
-    from sopflow.engine.runner import dispatch_due, run_until_idle
+    from sopflow.engine.customers.fields import field_definitions
+    from sopflow.engine.customers.ingest import event_to_dict, ingest
+    from sopflow.engine.delivery.dispatch import dispatch_due, run_until_idle
     from sopflow.models import Event
 
     recorder = Recorder(LogChannel({}, {}))
@@ -304,7 +304,7 @@ def ours(app: Any, tenant_id: int, plan: Plan, rate: float, deadline: Any) -> tu
                 if active:
                     churn.active_at_exit.add(cid)
             for ev in created:
-                churn.retry(lambda ev=ev: app.notify_event(tenant_id, ev), "evaluate")
+                churn.retry(lambda ev=ev: app.announce(tenant_id, [ev]), "evaluate")
             if is_exit:
                 churn.latency.append(time.perf_counter() - committed)
             churn.done = i + 1

@@ -1,7 +1,7 @@
 """S9 keyword rules: 1k and 10k keywords (CJK and latin, overlapping ones
 included) × 100k messages.
 
-Ours: ``sopflow.engine.keyword_matching.CompiledRules.match`` on every message
+Ours: ``sopflow.engine.keywords.matching.CompiledRules.match`` on every message
 (rules built directly as ``CompiledRule`` objects, 10 keywords each; no
 database).  Baseline: Python ``re`` — one alternation of the escaped keywords,
 longest first, inside a lookahead ``(?=(kw1|kw2|…))`` so a match is tried at
@@ -97,7 +97,7 @@ def regex_baseline(words: list[str]) -> Any:
 
 def run(ctx: Context) -> dict[str, Any]:
     import ahocorasick
-    from sopflow.engine.keyword_matching import CompiledRule, CompiledRules
+    from sopflow.engine.keywords.matching import CompiledRule, CompiledRules
 
     a = ctx.args
     sizes = [100] if ctx.quick else a.s9_keywords

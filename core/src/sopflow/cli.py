@@ -124,8 +124,8 @@ def demo(
 def up(host: str | None, port: int | None) -> None:
     """API + worker + scheduler in one process, on embedded defaults (SQLite file,
     in-memory broker).  Nothing else to install."""
+    from sopflow.worker.actors import install
     from sopflow.worker.broker import make_broker, start_worker
-    from sopflow.worker.jobs import install
     from sopflow.worker.scheduler import Scheduler
 
     app = _app(embedded=True, migrate=True)
@@ -152,7 +152,7 @@ def _ensure_first_tenant(app: Any) -> None:
     so `sopflow up` is usable without a second command."""
     import sqlalchemy as sa
 
-    from sopflow.engine.tenants import create_tenant, issue_api_key
+    from sopflow.engine.customers.tenants import create_tenant, issue_api_key
     from sopflow.models import Tenant
 
     with app.tx() as s:
@@ -185,7 +185,7 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     """The API only (production: Postgres + Redis; run workers and schedulers apart)."""
     import uvicorn
 
-    from sopflow.worker.jobs import enqueue_only
+    from sopflow.worker.actors import enqueue_only
 
     app = enqueue_only(_app())
     host, port = host or app.settings.host, port or app.settings.port
@@ -202,8 +202,8 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
 @click.option("--threads", type=int, default=None, help="Worker threads (default SOPFLOW_WORKER_THREADS).")
 def worker(threads: int | None) -> None:
     """Dramatiq workers (needs SOPFLOW_REDIS_URL)."""
+    from sopflow.worker.actors import install
     from sopflow.worker.broker import make_broker, start_worker
-    from sopflow.worker.jobs import install
 
     app = _app()
     if not app.settings.redis_url:
@@ -222,8 +222,8 @@ def worker(threads: int | None) -> None:
 @main.command()
 def scheduler() -> None:
     """The scheduler loop (safe to run more than one)."""
+    from sopflow.worker.actors import install
     from sopflow.worker.broker import make_broker
-    from sopflow.worker.jobs import install
     from sopflow.worker.scheduler import Scheduler
 
     app = _app()
@@ -261,15 +261,15 @@ def tenants() -> None:
 @click.option("--embedded", is_flag=True, help="Use the embedded SQLite file when no URL is set.")
 def tenants_create(name: str, timezone: str | None, embedded: bool) -> None:
     """Create a tenant and print its admin API key (shown once)."""
-    from sopflow.engine.tenants import create_tenant, issue_api_key
-    from sopflow.problems import Problem
+    from sopflow.engine.customers.tenants import create_tenant, issue_api_key
+    from sopflow.errors import DomainError
 
     app = _app(embedded=embedded or _embedded_default(), migrate=True)
     try:
         with app.tx() as s:
             tenant = create_tenant(s, name, app.now(), timezone or app.settings.timezone)
             _, token = issue_api_key(s, tenant.id, ["admin"], app.now(), name="initial admin key")
-    except Problem as exc:
+    except DomainError as exc:
         raise click.ClickException(exc.detail) from None
     click.echo(f"tenant {tenant.name!r} (id {tenant.id}) created")
     click.echo(f"admin API key (shown once, store it now): {token}")
@@ -291,9 +291,9 @@ def journeys_sync(journey_id: int, batch: int, embedded: bool) -> None:
     process); otherwise requests one. The journey is locked against edits meanwhile."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from sopflow.engine.journey_sync import request_sync, run_sync
+    from sopflow.engine.journeys.sync import request_sync, run_sync
+    from sopflow.errors import DomainError
     from sopflow.models import Journey
-    from sopflow.problems import Problem
 
     app = _app(embedded=embedded or _embedded_default(), migrate=True)
     try:
@@ -305,7 +305,7 @@ def journeys_sync(journey_id: int, batch: int, embedded: bool) -> None:
             state = dict(journey.sync or {})
             if state.get("state") not in ("pending", "running"):
                 state = dict(request_sync(s, journey, app.now()))
-    except Problem as exc:
+    except DomainError as exc:
         raise click.ClickException(exc.detail) from None
     columns = (TextColumn("placing customers"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, transient=False) as bar:

@@ -13,12 +13,14 @@ from typing import Any
 
 import attrs
 import sqlalchemy as sa
-from sopflow_sdk import FatalError, IngestEvent
+from sopflow_sdk import FatalError, IngestEvent, PluginError
 
-from sopflow.engine.customers import tags_of
-from sopflow.engine.fields import field_definitions
-from sopflow.engine.ingest import event_to_dict, ingest
-from sopflow.models import ChannelAccount, Event
+from sopflow.engine.context import EngineContext
+from sopflow.engine.customers.fields import field_definitions
+from sopflow.engine.customers.ingest import event_to_dict, ingest
+from sopflow.engine.customers.records import tags_of
+from sopflow.engine.customers.tenants import authenticate
+from sopflow.models import ChannelAccount, ChannelIdentity, Customer, Event, Staff
 
 
 @attrs.frozen
@@ -71,16 +73,14 @@ def event_dict(ev: IngestEvent) -> dict[str, Any]:
 
 
 class PluginHost:
-    def __init__(self, app: Any, plugin: str) -> None:
-        self.app = app
+    def __init__(self, ctx: EngineContext, plugin: str) -> None:
+        self.app = ctx
         self.plugin = plugin
 
     def now(self) -> datetime:
         return self.app.now()
 
     def customer(self, tenant_id: int, customer_id: int) -> CustomerRow | None:
-        from sopflow.models import ChannelIdentity, Customer, Staff
-
         with self.app.tx() as s:
             c = s.get(Customer, customer_id)
             if c is None or c.tenant_id != tenant_id:
@@ -126,8 +126,7 @@ class PluginHost:
             )
             ids = [o["event_id"] for o in outcomes if o["status"] == "created"]
             created = [event_to_dict(e) for e in s.scalars(sa.select(Event).where(Event.id.in_(ids)))]
-        for ev in created:
-            self.app.notify_event(tenant_id, ev)
+        self.app.announce(tenant_id, created)
         return outcomes
 
     def _view(self, a: ChannelAccount) -> AccountView:
@@ -160,8 +159,6 @@ class PluginHost:
             return self._view(a)
 
     def authenticate(self, headers: Mapping[str, str], scope: str) -> int | None:
-        from sopflow.engine.tenants import authenticate
-
         lowered = {k.lower(): v for k, v in headers.items()}
         scheme, _, token = lowered.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -176,6 +173,19 @@ class PluginHost:
             return key.tenant_id
 
     def enqueue(self, job: str, **kwargs: Any) -> None:
-        from sopflow.worker.jobs import enqueue_job
-
         enqueue_job(self.app, job, kwargs)
+
+
+def run_job(ctx: EngineContext, name: str, kwargs: dict[str, Any]) -> None:
+    """Run the plugin job ``name`` (a ``JobSpec``) with its plugin's host."""
+    reg = ctx.plugins.registry.get("register_jobs", name)
+    if reg is None:
+        raise PluginError(f"no job named {name!r} is registered; is its plugin enabled?")
+    reg.spec.fn(PluginHost(ctx, reg.plugin), **kwargs)
+
+
+def enqueue_job(ctx: EngineContext, name: str, kwargs: dict[str, Any]) -> None:
+    """Queue the plugin job ``name`` (run inline without a broker, so nothing is lost)."""
+    if ctx.plugins.registry.get("register_jobs", name) is None:
+        raise PluginError(f"no job named {name!r} is registered; register it with register_jobs")
+    ctx.enqueue("plugin_job", name, kwargs)

@@ -11,8 +11,8 @@ import attrs
 from litestar import Request
 
 from sopflow.app import SopflowApp
-from sopflow.engine.tenants import authenticate
-from sopflow.problems import Forbidden, Unauthorized
+from sopflow.engine.customers.tenants import authenticate
+from sopflow.errors import Forbidden, Unauthorized
 
 
 @attrs.frozen

@@ -13,8 +13,8 @@ from litestar.params import JSONBody
 from sopflow.api.auth import Auth, sopflow_app
 from sopflow.api.schemas import ChannelAccountCreate, ChannelAccountUpdate
 from sopflow.app import SopflowApp
+from sopflow.errors import Conflict, InvalidInput, NotFound
 from sopflow.models import ChannelAccount
-from sopflow.problems import Conflict, InvalidInput, NotFound
 
 
 def account_to_dict(app: SopflowApp, a: ChannelAccount) -> dict[str, Any]:

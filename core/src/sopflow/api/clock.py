@@ -12,7 +12,7 @@ from litestar.params import JSONBody
 
 from sopflow.api.auth import Auth, sopflow_app
 from sopflow.api.schemas import ClockAdvance
-from sopflow.problems import Conflict, InvalidInput
+from sopflow.errors import Conflict, InvalidInput
 
 MAX_ADVANCE = timedelta(days=3650)
 

@@ -11,9 +11,10 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from sopflow.api.auth import Auth, sopflow_app
-from sopflow.api.pagination import page
 from sopflow.api.schemas import CustomerCreate, CustomerUpdate, Merge, StageMove, to_plain
-from sopflow.engine.customers import (
+from sopflow.engine.customers.fields import field_definitions
+from sopflow.engine.customers.ingest import event_to_dict
+from sopflow.engine.customers.records import (
     TagChange,
     create_customer,
     customer_to_dict,
@@ -22,9 +23,8 @@ from sopflow.engine.customers import (
     tags_of,
     update_customer,
 )
-from sopflow.engine.fields import field_definitions
-from sopflow.engine.ingest import event_to_dict
-from sopflow.engine.pipelines import get_stage, move_customer, stage_history
+from sopflow.engine.journeys.pipelines import get_stage, move_customer, stage_history
+from sopflow.errors import InvalidInput
 from sopflow.models import (
     ChannelIdentity,
     Customer,
@@ -33,7 +33,7 @@ from sopflow.models import (
     Event,
     StageHistory,
 )
-from sopflow.problems import InvalidInput
+from sopflow.pagination import page
 
 
 class CustomerController(Controller):
@@ -99,7 +99,7 @@ class CustomerController(Controller):
             tags = TagChange(tuple(tags_of(s, customer.id)))
             event = api_change_event(s, customer, "customer.created", body, app.now(), tags)
             result = customer_to_dict(s, customer)
-        app.notify_event(auth.tenant_id, event)
+        app.announce(auth.tenant_id, [event])
         return result
 
     @get("/{customer_id:int}", sync_to_thread=True, summary="One customer")
@@ -124,7 +124,7 @@ class CustomerController(Controller):
             tags = TagChange(tuple(sorted(after - before)), tuple(sorted(before - after)))
             event = api_change_event(s, customer, "customer.updated", body, app.now(), tags)
             result = customer_to_dict(s, customer)
-        app.notify_event(auth.tenant_id, event)  # entry and early-end rules see the change at once
+        app.announce(auth.tenant_id, [event])  # entry and early-end rules see the change at once
         return result
 
     @delete(
@@ -157,7 +157,7 @@ class CustomerController(Controller):
             result = {"moved": event is not None, "customer": customer_to_dict(s, customer)}
             event_dict = event_to_dict(event) if event else None
         if event_dict:
-            app.notify_event(auth.tenant_id, event_dict)
+            app.announce(auth.tenant_id, [event_dict])
         return result
 
     @get(

@@ -10,12 +10,12 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from sopflow.api.auth import Auth, sopflow_app
-from sopflow.api.pagination import page
 from sopflow.api.schemas import EventBatch, to_plain
-from sopflow.engine.fields import field_definitions
-from sopflow.engine.ingest import event_to_dict, ingest
+from sopflow.engine.customers.fields import field_definitions
+from sopflow.engine.customers.ingest import event_to_dict, ingest
+from sopflow.errors import InvalidInput
 from sopflow.models import Event
-from sopflow.problems import InvalidInput
+from sopflow.pagination import page
 
 
 class EventController(Controller):
@@ -45,8 +45,7 @@ class EventController(Controller):
             outcomes = ingest(s, auth.tenant_id, raw, defs, app.now(), source="api")
             created_ids = [o["event_id"] for o in outcomes if o["status"] == "created"]
             created = [event_to_dict(e) for e in s.scalars(sa.select(Event).where(Event.id.in_(created_ids)))]
-        for ev in created:
-            app.notify_event(auth.tenant_id, ev)
+        app.announce(auth.tenant_id, created)
         return {"results": outcomes}
 
     @get("/", sync_to_thread=True, summary="The event log, oldest first (cursor pagination)")

@@ -11,14 +11,14 @@ from litestar.params import JSONBody
 
 from sopflow.api.auth import Auth, sopflow_app
 from sopflow.api.schemas import FieldCreate, FieldUpdate
-from sopflow.engine.fields import (
+from sopflow.engine.customers.fields import (
     FieldDef,
     create_field_definition,
     field_definitions,
     unknown_field_message,
 )
+from sopflow.errors import Conflict, InvalidInput, NotFound
 from sopflow.models import Customer, FieldDefinition
-from sopflow.problems import Conflict, InvalidInput, NotFound
 
 
 class FieldController(Controller):

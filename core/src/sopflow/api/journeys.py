@@ -10,9 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from sopflow.api.auth import Auth, sopflow_app
-from sopflow.engine.journey_sync import request_sync
-from sopflow.engine.journey_views import board, stats
-from sopflow.engine.journeys import (
+from sopflow.engine.journeys.manage import (
     create_journey,
     delete_journey,
     get_journey,
@@ -21,6 +19,8 @@ from sopflow.engine.journeys import (
     stop_journey,
     update_journey,
 )
+from sopflow.engine.journeys.sync import request_sync
+from sopflow.engine.journeys.views import board, stats
 from sopflow.models import Journey
 
 

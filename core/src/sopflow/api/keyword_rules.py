@@ -11,8 +11,8 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from sopflow.api.auth import Auth, sopflow_app
-from sopflow.engine.fields import field_definitions
-from sopflow.engine.keywords import (
+from sopflow.engine.customers.fields import field_definitions
+from sopflow.engine.keywords.rules import (
     create_rule,
     delete_rule,
     dry_run,

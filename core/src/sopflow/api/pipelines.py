@@ -11,8 +11,8 @@ from litestar.params import JSONBody
 
 from sopflow.api.auth import Auth, sopflow_app
 from sopflow.api.schemas import PipelineCreate, StageCreate, StageUpdate
-from sopflow.engine.journeys import journey_of_pipeline
-from sopflow.engine.pipelines import (
+from sopflow.engine.journeys.manage import journey_of_pipeline
+from sopflow.engine.journeys.pipelines import (
     add_stage,
     create_pipeline,
     delete_stage,
@@ -22,8 +22,8 @@ from sopflow.engine.pipelines import (
     stage_to_dict,
     stages_of,
 )
+from sopflow.errors import Conflict, InvalidInput
 from sopflow.models import CustomerStage, Pipeline, Stage, StageHistory
-from sopflow.problems import Conflict, InvalidInput
 
 
 def not_a_journey(session: Any, pipeline_id: int) -> None:

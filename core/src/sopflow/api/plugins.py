@@ -11,8 +11,8 @@ from litestar.params import JSONBody
 from sopflow.api.auth import Auth, sopflow_app
 from sopflow.api.schemas import PluginSwitch
 from sopflow.app import SopflowApp
+from sopflow.errors import InvalidInput, NotFound
 from sopflow.models import TenantPlugin
-from sopflow.problems import InvalidInput, NotFound
 
 
 def plugin_rows(app: SopflowApp, disabled: set[str]) -> list[dict[str, Any]]:

@@ -8,8 +8,16 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from sopflow_sdk import SopflowError
 
+from sopflow.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    LimitReached,
+    NotFound,
+    Unauthorized,
+)
 from sopflow.logging import get_logger
-from sopflow.problems import Problem
 
 log = get_logger("sopflow.api")
 PROBLEM_JSON = "application/problem+json"
@@ -19,8 +27,31 @@ def _response(body: dict[str, Any]) -> Response[Any]:
     return Response(content=body, status_code=body["status"], media_type=PROBLEM_JSON)
 
 
-def handle_problem(request: Request, exc: Problem) -> Response[Any]:
-    return _response(exc.to_dict(instance=request.url.path))
+#: Domain error → (status, title), most specific first: the one place the
+#: engine's errors get HTTP semantics.
+STATUS: tuple[tuple[type[DomainError], int, str], ...] = (
+    (InvalidInput, 422, "Invalid input"),
+    (NotFound, 404, "Not found"),
+    (LimitReached, 409, "Limit reached"),
+    (Conflict, 409, "Conflict"),
+    (Unauthorized, 401, "Unauthorized"),
+    (Forbidden, 403, "Forbidden"),
+)
+
+
+def problem_body(exc: DomainError, instance: str | None = None) -> dict[str, Any]:
+    """The problem details of a domain error."""
+    status, title = next(((s, t) for cls, s, t in STATUS if isinstance(exc, cls)), (400, "Bad request"))
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": exc.detail}
+    if instance:
+        body["instance"] = instance
+    if exc.errors:
+        body["errors"] = exc.errors
+    return body
+
+
+def handle_problem(request: Request, exc: DomainError) -> Response[Any]:
+    return _response(problem_body(exc, instance=request.url.path))
 
 
 def _field_path(extra: dict[str, Any]) -> str:
@@ -120,7 +151,7 @@ def handle_unexpected(request: Request, exc: Exception) -> Response[Any]:
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {
-    Problem: handle_problem,
+    DomainError: handle_problem,
     ValidationException: handle_validation,
     HTTPException: handle_http,
     SopflowError: handle_sdk_error,

@@ -11,11 +11,11 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from sopflow.api.auth import Auth, sopflow_app
-from sopflow.engine.customers import customer_to_dict
-from sopflow.engine.fields import field_definitions
-from sopflow.engine.segments import create_segment, get_segment, preview, segment_to_dict
+from sopflow.engine.customers.fields import field_definitions
+from sopflow.engine.customers.records import customer_to_dict
+from sopflow.engine.customers.segments import create_segment, get_segment, preview, segment_to_dict
+from sopflow.errors import InvalidInput
 from sopflow.models import Customer, Segment
-from sopflow.problems import InvalidInput
 
 
 class SegmentCreate(msgspec.Struct, forbid_unknown_fields=True):

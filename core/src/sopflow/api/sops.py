@@ -11,14 +11,12 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from sopflow.api.auth import Auth, sopflow_app
-from sopflow.api.pagination import page
 from sopflow.app import SopflowApp
-from sopflow.engine.fields import field_definitions
-from sopflow.engine.journey_reminders import HIDDEN_KIND
-from sopflow.engine.runner import dispatch_due
-from sopflow.engine.sop_stats import sop_stats
-from sopflow.engine.sops import (
-    compute_audience,
+from sopflow.conditions.storage import parse_instant
+from sopflow.engine.customers.fields import field_definitions
+from sopflow.engine.delivery.dispatch import dispatch_due
+from sopflow.engine.sops.definition import HIDDEN_KIND
+from sopflow.engine.sops.manage import (
     create_sop,
     current_definition,
     end_manually,
@@ -29,8 +27,10 @@ from sopflow.engine.sops import (
     touch_to_dict,
     update_sop,
 )
+from sopflow.engine.sops.stats import sop_stats
+from sopflow.errors import Conflict, InvalidInput
 from sopflow.models import Enrollment, Sop, SopVersion, Touch
-from sopflow.problems import Conflict, InvalidInput
+from sopflow.pagination import page
 
 
 class SopCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -76,14 +76,7 @@ def enrollment_to_dict(e: Enrollment, next_touch: Any = None) -> dict[str, Any]:
 
 def start_audience(app: SopflowApp, tenant_id: int, sop_id: int) -> None:
     """Compute a nurture SOP's audience in the background (inline without a broker)."""
-    if app.broker is not None:
-        app.broker.actors["audience"].send(tenant_id, sop_id)
-        return
-    for _ in range(100_000):
-        with app.tx() as s:
-            progress = compute_audience(s, app, tenant_id, sop_id, app.now())
-        if progress.get("state") != "running":
-            return
+    app.enqueue("audience", tenant_id, sop_id)
 
 
 class SopController(Controller):
@@ -255,8 +248,6 @@ class TouchController(Controller):
         due_before: str | None = None,
     ) -> dict[str, Any]:
         auth.require("read")
-        from sopflow.engine.fields import parse_datetime
-
         query = sa.select(Touch).where(Touch.tenant_id == auth.tenant_id)
         for value, column in (
             (status, Touch.status),
@@ -268,7 +259,7 @@ class TouchController(Controller):
         for name, value, op in (("due_after", due_after, "ge"), ("due_before", due_before, "lt")):
             if value is not None:
                 try:
-                    when = parse_datetime(value)
+                    when = parse_instant(value)
                 except ValueError as exc:
                     raise InvalidInput([(name, str(exc))]) from None
                 query = query.where(Touch.due_at >= when if op == "ge" else Touch.due_at < when)
@@ -286,7 +277,7 @@ class TouchController(Controller):
         auth.require("admin")
         app = sopflow_app(request)
         if not app.clock.manual:
-            from sopflow.problems import Conflict
+            from sopflow.errors import Conflict
 
             raise Conflict(
                 "dispatch runs on its own under the system clock; this is for SOPFLOW_CLOCK=manual"

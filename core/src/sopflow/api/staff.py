@@ -11,8 +11,8 @@ from litestar.params import JSONBody
 
 from sopflow.api.auth import Auth, sopflow_app
 from sopflow.api.schemas import StaffCreate, StaffUpdate
+from sopflow.errors import Conflict, InvalidInput, NotFound
 from sopflow.models import Staff
-from sopflow.problems import Conflict, InvalidInput, NotFound
 
 
 def staff_to_dict(m: Staff) -> dict[str, Any]:

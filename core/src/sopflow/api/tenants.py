@@ -13,10 +13,10 @@ from litestar.params import JSONBody
 
 from sopflow.api.auth import Auth, sopflow_app
 from sopflow.api.schemas import ApiKeyCreate, TenantCreate, TenantUpdate
-from sopflow.engine.dispatch import DEFAULT_DAILY_CAP
-from sopflow.engine.tenants import check_timezone, create_tenant, issue_api_key
+from sopflow.engine.customers.tenants import check_timezone, create_tenant, issue_api_key
+from sopflow.engine.delivery.claim import DEFAULT_DAILY_CAP
+from sopflow.errors import Forbidden, InvalidInput, NotFound
 from sopflow.models import ApiKey, Tenant
-from sopflow.problems import Forbidden, InvalidInput, NotFound
 
 #: Bounds on the per-customer daily cap of pushed messages (WeCom allows one mass
 #: message per customer per day; other channels may allow a few more).

@@ -25,7 +25,9 @@ MAX_TEXT = 2000
 
 
 def to_storage(type: str, value: Any, choices: Sequence[str] = ()) -> Any:
-    """Validate ``value`` for a field of ``type`` and return its stored form.
+    """Validate ``value`` for a field of ``type`` and return its stored form: the
+    one set of rules for every writer (the API, ingest, keyword rules, SOP data
+    actions) and for the values rules compare against.
 
     ``None`` stays ``None`` (clears the value).  Raises ``ValueError`` saying
     what is expected.  ``choices`` is checked for choice and multi_choice.
@@ -34,36 +36,42 @@ def to_storage(type: str, value: Any, choices: Sequence[str] = ()) -> Any:
         return None
     if type in ("text", "choice"):
         if not isinstance(value, str):
-            raise ValueError(f"{value!r} is not text")
+            raise ValueError(f"expected text, got {_kind(value)}")
         if "\x00" in value:
             raise ValueError("text must not contain NUL characters")
+        if len(value) > MAX_TEXT:
+            raise ValueError(f"text longer than {MAX_TEXT} characters")
         if type == "choice" and choices and value not in choices:
-            raise ValueError(f"{value!r} is not one of the choices {list(choices)}")
+            raise ValueError(f"{value!r} is not one of {list(choices)}")
         return value
     if type == "number":
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"{value!r} is not a number")
+            raise ValueError(f"expected a number, got {_kind(value)} {value!r}")
         if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"{value!r} is not a finite number")
+            raise ValueError("expected a finite number")
         if isinstance(value, int) and abs(value) > MAX_EXACT_INT:
             raise ValueError(f"{value!r} is out of range: integers must be within ±2**53")
         return value
     if type == "bool":
         if not isinstance(value, bool):
-            raise ValueError(f"{value!r} is not true or false")
+            raise ValueError(f"expected true or false, got {value!r}")
         return value
     if type == "date":
         return _date(value).isoformat()
     if type == "datetime":
-        return _datetime(value).isoformat()
+        return parse_instant(value).isoformat()
     if type == "multi_choice":
         if not isinstance(value, list | tuple) or any(not isinstance(v, str) for v in value):
-            raise ValueError(f"{value!r} is not a list of choices")
+            raise ValueError("expected a list of choices")
         bad = [v for v in value if choices and v not in choices]
         if bad:
             raise ValueError(f"{bad} not among the choices {list(choices)}")
         return sorted(set(value))
     raise ValueError(f"unsupported field type {type!r}")
+
+
+def _kind(value: Any) -> str:
+    return type(value).__name__
 
 
 def _date(value: Any) -> date:
@@ -81,7 +89,9 @@ def _bad_date(value: Any) -> date:
     raise ValueError(f"{value!r} is not a date 'YYYY-MM-DD'")
 
 
-def _datetime(value: Any) -> datetime:
+def parse_instant(value: Any) -> datetime:
+    """An aware datetime (in UTC) from a datetime or an ISO-8601 string with an
+    offset; naive is refused because guessing the zone would shift it by hours."""
     parsed: datetime | None = None
     if isinstance(value, datetime):
         parsed = value

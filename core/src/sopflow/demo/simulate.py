@@ -22,7 +22,9 @@ import attrs
 
 from sopflow.demo.scenario import SOURCES, STAFF, Setup
 from sopflow.demo.world import World
-from sopflow.engine.runner import advance_audiences, poll_confirmations, run_until_idle
+from sopflow.engine.delivery.confirmations import poll_confirmations
+from sopflow.engine.delivery.dispatch import run_until_idle
+from sopflow.engine.sops.manage import advance_audiences
 
 #: Seed 000's first three days of arrivals; later days draw from ``LATER_DAY``.
 FIRST_DAYS = (31, 23, 41)

@@ -13,8 +13,12 @@ import threading
 from datetime import datetime, timedelta
 from typing import Any
 
+from sopflow.engine.delivery.confirmations import poll_confirmations
+from sopflow.engine.delivery.dispatch import dispatch_due
+from sopflow.engine.journeys.sync import advance_syncs
+from sopflow.engine.sops.manage import advance_audiences
+from sopflow.host import enqueue_job
 from sopflow.logging import get_logger
-from sopflow.worker.jobs import enqueue_job
 
 log = get_logger("sopflow.scheduler")
 #: Touches claimed per round, and rounds per tick at most (then the tick's other steps run).
@@ -30,9 +34,6 @@ class Scheduler:
 
     def tick(self) -> int:
         """One round of scheduling; returns how many units of work it started."""
-        from sopflow.engine.journey_sync import advance_syncs
-        from sopflow.engine.runner import advance_audiences, poll_confirmations
-
         fired = 0
         for step in (self.dispatch, advance_audiences, advance_syncs, poll_confirmations):
             try:
@@ -45,8 +46,6 @@ class Scheduler:
         """Claim rounds until fewer than a full round is due (or the in-flight cap
         stops the claim): a backlog is handed out at the workers' pace, not one
         round per tick.  Bounded, so the other steps of the tick still run."""
-        from sopflow.engine.runner import dispatch_due
-
         total = 0
         for _ in range(MAX_DISPATCH_ROUNDS):
             n = dispatch_due(app, DISPATCH_ROUND)

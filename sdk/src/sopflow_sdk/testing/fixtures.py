@@ -75,8 +75,8 @@ def anon_api(test_client: Any) -> Any:
 def stub_broker(sopflow_app: Any) -> Iterator[Any]:
     """A Dramatiq in-memory broker bound to the app, with a running worker.
     Call ``stub_broker.join("sopflow")`` to wait for queued work."""
+    from sopflow.worker.actors import install
     from sopflow.worker.broker import make_broker, start_worker
-    from sopflow.worker.jobs import install
 
     broker = make_broker(sopflow_app.settings)
     install(sopflow_app, broker)
@@ -84,4 +84,6 @@ def stub_broker(sopflow_app: Any) -> Iterator[Any]:
     yield broker
     worker.stop()
     broker.close()
-    sopflow_app.broker = None
+    from sopflow.worker.actors import uninstall
+
+    uninstall(sopflow_app)

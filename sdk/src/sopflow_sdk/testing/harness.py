@@ -150,7 +150,7 @@ class ApiClient:
 
 
 def new_tenant(app: Any, name: str, scopes: Iterable[str] = ("admin",)) -> tuple[int, str]:
-    from sopflow.engine.tenants import create_tenant, issue_api_key
+    from sopflow.engine.customers.tenants import create_tenant, issue_api_key
 
     with app.tx() as s:
         tenant = create_tenant(s, name, app.now())

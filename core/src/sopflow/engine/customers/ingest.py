@@ -1,0 +1,216 @@
+"""Ingest: normalized events in, customers resolved, fields applied, log appended.
+
+A batch is validated as a whole first: one bad event rejects the batch with
+every problem listed and nothing written.  Each event then runs in a savepoint
+so a concurrent duplicate (two deliveries of one webhook racing) turns into a
+``duplicate`` outcome instead of an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from sopflow.conditions.storage import parse_instant
+from sopflow.engine.customers.fields import FieldDef, apply_stored, validate_field_changes
+from sopflow.engine.customers.records import (
+    TagChange,
+    change_tags,
+    check_tags,
+    get_customer,
+    resolve_identity,
+)
+from sopflow.errors import InvalidInput
+from sopflow.models import Event
+
+MAX_KEY = 200
+MAX_TYPE = 100
+
+
+def validate_event(
+    i: int, raw: Any, defs: Mapping[str, FieldDef], allow_read_only: bool
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    p = f"events[{i}]"
+    problems: list[tuple[str, str]] = []
+    if not isinstance(raw, Mapping):
+        return {}, [(p, "expected an event object")]
+    ev: dict[str, Any] = dict(raw)
+    etype = ev.get("type")
+    if not isinstance(etype, str) or not etype or len(etype) > MAX_TYPE:
+        problems.append((f"{p}.type", "give the event type, e.g. 'message.received'"))
+    key = ev.get("idempotency_key")
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY:
+        problems.append(
+            (
+                f"{p}.idempotency_key",
+                f"give a unique key of 1–{MAX_KEY} characters (e.g. the source's message id)",
+            )
+        )
+    ident = ev.get("identity")
+    if ev.get("customer_id") is None and ident is None:
+        problems.append((f"{p}.identity", "give the channel identity {channel, external_id} or customer_id"))
+    if ident is not None:
+        for k in ("channel", "external_id"):
+            v = ident.get(k) if isinstance(ident, Mapping) else None
+            if not isinstance(v, str) or not v or len(v) > 200:
+                problems.append((f"{p}.identity.{k}", "a non-empty string of at most 200 characters"))
+    if ev.get("occurred_at") is not None:
+        try:
+            ev["occurred_at"] = parse_instant(ev["occurred_at"])
+        except ValueError as exc:
+            problems.append((f"{p}.occurred_at", str(exc)))
+    if not isinstance(ev.get("payload", {}), Mapping):
+        problems.append((f"{p}.payload", "expected a JSON object"))
+    stored, field_problems = validate_field_changes(
+        ev.get("fields") or {}, defs, f"{p}.fields", allow_read_only=allow_read_only
+    )
+    ev["fields"] = stored
+    problems += field_problems
+    problems += check_tags(ev.get("tags_add") or [], f"{p}.tags_add")
+    problems += check_tags(ev.get("tags_remove") or [], f"{p}.tags_remove")
+    return ev, problems
+
+
+def ingest(
+    session: Session,
+    tenant_id: int,
+    events: Sequence[Any],
+    defs: Mapping[str, FieldDef],
+    now: datetime,
+    *,
+    source: str = "api",
+    allow_read_only: bool = False,
+    causation_id: int | None = None,
+    depth: int = 0,
+) -> list[dict[str, Any]]:
+    """Ingest a batch.  Returns one outcome per event, in order."""
+    validated = []
+    problems: list[tuple[str, str]] = []
+    for i, raw in enumerate(events):
+        ev, errs = validate_event(i, raw, defs, allow_read_only)
+        validated.append(ev)
+        problems += errs
+    if problems:
+        raise InvalidInput(problems)
+    # customer_id references are checked before anything is written
+    for i, ev in enumerate(validated):
+        if ev.get("customer_id") is not None:
+            try:
+                get_customer(session, tenant_id, int(ev["customer_id"]))
+            except Exception as exc:
+                problems.append((f"events[{i}].customer_id", str(exc)))
+    if problems:
+        raise InvalidInput(problems)
+
+    outcomes = []
+    seen: dict[str, int] = {}
+    for i, ev in enumerate(validated):
+        key = ev["idempotency_key"]
+        if key in seen:
+            outcomes.append(
+                {"index": i, "idempotency_key": key, "status": "duplicate", "event_id": seen[key]}
+            )
+            continue
+        existing = session.scalar(
+            sa.select(Event.id).where(Event.tenant_id == tenant_id, Event.idempotency_key == key)
+        )
+        if existing is not None:
+            outcomes.append({"index": i, "idempotency_key": key, "status": "duplicate", "event_id": existing})
+            continue
+        try:
+            with session.begin_nested():
+                outcome = _apply(session, tenant_id, ev, now, source, causation_id, depth)
+        except IntegrityError:
+            existing = session.scalar(
+                sa.select(Event.id).where(Event.tenant_id == tenant_id, Event.idempotency_key == key)
+            )
+            outcome = {"status": "duplicate", "event_id": existing}
+        seen[key] = outcome["event_id"]
+        outcomes.append({"index": i, "idempotency_key": key, **outcome})
+    return outcomes
+
+
+def _apply(
+    session: Session,
+    tenant_id: int,
+    ev: Mapping[str, Any],
+    now: datetime,
+    source: str,
+    causation_id: int | None,
+    depth: int,
+) -> dict[str, Any]:
+    created = False
+    if ev.get("customer_id") is not None:
+        customer = get_customer(session, tenant_id, int(ev["customer_id"]))
+    else:
+        ident = ev["identity"]
+        customer, created = resolve_identity(
+            session,
+            tenant_id,
+            ident["channel"],
+            ident["external_id"],
+            now,
+            ident.get("staff_external_id"),
+            ev.get("display_name"),
+        )
+    if ev.get("display_name") and not customer.display_name:
+        customer.display_name = ev["display_name"]
+    if ev["fields"]:
+        customer.fields = apply_stored(customer.fields, ev["fields"])
+    if ev.get("source") and not customer.source:
+        customer.source = ev["source"]
+    tags = change_tags(session, customer, ev.get("tags_add") or [], ev.get("tags_remove") or [])
+    occurred_at = ev.get("occurred_at") or now
+    if ev["type"] == "customer.churned" and customer.churned_at is None:
+        customer.churned_at = occurred_at
+    elif ev["type"] == "customer.added" and customer.churned_at is not None:
+        customer.churned_at = None  # re-added after churning: active again
+    customer.updated_at = now
+    event = Event(
+        tenant_id=tenant_id,
+        customer_id=customer.id,
+        type=ev["type"],
+        idempotency_key=ev["idempotency_key"],
+        occurred_at=occurred_at,
+        received_at=now,
+        # what the tags actually changed by, for plugins (a CRM, WeCom corp tags)
+        payload={**(ev.get("payload") or {}), **_tag_payload(ev, tags)},
+        source=source,
+        causation_id=causation_id,
+        depth=depth,
+    )
+    session.add(event)
+    session.flush()
+    return {
+        "status": "created",
+        "event_id": event.id,
+        "customer_id": customer.id,
+        "customer_created": created,
+    }
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "type": event.type,
+        "customer_id": event.customer_id,
+        "idempotency_key": event.idempotency_key,
+        "occurred_at": event.occurred_at.isoformat(),
+        "received_at": event.received_at.isoformat(),
+        "payload": event.payload,
+        "source": event.source,
+        "causation_id": event.causation_id,
+        "depth": event.depth,
+    }
+
+
+def _tag_payload(ev: Mapping[str, Any], tags: TagChange) -> dict[str, list[str]]:
+    """When the event asked for tag changes: the ones that actually happened."""
+    if not (ev.get("tags_add") or ev.get("tags_remove")):
+        return {}
+    return {"tags_added": list(tags.added), "tags_removed": list(tags.removed)}

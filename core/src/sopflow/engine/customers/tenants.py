@@ -1,0 +1,77 @@
+"""Tenants and API keys.  A key is shown once; only its SHA-256 is stored."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from sopflow.errors import Conflict, InvalidInput
+from sopflow.models import SCOPES, ApiKey, Tenant
+
+KEY_PREFIX = "sfk_"
+
+
+def hash_key(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def check_timezone(tz: str, field: str = "timezone") -> str:
+    try:
+        ZoneInfo(tz)
+    except Exception:
+        raise InvalidInput(
+            [(field, f"{tz!r} is not an IANA time zone name; use e.g. 'Asia/Shanghai'")]
+        ) from None
+    return tz
+
+
+def create_tenant(session: Session, name: str, now: datetime, timezone: str = "Asia/Shanghai") -> Tenant:
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise InvalidInput([("name", "give a tenant name of 1 to 100 characters")])
+    check_timezone(timezone)
+    if session.scalar(sa.select(Tenant.id).where(Tenant.name == name)) is not None:
+        raise Conflict(f"a tenant named {name!r} already exists; choose another name")
+    tenant = Tenant(name=name, timezone=timezone, created_at=now)
+    session.add(tenant)
+    session.flush()
+    return tenant
+
+
+def check_scopes(scopes: list[str]) -> str:
+    bad = [s for s in scopes if s not in SCOPES]
+    if bad or not scopes:
+        raise InvalidInput([("scopes", f"{bad or 'empty'}: choose from {', '.join(SCOPES)}")])
+    return ",".join(sorted(set(scopes)))
+
+
+def issue_api_key(
+    session: Session, tenant_id: int, scopes: list[str], now: datetime, name: str = ""
+) -> tuple[ApiKey, str]:
+    """Create a key and return it with its plaintext (the only time it exists)."""
+    token = KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey(
+        tenant_id=tenant_id,
+        name=name,
+        prefix=token[: len(KEY_PREFIX) + 6],
+        key_hash=hash_key(token),
+        scopes=check_scopes(scopes),
+        created_at=now,
+    )
+    session.add(key)
+    session.flush()
+    return key, token
+
+
+def authenticate(session: Session, token: str) -> ApiKey | None:
+    if not token.startswith(KEY_PREFIX):
+        return None
+    key = session.scalar(sa.select(ApiKey).where(ApiKey.key_hash == hash_key(token)))
+    if key is None or key.revoked_at is not None:
+        return None
+    return key

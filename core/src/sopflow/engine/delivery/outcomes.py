@@ -1,0 +1,162 @@
+"""The record transaction of a delivery batch: each touch's outcome, its
+``touch.sent`` event, and the end of the enrolments whose last step it was.
+
+Written with Core statements — one UPDATE for the batch's touches (executemany,
+``touch_rows``) and one INSERT for its events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from sopflow.engine.context import EngineContext
+from sopflow.engine.delivery import touch_rows
+from sopflow.engine.delivery.batch import DeliveryBatch
+from sopflow.engine.delivery.sends import Outcome
+from sopflow.engine.sops.enrolment import ACTIVE
+from sopflow.engine.sops.lifecycle import end_actions, end_enrollment
+from sopflow.event_collector import collect
+from sopflow.models import Enrollment, Event
+
+MAX_ATTEMPTS = 8
+FINAL = ("sent", "pending", "failed", "skipped")
+OPEN = ("scheduled", "claimed", "sending")
+
+_T = touch_rows.TOUCHES
+_E = Event.__table__
+
+
+def record(
+    ctx: EngineContext, outcomes: Sequence[Outcome], start: int | None = None, renew: Sequence[int] = ()
+) -> tuple[dict[int, str], bool]:
+    """One transaction: record ``outcomes``; with ``start``, also mark that touch
+    ``sending`` if it is still ``claimed`` (returns whether it was); ``renew``:
+    touches still ``sending`` whose lease starts again."""
+    now = ctx.now()
+    lease_until = now + timedelta(seconds=ctx.settings.claim_lease_seconds)
+    statuses: dict[int, str] = {}
+    started = False
+    with ctx.tx() as s:
+        if outcomes:
+            statuses = _record(ctx, s, outcomes, now)
+        if start is not None:
+            started = (
+                s.execute(
+                    sa.update(_T)
+                    .where(_T.c.id == start, _T.c.status == "claimed")
+                    .values(status="sending", lease_until=lease_until)
+                ).rowcount
+                == 1
+            )
+        if renew:
+            s.execute(
+                sa.update(_T)
+                .where(_T.c.id.in_(renew), _T.c.status == "sending")
+                .values(lease_until=lease_until)
+            )
+    return statuses, started
+
+
+def _record(ctx: EngineContext, s: Session, outcomes: Sequence[Outcome], now: datetime) -> dict[int, str]:
+    ids = [o.touch_id for o in outcomes]
+    batch = DeliveryBatch(ctx, s, ids, customers=False, touches=False)  # locks the enrolments first
+    query = touch_rows.select_rows(_T.c.id.in_(ids)).order_by(_T.c.id)
+    if s.bind.dialect.name == "postgresql":
+        query = query.with_for_update()
+    rows = {r.id: r for r in s.execute(query)}
+    statuses: dict[int, str] = {}
+    changes: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    done: set[int] = set()
+    for o in outcomes:
+        row = rows[o.touch_id]
+        change = _apply(row, o, now)
+        changes.append(change)
+        statuses[row.id] = change["status"]
+        if change["status"] in ("sent", "pending"):
+            enrollment = batch.enrollments.get(row.enrollment_id)
+            events.append(_sent_event(row, change["status"], now, enrollment.depth if enrollment else 0))
+        if change["status"] in FINAL:
+            done.add(row.enrollment_id)
+    touch_rows.write(s, changes)
+    if events:
+        ids_out = s.execute(sa.insert(_E).returning(_E.c.id, sort_by_parameter_order=True), events).scalars()
+        for event_id, values in zip(ids_out, events, strict=True):
+            # announced after commit like any flushed Event (plugins' on_event)
+            collect(SimpleNamespace(id=event_id, causation_id=None, **values))
+    complete(batch, done, now)
+    return statuses
+
+
+def _apply(row: Any, o: Outcome, now: datetime) -> dict[str, Any]:
+    """The touch's columns after outcome ``o``."""
+    change = touch_rows.change_of(row)
+    status = o.status
+    if o.throttled:  # our own limiter held it back before any call: not an attempt
+        change["attempts"] = max(0, row.attempts - 1)
+        change["deferrals"] = row.deferrals + 1
+        change["defer_reason"] = "rate_limit"
+    change["outcome"] = {
+        **(row.outcome or {}),
+        "results": o.results,
+        **({"reason": o.reason} if o.reason else {}),
+    }
+    if status == "scheduled":
+        if change["attempts"] >= MAX_ATTEMPTS:
+            status = "failed"
+        else:
+            change["due_at"] = now + timedelta(seconds=o.retry_after or 30 * 2 ** change["attempts"])
+            change["lease_until"] = None
+    if status in ("sent", "pending"):
+        change["sent_at"] = now
+    change["status"] = status
+    return change
+
+
+def _sent_event(row: Any, status: str, now: datetime, depth: int) -> dict[str, Any]:
+    return {
+        "tenant_id": row.tenant_id,
+        "customer_id": row.customer_id,
+        "type": "touch.sent",
+        "idempotency_key": f"touch.sent:{row.id}",
+        "occurred_at": now,
+        "received_at": now,
+        "payload": {"touch_id": row.id, "sop_id": row.sop_id, "step_index": row.step_index, "status": status},
+        "source": "sopflow",
+        "depth": depth + 1,
+    }
+
+
+def complete(batch: DeliveryBatch, enrollment_ids: Iterable[int], now: datetime) -> None:
+    """F21: the enrolments among ``enrollment_ids`` with no open step left end normally."""
+    ids = set(enrollment_ids)
+    if not ids:
+        return
+    s = batch.s
+    s.flush()
+    still_open = set(
+        s.scalars(
+            sa.select(_T.c.enrollment_id)
+            .where(_T.c.enrollment_id.in_(ids), _T.c.status.in_(OPEN))
+            .group_by(_T.c.enrollment_id)
+        )
+    )
+    for enrollment_id in sorted(ids - still_open):
+        enrollment = batch.enrollments.get(enrollment_id) or s.get(Enrollment, enrollment_id)
+        if enrollment is not None and enrollment.status == ACTIVE:
+            end_enrollment(
+                s,
+                enrollment,
+                "completed",
+                "all_steps_done",
+                now,
+                batch.fields(enrollment.tenant_id),
+                cancel_open=False,  # nothing is open: that is why it completes
+                **end_actions(batch.runtime(enrollment).definition, "on_complete"),
+            )

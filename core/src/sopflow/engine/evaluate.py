@@ -1,0 +1,159 @@
+"""The evaluate step: what one event does to its customer, on top of every
+engine package.  In order: enrolments whose early-end rule now holds end; a
+stage change enters the stage's SOP; a message marks replies and runs keyword
+rules; goals record conversions; journeys place the customer; SOPs whose entry
+rule now holds enrol them.  The runtime calls ``evaluate_event`` once per
+stored event (a worker, or inline in the embedded mode and the tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import attrs
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from sopflow.conditions import snapshot_customer
+from sopflow.engine.context import EngineContext
+from sopflow.engine.customers.fields import field_definitions
+from sopflow.engine.journeys.placement import on_stage_entered, place
+from sopflow.engine.keywords.rules import on_message
+from sopflow.engine.sops.enrolment import ACTIVE, enroll, runtimes_for, staff_of, tenant_timezone
+from sopflow.engine.sops.lifecycle import (
+    end_actions,
+    end_enrollment,
+    mark_conversions,
+    mark_replied,
+    rearm,
+    runtime_of,
+)
+from sopflow.event_collector import collecting
+from sopflow.logging import get_logger
+from sopflow.models import Customer, Enrollment, Touch
+
+log = get_logger("sopflow.engine")
+
+#: Event types that record what automation did without changing customer data;
+#: the evaluate step skips them (rules counting them are re-evaluated at the next change).
+OBSERVATIONAL = frozenset({"touch.sent"})
+
+
+@attrs.frozen
+class Evaluation:
+    """What evaluating one event did: counts for logs and tests, the events it
+    caused (to announce in turn), and whether a new enrolment has a touch due now."""
+
+    counts: dict[str, int]
+    caused: list[Any]
+    due_now: bool
+
+
+def evaluate_event(ctx: EngineContext, tenant_id: int, event: Mapping[str, Any]) -> Evaluation:
+    """Evaluate ``event`` in one transaction."""
+    if event.get("type") in OBSERVATIONAL:
+        return Evaluation({}, [], False)
+    with collecting() as caused, ctx.tx() as s:
+        now = ctx.now()
+        fields = field_definitions(s, tenant_id, ctx.plugins)
+        counts = evaluate_customer(s, tenant_id, event, now, fields, ctx.settings.loop_guard_depth)
+        due_now = bool(counts["enrolled"] or counts.get("stage_enrolled")) and (
+            s.scalar(
+                sa.select(Touch.id)
+                .where(
+                    Touch.customer_id == event["customer_id"],
+                    Touch.status == "scheduled",
+                    Touch.due_at <= now,
+                )
+                .limit(1)
+            )
+            is not None
+        )
+    return Evaluation(counts, [ev for ev in caused if ev.id is not None], due_now)
+
+
+def evaluate_customer(
+    session: Session,
+    tenant_id: int,
+    event: Mapping[str, Any],
+    now: datetime,
+    fields: Mapping[str, Any],
+    loop_guard_depth: int,
+) -> dict[str, int]:
+    """Evaluate one customer after ``event``.  Returns counts for logs and tests."""
+    counts = {"ended": 0, "enrolled": 0, "replied": 0, "converted": 0}
+    customer_id = event.get("customer_id")
+    if customer_id is None:
+        return counts
+    if event.get("depth", 0) > loop_guard_depth:
+        log.warning(
+            "loop_guard_stopped", event_id=event.get("id"), depth=event.get("depth"), limit=loop_guard_depth
+        )
+        return counts
+    customer = session.get(Customer, customer_id)
+    if customer is None or customer.merged_into_id is not None:
+        return counts
+    tz = tenant_timezone(session, tenant_id)
+    snapshot = snapshot_customer(session, customer, tz)
+    occurred = datetime.fromisoformat(event["occurred_at"]) if event.get("occurred_at") else now
+
+    active = list(
+        session.scalars(
+            sa.select(Enrollment).where(Enrollment.customer_id == customer.id, Enrollment.status == ACTIVE)
+        )
+    )
+    for enrollment in active:
+        runtime = runtime_of(session, enrollment, fields)
+        if runtime.ends_early(snapshot, now):
+            end_enrollment(
+                session,
+                enrollment,
+                "ended_early",
+                "early_end_rule",
+                now,
+                fields,
+                **end_actions(runtime.definition, "on_early_end"),
+            )
+            counts["ended"] += 1
+
+    counts["stage_enrolled"] = counts["moved"] = 0
+    if event.get("type") == "stage.changed":
+        counts["stage_enrolled"] = on_stage_entered(
+            session,
+            tenant_id,
+            customer,
+            event.get("payload") or {},
+            now,
+            fields,
+            tenant_timezone=tz,
+            depth=int(event.get("depth", 0)) + 1,
+        )
+
+    if event.get("type") == "message.received":
+        counts["replied"] = mark_replied(session, customer.id, occurred)
+        counts["keyword_rules"] = on_message(session, customer, event, now, fields)
+    counts["converted"] = mark_conversions(session, customer, event, snapshot, now, fields)
+
+    # a move staff made by hand stands until the customer's data next changes
+    by_hand = event.get("type") == "stage.changed" and (event.get("payload") or {}).get("cause") in (
+        "manual",
+        "api",
+    )
+    if not by_hand:
+        counts["moved"] = place(session, tenant_id, customer, snapshot, now, fields, event)
+
+    depth = int(event.get("depth", 0))
+    staff_ids: set[str] | None = None
+    for runtime in runtimes_for(session, tenant_id, fields):
+        if runtime.sop.kind == "new_customer" and event.get("type") != "customer.added":
+            continue
+        if staff_ids is None:
+            staff_ids = staff_of(session, customer)
+        if runtime.targets(snapshot, staff_ids, now):
+            if enroll(session, runtime, customer, now, tenant_timezone=tz, depth=depth, snapshot=snapshot):
+                counts["enrolled"] += 1
+        elif runtime.definition.get("reentry"):
+            rearm(session, runtime.sop.id, customer.id)
+    session.flush()
+    return counts

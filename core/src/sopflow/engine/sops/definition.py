@@ -1,0 +1,392 @@
+"""Validate an SOP definition (the JSON a user sends) into a checked dict.
+
+Every problem is reported at once with its path and the fix.  The stored
+definition is the normalised result, so the engine never re-validates.
+
+Shape::
+
+    {"kind": "new_customer" | "nurture",
+     "target": {"rule": <rule>|null, "sources": [..], "staff": [..]},
+     "steps": [{"day": 2, "at": "09:00" | "delay": "30m",
+                "actions": [{"type": "send", "channel": "log", "touchpoint": "private_chat",
+                             "text": "Hi {{ customer.display_name }}", "attachments": []}, ...],
+                "wait_for_reply": {"timeout": "24h", "on_reply": "continue"|"end",
+                                   "on_timeout": "continue"|"skip"}}],
+     "batch": {"size": 100, "interval": "10m"} | null,
+     "quiet_hours": {"start": "22:00", "end": "08:00"} | null,
+     "catch_up": "send_now" | "next_day" | "skip",
+     "early_end": <rule> | null,
+     "on_early_end": {"tags_add": [..], "flow_to": <sop id>|null},
+     "on_complete": {"tags_add": [..], "flow_to": <sop id>|null},
+     "reentry": false,
+     "goal": {"event_type": "order.paid"} | {"rule": <rule>} | null, "goal_window_days": 7}
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from jinja2 import TemplateSyntaxError
+from jinja2.sandbox import SandboxedEnvironment
+from sopflow_sdk import ConfigError
+
+from sopflow.conditions import RuleError, parse, parse_duration
+
+KINDS = ("new_customer", "nurture")
+#: The kind of the hidden SOPs that carry a journey stage's reminders: never
+#: listed, never entered by rule, created and versioned by the journey.
+HIDDEN_KIND = "journey_stage"
+ACTION_TYPES = (
+    "send",
+    "remind_staff",
+    "set_field",
+    "add_tag",
+    "remove_tag",
+    "move_stage",
+    "webhook",
+    "plugin",
+)
+TOUCHPOINTS = ("private_chat", "group_chat", "moments", "welcome")
+WELCOME_RULE = (
+    "a welcome message goes out only as the customer adds the staff member: use it in the first "
+    'step of a new_customer SOP with "delay": "0m"'
+)
+CATCH_UP = ("send_now", "next_day", "skip")
+MAX_STEPS = 100
+MAX_DAY = 3650
+MAX_ATTACHMENTS = 9
+ATTACHMENT_KINDS = ("image", "link", "miniprogram", "video", "file")
+MAX_TEXT = 4000
+HHMM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
+
+templates = SandboxedEnvironment(autoescape=False)
+
+
+def validate_definition(
+    raw: Any,
+    *,
+    fields: Mapping[str, Any],
+    channel_exists: Callable[[str], bool],
+    stage_exists: Callable[[int], bool],
+    sop_is_nurture: Callable[[int], bool],
+    action_exists: Callable[[str], bool] = lambda name: False,
+) -> dict[str, Any]:
+    """Return the normalised definition or raise ``ConfigError`` listing every problem."""
+    problems: list[tuple[str, str]] = []
+    if not isinstance(raw, Mapping):
+        raise ConfigError([("definition", "expected a JSON object")], subject="SOP definition")
+    out: dict[str, Any] = {}
+
+    kind = raw.get("kind")
+    if kind not in KINDS:
+        problems.append(("kind", f"use one of {', '.join(KINDS)}"))
+    out["kind"] = kind
+
+    def rule(value: Any, path: str) -> Any:
+        if value is None:
+            return None
+        try:
+            parse(value, fields)
+        except RuleError as exc:
+            problems.extend((f"{path}.{p}" if p else path, m) for p, m in exc.problems)
+        return value
+
+    target = raw.get("target") or {}
+    if not isinstance(target, Mapping):
+        problems.append(("target", "expected an object {rule, sources, staff}"))
+        target = {}
+    out["target"] = {
+        "rule": rule(target.get("rule"), "target.rule"),
+        "sources": _strings(target.get("sources"), "target.sources", problems),
+        "staff": _strings(target.get("staff"), "target.staff", problems),
+    }
+    if kind == "nurture" and out["target"]["rule"] is None and not out["target"]["sources"]:
+        problems.append(("target.rule", "a nurture SOP needs an audience: give a rule or sources"))
+
+    steps = raw.get("steps")
+    if not isinstance(steps, list) or not steps:
+        problems.append(("steps", "give at least one step"))
+        steps = []
+    if len(steps) > MAX_STEPS:
+        problems.append(("steps", f"at most {MAX_STEPS} steps"))
+    out["steps"] = [
+        _step(i, s, problems, fields, channel_exists, stage_exists, action_exists)
+        for i, s in enumerate(steps)
+    ]
+    if kind != "new_customer" and any(
+        a.get("touchpoint") == "welcome" for step in out["steps"] for a in step.get("actions", [])
+    ):
+        problems.append(("kind", WELCOME_RULE))
+
+    batch = raw.get("batch")
+    if batch is not None:
+        size = batch.get("size") if isinstance(batch, Mapping) else None
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            problems.append(("batch.size", "a positive whole number of customers per interval"))
+        interval = _duration(
+            batch.get("interval") if isinstance(batch, Mapping) else None, "batch.interval", problems
+        )
+        out["batch"] = {"size": size, "interval": interval}
+    else:
+        out["batch"] = None
+
+    quiet = raw.get("quiet_hours")
+    if quiet is not None:
+        if not isinstance(quiet, Mapping):
+            problems.append(("quiet_hours", "expected {start: 'HH:MM', end: 'HH:MM'}"))
+            quiet = {}
+        for key in ("start", "end"):
+            if not isinstance(quiet.get(key), str) or not HHMM.fullmatch(quiet[key]):
+                problems.append((f"quiet_hours.{key}", "a local time 'HH:MM' (24-hour)"))
+        out["quiet_hours"] = {"start": quiet.get("start"), "end": quiet.get("end")}
+    else:
+        out["quiet_hours"] = None
+
+    catch_up = raw.get("catch_up", "send_now")
+    if catch_up not in CATCH_UP:
+        problems.append(("catch_up", f"use one of {', '.join(CATCH_UP)}"))
+    out["catch_up"] = catch_up
+
+    out["early_end"] = rule(raw.get("early_end"), "early_end")
+    for key in ("on_early_end", "on_complete"):
+        end = raw.get(key) or {}
+        if not isinstance(end, Mapping):
+            problems.append((key, "expected {tags_add: [...], flow_to: <nurture SOP id>}"))
+            end = {}
+        flow_to = end.get("flow_to")
+        if flow_to is not None and (not isinstance(flow_to, int) or not sop_is_nurture(flow_to)):
+            problems.append(
+                (
+                    f"{key}.flow_to",
+                    "the id of a nurture SOP of this tenant (only nurture SOPs can be flow targets)",
+                )
+            )
+        out[key] = {
+            "tags_add": _strings(end.get("tags_add"), f"{key}.tags_add", problems),
+            "flow_to": flow_to,
+        }
+
+    reentry = raw.get("reentry", False)
+    if not isinstance(reentry, bool):
+        problems.append(("reentry", "true or false"))
+    out["reentry"] = reentry
+
+    goal = raw.get("goal")
+    if goal is not None:
+        if not isinstance(goal, Mapping) or not (("event_type" in goal) ^ ("rule" in goal)):
+            problems.append(("goal", "give either {event_type: 'order.paid'} or {rule: ...}"))
+            goal = None
+        elif "rule" in goal:
+            rule(goal["rule"], "goal.rule")
+        elif not isinstance(goal["event_type"], str) or not goal["event_type"]:
+            problems.append(("goal.event_type", "an event type such as 'order.paid'"))
+    out["goal"] = dict(goal) if goal else None
+    window = raw.get("goal_window_days", 7)
+    if not isinstance(window, int) or isinstance(window, bool) or not 1 <= window <= 365:
+        problems.append(("goal_window_days", "a whole number of days from 1 to 365"))
+    out["goal_window_days"] = window
+
+    unknown = set(raw) - {
+        "kind",
+        "target",
+        "steps",
+        "batch",
+        "quiet_hours",
+        "catch_up",
+        "early_end",
+        "on_early_end",
+        "on_complete",
+        "reentry",
+        "goal",
+        "goal_window_days",
+    }
+    for key in sorted(unknown):
+        problems.append((key, "unknown setting; see docs/sops.md for the definition's keys"))
+    if problems:
+        raise ConfigError(problems, subject="SOP definition")
+    return out
+
+
+def _strings(value: Any, path: str, problems: list[tuple[str, str]]) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or any(not isinstance(v, str) or not v for v in value):
+        problems.append((path, "a list of non-empty strings"))
+        return []
+    return list(value)
+
+
+def _immediate(delay: Any) -> bool:
+    try:
+        return parse_duration(delay).total_seconds() == 0
+    except ValueError:
+        return False
+
+
+def _duration(value: Any, path: str, problems: list[tuple[str, str]]) -> str | None:
+    try:
+        parse_duration(value)
+    except Exception:
+        problems.append((path, f"{value!r} is not a duration like '30m', '12h', '2d'"))
+        return None
+    return value
+
+
+def attachments(raw: Any, path: str, problems: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Up to nine attachments, each an image, link, mini-program, video or file."""
+    items = raw or []
+    if not isinstance(items, list) or len(items) > MAX_ATTACHMENTS:
+        problems.append((path, f"at most {MAX_ATTACHMENTS} attachments"))
+        items = []
+    for k, att in enumerate(items):
+        if not isinstance(att, Mapping) or att.get("kind") not in ATTACHMENT_KINDS:
+            problems.append((f"{path}[{k}].kind", "image, link, miniprogram, video or file"))
+    return [dict(a) for a in items if isinstance(a, Mapping)]
+
+
+def template(text: Any, path: str, problems: list[tuple[str, str]]) -> str:
+    """A message template checked for syntax (rendered later with the customer)."""
+    if not isinstance(text, str) or len(text) > MAX_TEXT or "\x00" in text:
+        problems.append((path, f"text of at most {MAX_TEXT} characters (no NUL characters)"))
+        return ""
+    try:
+        templates.from_string(text)
+    except TemplateSyntaxError as exc:
+        problems.append(
+            (
+                path,
+                f"template error on line {exc.lineno}: {exc.message}; "
+                "use {{ customer.display_name }} or {{ fields.<key> }}",
+            )
+        )
+    return text
+
+
+def _step(
+    i: int,
+    raw: Any,
+    problems: list[tuple[str, str]],
+    fields: Mapping[str, Any],
+    channel_exists: Callable[[str], bool],
+    stage_exists: Callable[[int], bool],
+    action_exists: Callable[[str], bool],
+) -> dict[str, Any]:
+    p = f"steps[{i}]"
+    if not isinstance(raw, Mapping):
+        problems.append((p, "expected a step object"))
+        return {}
+    step: dict[str, Any] = {}
+    if "delay" in raw:
+        if "day" in raw or "at" in raw:
+            problems.append((p, "give either day + at, or delay — not both"))
+        step["delay"] = _duration(raw.get("delay"), f"{p}.delay", problems)
+    else:
+        day, at = raw.get("day"), raw.get("at")
+        if not isinstance(day, int) or isinstance(day, bool) or not 0 <= day <= MAX_DAY:
+            problems.append((f"{p}.day", f"days after enrolment, 0 to {MAX_DAY} (0 = the enrolment day)"))
+        if not isinstance(at, str) or not HHMM.fullmatch(at):
+            problems.append((f"{p}.at", "a local time 'HH:MM' (24-hour)"))
+        step["day"], step["at"] = day, at
+    actions = raw.get("actions")
+    if not isinstance(actions, list) or not actions:
+        problems.append((f"{p}.actions", "give at least one action"))
+        actions = []
+    step["actions"] = [
+        _action(f"{p}.actions[{j}]", a, problems, fields, channel_exists, stage_exists, action_exists)
+        for j, a in enumerate(actions)
+    ]
+    wait = raw.get("wait_for_reply")
+    if wait is not None:
+        if not isinstance(wait, Mapping):
+            problems.append((f"{p}.wait_for_reply", "expected {timeout, on_reply, on_timeout}"))
+            wait = {}
+        step["wait_for_reply"] = {
+            "timeout": _duration(wait.get("timeout"), f"{p}.wait_for_reply.timeout", problems),
+            "on_reply": wait.get("on_reply", "continue"),
+            "on_timeout": wait.get("on_timeout", "continue"),
+        }
+        if step["wait_for_reply"]["on_reply"] not in ("continue", "end"):
+            problems.append((f"{p}.wait_for_reply.on_reply", "use continue or end"))
+        if step["wait_for_reply"]["on_timeout"] not in ("continue", "skip"):
+            problems.append((f"{p}.wait_for_reply.on_timeout", "use continue or skip"))
+    for j, action in enumerate(step["actions"]):
+        if action.get("touchpoint") == "welcome" and (i != 0 or not _immediate(step.get("delay"))):
+            problems.append((f"{p}.actions[{j}].touchpoint", WELCOME_RULE))
+    unknown = set(raw) - {"day", "at", "delay", "actions", "wait_for_reply"}
+    for key in sorted(unknown):
+        problems.append((f"{p}.{key}", "unknown step setting"))
+    return step
+
+
+def _action(
+    p: str,
+    raw: Any,
+    problems: list[tuple[str, str]],
+    fields: Mapping[str, Any],
+    channel_exists: Callable[[str], bool],
+    stage_exists: Callable[[int], bool],
+    action_exists: Callable[[str], bool],
+) -> dict[str, Any]:
+    if not isinstance(raw, Mapping) or raw.get("type") not in ACTION_TYPES:
+        problems.append((f"{p}.type", f"use one of {', '.join(ACTION_TYPES)}"))
+        return {}
+    kind = raw["type"]
+    out: dict[str, Any] = {"type": kind}
+    if kind in ("send", "remind_staff"):
+        channel = raw.get("channel", "log")
+        if not isinstance(channel, str) or not channel_exists(channel):
+            problems.append((f"{p}.channel", f"no enabled channel {channel!r}; see GET /api/v1/plugins"))
+        out["channel"] = channel
+        if kind == "send":
+            tp = raw.get("touchpoint", "private_chat")
+            if tp not in TOUCHPOINTS:
+                problems.append((f"{p}.touchpoint", f"use one of {', '.join(TOUCHPOINTS)}"))
+            out["touchpoint"] = tp
+        out["text"] = template(raw.get("text"), f"{p}.text", problems)
+        out["attachments"] = attachments(raw.get("attachments"), f"{p}.attachments", problems)
+        if kind == "remind_staff":
+            forward = raw.get("forward", False)
+            if not isinstance(forward, bool):
+                problems.append(
+                    (
+                        f"{p}.forward",
+                        "true when the staff member forwards it to the customer (counts as a push)",
+                    )
+                )
+            out["forward"] = forward
+    elif kind == "set_field":
+        key = raw.get("field")
+        if key not in fields or getattr(fields.get(key), "read_only", False):
+            problems.append((f"{p}.field", f"{key!r} is not a writable field of this tenant"))
+        out["field"], out["value"] = key, raw.get("value")
+    elif kind in ("add_tag", "remove_tag"):
+        tag = raw.get("tag")
+        if not isinstance(tag, str) or not tag.strip() or len(tag) > 100:
+            problems.append((f"{p}.tag", "a non-empty tag of at most 100 characters"))
+        out["tag"] = tag
+    elif kind == "move_stage":
+        stage_id = raw.get("stage_id")
+        if not isinstance(stage_id, int) or not stage_exists(stage_id):
+            problems.append((f"{p}.stage_id", "the id of a stage of this tenant"))
+        out["stage_id"] = stage_id
+    elif kind == "webhook":
+        url = raw.get("url")
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            problems.append((f"{p}.url", "an http(s) URL"))
+        idempotent = raw.get("idempotent", False)
+        if not isinstance(idempotent, bool):
+            problems.append(
+                (f"{p}.idempotent", "true if the receiver de-duplicates by the Idempotency-Key header")
+            )
+        out["url"], out["idempotent"] = url, idempotent
+    elif kind == "plugin":
+        name, params = raw.get("action"), raw.get("params", {})
+        if not isinstance(name, str) or not action_exists(name):
+            problems.append((f"{p}.action", f"no enabled plugin action {name!r}; see GET /api/v1/plugins"))
+        if not isinstance(params, Mapping):
+            problems.append((f"{p}.params", "an object of the action's parameters"))
+            params = {}
+        out["action"], out["params"] = name, dict(params)
+    return out

@@ -1,0 +1,199 @@
+"""Enrolment: who enters which SOP, exactly once, with all touches materialised.
+
+Called from the evaluate step after an event, from an SOP's audience job at
+start, and from flows.  The unique key (sop, customer, entry_seq) makes a
+concurrent double enrolment impossible; the loser's savepoint rolls back.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from sopflow.conditions import CustomerSnapshot, evaluate, parse, resolve_timezone, snapshot_customer
+from sopflow.engine.sops.definition import HIDDEN_KIND
+from sopflow.engine.sops.schedule import planned_times
+from sopflow.models import ChannelIdentity, Customer, Enrollment, Sop, SopVersion, Staff, Tenant, Touch
+
+ACTIVE = "active"
+
+
+_PARSED: OrderedDict[str, tuple[Any, Any]] = OrderedDict()
+_PARSED_MAX = 2048
+_parsed_lock = threading.Lock()
+
+
+def _parsed_rules(sop: Sop, version: SopVersion, fields: Mapping[str, Any]) -> tuple[Any, Any]:
+    """Parse a version's target and early-end rules once per process, keyed by
+    the rules' own JSON (rules were validated when the version was saved)."""
+    definition = version.definition
+    key = json.dumps([definition["target"].get("rule"), definition.get("early_end")], sort_keys=True)
+    with _parsed_lock:
+        hit = _PARSED.get(key)
+        if hit is not None:
+            _PARSED.move_to_end(key)
+            return hit
+    target = definition["target"].get("rule")
+    parsed = (
+        parse(target, fields) if target else None,
+        parse(definition["early_end"], fields) if definition.get("early_end") else None,
+    )
+    _remember(key, parsed)
+    return parsed
+
+
+def _remember(key: str, parsed: Any) -> None:
+    with _parsed_lock:
+        _PARSED[key] = parsed
+        while len(_PARSED) > _PARSED_MAX:
+            _PARSED.popitem(last=False)
+
+
+def parse_saved(rule: Any, fields: Mapping[str, Any]) -> Any:
+    """Parse a rule that was validated when it was saved, once per process."""
+    key = json.dumps(["rule", rule], sort_keys=True)
+    with _parsed_lock:
+        hit = _PARSED.get(key)
+        if hit is not None:
+            _PARSED.move_to_end(key)
+            return hit
+    parsed = parse(rule, fields)
+    _remember(key, parsed)
+    return parsed
+
+
+class SopRuntime:
+    """What enrolment needs to know about one SOP version, parsed once."""
+
+    def __init__(self, sop: Sop, version: SopVersion, fields: Mapping[str, Any]) -> None:
+        self.sop = sop
+        self.version = version
+        self.definition = version.definition
+        target = self.definition["target"]
+        self.rule, self.early_end = _parsed_rules(sop, version, fields)
+        self.sources = set(target.get("sources") or [])
+        self.staff = set(target.get("staff") or [])
+
+    def targets(self, snapshot: CustomerSnapshot, staff_ids: set[str], now: datetime) -> bool:
+        if self.sources and snapshot.source not in self.sources:
+            return False
+        if self.staff and not (self.staff & staff_ids):
+            return False
+        return self.rule is None or evaluate(self.rule, snapshot, now)
+
+    def ends_early(self, snapshot: CustomerSnapshot, now: datetime) -> bool:
+        return self.early_end is not None and evaluate(self.early_end, snapshot, now)
+
+
+def staff_of(session: Session, customer: Customer) -> set[str]:
+    """External ids of the staff members the customer is connected to."""
+    ids = set(
+        session.scalars(
+            sa.select(Staff.external_id)
+            .join(ChannelIdentity, ChannelIdentity.staff_id == Staff.id)
+            .where(ChannelIdentity.customer_id == customer.id)
+        )
+    )
+    if customer.owner_staff_id:
+        owner = session.get(Staff, customer.owner_staff_id)
+        if owner:
+            ids.add(owner.external_id)
+    return ids
+
+
+def enroll(
+    session: Session,
+    runtime: SopRuntime,
+    customer: Customer,
+    now: datetime,
+    *,
+    tenant_timezone: str,
+    flowed_from: int | None = None,
+    depth: int = 0,
+    snapshot: CustomerSnapshot | None = None,
+) -> Enrollment | None:
+    """Enrol ``customer`` unless the SOP's rules say no.  Returns the enrolment
+    or ``None``.  The caller has checked the target."""
+    sop = runtime.sop
+    if sop.status != "started":
+        return None
+    previous = list(
+        session.scalars(
+            sa.select(Enrollment)
+            .where(Enrollment.sop_id == sop.id, Enrollment.customer_id == customer.id)
+            .order_by(Enrollment.entry_seq)
+        )
+    )
+    if previous and (
+        not runtime.definition.get("reentry")
+        or previous[-1].status == ACTIVE
+        or not (previous[-1].rearmed or flowed_from is not None)
+    ):
+        return None
+    snapshot = snapshot or snapshot_customer(session, customer, tenant_timezone)
+    if flowed_from is None and runtime.ends_early(snapshot, now):
+        return None  # F22: matches entry and early end → not enrolled
+    tz = resolve_timezone(customer.timezone, tenant_timezone)
+    enrollment = Enrollment(
+        tenant_id=sop.tenant_id,
+        sop_id=sop.id,
+        sop_version_id=runtime.version.id,
+        customer_id=customer.id,
+        entry_seq=len(previous),
+        status=ACTIVE,
+        timezone=tz,
+        enrolled_at=now,
+        flowed_from_id=flowed_from,
+        depth=depth,
+    )
+    try:
+        with session.begin_nested():
+            session.add(enrollment)
+            session.flush()
+            # one Core INSERT, not Touch objects: building and flushing those was the larger
+            # part of an enrolment (whoever needs the touches reads them with a query)
+            rows = [
+                {
+                    "tenant_id": sop.tenant_id,
+                    "sop_id": sop.id,
+                    "enrollment_id": enrollment.id,
+                    "customer_id": customer.id,
+                    "step_index": index,
+                    "status": "scheduled" if due is not None else "skipped",
+                    "planned_at": due or now,
+                    "due_at": due or now,
+                    "attempts": 0,
+                    "deferrals": 0,
+                    "outcome": {} if due is not None else {"reason": "catch_up_skip"},
+                }
+                for index, due in enumerate(planned_times(runtime.definition, now, tz))
+            ]
+            if rows:
+                session.execute(sa.insert(Touch.__table__), rows)
+    except IntegrityError:
+        return None  # a concurrent enrolment won
+    return enrollment
+
+
+def runtimes_for(session: Session, tenant_id: int, fields: Mapping[str, Any]) -> list[SopRuntime]:
+    rows = session.execute(
+        sa.select(Sop, SopVersion)
+        .join(SopVersion, sa.and_(SopVersion.sop_id == Sop.id, SopVersion.version == Sop.current_version))
+        # a journey's hidden reminder SOPs are entered with the stage, not by target
+        .where(Sop.tenant_id == tenant_id, Sop.status == "started", Sop.kind != HIDDEN_KIND)
+        .order_by(Sop.id)
+    ).all()
+    return [SopRuntime(sop, version, fields) for sop, version in rows]
+
+
+def tenant_timezone(session: Session, tenant_id: int) -> str:
+    tenant = session.get(Tenant, tenant_id)
+    return tenant.timezone if tenant else "Asia/Shanghai"

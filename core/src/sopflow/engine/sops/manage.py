@@ -1,0 +1,345 @@
+"""SOP lifecycle: draft → started → stopped, versions, audience at start (F23),
+manual end (F25), stop."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sopflow_sdk import ConfigError
+from sqlalchemy.orm import Session
+
+from sopflow.conditions import audience_filter, parse, snapshot_customer
+from sopflow.engine.context import EngineContext
+from sopflow.engine.customers.fields import field_definitions
+from sopflow.engine.customers.segments import expand_segments
+from sopflow.engine.sops.audience import enrol_window, staff_filter
+from sopflow.engine.sops.definition import validate_definition
+from sopflow.engine.sops.enrolment import ACTIVE, SopRuntime, enroll, tenant_timezone
+from sopflow.engine.sops.lifecycle import end_enrollment
+from sopflow.errors import Conflict, InvalidInput, NotFound
+from sopflow.models import Customer, Enrollment, Sop, SopVersion, Stage, Touch
+
+AUDIENCE_BATCH = 5000
+
+
+def _checks(
+    session: Session, tenant_id: int, ctx: EngineContext, exclude_sop: int | None = None
+) -> dict[str, Any]:
+    def channel_exists(name: str) -> bool:
+        reg = ctx.plugins.registry.get("register_channels", name)
+        return reg is not None and ctx.plugin_enabled(session, tenant_id, reg.plugin)
+
+    def action_exists(name: str) -> bool:
+        reg = ctx.plugins.registry.get("register_actions", name)
+        return reg is not None and ctx.plugin_enabled(session, tenant_id, reg.plugin)
+
+    def stage_exists(stage_id: int) -> bool:
+        return (
+            session.scalar(sa.select(Stage.id).where(Stage.id == stage_id, Stage.tenant_id == tenant_id))
+            is not None
+        )
+
+    def sop_is_nurture(sop_id: int) -> bool:
+        return (
+            sop_id != exclude_sop
+            and session.scalar(sa.select(Sop.kind).where(Sop.id == sop_id, Sop.tenant_id == tenant_id))
+            == "nurture"
+        )
+
+    return {
+        "fields": field_definitions(session, tenant_id, ctx.plugins),
+        "channel_exists": channel_exists,
+        "stage_exists": stage_exists,
+        "sop_is_nurture": sop_is_nurture,
+        "action_exists": action_exists,
+    }
+
+
+def create_sop(
+    session: Session, ctx: EngineContext, tenant_id: int, name: str, definition: Any, now: datetime
+) -> Sop:
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        raise InvalidInput([("name", "a non-empty name of at most 200 characters")])
+    checked = _validated(session, ctx, tenant_id, definition)
+    sop = Sop(
+        tenant_id=tenant_id,
+        name=name,
+        kind=checked["kind"],
+        status="draft",
+        current_version=1,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(sop)
+    session.flush()
+    session.add(SopVersion(tenant_id=tenant_id, sop_id=sop.id, version=1, definition=checked, created_at=now))
+    session.flush()
+    return sop
+
+
+def _validated(
+    session: Session, ctx: EngineContext, tenant_id: int, definition: Any, sop_id: int | None = None
+) -> dict[str, Any]:
+    if isinstance(definition, dict):
+        # saved segments are expanded into the version: a version never changes under its enrolments
+        definition = dict(definition)
+        if isinstance(definition.get("target"), dict) and definition["target"].get("rule") is not None:
+            definition["target"] = {
+                **definition["target"],
+                "rule": expand_segments(
+                    session, tenant_id, definition["target"]["rule"], "definition.target.rule"
+                ),
+            }
+        if definition.get("early_end") is not None:
+            definition["early_end"] = expand_segments(
+                session, tenant_id, definition["early_end"], "definition.early_end"
+            )
+    try:
+        return validate_definition(definition, **_checks(session, tenant_id, ctx, sop_id))
+    except ConfigError as exc:
+        raise InvalidInput([(f"definition.{p}", m) for p, m in exc.problems]) from None
+
+
+def get_sop(session: Session, tenant_id: int, sop_id: int, *, lock: bool = False) -> Sop:
+    q = sa.select(Sop).where(Sop.id == sop_id, Sop.tenant_id == tenant_id)
+    sop = session.scalar(q.with_for_update() if lock else q)
+    if sop is None:
+        raise NotFound("SOP", sop_id)
+    return sop
+
+
+def current_definition(session: Session, sop: Sop) -> dict[str, Any]:
+    version = session.scalar(
+        sa.select(SopVersion).where(SopVersion.sop_id == sop.id, SopVersion.version == sop.current_version)
+    )
+    assert version is not None
+    return version.definition
+
+
+def update_sop(
+    session: Session, ctx: EngineContext, sop: Sop, name: str | None, definition: Any, now: datetime
+) -> Sop:
+    """A draft is edited in place; a started or stopped SOP gets a new version,
+    and enrolments already running keep theirs."""
+    if name is not None:
+        if not name.strip() or len(name) > 200:
+            raise InvalidInput([("name", "a non-empty name of at most 200 characters")])
+        sop.name = name
+    if definition is not None:
+        checked = _validated(session, ctx, sop.tenant_id, definition, sop.id)
+        if checked["kind"] != sop.kind:
+            raise InvalidInput([("definition.kind", f"an SOP keeps its kind ({sop.kind}); create a new SOP")])
+        if sop.status == "draft":
+            version = session.scalar(
+                sa.select(SopVersion).where(
+                    SopVersion.sop_id == sop.id, SopVersion.version == sop.current_version
+                )
+            )
+            assert version is not None
+            version.definition = checked
+        else:
+            new_version(session, sop, checked, now)
+    sop.updated_at = now
+    session.flush()
+    return sop
+
+
+def new_version(session: Session, sop: Sop, definition: dict[str, Any], now: datetime) -> SopVersion:
+    """Make ``definition`` the SOP's next version; enrolments keep the version they
+    entered with.  The one place a version number is bumped."""
+    sop.current_version += 1
+    version = SopVersion(
+        tenant_id=sop.tenant_id,
+        sop_id=sop.id,
+        version=sop.current_version,
+        definition=definition,
+        created_at=now,
+    )
+    session.add(version)
+    return version
+
+
+def start_sop(session: Session, sop: Sop, now: datetime) -> Sop:
+    if sop.status == "started":
+        raise Conflict("the SOP is already started")
+    sop.status = "started"
+    sop.started_at = now
+    sop.stopped_at = None
+    sop.audience = (
+        {"state": "pending", "total": None, "done": 0, "enrolled": 0} if sop.kind == "nurture" else {}
+    )
+    session.flush()
+    return sop
+
+
+def compute_audience(
+    session: Session,
+    ctx: EngineContext,
+    tenant_id: int,
+    sop_id: int,
+    now: datetime,
+    batch: int = AUDIENCE_BATCH,
+) -> dict[str, Any]:
+    """Enrol a started nurture SOP's audience, in batches, recording progress.
+    Resumable: it continues after the last customer id it saw."""
+    sop = get_sop(session, tenant_id, sop_id)
+    if sop.status != "started" or sop.kind != "nurture":
+        return sop.audience
+    checks = _checks(session, tenant_id, ctx)
+    version = session.scalar(
+        sa.select(SopVersion).where(SopVersion.sop_id == sop.id, SopVersion.version == sop.current_version)
+    )
+    runtime = SopRuntime(sop, version, checks["fields"])
+    tz = tenant_timezone(session, tenant_id)
+    target = version.definition["target"]
+    where = [Customer.tenant_id == tenant_id, Customer.merged_into_id.is_(None)]
+    if target.get("rule"):
+        where.append(
+            audience_filter(
+                session,
+                parse(target["rule"], checks["fields"]),
+                tenant_id=tenant_id,
+                tenant_timezone=tz,
+                now=now,
+            )
+        )
+    if target.get("sources"):
+        where.append(Customer.source.in_(target["sources"]))
+    progress = dict(sop.audience or {})
+    if progress.get("total") is None:
+        progress["total"] = session.scalar(sa.select(sa.func.count()).select_from(Customer).where(*where))
+    progress["state"] = "running"
+    after = progress.get("after", 0)
+    ids = list(
+        session.scalars(
+            sa.select(Customer.id).where(*where, Customer.id > after).order_by(Customer.id).limit(batch)
+        )
+    )
+    if ids:
+        window = [*where, Customer.id > after, Customer.id <= ids[-1]]
+        if runtime.staff:
+            window.append(staff_filter(runtime.staff))
+
+        def one(customer_id: int) -> bool:
+            customer = session.get(Customer, customer_id)
+            assert customer is not None
+            snapshot = snapshot_customer(session, customer, tz)
+            return enroll(session, runtime, customer, now, tenant_timezone=tz, snapshot=snapshot) is not None
+
+        progress["enrolled"] += enrol_window(session, runtime, sa.and_(*window), now, tz, one)
+        progress["done"] += len(ids)
+    progress["after"] = ids[-1] if ids else after
+    if len(ids) < batch:
+        progress["state"] = "done"
+    sop.audience = progress
+    session.flush()
+    return progress
+
+
+def complete_audience(ctx: EngineContext, tenant_id: int, sop_id: int, max_batches: int = 100_000) -> None:
+    """Compute a nurture SOP's whole audience now, one transaction per batch
+    (the inline ``audience`` job: the embedded mode without workers, the CLI)."""
+    for _ in range(max_batches):
+        with ctx.tx() as s:
+            progress = compute_audience(s, ctx, tenant_id, sop_id, ctx.now())
+        if progress.get("state") != "running":
+            return
+
+
+def advance_audiences(ctx: EngineContext) -> int:
+    """One batch of every nurture SOP whose audience is still being computed
+    (the scheduler's step, and the ``audience`` actor).  Returns how many."""
+    with ctx.tx() as s:
+        pending = list(
+            s.execute(sa.select(Sop.tenant_id, Sop.id).where(Sop.status == "started", Sop.kind == "nurture"))
+        )
+    moved = 0
+    for tenant_id, sop_id in pending:
+        with ctx.tx() as s:
+            sop = s.get(Sop, sop_id)
+            if sop is None or (sop.audience or {}).get("state") not in ("pending", "running"):
+                continue
+            compute_audience(s, ctx, tenant_id, sop_id, ctx.now())
+            moved += 1
+    return moved
+
+
+def stop_sop(session: Session, sop: Sop, now: datetime, fields: Mapping[str, Any]) -> int:
+    """Stop an SOP: its active enrolments end as ``stopped`` and their pending
+    touches are cancelled (recorded with the reason)."""
+    if sop.status != "started":
+        raise Conflict(f"the SOP is {sop.status}; only a started SOP can be stopped")
+    sop.status = "stopped"
+    sop.stopped_at = now
+    ended = 0
+    for enrollment in session.scalars(
+        sa.select(Enrollment).where(Enrollment.sop_id == sop.id, Enrollment.status == ACTIVE)
+    ):
+        end_enrollment(session, enrollment, "stopped", "sop_stopped", now, fields)
+        ended += 1
+    session.flush()
+    return ended
+
+
+def end_manually(
+    session: Session,
+    tenant_id: int,
+    enrollment_id: int,
+    now: datetime,
+    fields: Mapping[str, Any],
+    tags_add: list[str],
+    flow_to: int | None,
+    ctx: EngineContext,
+) -> Enrollment:
+    """F25: end one customer's enrolment by hand, with tags and a flow target."""
+    enrollment = session.scalar(
+        sa.select(Enrollment).where(Enrollment.id == enrollment_id, Enrollment.tenant_id == tenant_id)
+    )
+    if enrollment is None:
+        raise NotFound("enrollment", enrollment_id)
+    if enrollment.status != ACTIVE:
+        raise Conflict(f"the enrolment already ended ({enrollment.status})")
+    if flow_to is not None and not _checks(session, tenant_id, ctx)["sop_is_nurture"](flow_to):
+        raise InvalidInput([("flow_to", "the id of a nurture SOP of this tenant")])
+    end_enrollment(
+        session, enrollment, "ended_manual", "manual", now, fields, tags_add=tags_add, flow_to=flow_to
+    )
+    return enrollment
+
+
+def sop_to_dict(session: Session, sop: Sop) -> dict[str, Any]:
+    return {
+        "id": sop.id,
+        "name": sop.name,
+        "kind": sop.kind,
+        "status": sop.status,
+        "version": sop.current_version,
+        "definition": current_definition(session, sop),
+        "audience": {k: v for k, v in (sop.audience or {}).items() if k != "after"},
+        "created_at": sop.created_at.isoformat(),
+        "updated_at": sop.updated_at.isoformat(),
+        "started_at": sop.started_at.isoformat() if sop.started_at else None,
+        "stopped_at": sop.stopped_at.isoformat() if sop.stopped_at else None,
+    }
+
+
+def touch_to_dict(t: Touch) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "sop_id": t.sop_id,
+        "enrollment_id": t.enrollment_id,
+        "customer_id": t.customer_id,
+        "step_index": t.step_index,
+        "status": t.status,
+        "planned_at": t.planned_at.isoformat(),
+        "due_at": t.due_at.isoformat(),
+        "deferrals": t.deferrals,
+        "defer_reason": t.defer_reason,
+        "attempts": t.attempts,
+        "sent_at": t.sent_at.isoformat() if t.sent_at else None,
+        "replied_at": t.replied_at.isoformat() if t.replied_at else None,
+        "outcome": {k: v for k, v in t.outcome.items() if k != "idempotent"},
+    }

@@ -1,0 +1,107 @@
+"""The data page (F24): totals per SOP and per step, conversion within N days,
+computed with grouped SQL over touches and enrolments."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from sopflow.engine.sops.manage import current_definition
+from sopflow.models import Enrollment, Sop, Touch
+
+ON_TIME = timedelta(minutes=5)
+STATUSES = ("scheduled", "claimed", "sending", "pending", "sent", "failed", "skipped", "cancelled", "review")
+
+
+def sop_stats(session: Session, sop: Sop) -> dict[str, Any]:
+    enrol = dict(
+        session.execute(
+            sa.select(Enrollment.status, sa.func.count())
+            .where(Enrollment.sop_id == sop.id)
+            .group_by(Enrollment.status)
+        ).all()
+    )
+    targeted = sum(enrol.values())
+    converted = (
+        session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Enrollment)
+            .where(Enrollment.sop_id == sop.id, Enrollment.converted_at.is_not(None))
+        )
+        or 0
+    )
+    steps: dict[int, dict[str, Any]] = {}
+    rows = session.execute(
+        sa.select(Touch.step_index, Touch.status, sa.func.count())
+        .where(Touch.sop_id == sop.id)
+        .group_by(Touch.step_index, Touch.status)
+    ).all()
+    for step_index, status, n in rows:
+        steps.setdefault(step_index, {s: 0 for s in STATUSES})[status] = n
+    extra = session.execute(
+        sa.select(
+            Touch.step_index,
+            sa.func.count().filter(Touch.deferrals > 0),
+            sa.func.count().filter(Touch.replied_at.is_not(None)),
+            sa.func.count().filter(Touch.sent_at.is_not(None)),
+        )
+        .where(Touch.sop_id == sop.id)
+        .group_by(Touch.step_index)
+    ).all()
+    on_time = _on_time(session, sop.id)
+    definition = current_definition(session, sop)
+    out_steps = []
+    for index in sorted(set(steps) | set(range(len(definition["steps"])))):
+        counts = steps.get(index, {s: 0 for s in STATUSES})
+        deferred = replied = delivered = 0
+        for step_index, d, r, sent in extra:
+            if step_index == index:
+                deferred, replied, delivered = d, r, sent
+        total = sum(counts.values())
+        out_steps.append(
+            {
+                "step_index": index,
+                "targeted": total,
+                "scheduled": counts["scheduled"] + counts["claimed"] + counts["sending"],
+                "sent": counts["sent"],
+                "awaiting_confirmation": counts["pending"],
+                "failed": counts["failed"],
+                "skipped": counts["skipped"],
+                "cancelled": counts["cancelled"],
+                "review": counts["review"],
+                "deferred": deferred,
+                "replied": replied,
+                "reply_rate": round(replied / delivered, 4) if delivered else None,
+                "on_time_rate": round(on_time.get(index, 0) / delivered, 4) if delivered else None,
+            }
+        )
+    return {
+        "sop_id": sop.id,
+        "targeted": targeted,
+        "active": enrol.get("active", 0),
+        "completed": enrol.get("completed", 0),
+        "ended_early": enrol.get("ended_early", 0),
+        "ended_manual": enrol.get("ended_manual", 0),
+        "stopped": enrol.get("stopped", 0),
+        "converted": converted,
+        "conversion_rate": round(converted / targeted, 4) if targeted else None,
+        "goal_window_days": definition.get("goal_window_days"),
+        "steps": out_steps,
+    }
+
+
+def _on_time(session: Session, sop_id: int) -> dict[int, int]:
+    """Sent within five minutes of the planned time (deferrals count as late)."""
+    rows = session.execute(
+        sa.select(Touch.step_index, Touch.planned_at, Touch.sent_at).where(
+            Touch.sop_id == sop_id, Touch.sent_at.is_not(None)
+        )
+    )
+    out: dict[int, int] = {}
+    for index, planned, sent in rows:
+        if sent - planned <= ON_TIME:
+            out[index] = out.get(index, 0) + 1
+    return out

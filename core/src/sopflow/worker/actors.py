@@ -1,0 +1,72 @@
+"""Dramatiq actors for the runtime's jobs, bound to one app and one broker.
+
+Each actor is a closure over its app, so two apps in one test process never
+cross.  Installing them points the app's ``enqueue`` at the broker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dramatiq
+
+from sopflow.engine.delivery.dispatch import deliver, dispatch_due
+from sopflow.engine.sops.manage import advance_audiences
+from sopflow.host import run_job
+from sopflow.worker.broker import make_broker
+from sopflow.worker.runtime import evaluate, install_inline
+
+
+def install(app: Any, broker: dramatiq.Broker) -> None:
+    """Bind the actors to ``broker`` and to ``app``; jobs go to the broker from now on."""
+    app.broker = broker
+
+    def evaluate_actor(tenant_id: int, event: dict[str, Any]) -> None:
+        evaluate(app, tenant_id, event, deliver_now=True)
+
+    def deliver_actor(touch_id: int) -> None:  # messages queued by a version before batches
+        deliver(app, [touch_id])
+
+    def deliver_batch_actor(touch_ids: list[int]) -> None:
+        deliver(app, touch_ids)
+
+    def audience_actor(tenant_id: int, sop_id: int) -> None:
+        advance_audiences(app)
+
+    def dispatch_actor() -> None:  # messages queued by a version that woke a dispatch round per enrolment
+        dispatch_due(app)
+
+    def plugin_job(name: str, kwargs: dict[str, Any]) -> None:
+        run_job(app, name, kwargs)
+
+    def actor(fn: Any, name: str, retries: int) -> None:
+        dramatiq.actor(fn, actor_name=name, broker=broker, queue_name="sopflow", max_retries=retries)
+
+    actor(evaluate_actor, "evaluate_event", 10)
+    # deliver is not retried by Dramatiq: the touch row's lease decides retries,
+    # so a message redelivered after a crash cannot double-send.
+    actor(deliver_actor, "deliver", 0)
+    actor(deliver_batch_actor, "deliver_batch", 0)
+    actor(dispatch_actor, "dispatch_due", 0)
+    actor(audience_actor, "audience", 3)
+    actor(plugin_job, "plugin_job", 5)
+
+    def enqueue(name: str, *args: Any) -> None:
+        broker.actors[name].send(*args)
+
+    app.enqueue = enqueue
+
+
+def uninstall(app: Any) -> None:
+    """Back to running jobs inline (tests that used a broker for a while)."""
+    app.broker = None
+    install_inline(app)
+
+
+def enqueue_only(app: Any) -> Any:
+    """For an API process: with Redis (``SOPFLOW_REDIS_URL``) it only enqueues —
+    the evaluate step after each event and plugin jobs go to the workers (and
+    the worker that enrols a customer wakes the dispatch) instead of running
+    inside the request.  Without Redis nothing changes: they run inline."""
+    if app.settings.redis_url:
+        install(app, make_broker(app.settings))
+    return app

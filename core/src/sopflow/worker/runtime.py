@@ -1,0 +1,88 @@
+"""The jobs the runtime runs, and the inline runtime.
+
+A job is a name and JSON-able arguments; ``EngineContext.enqueue`` runs one.
+Inline (the embedded mode without a broker, the CLI, the deterministic tests)
+it runs at once in the caller; with a broker (``sopflow.worker.actors``) a
+Dramatiq actor of the same name runs it in a worker.  ``announce`` is how
+stored events reach plugins' observers and the evaluate step."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sopflow.engine.context import EngineContext
+from sopflow.engine.customers.ingest import event_to_dict
+from sopflow.engine.delivery.dispatch import deliver, deliver_due_now, dispatch_due
+from sopflow.engine.evaluate import OBSERVATIONAL, evaluate_event
+from sopflow.engine.sops.manage import advance_audiences, complete_audience
+from sopflow.host import PluginHost, run_job
+
+
+def announce(ctx: EngineContext, tenant_id: int, events: list[dict[str, Any]]) -> None:
+    """Tell enabled plugins about each stored event (``on_event``, and
+    ``on_stage_changed`` for stage moves), then enqueue its evaluate step."""
+    if not events:
+        return
+    with ctx.tx() as session:
+        off = ctx.disabled_plugins(session, tenant_id)
+    for event in events:
+        ctx.plugins.notify(
+            "on_event",
+            enabled=lambda name: name not in off,
+            host_for=lambda name: PluginHost(ctx, name),
+            tenant_id=tenant_id,
+            event=event,
+        )
+        if event.get("type") == "stage.changed" and event.get("customer_id") is not None:
+            payload = event.get("payload") or {}
+            ctx.plugins.notify(
+                "on_stage_changed",
+                enabled=lambda name: name not in off,
+                tenant_id=tenant_id,
+                customer_id=event["customer_id"],
+                pipeline_id=payload.get("pipeline_id"),
+                from_stage=payload.get("from_stage"),
+                to_stage=payload.get("to_stage"),
+                cause=payload.get("cause", ""),
+            )
+        if event.get("type") not in OBSERVATIONAL:
+            ctx.enqueue("evaluate_event", tenant_id, event)
+
+
+def evaluate(
+    ctx: EngineContext, tenant_id: int, event: Mapping[str, Any], *, deliver_now: bool = False
+) -> dict[str, int]:
+    """The evaluate step for one stored event, then what it caused announced in
+    turn (stage moves made by end actions feed the evaluate step again).  With
+    ``deliver_now`` (a worker) a new enrolment's touch due at once is delivered
+    here rather than at the scheduler's next tick."""
+    result = evaluate_event(ctx, tenant_id, event)
+    ctx.announce(tenant_id, [event_to_dict(ev) for ev in result.caused])
+    if deliver_now and result.due_now:
+        deliver_due_now(ctx, event["customer_id"])
+    return result.counts
+
+
+#: Job name → what runs it inline.  The actors in ``sopflow.worker.actors`` run
+#: the same names in workers.
+INLINE_JOBS: dict[str, Callable[..., Any]] = {
+    "evaluate_event": lambda ctx, tenant_id, event: evaluate(ctx, tenant_id, event),
+    "deliver_batch": lambda ctx, touch_ids: deliver(ctx, touch_ids),
+    "dispatch_due": lambda ctx: dispatch_due(ctx),
+    "audience": lambda ctx, tenant_id, sop_id: complete_audience(ctx, tenant_id, sop_id),
+    "plugin_job": lambda ctx, name, kwargs: run_job(ctx, name, kwargs),
+}
+
+
+def install_inline(ctx: EngineContext) -> None:
+    """Run every job at once, in the caller (no broker)."""
+
+    def enqueue(name: str, *args: Any) -> None:
+        INLINE_JOBS[name](ctx, *args)
+
+    ctx.enqueue = enqueue
+    ctx.announce = lambda tenant_id, events: announce(ctx, tenant_id, events)
+
+
+__all__ = ["INLINE_JOBS", "advance_audiences", "announce", "evaluate", "install_inline"]
