@@ -5,7 +5,7 @@ cross.  Installing them points the app's ``enqueue`` at the broker."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
 
@@ -15,8 +15,11 @@ from sopflow.host import run_job
 from sopflow.worker.broker import make_broker
 from sopflow.worker.runtime import evaluate, install_inline
 
+if TYPE_CHECKING:  # the app is built above the runtime and hands itself in
+    from sopflow.app import SopflowApp
 
-def install(app: Any, broker: dramatiq.Broker) -> None:
+
+def install(app: SopflowApp, broker: dramatiq.Broker) -> None:
     """Bind the actors to ``broker`` and to ``app``; jobs go to the broker from now on."""
     app.broker = broker
 
@@ -56,13 +59,13 @@ def install(app: Any, broker: dramatiq.Broker) -> None:
     app.enqueue = enqueue
 
 
-def uninstall(app: Any) -> None:
+def uninstall(app: SopflowApp) -> None:
     """Back to running jobs inline (tests that used a broker for a while)."""
     app.broker = None
     install_inline(app)
 
 
-def enqueue_only(app: Any) -> Any:
+def enqueue_only(app: SopflowApp) -> SopflowApp:
     """For an API process: with Redis (``SOPFLOW_REDIS_URL``) it only enqueues —
     the evaluate step after each event and plugin jobs go to the workers (and
     the worker that enrols a customer wakes the dispatch) instead of running

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime, timedelta
-from typing import Any
 
+from sopflow.engine.context import EngineContext
 from sopflow.engine.delivery.confirmations import poll_confirmations
 from sopflow.engine.delivery.dispatch import dispatch_due
 from sopflow.engine.journeys.sync import advance_syncs
@@ -27,7 +27,7 @@ MAX_DISPATCH_ROUNDS = 20
 
 
 class Scheduler:
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: EngineContext) -> None:
         self.app = app
         self._next: dict[str, datetime] = {}
         self._stop = threading.Event()
@@ -42,7 +42,7 @@ class Scheduler:
                 log.exception("scheduler_step_failed", step=getattr(step, "__name__", str(step)))
         return fired + self.run_periodic_jobs()
 
-    def dispatch(self, app: Any) -> int:
+    def dispatch(self, app: EngineContext) -> int:
         """Claim rounds until fewer than a full round is due (or the in-flight cap
         stops the claim): a backlog is handed out at the workers' pace, not one
         round per tick.  Bounded, so the other steps of the tick still run."""
