@@ -36,11 +36,11 @@ from sopflow.engine.enroll import ACTIVE
 from sopflow.engine.lifecycle import end_actions, end_enrollment
 from sopflow.engine.outcomes import complete, record
 from sopflow.engine.sends import Outcome, build_sends, call_sends
+from sopflow.engine.step_actions import changes_data as step_changes_data
 from sopflow.logging import get_logger
 from sopflow.models import Enrollment, Touch
 
 log = get_logger("sopflow.deliver")
-DATA_ACTIONS = ("set_field", "add_tag", "remove_tag", "move_stage")
 
 
 @dataclass
@@ -154,7 +154,7 @@ def _prepare_one(
         return held
     step = runtime.definition["steps"][touch.step_index]
     staff = batch.staff.get(customer.owner_staff_id) if customer.owner_staff_id else None
-    changes_data = any(a["type"] in DATA_ACTIONS for a in step["actions"])
+    changes_data = step_changes_data(app.plugins.registry, step)
     if changes_data:  # a stage move may end enrolments, whose open touches are then cancelled
         batch.write_touches()
     try:

@@ -29,10 +29,6 @@ def _checks(session: Session, tenant_id: int, app: Any, exclude_sop: int | None 
         reg = app.plugins.registry.get("register_channels", name)
         return reg is not None and app.plugin_enabled(session, tenant_id, reg.plugin)
 
-    def action_exists(name: str) -> bool:
-        reg = app.plugins.registry.get("register_actions", name)
-        return reg is not None and app.plugin_enabled(session, tenant_id, reg.plugin)
-
     def stage_exists(stage_id: int) -> bool:
         return (
             session.scalar(sa.select(Stage.id).where(Stage.id == stage_id, Stage.tenant_id == tenant_id))
@@ -51,7 +47,16 @@ def _checks(session: Session, tenant_id: int, app: Any, exclude_sop: int | None 
         "channel_exists": channel_exists,
         "stage_exists": stage_exists,
         "sop_is_nurture": sop_is_nurture,
-        "action_exists": action_exists,
+    }
+
+
+def enabled_actions(session: Session, tenant_id: int, app: Any) -> dict[str, Any]:
+    """The step types a tenant's SOPs may use: name → ``ActionSpec`` of an enabled plugin."""
+    off = app.disabled_plugins(session, tenant_id)
+    return {
+        reg.spec.name: reg.spec
+        for reg in app.plugins.registry.all("register_actions")
+        if reg.plugin in app.plugins.infos and reg.plugin not in off
     }
 
 
@@ -95,7 +100,8 @@ def _validated(
                 session, tenant_id, definition["early_end"], "definition.early_end"
             )
     try:
-        return validate_definition(definition, **_checks(session, tenant_id, app, sop_id))
+        checks = _checks(session, tenant_id, app, sop_id)
+        return validate_definition(definition, **checks, actions=enabled_actions(session, tenant_id, app))
     except ConfigError as exc:
         raise InvalidInput([(f"definition.{p}", m) for p, m in exc.problems]) from None
 
