@@ -86,10 +86,11 @@ def channel_for(
         .order_by(ChannelAccount.id)
     )
     if account is None:
-        if channel == "log":  # the built-in log channel needs no account
+        log_channel = app.plugins.registry.get("register_channels", "log") if channel == "log" else None
+        if log_channel is not None:  # the log channel (built-in or a replacement) needs no account
             key = (tenant_id, "log")
             if key not in cache:
-                cache[key] = app.plugins.registry.get("register_channels", "log").spec.factory({}, {})
+                cache[key] = log_channel.spec.factory({}, {})
             return cache[key], 0
         raise SkippableError(
             f"tenant has no {channel} channel account; connect one with POST /api/v1/channel-accounts"

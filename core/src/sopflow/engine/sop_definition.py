@@ -1,6 +1,8 @@
 """Validate an SOP definition (the JSON a user sends) into a checked dict.
 
-Every problem is reported at once with its path and the fix.  The stored
+Every problem is reported at once with its path and the fix.  An action's
+``type`` is a name registered through ``register_actions`` (the built-ins by
+``sopflow.defaults.actions``); ``engine.step_actions`` checks each one.  The stored
 definition is the normalised result, so the engine never re-validates.
 
 Shape::
@@ -9,7 +11,8 @@ Shape::
      "target": {"rule": <rule>|null, "sources": [..], "staff": [..]},
      "steps": [{"day": 2, "at": "09:00" | "delay": "30m",
                 "actions": [{"type": "send", "channel": "log", "touchpoint": "private_chat",
-                             "text": "Hi {{ customer.display_name }}", "attachments": []}, ...],
+                             "text": "Hi {{ customer.display_name }}", "attachments": []},
+                            {"type": "crm.write_back", ...its params}, ...],
                 "wait_for_reply": {"timeout": "24h", "on_reply": "continue"|"end",
                                    "on_timeout": "continue"|"skip"}}],
      "batch": {"size": 100, "interval": "10m"} | null,
