@@ -117,6 +117,16 @@ def test_undeclared_capabilities_fail() -> None:
         SUITE.test_confirmation_channels_can_be_polled(recorder(Unpollable))
 
 
+def test_a_spec_declaring_other_capabilities_than_its_channel_fails() -> None:
+    """The engine plans with ``ChannelSpec.capabilities``: a factory function's
+    spec that declares less than the channel it builds is caught."""
+    spec = ChannelSpec("recorder", factory=lambda config, secrets: Recorder(config, secrets))
+    assert spec.capabilities == Capabilities()  # a function declares nothing: the defaults
+    with pytest.raises(AssertionError, match="the engine plans with the spec's"):
+        SUITE.test_spec_declares_the_channels_capabilities(recorder(), spec)
+    SUITE.test_spec_declares_the_channels_capabilities(recorder(), ChannelSpec("recorder", factory=Recorder))
+
+
 def test_a_revealed_secret_in_an_attribute_fails() -> None:
     class Leaky(Recorder):
         def __init__(self, config: Mapping[str, Any], secrets: Mapping[str, Any]) -> None:

@@ -3,7 +3,9 @@
 Registration hooks (``register_*``) are called once per app at startup with a
 ``register`` callable; each call registers one frozen record from
 ``sopflow_sdk``.  Core stamps the record with the plugin's name and fails fast on
-duplicates.  Notification hooks (``on_*``) are isolated: one plugin's failure is
+duplicates (a plugin's channel or action replaces a built-in one of the same
+name); a hook that raises stops start-up naming the plugin, the hook and the
+fix.  Notification hooks (``on_*``) are isolated: one plugin's failure is
 logged with its name and the others still run.  Hooks are cheap and synchronous;
 the objects they register do the I/O.
 """
@@ -129,10 +131,14 @@ def register_routes(register: Any) -> None:
 
 @hookspec
 def register_actions(register: Any) -> None:
-    """Register what an SOP step can do.
+    """Register what an SOP step can do: each name is a step type.
 
-    Called once per app at startup.  ``ActionSpec.run(context, params)`` runs
-    in a worker when the step is due.
+    Called once per app at startup.  A step uses the action as
+    ``{"type": <name>, ...params}`` (the older ``{"type": "plugin", "action":
+    <name>, "params": {...}}`` still works); ``ActionSpec.run(context, params)``
+    runs in a worker when the step is due.  The built-in actions (``send``,
+    ``add_tag``, ``webhook``, ...) are registered the same way by
+    ``default_actions``; registering one of their names replaces the built-in.
 
     :param register: call ``register(ActionSpec(name=..., run=...))``.
     :returns: nothing.
@@ -155,6 +161,9 @@ def register_channels(register: Any) -> None:
     Called once per app at startup.  ``ChannelSpec.factory(config, secrets)``
     builds a ``Channel`` for one channel account; ``secrets`` holds ``Secret``
     values decrypted from the account's encrypted credentials.
+    ``ChannelSpec.capabilities`` (by default the factory's
+    ``Channel.capabilities``) is what the engine plans with.  Registering the
+    name of the built-in ``log`` channel replaces it.
 
     :param register: call ``register(ChannelSpec(name=..., factory=...))``.
     :returns: nothing.

@@ -34,7 +34,13 @@ DEFAULT_PLUGINS = (
     "sopflow.defaults.fields",
     "sopflow.defaults.triggers",
     "sopflow.defaults.channels",
+    "sopflow.defaults.actions",
 )
+
+#: Hooks whose built-in items a plugin may replace by registering the same name:
+#: behaviour (how to send, what a step does).  A built-in field or event type is
+#: vocabulary core itself maintains, so registering it again is a duplicate.
+REPLACEABLE_HOOKS = frozenset({"register_channels", "register_actions"})
 
 #: hook name → (record type, attribute that names the record)
 REGISTRATION_HOOKS: dict[str, tuple[type, str]] = {
@@ -68,11 +74,26 @@ class PluginInfo:
     default: bool
 
 
-class Registry:
-    """What every plugin registered, by hook, keyed by the record's name."""
+@attrs.frozen
+class Replacement:
+    """A plugin's item that took the place of a built-in one of the same name."""
 
-    def __init__(self) -> None:
+    hook: str
+    key: str
+    plugin: str
+    default: str
+
+
+class Registry:
+    """What every plugin registered, by hook, keyed by the record's name.
+
+    A name registered twice stops start-up, except that a plugin's channel or
+    action replaces a built-in (``defaults``) one of the same name."""
+
+    def __init__(self, defaults: frozenset[str] = frozenset()) -> None:
         self.items: dict[str, dict[str, Registered]] = {h: {} for h in REGISTRATION_HOOKS}
+        self.defaults = defaults
+        self.replaced: list[Replacement] = []
 
     def add(self, hook: str, plugin: str, spec: Any) -> None:
         expected, attr = REGISTRATION_HOOKS[hook]
@@ -86,12 +107,30 @@ class Registry:
             key = f"{plugin}/{key}"
         existing = self.items[hook].get(key)
         if existing is not None:
-            raise PluginError(
-                f"{expected.__name__} '{key}' is registered twice: by plugin "
-                f"'{existing.plugin}' and by plugin '{plugin}'; disable one of them "
-                "with SOPFLOW_DISABLED_PLUGINS or rename the item"
+            replaced = self._replacement(hook, key, existing.plugin, plugin)
+            if replaced is None:
+                raise PluginError(
+                    f"{expected.__name__} '{key}' is registered twice: by plugin "
+                    f"'{existing.plugin}' and by plugin '{plugin}'; disable one of them "
+                    "with SOPFLOW_DISABLED_PLUGINS or rename the item"
+                )
+            self.replaced.append(replaced)
+            log.info(
+                "plugin_replaces_default",
+                hook=hook,
+                item=key,
+                plugin=replaced.plugin,
+                default=replaced.default,
             )
+            if replaced.plugin == existing.plugin:
+                return  # the built-in came second: the plugin's item stays
         self.items[hook][key] = Registered(plugin, spec)
+
+    def _replacement(self, hook: str, key: str, first: str, second: str) -> Replacement | None:
+        if hook not in REPLACEABLE_HOOKS or (first in self.defaults) == (second in self.defaults):
+            return None
+        plugin, default = (second, first) if first in self.defaults else (first, second)
+        return Replacement(hook, key, plugin, default)
 
     def get(self, hook: str, key: str) -> Registered | None:
         return self.items[hook].get(key)
@@ -107,13 +146,34 @@ class PluginSystem:
         self.pm = pm
         self.infos = infos
         self.trace = trace
-        self.registry = Registry()
+        self.registry = Registry(frozenset(name for name, info in infos.items() if info.default))
         for hook_name in REGISTRATION_HOOKS:
             caller = getattr(pm.hook, hook_name)
             for impl in reversed(caller.get_hookimpls()):
-                plugin = impl.plugin_name
-                self._traced(hook_name, plugin)
-                impl.function(register=_bound(self.registry, hook_name, plugin))
+                self._traced(hook_name, impl.plugin_name)
+                self._register_from(hook_name, impl)
+
+    def _register_from(self, hook_name: str, impl: Any) -> None:
+        """Call one registration hook; any failure stops start-up naming the plugin,
+        the hook and the fix."""
+        plugin = impl.plugin_name
+        expected = REGISTRATION_HOOKS[hook_name][0].__name__
+        where = f"plugin '{plugin}'{_distribution(self.infos.get(plugin))} failed in {hook_name}"
+        skip = f"or skip the plugin with SOPFLOW_DISABLED_PLUGINS={plugin}"
+        try:
+            returned = impl.function(register=_bound(self.registry, hook_name, plugin))
+        except PluginError:
+            raise
+        except Exception as exc:
+            raise PluginError(
+                f"{where}: {type(exc).__name__}: {exc}. Fix the hook (it should only build "
+                f"sopflow_sdk.{expected} records and pass each to register(...); no I/O), {skip}"
+            ) from exc
+        if returned is not None:
+            raise PluginError(
+                f"{where}: it returned {type(returned).__name__} instead of registering; call "
+                f"register({expected}(...)) once per record and return nothing, {skip}"
+            )
 
     def _traced(self, hook_name: str, plugin: str) -> None:
         # Core calls implementations one by one (to isolate failures and stamp the
@@ -146,6 +206,12 @@ class PluginSystem:
                 impl.function(**{k: args[k] for k in impl.argnames})
             except Exception:
                 log.exception("plugin_hook_failed", plugin=impl.plugin_name, hook=hook_name)
+
+
+def _distribution(info: PluginInfo | None) -> str:
+    if info is None or info.distribution is None:
+        return ""
+    return f" (distribution {info.distribution}{' ' + info.version if info.version else ''})"
 
 
 def _bound(registry: Registry, hook: str, plugin: str) -> Callable[[Any], None]:

@@ -7,6 +7,9 @@ insides without breaking them.
 import pluggy
 
 from sopflow_sdk.channel import (
+    ATTACHMENT_KINDS,
+    MAX_ATTACHMENTS,
+    TOUCHPOINTS,
     Attachment,
     Capabilities,
     Channel,
@@ -30,6 +33,7 @@ from sopflow_sdk.host import ChannelAccountView, CustomerView, Host, IdentityVie
 from sopflow_sdk.secrets import Secret, redact
 from sopflow_sdk.specs import (
     FIELD_TYPES,
+    LEGACY_ACTION_TYPE,
     ActionSpec,
     ChannelSpec,
     FieldSpec,
@@ -48,8 +52,12 @@ from sopflow_sdk.specs import (
 hookimpl = pluggy.HookimplMarker("sopflow")
 
 __all__ = [
+    "ATTACHMENT_KINDS",
     "FIELD_TYPES",
+    "LEGACY_ACTION_TYPE",
+    "MAX_ATTACHMENTS",
     "STANDARD_EVENTS",
+    "TOUCHPOINTS",
     "ActionSpec",
     "AmbiguousSendError",
     "Attachment",

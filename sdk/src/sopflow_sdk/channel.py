@@ -8,13 +8,21 @@ of discovering limits by failing.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 import attrs
 
 from sopflow_sdk.errors import UnsupportedCapabilityError
 
 Touchpoint = Literal["private_chat", "group_chat", "moments", "welcome", "staff_notice"]
+#: Every touchpoint a channel may declare, in the order the docs list them.
+TOUCHPOINTS: tuple[str, ...] = get_args(Touchpoint)
+
+AttachmentKind = Literal["image", "link", "miniprogram", "video", "file"]
+#: What a message may carry besides its text.
+ATTACHMENT_KINDS: tuple[str, ...] = get_args(AttachmentKind)
+#: The most attachments any message may carry (a channel may declare fewer).
+MAX_ATTACHMENTS = 9
 
 
 @attrs.frozen
@@ -27,8 +35,10 @@ class CustomerCap:
 
 @attrs.frozen
 class Capabilities:
+    """What a channel can do; the engine plans around it (see docs/plugin-hooks.md)."""
+
     touchpoints: frozenset[str] = frozenset({"private_chat"})
-    max_attachments: int = 9
+    max_attachments: int = MAX_ATTACHMENTS
     needs_staff_confirmation: bool = False
     idempotent_send: bool = False
     rate_per_minute: int | None = None
@@ -37,7 +47,7 @@ class Capabilities:
 
 @attrs.frozen
 class Attachment:
-    kind: Literal["image", "link", "miniprogram", "video", "file"]
+    kind: AttachmentKind
     url: str = ""
     title: str = ""
     description: str = ""

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 import attrs
 
+from sopflow_sdk.channel import Capabilities
+
 FieldType = Literal["text", "number", "bool", "date", "datetime", "choice", "multi_choice"]
 FIELD_TYPES: tuple[str, ...] = (
     "text",
@@ -68,23 +70,72 @@ class TriggerSpec:
     payload_schema: Mapping[str, Any] = attrs.field(factory=dict)
 
 
+#: The step type of stored definitions from before actions were step types:
+#: ``{"type": "plugin", "action": <name>, "params": {...}}``.  Still read, never a name.
+LEGACY_ACTION_TYPE = "plugin"
+
+
+def _check_action_name(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+    _check_key(instance, attribute, value)
+    if value == LEGACY_ACTION_TYPE:
+        raise ValueError(
+            f"ActionSpec.name={value!r} is reserved for the older step form; "
+            "name the action after what it does, prefixed by the plugin ('crm.write_back')"
+        )
+
+
 @attrs.frozen
 class ActionSpec:
-    """Something an SOP step can do.  ``run(context, params)`` does the work."""
+    """Something an SOP step can do: a step type, ``{"type": <name>, ...params}``.
 
-    name: str
-    run: Callable[..., Any]
+    ``run(context, params)`` does the work when the touch is delivered, after
+    the delivery transaction; ``params`` is the step action without ``type``.
+    ``params_schema`` is the JSON Schema of those params.  ``idempotent`` says
+    ``run`` de-duplicates by ``context["idempotency_key"]``, so core may run it
+    again after a crash; otherwise an interrupted step goes to ``review``.
+    """
+
+    name: str = attrs.field(validator=_check_action_name)
+    run: Callable[..., Any] = attrs.field(validator=attrs.validators.is_callable())
     description: str = ""
     params_schema: Mapping[str, Any] = attrs.field(factory=dict)
+    idempotent: bool = False
+
+
+def _declared_capabilities(spec: ChannelSpec) -> Capabilities:
+    declared = getattr(spec.factory, "capabilities", None)
+    return declared if isinstance(declared, Capabilities) else Capabilities()
+
+
+def _check_capabilities(instance: ChannelSpec, attribute: attrs.Attribute, value: Any) -> None:
+    if not isinstance(value, Capabilities):
+        raise TypeError(
+            f"ChannelSpec {instance.name!r}: capabilities={value!r}; give a sopflow_sdk.Capabilities"
+        )
+    declared = getattr(instance.factory, "capabilities", None)
+    if isinstance(declared, Capabilities) and declared != value:
+        raise ValueError(
+            f"ChannelSpec {instance.name!r} declares other capabilities than "
+            f"{getattr(instance.factory, '__name__', 'its factory')}.capabilities; declare them once: "
+            "on the Channel class, or on the ChannelSpec when the factory is a function"
+        )
 
 
 @attrs.frozen
 class ChannelSpec:
-    """A touchpoint.  ``factory(config, secrets)`` builds a ``Channel`` instance."""
+    """A touchpoint.  ``factory(config, secrets)`` builds a ``Channel`` instance.
+
+    ``capabilities`` is what the engine plans with (touchpoints, attachment
+    limit, caps, rate, idempotent send).  It defaults to the factory's
+    ``Channel.capabilities``; give it when the factory is a function.
+    """
 
     name: str
     factory: Callable[..., Any]
     description: str = ""
+    capabilities: Capabilities = attrs.field(
+        default=attrs.Factory(_declared_capabilities, takes_self=True), validator=_check_capabilities
+    )
 
 
 @attrs.frozen

@@ -7,6 +7,7 @@ import threading
 from typing import Any, ClassVar
 
 from sopflow_sdk import (
+    TOUCHPOINTS,
     Capabilities,
     Channel,
     ChannelSpec,
@@ -23,7 +24,7 @@ log = get_logger("sopflow.channels.log")
 class LogChannel(Channel):
     name = "log"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        touchpoints=frozenset({"private_chat", "group_chat", "moments", "welcome", "staff_notice"}),
+        touchpoints=frozenset(TOUCHPOINTS),
         max_attachments=9,
         idempotent_send=True,
     )

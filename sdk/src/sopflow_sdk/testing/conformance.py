@@ -45,8 +45,16 @@ from typing import Any, get_args
 import attrs
 import pytest
 
-from sopflow_sdk.channel import Attachment, Capabilities, Channel, CustomerCap, OutboundMessage, SendReceipt
-from sopflow_sdk.channel import Touchpoint as _Touchpoint
+from sopflow_sdk.channel import (
+    MAX_ATTACHMENTS,
+    TOUCHPOINTS,
+    Attachment,
+    Capabilities,
+    Channel,
+    CustomerCap,
+    OutboundMessage,
+    SendReceipt,
+)
 from sopflow_sdk.errors import (
     AmbiguousSendError,
     ConfigError,
@@ -60,9 +68,8 @@ from sopflow_sdk.secrets import Secret
 from sopflow_sdk.specs import ChannelSpec, InboundRequest
 
 #: Every touchpoint the engine knows; a channel declares a non-empty subset.
-KNOWN_TOUCHPOINTS: frozenset[str] = frozenset(get_args(_Touchpoint))
+KNOWN_TOUCHPOINTS: frozenset[str] = frozenset(TOUCHPOINTS)
 CAP_PERIODS: tuple[str, ...] = get_args(typing.get_type_hints(CustomerCap)["period"])
-MAX_ATTACHMENTS = 9
 NAME = re.compile(r"[a-z][a-z0-9_]*")
 #: A touchpoint no channel supports: ``check`` and ``send`` must refuse it.
 UNKNOWN_TOUCHPOINT = "conformance_unknown_touchpoint"
@@ -340,6 +347,14 @@ class ChannelConformance:
 
     def test_capabilities_are_a_capabilities_record(self, channel: Channel) -> None:
         assert isinstance(channel.capabilities, Capabilities)
+
+    def test_spec_declares_the_channels_capabilities(
+        self, channel: Channel, channel_spec: ChannelSpec
+    ) -> None:
+        assert channel_spec.capabilities == channel.capabilities, (
+            f"ChannelSpec {channel_spec.name!r} declares {channel_spec.capabilities!r} but the channel it "
+            f"builds has {channel.capabilities!r}; the engine plans with the spec's: make them equal"
+        )
 
     def test_touchpoints_are_known_ones(self, channel: Channel) -> None:
         touchpoints = channel.capabilities.touchpoints

@@ -284,7 +284,7 @@ def daily_channel_caps(registry: Any) -> dict[str, int]:
     when its count is 1, so those count as 1 a day then)."""
     out: dict[str, int] = {}
     for reg in registry.all("register_channels"):
-        cap = getattr(getattr(reg.spec.factory, "capabilities", None), "customer_cap", None)
+        cap = reg.spec.capabilities.customer_cap
         if cap is not None and (cap.period == "day" or cap.count == 1):
             out[reg.spec.name] = cap.count
     return out

@@ -37,11 +37,11 @@ from sopflow.engine.delivery.outcomes import complete, record
 from sopflow.engine.delivery.sends import Outcome, build_sends, call_sends
 from sopflow.engine.sops.enrolment import ACTIVE
 from sopflow.engine.sops.lifecycle import end_actions, end_enrollment
+from sopflow.engine.sops.step_actions import changes_data as step_changes_data
 from sopflow.logging import get_logger
 from sopflow.models import Enrollment, Touch
 
 log = get_logger("sopflow.deliver")
-DATA_ACTIONS = ("set_field", "add_tag", "remove_tag", "move_stage")
 
 
 @dataclass
@@ -162,7 +162,7 @@ def _prepare_one(
         return held
     step = runtime.definition["steps"][touch.step_index]
     staff = batch.staff.get(customer.owner_staff_id) if customer.owner_staff_id else None
-    changes_data = any(a["type"] in DATA_ACTIONS for a in step["actions"])
+    changes_data = step_changes_data(ctx.plugins.registry, step)
     if changes_data:  # a stage move may end enrolments, whose open touches are then cancelled
         batch.write_touches()
     try:

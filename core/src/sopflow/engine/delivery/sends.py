@@ -1,5 +1,7 @@
 """The channel side of delivery: the live channel for an account, rendering,
-the messages a step sends (and its data actions), and the calls themselves.
+the messages a step sends, and the calls themselves.  Each action of a step is
+prepared by the ``ActionSpec`` its name is registered under
+(``engine.sops.step_actions``); the built-in ones use the helpers here.
 
 ``deliver`` decides *when* these run (inside or outside a transaction); this
 module opens no transaction of its own (except ``channel_for`` called without
@@ -29,10 +31,9 @@ from sopflow_sdk import (
 )
 
 from sopflow.engine.context import EngineContext
-from sopflow.engine.customers.fields import apply_stored, to_storage
-from sopflow.engine.customers.records import TagChange, change_tags, record_change
-from sopflow.engine.journeys.pipelines import get_stage, move_customer
+from sopflow.engine.customers.records import record_change
 from sopflow.engine.sops.definition import templates
+from sopflow.engine.sops.step_actions import StepCall, StepPreparation, prepare_action
 from sopflow.logging import get_logger
 from sopflow.models import ChannelAccount, ChannelIdentity, Customer, Enrollment, Event, Staff, Touch
 
@@ -41,6 +42,29 @@ log = get_logger("sopflow.deliver")
 
 class Throttled(RetriableError):
     """The channel account's own rate limit (``Capabilities.rate_per_minute``) says wait."""
+
+
+class RateLimiter:
+    """Per-channel-account token bucket from ``Capabilities.rate_per_minute``
+    (in-process: each worker process gets its own share).  Time comes from the
+    injected clock, so the manual clock drives it in tests and the demo."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buckets: dict[int, tuple[float, float]] = {}
+
+    def wait_time(self, account_id: int, per_minute: int | None, now: float) -> float:
+        if not per_minute:
+            return 0.0
+        with self._lock:
+            tokens, stamp = self._buckets.get(account_id, (float(per_minute), now))
+            now = max(now, stamp)  # a clock that steps back must not mint tokens
+            tokens = min(float(per_minute), tokens + (now - stamp) * per_minute / 60)
+            if tokens >= 1:
+                self._buckets[account_id] = (tokens - 1, now)
+                return 0.0
+            self._buckets[account_id] = (tokens, now)
+            return (1 - tokens) * 60 / per_minute
 
 
 def channel_for(
@@ -63,10 +87,11 @@ def channel_for(
         .order_by(ChannelAccount.id)
     )
     if account is None:
-        if channel == "log":  # the built-in log channel needs no account
+        log_channel = ctx.plugins.registry.get("register_channels", "log") if channel == "log" else None
+        if log_channel is not None:  # the log channel (built-in or a replacement) needs no account
             key = (tenant_id, "log")
             if key not in cache:
-                cache[key] = ctx.plugins.registry.get("register_channels", "log").spec.factory({}, {})
+                cache[key] = log_channel.spec.factory({}, {})
             return cache[key], 0
         raise SkippableError(
             f"tenant has no {channel} channel account; connect one with POST /api/v1/channel-accounts"
@@ -106,7 +131,7 @@ class Outcome:
 
 
 def call_sends(
-    ctx: EngineContext, touch_id: int, sends: Sequence[Any], idempotent: bool, now: datetime
+    ctx: EngineContext, touch_id: int, sends: Sequence[StepCall], idempotent: bool, now: datetime
 ) -> Outcome:
     """Make the step's calls in order; the first failure stops the rest."""
     results: list[dict[str, Any]] = []
@@ -114,21 +139,11 @@ def call_sends(
     retry_after: float | None = None
     reason = ""
     throttled = False
-    for action_index, action, message in sends:
+    for call in sends:
         try:
-            if action["type"] == "webhook":
-                receipt = _webhook(action, message)
-            elif action["type"] == "plugin":
-                receipt = _plugin_action(ctx, action, message)
-            else:
-                channel, account_id = message["channel"], message["account_id"]
-                limiter = ctx.limiter
-                wait = limiter.wait_time(account_id, channel.capabilities.rate_per_minute, now.timestamp())
-                if wait:
-                    raise Throttled("channel rate limit", retry_after=wait)
-                receipt = channel.send(message["outbound"])
+            receipt = call.call(ctx, call.action, call.message, now)
             results.append(
-                {"action": action_index, "status": receipt.status, "provider_ref": receipt.provider_ref}
+                {"action": call.index, "status": receipt.status, "provider_ref": receipt.provider_ref}
             )
             if receipt.status == "pending":
                 status = "pending" if status == "sent" else status
@@ -152,6 +167,18 @@ def call_sends(
     return Outcome(touch_id, status, results, reason, retry_after, throttled)
 
 
+def send_message(
+    ctx: EngineContext, action: Mapping[str, Any], message: dict[str, Any], now: datetime
+) -> SendReceipt:
+    """Send a prepared ``OutboundMessage`` under the account's rate limit."""
+    channel, account_id = message["channel"], message["account_id"]
+    limiter = ctx.limiter
+    wait = limiter.wait_time(account_id, channel.capabilities.rate_per_minute, now.timestamp())
+    if wait:
+        raise Throttled("channel rate limit", retry_after=wait)
+    return channel.send(message["outbound"])
+
+
 def build_sends(
     ctx: EngineContext,
     s: Any,
@@ -164,81 +191,12 @@ def build_sends(
     enrollment: Enrollment,
     identities: Sequence[tuple[str, str, str | None]] | None = None,
     channels: dict[Any, Any] | None = None,
-) -> tuple[list[Any], bool]:
-    """The step's sends as (action index, action, message); data actions run here."""
-    sends = []
-    idempotent = True
-    tags, changed_fields = TagChange(), {}
+) -> tuple[list[StepCall], bool]:
+    """The step's calls, in order; each action is prepared by what registered it
+    (data actions run here)."""
+    prepared = StepPreparation(ctx, s, touch, customer, staff, fields, now, enrollment, identities, channels)
     for index, action in enumerate(step["actions"]):
-        kind = action["type"]
-        if kind in ("send", "remind_staff"):
-            channel, account_id = channel_for(ctx, touch.tenant_id, action["channel"], s, channels)
-            idempotent = idempotent and channel.capabilities.idempotent_send
-            outbound = OutboundMessage(
-                touchpoint=action.get("touchpoint", "staff_notice") if kind == "send" else "staff_notice",
-                text=render(action["text"], customer, staff.name if staff else ""),
-                idempotency_key=f"touch:{touch.id}:{index}",
-                recipient=recipient(
-                    s, customer, action["channel"], action.get("touchpoint"), now, identities
-                ),
-                attachments=tuple(
-                    Attachment(
-                        **{
-                            k: v
-                            for k, v in a.items()
-                            if k in ("kind", "url", "title", "description", "media_id")
-                        }
-                    )
-                    for a in action.get("attachments", [])
-                ),
-                staff_external_id=staff.external_id if staff else None,
-            )
-            channel.check(outbound)
-            message = {"tenant_id": touch.tenant_id, "outbound": outbound}
-            sends.append((index, action, {**message, "channel": channel, "account_id": account_id}))
-        elif kind == "plugin":
-            idempotent = False  # a plugin action may have side effects: a human reviews a crash
-            sends.append(
-                (
-                    index,
-                    action,
-                    {
-                        "tenant_id": touch.tenant_id,
-                        "touch_id": touch.id,
-                        "customer_id": customer.id,
-                        "customer": {
-                            "display_name": customer.display_name,
-                            "source": customer.source,
-                            "fields": dict(customer.fields),
-                        },
-                        "idempotency_key": f"touch:{touch.id}:{index}",
-                        "outbound": None,
-                    },
-                )
-            )
-        elif kind == "webhook":
-            # a receiver that de-duplicates by Idempotency-Key may be retried after a crash
-            idempotent = idempotent and bool(action.get("idempotent"))
-            sends.append(
-                (
-                    index,
-                    action,
-                    {
-                        "tenant_id": touch.tenant_id,
-                        "touch_id": touch.id,
-                        "customer_id": customer.id,
-                        "outbound": None,
-                    },
-                )
-            )
-        else:
-            change = data_action(s, customer, action, fields, now, enrollment)
-            if change is not None:
-                tags = TagChange(
-                    tuple(sorted(set(tags.added) | set(change[0].added))),
-                    tuple(sorted(set(tags.removed) | set(change[0].removed))),
-                )
-                changed_fields.update(change[1])
+        prepare_action(prepared, index, action)
     # one event for the step's data changes: journeys and plugins react to them
     record_change(
         s,
@@ -246,13 +204,54 @@ def build_sends(
         now,
         key=f"sop-action:{touch.id}",
         cause="sop_action",
-        tags=tags,
-        fields=changed_fields,
+        tags=prepared.tags,
+        fields=prepared.changed_fields,
         depth=enrollment.depth + 1,
         sop_id=touch.sop_id,
         touch_id=touch.id,
     )
-    return sends, idempotent
+    return prepared.calls, prepared.idempotent
+
+
+def prepare_send(step: StepPreparation, index: int, action: Mapping[str, Any]) -> None:
+    """A ``send`` or ``remind_staff`` action: the rendered message for its channel."""
+    ctx, s, touch, customer, staff = step.ctx, step.s, step.touch, step.customer, step.staff
+    kind = action["type"]
+    channel, account_id = channel_for(ctx, touch.tenant_id, action["channel"], s, step.channels)
+    step.idempotent = step.idempotent and channel.capabilities.idempotent_send
+    outbound = OutboundMessage(
+        touchpoint=action.get("touchpoint", "staff_notice") if kind == "send" else "staff_notice",
+        text=render(action["text"], customer, staff.name if staff else ""),
+        idempotency_key=f"touch:{touch.id}:{index}",
+        recipient=recipient(
+            s, customer, action["channel"], action.get("touchpoint"), step.now, step.identities
+        ),
+        attachments=tuple(
+            Attachment(
+                **{k: v for k, v in a.items() if k in ("kind", "url", "title", "description", "media_id")}
+            )
+            for a in action.get("attachments", [])
+        ),
+        staff_external_id=staff.external_id if staff else None,
+    )
+    channel.check(outbound)
+    message = {"tenant_id": touch.tenant_id, "outbound": outbound}
+    step.calls.append(
+        StepCall(index, action, {**message, "channel": channel, "account_id": account_id}, send_message)
+    )
+
+
+def prepare_webhook(step: StepPreparation, index: int, action: Mapping[str, Any]) -> None:
+    # a receiver that de-duplicates by Idempotency-Key may be retried after a crash
+    step.idempotent = step.idempotent and bool(action.get("idempotent"))
+    touch = step.touch
+    message = {
+        "tenant_id": touch.tenant_id,
+        "touch_id": touch.id,
+        "customer_id": step.customer.id,
+        "outbound": None,
+    }
+    step.calls.append(StepCall(index, action, message, call_webhook))
 
 
 #: How long a welcome code from a ``customer.added`` event stays usable (WeCom: 20 s).
@@ -314,37 +313,6 @@ def recipient(
     return out
 
 
-def data_action(
-    s: Any,
-    customer: Customer,
-    action: Mapping[str, Any],
-    fields: Mapping[str, Any],
-    now: datetime,
-    enrollment: Enrollment,
-) -> tuple[TagChange, dict[str, Any]] | None:
-    """Apply one data action; returns the tag and field changes it made."""
-    kind = action["type"]
-    if kind == "set_field":
-        stored = {action["field"]: to_storage(fields[action["field"]], action["value"])}
-        before = dict(customer.fields or {})
-        customer.fields = apply_stored(customer.fields, stored)
-        return TagChange(), {k: v for k, v in stored.items() if before.get(k) != v}
-    if kind in ("add_tag", "remove_tag"):
-        key = "add" if kind == "add_tag" else "remove"
-        return change_tags(s, customer, **{key: [action["tag"]]}), {}
-    if kind == "move_stage":
-        move_customer(
-            s,
-            customer.tenant_id,
-            customer.id,
-            get_stage(s, customer.tenant_id, action["stage_id"]),
-            "rule",
-            now,
-            depth=enrollment.depth + 1,
-        )
-    return None
-
-
 _http: tuple[int, httpx.Client] | None = None
 _http_lock = threading.Lock()
 
@@ -360,7 +328,10 @@ def _client() -> httpx.Client:
         return _http[1]
 
 
-def _webhook(action: Mapping[str, Any], message: Mapping[str, Any]) -> Any:
+def call_webhook(
+    ctx: EngineContext, action: Mapping[str, Any], message: Mapping[str, Any], now: datetime
+) -> SendReceipt:
+    """POST the touch to the step's URL, keyed by the touch for receivers that de-duplicate."""
     try:
         r = _client().post(
             action["url"],
@@ -376,14 +347,3 @@ def _webhook(action: Mapping[str, Any], message: Mapping[str, Any]) -> Any:
     if r.status_code >= 400:
         raise SkippableError(f"webhook answered {r.status_code}")
     return SendReceipt("sent")
-
-
-def _plugin_action(ctx: EngineContext, action: Mapping[str, Any], message: dict[str, Any]) -> SendReceipt:
-    """Run a plugin's ``ActionSpec``: ``run(context, params)``; a returned
-    ``SendReceipt`` is kept, anything else counts as done."""
-    reg = ctx.plugins.registry.get("register_actions", action["action"])
-    if reg is None:
-        raise SkippableError(f"plugin action {action['action']!r} is no longer installed")
-    context = {k: v for k, v in message.items() if k != "outbound"}
-    result = reg.spec.run(context, dict(action.get("params") or {}))
-    return result if isinstance(result, SendReceipt) else SendReceipt("sent")

@@ -1,6 +1,8 @@
 """Validate an SOP definition (the JSON a user sends) into a checked dict.
 
-Every problem is reported at once with its path and the fix.  The stored
+Every problem is reported at once with its path and the fix.  An action's
+``type`` is a name registered through ``register_actions`` (the built-ins by
+``sopflow.defaults.actions``); ``engine.sops.step_actions`` checks each one.  The stored
 definition is the normalised result, so the engine never re-validates.
 
 Shape::
@@ -9,7 +11,8 @@ Shape::
      "target": {"rule": <rule>|null, "sources": [..], "staff": [..]},
      "steps": [{"day": 2, "at": "09:00" | "delay": "30m",
                 "actions": [{"type": "send", "channel": "log", "touchpoint": "private_chat",
-                             "text": "Hi {{ customer.display_name }}", "attachments": []}, ...],
+                             "text": "Hi {{ customer.display_name }}", "attachments": []},
+                            {"type": "crm.write_back", ...its params}, ...],
                 "wait_for_reply": {"timeout": "24h", "on_reply": "continue"|"end",
                                    "on_timeout": "continue"|"skip"}}],
      "batch": {"size": 100, "interval": "10m"} | null,
@@ -30,25 +33,17 @@ from typing import Any
 
 from jinja2 import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
-from sopflow_sdk import ConfigError
+from sopflow_sdk import ATTACHMENT_KINDS, MAX_ATTACHMENTS, TOUCHPOINTS, ActionSpec, ConfigError
 
 from sopflow.conditions import RuleError, parse, parse_duration
+from sopflow.engine.sops.step_actions import DefinitionChecks, check_action
 
 KINDS = ("new_customer", "nurture")
 #: The kind of the hidden SOPs that carry a journey stage's reminders: never
 #: listed, never entered by rule, created and versioned by the journey.
 HIDDEN_KIND = "journey_stage"
-ACTION_TYPES = (
-    "send",
-    "remind_staff",
-    "set_field",
-    "add_tag",
-    "remove_tag",
-    "move_stage",
-    "webhook",
-    "plugin",
-)
-TOUCHPOINTS = ("private_chat", "group_chat", "moments", "welcome")
+#: The touchpoints of a ``send`` action (``remind_staff`` goes to ``staff_notice``).
+SEND_TOUCHPOINTS = tuple(t for t in TOUCHPOINTS if t != "staff_notice")
 WELCOME_RULE = (
     "a welcome message goes out only as the customer adds the staff member: use it in the first "
     'step of a new_customer SOP with "delay": "0m"'
@@ -56,8 +51,6 @@ WELCOME_RULE = (
 CATCH_UP = ("send_now", "next_day", "skip")
 MAX_STEPS = 100
 MAX_DAY = 3650
-MAX_ATTACHMENTS = 9
-ATTACHMENT_KINDS = ("image", "link", "miniprogram", "video", "file")
 MAX_TEXT = 4000
 HHMM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 
@@ -71,10 +64,13 @@ def validate_definition(
     channel_exists: Callable[[str], bool],
     stage_exists: Callable[[int], bool],
     sop_is_nurture: Callable[[int], bool],
-    action_exists: Callable[[str], bool] = lambda name: False,
+    actions: Mapping[str, ActionSpec],
 ) -> dict[str, Any]:
-    """Return the normalised definition or raise ``ConfigError`` listing every problem."""
+    """Return the normalised definition or raise ``ConfigError`` listing every problem.
+
+    ``actions`` are the step types enabled for the tenant (name → ``ActionSpec``)."""
     problems: list[tuple[str, str]] = []
+    checks = DefinitionChecks(fields, channel_exists, stage_exists, actions)
     if not isinstance(raw, Mapping):
         raise ConfigError([("definition", "expected a JSON object")], subject="SOP definition")
     out: dict[str, Any] = {}
@@ -111,10 +107,7 @@ def validate_definition(
         steps = []
     if len(steps) > MAX_STEPS:
         problems.append(("steps", f"at most {MAX_STEPS} steps"))
-    out["steps"] = [
-        _step(i, s, problems, fields, channel_exists, stage_exists, action_exists)
-        for i, s in enumerate(steps)
-    ]
+    out["steps"] = [_step(i, s, problems, checks) for i, s in enumerate(steps)]
     if kind != "new_customer" and any(
         a.get("touchpoint") == "welcome" for step in out["steps"] for a in step.get("actions", [])
     ):
@@ -264,15 +257,7 @@ def template(text: Any, path: str, problems: list[tuple[str, str]]) -> str:
     return text
 
 
-def _step(
-    i: int,
-    raw: Any,
-    problems: list[tuple[str, str]],
-    fields: Mapping[str, Any],
-    channel_exists: Callable[[str], bool],
-    stage_exists: Callable[[int], bool],
-    action_exists: Callable[[str], bool],
-) -> dict[str, Any]:
+def _step(i: int, raw: Any, problems: list[tuple[str, str]], checks: DefinitionChecks) -> dict[str, Any]:
     p = f"steps[{i}]"
     if not isinstance(raw, Mapping):
         problems.append((p, "expected a step object"))
@@ -293,10 +278,7 @@ def _step(
     if not isinstance(actions, list) or not actions:
         problems.append((f"{p}.actions", "give at least one action"))
         actions = []
-    step["actions"] = [
-        _action(f"{p}.actions[{j}]", a, problems, fields, channel_exists, stage_exists, action_exists)
-        for j, a in enumerate(actions)
-    ]
+    step["actions"] = [check_action(f"{p}.actions[{j}]", a, problems, checks) for j, a in enumerate(actions)]
     wait = raw.get("wait_for_reply")
     if wait is not None:
         if not isinstance(wait, Mapping):
@@ -318,75 +300,3 @@ def _step(
     for key in sorted(unknown):
         problems.append((f"{p}.{key}", "unknown step setting"))
     return step
-
-
-def _action(
-    p: str,
-    raw: Any,
-    problems: list[tuple[str, str]],
-    fields: Mapping[str, Any],
-    channel_exists: Callable[[str], bool],
-    stage_exists: Callable[[int], bool],
-    action_exists: Callable[[str], bool],
-) -> dict[str, Any]:
-    if not isinstance(raw, Mapping) or raw.get("type") not in ACTION_TYPES:
-        problems.append((f"{p}.type", f"use one of {', '.join(ACTION_TYPES)}"))
-        return {}
-    kind = raw["type"]
-    out: dict[str, Any] = {"type": kind}
-    if kind in ("send", "remind_staff"):
-        channel = raw.get("channel", "log")
-        if not isinstance(channel, str) or not channel_exists(channel):
-            problems.append((f"{p}.channel", f"no enabled channel {channel!r}; see GET /api/v1/plugins"))
-        out["channel"] = channel
-        if kind == "send":
-            tp = raw.get("touchpoint", "private_chat")
-            if tp not in TOUCHPOINTS:
-                problems.append((f"{p}.touchpoint", f"use one of {', '.join(TOUCHPOINTS)}"))
-            out["touchpoint"] = tp
-        out["text"] = template(raw.get("text"), f"{p}.text", problems)
-        out["attachments"] = attachments(raw.get("attachments"), f"{p}.attachments", problems)
-        if kind == "remind_staff":
-            forward = raw.get("forward", False)
-            if not isinstance(forward, bool):
-                problems.append(
-                    (
-                        f"{p}.forward",
-                        "true when the staff member forwards it to the customer (counts as a push)",
-                    )
-                )
-            out["forward"] = forward
-    elif kind == "set_field":
-        key = raw.get("field")
-        if key not in fields or getattr(fields.get(key), "read_only", False):
-            problems.append((f"{p}.field", f"{key!r} is not a writable field of this tenant"))
-        out["field"], out["value"] = key, raw.get("value")
-    elif kind in ("add_tag", "remove_tag"):
-        tag = raw.get("tag")
-        if not isinstance(tag, str) or not tag.strip() or len(tag) > 100:
-            problems.append((f"{p}.tag", "a non-empty tag of at most 100 characters"))
-        out["tag"] = tag
-    elif kind == "move_stage":
-        stage_id = raw.get("stage_id")
-        if not isinstance(stage_id, int) or not stage_exists(stage_id):
-            problems.append((f"{p}.stage_id", "the id of a stage of this tenant"))
-        out["stage_id"] = stage_id
-    elif kind == "webhook":
-        url = raw.get("url")
-        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
-            problems.append((f"{p}.url", "an http(s) URL"))
-        idempotent = raw.get("idempotent", False)
-        if not isinstance(idempotent, bool):
-            problems.append(
-                (f"{p}.idempotent", "true if the receiver de-duplicates by the Idempotency-Key header")
-            )
-        out["url"], out["idempotent"] = url, idempotent
-    elif kind == "plugin":
-        name, params = raw.get("action"), raw.get("params", {})
-        if not isinstance(name, str) or not action_exists(name):
-            problems.append((f"{p}.action", f"no enabled plugin action {name!r}; see GET /api/v1/plugins"))
-        if not isinstance(params, Mapping):
-            problems.append((f"{p}.params", "an object of the action's parameters"))
-            params = {}
-        out["action"], out["params"] = name, dict(params)
-    return out

@@ -32,10 +32,6 @@ def _checks(
         reg = ctx.plugins.registry.get("register_channels", name)
         return reg is not None and ctx.plugin_enabled(session, tenant_id, reg.plugin)
 
-    def action_exists(name: str) -> bool:
-        reg = ctx.plugins.registry.get("register_actions", name)
-        return reg is not None and ctx.plugin_enabled(session, tenant_id, reg.plugin)
-
     def stage_exists(stage_id: int) -> bool:
         return (
             session.scalar(sa.select(Stage.id).where(Stage.id == stage_id, Stage.tenant_id == tenant_id))
@@ -54,7 +50,16 @@ def _checks(
         "channel_exists": channel_exists,
         "stage_exists": stage_exists,
         "sop_is_nurture": sop_is_nurture,
-        "action_exists": action_exists,
+    }
+
+
+def enabled_actions(session: Session, tenant_id: int, ctx: EngineContext) -> dict[str, Any]:
+    """The step types a tenant's SOPs may use: name → ``ActionSpec`` of an enabled plugin."""
+    off = ctx.disabled_plugins(session, tenant_id)
+    return {
+        reg.spec.name: reg.spec
+        for reg in ctx.plugins.registry.all("register_actions")
+        if reg.plugin in ctx.plugins.infos and reg.plugin not in off
     }
 
 
@@ -98,7 +103,8 @@ def _validated(
                 session, tenant_id, definition["early_end"], "definition.early_end"
             )
     try:
-        return validate_definition(definition, **_checks(session, tenant_id, ctx, sop_id))
+        checks = _checks(session, tenant_id, ctx, sop_id)
+        return validate_definition(definition, **checks, actions=enabled_actions(session, tenant_id, ctx))
     except ConfigError as exc:
         raise InvalidInput([(f"definition.{p}", m) for p, m in exc.problems]) from None
 

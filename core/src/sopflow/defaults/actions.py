@@ -1,0 +1,210 @@
+"""The built-in SOP step actions, registered through ``register_actions`` like
+any plugin's: send a message, remind staff, set a field, add or remove a tag,
+move a stage, call a webhook.
+
+Each is a ``CoreActionSpec``: it checks its own keys when an SOP is saved and
+is prepared inside the delivery transaction (``sopflow.engine.sops.step_actions``).
+A plugin that registers an action of the same name replaces the built-in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sopflow_sdk import MAX_ATTACHMENTS, hookimpl
+
+from sopflow.engine.customers.fields import apply_stored, to_storage
+from sopflow.engine.customers.records import TagChange, change_tags
+from sopflow.engine.delivery.sends import prepare_send, prepare_webhook
+from sopflow.engine.journeys.pipelines import get_stage, move_customer
+from sopflow.engine.sops.definition import MAX_TEXT, SEND_TOUCHPOINTS, attachments, template
+from sopflow.engine.sops.step_actions import CoreActionSpec, DefinitionChecks, Problems, StepPreparation
+
+_TEXT = {"type": "string", "maxLength": MAX_TEXT}
+_ATTACHMENTS = {
+    "type": "array",
+    "maxItems": MAX_ATTACHMENTS,
+    "items": {"type": "object", "required": ["kind"]},
+}
+
+
+def check_message(
+    raw: Mapping[str, Any], p: str, problems: Problems, checks: DefinitionChecks
+) -> dict[str, Any]:
+    """``send`` and ``remind_staff``: an enabled channel, a template, attachments."""
+    kind = raw["type"]
+    out: dict[str, Any] = {}
+    channel = raw.get("channel", "log")
+    if not isinstance(channel, str) or not checks.channel_exists(channel):
+        problems.append((f"{p}.channel", f"no enabled channel {channel!r}; see GET /api/v1/plugins"))
+    out["channel"] = channel
+    if kind == "send":
+        tp = raw.get("touchpoint", "private_chat")
+        if tp not in SEND_TOUCHPOINTS:
+            problems.append((f"{p}.touchpoint", f"use one of {', '.join(SEND_TOUCHPOINTS)}"))
+        out["touchpoint"] = tp
+    out["text"] = template(raw.get("text"), f"{p}.text", problems)
+    out["attachments"] = attachments(raw.get("attachments"), f"{p}.attachments", problems)
+    if kind == "remind_staff":
+        forward = raw.get("forward", False)
+        if not isinstance(forward, bool):
+            problems.append(
+                (f"{p}.forward", "true when the staff member forwards it to the customer (counts as a push)")
+            )
+        out["forward"] = forward
+    return out
+
+
+def check_set_field(
+    raw: Mapping[str, Any], p: str, problems: Problems, checks: DefinitionChecks
+) -> dict[str, Any]:
+    key = raw.get("field")
+    if key not in checks.fields or getattr(checks.fields.get(key), "read_only", False):
+        problems.append((f"{p}.field", f"{key!r} is not a writable field of this tenant"))
+    return {"field": key, "value": raw.get("value")}
+
+
+def check_tag(raw: Mapping[str, Any], p: str, problems: Problems, checks: DefinitionChecks) -> dict[str, Any]:
+    tag = raw.get("tag")
+    if not isinstance(tag, str) or not tag.strip() or len(tag) > 100:
+        problems.append((f"{p}.tag", "a non-empty tag of at most 100 characters"))
+    return {"tag": tag}
+
+
+def check_move_stage(
+    raw: Mapping[str, Any], p: str, problems: Problems, checks: DefinitionChecks
+) -> dict[str, Any]:
+    stage_id = raw.get("stage_id")
+    if not isinstance(stage_id, int) or not checks.stage_exists(stage_id):
+        problems.append((f"{p}.stage_id", "the id of a stage of this tenant"))
+    return {"stage_id": stage_id}
+
+
+def check_webhook(
+    raw: Mapping[str, Any], p: str, problems: Problems, checks: DefinitionChecks
+) -> dict[str, Any]:
+    url = raw.get("url")
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        problems.append((f"{p}.url", "an http(s) URL"))
+    idempotent = raw.get("idempotent", False)
+    if not isinstance(idempotent, bool):
+        problems.append(
+            (f"{p}.idempotent", "true if the receiver de-duplicates by the Idempotency-Key header")
+        )
+    return {"url": url, "idempotent": idempotent}
+
+
+def set_field(step: StepPreparation, index: int, action: Mapping[str, Any]) -> None:
+    customer = step.customer
+    stored = {action["field"]: to_storage(step.fields[action["field"]], action["value"])}
+    before = dict(customer.fields or {})
+    customer.fields = apply_stored(customer.fields, stored)
+    step.add_change(TagChange(), {k: v for k, v in stored.items() if before.get(k) != v})
+
+
+def add_tag(step: StepPreparation, index: int, action: Mapping[str, Any]) -> None:
+    step.add_change(change_tags(step.s, step.customer, add=[action["tag"]]), {})
+
+
+def remove_tag(step: StepPreparation, index: int, action: Mapping[str, Any]) -> None:
+    step.add_change(change_tags(step.s, step.customer, remove=[action["tag"]]), {})
+
+
+def move_stage(step: StepPreparation, index: int, action: Mapping[str, Any]) -> None:
+    customer = step.customer
+    move_customer(
+        step.s,
+        customer.tenant_id,
+        customer.id,
+        get_stage(step.s, customer.tenant_id, action["stage_id"]),
+        "rule",
+        step.now,
+        depth=step.enrollment.depth + 1,
+    )
+
+
+def _schema(properties: Mapping[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {"type": "object", "properties": dict(properties), "required": list(required)}
+
+
+BUILT_IN_ACTIONS = (
+    CoreActionSpec(
+        name="send",
+        description="send a message to the customer on a channel",
+        params_schema=_schema(
+            {
+                "channel": {"type": "string", "default": "log"},
+                "touchpoint": {"enum": list(SEND_TOUCHPOINTS), "default": "private_chat"},
+                "text": _TEXT,
+                "attachments": _ATTACHMENTS,
+            },
+            ("text",),
+        ),
+        check=check_message,
+        prepare=prepare_send,
+    ),
+    CoreActionSpec(
+        name="remind_staff",
+        description="remind the customer's staff member (a staff notice)",
+        params_schema=_schema(
+            {
+                "channel": {"type": "string", "default": "log"},
+                "text": _TEXT,
+                "attachments": _ATTACHMENTS,
+                "forward": {"type": "boolean", "default": False},
+            },
+            ("text",),
+        ),
+        check=check_message,
+        prepare=prepare_send,
+    ),
+    CoreActionSpec(
+        name="set_field",
+        description="set a writable customer field",
+        params_schema=_schema({"field": {"type": "string"}, "value": {}}, ("field",)),
+        check=check_set_field,
+        prepare=set_field,
+        changes_data=True,
+    ),
+    CoreActionSpec(
+        name="add_tag",
+        description="add a tag to the customer",
+        params_schema=_schema({"tag": {"type": "string", "minLength": 1, "maxLength": 100}}, ("tag",)),
+        check=check_tag,
+        prepare=add_tag,
+        changes_data=True,
+    ),
+    CoreActionSpec(
+        name="remove_tag",
+        description="remove a tag from the customer",
+        params_schema=_schema({"tag": {"type": "string", "minLength": 1, "maxLength": 100}}, ("tag",)),
+        check=check_tag,
+        prepare=remove_tag,
+        changes_data=True,
+    ),
+    CoreActionSpec(
+        name="move_stage",
+        description="move the customer to a stage",
+        params_schema=_schema({"stage_id": {"type": "integer"}}, ("stage_id",)),
+        check=check_move_stage,
+        prepare=move_stage,
+        changes_data=True,
+    ),
+    CoreActionSpec(
+        name="webhook",
+        description="POST the touch to a URL (Idempotency-Key: touch:<id>)",
+        params_schema=_schema(
+            {"url": {"type": "string", "format": "uri"}, "idempotent": {"type": "boolean", "default": False}},
+            ("url",),
+        ),
+        check=check_webhook,
+        prepare=prepare_webhook,
+    ),
+)
+
+
+@hookimpl(trylast=True)
+def register_actions(register):  # type: ignore[no-untyped-def]
+    for spec in BUILT_IN_ACTIONS:
+        register(spec)
