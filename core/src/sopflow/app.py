@@ -86,6 +86,19 @@ class SopflowApp:
 
         process_event(self, tenant_id, event)
 
+    def notify_committed(self, tenant_id: int, events: list[dict[str, Any]]) -> None:
+        """After an ingest commit: ``notify_event`` for each event, never raising.
+        The events are stored and will be evaluated (the sweep), so a failure here
+        must not turn the acknowledged request into an error; it is logged once
+        per interval instead."""
+        from sopflow.failure_log import failure_log
+
+        for event in events:
+            try:
+                self.notify_event(tenant_id, event)
+            except Exception as exc:
+                failure_log(self).report("notify_after_commit_failed", exc, event_id=event.get("id"))
+
     def dispose(self) -> None:
         self.engine.dispose()
 

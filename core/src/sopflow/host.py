@@ -126,8 +126,7 @@ class PluginHost:
             )
             ids = [o["event_id"] for o in outcomes if o["status"] == "created"]
             created = [event_to_dict(e) for e in s.scalars(sa.select(Event).where(Event.id.in_(ids)))]
-        for ev in created:
-            self.app.notify_event(tenant_id, ev)
+        self.app.notify_committed(tenant_id, created)
         return outcomes
 
     def _view(self, a: ChannelAccount) -> AccountView:

@@ -99,7 +99,7 @@ class CustomerController(Controller):
             tags = TagChange(tuple(tags_of(s, customer.id)))
             event = api_change_event(s, customer, "customer.created", body, app.now(), tags)
             result = customer_to_dict(s, customer)
-        app.notify_event(auth.tenant_id, event)
+        app.notify_committed(auth.tenant_id, [event])
         return result
 
     @get("/{customer_id:int}", sync_to_thread=True, summary="One customer")
@@ -124,7 +124,7 @@ class CustomerController(Controller):
             tags = TagChange(tuple(sorted(after - before)), tuple(sorted(before - after)))
             event = api_change_event(s, customer, "customer.updated", body, app.now(), tags)
             result = customer_to_dict(s, customer)
-        app.notify_event(auth.tenant_id, event)  # entry and early-end rules see the change at once
+        app.notify_committed(auth.tenant_id, [event])  # entry and early-end rules see the change at once
         return result
 
     @delete(
@@ -157,7 +157,7 @@ class CustomerController(Controller):
             result = {"moved": event is not None, "customer": customer_to_dict(s, customer)}
             event_dict = event_to_dict(event) if event else None
         if event_dict:
-            app.notify_event(auth.tenant_id, event_dict)
+            app.notify_committed(auth.tenant_id, [event_dict])
         return result
 
     @get(

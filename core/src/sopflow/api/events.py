@@ -45,8 +45,9 @@ class EventController(Controller):
             outcomes = ingest(s, auth.tenant_id, raw, defs, app.now(), source="api")
             created_ids = [o["event_id"] for o in outcomes if o["status"] == "created"]
             created = [event_to_dict(e) for e in s.scalars(sa.select(Event).where(Event.id.in_(created_ids)))]
-        for ev in created:
-            app.notify_event(auth.tenant_id, ev)
+        # committed: the events are durable work (evaluated_at NULL until the evaluate
+        # step ran), so the answer is a success even if the broker is down now
+        app.notify_committed(auth.tenant_id, created)
         return {"results": outcomes}
 
     @get("/", sync_to_thread=True, summary="The event log, oldest first (cursor pagination)")

@@ -29,6 +29,7 @@ from sopflow.engine.sops import (
     touch_to_dict,
     update_sop,
 )
+from sopflow.handoff import send_after_commit
 from sopflow.models import Enrollment, Sop, SopVersion, Touch
 from sopflow.problems import Conflict, InvalidInput
 
@@ -77,7 +78,8 @@ def enrollment_to_dict(e: Enrollment, next_touch: Any = None) -> dict[str, Any]:
 def start_audience(app: SopflowApp, tenant_id: int, sop_id: int) -> None:
     """Compute a nurture SOP's audience in the background (inline without a broker)."""
     if app.broker is not None:
-        app.broker.actors["audience"].send(tenant_id, sop_id)
+        # an optimisation: the scheduler advances every pending audience anyway
+        send_after_commit(app, "audience", tenant_id, sop_id, what="audience")
         return
     for _ in range(100_000):
         with app.tx() as s:

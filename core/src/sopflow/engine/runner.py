@@ -10,16 +10,21 @@ from typing import Any
 import sqlalchemy as sa
 from sopflow_sdk import SkippableError, SopflowError
 
+from sopflow.engine.claim_release import release_claims
 from sopflow.engine.deliver import deliver_touches
 from sopflow.engine.dispatch import claim_due_touches, daily_channel_caps
+from sopflow.engine.evaluation_marks import mark_evaluated
 from sopflow.engine.fields import field_definitions
 from sopflow.engine.ingest import event_to_dict
 from sopflow.engine.lifecycle import on_customer_event
 from sopflow.engine.sends import channel_for
 from sopflow.engine.sops import compute_audience
 from sopflow.event_collector import collecting
+from sopflow.failure_log import failure_log
+from sopflow.handoff import send_after_commit
 from sopflow.logging import get_logger
 from sopflow.models import Enrollment, Sop, SopVersion, Touch
+from sopflow.outages import BROKER, DependencyUnavailable, retried_later
 
 log = get_logger("sopflow.runner")
 
@@ -29,18 +34,31 @@ log = get_logger("sopflow.runner")
 OBSERVATIONAL = frozenset({"touch.sent"})
 
 
+#: What ``evaluate_event`` returns for an event evaluated before (a re-sent message).
+ALREADY_EVALUATED = {"ended": 0, "enrolled": 0, "replied": 0, "converted": 0, "keyword_rules": 0}
+
+
 def process_event(app: Any, tenant_id: int, event: dict[str, Any]) -> None:
+    """Evaluate ``event`` after its commit: through the broker, else inline.
+    Never raises: the stored event (``evaluated_at`` NULL) is the durable record
+    of the work, and the scheduler's sweep evaluates what this could not."""
     if event.get("type") in OBSERVATIONAL:
         return
     if app.broker is not None:
-        app.broker.actors["evaluate_event"].send(tenant_id, event)
-    else:
+        send_after_commit(app, "evaluate_event", tenant_id, event, what="evaluate")
+        return
+    try:
         evaluate_event(app, tenant_id, event)
+    except Exception as exc:
+        failure_log(app).report("evaluate_failed", exc, event_id=event.get("id"))
 
 
 def evaluate_event(app: Any, tenant_id: int, event: dict[str, Any]) -> dict[str, int]:
+    """The evaluate step for one stored event; a no-op when it ran before."""
     with collecting() as caused, app.tx() as s:
         now = app.now()
+        if event.get("id") is not None and not mark_evaluated(s, event["id"], now):
+            return dict(ALREADY_EVALUATED, already_evaluated=1)
         fields = field_definitions(s, tenant_id, app.plugins)
         counts = on_customer_event(s, tenant_id, event, now, fields, app.settings.loop_guard_depth)
         due_now = (
@@ -76,8 +94,8 @@ def deliver_due_now(app: Any, customer_id: int) -> None:
         ids = claim(app, app.settings.deliver_batch, customer_id)
         if ids:
             deliver(app, ids)
-    except Exception:
-        log.exception("deliver_due_now_failed", customer_id=customer_id)
+    except Exception as exc:
+        failure_log(app).report("deliver_due_now_failed", exc, customer_id=customer_id)
 
 
 def announce(app: Any, tenant_id: int, events: list[Any]) -> None:
@@ -92,14 +110,25 @@ def announce(app: Any, tenant_id: int, events: list[Any]) -> None:
 
 def dispatch_due(app: Any, limit: int = 500) -> int:
     """Claim due touches and hand them to deliver workers in batches of
-    ``SOPFLOW_DELIVER_BATCH`` (one message per batch).  Returns how many."""
+    ``SOPFLOW_DELIVER_BATCH`` (one message per batch).  Returns how many.
+
+    Should a hand-off fail, the claims not handed off are released at once
+    (``claim_release``) and ``DependencyUnavailable`` is raised: the caller stops
+    claiming until the broker is back."""
     ids = claim(app, limit)
     size = app.settings.deliver_batch
-    for chunk in (ids[i : i + size] for i in range(0, len(ids), size)):
-        if app.broker is not None:
-            app.broker.actors["deliver_batch"].send(chunk)
-        else:
+    chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
+    for n, chunk in enumerate(chunks):
+        if app.broker is None:
             deliver(app, chunk)
+            continue
+        try:
+            app.broker.actors["deliver_batch"].send(chunk)
+        except Exception as exc:
+            unsent = [t for rest in chunks[n:] for t in rest]
+            with app.tx() as s:
+                release_claims(s, unsent)
+            raise DependencyUnavailable(BROKER, f"{len(unsent)} claims released: {exc}") from exc
     return len(ids)
 
 
@@ -231,14 +260,21 @@ def _recipient_status(result: dict[str, str], customer_id: int) -> str:
 def install_actors(app: Any, broker: Any) -> None:
     import dramatiq
 
+    def quietly(what: str) -> Any:
+        """An outage is retried with back-off and logged once per interval."""
+        return retried_later(lambda exc, _dep: failure_log(app).report(what, exc))
+
     def evaluate(tenant_id: int, event: dict[str, Any]) -> None:
-        evaluate_event(app, tenant_id, event)
+        with quietly("evaluate_failed"):  # retries exhausted: the sweep evaluates it
+            evaluate_event(app, tenant_id, event)
 
     def deliver_actor(touch_id: int) -> None:  # messages queued by a version before batches
-        deliver(app, [touch_id])
+        with quietly("deliver_failed"):
+            deliver(app, [touch_id])
 
     def deliver_batch_actor(touch_ids: list[int]) -> None:
-        deliver(app, touch_ids)
+        with quietly("deliver_failed"):
+            deliver(app, touch_ids)
 
     def audience(tenant_id: int, sop_id: int) -> None:
         advance_audiences(app)
@@ -247,11 +283,30 @@ def install_actors(app: Any, broker: Any) -> None:
         dispatch_due(app)
 
     dramatiq.actor(evaluate, actor_name="evaluate_event", broker=broker, queue_name="sopflow", max_retries=10)
-    # deliver is not retried by Dramatiq: the touch row's lease decides retries,
-    # so a message redelivered after a crash cannot double-send.
-    dramatiq.actor(deliver_actor, actor_name="deliver", broker=broker, queue_name="sopflow", max_retries=0)
+    # deliver is retried by Dramatiq only when a dependency was down (``Retry``): the
+    # touch rows decide what is still to send (only ``claimed`` touches are prepared),
+    # so a retried or redelivered message cannot double-send.
     dramatiq.actor(
-        deliver_batch_actor, actor_name="deliver_batch", broker=broker, queue_name="sopflow", max_retries=0
+        deliver_actor, actor_name="deliver", broker=broker, queue_name="sopflow", retry_when=_outage_retry
+    )
+    dramatiq.actor(
+        deliver_batch_actor,
+        actor_name="deliver_batch",
+        broker=broker,
+        queue_name="sopflow",
+        retry_when=_outage_retry,
+        max_backoff=30_000,
     )
     dramatiq.actor(dispatch, actor_name="dispatch_due", broker=broker, queue_name="sopflow", max_retries=0)
     dramatiq.actor(audience, actor_name="audience", broker=broker, queue_name="sopflow", max_retries=3)
+
+
+#: A delivery message is retried this many times across an outage (about ten
+#: minutes with back-off capped at 30 s), then its claims wait out their lease.
+OUTAGE_RETRIES = 25
+
+
+def _outage_retry(retries: int, exc: BaseException) -> bool:
+    import dramatiq
+
+    return isinstance(exc, dramatiq.Retry) and retries < OUTAGE_RETRIES

@@ -5,6 +5,11 @@ and runs periodic plugin jobs (``JobSpec.every_seconds``).
 Each tick asks the injected clock, so under the manual clock work fires exactly
 when the clock passes its due time.  Safe to run more than one: touches are
 claimed with leases (``FOR UPDATE SKIP LOCKED`` on Postgres).
+
+Each tick also recovers what an outage left behind (``recovery``): claims a
+restarted broker lost, events never evaluated.  While the broker cannot be
+reached the tick claims nothing (a claim without a hand-off only waits), and
+a failing step is logged once per interval with a count (``failure_log``).
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ import threading
 from datetime import datetime, timedelta
 from typing import Any
 
+from sopflow.failure_log import failure_log
 from sopflow.logging import get_logger
 from sopflow.worker.jobs import enqueue_job
+from sopflow.worker.recovery import Recovery
 
 log = get_logger("sopflow.scheduler")
 #: Touches claimed per round, and rounds per tick at most (then the tick's other steps run).
@@ -27,19 +34,37 @@ class Scheduler:
         self.app = app
         self._next: dict[str, datetime] = {}
         self._stop = threading.Event()
+        self.recovery = Recovery(app)
+        self.ticks = 0
 
     def tick(self) -> int:
         """One round of scheduling; returns how many units of work it started."""
         from sopflow.engine.journey_sync import advance_syncs
         from sopflow.engine.runner import advance_audiences, poll_confirmations
 
+        self.ticks += 1
         fired = 0
-        for step in (self.dispatch, advance_audiences, advance_syncs, poll_confirmations):
-            try:
-                fired += step(self.app)
-            except Exception:
-                log.exception("scheduler_step_failed", step=getattr(step, "__name__", str(step)))
+        broker_up = self._step("reconcile_claims", lambda app: self.recovery.reconcile_claims()) is not None
+        steps: list[tuple[str, Any]] = [
+            ("evaluate_sweep", lambda app: self.recovery.sweep_events()),
+            ("advance_audiences", advance_audiences),
+            ("advance_syncs", advance_syncs),
+            ("poll_confirmations", poll_confirmations),
+        ]
+        if broker_up:
+            steps.insert(0, ("dispatch", self.dispatch))
+        for name, step in steps:
+            fired += self._step(name, step) or 0
         return fired + self.run_periodic_jobs()
+
+    def _step(self, name: str, step: Any) -> int | None:
+        """Run one step; None when it failed (logged once per interval with a count)."""
+        try:
+            done = step(self.app)
+        except Exception as exc:
+            failure_log(self.app).report("scheduler_step_failed", exc, step=name)
+            return None
+        return done
 
     def dispatch(self, app: Any) -> int:
         """Claim rounds until fewer than a full round is due (or the in-flight cap
@@ -68,8 +93,8 @@ class Scheduler:
                 try:
                     enqueue_job(self.app, spec.name, {})
                     fired += 1
-                except Exception:
-                    log.exception("periodic_job_failed", job=spec.name, plugin=reg.plugin)
+                except Exception as exc:  # it fires again at its next period: nothing is owed
+                    failure_log(self.app).report("periodic_job_failed", exc, job=spec.name, plugin=reg.plugin)
                 self._next[spec.name] = now + timedelta(seconds=spec.every_seconds)
         return fired
 
