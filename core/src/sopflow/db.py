@@ -42,6 +42,7 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
             # process then recovers by itself once the disk is writable again.
             if sqlite_disk_error(ctx.original_exception):
                 ctx.is_disconnect = True
+                ctx.engine.pool.dispose()  # the idle ones too: they were opened the same way
 
         return engine
     kwargs.setdefault("pool_size", 10)
