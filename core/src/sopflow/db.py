@@ -33,11 +33,30 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
             # queue instead of failing with "database is locked" mid-transaction.
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
+        @sa.event.listens_for(engine, "handle_error")
+        def _sqlite_reopen_after_disk_error(ctx: Any) -> None:
+            # A connection opened while the file was read-only stays read-only (SQLite
+            # falls back silently), and one that hit a full disk or an I/O error may
+            # hold a broken journal: treat these as a lost connection, so the pool
+            # drops every connection and the next transaction opens fresh ones.  The
+            # process then recovers by itself once the disk is writable again.
+            if sqlite_disk_error(ctx.original_exception):
+                ctx.is_disconnect = True
+                ctx.engine.pool.dispose()  # the idle ones too: they were opened the same way
+
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", True)
     return sa.create_engine(url, **kwargs)
+
+
+_DISK_ERRORS = ("readonly database", "database or disk is full", "disk i/o error", "unable to open database")
+
+
+def sqlite_disk_error(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is SQLite saying it cannot write its file."""
+    return exc is not None and any(words in str(exc).lower() for words in _DISK_ERRORS)
 
 
 def make_sessionmaker(engine: sa.Engine) -> sessionmaker[Session]:

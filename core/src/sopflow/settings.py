@@ -47,6 +47,9 @@ class Settings:
     worker_threads: int = 4
     max_journey_stages: int = 10
     max_active_journeys: int = 3
+    evaluate_grace_seconds: int = 30
+    retry_after_seconds: int = 5
+    failure_log_interval: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, embedded: bool = False) -> Settings:
@@ -111,6 +114,8 @@ class Settings:
             ("SOPFLOW_DELIVER_BATCH", 50),
             ("SOPFLOW_MAX_JOURNEY_STAGES", 10),
             ("SOPFLOW_MAX_ACTIVE_JOURNEYS", 3),
+            ("SOPFLOW_EVALUATE_GRACE_SECONDS", 30),
+            ("SOPFLOW_RETRY_AFTER_SECONDS", 5),
         ):
             raw = env.get(name)
             try:
@@ -124,6 +129,14 @@ class Settings:
         except ValueError:
             problems.append(("SOPFLOW_SCHEDULER_INTERVAL", "must be a number of seconds"))
             interval = 1.0
+
+        try:
+            failure_log_interval = float(env.get("SOPFLOW_FAILURE_LOG_INTERVAL") or 30.0)
+            if failure_log_interval < 0:
+                raise ValueError
+        except ValueError:
+            problems.append(("SOPFLOW_FAILURE_LOG_INTERVAL", "must be a number of seconds, 0 or more"))
+            failure_log_interval = 30.0
 
         log_format = env.get("SOPFLOW_LOG_FORMAT", "json")
         if log_format not in ("json", "console"):
@@ -155,6 +168,9 @@ class Settings:
             deliver_batch=ints["SOPFLOW_DELIVER_BATCH"],
             max_journey_stages=ints["SOPFLOW_MAX_JOURNEY_STAGES"],
             max_active_journeys=ints["SOPFLOW_MAX_ACTIVE_JOURNEYS"],
+            evaluate_grace_seconds=ints["SOPFLOW_EVALUATE_GRACE_SECONDS"],
+            retry_after_seconds=ints["SOPFLOW_RETRY_AFTER_SECONDS"],
+            failure_log_interval=failure_log_interval,
         )
 
 

@@ -8,6 +8,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from sopflow_sdk import SopflowError
 
+from sopflow.api.outages import outage_response
 from sopflow.errors import (
     Conflict,
     DomainError,
@@ -138,6 +139,9 @@ def handle_sdk_error(request: Request, exc: SopflowError) -> Response[Any]:
 
 
 def handle_unexpected(request: Request, exc: Exception) -> Response[Any]:
+    outage = outage_response(request, exc)
+    if outage is not None:
+        return outage
     log.exception("unhandled_error", path=request.url.path)
     return _response(
         {

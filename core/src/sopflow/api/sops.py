@@ -76,7 +76,8 @@ def enrollment_to_dict(e: Enrollment, next_touch: Any = None) -> dict[str, Any]:
 
 def start_audience(app: SopflowApp, tenant_id: int, sop_id: int) -> None:
     """Compute a nurture SOP's audience in the background (inline without a broker)."""
-    app.enqueue("audience", tenant_id, sop_id)
+    # an optimisation when it goes to a worker: the scheduler advances every pending audience anyway
+    app.enqueue_after_commit("audience", tenant_id, sop_id)
 
 
 class SopController(Controller):

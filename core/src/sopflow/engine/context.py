@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sopflow.clock import Clock
 from sopflow.credentials import CredentialBox
+from sopflow.failure_log import FailureLog
 from sopflow.models import TenantPlugin
 from sopflow.plugins import PluginSystem
 from sopflow.settings import Settings
@@ -93,6 +94,8 @@ class EngineContext:
         #: each channel's declared per-customer daily cap, built on first use
         self.channel_caps: dict[str, int] | None = None
         self.channel_lock = threading.Lock()
+        #: failures logged once per class per interval (outages must not flood the log)
+        self.failures = FailureLog(settings.failure_log_interval)
 
     @contextmanager
     def tx(self) -> Iterator[Session]:
@@ -103,6 +106,18 @@ class EngineContext:
     def now(self) -> datetime:
         """The injected clock's time (UTC)."""
         return self.clock.now()
+
+    def enqueue_after_commit(self, name: str, *args: Any) -> bool:
+        """Enqueue work whose durable record is already committed (an event waiting
+        for evaluation, a nurture audience pending): if the hand-off or the inline
+        run fails, the scheduler's sweep does the work later, so the failure is
+        logged once per interval and never raised into an acknowledged request."""
+        try:
+            self.enqueue(name, *args)
+        except Exception as exc:
+            self.failures.report(f"{name}_after_commit_failed", exc)
+            return False
+        return True
 
     def disabled_plugins(self, session: Session, tenant_id: int) -> set[str]:
         """The plugins the tenant switched off."""

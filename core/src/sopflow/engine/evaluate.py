@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from sopflow.conditions import snapshot_customer
 from sopflow.engine.context import EngineContext
+from sopflow.engine.customers.evaluation_marks import mark_evaluated
 from sopflow.engine.customers.fields import field_definitions
 from sopflow.engine.journeys.placement import on_stage_entered, place
 from sopflow.engine.keywords.rules import on_message
@@ -39,6 +40,9 @@ log = get_logger("sopflow.engine")
 #: the evaluate step skips them (rules counting them are re-evaluated at the next change).
 OBSERVATIONAL = frozenset({"touch.sent"})
 
+#: The counts of an event evaluated before (a re-sent message, the sweep racing a worker).
+ALREADY_EVALUATED = {"ended": 0, "enrolled": 0, "replied": 0, "converted": 0, "keyword_rules": 0}
+
 
 @attrs.frozen
 class Evaluation:
@@ -51,11 +55,14 @@ class Evaluation:
 
 
 def evaluate_event(ctx: EngineContext, tenant_id: int, event: Mapping[str, Any]) -> Evaluation:
-    """Evaluate ``event`` in one transaction."""
+    """Evaluate ``event`` in one transaction; a no-op when it was evaluated before
+    (its ``evaluated_at`` mark is taken in the same transaction as the effects)."""
     if event.get("type") in OBSERVATIONAL:
         return Evaluation({}, [], False)
     with collecting() as caused, ctx.tx() as s:
         now = ctx.now()
+        if event.get("id") is not None and not mark_evaluated(s, event["id"], now):
+            return Evaluation(dict(ALREADY_EVALUATED, already_evaluated=1), [], False)
         fields = field_definitions(s, tenant_id, ctx.plugins)
         counts = evaluate_customer(s, tenant_id, event, now, fields, ctx.settings.loop_guard_depth)
         due_now = bool(counts["enrolled"] or counts.get("stage_enrolled")) and (

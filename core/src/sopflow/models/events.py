@@ -17,6 +17,13 @@ class Event(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("tenant_id", "idempotency_key"),
         sa.Index("ix_events_customer_type_time", "customer_id", "type", "occurred_at"),
+        # the evaluation sweep reads only the few events still waiting to be evaluated
+        sa.Index(
+            "ix_events_unevaluated",
+            "received_at",
+            postgresql_where=sa.text("evaluated_at IS NULL"),
+            sqlite_where=sa.text("evaluated_at IS NULL"),
+        ),
     )
     id: int | None = Field(default=None, primary_key=True)
     tenant_id: int = Field(foreign_key="tenants.id")
@@ -29,3 +36,7 @@ class Event(SQLModel, table=True):
     source: str = Field(default="api", max_length=100)
     causation_id: int | None = Field(default=None)
     depth: int = 0
+    #: NULL until the evaluate step ran for this event: set in the same transaction
+    #: as the event's effects, so the stored event *is* the record of work to do
+    #: (no dual write with the broker) and a re-sent evaluate message is a no-op.
+    evaluated_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime))

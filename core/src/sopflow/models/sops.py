@@ -89,6 +89,9 @@ class Touch(SQLModel, table=True):
     planned_at: datetime = Field(sa_column=sa.Column(UTCDateTime, nullable=False))
     due_at: datetime = Field(sa_column=sa.Column(UTCDateTime, nullable=False))
     lease_until: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime))
+    #: when a worker took the claim (prepared it); NULL while the hand-off is in the
+    #: broker, so claims whose message the broker lost can be told apart and released
+    started_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime))
     attempts: int = 0
     deferrals: int = 0
     defer_reason: str | None = Field(default=None, max_length=50)

@@ -12,6 +12,7 @@ import dramatiq
 from sopflow.engine.delivery.dispatch import deliver, dispatch_due
 from sopflow.engine.sops.manage import advance_audiences
 from sopflow.host import run_job
+from sopflow.outages import retried_later
 from sopflow.worker.broker import make_broker
 from sopflow.worker.runtime import evaluate, install_inline
 
@@ -23,14 +24,21 @@ def install(app: SopflowApp, broker: dramatiq.Broker) -> None:
     """Bind the actors to ``broker`` and to ``app``; jobs go to the broker from now on."""
     app.broker = broker
 
+    def quietly(what: str) -> Any:
+        """An outage is retried with back-off and logged once per interval."""
+        return retried_later(lambda exc, _dep: app.failures.report(what, exc))
+
     def evaluate_actor(tenant_id: int, event: dict[str, Any]) -> None:
-        evaluate(app, tenant_id, event, deliver_now=True)
+        with quietly("evaluate_failed"):  # retries exhausted: the sweep evaluates it
+            evaluate(app, tenant_id, event, deliver_now=True)
 
     def deliver_actor(touch_id: int) -> None:  # messages queued by a version before batches
-        deliver(app, [touch_id])
+        with quietly("deliver_failed"):
+            deliver(app, [touch_id])
 
     def deliver_batch_actor(touch_ids: list[int]) -> None:
-        deliver(app, touch_ids)
+        with quietly("deliver_failed"):
+            deliver(app, touch_ids)
 
     def audience_actor(tenant_id: int, sop_id: int) -> None:
         advance_audiences(app)
@@ -41,14 +49,17 @@ def install(app: SopflowApp, broker: dramatiq.Broker) -> None:
     def plugin_job(name: str, kwargs: dict[str, Any]) -> None:
         run_job(app, name, kwargs)
 
-    def actor(fn: Any, name: str, retries: int) -> None:
-        dramatiq.actor(fn, actor_name=name, broker=broker, queue_name="sopflow", max_retries=retries)
+    def actor(fn: Any, name: str, retries: int = 0, **options: Any) -> None:
+        if "retry_when" not in options:
+            options["max_retries"] = retries
+        dramatiq.actor(fn, actor_name=name, broker=broker, queue_name="sopflow", **options)
 
     actor(evaluate_actor, "evaluate_event", 10)
-    # deliver is not retried by Dramatiq: the touch row's lease decides retries,
-    # so a message redelivered after a crash cannot double-send.
-    actor(deliver_actor, "deliver", 0)
-    actor(deliver_batch_actor, "deliver_batch", 0)
+    # deliver is retried by Dramatiq only when a dependency was down (``Retry``): the
+    # touch rows decide what is still to send (only ``claimed`` touches are prepared),
+    # so a retried or redelivered message cannot double-send.
+    actor(deliver_actor, "deliver", retry_when=_outage_retry)
+    actor(deliver_batch_actor, "deliver_batch", retry_when=_outage_retry, max_backoff=30_000)
     actor(dispatch_actor, "dispatch_due", 0)
     actor(audience_actor, "audience", 3)
     actor(plugin_job, "plugin_job", 5)
@@ -57,6 +68,15 @@ def install(app: SopflowApp, broker: dramatiq.Broker) -> None:
         broker.actors[name].send(*args)
 
     app.enqueue = enqueue
+
+
+#: A delivery message is retried this many times across an outage (about ten
+#: minutes with back-off capped at 30 s), then its claims wait out their lease.
+OUTAGE_RETRIES = 25
+
+
+def _outage_retry(retries: int, exc: BaseException) -> bool:
+    return isinstance(exc, dramatiq.Retry) and retries < OUTAGE_RETRIES
 
 
 def uninstall(app: SopflowApp) -> None:

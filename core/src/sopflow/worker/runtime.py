@@ -21,33 +21,49 @@ from sopflow.host import PluginHost, run_job
 
 def announce(ctx: EngineContext, tenant_id: int, events: list[dict[str, Any]]) -> None:
     """Tell enabled plugins about each stored event (``on_event``, and
-    ``on_stage_changed`` for stage moves), then enqueue its evaluate step."""
+    ``on_stage_changed`` for stage moves), then enqueue its evaluate step.
+
+    Called after the events' commit, so it never raises: a stored event with
+    ``evaluated_at`` NULL is the durable record of its evaluation, and the
+    scheduler's sweep evaluates whatever this could not hand off."""
     if not events:
         return
-    with ctx.tx() as session:
-        off = ctx.disabled_plugins(session, tenant_id)
+    try:
+        with ctx.tx() as session:
+            off = ctx.disabled_plugins(session, tenant_id)
+    except Exception as exc:
+        ctx.failures.report("announce_failed", exc, tenant_id=tenant_id)
+        return
     for event in events:
-        ctx.plugins.notify(
-            "on_event",
-            enabled=lambda name: name not in off,
-            host_for=lambda name: PluginHost(ctx, name),
-            tenant_id=tenant_id,
-            event=event,
-        )
-        if event.get("type") == "stage.changed" and event.get("customer_id") is not None:
-            payload = event.get("payload") or {}
-            ctx.plugins.notify(
-                "on_stage_changed",
-                enabled=lambda name: name not in off,
-                tenant_id=tenant_id,
-                customer_id=event["customer_id"],
-                pipeline_id=payload.get("pipeline_id"),
-                from_stage=payload.get("from_stage"),
-                to_stage=payload.get("to_stage"),
-                cause=payload.get("cause", ""),
-            )
+        try:
+            _observe(ctx, tenant_id, event, off)
+        except Exception as exc:
+            ctx.failures.report("observers_failed", exc, event_id=event.get("id"))
         if event.get("type") not in OBSERVATIONAL:
-            ctx.enqueue("evaluate_event", tenant_id, event)
+            ctx.enqueue_after_commit("evaluate_event", tenant_id, event)
+
+
+def _observe(ctx: EngineContext, tenant_id: int, event: dict[str, Any], off: set[str]) -> None:
+    """Plugins' observers of one event (at most once: they run after the commit)."""
+    ctx.plugins.notify(
+        "on_event",
+        enabled=lambda name: name not in off,
+        host_for=lambda name: PluginHost(ctx, name),
+        tenant_id=tenant_id,
+        event=event,
+    )
+    if event.get("type") == "stage.changed" and event.get("customer_id") is not None:
+        payload = event.get("payload") or {}
+        ctx.plugins.notify(
+            "on_stage_changed",
+            enabled=lambda name: name not in off,
+            tenant_id=tenant_id,
+            customer_id=event["customer_id"],
+            pipeline_id=payload.get("pipeline_id"),
+            from_stage=payload.get("from_stage"),
+            to_stage=payload.get("to_stage"),
+            cause=payload.get("cause", ""),
+        )
 
 
 def evaluate(

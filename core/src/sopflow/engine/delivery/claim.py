@@ -167,6 +167,7 @@ def _claim(
     def claim(touch: Any, change: dict[str, Any]) -> None:
         change["status"] = "claimed"
         change["lease_until"] = now + lease
+        change["started_at"] = None  # until a worker takes it (``claim_reconcile``)
         change["attempts"] = touch.attempts + 1
         claimed.append(touch.id)
 

@@ -33,6 +33,7 @@ from sopflow.conditions import parse_duration, snapshot_customer
 from sopflow.engine.context import EngineContext
 from sopflow.engine.delivery import touch_rows
 from sopflow.engine.delivery.batch import DeliveryBatch
+from sopflow.engine.delivery.outage_retry import retry_through_outage
 from sopflow.engine.delivery.outcomes import complete, record
 from sopflow.engine.delivery.sends import Outcome, build_sends, call_sends
 from sopflow.engine.sops.enrolment import ACTIVE
@@ -40,6 +41,7 @@ from sopflow.engine.sops.lifecycle import end_actions, end_enrollment
 from sopflow.engine.sops.step_actions import changes_data as step_changes_data
 from sopflow.logging import get_logger
 from sopflow.models import Enrollment, Touch
+from sopflow.outages import dependency_of
 
 log = get_logger("sopflow.deliver")
 
@@ -56,12 +58,14 @@ def deliver_touches(ctx: EngineContext, touch_ids: Sequence[int]) -> dict[int, s
 
     A batch whose preparation fails unexpectedly (a bug, not a channel error) is
     retried one touch at a time, so one bad touch cannot hold up the others; the
-    bad one stays ``claimed`` until its lease runs out."""
+    bad one stays ``claimed`` until its lease runs out.  A batch that fails because
+    the database is down is not: the error goes up and the whole batch is retried
+    with back-off (one try against a dead database, not one per touch)."""
     now = ctx.now()
     try:
         statuses, prepared = _prepare(ctx, touch_ids, now)
-    except Exception:
-        if len(touch_ids) == 1:
+    except Exception as exc:
+        if len(touch_ids) == 1 or dependency_of(exc) is not None:
             raise
         log.exception("deliver_batch_prepare_failed", touches=len(touch_ids))
         out: dict[int, str] = {}
@@ -80,13 +84,13 @@ def deliver_touches(ctx: EngineContext, touch_ids: Sequence[int]) -> dict[int, s
             # a slow channel: record what is done and renew the lease of the rest, so
             # no scheduler takes them for abandoned and sends them again meanwhile
             rest = [q.touch_id for q in together[i + 1 :]]
-            statuses.update(record(ctx, outcomes, renew=rest)[0])
+            statuses.update(_record(ctx, outcomes, renew=rest)[0])
             outcomes, beat = [], monotonic()
     if outcomes:
-        statuses.update(record(ctx, outcomes)[0])
+        statuses.update(_record(ctx, outcomes)[0])
     previous: Outcome | None = None
     for p in (p for p in prepared if not p.idempotent):
-        recorded, started = record(ctx, [previous] if previous else [], start=p.touch_id)
+        recorded, started = _record(ctx, [previous] if previous else [], start=p.touch_id)
         statuses.update(recorded)
         if not started:  # cancelled since the batch was prepared, or taken over after its lease ran out
             statuses[p.touch_id] = "cancelled"
@@ -94,8 +98,17 @@ def deliver_touches(ctx: EngineContext, touch_ids: Sequence[int]) -> dict[int, s
             continue
         previous = call_sends(ctx, p.touch_id, p.sends, False, now)
     if previous is not None:
-        statuses.update(record(ctx, [previous])[0])
+        statuses.update(_record(ctx, [previous])[0])
     return statuses
+
+
+def _record(ctx: EngineContext, outcomes: Sequence[Outcome], **kwargs: Any) -> tuple[dict[int, str], bool]:
+    """``record``, waited through a short database outage: these calls were made."""
+    return retry_through_outage(
+        lambda: record(ctx, outcomes, **kwargs),
+        budget_seconds=ctx.settings.claim_lease_seconds / 4,
+        on_outage=lambda exc: ctx.failures.report("deliver_record_failed", exc, touches=len(outcomes)),
+    )
 
 
 def _prepare(
@@ -194,6 +207,7 @@ def _prepare_one(
     change["status"] = "sending" if idempotent else "claimed"
     # the lease starts again: the time the batch waited in the queue is not the calls' time
     change["lease_until"] = now + timedelta(seconds=ctx.settings.claim_lease_seconds)
+    change["started_at"] = now  # the hand-off arrived: no longer the broker's to lose
     change["outcome"] = {**change["outcome"], "idempotent": idempotent}
     return Prepared(touch.id, sends, idempotent)
 

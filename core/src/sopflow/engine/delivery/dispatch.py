@@ -11,9 +11,11 @@ from datetime import timedelta
 from sopflow.engine.context import EngineContext
 from sopflow.engine.customers.ingest import event_to_dict
 from sopflow.engine.delivery.claim import claim_due_touches, daily_channel_caps
+from sopflow.engine.delivery.claim_release import release_claims
 from sopflow.engine.delivery.deliver import deliver_touches
 from sopflow.event_collector import collecting
 from sopflow.logging import get_logger
+from sopflow.outages import BROKER, DependencyUnavailable, dependency_of
 
 log = get_logger("sopflow.runner")
 
@@ -36,11 +38,24 @@ def claim(ctx: EngineContext, limit: int, customer_id: int | None = None) -> lis
 
 def dispatch_due(ctx: EngineContext, limit: int = 500) -> int:
     """Claim due touches and hand them to deliver workers in batches of
-    ``SOPFLOW_DELIVER_BATCH`` (one job per batch).  Returns how many."""
+    ``SOPFLOW_DELIVER_BATCH`` (one job per batch).  Returns how many.
+
+    Should a hand-off to the broker fail, the claims not handed off are released
+    at once (``claim_release``) and ``DependencyUnavailable`` is raised: the
+    caller stops claiming until the broker is back."""
     ids = claim(ctx, limit)
     size = ctx.settings.deliver_batch
-    for chunk in (ids[i : i + size] for i in range(0, len(ids), size)):
-        ctx.enqueue("deliver_batch", chunk)
+    chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
+    for n, chunk in enumerate(chunks):
+        try:
+            ctx.enqueue("deliver_batch", chunk)
+        except Exception as exc:
+            if dependency_of(exc) != BROKER:
+                raise  # delivering inline failed: the touches keep their claims and leases
+            unsent = [t for rest in chunks[n:] for t in rest]
+            with ctx.tx() as s:
+                release_claims(s, unsent)
+            raise DependencyUnavailable(BROKER, f"{len(unsent)} claims released: {exc}") from exc
     return len(ids)
 
 
@@ -68,8 +83,8 @@ def deliver_due_now(ctx: EngineContext, customer_id: int) -> None:
         ids = claim(ctx, ctx.settings.deliver_batch, customer_id)
         if ids:
             deliver(ctx, ids)
-    except Exception:
-        log.exception("deliver_due_now_failed", customer_id=customer_id)
+    except Exception as exc:
+        ctx.failures.report("deliver_due_now_failed", exc, customer_id=customer_id)
 
 
 def run_until_idle(ctx: EngineContext, max_rounds: int = 1000) -> int:

@@ -130,6 +130,7 @@ def _sent_event(row: Any, status: str, now: datetime, depth: int) -> dict[str, A
         "payload": {"touch_id": row.id, "sop_id": row.sop_id, "step_index": row.step_index, "status": status},
         "source": "sopflow",
         "depth": depth + 1,
+        "evaluated_at": now,  # observational: the evaluate step skips it (runner.OBSERVATIONAL)
     }
 
 

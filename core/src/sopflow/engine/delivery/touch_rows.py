@@ -19,7 +19,17 @@ from sopflow.models import Touch
 
 TOUCHES = Touch.__table__
 #: the columns a hot-path transaction may change
-CHANGED = ("status", "due_at", "lease_until", "attempts", "deferrals", "defer_reason", "outcome", "sent_at")
+CHANGED = (
+    "status",
+    "due_at",
+    "lease_until",
+    "attempts",
+    "deferrals",
+    "defer_reason",
+    "outcome",
+    "sent_at",
+    "started_at",
+)
 #: what it reads: the changeable columns and what identifies the touch
 READ = (*CHANGED, "id", "tenant_id", "sop_id", "enrollment_id", "customer_id", "step_index", "planned_at")
 
