@@ -168,6 +168,20 @@ def test_plugins_respects_the_enable_list(tmp_path: Path) -> None:
     assert "nosuch" in bad.stderr and "install" in bad.stderr
 
 
+def test_plain_environment_has_the_demo_command_and_not_the_hello_example(tmp_path: Path) -> None:
+    """Installed plugins load unless SOPFLOW_PLUGINS says otherwise; the hello
+    example is installed too, but opt-in."""
+    rows = {
+        row["name"]: row for row in json.loads(sopflow("plugins", "--json", env=clean_env(tmp_path)).stdout)
+    }
+    assert "hello" not in rows
+    assert rows["demo"]["distribution"] == "sopflow-demo" and rows["demo"]["hooks"] == ["register_commands"]
+    assert re.search(r"^\s+demo\s", sopflow("--help", env=clean_env(tmp_path)).stdout, re.M)
+    named = sopflow("plugins", "--json", env=clean_env(tmp_path, SOPFLOW_PLUGINS="hello"))
+    assert named.returncode == 0, named.stderr
+    assert {row["name"] for row in json.loads(named.stdout)} >= {"hello"}
+
+
 BAD_SETTINGS = [
     # (command, extra env, variable, words of the fix)
     (["migrate", "--embedded"], {"SOPFLOW_CLOCK": "bogus"}, "SOPFLOW_CLOCK", ["'system'", "'manual'"]),

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from sopflow.demo import DemoOptions, run_demo
+from sopflow_demo.run import DemoOptions, run_demo
 
 
 def test_small_demo_report_agrees_with_the_database(tmp_path):
@@ -106,3 +106,19 @@ def test_cli_demo_rejects_bad_options():
         timeout=60,
     )
     assert done.returncode == 2 and "--arrival-days" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_demo_plugin_adds_the_command_and_nothing_else():
+    """Installed, the demo's plugin loads with every plain sopflow (its command must
+    be there); all it contributes is ``register_commands``."""
+    from sopflow.plugins import build_plugin_system
+
+    system = build_plugin_system()  # SOPFLOW_PLUGINS unset: what `sopflow` and `sopflow up` load
+    info = system.infos["demo"]
+    assert info.distribution == "sopflow-demo" and info.hooks == ["register_commands"]
+    assert [
+        (hook, r.spec)
+        for hook in system.registry.items
+        for r in system.registry.all(hook)
+        if r.plugin == "demo"
+    ] == []

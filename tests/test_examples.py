@@ -64,6 +64,25 @@ def test_not_loaded_unless_enabled(sopflow_app):
     assert "hello" not in sopflow_app.plugins.names  # make_test_app defaults to SOPFLOW_PLUGINS=""
 
 
+def test_installed_but_opt_in(tmp_path):
+    """A plain app (`sopflow up`'s settings: SOPFLOW_PLUGINS unset) loads every
+    installed plugin but this example; naming it loads it."""
+    from sopflow.app import create_app
+    from sopflow.settings import Settings
+
+    def names(**env):
+        settings = Settings.from_env({"SOPFLOW_DATA_DIR": str(tmp_path), **env}, embedded=True)
+        app = create_app(settings, migrate=False)
+        try:
+            return set(app.plugins.names)
+        finally:
+            app.dispose()
+
+    plain = names()
+    assert "hello" not in plain and {"wecom", "demo"} <= plain
+    assert "hello" in names(SOPFLOW_PLUGINS="hello")
+
+
 def test_field_is_listed_and_read_only(hello):
     _, api = hello
     field = api.get("/api/v1/fields/hello.last_greeting").json()

@@ -37,6 +37,14 @@ class FakeEntryPoint:
 def installed(monkeypatch):
     eps: list[FakeEntryPoint] = []
     monkeypatch.setattr(plugin_module, "entry_points", lambda: eps)
+    monkeypatch.setattr(plugin_module, "opt_in_entry_points", lambda: [])
+    return eps
+
+
+@pytest.fixture
+def installed_opt_in(monkeypatch, installed):
+    eps: list[FakeEntryPoint] = []
+    monkeypatch.setattr(plugin_module, "opt_in_entry_points", lambda: eps)
     return eps
 
 
@@ -74,6 +82,20 @@ def test_enable_list_with_unknown_name_fails_with_fix(installed):
     installed.append(FakeEntryPoint("a", fields_plugin("a.x")))
     with pytest.raises(PluginError, match=r"'nope' but no such plugin is installed \(installed: a\)"):
         build_plugin_system(enabled=("nope",))
+
+
+def test_opt_in_plugins_load_only_when_named(installed, installed_opt_in):
+    installed.append(FakeEntryPoint("a", fields_plugin("a.x")))
+    installed_opt_in.append(FakeEntryPoint("example", fields_plugin("example.x")))
+    assert "example" not in build_plugin_system().names
+    assert "example" not in build_plugin_system(("a",)).names
+    named = build_plugin_system(("example",))
+    assert "example" in named.names and "a" not in named.names
+    assert named.registry.get("register_fields", "example.x").plugin == "example"
+    assert {"a", "example"} <= set(build_plugin_system(("a", "example")).names)
+    assert "example" not in build_plugin_system(("example",), disabled=("example",)).names
+    with pytest.raises(PluginError, match=r"\(installed: a, example\)"):
+        build_plugin_system(("nope",))
 
 
 def test_disable_list_skips_plugins_and_defaults(installed):
@@ -165,6 +187,8 @@ def test_entry_point_group_is_sopflow(monkeypatch):
     monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: calls.append(group) or [])
     list(plugin_module.entry_points())
     assert calls == ["sopflow"]
+    list(plugin_module.opt_in_entry_points())
+    assert calls == ["sopflow", "sopflow.opt_in"]
 
 
 # -- through the app and the API --------------------------------------------------
@@ -288,3 +312,57 @@ def test_sdk_is_the_only_import_surface_for_plugins():
     ]
     assert offenders == []
     assert sys.modules.get("sopflow_sdk") is not None
+
+
+def python_files(*parts: str):
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[1].joinpath(*parts)
+    return sorted(p for p in root.rglob("*.py") if ".venv" not in p.parts)
+
+
+def imported_modules(path) -> set[str]:
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    return names | {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+
+
+PLUGIN_PACKAGES = ("sopflow_wecom", "sopflow_hello", "sopflow_demo")
+
+
+def test_core_imports_no_plugin():
+    """Core depends on the SDK only: no plugin import, no plugin distribution."""
+    import pathlib
+
+    offenders = {
+        str(p): sorted(m for m in imported_modules(p) if m.split(".")[0] in PLUGIN_PACKAGES)
+        for p in python_files("core")
+    }
+    assert {p: m for p, m in offenders.items() if m} == {}
+    pyproject = (pathlib.Path(__file__).resolve().parents[1] / "core" / "pyproject.toml").read_text()
+    assert not any(name.replace("_", "-") in pyproject for name in PLUGIN_PACKAGES)
+
+
+#: What the demo, an application on sopflow, takes from core (examples/demo/README.md says why).
+DEMO_CORE_IMPORTS = {
+    "sopflow.api.app",
+    "sopflow.app",
+    "sopflow.clock",
+    "sopflow.engine.delivery.confirmations",
+    "sopflow.engine.delivery.dispatch",
+    "sopflow.engine.sops.manage",
+    "sopflow.models",
+    "sopflow.settings",
+}
+
+
+def test_examples_import_core_only_where_documented():
+    """The hello example imports only sopflow_sdk; the demo imports a few core modules."""
+
+    def core_imports(parts):
+        return {m for p in python_files(*parts) for m in imported_modules(p) if m.split(".")[0] == "sopflow"}
+
+    assert core_imports(("examples", "hello_plugin")) == set()
+    assert core_imports(("examples", "demo")) == DEMO_CORE_IMPORTS

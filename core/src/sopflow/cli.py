@@ -1,4 +1,5 @@
-"""The ``sopflow`` command: up, serve, worker, scheduler, migrate, tenants, journeys, plugins."""
+"""The ``sopflow`` command: up, serve, worker, scheduler, migrate, tenants, journeys, plugins;
+installed plugins add their own (``sopflow demo`` comes from the ``sopflow-demo`` distribution)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import json
 import signal
 import sys
 import threading
-from pathlib import Path
 from typing import Any
 
 import click
@@ -36,86 +36,6 @@ def _app(embedded: bool = False, migrate: bool = False) -> Any:
 @click.version_option(package_name="sopflow")
 def main() -> None:
     """sopflow: customer follow-up SOPs over WeCom, WeChat and other channels."""
-
-
-@main.command()
-@click.option("--seed", default=7, show_default=True, help="Random seed: the same seed, the same run.")
-@click.option(
-    "--days", default=42, show_default=True, help="Simulated days (seed 001's day-40 touch needs 41+)."
-)
-@click.option(
-    "--arrival-days", default=4, show_default=True, help="Days on which new customers scan the codes."
-)
-@click.option(
-    "--report",
-    "report_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Also write the report to this file (.json for JSON, anything else Markdown).",
-)
-@click.option("--keep-running", is_flag=True, help="Leave the API up afterwards and print its URL and a key.")
-@click.option("--quiet", is_flag=True, help="No live progress display (the report is still printed).")
-def demo(
-    seed: int, days: int, arrival_days: int, report_path: Path | None, keep_running: bool, quiet: bool
-) -> None:
-    """The seeds' scenarios end to end on embedded defaults, against a fake WeCom:
-    a few hundred customers over simulated weeks, then a report checked against
-    the database.  Exits non-zero if any figure disagrees."""
-    from rich.console import Console
-
-    from sopflow.demo import DemoOptions, run_demo
-    from sopflow.demo.journey import board_counts
-    from sopflow.demo.progress import Progress
-    from sopflow.demo.report import to_markdown
-    from sopflow.demo.world import DemoError
-
-    console = Console()
-    if days < 1 or arrival_days < 1 or arrival_days > days:
-        raise click.BadParameter(
-            "give --days ≥ 1 and 1 ≤ --arrival-days ≤ --days", param_hint="--arrival-days"
-        )
-    options = DemoOptions(seed=seed, days=days, arrival_days=arrival_days, report_path=report_path)
-
-    progress = None if quiet else Progress(console)
-    shown = False
-
-    def show(result: Any) -> None:
-        nonlocal shown
-        if progress is not None:
-            progress.live.stop()
-        console.print(to_markdown(result.report), markup=False, highlight=False, soft_wrap=True)
-        console.print(f"demo finished in {result.seconds:.1f} s")
-        shown = True
-
-    def hold(result: Any) -> None:
-        show(result)
-        console.print(f"API still up on {result.base_url}  (docs: {result.base_url}/schema)")
-        console.print(f"admin API key: {result.api_key}")
-        console.print("Ctrl-C to stop.")
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        with contextlib.suppress(KeyboardInterrupt):
-            stop.wait()
-
-    try:
-        if progress is not None:
-            progress.stages = board_counts
-            progress.live.start()
-        result = run_demo(
-            options,
-            on_hour=progress.on_hour if progress is not None else None,
-            keep_running=hold if keep_running else None,
-        )
-    except DemoError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        if progress is not None:
-            progress.live.stop()
-    if not shown:
-        show(result)
-    if not result.ok:
-        bad = [c["check"] for c in result.report["checks"] if not c["ok"]]
-        raise click.ClickException(f"the report disagrees with the database: {'; '.join(bad)}")
 
 
 @main.command()
@@ -379,8 +299,10 @@ def _plugin_commands() -> None:
     except PluginError:
         return  # the command that runs reports the plugin problem with its fix
     for impl in system.pm.hook.register_commands.get_hookimpls():
+        # As with pluggy's own calls, an implementation takes any subset of the arguments.
+        args = {"cli": main, "open_host": _host_opener(impl.plugin_name)}
         try:
-            impl.function(cli=main, open_host=_host_opener(impl.plugin_name))
+            impl.function(**{name: args[name] for name in impl.argnames})
         except Exception as exc:  # one broken plugin must not take the CLI down
             log.warning(
                 "plugin_commands_failed", plugin=impl.plugin_name, error=f"{type(exc).__name__}: {exc}"

@@ -2,7 +2,9 @@
 
 Order: built-in defaults (``sopflow.defaults``), then installed plugins from the
 ``sopflow`` entry-point group, filtered by ``SOPFLOW_PLUGINS`` (enable list) and
-``SOPFLOW_DISABLED_PLUGINS``.  Built once per app, never at import time.
+``SOPFLOW_DISABLED_PLUGINS``.  Plugins in the ``sopflow.opt_in`` group (examples,
+debugging aids) are installed but load only when ``SOPFLOW_PLUGINS`` names them.
+Built once per app, never at import time.
 """
 
 from __future__ import annotations
@@ -54,9 +56,20 @@ REGISTRATION_HOOKS: dict[str, tuple[type, str]] = {
 }
 
 
+#: Entry-point group of plugins that load once installed (unless ``SOPFLOW_PLUGINS`` is set).
+GROUP = "sopflow"
+#: Entry-point group of installed plugins that load only when ``SOPFLOW_PLUGINS`` names them.
+OPT_IN_GROUP = "sopflow.opt_in"
+
+
 def entry_points() -> Iterable[importlib.metadata.EntryPoint]:
     """The installed plugins (a seam tests replace)."""
-    return importlib.metadata.entry_points(group="sopflow")
+    return importlib.metadata.entry_points(group=GROUP)
+
+
+def opt_in_entry_points() -> Iterable[importlib.metadata.EntryPoint]:
+    """The installed opt-in plugins (a seam tests replace)."""
+    return importlib.metadata.entry_points(group=OPT_IN_GROUP)
 
 
 @attrs.frozen
@@ -241,9 +254,11 @@ def build_plugin_system(
             continue
         _register(pm, infos, name, importlib.import_module(modname), None, None, True)
 
-    eps = sorted(entry_points(), key=lambda ep: ep.name)
-    installed = {ep.name for ep in eps}
+    eps = list(entry_points())
+    opt_in = list(opt_in_entry_points())
+    installed = {ep.name for ep in [*eps, *opt_in]}
     if enabled is not None:
+        eps += opt_in  # SOPFLOW_PLUGINS may name an opt-in plugin; unset, only `sopflow` loads
         unknown = [n for n in enabled if n not in installed]
         if unknown:
             raise PluginError(
@@ -251,7 +266,7 @@ def build_plugin_system(
                 f"plugin is installed (installed: {', '.join(sorted(installed)) or 'none'}); "
                 "install its distribution or fix the name"
             )
-    for ep in eps:
+    for ep in sorted(eps, key=lambda ep: ep.name):
         if ep.name in disabled_set or (enabled is not None and ep.name not in enabled):
             continue
         dist = ep.dist.name if ep.dist else None

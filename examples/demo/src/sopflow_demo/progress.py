@@ -9,8 +9,9 @@ import sqlalchemy as sa
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
-
 from sopflow.models import Customer, Touch
+
+from sopflow_demo.journey import board_counts
 
 
 def snapshot(world: Any, sim: Any, hour: datetime) -> dict[str, Any]:
@@ -54,7 +55,5 @@ class Progress:
     def on_hour(self, world: Any, sim: Any, hour: datetime) -> None:
         if hour.hour % self.every_hours:
             return
-        from sopflow.demo.journey import board_counts  # the board, through the public API
-
         stages = board_counts(sim.setup) if sim.setup.journey_id else {}
         self.live.update(render(snapshot(world, sim, hour), stages))

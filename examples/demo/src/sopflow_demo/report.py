@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-
-from sopflow.demo.scenario import SOURCES, Setup
-from sopflow.demo.simulate import Tally
-from sopflow.demo.world import World
 from sopflow.models import Customer, Enrollment, Event, Touch
+
+from sopflow_demo.journey import board_counts
+from sopflow_demo.scenario import SOURCES, Setup
+from sopflow_demo.simulate import Tally
+from sopflow_demo.world import World
 
 
 def build_report(world: World, setup: Setup, tally: Tally, seed: int, days: int) -> dict[str, Any]:
@@ -81,8 +82,6 @@ def build_report(world: World, setup: Setup, tally: Tally, seed: int, days: int)
         "wecom": _wecom_figures(world),
     }
     if setup.journey_id is not None:
-        from sopflow.demo.journey import board_counts
-
         report["board"] = board_counts(setup)
     report["checks"] = checks(world, setup, tally, report)
     return report

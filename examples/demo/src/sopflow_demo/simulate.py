@@ -19,12 +19,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
+import sqlalchemy as sa
+from sopflow.models import Touch
 
-from sopflow.demo.scenario import SOURCES, STAFF, Setup
-from sopflow.demo.world import World
-from sopflow.engine.delivery.confirmations import poll_confirmations
-from sopflow.engine.delivery.dispatch import run_until_idle
-from sopflow.engine.sops.manage import advance_audiences
+from sopflow_demo.scenario import SOURCES, STAFF, Setup
+from sopflow_demo.world import World
 
 #: Seed 000's first three days of arrivals; later days draw from ``LATER_DAY``.
 FIRST_DAYS = (31, 23, 41)
@@ -215,7 +214,7 @@ class Simulation:
     def run(self, on_hour: Callable[[datetime], None] | None = None, max_steps: int = 200_000) -> Tally:
         """Walk the clock to the end in whole hours, firing happenings in time order;
         hours in which nothing can happen are skipped."""
-        app, clock = self.world.app, self.world.clock
+        world, clock = self.world, self.world.clock
         end = self.start + timedelta(days=self.days)
         hour = self.start
         for _ in range(max_steps):
@@ -225,16 +224,16 @@ class Simulation:
                 when, _, action = heapq.heappop(self._agenda)
                 if when > clock.now():
                     clock.set(when)
-                    run_until_idle(app)
+                    world.settle()
                 if action():  # an arrival: a running scheduler sends the welcome within WeCom's 20 s
-                    run_until_idle(app)
+                    world.settle()
             if hour > clock.now():
                 clock.set(hour)
-            run_until_idle(app)
-            advance_audiences(app)
+            world.settle()
+            world.advance_audiences()
             if self._working(hour):
                 self._staff_check_phones()
-                poll_confirmations(app)
+                world.poll_confirmations()
             if on_hour is not None:
                 on_hour(hour)
             hour = self._next_hour(hour, end)
@@ -266,10 +265,6 @@ class Simulation:
         return max(nxt, whole)
 
     def _next_due(self) -> datetime | None:
-        import sqlalchemy as sa
-
-        from sopflow.models import Touch
-
         with self.world.app.tx() as s:
             return s.scalar(sa.select(sa.func.min(Touch.due_at)).where(Touch.status == "scheduled"))
 

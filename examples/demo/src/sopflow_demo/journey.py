@@ -43,7 +43,7 @@ JOURNEY = {
         {
             "name": "决策",
             "rules": [_tags("询价")],
-            # F13: the member who added the customer gets a ready-to-forward offer the next morning
+            # the member who added the customer gets a ready-to-forward offer the next morning
             "reminders": [
                 {
                     "day": 1,

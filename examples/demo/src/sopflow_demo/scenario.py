@@ -9,7 +9,8 @@ from typing import Any
 
 import attrs
 
-from sopflow.demo.world import ApiSession, World
+from sopflow_demo.journey import install_journey
+from sopflow_demo.world import ApiSession, World
 
 STAFF = ("zhangsan", "lisi", "wangwu")
 SOURCES = ("qr_spring_poster", "qr_livestream")
@@ -140,8 +141,6 @@ def install(world: World) -> Setup:
         "回购关怀 (flow target)": care,
     }
     setup = Setup(tenant_id, api, key, account["id"], live_codes, sops)
-    from sopflow.demo.journey import install_journey
-
     install_journey(setup)
     return setup
 

@@ -1,6 +1,14 @@
 """The demo's world: sopflow on embedded defaults (a SQLite file in a temp dir,
 no broker, the manual clock), its API served over real HTTP on 127.0.0.1, and
-the fake WeCom calling back into it, encrypted and signed like the real one."""
+the fake WeCom calling back into it, encrypted and signed like the real one.
+
+This module is the demo's one door into sopflow's runtime: it builds the app
+(``create_app``, ``build_api``), owns the manual clock, and runs what a
+scheduler and worker would between two simulated happenings (``settle``,
+``advance_audiences``, ``poll_confirmations``).  Everything else the demo does
+goes through the public HTTP API and the fake WeCom, except the report's
+checks, which read the database through ``sopflow.models``.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +21,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
+import uvicorn
+from sopflow.api.app import build_api
+from sopflow.app import create_app
 from sopflow.clock import ManualClock
+from sopflow.engine.delivery.confirmations import poll_confirmations
+from sopflow.engine.delivery.dispatch import run_until_idle
+from sopflow.engine.sops.manage import advance_audiences
+from sopflow.settings import Settings
+from sopflow_wecom.fake import FakeWeCom
 
 
 class DemoError(RuntimeError):
-    """The demo could not run (a missing plugin, a refused API call)."""
+    """The demo could not run (a refused API call, a server that did not start)."""
 
 
 class ApiSession:
@@ -47,8 +62,6 @@ class Server:
     """uvicorn in a thread on an ephemeral 127.0.0.1 port."""
 
     def __init__(self, asgi: Any) -> None:
-        import uvicorn
-
         config = uvicorn.Config(asgi, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="sopflow-demo-api", daemon=True)
@@ -81,17 +94,6 @@ class World:
         self.base_url = ""
 
     def __enter__(self) -> World:
-        try:
-            from sopflow_wecom.fake import FakeWeCom
-        except ImportError:
-            raise DemoError(
-                "the demo drives the WeCom plugin: install it with `uv sync --all-packages` "
-                "(or `pip install sopflow-wecom`)"
-            ) from None
-        from sopflow.api.app import build_api
-        from sopflow.app import create_app
-        from sopflow.settings import Settings
-
         settings = Settings.from_env(
             {
                 "SOPFLOW_DATABASE_URL": f"sqlite:///{self.workdir / 'demo.db'}",
@@ -119,6 +121,18 @@ class World:
             self.app.dispose()
         if os.environ.get("SOPFLOW_OPERATOR_TOKEN") == self.operator_token:
             del os.environ["SOPFLOW_OPERATOR_TOKEN"]
+
+    def settle(self) -> None:
+        """Dispatch and deliver until nothing is due at the current clock."""
+        run_until_idle(self.app)
+
+    def advance_audiences(self) -> None:
+        """Enrol one more batch of each nurture SOP whose audience is still being computed."""
+        advance_audiences(self.app)
+
+    def poll_confirmations(self) -> None:
+        """Ask the channel about the touches waiting for staff confirmation."""
+        poll_confirmations(self.app)
 
     def create_tenant(self, name: str) -> tuple[int, ApiSession, str]:
         with httpx.Client(base_url=self.base_url, timeout=30) as http:

@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from sopflow.demo import report as reporting
-from sopflow.demo.scenario import install
-from sopflow.demo.simulate import Simulation
-from sopflow.demo.world import World
+from sopflow_demo import report as reporting
+from sopflow_demo.scenario import install
+from sopflow_demo.simulate import Simulation
+from sopflow_demo.world import World
 
 #: A Monday morning in Shanghai; the simulation starts here whatever the real date.
 START = datetime(2026, 3, 2, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
