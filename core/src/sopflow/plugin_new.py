@@ -46,7 +46,7 @@ def distribution_name(name: str) -> str:
 
 def render(name: str, kind: str, target: Path, description: str | None = None) -> Path:
     """Render the template for ``name`` of ``kind`` into ``target`` (which must not exist)."""
-    import copier
+    import copier  # here, not at the top: only this command pays for importing it
 
     data = {"name": check_name(name), "kind": kind}
     if description:
@@ -96,5 +96,6 @@ def new(name: str, kind: str, output_dir: Path, description: str | None) -> None
     click.echo(f"created {target} ({kind} plugin '{name.replace('-', '_')}')")
     click.echo("next:")
     click.echo(f"  cd {target}")
-    click.echo("  uv sync            # or: pip install -e . sopflow-sdk[testing] pytest")
+    click.echo('  uv sync            # or: pip install -e . "sopflow-sdk[testing]" pytest ruff')
     click.echo("  uv run pytest      # its own tests, the SDK conformance suite included")
+    click.echo("(inside a sopflow checkout, add the directory to [tool.uv.workspace] members instead)")
