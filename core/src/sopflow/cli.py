@@ -13,6 +13,8 @@ from typing import Any
 import click
 from sopflow_sdk import ConfigError, PluginError
 
+from sopflow.plugin_new import plugin_group
+
 
 def _app(embedded: bool = False, migrate: bool = False) -> Any:
     import sqlalchemy.exc
@@ -36,6 +38,9 @@ def _app(embedded: bool = False, migrate: bool = False) -> Any:
 @click.version_option(package_name="sopflow")
 def main() -> None:
     """sopflow: customer follow-up SOPs over WeCom, WeChat and other channels."""
+
+
+main.add_command(plugin_group)
 
 
 @main.command()

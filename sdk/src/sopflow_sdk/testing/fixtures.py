@@ -24,6 +24,14 @@ def sopflow_plugins() -> list[tuple[str, Any]]:
 
 
 @pytest.fixture
+def sopflow_env() -> dict[str, str]:
+    """Override to add settings (``SOPFLOW_*`` values) to the test app, e.g.
+    ``{"SOPFLOW_PLUGINS": "sms"}`` to load your *installed* plugin through its
+    entry point rather than registering its module with ``sopflow_plugins``."""
+    return {}
+
+
+@pytest.fixture
 def manual_clock() -> Any:
     from sopflow.clock import ManualClock
 
@@ -36,11 +44,15 @@ def sopflow_app(
     request: pytest.FixtureRequest,
     manual_clock: Any,
     sopflow_plugins: list[tuple[str, Any]],
+    sopflow_env: dict[str, str],
 ) -> Iterator[Any]:
     from sopflow_sdk.testing.harness import make_test_app
 
     app = make_test_app(
-        sopflow_database.url_for_test(request.node.name), clock=manual_clock, extra_plugins=sopflow_plugins
+        sopflow_database.url_for_test(request.node.name),
+        clock=manual_clock,
+        extra_plugins=sopflow_plugins,
+        env=sopflow_env,
     )
     yield app
     app.dispose()
