@@ -106,6 +106,8 @@ def create_app(
     engine = make_engine(settings.database_url)
     if migrate:
         from sopflow.migrate import upgrade
+        from sopflow.plugin_schema import upgrade_plugins
 
         upgrade(engine)
+        upgrade_plugins(engine, plugins)
     return SopflowApp(settings, clock or make_clock(settings.clock), plugins, engine)

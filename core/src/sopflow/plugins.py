@@ -19,6 +19,7 @@ from sopflow_sdk import (
     ChannelSpec,
     FieldSpec,
     JobSpec,
+    MigrationsSpec,
     PipelineSpec,
     PluginError,
     RouteSpec,
@@ -36,7 +37,7 @@ DEFAULT_PLUGINS = (
     "sopflow.defaults.channels",
 )
 
-#: hook name → (record type, attribute that names the record)
+#: hook name → (record type, attribute that names the record; "" = one per plugin)
 REGISTRATION_HOOKS: dict[str, tuple[type, str]] = {
     "register_fields": (FieldSpec, "key"),
     "register_pipelines": (PipelineSpec, "key"),
@@ -45,6 +46,7 @@ REGISTRATION_HOOKS: dict[str, tuple[type, str]] = {
     "register_channels": (ChannelSpec, "name"),
     "register_routes": (RouteSpec, "path"),
     "register_jobs": (JobSpec, "name"),
+    "register_migrations": (MigrationsSpec, ""),
 }
 
 
@@ -81,7 +83,7 @@ class Registry:
                 f"plugin '{plugin}' passed {type(spec).__name__} to {hook}; "
                 f"register a sopflow_sdk.{expected.__name__}"
             )
-        key = getattr(spec, attr)
+        key = getattr(spec, attr) if attr else plugin
         if hook == "register_routes":
             key = f"{plugin}/{key}"
         existing = self.items[hook].get(key)

@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 from sopflow_sdk import OutboundMessage, Secret, SkippableError
-from sopflow_wecom import tags
+from sopflow_sdk.testing.plugin_state import LocalState
+from sopflow_wecom import store, tags
 from sopflow_wecom.channel import WeComChannel
 from sopflow_wecom.fake import FakeClock, FakeWeCom
 from wecom_support import WeComApp
@@ -110,8 +111,9 @@ class _Account:
         self.secrets = {"secret": Secret(fake.secret)}
 
 
-class _Host:
+class _Host(LocalState):
     def __init__(self, account: _Account, clock: FakeClock) -> None:
+        super().__init__(store.metadata, lambda _tenant, events: self.ingest(_tenant, events))
         self.account, self.clock = account, clock
         self.ingested: list[Any] = []
 

@@ -38,11 +38,13 @@ from sopflow_sdk.specs import (
     InboundResponse,
     IngestEvent,
     JobSpec,
+    MigrationsSpec,
     PipelineSpec,
     RouteSpec,
     StageSpec,
     TriggerSpec,
 )
+from sopflow_sdk.state import PluginState, PluginTransaction
 
 #: Decorate hook implementations with this marker.
 hookimpl = pluggy.HookimplMarker("sopflow")
@@ -69,9 +71,12 @@ __all__ = [
     "InboundResponse",
     "IngestEvent",
     "JobSpec",
+    "MigrationsSpec",
     "OutboundMessage",
     "PipelineSpec",
     "PluginError",
+    "PluginState",
+    "PluginTransaction",
     "RetriableError",
     "RouteSpec",
     "Secret",
