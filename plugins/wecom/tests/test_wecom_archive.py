@@ -208,3 +208,45 @@ def test_unknown_and_other_channels_accounts_are_left_alone(api: Any, archive: R
     for account in (9999, log.json()["id"]):
         assert pull(api, account, seq=5) == {"seq": 5, "fetched": 0, "created": 0, "duplicates": 0}
     assert archive.calls == []
+
+
+def test_the_cursor_is_kept_in_plugin_state(api: Any, account_id: int, archive: RecordedArchive) -> None:
+    """Without ``seq`` a pull starts where the last one stopped; the cursor is the
+    calling plugin's state, stored with the batch's events."""
+    assert pull(api, account_id, limit=1, max_batches=2)["seq"] == 102
+    assert pull(api, account_id, limit=1000) == {"seq": 108, "fetched": 6, "created": 2, "duplicates": 0}
+    assert archive.calls[-1] == (102, 1000)  # resumed from the stored cursor
+    assert pull(api, account_id) == {"seq": 108, "fetched": 0, "created": 0, "duplicates": 0}
+
+
+def test_a_batch_that_fails_to_ingest_leaves_the_cursor_behind(
+    api: Any, account_id: int, archive: RecordedArchive, sopflow_app: Any
+) -> None:
+    """The cursor moves only with the events it covers: a batch whose events are
+    refused is fetched again by the next pull."""
+    from sopflow.host import PluginHost
+
+    host = PluginHost(sopflow_app, "archive_pull")
+    broken = BrokenArchive(archive)
+    with pytest.raises(Exception, match="events"):
+        pull_archive(host, account_id, broken, limit=3)
+    state = host.state(api.tenant_id)
+    assert state.get(f"archive.seq.{account_id}") == {"corp_id": CORP, "seq": 103}  # the first batch only
+    assert pull(api, account_id)["seq"] == 108
+    assert sum(len(texts) for texts in messages_by_customer(api).values()) == 3  # none lost, none twice
+
+
+class BrokenArchive:
+    """The recorded archive whose second batch carries an event core refuses."""
+
+    def __init__(self, inner: RecordedArchive) -> None:
+        self.inner, self.batches = inner, 0
+
+    def fetch(self, seq: int, limit: int) -> list[ArchivedMessage]:
+        self.batches += 1
+        batch = self.inner.fetch(seq, limit)
+        if self.batches == 2:
+            bad = dict(batch[0].record, msgid="x" * 300, action="send", msgtype="text", roomid="")
+            bad.update({"from": "wmBad", "text": {"content": "hi"}})
+            batch = [*batch, ArchivedMessage(batch[-1].seq, bad)]
+        return batch

@@ -96,6 +96,21 @@ def test_renamed_and_deleted_corp_tags_follow(wecom_app: WeComApp) -> None:
     assert _customer(env, "wmR1")["tags"] == ["VIP客户"]
 
 
+def test_a_deleted_tag_is_named_after_a_restart(wecom_app: WeComApp) -> None:
+    """The delete callback carries only the tag's id: the name comes from the plugin's
+    table, which outlives the process (``tags.clear()`` is what a restart does)."""
+    env, fake = wecom_app, wecom_app.fake
+    [gold] = fake.create_corp_tags("客户等级", "金卡")
+    fake.add_customer("zhangsan", "wmD1", welcome=False)
+    fake.tag_customer("zhangsan", "wmD1", add=[gold])
+    assert _customer(env, "wmD1")["tags"] == ["金卡"]
+
+    tags.clear()  # a restart: no process memory of the library
+    env.clock.advance(timedelta(seconds=3))
+    fake.delete_corp_tag(gold)
+    assert _customer(env, "wmD1")["tags"] == []
+
+
 # -- sopflow → WeCom -------------------------------------------------------------------------------
 
 
