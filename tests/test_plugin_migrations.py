@@ -189,3 +189,27 @@ def test_sopflow_migrate_runs_the_installed_plugins_branches(tmp_path: Path, emp
         assert {"wecom_live_codes", "wecom_corp_tags", "alembic_version_wecom"} <= _tables(engine)
     finally:
         engine.dispose()
+
+
+def test_every_installed_plugins_branch_matches_its_tables(empty_url: str) -> None:
+    """The first-party plugins' revisions and their ``MigrationsSpec.metadata`` agree."""
+    from sopflow.db import make_engine
+    from sopflow.migrate import upgrade
+    from sopflow.plugin_schema import plugin_branches, upgrade_plugins
+    from sopflow.plugins import build_plugin_system
+
+    installed = build_plugin_system()
+    branches = [b for b in plugin_branches(installed) if b.metadata is not None]
+    assert "wecom" in {b.plugin for b in branches}
+    engine = make_engine(empty_url)
+    try:
+        upgrade(engine)
+        upgrade_plugins(engine, installed)
+        with engine.connect() as conn:
+            for branch in branches:
+                tables = branch.metadata.tables
+                own = lambda name, type_, _parents, t=tables: type_ != "table" or name in t  # noqa: E731
+                ctx = MigrationContext.configure(conn, opts={"compare_type": True, "include_name": own})
+                assert compare_metadata(ctx, branch.metadata) == [], f"plugin {branch.plugin}"
+    finally:
+        engine.dispose()
