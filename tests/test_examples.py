@@ -250,22 +250,24 @@ def doc_blocks() -> list[tuple[str, str, str]]:
 
 
 def test_tutorial_code_is_the_example_code():
-    """Every Python/TOML block of the tutorial headed ``# examples/...`` is a
-    verbatim part of that file; the only other Python block is the second
-    example, which tests/test_plugin_authoring.py runs."""
+    """Every Python/TOML block of the tutorial headed ``# examples/...`` (or
+    ``# plugins/...``, quoting a first-party plugin) is a verbatim part of that
+    file; the only other Python block is the second example, which
+    tests/test_plugin_authoring.py runs."""
     root = EXAMPLE.parent.parent
     quoted, unchecked = set(), []
     for lang, first, rest in doc_blocks():
         if lang not in ("python", "toml"):
             continue
-        if not first.startswith("# examples/"):
+        if not first.startswith(("# examples/", "# plugins/")):
             unchecked.append(first)
             continue
         path = root / first.removeprefix("# ").strip()
         assert path.is_file(), f"the tutorial quotes {path}, which does not exist"
         source = path.read_text(encoding="utf-8")
         assert rest.strip() in source, f"the tutorial's copy of {path.name} differs from the file:\n{rest}"
-        quoted.add(path.relative_to(EXAMPLE).as_posix())
+        if path.is_relative_to(EXAMPLE):
+            quoted.add(path.relative_to(EXAMPLE).as_posix())
     assert unchecked == ['"""sopflow_smsdemo.plugin: an SMS-like channel, a field, a trigger and a route."""']
     assert {
         "pyproject.toml",

@@ -17,6 +17,7 @@ from sopflow.db import make_engine, make_sessionmaker
 from sopflow.engine.context import EngineContext
 from sopflow.logging import configure_logging, get_logger
 from sopflow.migrate import upgrade
+from sopflow.plugin_schema import upgrade_plugins
 from sopflow.plugins import PluginSystem, build_plugin_system
 from sopflow.settings import Settings
 from sopflow.worker.runtime import install_inline
@@ -56,4 +57,5 @@ def create_app(
     engine = make_engine(settings.database_url)
     if migrate:
         upgrade(engine)
+        upgrade_plugins(engine, plugins)
     return SopflowApp(settings, clock or make_clock(settings.clock), plugins, engine)

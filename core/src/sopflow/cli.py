@@ -171,7 +171,12 @@ def _wait_for_signal() -> None:
 @click.option("--embedded", is_flag=True, help="Use the embedded SQLite file when no URL is set.")
 def migrate(embedded: bool) -> None:
     """Apply database migrations."""
-    _app(embedded=embedded, migrate=True)
+    from sopflow.plugin_schema import current_revisions, plugin_branches
+
+    app = _app(embedded=embedded, migrate=True)
+    for branch in plugin_branches(app.plugins):
+        revisions = ", ".join(current_revisions(app.engine, branch)) or "none"
+        click.echo(f"plugin {branch.plugin}: at {revisions} ({branch.version_table})")
     click.echo("database is up to date")
 
 

@@ -176,6 +176,31 @@ def register_channels(register: Any) -> None:
     """
 
 
+# -- storage ---------------------------------------------------------------------
+
+
+@hookspec
+def register_migrations(register: Any) -> None:
+    """Register the Alembic revisions of this plugin's own tables.
+
+    Called once per app at startup.  ``sopflow migrate`` (and an embedded start,
+    and the test kit's template database) upgrades core, then every loaded
+    plugin's branch to its head, each recorded in its own version table
+    ``alembic_version_<plugin>``.  Reach the tables at run time through
+    ``host.transaction(tenant_id).connection``; keep small per-tenant values
+    (cursors, watermarks) in ``host.state(tenant_id)`` instead.
+
+    :param register: call ``register(MigrationsSpec(directory=..., metadata=...))`` once.
+    :returns: nothing.
+
+    Example::
+
+        @hookimpl
+        def register_migrations(register):
+            register(MigrationsSpec(Path(__file__).parent / "migrations", metadata=tables.metadata))
+    """
+
+
 # -- lifecycle --------------------------------------------------------------------
 
 

@@ -7,7 +7,9 @@ its channel accounts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +23,7 @@ from sopflow.engine.customers.ingest import event_to_dict, ingest
 from sopflow.engine.customers.records import tags_of
 from sopflow.engine.customers.tenants import authenticate
 from sopflow.models import ChannelAccount, ChannelIdentity, Customer, Event, Staff
+from sopflow.plugin_state import HostTransaction, TenantState
 
 
 @attrs.frozen
@@ -76,11 +79,13 @@ class PluginHost:
     def __init__(self, ctx: EngineContext, plugin: str) -> None:
         self.app = ctx
         self.plugin = plugin
+        self._open = threading.local()  # a host.transaction() is open in this thread
 
     def now(self) -> datetime:
         return self.app.now()
 
     def customer(self, tenant_id: int, customer_id: int) -> CustomerRow | None:
+        self._outside_transaction("customer", "a call before the block")
         with self.app.tx() as s:
             c = s.get(Customer, customer_id)
             if c is None or c.tenant_id != tenant_id:
@@ -111,23 +116,71 @@ class PluginHost:
                 f"enable it with PUT /api/v1/plugins/{self.plugin}"
             )
 
+    def _ingest_in(self, session: Any, tenant_id: int, events: Sequence[IngestEvent]) -> tuple[list, list]:
+        """Ingest on ``session``: the outcomes and the created events (to announce after commit)."""
+        defs = field_definitions(session, tenant_id, self.app.plugins)
+        outcomes = ingest(
+            session,
+            tenant_id,
+            [event_dict(e) for e in events],
+            defs,
+            self.app.now(),
+            source=self.plugin,
+            allow_read_only=True,
+        )
+        ids = [o["event_id"] for o in outcomes if o["status"] == "created"]
+        if not ids:
+            return outcomes, []
+        created = [event_to_dict(e) for e in session.scalars(sa.select(Event).where(Event.id.in_(ids)))]
+        return outcomes, created
+
     def ingest(self, tenant_id: int, events: Sequence[IngestEvent]) -> list[dict[str, Any]]:
-        with self.app.tx() as s:
-            self._check_enabled(s, tenant_id)
-            defs = field_definitions(s, tenant_id, self.app.plugins)
-            outcomes = ingest(
-                s,
-                tenant_id,
-                [event_dict(e) for e in events],
-                defs,
-                self.app.now(),
-                source=self.plugin,
-                allow_read_only=True,
+        self._outside_transaction("ingest", "tx.ingest")
+        with self.transaction(tenant_id) as tx:
+            return [dict(o) for o in tx.ingest(events)]
+
+    def _outside_transaction(self, what: str, instead: str) -> None:
+        # A second transaction from the same thread would wait on the first's lock
+        # (SQLite) or commit apart from it (Postgres): refuse it with the fix.
+        if getattr(self._open, "active", False):
+            raise PluginError(
+                f"plugin '{self.plugin}' called host.{what}() inside host.transaction(); "
+                f"use {instead} so both commit together"
             )
-            ids = [o["event_id"] for o in outcomes if o["status"] == "created"]
-            created = [event_to_dict(e) for e in s.scalars(sa.select(Event).where(Event.id.in_(ids)))]
-        self.app.announce(tenant_id, created)
-        return outcomes
+
+    def state(self, tenant_id: int) -> TenantState:
+        """This plugin's key-value state for ``tenant_id``; each call is its own transaction."""
+        self._outside_transaction("state", "tx.state")
+
+        @contextmanager
+        def scope() -> Iterator[Any]:
+            self._outside_transaction("state", "tx.state")
+            with self.app.tx() as s:
+                self._check_enabled(s, tenant_id)
+                yield s
+
+        return TenantState(self.plugin, tenant_id, scope, self.app.now)
+
+    @contextmanager
+    def transaction(self, tenant_id: int) -> Iterator[HostTransaction]:
+        """Ingest, state and the plugin's own tables in one transaction; the new
+        events are announced and evaluated after the commit."""
+        self._outside_transaction("transaction", "the open transaction's tx")
+        self._open.active = True
+        try:
+            with self.app.tx() as s:
+                self._check_enabled(s, tenant_id)
+                tx = HostTransaction(
+                    self.plugin,
+                    tenant_id,
+                    s,
+                    lambda session, events: self._ingest_in(session, tenant_id, events),
+                    self.app.now,
+                )
+                yield tx
+        finally:
+            self._open.active = False
+        self.app.announce(tenant_id, list(tx.created))
 
     def _view(self, a: ChannelAccount) -> AccountView:
         return AccountView(
@@ -140,6 +193,7 @@ class PluginHost:
         )
 
     def channel_accounts(self, channel: str) -> list[AccountView]:
+        self._outside_transaction("channel_accounts", "a call before the block")
         with self.app.tx() as s:
             rows = list(
                 s.scalars(
@@ -152,6 +206,7 @@ class PluginHost:
             return [self._view(a) for a in rows if a.tenant_id not in off]
 
     def channel_account(self, account_id: int) -> AccountView | None:
+        self._outside_transaction("channel_account", "a call before the block")
         with self.app.tx() as s:
             a = s.get(ChannelAccount, account_id)
             if a is None or not self.app.plugin_enabled(s, a.tenant_id, self.plugin):
@@ -159,6 +214,7 @@ class PluginHost:
             return self._view(a)
 
     def authenticate(self, headers: Mapping[str, str], scope: str) -> int | None:
+        self._outside_transaction("authenticate", "a call before the block")
         lowered = {k.lower(): v for k, v in headers.items()}
         scheme, _, token = lowered.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -173,6 +229,7 @@ class PluginHost:
             return key.tenant_id
 
     def enqueue(self, job: str, **kwargs: Any) -> None:
+        self._outside_transaction("enqueue", "a call after the block")
         enqueue_job(self.app, job, kwargs)
 
 

@@ -21,6 +21,7 @@ from sopflow_sdk import (
     ChannelSpec,
     FieldSpec,
     JobSpec,
+    MigrationsSpec,
     PipelineSpec,
     PluginError,
     RouteSpec,
@@ -44,7 +45,7 @@ DEFAULT_PLUGINS = (
 #: vocabulary core itself maintains, so registering it again is a duplicate.
 REPLACEABLE_HOOKS = frozenset({"register_channels", "register_actions"})
 
-#: hook name → (record type, attribute that names the record)
+#: hook name → (record type, attribute that names the record; "" = one per plugin)
 REGISTRATION_HOOKS: dict[str, tuple[type, str]] = {
     "register_fields": (FieldSpec, "key"),
     "register_pipelines": (PipelineSpec, "key"),
@@ -53,6 +54,7 @@ REGISTRATION_HOOKS: dict[str, tuple[type, str]] = {
     "register_channels": (ChannelSpec, "name"),
     "register_routes": (RouteSpec, "path"),
     "register_jobs": (JobSpec, "name"),
+    "register_migrations": (MigrationsSpec, ""),
 }
 
 
@@ -115,7 +117,7 @@ class Registry:
                 f"plugin '{plugin}' passed {type(spec).__name__} to {hook}; "
                 f"register a sopflow_sdk.{expected.__name__}"
             )
-        key = getattr(spec, attr)
+        key = getattr(spec, attr) if attr else plugin
         if hook == "register_routes":
             key = f"{plugin}/{key}"
         existing = self.items[hook].get(key)

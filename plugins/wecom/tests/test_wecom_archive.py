@@ -110,12 +110,22 @@ class ArchivePuller:
     @hookimpl
     def register_routes(self, register: Any) -> None:
         register(RouteSpec(path="pull/{account_id:int}", handler=self.pull))
+        register(RouteSpec(path="cursor/{account_id:int}", handler=self.cursor, methods=("GET",)))
+
+    def cursor(self, request: InboundRequest, host: Any) -> InboundResponse:
+        """The stored cursor, as the plugin's state holds it."""
+        tenant_id = host.authenticate(request.headers, "admin")
+        key = f"archive.seq.{request.path_params['account_id']}"
+        return InboundResponse(200, json.dumps(host.state(tenant_id).get(key)), media_type="application/json")
 
     def pull(self, request: InboundRequest, host: Any) -> InboundResponse:
         if host.authenticate(request.headers, "admin") is None:
             return InboundResponse(401, "admin key required")
         body = json.loads(request.body)
-        result = pull_archive(host, int(request.path_params["account_id"]), self.source, **body)
+        try:
+            result = pull_archive(host, int(request.path_params["account_id"]), self.source, **body)
+        except Exception as exc:
+            return InboundResponse(500, f"{type(exc).__name__}: {exc}")
         return InboundResponse(200, json.dumps(attrs.asdict(result)), media_type="application/json")
 
 
@@ -125,8 +135,13 @@ def archive() -> RecordedArchive:
 
 
 @pytest.fixture
-def sopflow_plugins(archive: RecordedArchive) -> list[tuple[str, Any]]:
-    return [("wecom", sopflow_wecom.plugin), ("archive_pull", ArchivePuller(archive))]
+def puller(archive: RecordedArchive) -> ArchivePuller:
+    return ArchivePuller(archive)
+
+
+@pytest.fixture
+def sopflow_plugins(puller: ArchivePuller) -> list[tuple[str, Any]]:
+    return [("wecom", sopflow_wecom.plugin), ("archive_pull", puller)]
 
 
 @pytest.fixture
@@ -208,3 +223,43 @@ def test_unknown_and_other_channels_accounts_are_left_alone(api: Any, archive: R
     for account in (9999, log.json()["id"]):
         assert pull(api, account, seq=5) == {"seq": 5, "fetched": 0, "created": 0, "duplicates": 0}
     assert archive.calls == []
+
+
+def test_the_cursor_is_kept_in_plugin_state(api: Any, account_id: int, archive: RecordedArchive) -> None:
+    """Without ``seq`` a pull starts where the last one stopped; the cursor is the
+    calling plugin's state, stored with the batch's events."""
+    assert pull(api, account_id, limit=1, max_batches=2)["seq"] == 102
+    assert pull(api, account_id, limit=1000) == {"seq": 108, "fetched": 6, "created": 2, "duplicates": 0}
+    assert archive.calls[-1] == (102, 1000)  # resumed from the stored cursor
+    assert pull(api, account_id) == {"seq": 108, "fetched": 0, "created": 0, "duplicates": 0}
+
+
+def test_a_batch_that_fails_to_ingest_leaves_the_cursor_behind(
+    api: Any, account_id: int, archive: RecordedArchive, puller: ArchivePuller
+) -> None:
+    """The cursor moves only with the events it covers: a batch whose events are
+    refused is fetched again by the next pull."""
+    puller.source = BrokenArchive(archive)
+    refused = api.post(f"/plugins/archive_pull/pull/{account_id}", json={"limit": 3})
+    assert refused.status_code == 500 and "idempotency_key" in refused.text, refused.text
+    cursor = api.get(f"/plugins/archive_pull/cursor/{account_id}").json()
+    assert cursor == {"corp_id": CORP, "seq": 103}  # the first batch only
+    puller.source = archive
+    assert pull(api, account_id)["seq"] == 108
+    assert sum(len(texts) for texts in messages_by_customer(api).values()) == 3  # none lost, none twice
+
+
+class BrokenArchive:
+    """The recorded archive whose second batch carries an event core refuses."""
+
+    def __init__(self, inner: RecordedArchive) -> None:
+        self.inner, self.batches = inner, 0
+
+    def fetch(self, seq: int, limit: int) -> list[ArchivedMessage]:
+        self.batches += 1
+        batch = self.inner.fetch(seq, limit)
+        if self.batches == 2:
+            bad = dict(batch[0].record, msgid="x" * 300, action="send", msgtype="text", roomid="")
+            bad.update({"from": "wmBad", "text": {"content": "hi"}})
+            batch = [*batch, ArchivedMessage(batch[-1].seq, bad)]
+        return batch

@@ -69,27 +69,65 @@ def test_list_update_delete_round_trip(wecom_app: WeComApp) -> None:
     assert gone.status_code == 404
 
 
-def test_list_pages_back_through_wecoms_windows(wecom_app: WeComApp) -> None:
-    """WeCom lists ways by creation time, 90 days at a time by default: older codes
-    are found by walking back, newest first, across pages."""
+def _console_code(env: WeComApp, source: str, staff: list[str]) -> str:
+    """A code made in the WeCom console (straight through WeCom's API, not sopflow)."""
+    from sopflow_wecom.client import WeComClient
+
+    client = WeComClient(env.fake.corp_id, env.fake.secret, base_url=env.fake.base_url)
+    try:
+        way = client.add_contact_way(type=1, scene=2, state=source, user=staff, remark="", skip_verify=True)
+    finally:
+        client.close()
+    return str(way["config_id"])
+
+
+def test_the_list_is_read_from_the_plugins_table(wecom_app: WeComApp) -> None:
+    """Codes made through sopflow are listed without asking WeCom, even while WeCom fails."""
+    env, fake = wecom_app, wecom_app.fake
+    first = _create(env, "poster_a", ["zhangsan"])
+    env.clock.advance(timedelta(minutes=1))
+    second = _create(env, "poster_b", ["lisi"])
+    before = len(fake.requests)
+    for path in ("externalcontact/list_contact_way", "externalcontact/get_contact_way"):
+        fake.fail_next(path, -1, "system busy")
+    page = env.api.get(f"{env.base}/live-codes?limit=1").json()
+    assert [c["config_id"] for c in page["items"]] == [second["config_id"]] and page["next_cursor"]
+    rest = env.api.get(f"{env.base}/live-codes?limit=1&cursor={page['next_cursor']}").json()
+    assert [c["config_id"] for c in rest["items"]] == [first["config_id"]] and rest["next_cursor"] is None
+    start, end = (datetime.fromisoformat(t) for t in rest["items"][0]["created_between"])
+    assert start == end == env.clock.now() - timedelta(minutes=1)  # made here: the exact moment
+    assert len(fake.requests) == before  # not one WeCom call
+
+
+def test_sync_adopts_console_codes_back_through_wecoms_windows(wecom_app: WeComApp) -> None:
+    """WeCom lists ways by creation time, 90 days at a time by default: the sync walks
+    back to 2021-07-10, adopts codes made in the console, and drops deleted ones."""
     env = wecom_app
-    old = _create(env, "autumn_2025", ["zhangsan"])
+    old = _console_code(env, "autumn_2025", ["zhangsan"])
     made_old = env.clock.now()
     env.clock.advance(timedelta(days=200))
-    new = _create(env, "spring_2026", ["zhangsan"])
+    new = _console_code(env, "spring_2026", ["zhangsan"])
+    gone = _create(env, "poster_gone", ["lisi"])
+    env.fake.contact_ways.pop(gone["config_id"])  # deleted in the console
     env.clock.advance(timedelta(hours=1))
+    listed = env.api.get(f"{env.base}/live-codes").json()["items"]
+    assert [c["config_id"] for c in listed] == [gone["config_id"]]  # only what sopflow made
 
+    synced = env.api.post(f"{env.base}/live-codes/sync")
+    assert synced.status_code == 200, synced.text
+    assert synced.json() == {"adopted": 2, "updated": 0, "unchanged": 0, "removed": 1}
     first = env.api.get(f"{env.base}/live-codes?limit=1").json()
-    assert [c["config_id"] for c in first["items"]] == [new["config_id"]] and first["next_cursor"]
+    assert [c["config_id"] for c in first["items"]] == [new] and first["next_cursor"]
     second = env.api.get(f"{env.base}/live-codes?limit=1&cursor={first['next_cursor']}").json()
-    assert [c["config_id"] for c in second["items"]] == [old["config_id"]]
+    assert [c["config_id"] for c in second["items"]] == [old] and second["next_cursor"] is None
+    assert second["items"][0]["source"] == "autumn_2025"
     start, end = (datetime.fromisoformat(t) for t in second["items"][0]["created_between"])
     assert start <= made_old <= end and end - start < timedelta(days=90)
-    rest = env.api.get(f"{env.base}/live-codes?limit=1&cursor={second['next_cursor']}").json()
-    assert rest == {"items": [], "next_cursor": None}  # back to 2021-07-10: nothing older
     windows = [r.body for r in env.fake.requests if r.path == "externalcontact/list_contact_way"]
     assert all(0 < w["end_time"] - w["start_time"] < 90 * 86_400 for w in windows)
     assert min(w["start_time"] for w in windows) == 1_625_846_400  # WeCom lists nothing older
+    again = env.api.post(f"{env.base}/live-codes/sync").json()
+    assert again == {"adopted": 0, "updated": 0, "unchanged": 2, "removed": 0}
 
 
 def test_new_source_steers_the_next_scan(wecom_app: WeComApp) -> None:
@@ -155,7 +193,8 @@ def test_wecom_errors_are_mapped(wecom_app: WeComApp) -> None:
     assert refused.status_code == 502 and "45009" in refused.json()["detail"], refused.text
     assert fake.contact_ways == before
     fake.fail_next("externalcontact/list_contact_way", -1, "system busy")
-    assert env.api.get(f"{env.base}/live-codes").status_code == 502
+    assert env.api.post(f"{env.base}/live-codes/sync").status_code == 502
+    assert env.api.get(f"{env.base}/live-codes").json()["items"][0]["remark"] == ""  # unchanged
     fake.fail_next("externalcontact/del_contact_way", 45033, "api concurrent out of limit")
     assert env.api.delete(f"{env.base}/live-codes/{code['config_id']}").status_code == 502
     assert code["config_id"] in fake.contact_ways

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
-from sopflow_sdk import ChannelSpec, InboundRequest, RouteSpec, TriggerSpec
+from sopflow_sdk import ChannelSpec, InboundRequest, MigrationsSpec, RouteSpec, TriggerSpec
 from sopflow_wecom import plugin
 from sopflow_wecom.crypto import WeComCrypto, build_envelope, to_xml
 from wecom_support import CALLBACK_AES_KEY, CALLBACK_TOKEN, StubAccount, StubHost
@@ -30,6 +31,7 @@ def test_register_routes_and_triggers() -> None:
         "callback/{account_id:int}": {"GET", "POST"},
         "accounts/{account_id:int}/live-codes": {"GET", "POST"},
         "accounts/{account_id:int}/live-codes/{config_id:str}": {"PATCH", "DELETE"},
+        "accounts/{account_id:int}/live-codes/sync": {"POST"},
         "accounts/{account_id:int}/import": {"GET", "POST"},
     }
     assert all(isinstance(t, TriggerSpec) for t in triggers)
@@ -121,3 +123,12 @@ def test_register_channels() -> None:
     [spec] = channels
     assert isinstance(spec, ChannelSpec) and spec.name == "wecom"
     assert spec.factory.capabilities.needs_staff_confirmation
+
+
+def test_register_migrations_points_at_the_plugins_branch() -> None:
+    specs: list[Any] = []
+    plugin.register_migrations(specs.append)
+    [spec] = specs
+    assert isinstance(spec, MigrationsSpec)
+    assert sorted(p.name for p in Path(spec.directory).glob("*.py")) == ["0001_live_codes_and_corp_tags.py"]
+    assert set(spec.metadata.tables) == {"wecom_live_codes", "wecom_corp_tags"}

@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 from sopflow_sdk import OutboundMessage, Secret, SkippableError
-from sopflow_wecom import tags
+from sopflow_sdk.testing.plugin_state import LocalState
+from sopflow_wecom import store, tags
 from sopflow_wecom.channel import WeComChannel
 from sopflow_wecom.fake import FakeClock, FakeWeCom
 from wecom_support import WeComApp
@@ -95,6 +96,21 @@ def test_renamed_and_deleted_corp_tags_follow(wecom_app: WeComApp) -> None:
     assert _customer(env, "wmR1")["tags"] == ["VIP客户"]
 
 
+def test_a_deleted_tag_is_named_after_a_restart(wecom_app: WeComApp) -> None:
+    """The delete callback carries only the tag's id: the name comes from the plugin's
+    table, which outlives the process (``tags.clear()`` is what a restart does)."""
+    env, fake = wecom_app, wecom_app.fake
+    [gold] = fake.create_corp_tags("客户等级", "金卡")
+    fake.add_customer("zhangsan", "wmD1", welcome=False)
+    fake.tag_customer("zhangsan", "wmD1", add=[gold])
+    assert _customer(env, "wmD1")["tags"] == ["金卡"]
+
+    tags.clear()  # a restart: no process memory of the library
+    env.clock.advance(timedelta(seconds=3))
+    fake.delete_corp_tag(gold)
+    assert _customer(env, "wmD1")["tags"] == []
+
+
 # -- sopflow → WeCom -------------------------------------------------------------------------------
 
 
@@ -110,8 +126,9 @@ class _Account:
         self.secrets = {"secret": Secret(fake.secret)}
 
 
-class _Host:
+class _Host(LocalState):
     def __init__(self, account: _Account, clock: FakeClock) -> None:
+        super().__init__(store.metadata, lambda _tenant, events: self.ingest(_tenant, events))
         self.account, self.clock = account, clock
         self.ingested: list[Any] = []
 

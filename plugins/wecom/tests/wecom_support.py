@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from sopflow_sdk import Secret
+from sopflow_sdk.testing.plugin_state import LocalState
+from sopflow_wecom import store
 
 CALLBACK_TOKEN = "cbTokenForTests0123456789abcdef"
 CALLBACK_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
@@ -20,10 +22,11 @@ class StubAccount:
         }
 
 
-class StubHost:
+class StubHost(LocalState):
     """The part of ``sopflow_sdk.Host`` the callback route uses; dedupes like core."""
 
     def __init__(self, *accounts: StubAccount) -> None:
+        super().__init__(store.metadata, self.ingest)
         self.accounts = {a.id: a for a in accounts}
         self.events: list[Any] = []
         self.keys: set[str] = set()

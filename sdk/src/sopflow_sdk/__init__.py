@@ -42,11 +42,13 @@ from sopflow_sdk.specs import (
     InboundResponse,
     IngestEvent,
     JobSpec,
+    MigrationsSpec,
     PipelineSpec,
     RouteSpec,
     StageSpec,
     TriggerSpec,
 )
+from sopflow_sdk.state import PluginState, PluginTransaction
 
 #: Decorate hook implementations with this marker.
 hookimpl = pluggy.HookimplMarker("sopflow")
@@ -77,9 +79,12 @@ __all__ = [
     "InboundResponse",
     "IngestEvent",
     "JobSpec",
+    "MigrationsSpec",
     "OutboundMessage",
     "PipelineSpec",
     "PluginError",
+    "PluginState",
+    "PluginTransaction",
     "RetriableError",
     "RouteSpec",
     "Secret",

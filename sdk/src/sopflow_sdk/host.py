@@ -2,16 +2,19 @@
 
 Plugin routes and jobs receive a host; they never import core.  The host
 ingests events, reads channel accounts (with decrypted secrets), tells the time
-through the injected clock and enqueues plugin jobs.
+through the injected clock, enqueues plugin jobs, and keeps the plugin's own
+state (``state``, ``transaction``: see ``sopflow_sdk.state``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
 from sopflow_sdk.specs import IngestEvent
+from sopflow_sdk.state import PluginState, PluginTransaction
 
 
 class ChannelAccountView(Protocol):
@@ -62,4 +65,19 @@ class Host(Protocol):
         (``admin`` holds every scope), for plugin routes that act for a tenant
         rather than answer a signed webhook.  ``None`` when the key is missing,
         unknown, lacks the scope, or the plugin is disabled for its tenant."""
+        ...
+
+    def state(self, tenant_id: int) -> PluginState:
+        """This plugin's key-value state for ``tenant_id`` (cursors, watermarks);
+        each call on it is its own transaction.  Raises ``FatalError`` when the
+        plugin is disabled for the tenant."""
+        ...
+
+    def transaction(self, tenant_id: int) -> AbstractContextManager[PluginTransaction]:
+        """``with host.transaction(tenant_id) as tx:`` — ingest (``tx.ingest``), state
+        (``tx.state``) and the plugin's own tables (``tx.connection``) commit together
+        when the block ends, or roll back together if it raises.  New events are
+        announced (``on_event``) and evaluated after the commit.  Inside the block use
+        ``tx``, not ``host.ingest`` / ``host.state`` (they would open a second
+        transaction; the host refuses)."""
         ...

@@ -210,3 +210,21 @@ class IngestEvent:
     display_name: str | None = None
     #: the acquisition source label (e.g. a live QR code's state); set once
     source: str | None = None
+
+
+@attrs.frozen
+class MigrationsSpec:
+    """The Alembic revisions that create and evolve a plugin's own tables.
+
+    ``directory`` holds ordinary Alembic revision files (``revision``,
+    ``down_revision``, ``upgrade()``, ``downgrade()``; ``from alembic import op``).
+    Core runs them as the plugin's own branch, recorded in its own version table
+    ``alembic_version_<plugin>``, after core's migrations, whenever ``sopflow
+    migrate`` (or an embedded start) runs.  ``metadata`` (an
+    ``sqlalchemy.MetaData``, optional) describes the same tables, so the test
+    kit can check that the revisions and the tables agree.
+    """
+
+    directory: str = attrs.field(converter=str)
+    metadata: Any = None
+    description: str = ""

@@ -27,6 +27,8 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        # Plugins' tables (their own branches, sopflow.plugin_schema) are not core's to drop.
+        include_name=lambda name, type_, _parents: type_ != "table" or name in metadata.tables,
     )
     with context.begin_transaction():
         context.run_migrations()

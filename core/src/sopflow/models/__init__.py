@@ -8,6 +8,7 @@ from sopflow.models.events import Event
 from sopflow.models.journeys import Journey, JourneyStage, JourneySyncTarget
 from sopflow.models.keywords import KeywordRule, KeywordRuleRevision
 from sopflow.models.pipelines import CustomerStage, Pipeline, Stage, StageHistory
+from sopflow.models.plugin_state import PluginStateEntry
 from sopflow.models.runtime_state import RuntimeState
 from sopflow.models.segments import Segment
 from sopflow.models.sops import BatchWindow, Enrollment, SendQuota, Sop, SopVersion, Touch
@@ -33,6 +34,7 @@ __all__ = [
     "KeywordRule",
     "KeywordRuleRevision",
     "Pipeline",
+    "PluginStateEntry",
     "RuntimeState",
     "Segment",
     "SendQuota",

@@ -9,13 +9,14 @@ not a Python package.  This module is everything around it:
 - ``to_ingest_events`` — pure: a text message a customer sent to one staff
   member in a private chat becomes a ``message.received`` event; everything
   else (staff messages, group chats, images, recalls, ``switch`` markers) does not.
-- ``pull_archive`` — one pull for one WeCom channel account: fetch after
-  ``seq``, ingest, return the new ``seq``.
+- ``pull_archive`` — one pull for one WeCom channel account: fetch after the
+  stored cursor, ingest, store the new cursor.
 
-The SDK's ``Host`` holds no plugin state, so the caller keeps the cursor: pass
-``seq`` in, store ``ArchivePull.seq``.  Events are ingested before the new seq
-is returned and their idempotency key is the archive's ``msgid``, so a lost or
-stale cursor costs a re-read, never a second event.
+The cursor is kept in the calling plugin's state (``host.state``) under
+``archive.seq.<account id>``, written in the same transaction as each batch's
+events: it never runs ahead of events that were not stored, nor stays behind
+events that were.  The idempotency key is the archive's ``msgid``, so a cursor
+rewound on purpose (``seq=0``) costs a re-read, never a second event.
 """
 
 from __future__ import annotations
@@ -69,12 +70,26 @@ class ArchiveSource(Protocol):
 
 @attrs.frozen
 class ArchivePull:
-    """What one ``pull_archive`` did.  Store ``seq`` and pass it to the next pull."""
+    """What one ``pull_archive`` did; ``seq`` is the cursor it stored."""
 
     seq: int
     fetched: int = 0
     created: int = 0
     duplicates: int = 0
+
+
+def cursor_key(account_id: int) -> str:
+    """The state key of an account's archive cursor."""
+    return f"archive.seq.{account_id}"
+
+
+def stored_seq(host: Host, tenant_id: int, account_id: int, corp_id: str) -> int:
+    """The account's stored cursor (0 before the first pull, or when the account now
+    points at another corp)."""
+    saved = host.state(tenant_id).get(cursor_key(account_id))
+    if isinstance(saved, dict) and saved.get("corp_id") == corp_id and isinstance(saved.get("seq"), int):
+        return int(saved["seq"])
+    return 0
 
 
 def is_external(userid: str) -> bool:
@@ -144,34 +159,40 @@ def pull_archive(
     account_id: int,
     source: ArchiveSource,
     *,
-    seq: int = 0,
+    seq: int | None = None,
     limit: int = MAX_LIMIT,
     max_batches: int = 10,
 ) -> ArchivePull:
-    """Fetch the archive after ``seq`` for WeCom channel account ``account_id`` and
-    ingest its customers' messages, at most ``max_batches`` fetches of ``limit``.
+    """Fetch the archive for WeCom channel account ``account_id`` and ingest its
+    customers' messages, at most ``max_batches`` fetches of ``limit``.
 
-    Each batch is ingested before the cursor moves past it.  Returns the new
-    cursor (unchanged when ``host.channel_account`` does not show the account,
-    e.g. its tenant switched the calling plugin off, or it is not a WeCom one).
+    Starts after the stored cursor (``stored_seq``), or after ``seq`` when given
+    (``seq=0`` re-reads from the start).  Each batch's events and the cursor past
+    them commit together.  Returns the stored cursor (``seq`` unchanged, nothing
+    stored, when ``host.channel_account`` does not show the account, e.g. its
+    tenant switched the calling plugin off, or it is not a WeCom one).
     """
     if not 1 <= limit <= MAX_LIMIT:
         raise ValueError(f"limit={limit}: GetChatData takes 1..{MAX_LIMIT}")
     account = host.channel_account(account_id)
     if account is None or account.channel != CHANNEL:
-        return ArchivePull(seq=seq)
+        return ArchivePull(seq=seq or 0)
     corp_id = str(account.config.get("corp_id") or "")
+    if seq is None:
+        seq = stored_seq(host, account.tenant_id, account.id, corp_id)
     fetched = created = duplicates = 0
     for _ in range(max_batches):
         batch: Sequence[ArchivedMessage] = source.fetch(seq, limit)
         if not batch:
             break
         events = to_ingest_events(batch, corp_id)
-        outcomes = host.ingest(account.tenant_id, events) if events else []
+        seq = max(seq, *(m.seq for m in batch))
+        with host.transaction(account.tenant_id) as tx:
+            outcomes = tx.ingest(events) if events else []
+            tx.state.set(cursor_key(account.id), {"corp_id": corp_id, "seq": seq})
         created += sum(1 for o in outcomes if o.get("status") == "created")
         duplicates += sum(1 for o in outcomes if o.get("status") == "duplicate")
         fetched += len(batch)
-        seq = max(seq, *(m.seq for m in batch))
         if len(batch) < limit:
             break
     return ArchivePull(seq=seq, fetched=fetched, created=created, duplicates=duplicates)

@@ -24,7 +24,7 @@ change of customer data, the event is still evaluated: nurture SOPs and journeys
 whose rules match the imported customer (its tags, source, fields) do pick it up.
 
 The run is a plugin job (``wecom.import_contacts``) so it can go to a worker.
-Progress lives in this process's memory (the SDK gives plugins no storage): it is
+Progress lives in this process's memory (not yet in plugin state): it is
 visible to ``GET .../import`` when the job runs inline or in an in-process worker
 (``sopflow up``), not across separate worker processes.
 """

@@ -26,11 +26,11 @@ from sopflow_sdk import (
     hookimpl,
 )
 
-from sopflow_wecom import importer, tags
+from sopflow_wecom import importer, store, tags
 from sopflow_wecom.channel import WeComChannel
 from sopflow_wecom.crypto import WeComCrypto
 from sopflow_wecom.events import CHANNEL, TAG_TYPE, parse_callback, trigger_specs
-from sopflow_wecom.live_codes import live_code, live_codes
+from sopflow_wecom.live_codes import live_code, live_codes, sync_route
 from sopflow_wecom.profiles import JOB, job_spec
 
 log = logging.getLogger("sopflow_wecom")
@@ -121,7 +121,7 @@ def _tag_library_changed(host: Host, account: Any, ev: Any) -> None:
     """A corp tag (group) was created, renamed, deleted or reordered in WeCom."""
     change, tag_id = ev.payload.get("change_type"), str(ev.payload.get("id") or "")
     tag_type = str(ev.payload.get("tag_type") or "tag")
-    old_names = tags.known_names(account.id, tag_id, tag_type)  # before the cache is refreshed
+    old_names = tags.known_names(host, account, tag_id, tag_type)  # before the next read renames
     tags.forget(account.id)
     if change in ("update", "delete") and tag_id and tag_type in ("tag", "tag_group"):
         host.enqueue(
@@ -199,6 +199,15 @@ def register_routes(register: Callable[[Any], None]) -> None:
     )
     register(
         RouteSpec(
+            path="accounts/{account_id:int}/live-codes/sync",
+            handler=sync_route,
+            methods=("POST",),
+            description="Adopt the live QR codes made in the WeCom console into sopflow's list, "
+            "and drop the ones WeCom no longer knows (admin key)",
+        )
+    )
+    register(
+        RouteSpec(
             path="accounts/{account_id:int}/import",
             handler=importer.handle_import,
             methods=("GET", "POST"),
@@ -226,3 +235,8 @@ def register_jobs(register: Callable[[Any], None]) -> None:
     register(importer.job_spec())
     for spec in tags.job_specs():
         register(spec)
+
+
+@hookimpl
+def register_migrations(register: Callable[[Any], None]) -> None:
+    register(store.migrations_spec())

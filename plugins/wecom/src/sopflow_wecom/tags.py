@@ -28,8 +28,10 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import sqlalchemy as sa
 from sopflow_sdk import ChannelAccountView, FatalError, Host, Identity, IngestEvent, JobSpec
 
+from sopflow_wecom import store
 from sopflow_wecom.channel import account_channel
 from sopflow_wecom.client import MAX_BATCH_USERS, WeComClient
 from sopflow_wecom.events import CHANNEL
@@ -68,10 +70,6 @@ class TagLibrary:
 
 _libraries: dict[int, TagLibrary] = {}
 _owners: dict[int, tuple[Any, Any]] = {}
-#: every id → name this process has seen, kept across refreshes, so a rename or
-#: delete callback (which carries the id only) can name the old tag
-_seen: dict[int, dict[str, str]] = {}
-_seen_groups: dict[int, dict[str, set[str]]] = {}
 _guard = threading.Lock()
 
 
@@ -93,7 +91,8 @@ def read_library(client: WeComClient, now: float) -> TagLibrary:
 
 
 def library(host: Host, account: ChannelAccountView, *, fresh: bool = False) -> TagLibrary:
-    """The account's corp tag library, cached for ``LIBRARY_TTL`` seconds."""
+    """The account's corp tag library, cached for ``LIBRARY_TTL`` seconds.  Every
+    read from WeCom is also remembered in ``wecom_corp_tags`` (``remember``)."""
     now = host.now().timestamp()
     # account ids repeat across databases (tests, a restored backup): the corp and
     # the API address say whose library a cached one is
@@ -104,17 +103,39 @@ def library(host: Host, account: ChannelAccountView, *, fresh: bool = False) -> 
     if cached is not None and current and not fresh and 0 <= now - cached.read_at < LIBRARY_TTL:
         return cached
     found = read_library(account_channel(account).client, now)
+    remember(host, account, found)
     with _guard:
-        if not current:
-            _seen.pop(account.id, None)
-            _seen_groups.pop(account.id, None)
         _owners[account.id] = owner
         _libraries[account.id] = found
-        _seen.setdefault(account.id, {}).update(found.names)
-        groups = _seen_groups.setdefault(account.id, {})
-        for tag_id, group_id in found.group_of.items():
-            groups.setdefault(group_id, set()).add(tag_id)
     return found
+
+
+def remember(host: Host, account: ChannelAccountView, found: TagLibrary) -> None:
+    """Keep every id → name (and group) of ``found`` in the plugin's table.  Rows of
+    tags no longer in the library stay: a delete callback needs the old name."""
+    corp_id = str(account.config.get("corp_id") or "")
+    table = store.corp_tags
+    scope = (table.c.account_id == account.id, table.c.corp_id == corp_id)
+    with host.transaction(account.tenant_id) as tx:
+        known = {
+            row.tag_id: (row.name, row.group_id)
+            for row in tx.connection.execute(
+                sa.select(table.c.tag_id, table.c.name, table.c.group_id).where(*scope)
+            )
+        }
+        for tag_id, name in found.names.items():
+            group_id = found.group_of.get(tag_id, "")
+            values = {"name": name, "group_id": group_id, "seen_at": int(found.read_at)}
+            if tag_id not in known:
+                row = {
+                    "account_id": account.id,
+                    "corp_id": corp_id,
+                    "tag_id": tag_id,
+                    "tenant_id": account.tenant_id,
+                }
+                tx.connection.execute(table.insert().values(**row, **values))
+            elif known[tag_id] != (name, group_id):
+                tx.connection.execute(table.update().where(*scope, table.c.tag_id == tag_id).values(**values))
 
 
 def forget(account_id: int) -> None:
@@ -124,22 +145,25 @@ def forget(account_id: int) -> None:
 
 
 def clear() -> None:
-    """Forget everything (tests run many apps in one process)."""
+    """Forget the process's cached libraries, as a restart does (tests run many apps
+    in one process).  The names remembered in the database stay."""
     with _guard:
         _libraries.clear()
         _owners.clear()
-        _seen.clear()
-        _seen_groups.clear()
 
 
-def known_names(account_id: int, tag_id: str, tag_type: str) -> list[str]:
-    """Names this process last saw for a tag (``tag_type`` "tag") or a group's tags."""
-    with _guard:
-        seen = _seen.get(account_id, {})
-        if tag_type == "tag_group":
-            ids = _seen_groups.get(account_id, {}).get(tag_id, set())
-            return sorted({seen[i] for i in ids if i in seen})
-        return [seen[tag_id]] if tag_id in seen else []
+def known_names(host: Host, account: ChannelAccountView, tag_id: str, tag_type: str) -> list[str]:
+    """The names last seen for a tag (``tag_type`` "tag") or for a group's tags, from
+    the plugin's table: they outlive a restart and the tag's deletion in WeCom."""
+    table = store.corp_tags
+    column = table.c.tag_id if tag_type != "tag_group" else table.c.group_id
+    query = sa.select(table.c.name).where(
+        table.c.account_id == account.id,
+        table.c.corp_id == str(account.config.get("corp_id") or ""),
+        column == tag_id,
+    )
+    with host.transaction(account.tenant_id) as tx:
+        return sorted(set(tx.connection.scalars(query)))
 
 
 # -- WeCom → sopflow ---------------------------------------------------------------------------
