@@ -197,7 +197,9 @@ def test_mass_send_task_results_and_list(fake: FakeWeCom, wechat: FakeWeComClien
     task = wechat.post("externalcontact/get_groupmsg_task", data={"msgid": msgid})
     assert task["task_list"] == [{"userid": "zhangsan", "status": 0}]
     fake.confirm(msgid, "zhangsan")
-    result = wechat.post("externalcontact/get_groupmsg_send_result", data={"msgid": msgid, "userid": "zhangsan"})
+    result = wechat.post(
+        "externalcontact/get_groupmsg_send_result", data={"msgid": msgid, "userid": "zhangsan"}
+    )
     [row] = result["send_list"]
     assert (row["external_userid"], row["userid"], row["status"]) == ("wmA", "zhangsan", 1)
     assert isinstance(row["send_time"], int)
@@ -247,7 +249,9 @@ def test_app_message_reports_invalid_recipients(fake: FakeWeCom, wechat: FakeWeC
 def test_app_message_to_a_department(fake: FakeWeCom, wechat: FakeWeComClient) -> None:
     fake.add_staff("zhangsan")
     fake.add_staff("lisi")
-    sent = wechat.message.send(fake.agent_id, "", party_ids="1", msg={"msgtype": "text", "text": {"content": "x"}})
+    sent = wechat.message.send(
+        fake.agent_id, "", party_ids="1", msg={"msgtype": "text", "text": {"content": "x"}}
+    )
     assert sent["invalidparty"] == ""
     assert sorted(m for m, _, _ in fake.app_message_bodies) == ["lisi", "zhangsan"]
 
@@ -268,7 +272,9 @@ def test_app_message_checks_the_agentid(fake: FakeWeCom, wechat: FakeWeComClient
 
 
 def test_corp_tag_lifecycle(fake: FakeWeCom, wechat: FakeWeComClient) -> None:
-    made = wechat.external_contact.add_corp_tag(None, "级别", 5, [{"name": "VIP", "order": 2}, {"name": "普通"}])
+    made = wechat.external_contact.add_corp_tag(
+        None, "级别", 5, [{"name": "VIP", "order": 2}, {"name": "普通"}]
+    )
     group = made["tag_group"]
     assert {"group_id", "group_name", "create_time", "order"} <= set(group)
     vip, plain = (t["id"] for t in group["tag"])
@@ -365,7 +371,9 @@ def test_moment_task_result_shape(fake: FakeWeCom, wechat: FakeWeComClient) -> N
 # -- transfers -------------------------------------------------------------------------------------
 
 
-def test_onjob_transfer_completes_after_a_day(fake: FakeWeCom, wechat: FakeWeComClient, clock: FakeClock) -> None:
+def test_onjob_transfer_completes_after_a_day(
+    fake: FakeWeCom, wechat: FakeWeComClient, clock: FakeClock
+) -> None:
     fake.seed_contact("zhangsan", "wmA")
     fake.add_staff("lisi")
     body = {"handover_userid": "zhangsan", "takeover_userid": "lisi", "external_userid": ["wmA", "wmZ"]}

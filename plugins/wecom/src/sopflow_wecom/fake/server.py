@@ -16,7 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from sopflow_wecom.fake.api import ROUTES
+from sopflow_wecom.fake import api, tag_api, transfer_api  # noqa: F401  (they register their routes)
+from sopflow_wecom.fake.routing import ROUTES
 from sopflow_wecom.fake.scenario import FakeScenario
 from sopflow_wecom.fake.state import ApiError, RecordedRequest
 
@@ -39,6 +40,9 @@ class _Handler(BaseHTTPRequestHandler):
         status, payload = self.server.fake.handle(
             self.command, url.path[len(_PREFIX) :], dict(parse_qsl(url.query)), raw
         )
+        if payload is None:
+            self.send_error(status)
+            return
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -118,7 +122,9 @@ class FakeWeCom(FakeScenario):
             record = RecordedRequest(method, path, query, body, self.clock())
             self.requests.append(record)
             if path != "gettoken" and path not in ROUTES:
-                return 404, {"errcode": 404, "errmsg": f"unknown api {path}"}
+                # WeCom documents no errcode for an API that does not exist: the fake
+                # invents none and answers as a web server does (see _answer).
+                return 404, None
             try:
                 if not isinstance(body, dict):
                     raise ApiError(47001, "data format error")
