@@ -51,6 +51,12 @@ class FakeScenario(FakeState):
         """Answer the next ``times`` calls to ``path`` with ``errcode``."""
         self.failures[path].extend([(errcode, errmsg)] * times)
 
+    def lose_answer(self, path: str, *, acted: bool = True, times: int = 1) -> None:
+        """The next ``times`` calls to ``path`` get no answer: the connection drops
+        after WeCom acted on the request (``acted``, e.g. a mass-send task exists)
+        or before it did.  The caller cannot tell which: that is the ambiguous send."""
+        self.lost_answers[path].extend([acted] * times)
+
     def expire_tokens(self) -> None:
         """Make every issued token expired (calls answer 42001)."""
         now = self.clock()

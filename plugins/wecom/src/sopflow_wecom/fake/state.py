@@ -94,6 +94,8 @@ class FakeState:
         self.requests: list[RecordedRequest] = []
         self._windows: dict[tuple[str, str], deque[float]] = defaultdict(deque)
         self.failures: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        #: path → for each coming call, whether WeCom acts on it before its answer is lost
+        self.lost_answers: dict[str, list[bool]] = defaultdict(list)
         self.staff: dict[str, dict[str, Any]] = {}
         #: external_userid → {"external_contact": {...}, "follow": {staff userid: follow_info}}
         self.contacts: dict[str, dict[str, Any]] = {}
