@@ -188,6 +188,9 @@ def test_batch_get_by_user_pages(fake: FakeWeCom, client: WeComClient) -> None:
     assert len({i["external_contact"]["external_userid"] for i in items}) == 250
     assert items[0]["follow_info"]["userid"] == "zhangsan"
     assert client.list_external_contacts("zhangsan")[:2] == ["wm0000", "wm0001"]
+    fake.add_staff("lisi")  # WeCom answers 84061 for a member without customers (document 92113)
+    assert client.list_external_contacts("lisi") == []
+    assert fake.requests[-1].errcode == 84061
     detail = client.get_external_contact("wm0001")
     assert detail["follow_user"][0]["userid"] == "zhangsan"
 

@@ -126,7 +126,16 @@ def test_groupchats(fake: FakeWeCom, client: WeComClient) -> None:
     fake.add_group("wrG2", "lisi", "Other")
     listed = client.groupchat_list(owner_userids=["zhangsan"])
     assert [g["chat_id"] for g in listed["group_chat_list"]] == ["wrG1"]
-    assert client.groupchat_get("wrG1")["member_list"][1] == {"userid": "wmA", "type": 2}
+    # document 92122: join time and scene, who invited them; the name only with need_name
+    assert client.groupchat_get("wrG1")["member_list"][1] == {
+        "userid": "wmA",
+        "type": 2,
+        "join_time": int(fake.clock()),
+        "join_scene": 1,
+        "invitor": {"userid": "zhangsan"},
+        "group_nickname": "",
+    }
+    assert client.groupchat_get("wrG1", need_name=True)["member_list"][1]["name"] == "wmA"
 
 
 def test_every_request_is_recorded(fake: FakeWeCom, client: WeComClient) -> None:

@@ -111,6 +111,29 @@ def test_a_deleted_tag_is_named_after_a_restart(wecom_app: WeComApp) -> None:
     assert _customer(env, "wmD1")["tags"] == []
 
 
+def test_a_deleted_tag_this_process_never_saw_is_named_by_wecom(
+    wecom_app: WeComApp, sopflow_app: Any
+) -> None:
+    """The delete callback carries the tag's id only.  When neither this process nor
+    the plugin's table knows the tag (its name was never recorded), the plugin asks
+    get_corp_tag_list for the id, which still answers for a deleted tag, flagged
+    ``deleted`` (document 92117)."""
+    env, fake = wecom_app, wecom_app.fake
+    vip, regular = fake.create_corp_tags("客户等级", "VIP", "普通")
+    fake.add_customer("zhangsan", "wmD1", welcome=False)
+    fake.tag_customer("zhangsan", "wmD1", add=[vip, regular])
+    assert _customer(env, "wmD1")["tags"] == ["VIP", "普通"]
+
+    tags.clear()  # this process forgets every tag it saw
+    with sopflow_app.engine.begin() as conn:  # and no name was ever recorded for it
+        conn.execute(store.corp_tags.delete().where(store.corp_tags.c.tag_id == vip))
+    env.clock.advance(timedelta(seconds=3))
+    fake.delete_corp_tag(vip)
+    assert _customer(env, "wmD1")["tags"] == ["普通"]
+    lookups = [r.body for r in fake.requests if r.path == "externalcontact/get_corp_tag_list"]
+    assert {"tag_id": [vip]} in lookups
+
+
 # -- sopflow → WeCom -------------------------------------------------------------------------------
 
 
@@ -194,6 +217,18 @@ def test_unknown_tags_are_left_alone_unless_configured(fake: FakeWeCom, clock: F
     tags.mark_tags(creating, 11, "wmP3", "zhangsan", ["新标签"], [])
     assert fake.count("externalcontact/add_corp_tag") == 1
     assert [t["name"] for t in fake.tag_groups[0]["tag"]] == ["新标签"]
+
+
+def test_marking_a_customer_the_member_lost_is_skipped(fake: FakeWeCom, clock: FakeClock) -> None:
+    """84061: the customer deleted the member (or was handed to another) before the
+    job ran; nothing to mark, nothing to retry."""
+    [vip] = fake.create_corp_tags("客户等级", "VIP")
+    fake.seed_contact("zhangsan", "wmP5")
+    fake.delete_follow_user("zhangsan", "wmP5")
+    done = tags.mark_tags(_Host(_Account(fake), clock), 11, "wmP5", "zhangsan", ["VIP"], [])
+    assert done["skipped"] is True and done["added"] == []
+    assert [r.errcode for r in fake.requests if r.path == "externalcontact/mark_tag"] == [84061]
+    assert vip not in fake.contacts["wmP5"]["follow"].get("zhangsan", {}).get("tag_id", [])
 
 
 def test_echo_events_and_tagless_events_push_nothing() -> None:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from sopflow_sdk import (
+    AmbiguousSendError,
     Attachment,
     Capabilities,
     Channel,
@@ -28,6 +29,7 @@ from sopflow_sdk import (
     Secret,
     SendReceipt,
     SkippableError,
+    SopflowError,
 )
 
 from sopflow_wecom.client import BASE_URL, WeComClient
@@ -37,6 +39,9 @@ from sopflow_wecom.events import GROUP_CHANNEL
 GROUP_GONE = frozenset({40050})
 #: get_groupmsg_send_result status → what the engine records.
 _RESULT = {0: "pending", 1: "sent", 2: "failed", 3: "failed"}
+#: seconds either side of a lost add_msg_template in which its task is looked for
+#: (WeCom stamps create_time with its own clock)
+RECONCILE_SLACK = 300
 
 
 def to_wecom_attachment(attachment: Attachment) -> dict[str, Any]:
@@ -110,11 +115,17 @@ class WeComChannel(Channel):
             staff = recipient.get("staff_userid") or message.staff_external_id
             if not staff:
                 raise SkippableError("no staff member to notify: the customer has no WeCom staff contact")
-            result = self.client.send_app_message(self.agent_id or 0, str(staff), message.text)
+            if not self.agent_id:
+                raise FatalError(
+                    "a WeCom staff notice is an app message and needs config.agent_id "
+                    "(the self-built app's AgentId, shown on its page in the admin console)"
+                )
+            # 81013 (the member is outside the app's visible range or left) is skippable
+            result = self.client.send_app_message(self.agent_id, str(staff), message.text)
             # attachments follow as their own app messages, each ready to forward with one tap
             for attachment in message.attachments:
                 msgtype, content = to_app_message(attachment)
-                self.client.send_app_payload(self.agent_id or 0, str(staff), msgtype, content)
+                self.client.send_app_payload(self.agent_id, str(staff), msgtype, content)
             return SendReceipt(status="sent", provider_ref=str(result.get("msgid", "")))
         if message.touchpoint == "moments":
             jobid = self.client.add_moment_task(
@@ -123,7 +134,8 @@ class WeComChannel(Channel):
             return SendReceipt(status="pending", provider_ref=f"moment:{jobid}")
         if message.touchpoint == "group_chat":
             chat_id = group_chat_id(recipient)
-            sent = self.client.add_msg_template(
+            sent = self.mass_send(
+                chat_id,
                 chat_type="group",
                 chat_id_list=[chat_id],
                 sender=self.group_owner(chat_id),
@@ -133,13 +145,52 @@ class WeComChannel(Channel):
         else:
             if not recipient.get("external_id"):
                 raise SkippableError("the customer has no WeCom identity (external_userid)")
-            sent = self.client.add_msg_template(
+            sent = self.mass_send(
+                str(recipient["external_id"]),
                 external_userid=[recipient["external_id"]],
                 sender=message.staff_external_id,
                 text=message.text,
                 attachments=attachments,
             )
         return SendReceipt(status="pending", provider_ref=str(sent["msgid"]), detail=dict(sent))
+
+    def mass_send(self, recipient_id: str, **template: Any) -> Mapping[str, Any]:
+        """``add_msg_template`` for one recipient.  When its answer is lost (the task
+        may or may not exist), WeCom's own record of mass sends decides: one task
+        created meanwhile with this text for this recipient is the send, and is
+        followed like any other; otherwise the touch stays ambiguous, for review."""
+        started = int(self.client.clock())
+        try:
+            return self.client.add_msg_template(**template)
+        except AmbiguousSendError as exc:
+            msgid = self.find_mass_send(started, recipient_id, template)
+            if msgid is None:
+                raise AmbiguousSendError(
+                    f"{exc.user_message}; get_groupmsg_list_v2 shows no single matching task, "
+                    "so the touch is left for review",
+                    internal_message=exc.internal_message,
+                ) from None
+            return {"msgid": msgid, "fail_list": [], "reconciled": True}
+
+    def find_mass_send(self, started: int, recipient_id: str, template: Mapping[str, Any]) -> str | None:
+        """The msgid of the one task (from ``get_groupmsg_list_v2``) created since
+        ``started`` with the template's text whose recipients include ``recipient_id``."""
+        text = template.get("text")
+        chat_type = str(template.get("chat_type") or "single")
+        start, end = started - RECONCILE_SLACK, int(self.client.clock()) + RECONCILE_SLACK
+        try:
+            listed = _pages(
+                lambda c: self.client.get_groupmsg_list_v2(start, end, chat_type, c), "group_msg_list"
+            )
+            candidates = [
+                str(t["msgid"])
+                for t in listed
+                if ((t.get("text") or {}).get("content") or None) == (text or None)
+            ]
+            matches = [m for m in candidates if recipient_id in self.poll(m)]
+        except SopflowError:  # the record cannot be read now: stay ambiguous
+            return None
+        return matches[0] if len(matches) == 1 else None
 
     def group_owner(self, chat_id: str) -> str:
         """The group's current owner (群主): only the owner can send a group mass message,

@@ -21,6 +21,7 @@ from sopflow_wecom.limits import MemberMessageLimiter, RequestBudget
 from sopflow_wecom.tokens import LockFactory, MemoryTokenCache, TokenCache, TokenProvider, token_key
 from sopflow_wecom.transport import (
     TOKEN_ERRCODES,
+    WeComSkippableError,
     check_errcode,
     install_log_redaction,
     send_request,
@@ -177,7 +178,14 @@ class WeComClient:
     # -- customers ---------------------------------------------------------------------
 
     def list_external_contacts(self, userid: str) -> list[str]:
-        data = self.call("GET", "externalcontact/list", params={"userid": userid})
+        """The member's customers; ``[]`` for a member without any, which WeCom
+        answers with 84061 rather than an empty list (document 92113)."""
+        try:
+            data = self.call("GET", "externalcontact/list", params={"userid": userid})
+        except WeComSkippableError as exc:
+            if exc.errcode == 84061:
+                return []
+            raise
         return list(data.get("external_userid", []))
 
     def get_external_contact(self, external_userid: str, cursor: str = "") -> Mapping[str, Any]:
@@ -282,6 +290,22 @@ class WeComClient:
             "tag_filter": tag_filter,
         }
         return self._post("externalcontact/add_msg_template", body)
+
+    def get_groupmsg_list_v2(
+        self, start_time: int, end_time: int, chat_type: str = "single", cursor: str = "", limit: int = 100
+    ) -> Mapping[str, Any]:
+        """One page of the mass sends created between ``start_time`` and ``end_time``
+        (at most a month apart): ``group_msg_list`` items carry ``msgid``,
+        ``create_time``, ``text`` and ``attachments`` (document 93338)."""
+        body = {
+            "chat_type": chat_type,
+            "start_time": start_time,
+            "end_time": end_time,
+            "filter_type": 0,  # tasks the corp made (ours), not members'
+            "cursor": cursor or None,
+            "limit": limit,
+        }
+        return self._post("externalcontact/get_groupmsg_list_v2", body)
 
     def get_groupmsg_task(self, msgid: str, cursor: str = "", limit: int = 1000) -> Mapping[str, Any]:
         body = {"msgid": msgid, "cursor": cursor, "limit": limit}

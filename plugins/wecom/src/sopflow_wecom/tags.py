@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sopflow_sdk import ChannelAccountView, FatalError, Host, Identity, IngestEvent, JobSpec
+from sopflow_sdk import ChannelAccountView, FatalError, Host, Identity, IngestEvent, JobSpec, SkippableError
 
 from sopflow_wecom import store
 from sopflow_wecom.channel import account_channel
@@ -222,6 +222,21 @@ def tag_state_events(
     return events
 
 
+def deleted_tag_names(client: WeComClient, tag_id: str) -> list[str]:
+    """The name of a deleted corp tag: asked for by id, ``get_corp_tag_list`` still
+    answers with it, flagged ``deleted`` (document 92117)."""
+    try:
+        groups = client.get_corp_tag_list(tag_id=[tag_id])
+    except FatalError:
+        return []
+    return [
+        name
+        for group in groups
+        for tag in group.get("tag", [])
+        if str(tag.get("id")) == tag_id and tag.get("deleted") and (name := _usable(tag.get("name")))
+    ]
+
+
 def resync_tags(
     host: Host, account_id: int, cause_key: str, old_names: Sequence[str] = (), tag_id: str = ""
 ) -> dict[str, int]:
@@ -248,6 +263,8 @@ def resync_tags(
                 names[str(t)] for t in follow.get("tag_id") or () if str(t) in names
             )
     renamed = tag_id in names
+    if tag_id and not renamed and not old_names:
+        old_names = deleted_tag_names(client, tag_id)  # a delete this process never saw the tag of
     old_names = [n for n in old_names if n not in set(names.values())]  # a name still in use stays
     if not old_names and not renamed:
         return {"customers": 0}
@@ -310,7 +327,11 @@ def mark_tags(
     remove = [ids[t] for t in dict.fromkeys(tags_remove) if t in ids and t not in tags_add]
     unknown = [t for t in tags_add if t not in ids]
     if add or remove:
-        client.mark_tag(staff_userid, external_userid, add, remove)
+        try:
+            client.mark_tag(staff_userid, external_userid, add, remove)
+        except SkippableError as exc:  # 84061: the customer and the member are no longer connected
+            log.info("wecom: tags not marked on %s: %s", external_userid, exc.user_message)
+            return {"added": [], "removed": [], "created": created, "unknown": unknown, "skipped": True}
     if unknown:
         log.info("wecom: not corp tags, not marked in WeCom: %s", ", ".join(unknown))
     return {

@@ -30,6 +30,10 @@ SKIPPABLE: Mapping[int, str] = {
     40096: "invalid external userid",
     60111: "userid not found",
     84061: "no contact relationship between this member and customer",
+    # message/send when no recipient is valid (document 90236): the member is not in
+    # the app's visible range or has left; 82001 is the code's former number
+    81013: "no recipient of the app message is a member the app can reach",
+    82001: "no recipient of the app message is a member the app can reach",
 }
 
 

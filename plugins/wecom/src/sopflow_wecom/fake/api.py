@@ -1,17 +1,20 @@
-"""The fake WeCom's API handlers, one plain function per endpoint.
+"""The fake WeCom's API handlers for customers, contact ways, sends and groups.
 
-Each handler takes ``(state, query, body)`` and returns the JSON answer without
-``errcode`` (added by the server) or raises ``ApiError``.  Behaviour follows
-WeCom's documentation where the client depends on it: mass sends wait for the
-member's confirmation and respect the per-customer cap, welcome codes are single
-use within 20 s, pages carry ``next_cursor``.
+Behaviour follows WeCom's documentation where a client depends on it: mass
+sends wait for the member's confirmation and respect the per-customer cap,
+welcome codes are single use within 20 s, pages carry ``next_cursor``, times
+are whole seconds.  Document numbers below are pages of
+developer.work.weixin.qq.com/document/path/<number>.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
+from sopflow_wecom.fake.routing import arg as _arg
+from sopflow_wecom.fake.routing import now_s, route
+from sopflow_wecom.fake.routing import page as _page
 from sopflow_wecom.fake.state import (
     CONTACT_WAY_LIST_DEFAULT_SPAN,
     CONTACT_WAY_LIST_EPOCH,
@@ -21,30 +24,10 @@ from sopflow_wecom.fake.state import (
     MassSendTask,
 )
 
-Handler = Callable[[FakeState, Mapping[str, str], Mapping[str, Any]], Mapping[str, Any]]
-ROUTES: dict[str, Handler] = {}
-
-
-def route(path: str) -> Callable[[Handler], Handler]:
-    def add(fn: Handler) -> Handler:
-        ROUTES[path] = fn
-        return fn
-
-    return add
-
-
-def _page(items: list[Any], cursor: str, limit: int, cap: int) -> tuple[list[Any], str]:
-    if limit < 1 or limit > cap:
-        raise ApiError(40058, f"limit must be within 1..{cap}")
-    start = int(cursor) if cursor.isdigit() else 0
-    end = start + limit
-    return items[start:end], (str(end) if end < len(items) else "")
-
-
-def _arg(data: Mapping[str, Any], name: str) -> Any:
-    if data.get(name) in (None, ""):
-        raise ApiError(40058, f"missing parameter {name}")
-    return data[name]
+#: get_groupmsg_list_v2: the window is at most a month (document 93338).
+GROUPMSG_LIST_MAX_SPAN = 31 * 86_400
+#: attachments per mass send or welcome message (documents 92135, 92599).
+MAX_ATTACHMENTS = 9
 
 
 # -- customers --------------------------------------------------------------------------
@@ -60,7 +43,11 @@ def list_contacts(s: FakeState, q: Mapping[str, str], b: Mapping[str, Any]) -> M
     userid = _arg(q, "userid")
     if userid not in s.staff:
         raise ApiError(60111, "userid not found")
-    return {"external_userid": sorted(e for e, c in s.contacts.items() if userid in c["follow"])}
+    found = sorted(e for e, c in s.contacts.items() if userid in c["follow"])
+    if not found:
+        # Document 92113 answers a member without customers with 84061, not an empty list.
+        raise ApiError(84061, "not external contact")
+    return {"external_userid": found}
 
 
 @route("externalcontact/get")
@@ -97,7 +84,13 @@ def batch_get_by_user(s: FakeState, q: Mapping[str, str], b: Mapping[str, Any]) 
         if u in c["follow"]
     ]
     page, next_cursor = _page(items, str(b.get("cursor") or ""), limit, 100)
-    return {"external_contact_list": page, "next_cursor": next_cursor}
+    # fail_info lists members without a licence to call the API for; the fake
+    # licenses every member, so the list is always there and empty.
+    return {
+        "external_contact_list": page,
+        "next_cursor": next_cursor,
+        "fail_info": {"unlicensed_userid_list": []},
+    }
 
 
 # -- contact ways ---------------------------------------------------------------------------
@@ -114,6 +107,7 @@ _WAY_UPDATABLE = (
     "chat_expires_in",
     "unionid",
     "conclusions",
+    "is_exclusive",
 )
 
 
@@ -146,14 +140,18 @@ def add_contact_way(s: FakeState, q: Mapping[str, str], b: Mapping[str, Any]) ->
         "user": list(b.get("user") or []),
         "party": list(b.get("party") or []),
         "is_temp": bool(b.get("is_temp", False)),
-        **{k: b[k] for k in ("style", "expires_in", "chat_expires_in", "unionid", "conclusions") if k in b},
+        # get_contact_way (document 92228) always carries style and is_exclusive;
+        # the value for a way made without a style is not documented: 1, the first.
+        "style": b.get("style", 1),
+        "is_exclusive": bool(b.get("is_exclusive", False)),
+        **{k: b[k] for k in ("expires_in", "chat_expires_in", "unionid", "conclusions") if k in b},
     }
     _check_way(way)
     answer = {"config_id": config_id}
     if way["scene"] == 2:  # a QR code only for the QR scene
         way["qr_code"] = answer["qr_code"] = f"https://wework.qpic.cn/fake/{config_id}"
     s.contact_ways[config_id] = way
-    s.contact_way_created[config_id] = s.clock()
+    s.contact_way_created[config_id] = now_s(s)
     return answer
 
 
@@ -173,7 +171,7 @@ def get_contact_way(s: FakeState, q: Mapping[str, str], b: Mapping[str, Any]) ->
 def list_contact_way(s: FakeState, q: Mapping[str, str], b: Mapping[str, Any]) -> Mapping[str, Any]:
     """Document 92228: ways created in [start_time, end_time] (default: the last 90
     days), never temporary-chat ways nor ways made before 2021-07-10; config ids only."""
-    now = int(s.clock())
+    now = now_s(s)
     end = int(b.get("end_time") or now)
     start = int(b.get("start_time") or now - CONTACT_WAY_LIST_DEFAULT_SPAN)
     if start > end:
@@ -209,13 +207,28 @@ def del_contact_way(s: FakeState, q: Mapping[str, str], b: Mapping[str, Any]) ->
 # -- welcome, mass send, moments ---------------------------------------------------------------
 
 
+def _content(b: Mapping[str, Any]) -> dict[str, Any]:
+    """A send's ``text`` and ``attachments``, refused when both are empty (documents
+    92135 and 92599 name no errcode for it; 40058 is WeCom's "invalid parameter")."""
+    text = b.get("text") if isinstance(b.get("text"), Mapping) and b["text"].get("content") else None
+    attachments = list(b.get("attachments") or [])
+    if text is None and not attachments:
+        raise ApiError(40058, "text and attachments cannot both be empty")
+    if len(attachments) > MAX_ATTACHMENTS:
+        raise ApiError(40058, f"attachments holds at most {MAX_ATTACHMENTS} items")
+    return {**({"text": dict(text)} if text else {}), **({"attachments": attachments} if attachments else {})}
+
+
 @route("externalcontact/send_welcome_msg")
 def send_welcome_msg(s: FakeState, q: Mapping[str, str], b: Mapping[str, Any]) -> Mapping[str, Any]:
     code = s.welcome_codes.get(_arg(b, "welcome_code"))
+    content = _content(b)
     if code is None or code["used"] or s.clock() - code["issued_at"] > WELCOME_CODE_TTL:
         raise ApiError(41051, "externaluser has started chatting")
     code["used"] = True
-    s.welcome_messages.append({**code, "text": b.get("text"), "attachments": b.get("attachments")})
+    s.welcome_messages.append(
+        {**code, "text": content.get("text"), "attachments": content.get("attachments")}
+    )
     return {}
 
 
@@ -223,6 +236,7 @@ def send_welcome_msg(s: FakeState, q: Mapping[str, str], b: Mapping[str, Any]) -
 def add_msg_template(s: FakeState, q: Mapping[str, str], b: Mapping[str, Any]) -> Mapping[str, Any]:
     chat_type = b.get("chat_type", "single")
     sender = b.get("sender")
+    content = _content(b)
     recipients: dict[str, dict[str, int]] = {}
     fail_list: list[str] = []
     if chat_type == "group":
@@ -242,8 +256,30 @@ def add_msg_template(s: FakeState, q: Mapping[str, str], b: Mapping[str, Any]) -
             else:
                 recipients.setdefault(staff, {})[ext] = 0
     msgid = s.new_id("msg")
-    s.tasks[msgid] = MassSendTask(msgid, chat_type, {"text": b.get("text")}, recipients)
+    s.tasks[msgid] = MassSendTask(msgid, chat_type, content, recipients, created_at=now_s(s))
     return {"msgid": msgid, "fail_list": fail_list}
+
+
+@route("externalcontact/get_groupmsg_list_v2")
+def get_groupmsg_list_v2(s: FakeState, q: Mapping[str, str], b: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Document 93338: the mass sends created in ``[start_time, end_time]`` (at most a
+    month apart), newest first.  Tasks made through the API are the corp's
+    (``create_type`` 0, ``filter_type`` 0 or 2) and carry no ``creator``."""
+    start, end = int(_arg(b, "start_time")), int(_arg(b, "end_time"))
+    if start > end or end - start > GROUPMSG_LIST_MAX_SPAN:
+        raise ApiError(40058, "start_time..end_time is at most one month")
+    chat_type = b.get("chat_type") or "single"
+    if int(b.get("filter_type", 2)) == 1 or b.get("creator"):
+        rows: list[dict[str, Any]] = []  # no member-made tasks in the fake
+    else:
+        rows = [
+            {"msgid": t.msgid, "create_type": 0, "create_time": t.created_at, **t.content}
+            for t in sorted(s.tasks.values(), key=lambda t: (-t.created_at, t.msgid))
+            if t.chat_type == chat_type and start <= t.created_at <= end
+        ]
+    limit = int(b.get("limit") or 50)
+    page, next_cursor = _page(rows, str(b.get("cursor") or ""), limit if 0 < limit <= 100 else 50, 100)
+    return {"group_msg_list": page, "next_cursor": next_cursor}
 
 
 def _task(s: FakeState, b: Mapping[str, Any]) -> MassSendTask:
@@ -297,21 +333,43 @@ def get_moment_task_result(s: FakeState, q: Mapping[str, str], b: Mapping[str, A
         raise ApiError(40058, "invalid jobid")
     answer: dict[str, Any] = {"status": job["status"], "type": "add_moment_task"}
     if job["status"] == 3:
+        # Document 96351 (get_moment_task_result): senders outside the app's range and tags that are not corp
+        # tags come back in these two objects (empty lists when all were valid).
         answer["result"] = {
             "errcode": 0,
             "errmsg": "ok",
             "moment_id": job["moment_id"],
-            "invalid_sender_list": {},
-            "invalid_external_contact_list": {},
+            "invalid_sender_list": {"user_list": [], "department_list": []},
+            "invalid_external_contact_list": {"tag_list": []},
         }
     return answer
 
 
-APP_MESSAGE_TYPES = ("text", "image", "voice", "video", "file", "textcard", "news", "markdown")
+APP_MESSAGE_TYPES = (
+    "text",
+    "image",
+    "voice",
+    "video",
+    "file",
+    "textcard",
+    "news",
+    "mpnews",
+    "markdown",
+    "template_card",
+)
+
+
+def _ids(value: Any) -> list[str]:
+    return [p.strip() for p in str(value or "").split("|") if p.strip()]
 
 
 @route("message/send")
 def message_send(s: FakeState, q: Mapping[str, str], b: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Document 90236.  Recipients are members (``touser``), departments (``toparty``)
+    and member tags (``totag``); the invalid ones are reported and the rest
+    receive the message, and when none is valid the call fails with 81013."""
+    if str(b.get("agentid", "")) != str(s.agent_id):
+        raise ApiError(40056, "invalid agentid")
     msgtype = b.get("msgtype")
     if msgtype not in APP_MESSAGE_TYPES or not isinstance(b.get(msgtype), Mapping):
         raise ApiError(40008, f"invalid message type {msgtype!r}")
@@ -319,86 +377,40 @@ def message_send(s: FakeState, q: Mapping[str, str], b: Mapping[str, Any]) -> Ma
         raise ApiError(40058, "news needs 1 to 8 articles")
     if msgtype in ("image", "file", "video") and not b[msgtype].get("media_id"):
         raise ApiError(40007, "invalid media_id")
-    members = str(_arg(b, "touser")).split("|")
-    invalid = [m for m in members if m not in s.staff]
+    users, parties, tags = _ids(b.get("touser")), _ids(b.get("toparty")), _ids(b.get("totag"))
+    if not users and not parties and not tags:
+        raise ApiError(40058, "touser, toparty and totag cannot all be empty")
+    if users == ["@all"]:
+        users, parties, tags = sorted(s.staff), [], []
+    invalid_users = [m for m in users if m not in s.staff]
+    invalid_parties = [p for p in parties if p not in s.departments]
+    invalid_tags = list(tags)  # the fake has no member tags (通讯录标签)
+    members = [m for m in users if m in s.staff]
+    members += sorted(
+        m
+        for m, info in s.staff.items()
+        if m not in members and set(map(str, info["department"])) & set(parties)
+    )
+    if not members:
+        # "如果全部接收人无权限或不存在，则本次调用返回失败，errcode为81013" (formerly 82001)
+        raise ApiError(81013, "user & party & tag all invalid")
     now = s.clock()
     for member in members:
-        if member in invalid:
-            continue
         if s.app_message_allowed(member, now):
             s.app_messages[member].append(now)
             s.app_message_bodies.append((member, msgtype, dict(b[msgtype])))
         else:  # WeCom drops the excess without telling the caller
             s.dropped_app_messages.append((member, str(b.get("text"))))
-    return {"invaliduser": "|".join(invalid), "msgid": s.new_id("am")}
-
-
-# -- tags ----------------------------------------------------------------------------------------
-
-
-@route("externalcontact/get_corp_tag_list")
-def get_corp_tag_list(s: FakeState, q: Mapping[str, str], b: Mapping[str, Any]) -> Mapping[str, Any]:
-    tag_ids, group_ids = set(b.get("tag_id") or ()), set(b.get("group_id") or ())
-    groups = []
-    for group in s.tag_groups:
-        if group_ids and group["group_id"] not in group_ids:
-            continue
-        tags = [t for t in group["tag"] if not tag_ids or t["id"] in tag_ids]
-        if tags or not tag_ids:
-            groups.append({**group, "tag": tags})
-    return {"tag_group": groups}
-
-
-@route("externalcontact/add_corp_tag")
-def add_corp_tag(s: FakeState, q: Mapping[str, str], b: Mapping[str, Any]) -> Mapping[str, Any]:
-    group = next(
-        (
-            g
-            for g in s.tag_groups
-            if g["group_id"] == b.get("group_id") or g["group_name"] == b.get("group_name")
-        ),
-        None,
-    )
-    if group is None:
-        group = {
-            "group_id": s.new_id("etg"),
-            "group_name": _arg(b, "group_name"),
-            "create_time": int(s.clock()),
-            "tag": [],
-        }
-        s.tag_groups.append(group)
-    added = [
-        {"id": s.new_id("et"), "name": t["name"], "create_time": int(s.clock())} for t in b.get("tag", [])
-    ]
-    group["tag"].extend(added)
-    return {"tag_group": {**group, "tag": added}}
-
-
-@route("externalcontact/del_corp_tag")
-def del_corp_tag(s: FakeState, q: Mapping[str, str], b: Mapping[str, Any]) -> Mapping[str, Any]:
-    tag_ids, group_ids = set(b.get("tag_id") or ()), set(b.get("group_id") or ())
-    s.tag_groups = [g for g in s.tag_groups if g["group_id"] not in group_ids]
-    for group in s.tag_groups:
-        group["tag"] = [t for t in group["tag"] if t["id"] not in tag_ids]
-    return {}
-
-
-@route("externalcontact/mark_tag")
-def mark_tag(s: FakeState, q: Mapping[str, str], b: Mapping[str, Any]) -> Mapping[str, Any]:
-    userid, ext = _arg(b, "userid"), _arg(b, "external_userid")
-    if not s.follows(userid, ext):
-        raise ApiError(84061, "not external contact")
-    if not b.get("add_tag") and not b.get("remove_tag"):
-        raise ApiError(40058, "add_tag and remove_tag cannot both be empty")
-    known = {t["id"] for g in s.tag_groups for t in g["tag"]}
-    for tag in [*(b.get("add_tag") or []), *(b.get("remove_tag") or [])]:
-        if tag not in known:
-            raise ApiError(40068, "invalid tagid")
-    follow = s.contacts[ext]["follow"][userid]
-    follow["tag_id"] = sorted(
-        (set(follow["tag_id"]) | set(b.get("add_tag") or [])) - set(b.get("remove_tag") or [])
-    )
-    return {}
+    answer = {
+        "invaliduser": "|".join(invalid_users),
+        "invalidparty": "|".join(invalid_parties),
+        "invalidtag": "|".join(invalid_tags),
+        "unlicenseduser": "",
+        "msgid": s.new_id("am"),
+    }
+    if msgtype == "template_card":  # only interactive cards get one, to update the card later
+        answer["response_code"] = s.new_id("rc")
+    return answer
 
 
 # -- customer groups ----------------------------------------------------------------------------
@@ -416,7 +428,14 @@ def groupchat_list(s: FakeState, q: Mapping[str, str], b: Mapping[str, Any]) -> 
 
 @route("externalcontact/groupchat/get")
 def groupchat_get(s: FakeState, q: Mapping[str, str], b: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Document 92122: members carry join time and scene, the inviter when a member
+    invited them, their group nickname and (with ``need_name``) their name."""
     group = s.groups.get(_arg(b, "chat_id"))
     if group is None:
         raise ApiError(40050, "chatid not found")
-    return {"group_chat": dict(group)}
+    need_name = bool(b.get("need_name"))
+    members = [
+        {**{k: v for k, v in m.items() if k != "name"}, **({"name": m["name"]} if need_name else {})}
+        for m in group["member_list"]
+    ]
+    return {"group_chat": {**group, "member_list": members}}

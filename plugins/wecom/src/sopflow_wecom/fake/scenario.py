@@ -51,6 +51,12 @@ class FakeScenario(FakeState):
         """Answer the next ``times`` calls to ``path`` with ``errcode``."""
         self.failures[path].extend([(errcode, errmsg)] * times)
 
+    def lose_answer(self, path: str, *, acted: bool = True, times: int = 1) -> None:
+        """The next ``times`` calls to ``path`` get no answer: the connection drops
+        after WeCom acted on the request (``acted``, e.g. a mass-send task exists)
+        or before it did.  The caller cannot tell which: that is the ambiguous send."""
+        self.lost_answers[path].extend([acted] * times)
+
     def expire_tokens(self) -> None:
         """Make every issued token expired (calls answer 42001)."""
         now = self.clock()
@@ -62,17 +68,47 @@ class FakeScenario(FakeState):
         for issued in self.tokens.values():
             issued.revoked = True
 
-    def add_staff(self, userid: str, name: str = "") -> None:
-        self.staff.setdefault(userid, {"userid": userid, "name": name or userid})
+    def add_staff(self, userid: str, name: str = "", department: Sequence[int] = (1,)) -> None:
+        self.staff.setdefault(
+            userid, {"userid": userid, "name": name or userid, "department": list(department)}
+        )
+        self.departments.update(str(d) for d in department)
+
+    def resign(self, userid: str) -> None:
+        """The member leaves the corp: their customers wait for a successor
+        (``get_unassigned_list``) and they can no longer be sent to."""
+        with self.lock:
+            self.resigned[userid] = int(self.clock())
+            self.staff.pop(userid, None)
 
     def add_group(self, chat_id: str, owner: str, name: str = "", members: Sequence[str] = ()) -> None:
+        now = int(self.clock())
         self.groups[chat_id] = {
             "chat_id": chat_id,
             "name": name,
             "owner": owner,
-            "create_time": int(self.clock()),
-            "member_list": [{"userid": m, "type": 2 if m.startswith("wm") else 1} for m in members],
+            "create_time": now,
+            "notice": "",
+            "member_list": [self._group_member(m, owner, now) for m in members],
+            "admin_list": [],
+            "member_version": self.new_id("mv"),
         }
+
+    @staticmethod
+    def _group_member(userid: str, owner: str, at: int) -> dict[str, Any]:
+        """A ``member_list`` item (document 92122): ``type`` 1 member, 2 customer;
+        ``join_scene`` 1 invited directly by a member (who is the ``invitor``)."""
+        member: dict[str, Any] = {
+            "userid": userid,
+            "type": 2 if userid.startswith("wm") else 1,
+            "join_time": at,
+            "join_scene": 1,
+            "group_nickname": "",
+            "name": userid,
+        }
+        if userid != owner:
+            member["invitor"] = {"userid": owner}
+        return member
 
     def confirm(self, msgid: str, userid: str) -> None:
         """The member taps "send" on a mass-send task: deliver to each recipient."""
@@ -135,6 +171,7 @@ class FakeScenario(FakeState):
                 "description": "",
                 "createtime": int(self.clock()) if createtime is None else createtime,
                 "tag_id": list(tag_ids),
+                "remark_corp_name": "",
                 "remark_mobiles": [],
                 "oper_userid": external_userid,  # the customer added the member
                 "add_way": 1 if state else 0,
@@ -197,14 +234,8 @@ class FakeScenario(FakeState):
         with self.lock:
             group = next((g for g in self.tag_groups if g["group_name"] == group_name), None)
             if group is None:
-                group = {
-                    "group_id": self.new_id("etg"),
-                    "group_name": group_name,
-                    "create_time": int(self.clock()),
-                    "tag": [],
-                }
-                self.tag_groups.append(group)
-            made = [{"id": self.new_id("et"), "name": n, "create_time": int(self.clock())} for n in names]
+                group = self.new_tag_group(group_name)
+            made = [self.new_tag(n) for n in names]
             group["tag"].extend(made)
             return [t["id"] for t in made]
 
@@ -244,11 +275,7 @@ class FakeScenario(FakeState):
         """The admin deletes a corp tag in the console: it leaves every customer
         (``change_external_tag`` delete)."""
         with self.lock:
-            for group in self.tag_groups:
-                group["tag"] = [t for t in group["tag"] if t["id"] != tag_id]
-            for contact in self.contacts.values():
-                for follow in contact["follow"].values():
-                    follow["tag_id"] = [t for t in follow["tag_id"] if t != tag_id]
+            self.remove_corp_tags({tag_id})
         return self._send_event(
             "change_external_tag", {"ChangeType": "delete", "Id": tag_id, "TagType": "tag"}
         )

@@ -16,11 +16,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from sopflow_wecom.fake.api import ROUTES
+from sopflow_wecom.fake import api, tag_api, transfer_api  # noqa: F401  (they register their routes)
+from sopflow_wecom.fake.routing import ROUTES
 from sopflow_wecom.fake.scenario import FakeScenario
 from sopflow_wecom.fake.state import ApiError, RecordedRequest
 
 _PREFIX = "/cgi-bin/"
+#: ``handle``'s status for a request whose answer is lost (``lose_answer``)
+LOST = -1
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -39,6 +42,12 @@ class _Handler(BaseHTTPRequestHandler):
         status, payload = self.server.fake.handle(
             self.command, url.path[len(_PREFIX) :], dict(parse_qsl(url.query)), raw
         )
+        if status == LOST:  # the answer never arrives: the client sees the connection drop
+            self.close_connection = True
+            return
+        if payload is None:
+            self.send_error(status)
+            return
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -109,7 +118,8 @@ class FakeWeCom(FakeScenario):
     # -- request handling -------------------------------------------------------------------------
 
     def handle(self, method: str, path: str, query: dict[str, str], raw: bytes) -> tuple[int, Any]:
-        """Answer one API request: ``(http_status, json_payload)``."""
+        """Answer one API request: ``(http_status, json_payload)``; ``payload`` is
+        ``None`` for a bare HTTP error and ``status`` is ``LOST`` for no answer."""
         try:
             body = json.loads(raw) if raw else {}
         except ValueError:
@@ -118,7 +128,13 @@ class FakeWeCom(FakeScenario):
             record = RecordedRequest(method, path, query, body, self.clock())
             self.requests.append(record)
             if path != "gettoken" and path not in ROUTES:
-                return 404, {"errcode": 404, "errmsg": f"unknown api {path}"}
+                # WeCom documents no errcode for an API that does not exist: the fake
+                # invents none and answers as a web server does (see _answer).
+                return 404, None
+            lost = self.lost_answers.get(path)
+            if lost and not lost[0]:  # lost before WeCom acted on it
+                lost.pop(0)
+                return LOST, None
             try:
                 if not isinstance(body, dict):
                     raise ApiError(47001, "data format error")
@@ -136,6 +152,9 @@ class FakeWeCom(FakeScenario):
                 record.errcode = exc.errcode
                 return 200, {"errcode": exc.errcode, "errmsg": exc.errmsg}
             record.errcode = 0
+            if lost:  # WeCom acted on it, then the answer was lost
+                lost.pop(0)
+                return LOST, None
             return 200, {"errcode": 0, "errmsg": "ok", **answer}
 
     def count(self, path: str) -> int:

@@ -11,7 +11,7 @@ import itertools
 import secrets
 import threading
 from collections import defaultdict, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -60,10 +60,13 @@ class IssuedToken:
 class MassSendTask:
     msgid: str
     chat_type: str
+    #: what was sent: ``text`` and ``attachments`` as the request gave them
     content: Mapping[str, Any]
     #: staff userid → {recipient id → status (0 pending, 1 sent, 2 not friend, 3 cap)}
     recipients: dict[str, dict[str, int]]
     send_time: dict[str, int] = attrs.Factory(dict)
+    #: whole seconds, as ``get_groupmsg_list_v2`` filters and answers it
+    created_at: int = 0
 
 
 class FakeState:
@@ -91,6 +94,8 @@ class FakeState:
         self.requests: list[RecordedRequest] = []
         self._windows: dict[tuple[str, str], deque[float]] = defaultdict(deque)
         self.failures: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        #: path → for each coming call, whether WeCom acts on it before its answer is lost
+        self.lost_answers: dict[str, list[bool]] = defaultdict(list)
         self.staff: dict[str, dict[str, Any]] = {}
         #: external_userid → {"external_contact": {...}, "follow": {staff userid: follow_info}}
         self.contacts: dict[str, dict[str, Any]] = {}
@@ -98,9 +103,18 @@ class FakeState:
         self.welcome_messages: list[dict[str, Any]] = []
         #: config_id → the ``contact_way`` object ``get_contact_way`` answers
         self.contact_ways: dict[str, dict[str, Any]] = {}
-        #: config_id → creation time (WeCom filters lists by it but never returns it)
-        self.contact_way_created: dict[str, float] = {}
+        #: config_id → creation time in whole seconds (WeCom filters lists by it but never returns it)
+        self.contact_way_created: dict[str, int] = {}
         self.tag_groups: list[dict[str, Any]] = []
+        #: tag id → (group id, group name, the tag) of deleted corp tags, which
+        #: ``get_corp_tag_list`` still answers for by id, marked ``deleted``
+        self.deleted_tags: dict[str, tuple[str, str, dict[str, Any]]] = {}
+        #: the departments members can be in (``message/send`` ``toparty``)
+        self.departments: set[str] = {"1"}
+        #: resigned member → dimission time (``get_unassigned_list``)
+        self.resigned: dict[str, int] = {}
+        #: (kind "onjob"/"resigned", handover, takeover) → external_userid → transfer
+        self.transfers: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = {}
         self.tasks: dict[str, MassSendTask] = {}
         self.deliveries: dict[str, list[float]] = defaultdict(list)
         self.moments: dict[str, dict[str, Any]] = {}
@@ -172,6 +186,36 @@ class FakeState:
     def follows(self, staff_userid: str, external_userid: str) -> bool:
         found = self.contacts.get(external_userid)
         return found is not None and staff_userid in found["follow"]
+
+    # -- the corp tag library ---------------------------------------------------------------
+
+    def new_tag(self, name: str, order: int = 0) -> dict[str, Any]:
+        return {"id": self.new_id("et"), "name": name, "create_time": int(self.clock()), "order": order}
+
+    def new_tag_group(self, name: str, order: int = 0) -> dict[str, Any]:
+        group = {
+            "group_id": self.new_id("etg"),
+            "group_name": name,
+            "create_time": int(self.clock()),
+            "order": order,
+            "tag": [],
+        }
+        self.tag_groups.append(group)
+        return group
+
+    def remove_corp_tags(self, tag_ids: Collection[str], group_ids: Collection[str] = ()) -> None:
+        """Delete tags (and whole groups): they leave every customer, and a group left
+        without tags is deleted too (document 92117)."""
+        for group in self.tag_groups:
+            gone = group["group_id"] in group_ids
+            for tag in group["tag"]:
+                if gone or tag["id"] in tag_ids:
+                    self.deleted_tags[tag["id"]] = (group["group_id"], group["group_name"], dict(tag))
+            group["tag"] = [t for t in group["tag"] if t["id"] not in self.deleted_tags]
+        self.tag_groups = [g for g in self.tag_groups if g["tag"]]
+        for contact in self.contacts.values():
+            for follow in contact["follow"].values():
+                follow["tag_id"] = [t for t in follow["tag_id"] if t not in self.deleted_tags]
 
     # -- per-customer mass-send cap -----------------------------------------------------------
 
