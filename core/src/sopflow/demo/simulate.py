@@ -25,6 +25,7 @@ from sopflow.demo.world import World
 from sopflow.engine.delivery.confirmations import poll_confirmations
 from sopflow.engine.delivery.dispatch import run_until_idle
 from sopflow.engine.sops.manage import advance_audiences
+from sopflow.models.touch_status import TouchStatus
 
 #: Seed 000's first three days of arrivals; later days draw from ``LATER_DAY``.
 FIRST_DAYS = (31, 23, 41)
@@ -271,7 +272,7 @@ class Simulation:
         from sopflow.models import Touch
 
         with self.world.app.tx() as s:
-            return s.scalar(sa.select(sa.func.min(Touch.due_at)).where(Touch.status == "scheduled"))
+            return s.scalar(sa.select(sa.func.min(Touch.due_at)).where(Touch.status == TouchStatus.SCHEDULED))
 
     def _waiting_for_staff(self) -> bool:
         fake = self.world.fake

@@ -19,7 +19,7 @@ from sopflow.conditions import snapshot_customer
 from sopflow.engine.context import EngineContext
 from sopflow.engine.customers.fields import field_definitions
 from sopflow.engine.journeys.placement import on_stage_entered, place
-from sopflow.engine.keywords.rules import on_message
+from sopflow.engine.keywords.apply import on_message
 from sopflow.engine.sops.enrolment import ACTIVE, enroll, runtimes_for, staff_of, tenant_timezone
 from sopflow.engine.sops.lifecycle import (
     end_actions,
@@ -32,6 +32,7 @@ from sopflow.engine.sops.lifecycle import (
 from sopflow.event_collector import collecting
 from sopflow.logging import get_logger
 from sopflow.models import Customer, Enrollment, Touch
+from sopflow.models.touch_status import TouchStatus
 
 log = get_logger("sopflow.engine")
 
@@ -63,7 +64,7 @@ def evaluate_event(ctx: EngineContext, tenant_id: int, event: Mapping[str, Any])
                 sa.select(Touch.id)
                 .where(
                     Touch.customer_id == event["customer_id"],
-                    Touch.status == "scheduled",
+                    Touch.status == TouchStatus.SCHEDULED,
                     Touch.due_at <= now,
                 )
                 .limit(1)

@@ -1,5 +1,5 @@
-"""Claim due touches in batches with leases, applying batch sending (F18) and
-the per-customer daily cap (F27).  A touch that a cap blocks is deferred to
+"""Claim due touches in batches with leases, applying batch sending and
+the per-customer daily cap.  A touch that a cap blocks is deferred to
 its next allowed slot and counted as deferred — never dropped.
 
 Postgres claims with ``FOR UPDATE SKIP LOCKED`` so several schedulers share
@@ -23,6 +23,7 @@ from sopflow.conditions import parse_duration
 from sopflow.engine.delivery import touch_rows
 from sopflow.engine.sops.schedule import local_at, local_day, outside_quiet_hours
 from sopflow.models import BatchWindow, Enrollment, SendQuota, SopVersion, Tenant
+from sopflow.models.touch_status import TouchStatus
 
 LEASE = timedelta(minutes=5)
 DEFAULT_DAILY_CAP = 1
@@ -54,7 +55,7 @@ def give_back(session: Session, table: Any, keys: dict[str, Any]) -> None:
 
 def counts_for_cap(step: dict[str, Any]) -> bool:
     """Private-chat sends are enterprise pushes to one customer, and so is a staff
-    reminder meant to be forwarded to the customer (F13)."""
+    reminder meant to be forwarded to the customer."""
     return any(
         (a.get("type") == "send" and a.get("touchpoint") == "private_chat")
         or (a.get("type") == "remind_staff" and a.get("forward"))
@@ -64,6 +65,8 @@ def counts_for_cap(step: dict[str, Any]) -> bool:
 
 _T = touch_rows.TOUCHES
 _E = Enrollment.__table__
+#: out with a worker under a lease
+_LEASED = (TouchStatus.CLAIMED, TouchStatus.SENDING)
 
 
 def claim_due_touches(
@@ -89,7 +92,7 @@ def claim_due_touches(
             session.scalar(
                 sa.select(sa.func.count())
                 .select_from(_T)
-                .where(_T.c.status.in_(("claimed", "sending")), _T.c.lease_until >= now)
+                .where(_T.c.status.in_(_LEASED), _T.c.lease_until >= now)
             )
             or 0
         )
@@ -99,15 +102,15 @@ def claim_due_touches(
     # Two queries, not one with OR: SQLite answered the OR with a scan of the whole
     # table (every pending touch, every tick); each half uses (status, due_at).
     wheres = [
-        (_T.c.status == "scheduled", _T.c.due_at <= now),
-        (_T.c.status.in_(("claimed", "sending")), _T.c.lease_until < now),  # abandoned by a worker
+        (_T.c.status == TouchStatus.SCHEDULED, _T.c.due_at <= now),
+        (_T.c.status.in_(_LEASED), _T.c.lease_until < now),  # abandoned by a worker
     ]
     if customer_id is not None:
         # a customer's few touches by its index: with ``status`` as a bare column SQLite
         # (no statistics) chose (status, due_at) and read every touch due in the backlog
         wheres = [
             (
-                sa.func.coalesce(_T.c.status, "") == "scheduled",
+                sa.func.coalesce(_T.c.status, "") == TouchStatus.SCHEDULED,
                 _T.c.due_at <= now,
                 _T.c.customer_id == customer_id,
             )
@@ -165,7 +168,7 @@ def _claim(
         return min([cap, *((channel_caps or {}).get(ch, cap) for ch in _push_channels(step))])
 
     def claim(touch: Any, change: dict[str, Any]) -> None:
-        change["status"] = "claimed"
+        change["status"] = TouchStatus.CLAIMED
         change["lease_until"] = now + lease
         change["attempts"] = touch.attempts + 1
         claimed.append(touch.id)
@@ -175,16 +178,16 @@ def _claim(
         change = touch_rows.change_of(touch)
         changes.append(change)
         outcome = touch.outcome or {}
-        if touch.status == "sending" and not outcome.get("idempotent"):
+        if touch.status == TouchStatus.SENDING and not outcome.get("idempotent"):
             # the worker died mid-send: the channel may have delivered it; a human decides
-            change["status"] = "review"
+            change["status"] = TouchStatus.REVIEW
             change["outcome"] = {**outcome, "reason": "ambiguous: worker stopped during send"}
             continue
         enrollment = enrollments[touch.enrollment_id]
         if enrollment.status != "active":
-            change["status"] = "cancelled"
+            change["status"] = TouchStatus.CANCELLED
             continue
-        if touch.status != "scheduled":  # taken over from a worker that stopped: it passed the checks
+        if touch.status != TouchStatus.SCHEDULED:  # taken over from a stopped worker: it passed the checks
             claim(touch, change)
             continue
         definition = versions[enrollment.sop_version_id]
@@ -292,7 +295,7 @@ def daily_channel_caps(registry: Any) -> dict[str, int]:
 
 def defer(change: dict[str, Any], until: datetime, reason: str) -> None:
     """A touch's columns when it waits for ``until`` (``change``: see ``_claim``)."""
-    change["status"] = "scheduled"
+    change["status"] = TouchStatus.SCHEDULED
     change["due_at"] = until
     change["deferrals"] += 1
     change["defer_reason"] = reason

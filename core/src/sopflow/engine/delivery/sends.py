@@ -35,6 +35,7 @@ from sopflow.engine.journeys.pipelines import get_stage, move_customer
 from sopflow.engine.sops.definition import templates
 from sopflow.logging import get_logger
 from sopflow.models import ChannelAccount, ChannelIdentity, Customer, Enrollment, Event, Staff, Touch
+from sopflow.models.touch_status import TouchStatus
 
 log = get_logger("sopflow.deliver")
 
@@ -86,6 +87,7 @@ def _compiled(text: str) -> Any:
 
 
 def render(text: str, customer: Customer, staff_name: str) -> str:
+    """``text`` (a Jinja template from a step) rendered for ``customer`` and their staff member."""
     return _compiled(text).render(
         customer={"display_name": customer.display_name, "source": customer.source},
         fields=customer.fields,
@@ -98,7 +100,7 @@ class Outcome:
     """What the calls of one touch came to, for the record transaction."""
 
     touch_id: int
-    status: str
+    status: TouchStatus  # the touch's next status
     results: list[dict[str, Any]] = field(default_factory=list)
     reason: str = ""
     retry_after: float | None = None
@@ -110,7 +112,7 @@ def call_sends(
 ) -> Outcome:
     """Make the step's calls in order; the first failure stops the rest."""
     results: list[dict[str, Any]] = []
-    status = "sent"
+    status = TouchStatus.SENT
     retry_after: float | None = None
     reason = ""
     throttled = False
@@ -131,25 +133,31 @@ def call_sends(
                 {"action": action_index, "status": receipt.status, "provider_ref": receipt.provider_ref}
             )
             if receipt.status == "pending":
-                status = "pending" if status == "sent" else status
+                status = TouchStatus.PENDING if status == TouchStatus.SENT else status
         except AmbiguousSendError as exc:
-            status, reason = ("scheduled" if idempotent else "review"), exc.internal_message
+            status, reason = _unsure(idempotent), exc.internal_message
             break
         except RetriableError as exc:
-            status, reason, retry_after = "scheduled", exc.internal_message, exc.retry_after
+            status, reason, retry_after = TouchStatus.SCHEDULED, exc.internal_message, exc.retry_after
             throttled = isinstance(exc, Throttled) and not results
             break
         except SkippableError as exc:
-            status, reason = "skipped", exc.internal_message
+            status, reason = TouchStatus.SKIPPED, exc.internal_message
             break
         except SopflowError as exc:
-            status, reason = "failed", exc.internal_message
+            status, reason = TouchStatus.FAILED, exc.internal_message
             break
         except Exception as exc:  # a channel bug must not lose the touch
             log.exception("channel_error", touch_id=touch_id)
-            status, reason = ("scheduled" if idempotent else "review"), f"{type(exc).__name__}: {exc}"
+            status, reason = _unsure(idempotent), f"{type(exc).__name__}: {exc}"
             break
     return Outcome(touch_id, status, results, reason, retry_after, throttled)
+
+
+def _unsure(idempotent: bool) -> TouchStatus:
+    """After a call that may have reached the customer: sent again later with the same
+    key when the channel de-duplicates, else a human decides."""
+    return TouchStatus.SCHEDULED if idempotent else TouchStatus.REVIEW
 
 
 def build_sends(

@@ -25,6 +25,7 @@ from sopflow.conditions.compile import customers
 from sopflow.engine.sops.enrolment import ACTIVE, SopRuntime
 from sopflow.engine.sops.schedule import planned_times
 from sopflow.models import ChannelIdentity, Enrollment, Staff, Touch
+from sopflow.models.touch_status import TouchStatus
 
 
 def staff_filter(staff: set[str]) -> sa.ColumnElement[bool]:
@@ -127,7 +128,7 @@ def enrol_window(
                         enr.c.id,
                         enr.c.customer_id,
                         sa.literal(index),
-                        sa.literal("scheduled" if due is not None else "skipped"),
+                        sa.literal(str(TouchStatus.SCHEDULED if due is not None else TouchStatus.SKIPPED)),
                         sa.literal(when, type_=touches.c.planned_at.type),
                         sa.literal(when, type_=touches.c.due_at.type),
                         sa.literal(0),

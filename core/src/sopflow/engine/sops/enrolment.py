@@ -22,6 +22,7 @@ from sopflow.conditions import CustomerSnapshot, evaluate, parse, resolve_timezo
 from sopflow.engine.sops.definition import HIDDEN_KIND
 from sopflow.engine.sops.schedule import planned_times
 from sopflow.models import ChannelIdentity, Customer, Enrollment, Sop, SopVersion, Staff, Tenant, Touch
+from sopflow.models.touch_status import TouchStatus
 
 ACTIVE = "active"
 
@@ -167,7 +168,7 @@ def enroll(
                     "enrollment_id": enrollment.id,
                     "customer_id": customer.id,
                     "step_index": index,
-                    "status": "scheduled" if due is not None else "skipped",
+                    "status": TouchStatus.SCHEDULED if due is not None else TouchStatus.SKIPPED,
                     "planned_at": due or now,
                     "due_at": due or now,
                     "attempts": 0,

@@ -16,9 +16,11 @@ from sopflow.engine.customers.records import change_tags, record_change
 from sopflow.engine.sops.enrolment import ACTIVE, SopRuntime, enroll, tenant_timezone
 from sopflow.logging import get_logger
 from sopflow.models import Customer, Enrollment, Sop, SopVersion, Touch
+from sopflow.models.touch_status import CANCELLABLE, TouchStatus, check_moves
 
 log = get_logger("sopflow.engine")
-OPEN_TOUCH = ("scheduled", "claimed")
+#: ending an enrolment cancels these touches; one ``sending`` is left to its worker
+_CANCEL = check_moves(CANCELLABLE, TouchStatus.CANCELLED)
 
 
 def runtime_of(session: Session, enrollment: Enrollment, fields: Mapping[str, Any]) -> SopRuntime:
@@ -51,8 +53,8 @@ def end_enrollment(
     if cancel_open:
         session.execute(
             sa.update(Touch)
-            .where(Touch.enrollment_id == enrollment.id, Touch.status.in_(OPEN_TOUCH))
-            .values(status="cancelled", outcome={"reason": reason})
+            .where(Touch.enrollment_id == enrollment.id, Touch.status.in_(CANCELLABLE))
+            .values(status=_CANCEL, outcome={"reason": reason})
             # open touches are never loaded where an enrolment ends; evaluating the
             # WHERE against every object in the session cost more than the UPDATE
             .execution_options(synchronize_session=False)

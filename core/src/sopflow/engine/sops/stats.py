@@ -1,4 +1,4 @@
-"""The data page (F24): totals per SOP and per step, conversion within N days,
+"""The data page: totals per SOP and per step, conversion within N days,
 computed with grouped SQL over touches and enrolments."""
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from sqlalchemy.orm import Session
 
 from sopflow.engine.sops.manage import current_definition
 from sopflow.models import Enrollment, Sop, Touch
+from sopflow.models.touch_status import OPEN, TouchStatus
 
 ON_TIME = timedelta(minutes=5)
-STATUSES = ("scheduled", "claimed", "sending", "pending", "sent", "failed", "skipped", "cancelled", "review")
+STATUSES = tuple(TouchStatus)
 
 
 def sop_stats(session: Session, sop: Sop) -> dict[str, Any]:
@@ -65,13 +66,13 @@ def sop_stats(session: Session, sop: Sop) -> dict[str, Any]:
             {
                 "step_index": index,
                 "targeted": total,
-                "scheduled": counts["scheduled"] + counts["claimed"] + counts["sending"],
-                "sent": counts["sent"],
-                "awaiting_confirmation": counts["pending"],
-                "failed": counts["failed"],
-                "skipped": counts["skipped"],
-                "cancelled": counts["cancelled"],
-                "review": counts["review"],
+                "scheduled": sum(counts[s] for s in OPEN),
+                "sent": counts[TouchStatus.SENT],
+                "awaiting_confirmation": counts[TouchStatus.PENDING],
+                "failed": counts[TouchStatus.FAILED],
+                "skipped": counts[TouchStatus.SKIPPED],
+                "cancelled": counts[TouchStatus.CANCELLED],
+                "review": counts[TouchStatus.REVIEW],
                 "deferred": deferred,
                 "replied": replied,
                 "reply_rate": round(replied / delivered, 4) if delivered else None,
