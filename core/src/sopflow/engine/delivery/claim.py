@@ -48,6 +48,8 @@ def _slot_statement(dialect: str, table: Any, keys: tuple[str, ...], extra: tupl
 
 
 def give_back(session: Session, table: Any, keys: dict[str, Any]) -> None:
+    """Return one slot to the ledger row ``keys`` of ``table`` (a touch that took
+    its daily-cap slot and then had to wait for a batch window)."""
     session.execute(
         sa.update(table).where(*(table.c[k] == v for k, v in keys.items())).values(used=table.c.used - 1)
     )

@@ -19,39 +19,13 @@ log = get_logger("sopflow.deliver")
 
 
 def poll_confirmations(ctx: EngineContext, limit: int = 200) -> int:
-    """Touches waiting for staff confirmation (``pending``): ask the channel.
+    """Touches waiting for staff confirmation (``pending``): ask the channel;
+    returns how many reached a final status.
 
     One transaction reads the pending touches with their step definitions and
     channels; the channel calls happen outside it; each touch that reached a final
     status is then updated under its row lock (``pending`` still)."""
-    with ctx.tx() as s:
-        rows = list(
-            s.execute(
-                sa.select(
-                    Touch.id,
-                    Touch.tenant_id,
-                    Touch.customer_id,
-                    Touch.step_index,
-                    Touch.outcome,
-                    SopVersion.definition,
-                )
-                .join(Enrollment, Enrollment.id == Touch.enrollment_id)
-                .join(SopVersion, SopVersion.id == Enrollment.sop_version_id)
-                .where(Touch.status == TouchStatus.PENDING)
-                .order_by(Touch.id)
-                .limit(limit)
-            )
-        )
-        channels: dict[tuple[int, str], Any] = {}
-        for _, tenant_id, _, step_index, outcome, definition in rows:
-            for ref in outcome.get("results", []):
-                name = definition["steps"][step_index]["actions"][ref["action"]]["channel"]
-                if (tenant_id, name) not in channels:
-                    try:
-                        channels[tenant_id, name] = channel_for(ctx, tenant_id, name, s)[0]
-                    except SopflowError:  # account removed since the send: its touches wait
-                        log.warning("poll_channel_missing", tenant_id=tenant_id, channel=name)
-                        channels[tenant_id, name] = None
+    rows, channels = _pending(ctx, limit)
     finals: dict[int, TouchStatus] = {}
     for touch_id, tenant_id, customer_id, step_index, outcome, definition in rows:
         refs = [r for r in outcome.get("results", []) if r.get("provider_ref") and r["status"] == "pending"]
@@ -86,6 +60,41 @@ def poll_confirmations(ctx: EngineContext, limit: int = 200) -> int:
                 fresh.outcome = {**fresh.outcome, "confirmed": final, "confirmed_at": ctx.now().isoformat()}
                 changed += 1
     return changed
+
+
+def _pending(ctx: EngineContext, limit: int) -> tuple[list[Any], dict[tuple[int, str], Any]]:
+    """The first ``limit`` pending touches (id, tenant, customer, step, outcome,
+    definition) and the live channel of each (tenant, channel name) they used
+    (None for an account removed since the send: its touches wait)."""
+    with ctx.tx() as s:
+        rows = list(
+            s.execute(
+                sa.select(
+                    Touch.id,
+                    Touch.tenant_id,
+                    Touch.customer_id,
+                    Touch.step_index,
+                    Touch.outcome,
+                    SopVersion.definition,
+                )
+                .join(Enrollment, Enrollment.id == Touch.enrollment_id)
+                .join(SopVersion, SopVersion.id == Enrollment.sop_version_id)
+                .where(Touch.status == TouchStatus.PENDING)
+                .order_by(Touch.id)
+                .limit(limit)
+            )
+        )
+        channels: dict[tuple[int, str], Any] = {}
+        for _, tenant_id, _, step_index, outcome, definition in rows:
+            for ref in outcome.get("results", []):
+                name = definition["steps"][step_index]["actions"][ref["action"]]["channel"]
+                if (tenant_id, name) not in channels:
+                    try:
+                        channels[tenant_id, name] = channel_for(ctx, tenant_id, name, s)[0]
+                    except SopflowError:
+                        log.warning("poll_channel_missing", tenant_id=tenant_id, channel=name)
+                        channels[tenant_id, name] = None
+    return rows, channels
 
 
 def _recipient_status(result: dict[str, str], customer_id: int) -> str:

@@ -40,6 +40,7 @@ SYNC_STALE = timedelta(minutes=10)
 
 
 def get_journey(session: Session, tenant_id: int, journey_id: int, *, lock: bool = False) -> Journey:
+    """The tenant's journey ``journey_id`` (``lock``: FOR UPDATE), else ``NotFound``."""
     query = sa.select(Journey).where(Journey.id == journey_id, Journey.tenant_id == tenant_id)
     journey = session.scalar(query.with_for_update() if lock else query)
     if journey is None:
@@ -48,10 +49,14 @@ def get_journey(session: Session, tenant_id: int, journey_id: int, *, lock: bool
 
 
 def journey_of_pipeline(session: Session, pipeline_id: int) -> Journey | None:
+    """The journey that owns pipeline ``pipeline_id``, if one does."""
     return session.scalar(sa.select(Journey).where(Journey.pipeline_id == pipeline_id))
 
 
 def sync_running(journey: Journey, now: datetime) -> bool:
+    """Whether a sync is placing the journey's customers right now: pending or
+    running with a heartbeat younger than ``SYNC_STALE`` (an older one died
+    with its process and no longer locks the journey)."""
     sync = journey.sync or {}
     if sync.get("state") not in ("pending", "running"):
         return False
@@ -70,6 +75,9 @@ def ensure_unlocked(journey: Journey, now: datetime) -> None:
 
 
 def create_journey(session: Session, ctx: EngineContext, tenant_id: int, raw: Any, now: datetime) -> Journey:
+    """Create a journey and the pipeline it owns (from a plugin's template when
+    ``raw`` names one); ``InvalidInput`` with every problem, ``Conflict`` when
+    the name is taken.  The journey starts as a draft."""
     raw = with_template(ctx, raw)
     name = raw.get("name") if isinstance(raw, Mapping) else None
     if not isinstance(name, str) or not name.strip() or len(name) > 100 or "\x00" in name:
@@ -104,6 +112,9 @@ def create_journey(session: Session, ctx: EngineContext, tenant_id: int, raw: An
 def update_journey(
     session: Session, ctx: EngineContext, journey: Journey, raw: Any, now: datetime
 ) -> Journey:
+    """Apply a partial update (settings, name, and the stages when given) after
+    checking it all; ``Conflict`` while a sync runs or for a name in use.  The
+    hidden reminder SOPs follow the new settings."""
     ensure_unlocked(journey, now)
     checked = check_journey(
         session, ctx, journey.tenant_id, raw, pipeline_id=journey.pipeline_id, current=journey
@@ -188,6 +199,9 @@ def _save_stages(session: Session, journey: Journey, stages: list[dict[str, Any]
 
 
 def start_journey(session: Session, ctx: EngineContext, journey: Journey, now: datetime) -> Journey:
+    """Activate a draft or stopped journey: its stage rules place customers and
+    its reminder SOPs start.  ``LimitReached`` beyond
+    ``SOPFLOW_MAX_ACTIVE_JOURNEYS``; ``Conflict`` when already active or locked by a sync."""
     if journey.status == "active":
         raise Conflict("the journey is already active")
     ensure_unlocked(journey, now)
@@ -222,6 +236,9 @@ def stop_journey(session: Session, journey: Journey, now: datetime) -> Journey:
 
 
 def delete_journey(session: Session, journey: Journey, now: datetime) -> None:
+    """Delete a journey that never placed anyone (with its pipeline and stages;
+    its hidden reminder SOPs are stopped).  ``Conflict`` when active or when
+    customers have stage history in it: stop it instead."""
     ensure_unlocked(journey, now)
     if journey.status == "active":
         raise Conflict("stop the journey before deleting it")
@@ -244,6 +261,8 @@ def delete_journey(session: Session, journey: Journey, now: datetime) -> None:
 
 
 def journey_to_dict(session: Session, journey: Journey) -> dict[str, Any]:
+    """A journey as the API shows it: settings, sync progress, and its stages
+    in order with their rules, entry SOP and reminders."""
     pipeline = session.get(Pipeline, journey.pipeline_id)
     assert pipeline is not None
     settings = {js.stage_id: js for js in _journey_stages(session, journey.id)}

@@ -69,6 +69,9 @@ def _remind(journey: Journey, text: str, attachments: list[Any], forward: bool) 
 def sync_reminder_sop(
     session: Session, journey: Journey, stage: Stage, js: JourneyStage, now: datetime
 ) -> None:
+    """Bring a stage's hidden reminder SOP in line with the journey's settings:
+    create it, give it a new version when the reminders changed, or stop it when
+    the stage has no reminders to send (or the journey is not active)."""
     definition = reminder_definition(journey, stage, js)
     sop = session.get(Sop, js.reminder_sop_id) if js.reminder_sop_id else None
     if definition is None:

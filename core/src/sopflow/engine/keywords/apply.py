@@ -45,6 +45,7 @@ class Plan:
     fields: Mapping[str, Any]
 
     def to_dict(self, compiled: CompiledRules) -> dict[str, Any]:
+        """The plan as the dry run shows it: each matched rule with its name and actions."""
         return {
             "rules": [
                 {
@@ -126,21 +127,7 @@ def apply_keyword_rules(
     current = set(tags_of(session, customer.id))
     added = sorted(set(wanted.tags_add) - current)
     removed = sorted(set(wanted.tags_remove) & current)
-    changed: dict[str, Any] = {}
-    for field_key, value in wanted.fields.items():
-        defn = fields.get(field_key)
-        if defn is None or defn.read_only:
-            log.warning("keyword_rule_field_unavailable", tenant_id=customer.tenant_id, field=field_key)
-            continue
-        try:
-            stored = to_storage(defn, value)  # the field's definition may have changed since
-        except ValueError as exc:
-            log.warning(
-                "keyword_rule_value_invalid", tenant_id=customer.tenant_id, field=field_key, error=str(exc)
-            )
-            continue
-        if customer.fields.get(field_key) != stored:
-            changed[field_key] = stored
+    changed = _field_changes(customer, wanted, fields)
     if not (added or removed or changed):
         return len(wanted.rules)
     tags = change_tags(session, customer, add=added, remove=removed)
@@ -163,6 +150,28 @@ def apply_keyword_rules(
         keywords=list(wanted.keywords),
     )
     return len(wanted.rules)
+
+
+def _field_changes(customer: Customer, wanted: Plan, fields: Mapping[str, FieldDef]) -> dict[str, Any]:
+    """The field values ``wanted`` sets that differ from the customer's, in stored
+    form.  A field that is gone, read-only, or whose definition no longer takes
+    the value is logged and left alone (the rule was valid when saved)."""
+    changed: dict[str, Any] = {}
+    for field_key, value in wanted.fields.items():
+        defn = fields.get(field_key)
+        if defn is None or defn.read_only:
+            log.warning("keyword_rule_field_unavailable", tenant_id=customer.tenant_id, field=field_key)
+            continue
+        try:
+            stored = to_storage(defn, value)  # the field's definition may have changed since
+        except ValueError as exc:
+            log.warning(
+                "keyword_rule_value_invalid", tenant_id=customer.tenant_id, field=field_key, error=str(exc)
+            )
+            continue
+        if customer.fields.get(field_key) != stored:
+            changed[field_key] = stored
+    return changed
 
 
 def on_message(

@@ -183,6 +183,7 @@ def _strings(value: Any) -> list[str]:
 
 
 def get_rule(session: Session, tenant_id: int, rule_id: int) -> KeywordRule:
+    """The tenant's keyword rule ``rule_id``, else ``NotFound``."""
     rule = session.scalar(
         sa.select(KeywordRule).where(KeywordRule.id == rule_id, KeywordRule.tenant_id == tenant_id)
     )
@@ -204,6 +205,9 @@ def _name_taken(session: Session, tenant_id: int, name: str, rule_id: int | None
 def create_rule(
     session: Session, tenant_id: int, raw: Any, fields: Mapping[str, FieldDef], now: datetime
 ) -> KeywordRule:
+    """Create a keyword rule after validating it (``InvalidInput`` with every
+    problem; ``MAX_RULES`` per tenant); a name in use is a ``Conflict``.  Bumps
+    the tenant's revision so every process recompiles its matcher."""
     data = validate_rule(raw, fields)
     bump_revision(session, tenant_id)  # first: it takes the tenant's lock for the checks below
     count = session.scalar(
@@ -229,6 +233,8 @@ def create_rule(
 def update_rule(
     session: Session, rule: KeywordRule, raw: Any, fields: Mapping[str, FieldDef], now: datetime
 ) -> KeywordRule:
+    """Apply a partial update (``keywords`` re-deduplicated when only
+    ``case_sensitive`` changes); bumps the tenant's revision."""
     changes = dict(raw) if isinstance(raw, Mapping) else raw
     if isinstance(changes, dict) and "case_sensitive" in changes and "keywords" not in changes:
         changes["keywords"] = list(rule.keywords)  # re-deduplicate under the new case rule
@@ -244,12 +250,14 @@ def update_rule(
 
 
 def delete_rule(session: Session, rule: KeywordRule) -> None:
+    """Delete a keyword rule; bumps the tenant's revision."""
     bump_revision(session, rule.tenant_id)
     session.delete(rule)
     session.flush()
 
 
 def rule_to_dict(rule: KeywordRule) -> dict[str, Any]:
+    """A keyword rule as the API shows it."""
     return {
         "id": rule.id,
         "name": rule.name,

@@ -76,31 +76,44 @@ def end_enrollment(
             end=status,
         )
     if flow_to is not None:
-        target = session.scalar(
-            sa.select(Sop).where(Sop.id == flow_to, Sop.tenant_id == enrollment.tenant_id)
-        )
-        if target is None or target.status != "started":
-            log.warning("flow_target_not_started", sop_id=flow_to, enrollment_id=enrollment.id)
-        else:
-            version = session.scalar(
-                sa.select(SopVersion).where(
-                    SopVersion.sop_id == target.id, SopVersion.version == target.current_version
-                )
-            )
-            assert version is not None
-            enroll(
-                session,
-                SopRuntime(target, version, fields),
-                customer,
-                now,
-                tenant_timezone=tenant_timezone(session, enrollment.tenant_id),
-                flowed_from=enrollment.id,
-                depth=enrollment.depth + 1,
-            )
+        _flow(session, enrollment, customer, flow_to, now, fields)
     session.flush()
 
 
+def _flow(
+    session: Session,
+    enrollment: Enrollment,
+    customer: Customer,
+    flow_to: int,
+    now: datetime,
+    fields: Mapping[str, Any],
+) -> None:
+    """An ended enrolment flows on: its customer enters SOP ``flow_to`` (when that
+    is started), one causation step deeper."""
+    target = session.scalar(sa.select(Sop).where(Sop.id == flow_to, Sop.tenant_id == enrollment.tenant_id))
+    if target is None or target.status != "started":
+        log.warning("flow_target_not_started", sop_id=flow_to, enrollment_id=enrollment.id)
+    else:
+        version = session.scalar(
+            sa.select(SopVersion).where(
+                SopVersion.sop_id == target.id, SopVersion.version == target.current_version
+            )
+        )
+        assert version is not None
+        enroll(
+            session,
+            SopRuntime(target, version, fields),
+            customer,
+            now,
+            tenant_timezone=tenant_timezone(session, enrollment.tenant_id),
+            flowed_from=enrollment.id,
+            depth=enrollment.depth + 1,
+        )
+
+
 def end_actions(definition: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """The keyword arguments of ``end_enrollment`` for the definition's end
+    actions under ``key`` (``on_complete``, ``on_early_end``): tags to add, SOP to flow to."""
     end = definition.get(key) or {}
     return {"tags_add": list(end.get("tags_add") or []), "flow_to": end.get("flow_to")}
 
@@ -149,6 +162,8 @@ def mark_conversions(
     now: datetime,
     fields: Mapping[str, Any],
 ) -> int:
+    """Mark the customer's enrolments whose goal ``event`` meets (within the
+    SOP's goal window) as converted; returns how many."""
     converted = 0
     rows = session.execute(
         sa.select(Enrollment, SopVersion)

@@ -18,6 +18,8 @@ STATUSES = tuple(TouchStatus)
 
 
 def sop_stats(session: Session, sop: Sop) -> dict[str, Any]:
+    """The SOP's data page: enrolments by status, conversions (within the goal
+    window) and, per step, its touches by state with reply and on-time rates."""
     enrol = dict(
         session.execute(
             sa.select(Enrollment.status, sa.func.count())
@@ -34,10 +36,28 @@ def sop_stats(session: Session, sop: Sop) -> dict[str, Any]:
         )
         or 0
     )
+    definition = current_definition(session, sop)
+    return {
+        "sop_id": sop.id,
+        "targeted": targeted,
+        "active": enrol.get("active", 0),
+        "completed": enrol.get("completed", 0),
+        "ended_early": enrol.get("ended_early", 0),
+        "ended_manual": enrol.get("ended_manual", 0),
+        "stopped": enrol.get("stopped", 0),
+        "converted": converted,
+        "conversion_rate": round(converted / targeted, 4) if targeted else None,
+        "goal_window_days": definition.get("goal_window_days"),
+        "steps": _step_stats(session, sop.id, len(definition["steps"])),
+    }
+
+
+def _step_stats(session: Session, sop_id: int, step_count: int) -> list[dict[str, Any]]:
+    """Per step (every step of the current version, and any older step with touches)."""
     steps: dict[int, dict[str, Any]] = {}
     rows = session.execute(
         sa.select(Touch.step_index, Touch.status, sa.func.count())
-        .where(Touch.sop_id == sop.id)
+        .where(Touch.sop_id == sop_id)
         .group_by(Touch.step_index, Touch.status)
     ).all()
     for step_index, status, n in rows:
@@ -49,13 +69,12 @@ def sop_stats(session: Session, sop: Sop) -> dict[str, Any]:
             sa.func.count().filter(Touch.replied_at.is_not(None)),
             sa.func.count().filter(Touch.sent_at.is_not(None)),
         )
-        .where(Touch.sop_id == sop.id)
+        .where(Touch.sop_id == sop_id)
         .group_by(Touch.step_index)
     ).all()
-    on_time = _on_time(session, sop.id)
-    definition = current_definition(session, sop)
+    on_time = _on_time(session, sop_id)
     out_steps = []
-    for index in sorted(set(steps) | set(range(len(definition["steps"])))):
+    for index in sorted(set(steps) | set(range(step_count))):
         counts = steps.get(index, {s: 0 for s in STATUSES})
         deferred = replied = delivered = 0
         for step_index, d, r, sent in extra:
@@ -79,19 +98,7 @@ def sop_stats(session: Session, sop: Sop) -> dict[str, Any]:
                 "on_time_rate": round(on_time.get(index, 0) / delivered, 4) if delivered else None,
             }
         )
-    return {
-        "sop_id": sop.id,
-        "targeted": targeted,
-        "active": enrol.get("active", 0),
-        "completed": enrol.get("completed", 0),
-        "ended_early": enrol.get("ended_early", 0),
-        "ended_manual": enrol.get("ended_manual", 0),
-        "stopped": enrol.get("stopped", 0),
-        "converted": converted,
-        "conversion_rate": round(converted / targeted, 4) if targeted else None,
-        "goal_window_days": definition.get("goal_window_days"),
-        "steps": out_steps,
-    }
+    return out_steps
 
 
 def _on_time(session: Session, sop_id: int) -> dict[int, int]:
