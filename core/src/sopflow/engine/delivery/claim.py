@@ -88,7 +88,11 @@ def claim_due_touches(
     ``channel_caps`` are the daily per-customer caps channels declare (WeCom: 1);
     a step on such a channel uses the lower of it and the tenant's cap.
 
-    The touches are rows, not ORM objects (``touch_rows``)."""
+    The touches are rows, not ORM objects (``touch_rows``).
+
+    Long because the claim is one transaction whose reads (the in-flight count,
+    the two due queries, the batch's enrolments and versions) run in this order
+    under the same locks; each is a statement used once, clearer in sequence."""
     if max_in_flight is not None:
         in_flight = (
             session.scalar(
@@ -159,7 +163,11 @@ def _claim(
     channel_caps: Mapping[str, int] | None,
     changes: list[dict[str, Any]],
 ) -> list[int]:
-    """Decide each touch's fate; its new columns go to ``changes`` (one UPDATE for all)."""
+    """Decide each touch's fate; its new columns go to ``changes`` (one UPDATE for all).
+
+    Long because a touch's fate (review, cancel, take-over, quiet hours, daily
+    cap, batch window) depends on the checks before it and on the cap slots
+    granted in bulk between the two loops; one place keeps that order visible."""
     claimed: list[int] = []
     caps: dict[int, int] = {}
 

@@ -168,28 +168,8 @@ def _prepare_one(
     if held:
         return held
     step = runtime.definition["steps"][touch.step_index]
-    staff = batch.staff.get(customer.owner_staff_id) if customer.owner_staff_id else None
-    changes_data = any(a["type"] in DATA_ACTIONS for a in step["actions"])
-    if changes_data:  # a stage move may end enrolments, whose open touches are then cancelled
-        batch.write_touches()
     try:
-        # a savepoint when the step changes data: a send that cannot even be prepared (no
-        # account for the channel, an undeclared touchpoint) must not keep the data actions
-        # before it.  Only then: entering one flushes the session, a cost per touch.
-        with s.begin_nested() if changes_data else nullcontext():
-            sends, idempotent = build_sends(
-                ctx,
-                s,
-                touch,
-                step,
-                customer,
-                staff,
-                fields,
-                now,
-                enrollment,
-                batch.identities.get(customer.id, []),
-                batch.channels,
-            )
+        sends, idempotent = _build(ctx, batch, touch, step, customer, fields, now, enrollment)
     except SopflowError as exc:
         change["status"] = TouchStatus.SKIPPED if isinstance(exc, SkippableError) else TouchStatus.FAILED
         change["outcome"] = {**change["outcome"], "reason": exc.internal_message}
@@ -203,6 +183,44 @@ def _prepare_one(
     change["lease_until"] = now + timedelta(seconds=ctx.settings.claim_lease_seconds)
     change["outcome"] = {**change["outcome"], "idempotent": idempotent}
     return Prepared(touch.id, sends, idempotent)
+
+
+def _build(
+    ctx: EngineContext,
+    batch: DeliveryBatch,
+    touch: Any,
+    step: Mapping[str, Any],
+    customer: Any,
+    fields: Mapping[str, Any],
+    now: datetime,
+    enrollment: Enrollment,
+) -> tuple[list[Any], bool]:
+    """The step's sends for one touch and whether they are idempotent (``build_sends``,
+    which also runs the step's data actions); raises the ``SopflowError`` that
+    keeps the touch from being sent."""
+    s = batch.s
+    staff = batch.staff.get(customer.owner_staff_id) if customer.owner_staff_id else None
+    changes_data = any(a["type"] in DATA_ACTIONS for a in step["actions"])
+    if changes_data:  # a stage move may end enrolments, whose open touches are then cancelled
+        batch.write_touches()
+    # a savepoint when the step changes data: a send that cannot even be prepared (no
+    # account for the channel, an undeclared touchpoint) must not keep the data actions
+    # before it.  Only then: entering one flushes the session, a cost per touch.
+    with s.begin_nested() if changes_data else nullcontext():
+        sends, idempotent = build_sends(
+            ctx,
+            s,
+            touch,
+            step,
+            customer,
+            staff,
+            fields,
+            now,
+            enrollment,
+            batch.identities.get(customer.id, []),
+            batch.channels,
+        )
+    return sends, idempotent
 
 
 def _reply_gate(

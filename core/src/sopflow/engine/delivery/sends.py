@@ -135,7 +135,8 @@ def call_sends(
             if receipt.status == "pending":
                 status = TouchStatus.PENDING if status == TouchStatus.SENT else status
         except AmbiguousSendError as exc:
-            status, reason = _unsure(idempotent), exc.internal_message
+            status = TouchStatus.SCHEDULED if idempotent else TouchStatus.REVIEW
+            reason = exc.internal_message
             break
         except RetriableError as exc:
             status, reason, retry_after = TouchStatus.SCHEDULED, exc.internal_message, exc.retry_after
@@ -149,15 +150,10 @@ def call_sends(
             break
         except Exception as exc:  # a channel bug must not lose the touch
             log.exception("channel_error", touch_id=touch_id)
-            status, reason = _unsure(idempotent), f"{type(exc).__name__}: {exc}"
+            status = TouchStatus.SCHEDULED if idempotent else TouchStatus.REVIEW
+            reason = f"{type(exc).__name__}: {exc}"
             break
     return Outcome(touch_id, status, results, reason, retry_after, throttled)
-
-
-def _unsure(idempotent: bool) -> TouchStatus:
-    """After a call that may have reached the customer: sent again later with the same
-    key when the channel de-duplicates, else a human decides."""
-    return TouchStatus.SCHEDULED if idempotent else TouchStatus.REVIEW
 
 
 def build_sends(
@@ -173,7 +169,9 @@ def build_sends(
     identities: Sequence[tuple[str, str, str | None]] | None = None,
     channels: dict[Any, Any] | None = None,
 ) -> tuple[list[Any], bool]:
-    """The step's sends as (action index, action, message); data actions run here."""
+    """The step's sends as (action index, action, message), and whether all of them
+    may be re-sent safely; data actions run here.
+    Long because it walks the step's actions in order, one branch per action kind."""
     sends = []
     idempotent = True
     tags, changed_fields = TagChange(), {}

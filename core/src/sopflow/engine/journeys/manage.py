@@ -1,4 +1,4 @@
-"""Journeys (F10–F13): a pipeline whose stages have entry rules, an automation
+"""Journeys: a pipeline whose stages have entry rules, an automation
 switch, stage reminders and an entry SOP.
 
 A journey owns its pipeline. Saving a journey validates everything at once
@@ -64,7 +64,7 @@ def sync_running(journey: Journey, now: datetime) -> bool:
 
 
 def ensure_unlocked(journey: Journey, now: datetime) -> None:
-    """F12: no edits while a sync places customers (409 with what is running)."""
+    """The sync lock: no edits while a sync places customers (409 with what is running)."""
     if sync_running(journey, now):
         sync = journey.sync
         raise Conflict(

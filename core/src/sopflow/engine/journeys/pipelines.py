@@ -147,10 +147,46 @@ def move_customer(
     if cause not in CAUSES:
         raise InvalidInput([("cause", f"use one of {', '.join(CAUSES)}")])
     current = session.get(CustomerStage, (customer_id, stage.pipeline_id))
+    if current is not None and current.stage_id == stage.id:
+        return None
+    from_stage = _enter_stage(session, tenant_id, customer_id, stage, cause, now, current)
+    event = Event(
+        tenant_id=tenant_id,
+        customer_id=customer_id,
+        type="stage.changed",
+        idempotency_key=f"stage:{uuid.uuid4().hex}",
+        occurred_at=now,
+        received_at=now,
+        source="sopflow",
+        payload={
+            "pipeline_id": stage.pipeline_id,
+            "from_stage": from_stage,
+            "to_stage": stage.name,
+            "stage_id": stage.id,
+            "cause": cause,
+        },
+        causation_id=causation_id,
+        depth=depth,
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def _enter_stage(
+    session: Session,
+    tenant_id: int,
+    customer_id: int,
+    stage: Stage,
+    cause: str,
+    now: datetime,
+    current: CustomerStage | None,
+) -> str | None:
+    """Move the customer's place in the pipeline to ``stage`` (``current``: where
+    they stand now, if anywhere) and open its history row, closing the one before;
+    returns the name of the stage they left."""
     from_stage: str | None = None
     if current is not None:
-        if current.stage_id == stage.id:
-            return None
         from_stage = session.get(Stage, current.stage_id).name  # type: ignore[union-attr]
         session.execute(
             sa.update(StageHistory)
@@ -183,27 +219,7 @@ def move_customer(
             cause=cause,
         )
     )
-    event = Event(
-        tenant_id=tenant_id,
-        customer_id=customer_id,
-        type="stage.changed",
-        idempotency_key=f"stage:{uuid.uuid4().hex}",
-        occurred_at=now,
-        received_at=now,
-        source="sopflow",
-        payload={
-            "pipeline_id": stage.pipeline_id,
-            "from_stage": from_stage,
-            "to_stage": stage.name,
-            "stage_id": stage.id,
-            "cause": cause,
-        },
-        causation_id=causation_id,
-        depth=depth,
-    )
-    session.add(event)
-    session.flush()
-    return event
+    return from_stage
 
 
 def stage_history(session: Session, tenant_id: int, customer_id: int) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""Automatic placement (F10) and what entering a stage starts (F13, seed 003).
+"""Automatic placement and what entering a stage starts (its entry SOP, its reminders).
 
 Placement rule, the same at event time and in a sync:
 

@@ -1,4 +1,4 @@
-"""Stage reminders (F13) as one hidden SOP per stage (kind ``journey_stage``).
+"""Stage reminders as one hidden SOP per stage (kind ``journey_stage``).
 
 The hidden SOP's steps are the follow-up notice at entry (not forwarded, so not
 capped) and the stage's reminders (forwarded to the customer, so they count

@@ -1,4 +1,4 @@
-"""Keyword matching (F6): a tenant's rules compiled into Aho-Corasick automata
+"""Keyword matching: a tenant's rules compiled into Aho-Corasick automata
 (``pyahocorasick``), cached per process and rebuilt when the tenant's revision
 counter moved.
 

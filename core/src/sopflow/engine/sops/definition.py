@@ -73,7 +73,10 @@ def validate_definition(
     sop_is_nurture: Callable[[int], bool],
     action_exists: Callable[[str], bool] = lambda name: False,
 ) -> dict[str, Any]:
-    """Return the normalised definition or raise ``ConfigError`` listing every problem."""
+    """Return the normalised definition or raise ``ConfigError`` listing every problem.
+
+    Long because it checks every top-level key of a definition in one pass, so
+    that all problems are reported together; each key is a few lines."""
     problems: list[tuple[str, str]] = []
     if not isinstance(raw, Mapping):
         raise ConfigError([("definition", "expected a JSON object")], subject="SOP definition")
@@ -329,6 +332,9 @@ def _action(
     stage_exists: Callable[[int], bool],
     action_exists: Callable[[str], bool],
 ) -> dict[str, Any]:
+    """One step action (at path ``p``), normalised; its problems go to ``problems``.
+
+    Long because it is one short branch per built-in action type."""
     if not isinstance(raw, Mapping) or raw.get("type") not in ACTION_TYPES:
         problems.append((f"{p}.type", f"use one of {', '.join(ACTION_TYPES)}"))
         return {}

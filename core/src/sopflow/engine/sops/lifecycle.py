@@ -133,7 +133,8 @@ def rearm(session: Session, sop_id: int, customer_id: int) -> None:
 
 
 def mark_replied(session: Session, customer_id: int, at: datetime) -> int:
-    """A reply counts for the customer's most recent sent touch of each SOP (F26)."""
+    """A reply counts for the customer's most recent sent touch of each SOP (the
+    reply gate and the reply rates read it); returns how many touches it marked."""
     rows = session.execute(
         sa.select(Touch.enrollment_id, sa.func.max(Touch.sent_at))
         .where(Touch.customer_id == customer_id, Touch.sent_at.is_not(None), Touch.sent_at <= at)

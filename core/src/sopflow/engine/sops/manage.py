@@ -1,5 +1,5 @@
-"""SOP lifecycle: draft → started → stopped, versions, audience at start (F23),
-manual end (F25), stop."""
+"""SOP lifecycle: draft → started → stopped, versions, audience at start,
+manual end, stop."""
 
 from __future__ import annotations
 
@@ -310,7 +310,7 @@ def end_manually(
     flow_to: int | None,
     ctx: EngineContext,
 ) -> Enrollment:
-    """F25: end one customer's enrolment by hand, with tags and a flow target."""
+    """Manual end: end one customer's enrolment by hand, with tags and a flow target."""
     enrollment = session.scalar(
         sa.select(Enrollment).where(Enrollment.id == enrollment_id, Enrollment.tenant_id == tenant_id)
     )
