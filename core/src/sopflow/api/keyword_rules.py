@@ -12,10 +12,10 @@ from litestar.params import JSONBody
 
 from sopflow.api.auth import Auth, sopflow_app
 from sopflow.engine.customers.fields import field_definitions
+from sopflow.engine.keywords.apply import dry_run
 from sopflow.engine.keywords.rules import (
     create_rule,
     delete_rule,
-    dry_run,
     get_rule,
     rule_to_dict,
     update_rule,

@@ -30,6 +30,7 @@ from sopflow.engine.sops.manage import (
 from sopflow.engine.sops.stats import sop_stats
 from sopflow.errors import Conflict, InvalidInput
 from sopflow.models import Enrollment, Sop, SopVersion, Touch
+from sopflow.models.touch_status import TouchStatus
 from sopflow.pagination import page
 
 
@@ -201,7 +202,9 @@ class SopController(Controller):
             nxt = dict(
                 s.execute(
                     sa.select(Touch.enrollment_id, sa.func.min(Touch.due_at))
-                    .where(Touch.enrollment_id.in_([e.id for e in rows]), Touch.status == "scheduled")
+                    .where(
+                        Touch.enrollment_id.in_([e.id for e in rows]), Touch.status == TouchStatus.SCHEDULED
+                    )
                     .group_by(Touch.enrollment_id)
                 ).all()
             )

@@ -20,7 +20,7 @@ from sopflow.engine.context import EngineContext
 from sopflow.engine.customers.evaluation_marks import mark_evaluated
 from sopflow.engine.customers.fields import field_definitions
 from sopflow.engine.journeys.placement import on_stage_entered, place
-from sopflow.engine.keywords.rules import on_message
+from sopflow.engine.keywords.apply import on_message
 from sopflow.engine.sops.enrolment import ACTIVE, enroll, runtimes_for, staff_of, tenant_timezone
 from sopflow.engine.sops.lifecycle import (
     end_actions,
@@ -33,6 +33,7 @@ from sopflow.engine.sops.lifecycle import (
 from sopflow.event_collector import collecting
 from sopflow.logging import get_logger
 from sopflow.models import Customer, Enrollment, Touch
+from sopflow.models.touch_status import TouchStatus
 
 log = get_logger("sopflow.engine")
 
@@ -70,7 +71,7 @@ def evaluate_event(ctx: EngineContext, tenant_id: int, event: Mapping[str, Any])
                 sa.select(Touch.id)
                 .where(
                     Touch.customer_id == event["customer_id"],
-                    Touch.status == "scheduled",
+                    Touch.status == TouchStatus.SCHEDULED,
                     Touch.due_at <= now,
                 )
                 .limit(1)
@@ -105,24 +106,7 @@ def evaluate_customer(
     snapshot = snapshot_customer(session, customer, tz)
     occurred = datetime.fromisoformat(event["occurred_at"]) if event.get("occurred_at") else now
 
-    active = list(
-        session.scalars(
-            sa.select(Enrollment).where(Enrollment.customer_id == customer.id, Enrollment.status == ACTIVE)
-        )
-    )
-    for enrollment in active:
-        runtime = runtime_of(session, enrollment, fields)
-        if runtime.ends_early(snapshot, now):
-            end_enrollment(
-                session,
-                enrollment,
-                "ended_early",
-                "early_end_rule",
-                now,
-                fields,
-                **end_actions(runtime.definition, "on_early_end"),
-            )
-            counts["ended"] += 1
+    counts["ended"] = _end_early(session, customer, snapshot, now, fields)
 
     counts["stage_enrolled"] = counts["moved"] = 0
     if event.get("type") == "stage.changed":
@@ -150,6 +134,51 @@ def evaluate_customer(
     if not by_hand:
         counts["moved"] = place(session, tenant_id, customer, snapshot, now, fields, event)
 
+    counts["enrolled"] = _enter_sops(session, tenant_id, customer, event, snapshot, now, fields, tz)
+    session.flush()
+    return counts
+
+
+def _end_early(
+    session: Session, customer: Customer, snapshot: Any, now: datetime, fields: Mapping[str, Any]
+) -> int:
+    """End the customer's active enrolments whose early-end rule now holds; returns how many."""
+    ended = 0
+    active = list(
+        session.scalars(
+            sa.select(Enrollment).where(Enrollment.customer_id == customer.id, Enrollment.status == ACTIVE)
+        )
+    )
+    for enrollment in active:
+        runtime = runtime_of(session, enrollment, fields)
+        if runtime.ends_early(snapshot, now):
+            end_enrollment(
+                session,
+                enrollment,
+                "ended_early",
+                "early_end_rule",
+                now,
+                fields,
+                **end_actions(runtime.definition, "on_early_end"),
+            )
+            ended += 1
+    return ended
+
+
+def _enter_sops(
+    session: Session,
+    tenant_id: int,
+    customer: Customer,
+    event: Mapping[str, Any],
+    snapshot: Any,
+    now: datetime,
+    fields: Mapping[str, Any],
+    tz: str,
+) -> int:
+    """Enrol the customer in every started SOP whose target they now match (a
+    new-customer SOP only on ``customer.added``); re-arm the re-entry of those they
+    no longer match.  Returns how many enrolled."""
+    enrolled = 0
     depth = int(event.get("depth", 0))
     staff_ids: set[str] | None = None
     for runtime in runtimes_for(session, tenant_id, fields):
@@ -159,8 +188,7 @@ def evaluate_customer(
             staff_ids = staff_of(session, customer)
         if runtime.targets(snapshot, staff_ids, now):
             if enroll(session, runtime, customer, now, tenant_timezone=tz, depth=depth, snapshot=snapshot):
-                counts["enrolled"] += 1
+                enrolled += 1
         elif runtime.definition.get("reentry"):
             rearm(session, runtime.sop.id, customer.id)
-    session.flush()
-    return counts
+    return enrolled

@@ -3,7 +3,8 @@ ledgers that make caps exact under concurrency.
 
 The schedule lives here: a touch row is unique per (enrolment, step) and moves
 scheduled → claimed → (sending →) sent / pending / failed / skipped / cancelled
-/ review.  Dramatiq only ever carries work that is already due.
+/ review, along the moves ``sopflow.models.touch_status.TRANSITIONS`` allows.
+Dramatiq only ever carries work that is already due.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from sopflow.models.touch_status import TouchStatus
 from sopflow.models.types import JSONType, UTCDateTime
 
 
@@ -85,7 +87,7 @@ class Touch(SQLModel, table=True):
     enrollment_id: int = Field(foreign_key="enrollments.id")
     customer_id: int = Field(foreign_key="customers.id", index=True)
     step_index: int
-    status: str = Field(default="scheduled", max_length=20)
+    status: str = Field(default=TouchStatus.SCHEDULED, max_length=20)  # a ``TouchStatus``
     planned_at: datetime = Field(sa_column=sa.Column(UTCDateTime, nullable=False))
     due_at: datetime = Field(sa_column=sa.Column(UTCDateTime, nullable=False))
     lease_until: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime))
@@ -101,7 +103,7 @@ class Touch(SQLModel, table=True):
 
 
 class SendQuota(SQLModel, table=True):
-    """Enterprise pushes a customer received on one local day (F27)."""
+    """Enterprise pushes a customer received on one local day (the daily cap)."""
 
     __tablename__ = "send_quotas"
     customer_id: int = Field(foreign_key="customers.id", primary_key=True)
@@ -111,7 +113,7 @@ class SendQuota(SQLModel, table=True):
 
 
 class BatchWindow(SQLModel, table=True):
-    """Touches an SOP released in one batch window (F18)."""
+    """Touches an SOP released in one batch window (batch sending)."""
 
     __tablename__ = "batch_windows"
     sop_id: int = Field(foreign_key="sops.id", primary_key=True)

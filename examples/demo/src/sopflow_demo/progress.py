@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 from sopflow.models import Customer, Touch
+from sopflow.models.touch_status import TouchStatus
 
 from sopflow_demo.journey import board_counts
 
@@ -23,9 +24,9 @@ def snapshot(world: Any, sim: Any, hour: datetime) -> dict[str, Any]:
         "customers": customers,
         "orders": sim.tally.orders,
         "replies": sim.tally.replies,
-        "sent": statuses.get("sent", 0),
-        "awaiting staff": statuses.get("pending", 0),
-        "scheduled": statuses.get("scheduled", 0),
+        "sent": statuses.get(TouchStatus.SENT, 0),
+        "awaiting staff": statuses.get(TouchStatus.PENDING, 0),
+        "scheduled": statuses.get(TouchStatus.SCHEDULED, 0),
     }
 
 

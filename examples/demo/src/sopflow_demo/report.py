@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sopflow.models import Customer, Enrollment, Event, Touch
+from sopflow.models.touch_status import TouchStatus
 
 from sopflow_demo.journey import board_counts
 from sopflow_demo.scenario import SOURCES, Setup
@@ -145,7 +146,7 @@ def checks(world: World, setup: Setup, tally: Tally, report: dict[str, Any]) -> 
             )
         )
         touches = sa.select(sa.func.count()).select_from(Touch).where(Touch.tenant_id == t)
-        sent = count(touches.where(Touch.status == "sent"))
+        sent = count(touches.where(Touch.status == TouchStatus.SENT))
         out.append(_check("touches sent (database) = sum of SOP stats", sent, _stat_sum(report, "sent")))
         early = touches.where(Touch.sent_at < Touch.due_at)
         out.append(_check("touches sent before they were due", 0, count(early)))

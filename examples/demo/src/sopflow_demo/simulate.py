@@ -21,6 +21,7 @@ from typing import Any
 import attrs
 import sqlalchemy as sa
 from sopflow.models import Touch
+from sopflow.models.touch_status import TouchStatus
 
 from sopflow_demo.scenario import SOURCES, STAFF, Setup
 from sopflow_demo.world import World
@@ -266,7 +267,7 @@ class Simulation:
 
     def _next_due(self) -> datetime | None:
         with self.world.app.tx() as s:
-            return s.scalar(sa.select(sa.func.min(Touch.due_at)).where(Touch.status == "scheduled"))
+            return s.scalar(sa.select(sa.func.min(Touch.due_at)).where(Touch.status == TouchStatus.SCHEDULED))
 
     def _waiting_for_staff(self) -> bool:
         fake = self.world.fake

@@ -48,6 +48,7 @@ def unevaluated(
 
 
 def count_unevaluated(session: Session) -> int:
+    """How many events still wait for their evaluate step (for health and tests)."""
     return (
         session.scalar(sa.select(sa.func.count()).select_from(_EV).where(_EV.c.evaluated_at.is_(None))) or 0
     )

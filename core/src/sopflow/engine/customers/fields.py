@@ -30,6 +30,9 @@ MAX_CHOICES = 200
 
 @attrs.frozen
 class FieldDef:
+    """A customer field as the engine sees it: a plugin's (``plugin`` set, read-only
+    through the API) or one the tenant defined."""
+
     key: str
     type: str
     label: str = ""
@@ -39,9 +42,11 @@ class FieldDef:
 
     @property
     def read_only(self) -> bool:
+        """A plugin's field is written only by that plugin, never through the API."""
         return self.plugin is not None
 
     def to_dict(self) -> dict[str, Any]:
+        """The field as the API shows it."""
         return {
             "key": self.key,
             "type": self.type,
@@ -54,6 +59,8 @@ class FieldDef:
 
 
 def field_definitions(session: Session, tenant_id: int, plugins: PluginSystem) -> dict[str, FieldDef]:
+    """Every field a tenant's customers may have, by key: the plugins' fields,
+    then the tenant's own (a tenant's definition wins a clash of keys)."""
     defs = {
         r.spec.key: FieldDef(
             r.spec.key, r.spec.type, r.spec.label, tuple(r.spec.choices), r.spec.description, r.plugin
@@ -78,6 +85,9 @@ def create_field_definition(
     choices: list[str] | None = None,
     description: str = "",
 ) -> FieldDefinition:
+    """Define a tenant field; ``InvalidInput`` lists every problem (key
+    pattern, type, choices, a key a plugin already owns), ``Conflict`` when the
+    tenant already has the key."""
     problems: list[tuple[str, str]] = []
     if not KEY_PATTERN.fullmatch(key or ""):
         problems.append(("key", f"{key!r}: use lower_snake_case, 1–63 characters, starting with a letter"))
@@ -114,6 +124,8 @@ def create_field_definition(
 
 
 def unknown_field_message(key: str, defs: Mapping[str, FieldDef]) -> str:
+    """The error for a field key nobody defined, with the closest known key as
+    a hint (else how to define it)."""
     close = difflib.get_close_matches(key, list(defs), n=1)
     hint = f" — did you mean {close[0]!r}?" if close else " — define it with POST /api/v1/fields"
     return f"unknown field {key!r}{hint}"

@@ -18,13 +18,8 @@ from sqlalchemy.orm import Session
 
 from sopflow.conditions.storage import parse_instant
 from sopflow.engine.customers.fields import FieldDef, apply_stored, validate_field_changes
-from sopflow.engine.customers.records import (
-    TagChange,
-    change_tags,
-    check_tags,
-    get_customer,
-    resolve_identity,
-)
+from sopflow.engine.customers.identities import resolve_identity
+from sopflow.engine.customers.records import TagChange, change_tags, check_tags, get_customer
 from sopflow.errors import InvalidInput
 from sopflow.models import Event
 
@@ -35,6 +30,9 @@ MAX_TYPE = 100
 def validate_event(
     i: int, raw: Any, defs: Mapping[str, FieldDef], allow_read_only: bool
 ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The normalised ``i``-th event of a batch and its problems (paths under
+    ``events[i]``).  ``allow_read_only``: a plugin may write its own read-only
+    fields, an API caller may not."""
     p = f"events[{i}]"
     problems: list[tuple[str, str]] = []
     if not isinstance(raw, Mapping):
@@ -195,6 +193,7 @@ def _apply(
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
+    """A stored event as the API shows it."""
     return {
         "id": event.id,
         "type": event.type,

@@ -1,8 +1,9 @@
-"""Customers: create, update, tags, channel identities (F7), merge, listing."""
+"""Customers: create, update, tags, merge, listing.  Their channel identities
+and staff are :mod:`sopflow.engine.customers.identities`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from sopflow.engine.customers.fields import FieldDef, apply_stored, validate_field_changes
+from sopflow.engine.customers.identities import add_identity, identity_conflicts, staff_by_external_id
 from sopflow.engine.customers.tenants import check_timezone
 from sopflow.errors import Conflict, InvalidInput, NotFound
 from sopflow.models import (
@@ -28,6 +30,8 @@ MAX_TAGS_PER_CALL = 200
 
 
 def get_customer(session: Session, tenant_id: int, customer_id: int, *, lock: bool = False) -> Customer:
+    """The tenant's customer ``customer_id`` (``lock``: FOR UPDATE); ``NotFound``
+    when it does not exist or was merged into another."""
     q = sa.select(Customer).where(Customer.id == customer_id, Customer.tenant_id == tenant_id)
     if lock:
         q = q.with_for_update()
@@ -40,6 +44,7 @@ def get_customer(session: Session, tenant_id: int, customer_id: int, *, lock: bo
 
 
 def check_tags(tags: Iterable[Any], path: str) -> list[tuple[str, str]]:
+    """The problems with ``tags`` (at ``path``): too many, or not a short non-empty string."""
     problems = []
     tags = list(tags)
     if len(tags) > MAX_TAGS_PER_CALL:
@@ -51,6 +56,7 @@ def check_tags(tags: Iterable[Any], path: str) -> list[tuple[str, str]]:
 
 
 def tags_of(session: Session, customer_id: int) -> list[str]:
+    """A customer's tags, sorted."""
     return sorted(session.scalars(sa.select(CustomerTag.tag).where(CustomerTag.customer_id == customer_id)))
 
 
@@ -130,21 +136,11 @@ def record_change(
     return event
 
 
-def staff_by_external_id(session: Session, tenant_id: int, external_id: str, now: datetime) -> Staff:
-    """Find a staff member by their channel id, creating them when first seen."""
-    staff = session.scalar(
-        sa.select(Staff).where(Staff.tenant_id == tenant_id, Staff.external_id == external_id)
-    )
-    if staff is None:
-        staff = Staff(tenant_id=tenant_id, external_id=external_id, name=external_id, created_at=now)
-        session.add(staff)
-        session.flush()
-    return staff
-
-
 def validate_customer_input(
     data: Mapping[str, Any], defs: Mapping[str, FieldDef]
 ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """``data`` checked as a customer's fields, tags, time zone and identities:
+    the fields in their stored form, and every problem found."""
     stored, problems = validate_field_changes(data.get("fields") or {}, defs)
     problems += check_tags(data.get("tags") or [], "tags")
     if data.get("timezone"):
@@ -163,6 +159,9 @@ def validate_customer_input(
 def create_customer(
     session: Session, tenant_id: int, data: Mapping[str, Any], defs: Mapping[str, FieldDef], now: datetime
 ) -> Customer:
+    """Create a customer with its fields, tags and identities; ``InvalidInput``
+    naming every problem (an identity another customer holds among them), and
+    nothing written then."""
     stored, problems = validate_customer_input(data, defs)
     identities = list(data.get("identities") or [])
     if not problems:
@@ -192,91 +191,12 @@ def create_customer(
     return customer
 
 
-def identity_conflicts(
-    session: Session, tenant_id: int, identities: Sequence[Mapping[str, Any]], customer_id: int | None = None
-) -> list[tuple[str, str]]:
-    problems = []
-    for i, ident in enumerate(identities):
-        owner = session.scalar(
-            sa.select(ChannelIdentity.customer_id).where(
-                ChannelIdentity.tenant_id == tenant_id,
-                ChannelIdentity.channel == ident["channel"],
-                ChannelIdentity.external_id == ident["external_id"],
-            )
-        )
-        if owner is not None and owner != customer_id:
-            problems.append(
-                (
-                    f"identities[{i}]",
-                    f"already belongs to customer {owner}; "
-                    f"merge the two with POST /api/v1/customers/{owner}/merge",
-                )
-            )
-    return problems
-
-
-def add_identity(
-    session: Session,
-    customer: Customer,
-    channel: str,
-    external_id: str,
-    now: datetime,
-    staff_external_id: str | None = None,
-) -> None:
-    staff_id = None
-    if staff_external_id:
-        staff_id = staff_by_external_id(session, customer.tenant_id, staff_external_id, now).id
-        if customer.owner_staff_id is None:
-            customer.owner_staff_id = staff_id
-    # a Core INSERT (nobody needs the object): the unique identity is checked here and now
-    session.execute(
-        sa.insert(ChannelIdentity.__table__).values(
-            tenant_id=customer.tenant_id,
-            customer_id=customer.id,
-            channel=channel,
-            external_id=external_id,
-            staff_id=staff_id,
-            created_at=now,
-        )
-    )
-
-
-def resolve_identity(
-    session: Session,
-    tenant_id: int,
-    channel: str,
-    external_id: str,
-    now: datetime,
-    staff_external_id: str | None = None,
-    display_name: str | None = None,
-) -> tuple[Customer, bool]:
-    """The customer behind a channel identity, created when first seen."""
-    customer_id = session.scalar(
-        sa.select(ChannelIdentity.customer_id).where(
-            ChannelIdentity.tenant_id == tenant_id,
-            ChannelIdentity.channel == channel,
-            ChannelIdentity.external_id == external_id,
-        )
-    )
-    if customer_id is not None:
-        customer = session.get(Customer, customer_id)
-        assert customer is not None
-        while customer.merged_into_id is not None:  # identities move on merge; belt and braces
-            customer = session.get(Customer, customer.merged_into_id)
-            assert customer is not None
-        return customer, False
-    customer = Customer(
-        tenant_id=tenant_id, display_name=display_name or "", fields={}, created_at=now, updated_at=now
-    )
-    session.add(customer)
-    session.flush()
-    add_identity(session, customer, channel, external_id, now, staff_external_id)
-    return customer, True
-
-
 def update_customer(
     session: Session, customer: Customer, data: Mapping[str, Any], defs: Mapping[str, FieldDef], now: datetime
 ) -> Customer:
+    """Apply a partial update (display name, time zone, source, owner, fields,
+    tags, identities) after checking all of it; ``InvalidInput`` and nothing
+    changed when any part is wrong."""
     stored, problems = validate_customer_input(data, defs)
     problems += identity_conflicts(
         session, customer.tenant_id, list(data.get("identities") or []), customer.id
@@ -357,6 +277,8 @@ def merge_customers(
 
 
 def customer_to_dict(session: Session, customer: Customer) -> dict[str, Any]:
+    """A customer as the API shows it: fields, tags, identities (with their
+    staff member), and its stage in each pipeline."""
     identities = session.scalars(
         sa.select(ChannelIdentity)
         .where(ChannelIdentity.customer_id == customer.id)

@@ -19,6 +19,10 @@ MAX_SEGMENT_NESTING = 5
 
 
 def expand_segments(session: Session, tenant_id: int, rule: Any, path: str = "rule", depth: int = 0) -> Any:
+    """``rule`` with every ``{"segment": id}`` replaced by that saved segment's
+    rule, recursively (at most ``MAX_SEGMENT_NESTING`` deep, so a segment naming
+    itself fails).  Rules are stored expanded, so editing a segment never
+    changes a running SOP or journey under it."""
     if isinstance(rule, list):
         return [expand_segments(session, tenant_id, r, f"{path}[{i}]", depth) for i, r in enumerate(rule)]
     if not isinstance(rule, Mapping):
@@ -44,6 +48,8 @@ def expand_segments(session: Session, tenant_id: int, rule: Any, path: str = "ru
 
 
 def checked_rule(session: Session, tenant_id: int, rule: Any, fields: Mapping[str, Any]) -> Any:
+    """``rule`` expanded and parsed against ``fields``; ``InvalidInput`` with the
+    path of every problem under ``rule``."""
     expanded = expand_segments(session, tenant_id, rule)
     try:
         return parse(expanded, fields)
@@ -54,6 +60,8 @@ def checked_rule(session: Session, tenant_id: int, rule: Any, fields: Mapping[st
 def create_segment(
     session: Session, tenant_id: int, name: str, rule: Any, fields: Mapping[str, Any], now: datetime
 ) -> Segment:
+    """Save a named rule for the tenant; ``InvalidInput`` for a bad name or rule,
+    ``Conflict`` for a name in use."""
     if not isinstance(name, str) or not name.strip() or len(name) > 200:
         raise InvalidInput([("name", "a non-empty name of at most 200 characters")])
     checked_rule(session, tenant_id, rule, fields)
@@ -66,6 +74,7 @@ def create_segment(
 
 
 def get_segment(session: Session, tenant_id: int, segment_id: int) -> Segment:
+    """The tenant's segment ``segment_id``, else ``NotFound``."""
     seg = session.scalar(sa.select(Segment).where(Segment.id == segment_id, Segment.tenant_id == tenant_id))
     if seg is None:
         raise NotFound("segment", segment_id)
@@ -81,6 +90,8 @@ def preview(
     limit: int = 20,
     after_id: int | None = None,
 ) -> dict[str, Any]:
+    """How many customers ``rule`` matches now and a page of their ids (keyset
+    pagination by ``after_id``); writes nothing."""
     parsed = checked_rule(session, tenant_id, rule, fields)
     ids = select_customers(session, parsed, tenant_id, now=now, limit=limit + 1, after_id=after_id)
     return {
@@ -91,6 +102,7 @@ def preview(
 
 
 def segment_to_dict(seg: Segment) -> dict[str, Any]:
+    """A segment as the API shows it."""
     return {
         "id": seg.id,
         "name": seg.name,

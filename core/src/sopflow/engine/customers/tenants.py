@@ -17,10 +17,12 @@ KEY_PREFIX = "sfk_"
 
 
 def hash_key(token: str) -> str:
+    """The SHA-256 hex digest an API key is stored as (the key itself never is)."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
 def check_timezone(tz: str, field: str = "timezone") -> str:
+    """``tz`` when it is an IANA time zone name, else ``InvalidInput`` on ``field``."""
     try:
         ZoneInfo(tz)
     except Exception:
@@ -31,6 +33,8 @@ def check_timezone(tz: str, field: str = "timezone") -> str:
 
 
 def create_tenant(session: Session, name: str, now: datetime, timezone: str = "Asia/Shanghai") -> Tenant:
+    """Create a tenant; ``InvalidInput`` for a bad name or time zone, ``Conflict``
+    for a name in use."""
     name = name.strip()
     if not name or len(name) > 100:
         raise InvalidInput([("name", "give a tenant name of 1 to 100 characters")])
@@ -44,6 +48,8 @@ def create_tenant(session: Session, name: str, now: datetime, timezone: str = "A
 
 
 def check_scopes(scopes: list[str]) -> str:
+    """``scopes`` as stored (sorted, comma-separated); ``InvalidInput`` when empty
+    or naming an unknown scope."""
     bad = [s for s in scopes if s not in SCOPES]
     if bad or not scopes:
         raise InvalidInput([("scopes", f"{bad or 'empty'}: choose from {', '.join(SCOPES)}")])
@@ -69,6 +75,8 @@ def issue_api_key(
 
 
 def authenticate(session: Session, token: str) -> ApiKey | None:
+    """The live API key ``token`` stands for, or None (unknown, revoked, or not
+    a sopflow key at all)."""
     if not token.startswith(KEY_PREFIX):
         return None
     key = session.scalar(sa.select(ApiKey).where(ApiKey.key_hash == hash_key(token)))

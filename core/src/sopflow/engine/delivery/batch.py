@@ -72,17 +72,20 @@ class DeliveryBatch:
         self.changes.clear()
 
     def fields(self, tenant_id: int) -> dict[str, Any]:
+        """The tenant's field definitions, loaded once per batch."""
         if tenant_id not in self._fields:
             self._fields[tenant_id] = field_definitions(self.s, tenant_id, self.ctx.plugins)
         return self._fields[tenant_id]
 
     def runtime(self, enrollment: Enrollment) -> SopRuntime:
+        """The parsed SOP version an enrolment is pinned to, once per version per batch."""
         key = enrollment.sop_version_id
         if key not in self._runtimes:
             self._runtimes[key] = runtime_of(self.s, enrollment, self.fields(enrollment.tenant_id))
         return self._runtimes[key]
 
     def timezone(self, tenant_id: int) -> str:
+        """The tenant's time zone (for rules that compare local dates), once per batch."""
         if tenant_id not in self._zones:
             tenant = self.s.get(Tenant, tenant_id)
             self._zones[tenant_id] = tenant.timezone if tenant else "Asia/Shanghai"

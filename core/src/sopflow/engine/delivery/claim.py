@@ -1,5 +1,5 @@
-"""Claim due touches in batches with leases, applying batch sending (F18) and
-the per-customer daily cap (F27).  A touch that a cap blocks is deferred to
+"""Claim due touches in batches with leases, applying batch sending and
+the per-customer daily cap.  A touch that a cap blocks is deferred to
 its next allowed slot and counted as deferred — never dropped.
 
 Postgres claims with ``FOR UPDATE SKIP LOCKED`` so several schedulers share
@@ -23,6 +23,7 @@ from sopflow.conditions import parse_duration
 from sopflow.engine.delivery import touch_rows
 from sopflow.engine.sops.schedule import local_at, local_day, outside_quiet_hours
 from sopflow.models import BatchWindow, Enrollment, SendQuota, SopVersion, Tenant
+from sopflow.models.touch_status import TouchStatus
 
 LEASE = timedelta(minutes=5)
 DEFAULT_DAILY_CAP = 1
@@ -47,6 +48,8 @@ def _slot_statement(dialect: str, table: Any, keys: tuple[str, ...], extra: tupl
 
 
 def give_back(session: Session, table: Any, keys: dict[str, Any]) -> None:
+    """Return one slot to the ledger row ``keys`` of ``table`` (a touch that took
+    its daily-cap slot and then had to wait for a batch window)."""
     session.execute(
         sa.update(table).where(*(table.c[k] == v for k, v in keys.items())).values(used=table.c.used - 1)
     )
@@ -54,7 +57,7 @@ def give_back(session: Session, table: Any, keys: dict[str, Any]) -> None:
 
 def counts_for_cap(step: dict[str, Any]) -> bool:
     """Private-chat sends are enterprise pushes to one customer, and so is a staff
-    reminder meant to be forwarded to the customer (F13)."""
+    reminder meant to be forwarded to the customer."""
     return any(
         (a.get("type") == "send" and a.get("touchpoint") == "private_chat")
         or (a.get("type") == "remind_staff" and a.get("forward"))
@@ -64,6 +67,8 @@ def counts_for_cap(step: dict[str, Any]) -> bool:
 
 _T = touch_rows.TOUCHES
 _E = Enrollment.__table__
+#: out with a worker under a lease
+_LEASED = (TouchStatus.CLAIMED, TouchStatus.SENDING)
 
 
 def claim_due_touches(
@@ -83,13 +88,17 @@ def claim_due_touches(
     ``channel_caps`` are the daily per-customer caps channels declare (WeCom: 1);
     a step on such a channel uses the lower of it and the tenant's cap.
 
-    The touches are rows, not ORM objects (``touch_rows``)."""
+    The touches are rows, not ORM objects (``touch_rows``).
+
+    Long because the claim is one transaction whose reads (the in-flight count,
+    the two due queries, the batch's enrolments and versions) run in this order
+    under the same locks; each is a statement used once, clearer in sequence."""
     if max_in_flight is not None:
         in_flight = (
             session.scalar(
                 sa.select(sa.func.count())
                 .select_from(_T)
-                .where(_T.c.status.in_(("claimed", "sending")), _T.c.lease_until >= now)
+                .where(_T.c.status.in_(_LEASED), _T.c.lease_until >= now)
             )
             or 0
         )
@@ -99,15 +108,15 @@ def claim_due_touches(
     # Two queries, not one with OR: SQLite answered the OR with a scan of the whole
     # table (every pending touch, every tick); each half uses (status, due_at).
     wheres = [
-        (_T.c.status == "scheduled", _T.c.due_at <= now),
-        (_T.c.status.in_(("claimed", "sending")), _T.c.lease_until < now),  # abandoned by a worker
+        (_T.c.status == TouchStatus.SCHEDULED, _T.c.due_at <= now),
+        (_T.c.status.in_(_LEASED), _T.c.lease_until < now),  # abandoned by a worker
     ]
     if customer_id is not None:
         # a customer's few touches by its index: with ``status`` as a bare column SQLite
         # (no statistics) chose (status, due_at) and read every touch due in the backlog
         wheres = [
             (
-                sa.func.coalesce(_T.c.status, "") == "scheduled",
+                sa.func.coalesce(_T.c.status, "") == TouchStatus.SCHEDULED,
                 _T.c.due_at <= now,
                 _T.c.customer_id == customer_id,
             )
@@ -154,7 +163,11 @@ def _claim(
     channel_caps: Mapping[str, int] | None,
     changes: list[dict[str, Any]],
 ) -> list[int]:
-    """Decide each touch's fate; its new columns go to ``changes`` (one UPDATE for all)."""
+    """Decide each touch's fate; its new columns go to ``changes`` (one UPDATE for all).
+
+    Long because a touch's fate (review, cancel, take-over, quiet hours, daily
+    cap, batch window) depends on the checks before it and on the cap slots
+    granted in bulk between the two loops; one place keeps that order visible."""
     claimed: list[int] = []
     caps: dict[int, int] = {}
 
@@ -165,7 +178,7 @@ def _claim(
         return min([cap, *((channel_caps or {}).get(ch, cap) for ch in _push_channels(step))])
 
     def claim(touch: Any, change: dict[str, Any]) -> None:
-        change["status"] = "claimed"
+        change["status"] = TouchStatus.CLAIMED
         change["lease_until"] = now + lease
         change["started_at"] = None  # until a worker takes it (``claim_reconcile``)
         change["attempts"] = touch.attempts + 1
@@ -176,16 +189,16 @@ def _claim(
         change = touch_rows.change_of(touch)
         changes.append(change)
         outcome = touch.outcome or {}
-        if touch.status == "sending" and not outcome.get("idempotent"):
+        if touch.status == TouchStatus.SENDING and not outcome.get("idempotent"):
             # the worker died mid-send: the channel may have delivered it; a human decides
-            change["status"] = "review"
+            change["status"] = TouchStatus.REVIEW
             change["outcome"] = {**outcome, "reason": "ambiguous: worker stopped during send"}
             continue
         enrollment = enrollments[touch.enrollment_id]
         if enrollment.status != "active":
-            change["status"] = "cancelled"
+            change["status"] = TouchStatus.CANCELLED
             continue
-        if touch.status != "scheduled":  # taken over from a worker that stopped: it passed the checks
+        if touch.status != TouchStatus.SCHEDULED:  # taken over from a stopped worker: it passed the checks
             claim(touch, change)
             continue
         definition = versions[enrollment.sop_version_id]
@@ -293,7 +306,7 @@ def daily_channel_caps(registry: Any) -> dict[str, int]:
 
 def defer(change: dict[str, Any], until: datetime, reason: str) -> None:
     """A touch's columns when it waits for ``until`` (``change``: see ``_claim``)."""
-    change["status"] = "scheduled"
+    change["status"] = TouchStatus.SCHEDULED
     change["due_at"] = until
     change["deferrals"] += 1
     change["defer_reason"] = reason

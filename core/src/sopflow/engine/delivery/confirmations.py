@@ -13,45 +13,20 @@ from sopflow.engine.context import EngineContext
 from sopflow.engine.delivery.sends import channel_for
 from sopflow.logging import get_logger
 from sopflow.models import Enrollment, SopVersion, Touch
+from sopflow.models.touch_status import TouchStatus, check_move
 
 log = get_logger("sopflow.deliver")
 
 
 def poll_confirmations(ctx: EngineContext, limit: int = 200) -> int:
-    """Touches waiting for staff confirmation (``pending``): ask the channel.
+    """Touches waiting for staff confirmation (``pending``): ask the channel;
+    returns how many reached a final status.
 
     One transaction reads the pending touches with their step definitions and
     channels; the channel calls happen outside it; each touch that reached a final
     status is then updated under its row lock (``pending`` still)."""
-    with ctx.tx() as s:
-        rows = list(
-            s.execute(
-                sa.select(
-                    Touch.id,
-                    Touch.tenant_id,
-                    Touch.customer_id,
-                    Touch.step_index,
-                    Touch.outcome,
-                    SopVersion.definition,
-                )
-                .join(Enrollment, Enrollment.id == Touch.enrollment_id)
-                .join(SopVersion, SopVersion.id == Enrollment.sop_version_id)
-                .where(Touch.status == "pending")
-                .order_by(Touch.id)
-                .limit(limit)
-            )
-        )
-        channels: dict[tuple[int, str], Any] = {}
-        for _, tenant_id, _, step_index, outcome, definition in rows:
-            for ref in outcome.get("results", []):
-                name = definition["steps"][step_index]["actions"][ref["action"]]["channel"]
-                if (tenant_id, name) not in channels:
-                    try:
-                        channels[tenant_id, name] = channel_for(ctx, tenant_id, name, s)[0]
-                    except SopflowError:  # account removed since the send: its touches wait
-                        log.warning("poll_channel_missing", tenant_id=tenant_id, channel=name)
-                        channels[tenant_id, name] = None
-    finals: dict[int, str] = {}
+    rows, channels = _pending(ctx, limit)
+    finals: dict[int, TouchStatus] = {}
     for touch_id, tenant_id, customer_id, step_index, outcome, definition in rows:
         refs = [r for r in outcome.get("results", []) if r.get("provider_ref") and r["status"] == "pending"]
         if not refs:
@@ -67,7 +42,11 @@ def poll_confirmations(ctx: EngineContext, limit: int = 200) -> int:
         except Exception:
             log.exception("poll_failed", touch_id=touch_id)
             continue
-        final = "failed" if "failed" in statuses else ("sent" if all(x == "sent" for x in statuses) else None)
+        final = (
+            TouchStatus.FAILED
+            if "failed" in statuses
+            else (TouchStatus.SENT if all(x == "sent" for x in statuses) else None)
+        )
         if final:
             finals[touch_id] = final
     if not finals:
@@ -76,15 +55,51 @@ def poll_confirmations(ctx: EngineContext, limit: int = 200) -> int:
     with ctx.tx() as s:
         for touch_id, final in finals.items():
             fresh = s.get(Touch, touch_id, with_for_update=True)
-            if fresh.status == "pending":
-                fresh.status = final
+            if fresh.status == TouchStatus.PENDING:
+                fresh.status = check_move(fresh.status, final, touch_id)
                 fresh.outcome = {**fresh.outcome, "confirmed": final, "confirmed_at": ctx.now().isoformat()}
                 changed += 1
     return changed
 
 
+def _pending(ctx: EngineContext, limit: int) -> tuple[list[Any], dict[tuple[int, str], Any]]:
+    """The first ``limit`` pending touches (id, tenant, customer, step, outcome,
+    definition) and the live channel of each (tenant, channel name) they used
+    (None for an account removed since the send: its touches wait)."""
+    with ctx.tx() as s:
+        rows = list(
+            s.execute(
+                sa.select(
+                    Touch.id,
+                    Touch.tenant_id,
+                    Touch.customer_id,
+                    Touch.step_index,
+                    Touch.outcome,
+                    SopVersion.definition,
+                )
+                .join(Enrollment, Enrollment.id == Touch.enrollment_id)
+                .join(SopVersion, SopVersion.id == Enrollment.sop_version_id)
+                .where(Touch.status == TouchStatus.PENDING)
+                .order_by(Touch.id)
+                .limit(limit)
+            )
+        )
+        channels: dict[tuple[int, str], Any] = {}
+        for _, tenant_id, _, step_index, outcome, definition in rows:
+            for ref in outcome.get("results", []):
+                name = definition["steps"][step_index]["actions"][ref["action"]]["channel"]
+                if (tenant_id, name) not in channels:
+                    try:
+                        channels[tenant_id, name] = channel_for(ctx, tenant_id, name, s)[0]
+                    except SopflowError:
+                        log.warning("poll_channel_missing", tenant_id=tenant_id, channel=name)
+                        channels[tenant_id, name] = None
+    return rows, channels
+
+
 def _recipient_status(result: dict[str, str], customer_id: int) -> str:
-    """A poll maps recipients to statuses; one touch has one customer."""
+    """A poll maps recipients to statuses (the channel's words: ``sent``,
+    ``failed``, else still ``pending``); one touch has one customer."""
     values = set(result.values())
     if "failed" in values:
         return "failed"

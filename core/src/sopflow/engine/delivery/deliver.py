@@ -41,13 +41,20 @@ from sopflow.engine.sops.lifecycle import end_actions, end_enrollment
 from sopflow.engine.sops.step_actions import changes_data as step_changes_data
 from sopflow.logging import get_logger
 from sopflow.models import Enrollment, Touch
+from sopflow.models.touch_status import TouchStatus
 from sopflow.outages import dependency_of
 
 log = get_logger("sopflow.deliver")
+#: what ``deliver_touches`` reports for an id with no touch (not a touch state)
+MISSING = "missing"
 
 
 @dataclass
 class Prepared:
+    """A touch whose calls are ready: the sends ``build_sends`` made for it, and
+    whether its channel de-duplicates (then it is called with the others of its
+    batch; else marked ``sending`` on its own right before its call)."""
+
     touch_id: int
     sends: list[Any]
     idempotent: bool
@@ -93,7 +100,7 @@ def deliver_touches(ctx: EngineContext, touch_ids: Sequence[int]) -> dict[int, s
         recorded, started = _record(ctx, [previous] if previous else [], start=p.touch_id)
         statuses.update(recorded)
         if not started:  # cancelled since the batch was prepared, or taken over after its lease ran out
-            statuses[p.touch_id] = "cancelled"
+            statuses[p.touch_id] = TouchStatus.CANCELLED
             previous = None
             continue
         previous = call_sends(ctx, p.touch_id, p.sends, False, now)
@@ -115,7 +122,7 @@ def _prepare(
     ctx: EngineContext, touch_ids: Sequence[int], now: datetime
 ) -> tuple[dict[int, str], list[Prepared]]:
     """Transaction (1): the touches that are to be called, and the status of the rest."""
-    statuses: dict[int, str] = {t: "missing" for t in touch_ids}
+    statuses: dict[int, str] = {t: MISSING for t in touch_ids}
     prepared: list[Prepared] = []
     with ctx.tx() as s:
         batch = DeliveryBatch(ctx, s, touch_ids)
@@ -128,7 +135,7 @@ def _prepare(
                 batch.changes.append(change)
             if isinstance(result, Prepared):
                 prepared.append(result)
-                statuses[touch.id] = "sending"
+                statuses[touch.id] = TouchStatus.SENDING
             else:
                 statuses[touch.id] = result
         batch.write_touches()
@@ -146,12 +153,12 @@ def _prepare_one(
 ) -> str | Prepared:
     """Decide one touch (a row); its new columns go to ``change``."""
     s = batch.s
-    if touch.status != "claimed":
-        return touch.status
+    if touch.status != TouchStatus.CLAIMED:
+        return TouchStatus(touch.status)
     enrollment = batch.enrollments[touch.enrollment_id]
     if enrollment.status != ACTIVE:
-        change["status"] = "cancelled"
-        return "cancelled"
+        change["status"] = TouchStatus.CANCELLED
+        return TouchStatus.CANCELLED
     fields = batch.fields(touch.tenant_id)
     runtime = batch.runtime(enrollment)
     customer = batch.customers[touch.customer_id]
@@ -169,47 +176,65 @@ def _prepare_one(
             fields,
             **end_actions(runtime.definition, "on_early_end"),
         )
-        return "cancelled"
+        return TouchStatus.CANCELLED
     held = _reply_gate(batch, touch, change, runtime.definition, now, enrollment, fields, finished)
     if held:
         return held
     step = runtime.definition["steps"][touch.step_index]
-    staff = batch.staff.get(customer.owner_staff_id) if customer.owner_staff_id else None
-    changes_data = step_changes_data(ctx.plugins.registry, step)
-    if changes_data:  # a stage move may end enrolments, whose open touches are then cancelled
-        batch.write_touches()
     try:
-        # a savepoint when the step changes data: a send that cannot even be prepared (no
-        # account for the channel, an undeclared touchpoint) must not keep the data actions
-        # before it.  Only then: entering one flushes the session, a cost per touch.
-        with s.begin_nested() if changes_data else nullcontext():
-            sends, idempotent = build_sends(
-                ctx,
-                s,
-                touch,
-                step,
-                customer,
-                staff,
-                fields,
-                now,
-                enrollment,
-                batch.identities.get(customer.id, []),
-                batch.channels,
-            )
+        sends, idempotent = _build(ctx, batch, touch, step, customer, fields, now, enrollment)
     except SopflowError as exc:
-        change["status"] = "skipped" if isinstance(exc, SkippableError) else "failed"
+        change["status"] = TouchStatus.SKIPPED if isinstance(exc, SkippableError) else TouchStatus.FAILED
         change["outcome"] = {**change["outcome"], "reason": exc.internal_message}
         finished.add(touch.enrollment_id)
         return change["status"]
     # A non-idempotent touch stays ``claimed`` until the transaction right before its
     # call marks it ``sending`` (see the module docstring).  Should the worker stop in
     # between, the touch is claimed again and prepared again, like a retry.
-    change["status"] = "sending" if idempotent else "claimed"
+    change["status"] = TouchStatus.SENDING if idempotent else TouchStatus.CLAIMED
     # the lease starts again: the time the batch waited in the queue is not the calls' time
     change["lease_until"] = now + timedelta(seconds=ctx.settings.claim_lease_seconds)
     change["started_at"] = now  # the hand-off arrived: no longer the broker's to lose
     change["outcome"] = {**change["outcome"], "idempotent": idempotent}
     return Prepared(touch.id, sends, idempotent)
+
+
+def _build(
+    ctx: EngineContext,
+    batch: DeliveryBatch,
+    touch: Any,
+    step: Mapping[str, Any],
+    customer: Any,
+    fields: Mapping[str, Any],
+    now: datetime,
+    enrollment: Enrollment,
+) -> tuple[list[Any], bool]:
+    """The step's sends for one touch and whether they are idempotent (``build_sends``,
+    which also runs the step's data actions); raises the ``SopflowError`` that
+    keeps the touch from being sent."""
+    s = batch.s
+    staff = batch.staff.get(customer.owner_staff_id) if customer.owner_staff_id else None
+    changes_data = step_changes_data(ctx.plugins.registry, step)
+    if changes_data:  # a stage move may end enrolments, whose open touches are then cancelled
+        batch.write_touches()
+    # a savepoint when the step changes data: a send that cannot even be prepared (no
+    # account for the channel, an undeclared touchpoint) must not keep the data actions
+    # before it.  Only then: entering one flushes the session, a cost per touch.
+    with s.begin_nested() if changes_data else nullcontext():
+        sends, idempotent = build_sends(
+            ctx,
+            s,
+            touch,
+            step,
+            customer,
+            staff,
+            fields,
+            now,
+            enrollment,
+            batch.identities.get(customer.id, []),
+            batch.channels,
+        )
+    return sends, idempotent
 
 
 def _reply_gate(
@@ -222,7 +247,8 @@ def _reply_gate(
     fields: Mapping[str, Any],
     finished: set[int],
 ) -> str | None:
-    """F26: a step after a "wait for reply" step waits for a reply or the timeout."""
+    """Reply wait: a step after a "wait for reply" step waits for a reply or the
+    timeout; returns the touch's status when the gate decided it, else None."""
     s = batch.s
     if touch.step_index == 0:
         return None
@@ -248,17 +274,17 @@ def _reply_gate(
                 fields,
                 **end_actions(definition, "on_early_end"),
             )
-            return "cancelled"
+            return TouchStatus.CANCELLED
         return None
     deadline = previous.sent_at + parse_duration(wait["timeout"])
     if now < deadline:
-        change["status"], change["due_at"] = "scheduled", deadline
+        change["status"], change["due_at"] = TouchStatus.SCHEDULED, deadline
         change["deferrals"] += 1
         change["defer_reason"] = "waiting_for_reply"
-        return "scheduled"
+        return TouchStatus.SCHEDULED
     if wait["on_timeout"] == "skip":
-        change["status"] = "skipped"
+        change["status"] = TouchStatus.SKIPPED
         change["outcome"] = {"reason": "no_reply"}
         finished.add(touch.enrollment_id)
-        return "skipped"
+        return TouchStatus.SKIPPED
     return None

@@ -23,10 +23,14 @@ from sopflow.engine.sops.enrolment import ACTIVE
 from sopflow.engine.sops.lifecycle import end_actions, end_enrollment
 from sopflow.event_collector import collect
 from sopflow.models import Enrollment, Event
+from sopflow.models.touch_status import DONE, OPEN, TouchStatus, check_move
 
 MAX_ATTEMPTS = 8
-FINAL = ("sent", "pending", "failed", "skipped")
-OPEN = ("scheduled", "claimed", "sending")
+
+#: a call that reached the customer (or their staff): ``sent_at`` and a ``touch.sent`` event
+_SENT = (TouchStatus.SENT, TouchStatus.PENDING)
+#: a non-idempotent touch is marked ``sending`` right before its call
+_START = check_move(TouchStatus.CLAIMED, TouchStatus.SENDING)
 
 _T = touch_rows.TOUCHES
 _E = Event.__table__
@@ -34,13 +38,13 @@ _E = Event.__table__
 
 def record(
     ctx: EngineContext, outcomes: Sequence[Outcome], start: int | None = None, renew: Sequence[int] = ()
-) -> tuple[dict[int, str], bool]:
+) -> tuple[dict[int, TouchStatus], bool]:
     """One transaction: record ``outcomes``; with ``start``, also mark that touch
     ``sending`` if it is still ``claimed`` (returns whether it was); ``renew``:
     touches still ``sending`` whose lease starts again."""
     now = ctx.now()
     lease_until = now + timedelta(seconds=ctx.settings.claim_lease_seconds)
-    statuses: dict[int, str] = {}
+    statuses: dict[int, TouchStatus] = {}
     started = False
     with ctx.tx() as s:
         if outcomes:
@@ -49,28 +53,30 @@ def record(
             started = (
                 s.execute(
                     sa.update(_T)
-                    .where(_T.c.id == start, _T.c.status == "claimed")
-                    .values(status="sending", lease_until=lease_until)
+                    .where(_T.c.id == start, _T.c.status == TouchStatus.CLAIMED)
+                    .values(status=_START, lease_until=lease_until)
                 ).rowcount
                 == 1
             )
         if renew:
             s.execute(
                 sa.update(_T)
-                .where(_T.c.id.in_(renew), _T.c.status == "sending")
+                .where(_T.c.id.in_(renew), _T.c.status == TouchStatus.SENDING)
                 .values(lease_until=lease_until)
             )
     return statuses, started
 
 
-def _record(ctx: EngineContext, s: Session, outcomes: Sequence[Outcome], now: datetime) -> dict[int, str]:
+def _record(
+    ctx: EngineContext, s: Session, outcomes: Sequence[Outcome], now: datetime
+) -> dict[int, TouchStatus]:
     ids = [o.touch_id for o in outcomes]
     batch = DeliveryBatch(ctx, s, ids, customers=False, touches=False)  # locks the enrolments first
     query = touch_rows.select_rows(_T.c.id.in_(ids)).order_by(_T.c.id)
     if s.bind.dialect.name == "postgresql":
         query = query.with_for_update()
     rows = {r.id: r for r in s.execute(query)}
-    statuses: dict[int, str] = {}
+    statuses: dict[int, TouchStatus] = {}
     changes: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     done: set[int] = set()
@@ -79,10 +85,10 @@ def _record(ctx: EngineContext, s: Session, outcomes: Sequence[Outcome], now: da
         change = _apply(row, o, now)
         changes.append(change)
         statuses[row.id] = change["status"]
-        if change["status"] in ("sent", "pending"):
+        if change["status"] in _SENT:
             enrollment = batch.enrollments.get(row.enrollment_id)
             events.append(_sent_event(row, change["status"], now, enrollment.depth if enrollment else 0))
-        if change["status"] in FINAL:
+        if change["status"] in DONE:
             done.add(row.enrollment_id)
     touch_rows.write(s, changes)
     if events:
@@ -107,19 +113,19 @@ def _apply(row: Any, o: Outcome, now: datetime) -> dict[str, Any]:
         "results": o.results,
         **({"reason": o.reason} if o.reason else {}),
     }
-    if status == "scheduled":
+    if status == TouchStatus.SCHEDULED:
         if change["attempts"] >= MAX_ATTEMPTS:
-            status = "failed"
+            status = TouchStatus.FAILED
         else:
             change["due_at"] = now + timedelta(seconds=o.retry_after or 30 * 2 ** change["attempts"])
             change["lease_until"] = None
-    if status in ("sent", "pending"):
+    if status in _SENT:
         change["sent_at"] = now
     change["status"] = status
     return change
 
 
-def _sent_event(row: Any, status: str, now: datetime, depth: int) -> dict[str, Any]:
+def _sent_event(row: Any, status: TouchStatus, now: datetime, depth: int) -> dict[str, Any]:
     return {
         "tenant_id": row.tenant_id,
         "customer_id": row.customer_id,
@@ -135,7 +141,8 @@ def _sent_event(row: Any, status: str, now: datetime, depth: int) -> dict[str, A
 
 
 def complete(batch: DeliveryBatch, enrollment_ids: Iterable[int], now: datetime) -> None:
-    """F21: the enrolments among ``enrollment_ids`` with no open step left end normally."""
+    """Completion: the enrolments among ``enrollment_ids`` with no open step left
+    end normally (``completed``), with the SOP's ``on_complete`` actions."""
     ids = set(enrollment_ids)
     if not ids:
         return

@@ -36,35 +36,13 @@ from sopflow.engine.sops.definition import templates
 from sopflow.engine.sops.step_actions import StepCall, StepPreparation, prepare_action
 from sopflow.logging import get_logger
 from sopflow.models import ChannelAccount, ChannelIdentity, Customer, Enrollment, Event, Staff, Touch
+from sopflow.models.touch_status import TouchStatus
 
 log = get_logger("sopflow.deliver")
 
 
 class Throttled(RetriableError):
     """The channel account's own rate limit (``Capabilities.rate_per_minute``) says wait."""
-
-
-class RateLimiter:
-    """Per-channel-account token bucket from ``Capabilities.rate_per_minute``
-    (in-process: each worker process gets its own share).  Time comes from the
-    injected clock, so the manual clock drives it in tests and the demo."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._buckets: dict[int, tuple[float, float]] = {}
-
-    def wait_time(self, account_id: int, per_minute: int | None, now: float) -> float:
-        if not per_minute:
-            return 0.0
-        with self._lock:
-            tokens, stamp = self._buckets.get(account_id, (float(per_minute), now))
-            now = max(now, stamp)  # a clock that steps back must not mint tokens
-            tokens = min(float(per_minute), tokens + (now - stamp) * per_minute / 60)
-            if tokens >= 1:
-                self._buckets[account_id] = (tokens - 1, now)
-                return 0.0
-            self._buckets[account_id] = (tokens, now)
-            return (1 - tokens) * 60 / per_minute
 
 
 def channel_for(
@@ -111,6 +89,7 @@ def _compiled(text: str) -> Any:
 
 
 def render(text: str, customer: Customer, staff_name: str) -> str:
+    """``text`` (a Jinja template from a step) rendered for ``customer`` and their staff member."""
     return _compiled(text).render(
         customer={"display_name": customer.display_name, "source": customer.source},
         fields=customer.fields,
@@ -123,7 +102,7 @@ class Outcome:
     """What the calls of one touch came to, for the record transaction."""
 
     touch_id: int
-    status: str
+    status: TouchStatus  # the touch's next status
     results: list[dict[str, Any]] = field(default_factory=list)
     reason: str = ""
     retry_after: float | None = None
@@ -135,7 +114,7 @@ def call_sends(
 ) -> Outcome:
     """Make the step's calls in order; the first failure stops the rest."""
     results: list[dict[str, Any]] = []
-    status = "sent"
+    status = TouchStatus.SENT
     retry_after: float | None = None
     reason = ""
     throttled = False
@@ -146,23 +125,25 @@ def call_sends(
                 {"action": call.index, "status": receipt.status, "provider_ref": receipt.provider_ref}
             )
             if receipt.status == "pending":
-                status = "pending" if status == "sent" else status
+                status = TouchStatus.PENDING if status == TouchStatus.SENT else status
         except AmbiguousSendError as exc:
-            status, reason = ("scheduled" if idempotent else "review"), exc.internal_message
+            status = TouchStatus.SCHEDULED if idempotent else TouchStatus.REVIEW
+            reason = exc.internal_message
             break
         except RetriableError as exc:
-            status, reason, retry_after = "scheduled", exc.internal_message, exc.retry_after
+            status, reason, retry_after = TouchStatus.SCHEDULED, exc.internal_message, exc.retry_after
             throttled = isinstance(exc, Throttled) and not results
             break
         except SkippableError as exc:
-            status, reason = "skipped", exc.internal_message
+            status, reason = TouchStatus.SKIPPED, exc.internal_message
             break
         except SopflowError as exc:
-            status, reason = "failed", exc.internal_message
+            status, reason = TouchStatus.FAILED, exc.internal_message
             break
         except Exception as exc:  # a channel bug must not lose the touch
             log.exception("channel_error", touch_id=touch_id)
-            status, reason = ("scheduled" if idempotent else "review"), f"{type(exc).__name__}: {exc}"
+            status = TouchStatus.SCHEDULED if idempotent else TouchStatus.REVIEW
+            reason = f"{type(exc).__name__}: {exc}"
             break
     return Outcome(touch_id, status, results, reason, retry_after, throttled)
 
@@ -242,6 +223,7 @@ def prepare_send(step: StepPreparation, index: int, action: Mapping[str, Any]) -
 
 
 def prepare_webhook(step: StepPreparation, index: int, action: Mapping[str, Any]) -> None:
+    """A webhook step needs nothing prepared; only whether it may be retried."""
     # a receiver that de-duplicates by Idempotency-Key may be retried after a crash
     step.idempotent = step.idempotent and bool(action.get("idempotent"))
     touch = step.touch

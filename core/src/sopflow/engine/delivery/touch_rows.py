@@ -4,7 +4,8 @@ Loading, tracking and flushing a touch object cost more than everything else
 those transactions do for it (profiles in docs/benchmarks.md).  A transaction
 reads the touches it works on as rows, builds one ``change`` per touch it
 alters (``change_of``), and writes them all with one executemany ``UPDATE``
-(``write``).
+(``write``), which checks each touch's move against the one table of allowed
+moves (``sopflow.models.touch_status``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from sopflow.models import Touch
+from sopflow.models.touch_status import TRANSITIONS, IllegalTouchMove
 
 TOUCHES = Touch.__table__
 #: the columns a hot-path transaction may change
@@ -41,16 +43,28 @@ _UPDATE = (
 
 
 def select_rows(*where: Any) -> sa.Select:
+    """The touches matching ``where`` as rows of the ``READ`` columns."""
     return sa.select(*(TOUCHES.c[c] for c in READ)).where(*where)
 
 
 def change_of(row: Any) -> dict[str, Any]:
-    """The touch's columns as they are; set the new values on it, then ``write`` it."""
+    """The touch's columns as they are; set the new values on it, then ``write`` it.
+    ``was`` keeps the status it had, so ``write`` can check the move (the UPDATE
+    ignores the key)."""
     change = {c: getattr(row, c) for c in CHANGED}
     change["touch_id"] = row.id
+    change["was"] = row.status
     return change
 
 
 def write(session: Session, changes: Sequence[dict[str, Any]]) -> None:
-    if changes:
-        session.execute(_UPDATE, list(changes))
+    """Write ``changes`` (from ``change_of``) with one executemany UPDATE.
+
+    Raises ``IllegalTouchMove`` (and writes nothing) when a change moves its
+    touch along a move the table of touch states does not allow."""
+    if not changes:
+        return
+    for change in changes:
+        if change["status"] not in TRANSITIONS.get(change["was"], ()):
+            raise IllegalTouchMove(change["was"], change["status"], change["touch_id"])
+    session.execute(_UPDATE, list(changes))

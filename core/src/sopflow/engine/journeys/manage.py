@@ -1,4 +1,4 @@
-"""Journeys (F10–F13): a pipeline whose stages have entry rules, an automation
+"""Journeys: a pipeline whose stages have entry rules, an automation
 switch, stage reminders and an entry SOP.
 
 A journey owns its pipeline. Saving a journey validates everything at once
@@ -19,11 +19,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from sopflow.engine.context import EngineContext
-from sopflow.engine.customers.fields import field_definitions
-from sopflow.engine.customers.segments import expand_segments
+from sopflow.engine.journeys.definition import SETTINGS, check_journey, with_template
 from sopflow.engine.journeys.pipelines import stages_of
 from sopflow.engine.journeys.reminders import sync_reminder_sop
-from sopflow.engine.journeys.rules import as_rule, check_reminders, check_rules
+from sopflow.engine.journeys.rules import as_rule
 from sopflow.errors import Conflict, InvalidInput, LimitReached, NotFound
 from sopflow.models import (
     CustomerStage,
@@ -38,10 +37,10 @@ from sopflow.models import (
 
 #: a sync whose heartbeat is older than this is taken to have died with its process
 SYNC_STALE = timedelta(minutes=10)
-SETTINGS = ("automation", "allow_backward", "stage_reminders", "follow_up_reminders")
 
 
 def get_journey(session: Session, tenant_id: int, journey_id: int, *, lock: bool = False) -> Journey:
+    """The tenant's journey ``journey_id`` (``lock``: FOR UPDATE), else ``NotFound``."""
     query = sa.select(Journey).where(Journey.id == journey_id, Journey.tenant_id == tenant_id)
     journey = session.scalar(query.with_for_update() if lock else query)
     if journey is None:
@@ -50,10 +49,14 @@ def get_journey(session: Session, tenant_id: int, journey_id: int, *, lock: bool
 
 
 def journey_of_pipeline(session: Session, pipeline_id: int) -> Journey | None:
+    """The journey that owns pipeline ``pipeline_id``, if one does."""
     return session.scalar(sa.select(Journey).where(Journey.pipeline_id == pipeline_id))
 
 
 def sync_running(journey: Journey, now: datetime) -> bool:
+    """Whether a sync is placing the journey's customers right now: pending or
+    running with a heartbeat younger than ``SYNC_STALE`` (an older one died
+    with its process and no longer locks the journey)."""
     sync = journey.sync or {}
     if sync.get("state") not in ("pending", "running"):
         return False
@@ -61,7 +64,7 @@ def sync_running(journey: Journey, now: datetime) -> bool:
 
 
 def ensure_unlocked(journey: Journey, now: datetime) -> None:
-    """F12: no edits while a sync places customers (409 with what is running)."""
+    """The sync lock: no edits while a sync places customers (409 with what is running)."""
     if sync_running(journey, now):
         sync = journey.sync
         raise Conflict(
@@ -71,128 +74,16 @@ def ensure_unlocked(journey: Journey, now: datetime) -> None:
         )
 
 
-def _bool(raw: Mapping[str, Any], key: str, default: bool, problems: list[tuple[str, str]]) -> bool:
-    value = raw.get(key, default)
-    if not isinstance(value, bool):
-        problems.append((key, "true or false"))
-        return default
-    return value
-
-
-def _check(
-    session: Session,
-    ctx: EngineContext,
-    tenant_id: int,
-    raw: Any,
-    *,
-    pipeline_id: int,
-    current: Journey | None,
-) -> dict[str, Any]:
-    """The normalised journey or ``InvalidInput`` naming every problem."""
-    if not isinstance(raw, Mapping):
-        raise InvalidInput([("body", "expected a JSON object")])
-    problems: list[tuple[str, str]] = []
-    allowed = {"name", "template", "stages", "reminder_channel", *SETTINGS}
-    problems += [(k, "unknown journey setting") for k in sorted(set(raw) - allowed)]
-    out: dict[str, Any] = {}
-    for key, default in zip(SETTINGS, (True, False, True, False), strict=True):
-        out[key] = _bool(raw, key, getattr(current, key) if current else default, problems)
-    name = raw.get("name")
-    if name is not None and (
-        not isinstance(name, str) or not name.strip() or len(name) > 100 or "\x00" in name
-    ):
-        problems.append(("name", "a non-empty name of at most 100 characters"))
-    out["name"] = name
-    channel = raw.get("reminder_channel", current.reminder_channel if current else None)
-    if channel is not None and (
-        not isinstance(channel, str) or ctx.plugins.registry.get("register_channels", channel) is None
-    ):
-        problems.append(("reminder_channel", f"no installed channel {channel!r}; see GET /api/v1/plugins"))
-    out["reminder_channel"] = channel
-
-    limit = ctx.settings.max_journey_stages
-    stages = raw.get("stages")
-    if stages is None and current is None:
-        problems.append(("stages", 'give the stages in order: [{"name": ..., "rules": [...]}, ...]'))
-    if stages is not None:
-        if not isinstance(stages, list) or not stages:
-            problems.append(("stages", "a non-empty list of stages in order"))
-            stages = []
-        if len(stages) > limit:
-            problems.append(
-                ("stages", f"at most {limit} stages per journey (SOPFLOW_MAX_JOURNEY_STAGES); merge some")
-            )
-        existing = {st.id: st for st in stages_of(session, pipeline_id)} if current else {}
-        names: list[str] = []
-        for i, st in enumerate(stages):
-            nm = st.get("name") if isinstance(st, Mapping) else None
-            if not isinstance(nm, str) or not nm.strip() or len(nm) > 100 or "\x00" in nm:
-                problems.append((f"stages[{i}].name", "a non-empty name of at most 100 characters"))
-            elif nm in names:
-                problems.append((f"stages[{i}].name", f"stage {nm!r} appears twice; names are unique"))
-            names.append(nm if isinstance(nm, str) else "")
-        fields = field_definitions(session, tenant_id, ctx.plugins)
-        out["stages"] = []
-        for i, st in enumerate(stages):
-            if not isinstance(st, Mapping):
-                problems.append((f"stages[{i}]", "expected a stage object"))
-                continue
-            p = f"stages[{i}]"
-            for key in sorted(set(st) - {"id", "name", "rules", "entry_sop_id", "reminders"}):
-                problems.append(
-                    (f"{p}.{key}", "unknown stage setting; use id, name, rules, entry_sop_id, reminders")
-                )
-            stage_id = st.get("id")
-            if stage_id is not None and stage_id not in existing:
-                problems.append(
-                    (f"{p}.id", f"stage {stage_id} is not a stage of this journey; omit id for a new one")
-                )
-            entry = st.get("entry_sop_id")
-            if entry is not None:
-                kind = session.scalar(sa.select(Sop.kind).where(Sop.id == entry, Sop.tenant_id == tenant_id))
-                if not isinstance(entry, int) or kind != "nurture":
-                    problems.append((f"{p}.entry_sop_id", "the id of a nurture SOP of this tenant"))
-            reminders = check_reminders(st.get("reminders"), f"{p}.reminders", problems)
-            try:  # saved segments are expanded: a stage rule never changes under its journey
-                raw_rules = expand_segments(session, tenant_id, st.get("rules"), f"{p}.rules")
-            except InvalidInput as exc:
-                problems += [(e["field"], e["message"]) for e in exc.errors]
-                raw_rules = None
-            out["stages"].append(
-                {
-                    "id": stage_id,
-                    "name": st.get("name"),
-                    "rules": check_rules(
-                        raw_rules,
-                        f"{p}.rules",
-                        pipeline_id=pipeline_id,
-                        stage_names=names,
-                        fields=fields,
-                        problems=problems,
-                    ),
-                    "entry_sop_id": entry,
-                    "reminders": reminders,
-                }
-            )
-        needs_channel = out["follow_up_reminders"] or (
-            out["stage_reminders"] and any(s["reminders"] for s in out["stages"])
-        )
-        if needs_channel and channel is None:
-            problems.append(
-                ("reminder_channel", "give the channel that notifies staff (e.g. 'wecom') for the reminders")
-            )
-    if problems:
-        raise InvalidInput(problems)
-    return out
-
-
 def create_journey(session: Session, ctx: EngineContext, tenant_id: int, raw: Any, now: datetime) -> Journey:
-    raw = _with_template(ctx, raw)
+    """Create a journey and the pipeline it owns (from a plugin's template when
+    ``raw`` names one); ``InvalidInput`` with every problem, ``Conflict`` when
+    the name is taken.  The journey starts as a draft."""
+    raw = with_template(ctx, raw)
     name = raw.get("name") if isinstance(raw, Mapping) else None
     if not isinstance(name, str) or not name.strip() or len(name) > 100 or "\x00" in name:
         problem = ("name", "give the journey a name of at most 100 characters (or a template)")
         try:  # report every problem at once
-            _check(session, ctx, tenant_id, raw, pipeline_id=0, current=None)
+            check_journey(session, ctx, tenant_id, raw, pipeline_id=0, current=None)
         except InvalidInput as exc:
             raise InvalidInput([problem, *((e["field"], e["message"]) for e in exc.errors)]) from None
         raise InvalidInput([problem])
@@ -202,7 +93,7 @@ def create_journey(session: Session, ctx: EngineContext, tenant_id: int, raw: An
     session.add(pipeline)
     session.flush()
     # stage conditions name this pipeline; a problem raised here rolls the pipeline back
-    checked = _check(session, ctx, tenant_id, raw, pipeline_id=pipeline.id, current=None)
+    checked = check_journey(session, ctx, tenant_id, raw, pipeline_id=pipeline.id, current=None)
     journey = Journey(
         tenant_id=tenant_id,
         pipeline_id=pipeline.id,
@@ -218,24 +109,16 @@ def create_journey(session: Session, ctx: EngineContext, tenant_id: int, raw: An
     return journey
 
 
-def _with_template(ctx: EngineContext, raw: Any) -> Any:
-    if not isinstance(raw, Mapping) or raw.get("template") is None:
-        return raw
-    reg = ctx.plugins.registry.get("register_pipelines", raw["template"])
-    if reg is None:
-        known = sorted(r.spec.key for r in ctx.plugins.registry.all("register_pipelines"))
-        raise InvalidInput([("template", f"no pipeline template {raw['template']!r}; installed: {known}")])
-    out = dict(raw)
-    out["name"] = raw.get("name") or reg.spec.name or reg.spec.key
-    out["stages"] = raw.get("stages") or [{"name": st.name} for st in reg.spec.stages]
-    return out
-
-
 def update_journey(
     session: Session, ctx: EngineContext, journey: Journey, raw: Any, now: datetime
 ) -> Journey:
+    """Apply a partial update (settings, name, and the stages when given) after
+    checking it all; ``Conflict`` while a sync runs or for a name in use.  The
+    hidden reminder SOPs follow the new settings."""
     ensure_unlocked(journey, now)
-    checked = _check(session, ctx, journey.tenant_id, raw, pipeline_id=journey.pipeline_id, current=journey)
+    checked = check_journey(
+        session, ctx, journey.tenant_id, raw, pipeline_id=journey.pipeline_id, current=journey
+    )
     pipeline = session.get(Pipeline, journey.pipeline_id)
     assert pipeline is not None
     if checked["name"] and checked["name"] != pipeline.name:
@@ -316,6 +199,9 @@ def _save_stages(session: Session, journey: Journey, stages: list[dict[str, Any]
 
 
 def start_journey(session: Session, ctx: EngineContext, journey: Journey, now: datetime) -> Journey:
+    """Activate a draft or stopped journey: its stage rules place customers and
+    its reminder SOPs start.  ``LimitReached`` beyond
+    ``SOPFLOW_MAX_ACTIVE_JOURNEYS``; ``Conflict`` when already active or locked by a sync."""
     if journey.status == "active":
         raise Conflict("the journey is already active")
     ensure_unlocked(journey, now)
@@ -350,6 +236,9 @@ def stop_journey(session: Session, journey: Journey, now: datetime) -> Journey:
 
 
 def delete_journey(session: Session, journey: Journey, now: datetime) -> None:
+    """Delete a journey that never placed anyone (with its pipeline and stages;
+    its hidden reminder SOPs are stopped).  ``Conflict`` when active or when
+    customers have stage history in it: stop it instead."""
     ensure_unlocked(journey, now)
     if journey.status == "active":
         raise Conflict("stop the journey before deleting it")
@@ -372,6 +261,8 @@ def delete_journey(session: Session, journey: Journey, now: datetime) -> None:
 
 
 def journey_to_dict(session: Session, journey: Journey) -> dict[str, Any]:
+    """A journey as the API shows it: settings, sync progress, and its stages
+    in order with their rules, entry SOP and reminders."""
     pipeline = session.get(Pipeline, journey.pipeline_id)
     assert pipeline is not None
     settings = {js.stage_id: js for js in _journey_stages(session, journey.id)}

@@ -41,6 +41,8 @@ def _check_stage_names(stages: Sequence[Any]) -> list[tuple[str, str]]:
 def create_pipeline(
     session: Session, tenant_id: int, name: str, stages: Sequence[dict[str, Any]], now: datetime
 ) -> Pipeline:
+    """Create a pipeline with its stages in order; ``InvalidInput`` for a bad
+    name or stage names (empty, duplicated), ``Conflict`` for a name in use."""
     problems = []
     if not isinstance(name, str) or not name.strip() or len(name) > 100:
         problems.append(("name", "a non-empty name of at most 100 characters"))
@@ -59,6 +61,7 @@ def create_pipeline(
 
 
 def get_pipeline(session: Session, tenant_id: int, pipeline_id: int) -> Pipeline:
+    """The tenant's pipeline ``pipeline_id``, else ``NotFound``."""
     pipeline = session.scalar(
         sa.select(Pipeline).where(Pipeline.id == pipeline_id, Pipeline.tenant_id == tenant_id)
     )
@@ -68,12 +71,15 @@ def get_pipeline(session: Session, tenant_id: int, pipeline_id: int) -> Pipeline
 
 
 def stages_of(session: Session, pipeline_id: int) -> list[Stage]:
+    """A pipeline's stages in order."""
     return list(
         session.scalars(sa.select(Stage).where(Stage.pipeline_id == pipeline_id).order_by(Stage.position))
     )
 
 
 def add_stage(session: Session, pipeline: Pipeline, name: str, position: int | None) -> Stage:
+    """Insert a stage at ``position`` (the end when None; the stages after it
+    move down one); ``InvalidInput`` for a bad or duplicate name."""
     existing = stages_of(session, pipeline.id)
     problems = _check_stage_names([*({"name": s.name} for s in existing), {"name": name}])
     if problems:
@@ -89,6 +95,7 @@ def add_stage(session: Session, pipeline: Pipeline, name: str, position: int | N
 
 
 def get_stage(session: Session, tenant_id: int, stage_id: int) -> Stage:
+    """The tenant's stage ``stage_id``, else ``NotFound``."""
     stage = session.scalar(sa.select(Stage).where(Stage.id == stage_id, Stage.tenant_id == tenant_id))
     if stage is None:
         raise NotFound("stage", stage_id)
@@ -96,6 +103,8 @@ def get_stage(session: Session, tenant_id: int, stage_id: int) -> Stage:
 
 
 def delete_stage(session: Session, stage: Stage) -> None:
+    """Delete a stage nobody is in and nobody was ever in; ``Conflict`` naming
+    what holds it otherwise."""
     in_use = session.scalar(
         sa.select(sa.func.count()).select_from(CustomerStage).where(CustomerStage.stage_id == stage.id)
     )
@@ -108,6 +117,7 @@ def delete_stage(session: Session, stage: Stage) -> None:
 
 
 def pipeline_to_dict(session: Session, pipeline: Pipeline) -> dict[str, Any]:
+    """A pipeline as the API shows it, with its stages in order."""
     return {
         "id": pipeline.id,
         "name": pipeline.name,
@@ -117,6 +127,7 @@ def pipeline_to_dict(session: Session, pipeline: Pipeline) -> dict[str, Any]:
 
 
 def stage_to_dict(stage: Stage) -> dict[str, Any]:
+    """A stage as the API shows it."""
     return {"id": stage.id, "pipeline_id": stage.pipeline_id, "name": stage.name, "position": stage.position}
 
 
@@ -136,10 +147,46 @@ def move_customer(
     if cause not in CAUSES:
         raise InvalidInput([("cause", f"use one of {', '.join(CAUSES)}")])
     current = session.get(CustomerStage, (customer_id, stage.pipeline_id))
+    if current is not None and current.stage_id == stage.id:
+        return None
+    from_stage = _enter_stage(session, tenant_id, customer_id, stage, cause, now, current)
+    event = Event(
+        tenant_id=tenant_id,
+        customer_id=customer_id,
+        type="stage.changed",
+        idempotency_key=f"stage:{uuid.uuid4().hex}",
+        occurred_at=now,
+        received_at=now,
+        source="sopflow",
+        payload={
+            "pipeline_id": stage.pipeline_id,
+            "from_stage": from_stage,
+            "to_stage": stage.name,
+            "stage_id": stage.id,
+            "cause": cause,
+        },
+        causation_id=causation_id,
+        depth=depth,
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def _enter_stage(
+    session: Session,
+    tenant_id: int,
+    customer_id: int,
+    stage: Stage,
+    cause: str,
+    now: datetime,
+    current: CustomerStage | None,
+) -> str | None:
+    """Move the customer's place in the pipeline to ``stage`` (``current``: where
+    they stand now, if anywhere) and open its history row, closing the one before;
+    returns the name of the stage they left."""
     from_stage: str | None = None
     if current is not None:
-        if current.stage_id == stage.id:
-            return None
         from_stage = session.get(Stage, current.stage_id).name  # type: ignore[union-attr]
         session.execute(
             sa.update(StageHistory)
@@ -172,30 +219,11 @@ def move_customer(
             cause=cause,
         )
     )
-    event = Event(
-        tenant_id=tenant_id,
-        customer_id=customer_id,
-        type="stage.changed",
-        idempotency_key=f"stage:{uuid.uuid4().hex}",
-        occurred_at=now,
-        received_at=now,
-        source="sopflow",
-        payload={
-            "pipeline_id": stage.pipeline_id,
-            "from_stage": from_stage,
-            "to_stage": stage.name,
-            "stage_id": stage.id,
-            "cause": cause,
-        },
-        causation_id=causation_id,
-        depth=depth,
-    )
-    session.add(event)
-    session.flush()
-    return event
+    return from_stage
 
 
 def stage_history(session: Session, tenant_id: int, customer_id: int) -> list[dict[str, Any]]:
+    """A customer's stage history across the tenant's pipelines, oldest first."""
     rows = session.scalars(
         sa.select(StageHistory)
         .where(StageHistory.tenant_id == tenant_id, StageHistory.customer_id == customer_id)

@@ -1,4 +1,4 @@
-"""Automatic placement (F10) and what entering a stage starts (F13, seed 003).
+"""Automatic placement and what entering a stage starts (its entry SOP, its reminders).
 
 Placement rule, the same at event time and in a sync:
 
@@ -38,6 +38,7 @@ from sopflow.models import (
     Stage,
     Touch,
 )
+from sopflow.models.touch_status import TouchStatus, check_move
 
 
 def target_stage(
@@ -169,10 +170,16 @@ def on_stage_entered(
     return enrolled
 
 
+#: a sync places the customer past the "follow up now" notice
+_PLACED = check_move(TouchStatus.SCHEDULED, TouchStatus.SKIPPED)
+
+
 def _skip_follow_up(session: Session, enrollment: Enrollment) -> None:
     """A sync places many customers at once: no "follow up now" notice for each."""
     session.execute(
         sa.update(Touch)
-        .where(Touch.enrollment_id == enrollment.id, Touch.step_index == 0, Touch.status == "scheduled")
-        .values(status="skipped", outcome={"reason": "placed_by_sync"})
+        .where(
+            Touch.enrollment_id == enrollment.id, Touch.step_index == 0, Touch.status == TouchStatus.SCHEDULED
+        )
+        .values(status=_PLACED, outcome={"reason": "placed_by_sync"})
     )

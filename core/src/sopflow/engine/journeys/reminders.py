@@ -1,4 +1,4 @@
-"""Stage reminders (F13) as one hidden SOP per stage (kind ``journey_stage``).
+"""Stage reminders as one hidden SOP per stage (kind ``journey_stage``).
 
 The hidden SOP's steps are the follow-up notice at entry (not forwarded, so not
 capped) and the stage's reminders (forwarded to the customer, so they count
@@ -69,6 +69,9 @@ def _remind(journey: Journey, text: str, attachments: list[Any], forward: bool) 
 def sync_reminder_sop(
     session: Session, journey: Journey, stage: Stage, js: JourneyStage, now: datetime
 ) -> None:
+    """Bring a stage's hidden reminder SOP in line with the journey's settings:
+    create it, give it a new version when the reminders changed, or stop it when
+    the stage has no reminders to send (or the journey is not active)."""
     definition = reminder_definition(journey, stage, js)
     sop = session.get(Sop, js.reminder_sop_id) if js.reminder_sop_id else None
     if definition is None:

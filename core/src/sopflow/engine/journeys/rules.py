@@ -1,4 +1,4 @@
-"""Stage entry rules (F10) and stage reminders (F13): validation with paths and
+"""Stage entry rules and stage reminders: validation with paths and
 fixes, and the translation into the rule language.
 
 A stage has up to 5 rules joined by OR; a rule is an AND of up to 5

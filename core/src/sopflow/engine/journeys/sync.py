@@ -1,4 +1,4 @@
-"""Sync data (F12): place every existing customer that matches a stage rule.
+"""Sync data: place every existing customer that matches a stage rule.
 
 Set-based: per batch of customer ids, one ``INSERT … SELECT`` per stage
 (furthest first, through the rule compiler) fills ``journey_sync_targets``,
@@ -17,7 +17,7 @@ the heartbeat is fresh.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -111,26 +111,7 @@ def sync_batch(
         final.update(moves)
         if not moves:
             break
-    enrolled = 0
-    entered = {
-        js.stage_id
-        for js in session.scalars(sa.select(JourneyStage).where(JourneyStage.journey_id == journey.id))
-        if js.reminder_sop_id or js.entry_sop_id
-    }
-    for customer_id, payload in final.items():
-        if payload["stage_id"] in entered:
-            customer = session.get(Customer, customer_id)
-            enrolled += on_stage_entered(
-                session,
-                tenant_id,
-                customer,
-                payload,
-                now,
-                fields,
-                tenant_timezone=tz,
-                depth=1,
-                from_sync=True,
-            )
+    enrolled = _enter_stage_sops(session, journey, final, now, fields, tz)
     progress.update(
         state="done" if last else "running",
         after=upper,
@@ -145,6 +126,39 @@ def sync_batch(
     journey.sync = progress
     session.flush()
     return progress
+
+
+def _enter_stage_sops(
+    session: Session,
+    journey: Journey,
+    final: Mapping[int, dict[str, Any]],
+    now: datetime,
+    fields: Mapping[str, Any],
+    tz: str,
+) -> int:
+    """The entry and reminder SOPs of the stages the sync placed customers in
+    (``final``: customer → the payload of their last move); returns the enrolments."""
+    enrolled = 0
+    entered = {
+        js.stage_id
+        for js in session.scalars(sa.select(JourneyStage).where(JourneyStage.journey_id == journey.id))
+        if js.reminder_sop_id or js.entry_sop_id
+    }
+    for customer_id, payload in final.items():
+        if payload["stage_id"] in entered:
+            customer = session.get(Customer, customer_id)
+            enrolled += on_stage_entered(
+                session,
+                journey.tenant_id,
+                customer,
+                payload,
+                now,
+                fields,
+                tenant_timezone=tz,
+                depth=1,
+                from_sync=True,
+            )
+    return enrolled
 
 
 def _round(
@@ -240,6 +254,20 @@ def _apply(session: Session, journey: Journey, run: str, now: datetime) -> list[
             ).where(targets.c.journey_id == jid),
         )
     )
+    return _record_moves(session, journey, run, now, rows, names)
+
+
+def _record_moves(
+    session: Session,
+    journey: Journey,
+    run: str,
+    now: datetime,
+    rows: Sequence[Any],
+    names: Mapping[int, str],
+) -> list[tuple[int, dict[str, Any]]]:
+    """The ``stage.changed`` events of a round's moves (``rows``: customer, new
+    stage, old stage), keyed on the sync's run; returns (customer, event payload)."""
+    pid, jid = journey.pipeline_id, journey.id
     moves = []
     events = []
     for customer_id, to_id, from_id in rows:

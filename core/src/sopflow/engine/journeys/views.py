@@ -1,4 +1,4 @@
-"""The board (F9) and the stats of a journey: customers per stage now and over
+"""The board and the stats of a journey: customers per stage now and over
 time, and conversion between consecutive stages — all read from
 ``customer_stages`` and ``stage_history`` with indexed aggregates."""
 

@@ -1,4 +1,4 @@
-"""Keyword matching (F6): a tenant's rules compiled into Aho-Corasick automata
+"""Keyword matching: a tenant's rules compiled into Aho-Corasick automata
 (``pyahocorasick``), cached per process and rebuilt when the tenant's revision
 counter moved.
 
@@ -31,6 +31,7 @@ log = get_logger("sopflow.engine")
 
 
 def match_key(keyword: str, case_sensitive: bool) -> str:
+    """The form a keyword (or text) is matched in: as is, or case-folded."""
     return keyword if case_sensitive else keyword.casefold()
 
 
@@ -51,6 +52,8 @@ def bump_revision(session: Session, tenant_id: int) -> None:
 
 
 def current_revision(session: Session, tenant_id: int) -> int:
+    """The tenant's keyword-rule revision (0 before any rule): the per-process
+    cache recompiles when it changed."""
     return (
         session.scalar(
             sa.select(KeywordRuleRevision.revision).where(KeywordRuleRevision.tenant_id == tenant_id)
@@ -71,6 +74,8 @@ class Hit:
 
 @attrs.frozen
 class CompiledRule:
+    """A keyword rule as matching needs it, detached from the session."""
+
     id: int
     name: str
     keywords: tuple[str, ...]
@@ -158,6 +163,7 @@ class CompiledRules:
 
 
 def compile_rows(rows: Iterable[KeywordRule]) -> CompiledRules:
+    """Compile stored rules into one matcher."""
     return CompiledRules(
         CompiledRule(
             id=r.id,  # type: ignore[arg-type]

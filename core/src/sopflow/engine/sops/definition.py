@@ -68,7 +68,10 @@ def validate_definition(
 ) -> dict[str, Any]:
     """Return the normalised definition or raise ``ConfigError`` listing every problem.
 
-    ``actions`` are the step types enabled for the tenant (name → ``ActionSpec``)."""
+    ``actions`` are the step types enabled for the tenant (name → ``ActionSpec``).
+
+    Long because it checks every top-level key of a definition in one pass, so
+    that all problems are reported together; each key is a few lines."""
     problems: list[tuple[str, str]] = []
     checks = DefinitionChecks(fields, channel_exists, stage_exists, actions)
     if not isinstance(raw, Mapping):

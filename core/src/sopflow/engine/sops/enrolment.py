@@ -22,6 +22,7 @@ from sopflow.conditions import CustomerSnapshot, evaluate, parse, resolve_timezo
 from sopflow.engine.sops.definition import HIDDEN_KIND
 from sopflow.engine.sops.schedule import planned_times
 from sopflow.models import ChannelIdentity, Customer, Enrollment, Sop, SopVersion, Staff, Tenant, Touch
+from sopflow.models.touch_status import TouchStatus
 
 ACTIVE = "active"
 
@@ -83,6 +84,8 @@ class SopRuntime:
         self.staff = set(target.get("staff") or [])
 
     def targets(self, snapshot: CustomerSnapshot, staff_ids: set[str], now: datetime) -> bool:
+        """Whether a customer (``snapshot``, served by ``staff_ids``) is in this SOP's
+        target: source, staff and the target rule all allow it."""
         if self.sources and snapshot.source not in self.sources:
             return False
         if self.staff and not (self.staff & staff_ids):
@@ -90,6 +93,7 @@ class SopRuntime:
         return self.rule is None or evaluate(self.rule, snapshot, now)
 
     def ends_early(self, snapshot: CustomerSnapshot, now: datetime) -> bool:
+        """Whether the SOP's early-end rule holds for the customer now."""
         return self.early_end is not None and evaluate(self.early_end, snapshot, now)
 
 
@@ -140,7 +144,7 @@ def enroll(
         return None
     snapshot = snapshot or snapshot_customer(session, customer, tenant_timezone)
     if flowed_from is None and runtime.ends_early(snapshot, now):
-        return None  # F22: matches entry and early end → not enrolled
+        return None  # the entry guard: matches entry and early end → not enrolled
     tz = resolve_timezone(customer.timezone, tenant_timezone)
     enrollment = Enrollment(
         tenant_id=sop.tenant_id,
@@ -158,24 +162,7 @@ def enroll(
         with session.begin_nested():
             session.add(enrollment)
             session.flush()
-            # one Core INSERT, not Touch objects: building and flushing those was the larger
-            # part of an enrolment (whoever needs the touches reads them with a query)
-            rows = [
-                {
-                    "tenant_id": sop.tenant_id,
-                    "sop_id": sop.id,
-                    "enrollment_id": enrollment.id,
-                    "customer_id": customer.id,
-                    "step_index": index,
-                    "status": "scheduled" if due is not None else "skipped",
-                    "planned_at": due or now,
-                    "due_at": due or now,
-                    "attempts": 0,
-                    "deferrals": 0,
-                    "outcome": {} if due is not None else {"reason": "catch_up_skip"},
-                }
-                for index, due in enumerate(planned_times(runtime.definition, now, tz))
-            ]
+            rows = _touch_rows(runtime, enrollment, now, tz)
             if rows:
                 session.execute(sa.insert(Touch.__table__), rows)
     except IntegrityError:
@@ -183,7 +170,32 @@ def enroll(
     return enrollment
 
 
+def _touch_rows(runtime: SopRuntime, enrollment: Enrollment, now: datetime, tz: str) -> list[dict[str, Any]]:
+    """One touch row per step, due at its planned time (a step the catch-up policy
+    drops is ``skipped`` at once).  Inserted with one Core INSERT, not as Touch
+    objects: building and flushing those was the larger part of an enrolment
+    (whoever needs the touches reads them with a query)."""
+    return [
+        {
+            "tenant_id": enrollment.tenant_id,
+            "sop_id": enrollment.sop_id,
+            "enrollment_id": enrollment.id,
+            "customer_id": enrollment.customer_id,
+            "step_index": index,
+            "status": TouchStatus.SCHEDULED if due is not None else TouchStatus.SKIPPED,
+            "planned_at": due or now,
+            "due_at": due or now,
+            "attempts": 0,
+            "deferrals": 0,
+            "outcome": {} if due is not None else {"reason": "catch_up_skip"},
+        }
+        for index, due in enumerate(planned_times(runtime.definition, now, tz))
+    ]
+
+
 def runtimes_for(session: Session, tenant_id: int, fields: Mapping[str, Any]) -> list[SopRuntime]:
+    """The tenant's started SOPs, each at its current version, parsed once (a
+    journey's hidden reminder SOPs are left out: they are entered with a stage)."""
     rows = session.execute(
         sa.select(Sop, SopVersion)
         .join(SopVersion, sa.and_(SopVersion.sop_id == Sop.id, SopVersion.version == Sop.current_version))
@@ -195,5 +207,6 @@ def runtimes_for(session: Session, tenant_id: int, fields: Mapping[str, Any]) ->
 
 
 def tenant_timezone(session: Session, tenant_id: int) -> str:
+    """The tenant's time zone, the fallback for customers without one."""
     tenant = session.get(Tenant, tenant_id)
     return tenant.timezone if tenant else "Asia/Shanghai"

@@ -16,9 +16,11 @@ from sopflow.engine.customers.records import change_tags, record_change
 from sopflow.engine.sops.enrolment import ACTIVE, SopRuntime, enroll, tenant_timezone
 from sopflow.logging import get_logger
 from sopflow.models import Customer, Enrollment, Sop, SopVersion, Touch
+from sopflow.models.touch_status import CANCELLABLE, TouchStatus, check_moves
 
 log = get_logger("sopflow.engine")
-OPEN_TOUCH = ("scheduled", "claimed")
+#: ending an enrolment cancels these touches; one ``sending`` is left to its worker
+_CANCEL = check_moves(CANCELLABLE, TouchStatus.CANCELLED)
 
 
 def runtime_of(session: Session, enrollment: Enrollment, fields: Mapping[str, Any]) -> SopRuntime:
@@ -51,8 +53,8 @@ def end_enrollment(
     if cancel_open:
         session.execute(
             sa.update(Touch)
-            .where(Touch.enrollment_id == enrollment.id, Touch.status.in_(OPEN_TOUCH))
-            .values(status="cancelled", outcome={"reason": reason})
+            .where(Touch.enrollment_id == enrollment.id, Touch.status.in_(CANCELLABLE))
+            .values(status=_CANCEL, outcome={"reason": reason})
             # open touches are never loaded where an enrolment ends; evaluating the
             # WHERE against every object in the session cost more than the UPDATE
             .execution_options(synchronize_session=False)
@@ -74,31 +76,44 @@ def end_enrollment(
             end=status,
         )
     if flow_to is not None:
-        target = session.scalar(
-            sa.select(Sop).where(Sop.id == flow_to, Sop.tenant_id == enrollment.tenant_id)
-        )
-        if target is None or target.status != "started":
-            log.warning("flow_target_not_started", sop_id=flow_to, enrollment_id=enrollment.id)
-        else:
-            version = session.scalar(
-                sa.select(SopVersion).where(
-                    SopVersion.sop_id == target.id, SopVersion.version == target.current_version
-                )
-            )
-            assert version is not None
-            enroll(
-                session,
-                SopRuntime(target, version, fields),
-                customer,
-                now,
-                tenant_timezone=tenant_timezone(session, enrollment.tenant_id),
-                flowed_from=enrollment.id,
-                depth=enrollment.depth + 1,
-            )
+        _flow(session, enrollment, customer, flow_to, now, fields)
     session.flush()
 
 
+def _flow(
+    session: Session,
+    enrollment: Enrollment,
+    customer: Customer,
+    flow_to: int,
+    now: datetime,
+    fields: Mapping[str, Any],
+) -> None:
+    """An ended enrolment flows on: its customer enters SOP ``flow_to`` (when that
+    is started), one causation step deeper."""
+    target = session.scalar(sa.select(Sop).where(Sop.id == flow_to, Sop.tenant_id == enrollment.tenant_id))
+    if target is None or target.status != "started":
+        log.warning("flow_target_not_started", sop_id=flow_to, enrollment_id=enrollment.id)
+    else:
+        version = session.scalar(
+            sa.select(SopVersion).where(
+                SopVersion.sop_id == target.id, SopVersion.version == target.current_version
+            )
+        )
+        assert version is not None
+        enroll(
+            session,
+            SopRuntime(target, version, fields),
+            customer,
+            now,
+            tenant_timezone=tenant_timezone(session, enrollment.tenant_id),
+            flowed_from=enrollment.id,
+            depth=enrollment.depth + 1,
+        )
+
+
 def end_actions(definition: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """The keyword arguments of ``end_enrollment`` for the definition's end
+    actions under ``key`` (``on_complete``, ``on_early_end``): tags to add, SOP to flow to."""
     end = definition.get(key) or {}
     return {"tags_add": list(end.get("tags_add") or []), "flow_to": end.get("flow_to")}
 
@@ -118,7 +133,8 @@ def rearm(session: Session, sop_id: int, customer_id: int) -> None:
 
 
 def mark_replied(session: Session, customer_id: int, at: datetime) -> int:
-    """A reply counts for the customer's most recent sent touch of each SOP (F26)."""
+    """A reply counts for the customer's most recent sent touch of each SOP (the
+    reply gate and the reply rates read it); returns how many touches it marked."""
     rows = session.execute(
         sa.select(Touch.enrollment_id, sa.func.max(Touch.sent_at))
         .where(Touch.customer_id == customer_id, Touch.sent_at.is_not(None), Touch.sent_at <= at)
@@ -147,6 +163,8 @@ def mark_conversions(
     now: datetime,
     fields: Mapping[str, Any],
 ) -> int:
+    """Mark the customer's enrolments whose goal ``event`` meets (within the
+    SOP's goal window) as converted; returns how many."""
     converted = 0
     rows = session.execute(
         sa.select(Enrollment, SopVersion)

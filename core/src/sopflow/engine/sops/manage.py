@@ -1,5 +1,5 @@
-"""SOP lifecycle: draft → started → stopped, versions, audience at start (F23),
-manual end (F25), stop."""
+"""SOP lifecycle: draft → started → stopped, versions, audience at start,
+manual end, stop."""
 
 from __future__ import annotations
 
@@ -66,6 +66,8 @@ def enabled_actions(session: Session, tenant_id: int, ctx: EngineContext) -> dic
 def create_sop(
     session: Session, ctx: EngineContext, tenant_id: int, name: str, definition: Any, now: datetime
 ) -> Sop:
+    """Create an SOP as a draft with version 1 of ``definition`` (validated,
+    segments expanded); ``InvalidInput`` naming every problem."""
     if not isinstance(name, str) or not name.strip() or len(name) > 200:
         raise InvalidInput([("name", "a non-empty name of at most 200 characters")])
     checked = _validated(session, ctx, tenant_id, definition)
@@ -110,6 +112,7 @@ def _validated(
 
 
 def get_sop(session: Session, tenant_id: int, sop_id: int, *, lock: bool = False) -> Sop:
+    """The tenant's SOP ``sop_id`` (``lock``: FOR UPDATE), else ``NotFound``."""
     q = sa.select(Sop).where(Sop.id == sop_id, Sop.tenant_id == tenant_id)
     sop = session.scalar(q.with_for_update() if lock else q)
     if sop is None:
@@ -118,6 +121,7 @@ def get_sop(session: Session, tenant_id: int, sop_id: int, *, lock: bool = False
 
 
 def current_definition(session: Session, sop: Sop) -> dict[str, Any]:
+    """The definition of the SOP's current version."""
     version = session.scalar(
         sa.select(SopVersion).where(SopVersion.sop_id == sop.id, SopVersion.version == sop.current_version)
     )
@@ -169,6 +173,9 @@ def new_version(session: Session, sop: Sop, definition: dict[str, Any], now: dat
 
 
 def start_sop(session: Session, sop: Sop, now: datetime) -> Sop:
+    """Start an SOP: new customers who match enter it; a nurture SOP's existing
+    audience is enrolled in the background (``audience`` state ``pending``).
+    ``Conflict`` when it is already started."""
     if sop.status == "started":
         raise Conflict("the SOP is already started")
     sop.status = "started"
@@ -200,20 +207,7 @@ def compute_audience(
     )
     runtime = SopRuntime(sop, version, checks["fields"])
     tz = tenant_timezone(session, tenant_id)
-    target = version.definition["target"]
-    where = [Customer.tenant_id == tenant_id, Customer.merged_into_id.is_(None)]
-    if target.get("rule"):
-        where.append(
-            audience_filter(
-                session,
-                parse(target["rule"], checks["fields"]),
-                tenant_id=tenant_id,
-                tenant_timezone=tz,
-                now=now,
-            )
-        )
-    if target.get("sources"):
-        where.append(Customer.source.in_(target["sources"]))
+    where = _audience_where(session, tenant_id, version.definition["target"], checks["fields"], tz, now)
     progress = dict(sop.audience or {})
     if progress.get("total") is None:
         progress["total"] = session.scalar(sa.select(sa.func.count()).select_from(Customer).where(*where))
@@ -243,6 +237,28 @@ def compute_audience(
     sop.audience = progress
     session.flush()
     return progress
+
+
+def _audience_where(
+    session: Session,
+    tenant_id: int,
+    target: Mapping[str, Any],
+    fields: Mapping[str, Any],
+    tz: str,
+    now: datetime,
+) -> list[Any]:
+    """The SQL conditions for the customers in ``target`` (its rule, compiled, and
+    its sources); staff are filtered per window in ``enrol_window``."""
+    where = [Customer.tenant_id == tenant_id, Customer.merged_into_id.is_(None)]
+    if target.get("rule"):
+        where.append(
+            audience_filter(
+                session, parse(target["rule"], fields), tenant_id=tenant_id, tenant_timezone=tz, now=now
+            )
+        )
+    if target.get("sources"):
+        where.append(Customer.source.in_(target["sources"]))
+    return where
 
 
 def complete_audience(ctx: EngineContext, tenant_id: int, sop_id: int, max_batches: int = 100_000) -> None:
@@ -300,7 +316,7 @@ def end_manually(
     flow_to: int | None,
     ctx: EngineContext,
 ) -> Enrollment:
-    """F25: end one customer's enrolment by hand, with tags and a flow target."""
+    """Manual end: end one customer's enrolment by hand, with tags and a flow target."""
     enrollment = session.scalar(
         sa.select(Enrollment).where(Enrollment.id == enrollment_id, Enrollment.tenant_id == tenant_id)
     )
@@ -317,6 +333,7 @@ def end_manually(
 
 
 def sop_to_dict(session: Session, sop: Sop) -> dict[str, Any]:
+    """An SOP as the API shows it, with its current definition and audience progress."""
     return {
         "id": sop.id,
         "name": sop.name,
@@ -333,6 +350,7 @@ def sop_to_dict(session: Session, sop: Sop) -> dict[str, Any]:
 
 
 def touch_to_dict(t: Touch) -> dict[str, Any]:
+    """A touch as the API shows it."""
     return {
         "id": t.id,
         "sop_id": t.sop_id,

@@ -16,6 +16,7 @@ from sopflow.conditions import parse_duration
 
 
 def local_at(day: date, hhmm: str, tz: ZoneInfo) -> datetime:
+    """The UTC instant of wall time ``hhmm`` on local ``day`` in ``tz``."""
     hour, minute = (int(x) for x in hhmm.split(":"))
     # fold=0 picks the first of two repeated wall times; a wall time inside a
     # spring-forward gap resolves to the instant after the gap.
@@ -71,10 +72,12 @@ def outside_quiet_hours(when: datetime, quiet: dict[str, str] | None, tz: ZoneIn
 
 
 def local_day(when: datetime, tz_name: str) -> date:
+    """The local date of ``when`` in time zone ``tz_name``."""
     return when.astimezone(ZoneInfo(tz_name)).date()
 
 
 def next_local_day_same_time(when: datetime, tz_name: str) -> datetime:
+    """The same local wall time on the next local day (DST-safe: not ``+24h``)."""
     tz = ZoneInfo(tz_name)
     local = when.astimezone(tz)
     return local_at(local.date() + timedelta(days=1), local.strftime("%H:%M"), tz)

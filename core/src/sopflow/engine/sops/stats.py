@@ -1,4 +1,4 @@
-"""The data page (F24): totals per SOP and per step, conversion within N days,
+"""The data page: totals per SOP and per step, conversion within N days,
 computed with grouped SQL over touches and enrolments."""
 
 from __future__ import annotations
@@ -11,12 +11,15 @@ from sqlalchemy.orm import Session
 
 from sopflow.engine.sops.manage import current_definition
 from sopflow.models import Enrollment, Sop, Touch
+from sopflow.models.touch_status import OPEN, TouchStatus
 
 ON_TIME = timedelta(minutes=5)
-STATUSES = ("scheduled", "claimed", "sending", "pending", "sent", "failed", "skipped", "cancelled", "review")
+STATUSES = tuple(TouchStatus)
 
 
 def sop_stats(session: Session, sop: Sop) -> dict[str, Any]:
+    """The SOP's data page: enrolments by status, conversions (within the goal
+    window) and, per step, its touches by state with reply and on-time rates."""
     enrol = dict(
         session.execute(
             sa.select(Enrollment.status, sa.func.count())
@@ -33,51 +36,7 @@ def sop_stats(session: Session, sop: Sop) -> dict[str, Any]:
         )
         or 0
     )
-    steps: dict[int, dict[str, Any]] = {}
-    rows = session.execute(
-        sa.select(Touch.step_index, Touch.status, sa.func.count())
-        .where(Touch.sop_id == sop.id)
-        .group_by(Touch.step_index, Touch.status)
-    ).all()
-    for step_index, status, n in rows:
-        steps.setdefault(step_index, {s: 0 for s in STATUSES})[status] = n
-    extra = session.execute(
-        sa.select(
-            Touch.step_index,
-            sa.func.count().filter(Touch.deferrals > 0),
-            sa.func.count().filter(Touch.replied_at.is_not(None)),
-            sa.func.count().filter(Touch.sent_at.is_not(None)),
-        )
-        .where(Touch.sop_id == sop.id)
-        .group_by(Touch.step_index)
-    ).all()
-    on_time = _on_time(session, sop.id)
     definition = current_definition(session, sop)
-    out_steps = []
-    for index in sorted(set(steps) | set(range(len(definition["steps"])))):
-        counts = steps.get(index, {s: 0 for s in STATUSES})
-        deferred = replied = delivered = 0
-        for step_index, d, r, sent in extra:
-            if step_index == index:
-                deferred, replied, delivered = d, r, sent
-        total = sum(counts.values())
-        out_steps.append(
-            {
-                "step_index": index,
-                "targeted": total,
-                "scheduled": counts["scheduled"] + counts["claimed"] + counts["sending"],
-                "sent": counts["sent"],
-                "awaiting_confirmation": counts["pending"],
-                "failed": counts["failed"],
-                "skipped": counts["skipped"],
-                "cancelled": counts["cancelled"],
-                "review": counts["review"],
-                "deferred": deferred,
-                "replied": replied,
-                "reply_rate": round(replied / delivered, 4) if delivered else None,
-                "on_time_rate": round(on_time.get(index, 0) / delivered, 4) if delivered else None,
-            }
-        )
     return {
         "sop_id": sop.id,
         "targeted": targeted,
@@ -89,8 +48,57 @@ def sop_stats(session: Session, sop: Sop) -> dict[str, Any]:
         "converted": converted,
         "conversion_rate": round(converted / targeted, 4) if targeted else None,
         "goal_window_days": definition.get("goal_window_days"),
-        "steps": out_steps,
+        "steps": _step_stats(session, sop.id, len(definition["steps"])),
     }
+
+
+def _step_stats(session: Session, sop_id: int, step_count: int) -> list[dict[str, Any]]:
+    """Per step (every step of the current version, and any older step with touches)."""
+    steps: dict[int, dict[str, Any]] = {}
+    rows = session.execute(
+        sa.select(Touch.step_index, Touch.status, sa.func.count())
+        .where(Touch.sop_id == sop_id)
+        .group_by(Touch.step_index, Touch.status)
+    ).all()
+    for step_index, status, n in rows:
+        steps.setdefault(step_index, {s: 0 for s in STATUSES})[status] = n
+    extra = session.execute(
+        sa.select(
+            Touch.step_index,
+            sa.func.count().filter(Touch.deferrals > 0),
+            sa.func.count().filter(Touch.replied_at.is_not(None)),
+            sa.func.count().filter(Touch.sent_at.is_not(None)),
+        )
+        .where(Touch.sop_id == sop_id)
+        .group_by(Touch.step_index)
+    ).all()
+    on_time = _on_time(session, sop_id)
+    out_steps = []
+    for index in sorted(set(steps) | set(range(step_count))):
+        counts = steps.get(index, {s: 0 for s in STATUSES})
+        deferred = replied = delivered = 0
+        for step_index, d, r, sent in extra:
+            if step_index == index:
+                deferred, replied, delivered = d, r, sent
+        total = sum(counts.values())
+        out_steps.append(
+            {
+                "step_index": index,
+                "targeted": total,
+                "scheduled": sum(counts[s] for s in OPEN),
+                "sent": counts[TouchStatus.SENT],
+                "awaiting_confirmation": counts[TouchStatus.PENDING],
+                "failed": counts[TouchStatus.FAILED],
+                "skipped": counts[TouchStatus.SKIPPED],
+                "cancelled": counts[TouchStatus.CANCELLED],
+                "review": counts[TouchStatus.REVIEW],
+                "deferred": deferred,
+                "replied": replied,
+                "reply_rate": round(replied / delivered, 4) if delivered else None,
+                "on_time_rate": round(on_time.get(index, 0) / delivered, 4) if delivered else None,
+            }
+        )
+    return out_steps
 
 
 def _on_time(session: Session, sop_id: int) -> dict[int, int]:

@@ -115,6 +115,7 @@ def action_params(action: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def spec_of(registry: Any, action: Mapping[str, Any]) -> ActionSpec | None:
+    """The registered ``ActionSpec`` a stored action names (either form), or None."""
     reg = registry.get("register_actions", action_name(action))
     return reg.spec if reg is not None else None
 

@@ -1,0 +1,112 @@
+"""Channel identities: which customer a channel's id (a WeCom external user id,
+a phone number) stands for, and the staff member who serves them.  One
+identity belongs to one customer; a customer may have many (merging moves them)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from sopflow.models import ChannelIdentity, Customer, Staff
+
+
+def staff_by_external_id(session: Session, tenant_id: int, external_id: str, now: datetime) -> Staff:
+    """Find a staff member by their channel id, creating them when first seen."""
+    staff = session.scalar(
+        sa.select(Staff).where(Staff.tenant_id == tenant_id, Staff.external_id == external_id)
+    )
+    if staff is None:
+        staff = Staff(tenant_id=tenant_id, external_id=external_id, name=external_id, created_at=now)
+        session.add(staff)
+        session.flush()
+    return staff
+
+
+def identity_conflicts(
+    session: Session, tenant_id: int, identities: Sequence[Mapping[str, Any]], customer_id: int | None = None
+) -> list[tuple[str, str]]:
+    """The problems for ``identities`` that another customer than ``customer_id``
+    already holds (one identity belongs to one customer)."""
+    problems = []
+    for i, ident in enumerate(identities):
+        owner = session.scalar(
+            sa.select(ChannelIdentity.customer_id).where(
+                ChannelIdentity.tenant_id == tenant_id,
+                ChannelIdentity.channel == ident["channel"],
+                ChannelIdentity.external_id == ident["external_id"],
+            )
+        )
+        if owner is not None and owner != customer_id:
+            problems.append(
+                (
+                    f"identities[{i}]",
+                    f"already belongs to customer {owner}; "
+                    f"merge the two with POST /api/v1/customers/{owner}/merge",
+                )
+            )
+    return problems
+
+
+def add_identity(
+    session: Session,
+    customer: Customer,
+    channel: str,
+    external_id: str,
+    now: datetime,
+    staff_external_id: str | None = None,
+) -> None:
+    """Give ``customer`` a channel identity (and its owner, the staff member with
+    ``staff_external_id``, when it has none yet)."""
+    staff_id = None
+    if staff_external_id:
+        staff_id = staff_by_external_id(session, customer.tenant_id, staff_external_id, now).id
+        if customer.owner_staff_id is None:
+            customer.owner_staff_id = staff_id
+    # a Core INSERT (nobody needs the object): the unique identity is checked here and now
+    session.execute(
+        sa.insert(ChannelIdentity.__table__).values(
+            tenant_id=customer.tenant_id,
+            customer_id=customer.id,
+            channel=channel,
+            external_id=external_id,
+            staff_id=staff_id,
+            created_at=now,
+        )
+    )
+
+
+def resolve_identity(
+    session: Session,
+    tenant_id: int,
+    channel: str,
+    external_id: str,
+    now: datetime,
+    staff_external_id: str | None = None,
+    display_name: str | None = None,
+) -> tuple[Customer, bool]:
+    """The customer behind a channel identity, created when first seen."""
+    customer_id = session.scalar(
+        sa.select(ChannelIdentity.customer_id).where(
+            ChannelIdentity.tenant_id == tenant_id,
+            ChannelIdentity.channel == channel,
+            ChannelIdentity.external_id == external_id,
+        )
+    )
+    if customer_id is not None:
+        customer = session.get(Customer, customer_id)
+        assert customer is not None
+        while customer.merged_into_id is not None:  # identities move on merge; belt and braces
+            customer = session.get(Customer, customer.merged_into_id)
+            assert customer is not None
+        return customer, False
+    customer = Customer(
+        tenant_id=tenant_id, display_name=display_name or "", fields={}, created_at=now, updated_at=now
+    )
+    session.add(customer)
+    session.flush()
+    add_identity(session, customer, channel, external_id, now, staff_external_id)
+    return customer, True
