@@ -246,7 +246,7 @@ def run(ctx: Context) -> dict[str, Any]:
         for i in range(ctx.runs):
             app = open_app(db.restore())
             recorder = Recorder(log_channel())
-            app.__dict__.setdefault("_channels", {})[(tenant_id, "log")] = recorder  # channel_for's cache
+            app.channels[(tenant_id, "log")] = recorder  # channel_for's cache
             app.clock.set(DUE - timedelta(milliseconds=1))  # a hair before: nothing may go out
             early = run_until_idle(app, max_rounds=n // 500 + 10)
             app.clock.set(DUE)

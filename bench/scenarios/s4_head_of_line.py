@@ -130,7 +130,7 @@ def run_ours(ctx: Context, url: str, info: dict[str, Any], wait: float) -> dict[
     app = make_test_app(url, clock=SystemClock(), env=env)
     try:
         recorder = Recorder(LogChannel({}, {}))
-        app.__dict__.setdefault("_channels", {})[(info["tenant_id"], "log")] = recorder  # channel_for's cache
+        app.channels[(info["tenant_id"], "log")] = recorder  # channel_for's cache
         due_epoch = time.time() + PROBE_DELAY
         due = datetime.fromtimestamp(due_epoch, UTC)
         with app.engine.begin() as conn:

@@ -274,7 +274,7 @@ def ours(app: Any, tenant_id: int, plan: Plan, rate: float, deadline: Any) -> tu
     from sopflow.models import Event
 
     recorder = Recorder(LogChannel({}, {}))
-    app.__dict__.setdefault("_channels", {})[(tenant_id, "log")] = recorder  # channel_for's cache
+    app.channels[(tenant_id, "log")] = recorder  # channel_for's cache
     churn = Churn(app, plan, rate, deadline)
 
     def events() -> None:
