@@ -22,7 +22,8 @@ from sopflow.engine.customers.fields import field_definitions
 from sopflow.engine.customers.ingest import event_to_dict, ingest
 from sopflow.engine.customers.records import tags_of
 from sopflow.engine.customers.tenants import authenticate
-from sopflow.models import ChannelAccount, ChannelIdentity, Customer, Event, Staff
+from sopflow.models import ChannelAccount, ChannelIdentity, Customer, Event, PendingJob, Staff
+from sopflow.outages import BROKER, dependency_of
 from sopflow.plugin_state import HostTransaction, TenantState
 
 
@@ -233,16 +234,52 @@ class PluginHost:
         enqueue_job(self.app, job, kwargs)
 
 
-def run_job(ctx: EngineContext, name: str, kwargs: dict[str, Any]) -> None:
-    """Run the plugin job ``name`` (a ``JobSpec``) with its plugin's host."""
+def run_job(ctx: EngineContext, name: str, kwargs: dict[str, Any], job_id: int | None = None) -> None:
+    """Run the plugin job ``name`` (a ``JobSpec``) with its plugin's host, then
+    delete its pending row (``job_id``): a job runs at least once, and again only
+    when its process died between running it and that delete."""
     reg = ctx.plugins.registry.get("register_jobs", name)
     if reg is None:
         raise PluginError(f"no job named {name!r} is registered; is its plugin enabled?")
     reg.spec.fn(PluginHost(ctx, reg.plugin), **kwargs)
+    if job_id is not None:
+        with ctx.tx() as s:
+            s.execute(sa.delete(PendingJob).where(PendingJob.id == job_id))
 
 
-def enqueue_job(ctx: EngineContext, name: str, kwargs: dict[str, Any]) -> None:
-    """Queue the plugin job ``name`` (run inline without a broker, so nothing is lost)."""
+def enqueue_job(ctx: EngineContext, name: str, kwargs: dict[str, Any], *, durable: bool = True) -> None:
+    """Queue the plugin job ``name``: a ``pending_jobs`` row is its durable record,
+    then the message goes to the broker (run inline without one).  A failed or
+    lost hand-off leaves the row for the scheduler's sweep, so a broker outage
+    delays the job and never drops it.  ``durable=False`` for periodic jobs,
+    which fire again at their next period anyway."""
     if ctx.plugins.registry.get("register_jobs", name) is None:
         raise PluginError(f"no job named {name!r} is registered; register it with register_jobs")
-    ctx.enqueue("plugin_job", name, kwargs)
+    if not durable:
+        ctx.enqueue("plugin_job", name, kwargs)
+        return
+    with ctx.tx() as s:
+        job = PendingJob(name=name, kwargs=dict(kwargs), created_at=ctx.now())
+        s.add(job)
+        s.flush()
+        job_id = job.id
+    hand_off(ctx, job_id, name, kwargs)
+
+
+def hand_off(ctx: EngineContext, job_id: int | None, name: str, kwargs: dict[str, Any]) -> bool:
+    """Send a pending job's message and mark it handed off; False (logged once per
+    interval) when the broker would not take it: the sweep sends it later.  Run
+    inline (no broker), a job that raises is the caller's error, as it always
+    was: its row goes, it is not retried behind the caller's back."""
+    try:
+        ctx.enqueue("plugin_job", name, kwargs, job_id)
+    except Exception as exc:
+        if dependency_of(exc) == BROKER:
+            ctx.failures.report("plugin_job_handoff_failed", exc, job=name)
+            return False
+        with ctx.tx() as s:
+            s.execute(sa.delete(PendingJob).where(PendingJob.id == job_id))
+        raise
+    with ctx.tx() as s:  # inline, the job ran and deleted its row: this updates nothing
+        s.execute(sa.update(PendingJob).where(PendingJob.id == job_id).values(handed_off=True))
+    return True

@@ -9,10 +9,11 @@ from sopflow.models.journeys import Journey, JourneyStage, JourneySyncTarget
 from sopflow.models.keywords import KeywordRule, KeywordRuleRevision
 from sopflow.models.pipelines import CustomerStage, Pipeline, Stage, StageHistory
 from sopflow.models.plugin_state import PluginStateEntry
-from sopflow.models.runtime_state import RuntimeState
+from sopflow.models.runtime_state import PendingJob, RuntimeState
 from sopflow.models.segments import Segment
 from sopflow.models.sops import BatchWindow, Enrollment, SendQuota, Sop, SopVersion, Touch
 from sopflow.models.tenancy import SCOPES, ApiKey, Tenant, TenantPlugin
+from sopflow.models.touch_status import TouchStatus
 
 metadata = SQLModel.metadata
 
@@ -33,6 +34,7 @@ __all__ = [
     "JourneySyncTarget",
     "KeywordRule",
     "KeywordRuleRevision",
+    "PendingJob",
     "Pipeline",
     "PluginStateEntry",
     "RuntimeState",
@@ -46,5 +48,6 @@ __all__ = [
     "Tenant",
     "TenantPlugin",
     "Touch",
+    "TouchStatus",
     "metadata",
 ]

@@ -46,8 +46,8 @@ def install(app: SopflowApp, broker: dramatiq.Broker) -> None:
     def dispatch_actor() -> None:  # messages queued by a version that woke a dispatch round per enrolment
         dispatch_due(app)
 
-    def plugin_job(name: str, kwargs: dict[str, Any]) -> None:
-        run_job(app, name, kwargs)
+    def plugin_job(name: str, kwargs: dict[str, Any], job_id: int | None = None) -> None:
+        run_job(app, name, kwargs, job_id)
 
     def actor(fn: Any, name: str, retries: int = 0, **options: Any) -> None:
         if "retry_when" not in options:

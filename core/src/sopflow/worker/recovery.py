@@ -18,12 +18,15 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+import sqlalchemy as sa
+
 from sopflow.engine.customers.evaluation_marks import mark_evaluated, unevaluated
 from sopflow.engine.customers.ingest import event_to_dict
 from sopflow.engine.delivery.claim_release import release_unstarted
 from sopflow.engine.evaluate import OBSERVATIONAL
+from sopflow.host import hand_off
 from sopflow.logging import get_logger
-from sopflow.models import RuntimeState
+from sopflow.models import PendingJob, RuntimeState
 from sopflow.outages import dependency_of
 from sopflow.worker.broker_epoch import broker_epoch
 from sopflow.worker.runtime import evaluate
@@ -44,6 +47,7 @@ class Recovery:
         self.app = app
         self.epoch_seen: str | None = None
         self.sweep_all = False  # the broker restarted: every waiting event is the sweep's
+        self.jobs_all = False  # and every pending plugin job
         self.ticks = 0
         self._failing: dict[int, tuple[int, int]] = {}  # event id → (failures, retry at tick)
 
@@ -67,7 +71,7 @@ class Recovery:
             if won:
                 released = release_unstarted(s)
         if won:
-            self.sweep_all = True
+            self.sweep_all = self.jobs_all = True
             log.warning("broker_epoch_changed", epoch=epoch, released_claims=released)
         self.epoch_seen = epoch
         return released
@@ -100,3 +104,25 @@ class Recovery:
         if len(events) < SWEEP_BATCH:
             self.sweep_all = False
         return done
+
+    def sweep_jobs(self) -> int:
+        """Send again the plugin jobs whose hand-off failed (after the grace, so a
+        job being enqueued right now is not sent twice) and, after the broker
+        restarted, every pending job; returns how many were handed off."""
+        app = self.app
+        before = app.now() - timedelta(seconds=app.settings.evaluate_grace_seconds)
+        query = sa.select(PendingJob.id, PendingJob.name, PendingJob.kwargs).order_by(PendingJob.id)
+        if not self.jobs_all:
+            query = query.where(PendingJob.handed_off.is_(False), PendingJob.created_at < before)
+        with app.tx() as s:
+            rows = list(s.execute(query.limit(SWEEP_BATCH)))
+        sent = 0
+        for job_id, name, kwargs in rows:
+            if app.plugins.registry.get("register_jobs", name) is None:
+                continue  # its plugin is not loaded in this process: another scheduler's
+            if not hand_off(app, job_id, name, kwargs):
+                break  # the broker is down: the next tick tries again
+            sent += 1
+        if len(rows) < SWEEP_BATCH:
+            self.jobs_all = False
+        return sent

@@ -87,7 +87,7 @@ INLINE_JOBS: dict[str, Callable[..., Any]] = {
     "deliver_batch": lambda ctx, touch_ids: deliver(ctx, touch_ids),
     "dispatch_due": lambda ctx: dispatch_due(ctx),
     "audience": lambda ctx, tenant_id, sop_id: complete_audience(ctx, tenant_id, sop_id),
-    "plugin_job": lambda ctx, name, kwargs: run_job(ctx, name, kwargs),
+    "plugin_job": lambda ctx, name, kwargs, job_id=None: run_job(ctx, name, kwargs, job_id),
 }
 
 

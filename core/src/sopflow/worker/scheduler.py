@@ -54,6 +54,7 @@ class Scheduler:
         broker_up = self._step("reconcile_claims", lambda app: self.recovery.reconcile_claims()) is not None
         steps: list[tuple[str, Any]] = [
             ("evaluate_sweep", lambda app: self.recovery.sweep_events()),
+            ("job_sweep", lambda app: self.recovery.sweep_jobs()),
             ("advance_audiences", advance_audiences),
             ("advance_syncs", advance_syncs),
             ("poll_confirmations", poll_confirmations),
@@ -96,7 +97,7 @@ class Scheduler:
             due = self._next.setdefault(spec.name, now)
             if now >= due:
                 try:
-                    enqueue_job(self.app, spec.name, {})
+                    enqueue_job(self.app, spec.name, {}, durable=False)
                     fired += 1
                 except Exception as exc:  # it fires again at its next period: nothing is owed
                     self.app.failures.report("periodic_job_failed", exc, job=spec.name, plugin=reg.plugin)

@@ -9,8 +9,7 @@ import sqlalchemy as sa
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
-from sopflow.models import Customer, Touch
-from sopflow.models.touch_status import TouchStatus
+from sopflow.models import Customer, Touch, TouchStatus
 
 from sopflow_demo.journey import board_counts
 

@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sopflow.models import Customer, Enrollment, Event, Touch
-from sopflow.models.touch_status import TouchStatus
+from sopflow.models import Customer, Enrollment, Event, Touch, TouchStatus
 
 from sopflow_demo.journey import board_counts
 from sopflow_demo.scenario import SOURCES, Setup

@@ -20,8 +20,7 @@ from typing import Any
 
 import attrs
 import sqlalchemy as sa
-from sopflow.models import Touch
-from sopflow.models.touch_status import TouchStatus
+from sopflow.models import Touch, TouchStatus
 
 from sopflow_demo.scenario import SOURCES, STAFF, Setup
 from sopflow_demo.world import World
