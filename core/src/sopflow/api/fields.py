@@ -8,9 +8,11 @@ import sqlalchemy as sa
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
+from sqlalchemy.orm import Session
 
 from sopflow.api.auth import Auth, sopflow_app
 from sopflow.api.schemas import FieldCreate, FieldUpdate
+from sopflow.app import SopflowApp
 from sopflow.engine.customers.fields import (
     FieldDef,
     create_field_definition,
@@ -98,7 +100,7 @@ class FieldController(Controller):
             s.delete(row)
 
     @staticmethod
-    def _own(s: Any, auth: NamedDependency[Auth], app: Any, key: str) -> FieldDefinition:
+    def _own(s: Session, auth: NamedDependency[Auth], app: SopflowApp, key: str) -> FieldDefinition:
         row = s.scalar(
             sa.select(FieldDefinition).where(
                 FieldDefinition.tenant_id == auth.tenant_id, FieldDefinition.key == key
