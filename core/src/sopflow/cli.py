@@ -215,7 +215,7 @@ def journeys() -> None:
 @click.option("--batch", type=int, default=5000, show_default=True, help="Customers per transaction.")
 @click.option("--embedded", is_flag=True, help="Use the embedded SQLite file when no URL is set.")
 def journeys_sync(journey_id: int, batch: int, embedded: bool) -> None:
-    """Place every existing customer that matches a stage rule (F12), with a progress bar.
+    """Place every existing customer that matches a stage rule, with a progress bar.
 
     Continues a sync already requested through the API (or left by a stopped
     process); otherwise requests one. The journey is locked against edits meanwhile."""

@@ -173,9 +173,7 @@ class CustomerController(Controller):
             get_customer(s, auth.tenant_id, customer_id)
             return stage_history(s, auth.tenant_id, customer_id)
 
-    @post(
-        "/{customer_id:int}/merge", sync_to_thread=True, summary="Merge another customer into this one (F7)"
-    )
+    @post("/{customer_id:int}/merge", sync_to_thread=True, summary="Merge another customer into this one")
     def merge(
         self, request: Request, auth: NamedDependency[Auth], customer_id: int, data: JSONBody[Merge]
     ) -> dict[str, Any]:

@@ -99,7 +99,7 @@ class JourneyController(Controller):
             request_sync(s, journey, app.now())
             return journey_to_dict(s, journey)["sync"]
 
-    @get("/{journey_id:int}/board", sync_to_thread=True, summary="Stages with counts and customers (F9)")
+    @get("/{journey_id:int}/board", sync_to_thread=True, summary="Stages with counts and customers")
     def get_board(
         self,
         request: Request,

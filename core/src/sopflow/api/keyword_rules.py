@@ -1,4 +1,4 @@
-"""Keyword rules (F6): words in customers' messages that tag them and set fields."""
+"""Keyword rules: words in customers' messages that tag them and set fields."""
 
 from __future__ import annotations
 

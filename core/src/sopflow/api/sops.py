@@ -172,7 +172,7 @@ class SopController(Controller):
             ended = stop_sop(s, sop, app.now(), field_definitions(s, auth.tenant_id, app.plugins))
             return {**sop_to_dict(s, sop), "enrollments_stopped": ended}
 
-    @get("/{sop_id:int}/stats", sync_to_thread=True, summary="Totals per SOP and per step (F24)")
+    @get("/{sop_id:int}/stats", sync_to_thread=True, summary="Totals per SOP and per step")
     def stats(self, request: Request, auth: NamedDependency[Auth], sop_id: int) -> dict[str, Any]:
         auth.require("read")
         with sopflow_app(request).tx() as s:
@@ -219,7 +219,7 @@ class EnrollmentController(Controller):
         "/{enrollment_id:int}/end",
         sync_to_thread=True,
         status_code=200,
-        summary="End one customer's enrolment by hand, with tags and a flow target (F25)",
+        summary="End one customer's enrolment by hand, with tags and a flow target",
     )
     def end(
         self, request: Request, auth: NamedDependency[Auth], enrollment_id: int, data: JSONBody[EndEnrollment]

@@ -65,7 +65,7 @@ class CustomerTag(SQLModel, table=True):
 
 
 class ChannelIdentity(SQLModel, table=True):
-    """One way a channel knows a customer (F7): several identities, one customer."""
+    """One way a channel knows a customer: several identities, one customer."""
 
     __tablename__ = "channel_identities"
     __table_args__ = (sa.UniqueConstraint("tenant_id", "channel", "external_id"),)

@@ -1,4 +1,4 @@
-"""Journeys (F10–F13): a pipeline whose stages have entry rules, an automation
+"""Journeys: a pipeline whose stages have entry rules, an automation
 switch, stage reminders and an entry SOP, and the scratch table a sync uses."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Keyword rules (F6): words in a customer's messages that add or remove tags
+"""Keyword rules: words in a customer's messages that add or remove tags
 and set fields.  ``KeywordRuleRevision`` is a per-tenant counter bumped by
 every write, so each process can tell with one primary-key read whether its
 compiled automaton is still current."""

@@ -1,4 +1,4 @@
-"""Saved segments ("crowd packs", F15): a named rule."""
+"""Saved segments ("crowd packs"): a named rule."""
 
 from __future__ import annotations
 

@@ -145,7 +145,7 @@ def _contact_event(msg: Mapping[str, Any]) -> IngestEvent | None:
         "source": _s(msg, "Source"),
         "fail_reason": _s(msg, "FailReason"),
     }
-    # The live QR code's state becomes the customer's acquisition source (F4).
+    # The live QR code's state becomes the customer's acquisition source.
     source = state if change in ("add_external_contact", "add_half_external_contact") else None
     return _event(type_, identity, msg, payload, source)
 

@@ -1,4 +1,4 @@
-"""keyword rules (F6) and their per-tenant revision counter
+"""keyword rules and their per-tenant revision counter
 
 Revision ID: 0004
 Revises: 0003
