@@ -63,7 +63,8 @@ class Recovery:
         with self.app.tx() as s:
             # the row lock (Postgres; SQLite's write lock) makes this a compare-and-set
             stored = s.get(RuntimeState, EPOCH_KEY, with_for_update=True)
-            won = stored is None or stored.value != epoch
+            first = stored is None  # a new deployment: nothing was handed to an older broker
+            won = first or stored.value != epoch
             if stored is None:
                 s.add(RuntimeState(key=EPOCH_KEY, value=epoch, updated_at=self.app.now()))
             elif won:
@@ -72,7 +73,9 @@ class Recovery:
                 released = release_unstarted(s)
         if won:
             self.sweep_all = self.jobs_all = True
-            log.warning("broker_epoch_changed", epoch=epoch, released_claims=released)
+            (log.info if first and not released else log.warning)(
+                "broker_epoch_changed", epoch=epoch, released_claims=released
+            )
         self.epoch_seen = epoch
         return released
 
