@@ -60,6 +60,11 @@ class OutboundMessage:
 
     ``idempotency_key`` is unique per touch: a channel that supports idempotent
     sends passes it to the provider so a retry cannot deliver twice.
+    ``recipient`` says who to reach, in ``Identity``'s words: ``customer_id``,
+    ``identities`` (each ``channel``, ``external_id``, ``staff_external_id``), and
+    the identity on this channel as ``external_id`` / ``staff_external_id``.
+    ``params`` are the step's parameters the channel declares in
+    ``ChannelSpec.step_params`` (checked when the SOP was saved, defaults filled in).
     """
 
     touchpoint: str
@@ -68,6 +73,7 @@ class OutboundMessage:
     recipient: Mapping[str, Any] = attrs.field(factory=dict)
     attachments: tuple[Attachment, ...] = ()
     staff_external_id: str | None = None
+    params: Mapping[str, Any] = attrs.field(factory=dict)
 
 
 @attrs.frozen

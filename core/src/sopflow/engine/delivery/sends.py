@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 from sopflow_sdk import (
+    SEND_ACTION_KEYS,
     AmbiguousSendError,
     Attachment,
     OutboundMessage,
@@ -214,6 +215,7 @@ def prepare_send(step: StepPreparation, index: int, action: Mapping[str, Any]) -
             for a in action.get("attachments", [])
         ),
         staff_external_id=staff.external_id if staff else None,
+        params={k: v for k, v in action.items() if k not in SEND_ACTION_KEYS},
     )
     channel.check(outbound)
     message = {"tenant_id": touch.tenant_id, "outbound": outbound}

@@ -1,0 +1,167 @@
+"""What a channel declares is checked where users send it: step parameters and
+touchpoints when an SOP is saved, account settings when an account is connected.
+Every refusal is a 422 naming the problem, and writes nothing."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import pytest
+from sopflow_sdk import (
+    Capabilities,
+    Channel,
+    ChannelSpec,
+    SendReceipt,
+    Setting,
+    SettingsSchema,
+    hookimpl,
+)
+
+from tests.conftest import row_counts
+from tests.sop_support import add_customer, create_sop, run_days
+
+SENT: list[Any] = []
+BUILT: list[dict[str, Any]] = []
+PASSWORD = "hunter2-very-secret"
+
+
+class Mailer(Channel):
+    """An e-mail-like channel: private chat only, one attachment, a subject per step."""
+
+    name = "mailer"
+    capabilities = Capabilities(
+        touchpoints=frozenset({"private_chat"}), max_attachments=1, idempotent_send=True
+    )
+
+    def __init__(self, config: Any, secrets: Any) -> None:
+        BUILT.append(dict(config))
+
+    def send(self, message: Any) -> SendReceipt:
+        self.check(message)
+        SENT.append(message)
+        return SendReceipt("sent")
+
+
+MAILER_SETTINGS = SettingsSchema(
+    Setting("host", required=True, description="the SMTP server", example="smtp.example.com"),
+    Setting("port", "integer", default=587, minimum=1, maximum=65535),
+    Setting("security", choices=("starttls", "tls", "none"), default="starttls"),
+    Setting("password", secret=True, required=True, description="the SMTP password"),
+)
+MAILER_PARAMS = SettingsSchema(
+    Setting("subject", max_length=200, default="A message from ACME"),
+    Setting("priority", "integer", minimum=1, maximum=5),
+)
+
+
+@hookimpl
+def register_channels(register: Any) -> None:
+    register(ChannelSpec("mailer", Mailer, settings=MAILER_SETTINGS, step_params=MAILER_PARAMS))
+
+
+@pytest.fixture
+def sopflow_plugins() -> list[tuple[str, Any]]:
+    SENT.clear()
+    BUILT.clear()
+    return [("mailer", sys.modules[__name__])]
+
+
+def mail(**extra: Any) -> dict[str, Any]:
+    return {"type": "send", "channel": "mailer", "text": "Hi {{ customer.display_name }}", **extra}
+
+
+def definition(*actions: dict[str, Any]) -> dict[str, Any]:
+    return {"kind": "new_customer", "steps": [{"delay": "1h", "actions": list(actions)}]}
+
+
+def problems(r: Any) -> dict[str, str]:
+    assert r.status_code == 422, r.text
+    return {e["field"]: e["message"] for e in r.json()["errors"]}
+
+
+# -- step parameters ------------------------------------------------------------------------------
+
+
+def test_unknown_key_on_a_send_action_is_refused_naming_the_accepted_ones(api, sopflow_app):
+    before = row_counts(sopflow_app)
+    log_send = {"type": "send", "channel": "log", "text": "hi", "subject": "Hello"}
+    r = api.post("/api/v1/sops", json={"name": "x", "definition": definition(log_send, mail(colour="red"))})
+    found = problems(r)
+    assert "definition.steps[0].actions[0].subject" in found, found
+    assert "'log'" in found["definition.steps[0].actions[0].subject"]
+    assert "accepted: none" in found["definition.steps[0].actions[0].subject"]
+    message = found["definition.steps[0].actions[1].colour"]
+    assert "'mailer'" in message and "priority, subject" in message, message
+    assert row_counts(sopflow_app) == before
+
+
+def test_declared_parameters_are_checked_and_reach_the_channel(api, sopflow_app, manual_clock):
+    bad = definition(mail(subject="x" * 201, priority=9))
+    found = problems(api.post("/api/v1/sops", json={"name": "bad", "definition": bad}))
+    assert set(found) == {"definition.steps[0].actions[0].subject", "definition.steps[0].actions[0].priority"}
+    assert "200 characters" in found["definition.steps[0].actions[0].subject"]
+
+    r = api.post("/api/v1/channel-accounts", json=account())
+    assert r.status_code == 201, r.text
+    sop_id = create_sop(api, "welcome", definition(mail(priority=2), mail(subject="Second")))
+    stored = api.get(f"/api/v1/sops/{sop_id}").json()["definition"]["steps"][0]["actions"]
+    assert stored[0]["subject"] == "A message from ACME" and stored[0]["priority"] == 2  # default filled in
+    add_customer(api, "c1")
+    run_days(sopflow_app, manual_clock, 1)
+    assert [dict(m.params) for m in SENT] == [
+        {"subject": "A message from ACME", "priority": 2},
+        {"subject": "Second"},
+    ]
+
+
+def test_core_keys_of_the_other_action_are_refused(api, sopflow_app):
+    remind = {"type": "remind_staff", "channel": "log", "text": "call", "touchpoint": "staff_notice"}
+    send = {"type": "send", "channel": "log", "text": "hi", "forward": True}
+    found = problems(api.post("/api/v1/sops", json={"name": "x", "definition": definition(remind, send)}))
+    assert set(found) == {
+        "definition.steps[0].actions[0].touchpoint",
+        "definition.steps[0].actions[1].forward",
+    }
+
+
+def test_a_channel_cannot_declare_a_core_key_or_a_secret_as_a_step_parameter():
+    with pytest.raises(ValueError, match="text"):
+        ChannelSpec("m", Mailer, step_params=SettingsSchema(Setting("text")))
+    with pytest.raises(ValueError, match="secret"):
+        ChannelSpec("m", Mailer, step_params=SettingsSchema(Setting("token", secret=True)))
+
+
+# -- touchpoints and attachments against capabilities ----------------------------------------------
+
+
+def test_touchpoints_and_attachments_are_checked_against_the_channel(api, sopflow_app):
+    before = row_counts(sopflow_app)
+    link = {"kind": "link", "url": "https://example.com"}
+    actions = (
+        mail(touchpoint="moments"),
+        mail(attachments=[link, link]),
+        {"type": "remind_staff", "channel": "mailer", "text": "call them"},
+    )
+    found = problems(api.post("/api/v1/sops", json={"name": "x", "definition": definition(*actions)}))
+    assert "moments touchpoint" in found["definition.steps[0].actions[0].touchpoint"]
+    assert "it declares: private_chat" in found["definition.steps[0].actions[0].touchpoint"]
+    assert "at most 1 attachments" in found["definition.steps[0].actions[1].attachments"]
+    assert "staff_notice touchpoint" in found["definition.steps[0].actions[2].channel"]
+    assert row_counts(sopflow_app) == before
+
+
+def test_a_touchpoint_the_channel_declares_is_accepted(api):
+    ok = definition(mail(touchpoint="private_chat", attachments=[{"kind": "image", "media_id": "m1"}]))
+    assert api.post("/api/v1/sops", json={"name": "ok", "definition": ok}).status_code == 201
+
+
+def account(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "channel": "mailer",
+        "name": "main",
+        "config": {"host": "smtp.example.com"},
+        "secrets": {"password": PASSWORD},
+    }
+    body.update(changes)
+    return body
