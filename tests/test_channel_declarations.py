@@ -165,3 +165,88 @@ def account(**changes: Any) -> dict[str, Any]:
     }
     body.update(changes)
     return body
+
+
+# -- account settings ---------------------------------------------------------------------------------
+
+
+def test_bad_settings_are_one_422_listing_every_problem_and_writing_nothing(api, sopflow_app):
+    before = row_counts(sopflow_app)
+    body = account(
+        config={"port": "x", "security": "ssl", "password": PASSWORD, "colour": "red"},
+        secrets={"pasword": PASSWORD},
+    )
+    r = api.post("/api/v1/channel-accounts", json=body)
+    found = problems(r)
+    assert set(found) == {
+        "config.host",
+        "config.port",
+        "config.security",
+        "config.password",
+        "config.colour",
+        "secrets.password",
+        "secrets.pasword",
+    }, found
+    assert "from 1 to 65535" in found["config.port"]
+    assert "send it in `secrets`" in found["config.password"]
+    assert "accepted: host, port, security" in found["config.colour"]
+    assert PASSWORD not in r.text
+    assert row_counts(sopflow_app) == before
+    assert BUILT == []
+
+
+def test_good_settings_are_stored_with_defaults_and_secrets_hidden(api, sopflow_app, manual_clock):
+    r = api.post("/api/v1/channel-accounts", json=account())
+    assert r.status_code == 201, r.text
+    assert r.json()["config"] == {"host": "smtp.example.com", "port": 587, "security": "starttls"}
+    assert r.json()["secret_keys"] == ["password"] and PASSWORD not in r.text
+    account_id = r.json()["id"]
+
+    before = row_counts(sopflow_app)
+    bad = api.patch(f"/api/v1/channel-accounts/{account_id}", json={"config": {"host": "h", "port": 0}})
+    assert set(problems(bad)) == {"config.port"}
+    assert api.get(f"/api/v1/channel-accounts/{account_id}").json()["config"]["host"] == "smtp.example.com"
+    bad_secret = api.patch(f"/api/v1/channel-accounts/{account_id}", json={"secrets": {"password": ""}})
+    assert set(problems(bad_secret)) == {"secrets.password"}
+    assert row_counts(sopflow_app) == before
+
+    ok = api.patch(f"/api/v1/channel-accounts/{account_id}", json={"config": {"host": "mx", "port": 2525}})
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["config"] == {"host": "mx", "port": 2525, "security": "starttls"}
+    listed = api.get("/api/v1/channel-accounts")
+    assert PASSWORD not in listed.text and listed.json()[0]["secret_keys"] == ["password"]
+
+    create_sop(api, "welcome", definition(mail()))
+    add_customer(api, "c1")
+    run_days(sopflow_app, manual_clock, 1)
+    assert BUILT[-1] == {"host": "mx", "port": 2525, "security": "starttls"} and len(SENT) == 1
+
+
+def test_the_openapi_shows_each_channels_settings_with_secrets_hidden(test_client):
+    components = test_client.get("/schema/openapi.json").json()["components"]["schemas"]
+    config = components["ChannelConfig.mailer"]
+    assert config["required"] == ["host"] and config["additionalProperties"] is False
+    assert config["properties"]["port"] == {"type": "integer", "minimum": 1, "maximum": 65535, "default": 587}
+    assert config["properties"]["security"]["enum"] == ["starttls", "tls", "none"]
+    assert config["properties"]["host"]["examples"] == ["smtp.example.com"]
+    secrets = components["ChannelSecrets.mailer"]
+    assert secrets["required"] == ["password"]
+    assert secrets["properties"]["password"]["writeOnly"] is True
+    assert secrets["properties"]["password"]["examples"] == ["***"]
+    params = components["ChannelStepParams.mailer"]
+    assert set(params["properties"]) == {"subject", "priority"}
+
+
+def test_a_channel_without_declared_settings_takes_any_config(api):
+    r = api.post("/api/v1/channel-accounts", json={"channel": "log", "name": "l", "config": {"any": 1}})
+    assert r.status_code == 201 and r.json()["config"] == {"any": 1}
+
+
+def test_settings_records_refuse_bad_declarations():
+    with pytest.raises(ValueError, match="lower_snake_case"):
+        Setting("Port")
+    with pytest.raises(ValueError, match="default"):
+        Setting("port", "integer", default="x")
+    with pytest.raises(ValueError, match="more than once"):
+        SettingsSchema(Setting("a"), Setting("a"))
+    assert Setting("token", secret=True, example="real-token").json_schema()["examples"] == ["***"]

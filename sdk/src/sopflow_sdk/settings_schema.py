@@ -80,9 +80,13 @@ class Setting:
             parts.append(f"of at least {self.minimum:g}")
         elif self.maximum is not None:
             parts.append(f"of at most {self.maximum:g}")
-        if self.min_length is not None or self.max_length is not None:
-            low, high = self.min_length or 0, self.max_length
-            parts.append(f"of {low} to {high} characters" if high is not None else f"of {low}+ characters")
+        low, high = self.min_length, self.max_length
+        if low is not None and high is not None:
+            parts.append(f"of {low} to {high} characters")
+        elif high is not None:
+            parts.append(f"of at most {high} characters")
+        elif low is not None:
+            parts.append(f"of at least {low} characters")
         if self.pattern:
             parts.append(f"matching {self.pattern}")
         return " ".join(parts)
