@@ -250,3 +250,11 @@ def test_settings_records_refuse_bad_declarations():
     with pytest.raises(ValueError, match="more than once"):
         SettingsSchema(Setting("a"), Setting("a"))
     assert Setting("token", secret=True, example="real-token").json_schema()["examples"] == ["***"]
+
+
+def test_a_customer_cap_is_per_day_and_a_longer_period_is_refused():
+    from sopflow_sdk import CustomerCap
+
+    assert CustomerCap(3).period == "day"
+    with pytest.raises(ValueError, match="per local day"):
+        CustomerCap(1, "week")  # type: ignore[arg-type]

@@ -25,12 +25,25 @@ ATTACHMENT_KINDS: tuple[str, ...] = get_args(AttachmentKind)
 MAX_ATTACHMENTS = 9
 
 
+def _check_period(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value != "day":
+        raise ValueError(
+            f"CustomerCap(period={value!r}): the engine counts pushes per customer per local day "
+            "and enforces nothing longer; declare the provider's daily limit, CustomerCap(count, 'day')"
+        )
+
+
 @attrs.frozen
 class CustomerCap:
-    """At most ``count`` enterprise pushes per customer per ``period``."""
+    """At most ``count`` counted pushes (private-chat sends, forwarded staff
+    reminders) to one customer per local day, on any channel, while a step on
+    this channel is due; the engine defers the rest to the next day.
+
+    ``period`` is always ``"day"``: the engine counts per local day and a longer
+    period is refused here rather than silently not enforced."""
 
     count: int
-    period: Literal["day", "week", "month"]
+    period: Literal["day"] = attrs.field(default="day", validator=_check_period)
 
 
 @attrs.frozen
