@@ -15,8 +15,10 @@ from sopflow_sdk import (
     SendReceipt,
     Setting,
     SettingsSchema,
+    SkippableError,
     hookimpl,
 )
+from sopflow_sdk.testing.conformance import ChannelConformance, registered_channels
 
 from tests.conftest import row_counts
 from tests.sop_support import add_customer, create_sop, run_days
@@ -39,8 +41,12 @@ class Mailer(Channel):
 
     def send(self, message: Any) -> SendReceipt:
         self.check(message)
-        SENT.append(message)
-        return SendReceipt("sent")
+        to = message.recipient.get("external_id") or message.recipient.get("customer_id")
+        if not to:
+            raise SkippableError("no address to send to")
+        if message.idempotency_key not in {m.idempotency_key for m in SENT}:
+            SENT.append(message)
+        return SendReceipt("sent", provider_ref=message.idempotency_key)
 
 
 MAILER_SETTINGS = SettingsSchema(
@@ -113,6 +119,10 @@ def test_declared_parameters_are_checked_and_reach_the_channel(api, sopflow_app,
         {"subject": "A message from ACME", "priority": 2},
         {"subject": "Second"},
     ]
+    # the recipient speaks Identity's words; staff_userid is the older name, kept
+    [identity] = SENT[0].recipient["identities"]
+    assert identity["external_id"] == "c1" and identity["staff_external_id"] == "zhangsan"
+    assert identity["staff_userid"] == "zhangsan"
 
 
 def test_core_keys_of_the_other_action_are_refused(api, sopflow_app):
@@ -258,3 +268,75 @@ def test_a_customer_cap_is_per_day_and_a_longer_period_is_refused():
     assert CustomerCap(3).period == "day"
     with pytest.raises(ValueError, match="per local day"):
         CustomerCap(1, "week")  # type: ignore[arg-type]
+
+
+# -- the test kit runs time forward ---------------------------------------------------------------------
+
+
+def test_run_due_delivers_delayed_steps_through_the_public_api_only(api):
+    """What a plugin's own test does: no core runner, no broker, no clock internals."""
+    from datetime import timedelta
+
+    from sopflow_sdk.testing import run_due
+
+    assert api.post("/api/v1/channel-accounts", json=account()).status_code == 201
+    steps = [
+        {"delay": "1h", "actions": [mail(subject="first")]},
+        {"delay": "2d", "actions": [mail(subject="second")]},
+    ]
+    create_sop(api, "drip", {"kind": "new_customer", "steps": steps})
+    add_customer(api, "c1")
+    start = api.get("/api/v1/clock").json()["now"]
+
+    first = run_due(api, by=timedelta(minutes=59))
+    assert SENT == [] and first.dispatched == 0
+    second = run_due(api, by=timedelta(hours=1))
+    assert [m.params["subject"] for m in SENT] == ["first"] and second.stops == 1
+    assert second.now - first.now == timedelta(hours=1)
+    third = run_due(api, until=second.now + timedelta(days=5))
+    assert [m.params["subject"] for m in SENT] == ["first", "second"]
+    assert third.dispatched == 1 and api.get("/api/v1/clock").json()["now"] > start
+    with pytest.raises(TypeError, match="exactly one"):
+        run_due(api)
+
+
+# -- the conformance suite, with the recipient an e-mail channel needs ------------------------------------
+
+
+class TestMailerConformance(ChannelConformance):
+    @pytest.fixture
+    def channel_spec(self) -> ChannelSpec:
+        return registered_channels(sys.modules[__name__])["mailer"]
+
+    @pytest.fixture
+    def channel_config(self) -> dict[str, Any]:
+        return {"host": "smtp.example.com"}
+
+    @pytest.fixture
+    def channel_secrets(self) -> dict[str, Any]:
+        return {"password": PASSWORD}
+
+    @pytest.fixture
+    def recipient(self) -> dict[str, Any]:
+        return {"external_id": "ada@example.com"}
+
+    @pytest.fixture
+    def deliveries(self) -> Any:
+        SENT.clear()
+        return lambda: SENT
+
+    def test_the_default_message_takes_the_overridden_recipient_and_declared_defaults(
+        self, outbound_message: Any, channel: Any
+    ) -> None:
+        assert outbound_message.recipient == {"external_id": "ada@example.com"}
+        assert outbound_message.params == {"subject": "A message from ACME"}
+        assert BUILT[-1] == {"host": "smtp.example.com", "port": 587, "security": "starttls"}
+
+
+def test_the_suite_catches_an_account_outside_the_declaration_and_a_plain_secret():
+    suite = ChannelConformance()
+    spec = ChannelSpec("mailer", Mailer, settings=SettingsSchema(Setting("host"), Setting("api_token")))
+    with pytest.raises(AssertionError, match=r"api_token.*secret=True"):
+        suite.test_secret_looking_settings_are_declared_secret(spec)
+    with pytest.raises(AssertionError, match=r"config\.port"):
+        suite.test_declared_settings_accept_the_working_account(spec, {"port": 1}, {})

@@ -160,7 +160,8 @@ class WeComChannel(Channel):
             self.client.send_welcome_msg(code, message.text, attachments)
             return SendReceipt(status="sent")
         if message.touchpoint == "staff_notice":
-            staff = recipient.get("staff_userid") or message.staff_external_id
+            staff = recipient.get("staff_external_id") or recipient.get("staff_userid")  # the older name
+            staff = staff or message.staff_external_id
             if not staff:
                 raise SkippableError("no staff member to notify: the customer has no WeCom staff contact")
             if not self.agent_id:
