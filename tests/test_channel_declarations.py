@@ -232,6 +232,22 @@ def test_good_settings_are_stored_with_defaults_and_secrets_hidden(api, sopflow_
     assert BUILT[-1] == {"host": "mx", "port": 2525, "security": "starttls"} and len(SENT) == 1
 
 
+def test_an_account_stored_before_the_declaration_can_still_rotate_its_secret(api, sopflow_app):
+    import sqlalchemy as sa
+    from sopflow.models import ChannelAccount
+
+    account_id = api.post("/api/v1/channel-accounts", json=account()).json()["id"]
+    with sopflow_app.tx() as s:  # as an account connected before the channel declared settings
+        s.execute(sa.update(ChannelAccount).values(config={"host": "mx", "legacy": 1}))
+    r = api.patch(f"/api/v1/channel-accounts/{account_id}", json={"secrets": {"password": "new-one"}})
+    assert r.status_code == 200, r.text
+    assert r.json()["config"] == {"host": "mx", "legacy": 1}  # untouched: the PATCH sent no config
+    path = f"/api/v1/channel-accounts/{account_id}"
+    legacy = {"config": {"host": "mx", "legacy": 1}}
+    assert set(problems(api.patch(path, json=legacy))) == {"config.legacy"}
+    assert set(problems(api.patch(path, json={"secrets": {"pasword": "x"}}))) == {"secrets.pasword"}
+
+
 def test_the_openapi_shows_each_channels_settings_with_secrets_hidden(test_client):
     components = test_client.get("/schema/openapi.json").json()["components"]["schemas"]
     config = components["ChannelConfig.mailer"]

@@ -13,8 +13,7 @@ Core checks what a user sends against it before anything is written, and
 reports every problem at once as ``(path, message)`` pairs.  A message says what
 is expected and never repeats the value it refused (a secret must not come back
 in an error).  ``json_schema()`` is the same declaration as JSON Schema, for the
-OpenAPI document and ``GET /api/v1/plugins``; a secret is ``writeOnly`` there
-and its example is hidden.
+OpenAPI document; a secret is ``writeOnly`` there and its example is hidden.
 """
 
 from __future__ import annotations

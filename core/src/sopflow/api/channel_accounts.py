@@ -71,6 +71,22 @@ def _checked_config(
     return checked
 
 
+def _about_the_change(
+    found: list[tuple[str, str]], config: dict[str, Any] | None, secrets: dict[str, str] | None
+) -> list[tuple[str, str]]:
+    """The problems a PATCH is answerable for: with the config it sends, and with
+    the secrets it sends (or requires).  An account stored before its channel
+    declared settings can still have a secret rotated or its config replaced."""
+
+    def answerable(path: str, message: str) -> bool:
+        part, _, key = path.partition(".")
+        if part == "config":
+            return config is not None
+        return secrets is not None and (key in secrets or message.startswith("required"))
+
+    return [(path, message) for path, message in found if answerable(path, message)]
+
+
 class ChannelAccountController(Controller):
     path = "/api/v1/channel-accounts"
     tags = ["channel-accounts"]
@@ -141,12 +157,13 @@ class ChannelAccountController(Controller):
                 problems.append(("name", "a non-empty name of at most 100 characters"))
             current = {k: v.reveal() for k, v in app.credentials.open(a.secrets_ciphertext).items()}
             secrets = {**current, **(data.secrets or {})}
-            config = a.config
-            if data.config is not None or data.secrets is not None:
-                spec = _check_channel(app, s, auth.tenant_id, a.channel)
-                config = _checked_config(
-                    spec, a.config if data.config is None else data.config, secrets, problems
-                )
+            config = a.config if data.config is None else data.config
+            reg = app.plugins.registry.get("register_channels", a.channel)
+            if reg is not None and (data.config is not None or data.secrets is not None):
+                found: list[tuple[str, str]] = []
+                checked = _checked_config(reg.spec, config, secrets, found)
+                problems += _about_the_change(found, data.config, data.secrets)
+                config = checked if data.config is not None else a.config
             if problems:
                 raise InvalidInput(problems)
             if data.name is not None:
