@@ -9,10 +9,12 @@ covers discovery, the enable/disable lists and start-up errors.
 
 from __future__ import annotations
 
+import copy
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sopflow_sdk import ActionSpec, PipelineSpec, StageSpec, hookimpl
 
 from tests.conftest import row_counts
@@ -256,13 +258,14 @@ def test_a_step_that_cannot_be_prepared_ends_once_with_the_reason(app_with, manu
     """No account for the channel (skipped) or a touchpoint it does not declare
     (failed): the touch ends at its first attempt with the fix in its outcome —
     it is not left claimed to loop — and the data action before it is rolled back."""
+    from sopflow.models import SopVersion
     from sopflow_sdk import Capabilities, Channel, ChannelSpec, SendReceipt
 
     from tests.sop_support import add_customer, create_sop, run_days, touches
 
     class Pager(Channel):
         name = "pager"
-        capabilities = Capabilities(touchpoints=frozenset({"staff_notice"}), max_attachments=0)
+        capabilities = Capabilities(touchpoints=frozenset({"staff_notice", "moments"}), max_attachments=0)
 
         def __init__(self, config, secrets):
             pass
@@ -277,11 +280,19 @@ def test_a_step_that_cannot_be_prepared_ends_once_with_the_reason(app_with, manu
         action = {"type": "send", "channel": "pager", "touchpoint": touchpoint, "text": "hi"}
         return {"day": 1, "at": "10:00", "actions": [{"type": "add_tag", "tag": "tried"}, action]}
 
-    create_sop(
-        api,
-        "a",
-        {"kind": "nurture", "target": {"rule": {"tags": {"any_of": ["a"]}}}, "steps": [step("private_chat")]},
-    )
+    target = {"rule": {"tags": {"any_of": ["a"]}}}
+    sop = {"kind": "nurture", "target": target, "steps": [step("private_chat")]}
+    refused = api.post("/api/v1/sops", json={"name": "a", "definition": sop})
+    assert refused.status_code == 422 and "does not declare the private_chat" in refused.text
+    # A definition stored before the channel stopped declaring the touchpoint (a plugin
+    # upgrade) still reaches the channel: saved with a valid step, then the stored row changed.
+    sop_id = create_sop(api, "a", {**sop, "steps": [step("moments")]}, start=False)
+    with app.tx() as s:
+        version = s.scalar(sa.select(SopVersion).where(SopVersion.sop_id == sop_id))
+        stored = copy.deepcopy(version.definition)
+        stored["steps"][0]["actions"][1]["touchpoint"] = "private_chat"
+        version.definition = stored
+    assert api.post(f"/api/v1/sops/{sop_id}/start").status_code == 200
     first = add_customer(api, "wm-a", tags=["a"])
     run_days(app, manual_clock, 2)
     [t] = touches(app, customer_id=first)

@@ -173,7 +173,97 @@ def test_a_generated_plugin_passes_its_own_tests(tmp_path, overlay, kind):
     name = f"acme-{kind}"
     result = new(name, "--kind", kind, "--output-dir", str(tmp_path))
     assert result.exit_code == 0, result.output
-    root = tmp_path / f"sopflow-{name}"
+    output = run_own_tests(tmp_path / f"sopflow-{name}", overlay)
+    skips = set(re.findall(r"^SKIPPED \[\d+\] [^:]+:\d+: (.*)$", output, re.M))
+    assert skips == EXPECTED_SKIPS[kind], output
+
+
+#: What the author adds to the generated conformance class: an address to send to.
+MAIL_CONFORMANCE = """
+    @pytest.fixture
+    def recipient(self):
+        return {"external_id": "ada@example.com"}
+
+    def test_the_message_goes_to_the_address_with_the_default_subject(self, outbound_message):
+        assert outbound_message.recipient == {"external_id": "ada@example.com"}
+        assert outbound_message.params == {"subject": "Hello from ACME"}
+"""
+
+MAIL_TESTS = '''"""What the author of an e-mail channel adds: a subject per step, an address."""
+
+from datetime import timedelta
+
+import pytest
+from sopflow_sdk.testing import run_due
+PLUGIN = "acme_mail"
+
+
+@pytest.fixture
+def sopflow_env():
+    return {"SOPFLOW_PLUGINS": PLUGIN}
+
+
+def test_the_subject_is_checked_at_save_and_the_step_goes_out_a_day_later(api):
+    account = {"channel": PLUGIN, "name": "m", "config": {"sender": "ACME"}, "secrets": {"api_key": "k"}}
+    assert api.post("/api/v1/channel-accounts", json=account).status_code == 201
+    bad = {"type": "send", "channel": PLUGIN, "text": "hi", "subject": "x" * 201, "colour": "red"}
+    r = api.post("/api/v1/sops", json={"name": "bad", "definition": {"kind": "new_customer", "steps": [
+        {"delay": "1d", "actions": [bad]}]}})
+    assert r.status_code == 422
+    found = {e["field"]: e["message"] for e in r.json()["errors"]}
+    assert "accepted: subject" in found["definition.steps[0].actions[0].colour"]
+    assert "definition.steps[0].actions[0].subject" in found
+    send = {"type": "send", "channel": PLUGIN, "text": "hi", "subject": "Spring sale"}
+    r = api.post("/api/v1/sops", json={"name": "ok", "definition": {"kind": "new_customer", "steps": [
+        {"delay": "1d", "actions": [send]}]}})
+    assert r.status_code == 201, r.text
+    assert api.post(f"/api/v1/sops/{r.json()['id']}/start").status_code == 200
+    event = {"type": "customer.added", "idempotency_key": "a1",
+             "identity": {"channel": PLUGIN, "external_id": "ada@example.com"}}
+    assert api.post("/api/v1/events", json={"events": [event]}).status_code == 200
+    run_due(api, by=timedelta(hours=23))
+    assert api.get("/api/v1/touches", params={"status": "sent"}).json()["items"] == []
+    run_due(api, by=timedelta(hours=1))
+    assert len(api.get("/api/v1/touches", params={"status": "sent"}).json()["items"]) == 1
+'''
+
+
+@pytest.mark.slow
+def test_an_email_style_channel_from_the_template_passes_its_tests_in_its_own_venv(tmp_path, overlay):
+    """The author's path: generate a channel, declare a subject parameter (the
+    settings schema comes with the template), give the suite an e-mail address,
+    and test a delayed step through the kit alone."""
+    result = new("acme-mail", "--kind", "channel", "--output-dir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    root = tmp_path / "sopflow-acme-mail"
+    channel = root / "src" / "sopflow_acme_mail" / "channel.py"
+    source = channel.read_text(encoding="utf-8")
+    assert "STEP_PARAMS = SettingsSchema()" in source
+    channel.write_text(
+        source.replace(
+            "STEP_PARAMS = SettingsSchema()",
+            'STEP_PARAMS = SettingsSchema(Setting("subject", max_length=200, default="Hello from ACME"))',
+        ),
+        encoding="utf-8",
+    )
+    (root / "tests" / "test_mail.py").write_text(MAIL_TESTS, encoding="utf-8")
+    conformance = root / "tests" / "test_channel_conformance.py"
+    suite, found = re.subn(
+        r"^(class Test\w+\(ChannelConformance\):\n)",
+        lambda m: m.group(1) + MAIL_CONFORMANCE,
+        conformance.read_text(encoding="utf-8"),
+        flags=re.M,
+    )
+    assert found == 1
+    conformance.write_text(suite, encoding="utf-8")
+    output = run_own_tests(root, overlay)
+    assert re.search(r"\b[3-9]\d passed", output), output
+    skips = set(re.findall(r"^SKIPPED \[\d+\] [^:]+:\d+: (.*)$", output, re.M))
+    assert skips == EXPECTED_SKIPS["channel"], output
+
+
+def run_own_tests(root: Path, overlay: Path) -> str:
+    """Install the generated distribution into the overlay venv and run its tests there."""
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     subprocess.run(
         [_uv(), "pip", "install", "-q", "--python", str(overlay), "--no-deps", "-e", str(root)],
@@ -196,5 +286,4 @@ def test_a_generated_plugin_passes_its_own_tests(tmp_path, overlay, kind):
     assert done.returncode == 0, output
     summary = output.strip().splitlines()[-1]
     assert re.search(r"\d+ passed", summary) and "failed" not in summary and "error" not in summary, summary
-    skips = set(re.findall(r"^SKIPPED \[\d+\] [^:]+:\d+: (.*)$", output, re.M))
-    assert skips == EXPECTED_SKIPS[kind], output
+    return output

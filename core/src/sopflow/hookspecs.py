@@ -162,8 +162,12 @@ def register_channels(register: Any) -> None:
     builds a ``Channel`` for one channel account; ``secrets`` holds ``Secret``
     values decrypted from the account's encrypted credentials.
     ``ChannelSpec.capabilities`` (by default the factory's
-    ``Channel.capabilities``) is what the engine plans with.  Registering the
-    name of the built-in ``log`` channel replaces it.
+    ``Channel.capabilities``) is what the engine plans with, and what an SOP's
+    send steps are checked against when it is saved.  ``ChannelSpec.settings``
+    (a ``SettingsSchema``) declares an account's settings and secrets, checked
+    when an account is connected; ``ChannelSpec.step_params`` the extra keys a
+    send step may carry, checked when an SOP is saved.  Registering the name of
+    the built-in ``log`` channel replaces it.
 
     :param register: call ``register(ChannelSpec(name=..., factory=...))``.
     :returns: nothing.

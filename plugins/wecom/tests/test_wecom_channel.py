@@ -79,7 +79,7 @@ def test_staff_notice_attachments_follow_as_app_messages(fake: FakeWeCom, channe
         touchpoint="staff_notice",
         text="请提醒王女士来复查",
         idempotency_key="touch:9:0",
-        recipient={"staff_userid": "zhangsan"},
+        recipient={"staff_external_id": "zhangsan"},
         attachments=(
             Attachment(kind="link", url="https://clinic.example/checkup", title="复查预约"),
             Attachment(kind="image", media_id="MEDIA_1"),
@@ -103,7 +103,7 @@ def test_staff_notice_to_a_member_the_app_cannot_reach_is_skipped(
     """message/send answers 81013 when no recipient is valid (document 90236): the
     member left or is outside the app's visible range; the touch is skipped."""
     with pytest.raises(SkippableError, match="81013"):
-        channel.send(msg("staff_notice", recipient={"staff_userid": "gone"}))
+        channel.send(msg("staff_notice", recipient={"staff_userid": "gone"}))  # the older name still works
     assert fake.app_message_bodies == []
 
 

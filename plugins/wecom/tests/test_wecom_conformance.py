@@ -117,7 +117,7 @@ class TestWeComChannel(ChannelConformance):
             touchpoint="private_chat",
             text="您好，这是您的护理指南",
             idempotency_key="conformance:send",
-            recipient={"external_id": CUSTOMER, "staff_userid": STAFF},
+            recipient={"external_id": CUSTOMER, "staff_external_id": STAFF},
             staff_external_id=STAFF,
         )
 

@@ -132,3 +132,37 @@ def test_register_migrations_points_at_the_plugins_branch() -> None:
     assert isinstance(spec, MigrationsSpec)
     assert sorted(p.name for p in Path(spec.directory).glob("*.py")) == ["0001_live_codes_and_corp_tags.py"]
     assert set(spec.metadata.tables) == {"wecom_live_codes", "wecom_corp_tags"}
+
+
+def test_an_account_with_bad_settings_is_refused_with_every_problem(api: Any) -> None:
+    """The plugin declares its settings (``WECOM_SETTINGS``): core checks an account
+    against them before anything is stored, and never repeats a secret."""
+    secret = "app-secret-0123456789"
+    before = api.get("/api/v1/channel-accounts").json()
+    r = api.post(
+        "/api/v1/channel-accounts",
+        json={
+            "channel": "wecom",
+            "name": "main",
+            "config": {"agent_id": "1000002", "secret": secret},
+            "secrets": {"encoding_aes_key": "too-short"},
+        },
+    )
+    assert r.status_code == 422, r.text
+    fields = {e["field"] for e in r.json()["errors"]}
+    assert fields == {
+        "config.corp_id",
+        "config.agent_id",
+        "config.secret",
+        "secrets.secret",
+        "secrets.encoding_aes_key",
+    }
+    assert secret not in r.text and "too-short" not in r.text
+    assert api.get("/api/v1/channel-accounts").json() == before
+
+    ok = api.post(
+        "/api/v1/channel-accounts",
+        json={"channel": "wecom", "name": "main", "config": {"corp_id": CORP}, "secrets": {"secret": secret}},
+    )
+    assert ok.status_code == 201, ok.text
+    assert ok.json()["config"] == {"corp_id": CORP, "create_missing_tags": False}

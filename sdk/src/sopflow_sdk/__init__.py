@@ -31,9 +31,11 @@ from sopflow_sdk.errors import (
 from sopflow_sdk.events import STANDARD_EVENTS
 from sopflow_sdk.host import ChannelAccountView, CustomerView, Host, IdentityView
 from sopflow_sdk.secrets import Secret, redact
+from sopflow_sdk.settings_schema import SETTING_TYPES, Setting, SettingsSchema
 from sopflow_sdk.specs import (
     FIELD_TYPES,
     LEGACY_ACTION_TYPE,
+    SEND_ACTION_KEYS,
     ActionSpec,
     ChannelSpec,
     FieldSpec,
@@ -58,6 +60,8 @@ __all__ = [
     "FIELD_TYPES",
     "LEGACY_ACTION_TYPE",
     "MAX_ATTACHMENTS",
+    "SEND_ACTION_KEYS",
+    "SETTING_TYPES",
     "STANDARD_EVENTS",
     "TOUCHPOINTS",
     "ActionSpec",
@@ -89,6 +93,8 @@ __all__ = [
     "RouteSpec",
     "Secret",
     "SendReceipt",
+    "Setting",
+    "SettingsSchema",
     "SignatureError",
     "SkippableError",
     "SopflowError",

@@ -25,12 +25,25 @@ ATTACHMENT_KINDS: tuple[str, ...] = get_args(AttachmentKind)
 MAX_ATTACHMENTS = 9
 
 
+def _check_period(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value != "day":
+        raise ValueError(
+            f"CustomerCap(period={value!r}): the engine counts pushes per customer per local day "
+            "and enforces nothing longer; declare the provider's daily limit, CustomerCap(count, 'day')"
+        )
+
+
 @attrs.frozen
 class CustomerCap:
-    """At most ``count`` enterprise pushes per customer per ``period``."""
+    """At most ``count`` counted pushes (private-chat sends, forwarded staff
+    reminders) to one customer per local day, on any channel, while a step on
+    this channel is due; the engine defers the rest to the next day.
+
+    ``period`` is always ``"day"``: the engine counts per local day and a longer
+    period is refused here rather than silently not enforced."""
 
     count: int
-    period: Literal["day", "week", "month"]
+    period: Literal["day"] = attrs.field(default="day", validator=_check_period)
 
 
 @attrs.frozen
@@ -60,6 +73,11 @@ class OutboundMessage:
 
     ``idempotency_key`` is unique per touch: a channel that supports idempotent
     sends passes it to the provider so a retry cannot deliver twice.
+    ``recipient`` says who to reach, in ``Identity``'s words: ``customer_id``,
+    ``identities`` (each ``channel``, ``external_id``, ``staff_external_id``), and
+    the identity on this channel as ``external_id`` / ``staff_external_id``.
+    ``params`` are the step's parameters the channel declares in
+    ``ChannelSpec.step_params`` (checked when the SOP was saved, defaults filled in).
     """
 
     touchpoint: str
@@ -68,6 +86,7 @@ class OutboundMessage:
     recipient: Mapping[str, Any] = attrs.field(factory=dict)
     attachments: tuple[Attachment, ...] = ()
     staff_external_id: str | None = None
+    params: Mapping[str, Any] = attrs.field(factory=dict)
 
 
 @attrs.frozen

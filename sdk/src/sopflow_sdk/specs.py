@@ -12,6 +12,7 @@ from typing import Any, Literal
 import attrs
 
 from sopflow_sdk.channel import Capabilities
+from sopflow_sdk.settings_schema import SettingsSchema
 
 FieldType = Literal["text", "number", "bool", "date", "datetime", "choice", "multi_choice"]
 FIELD_TYPES: tuple[str, ...] = (
@@ -121,6 +122,34 @@ def _check_capabilities(instance: ChannelSpec, attribute: attrs.Attribute, value
         )
 
 
+#: The keys of a ``send`` / ``remind_staff`` action core reads itself; a channel's
+#: step parameters take other names.
+SEND_ACTION_KEYS: tuple[str, ...] = ("type", "channel", "touchpoint", "text", "attachments", "forward")
+
+
+def _check_step_params(instance: ChannelSpec, attribute: attrs.Attribute, value: Any) -> None:
+    if not isinstance(value, SettingsSchema):
+        raise TypeError(f"ChannelSpec {instance.name!r}: step_params={value!r}; give a SettingsSchema")
+    clash = sorted(set(value.names) & set(SEND_ACTION_KEYS))
+    if clash:
+        raise ValueError(
+            f"ChannelSpec {instance.name!r}: step parameter(s) {', '.join(clash)} clash with the send "
+            f"action's own keys ({', '.join(SEND_ACTION_KEYS)}); name them after what they are ('subject')"
+        )
+    if value.secret_names:
+        raise ValueError(
+            f"ChannelSpec {instance.name!r}: step parameter(s) {', '.join(value.secret_names)} are secrets; "
+            "SOP definitions are not encrypted: declare secrets in `settings` (the account's)"
+        )
+
+
+def _check_settings(instance: ChannelSpec, attribute: attrs.Attribute, value: Any) -> None:
+    if value is not None and not isinstance(value, SettingsSchema):
+        raise TypeError(
+            f"ChannelSpec {instance.name!r}: settings={value!r}; give a SettingsSchema(Setting(...), ...)"
+        )
+
+
 @attrs.frozen
 class ChannelSpec:
     """A touchpoint.  ``factory(config, secrets)`` builds a ``Channel`` instance.
@@ -128,6 +157,15 @@ class ChannelSpec:
     ``capabilities`` is what the engine plans with (touchpoints, attachment
     limit, caps, rate, idempotent send).  It defaults to the factory's
     ``Channel.capabilities``; give it when the factory is a function.
+
+    ``settings`` declares an account's settings (``config``) and secrets:
+    ``POST/PATCH /api/v1/channel-accounts`` refuse anything else with a 422
+    listing every problem, and fill in defaults.  ``None`` (the default) takes
+    any ``config``; the factory alone checks it.
+
+    ``step_params`` declares the extra keys a ``send`` or ``remind_staff`` step
+    on this channel may carry (an e-mail ``subject``); they are checked when an
+    SOP is saved and reach ``send`` as ``OutboundMessage.params``.
     """
 
     name: str
@@ -135,6 +173,10 @@ class ChannelSpec:
     description: str = ""
     capabilities: Capabilities = attrs.field(
         default=attrs.Factory(_declared_capabilities, takes_self=True), validator=_check_capabilities
+    )
+    settings: SettingsSchema | None = attrs.field(default=None, validator=_check_settings, kw_only=True)
+    step_params: SettingsSchema = attrs.field(
+        factory=SettingsSchema, validator=_check_step_params, kw_only=True
     )
 
 

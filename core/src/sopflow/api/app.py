@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from sopflow import __version__
 from sopflow.api.auth import provide_auth
 from sopflow.api.channel_accounts import ChannelAccountController
+from sopflow.api.channel_schemas import channel_components
 from sopflow.api.clock import ClockController
 from sopflow.api.customers import CustomerController
 from sopflow.api.events import EventController
@@ -98,7 +99,7 @@ def _observability(registry: CollectorRegistry) -> Any:
 def build_api(app: SopflowApp) -> Litestar:
     registry = CollectorRegistry()
     handlers: list[Any] = [health, metrics, *CONTROLLERS, *plugin_route_handlers(app)]
-    return Litestar(
+    api = Litestar(
         route_handlers=handlers,
         dependencies={"auth": Provide(provide_auth, sync_to_thread=True)},
         exception_handlers=EXCEPTION_HANDLERS,
@@ -119,9 +120,14 @@ def build_api(app: SopflowApp) -> Litestar:
                     "bearer": SecurityScheme(
                         type="http", scheme="bearer", description="an API key from `sopflow tenants create`"
                     )
-                }
+                },
             ),
             security=[{"bearer": []}],
         ),
         debug=False,
     )
+    # Litestar builds the document's components from the handlers' types (and caches it);
+    # each channel's declared settings are added to them (api/channel_schemas.py).
+    components = api.openapi_schema.components
+    components.schemas = {**(components.schemas or {}), **channel_components(app.plugins)}
+    return api

@@ -1,5 +1,10 @@
 """Channel accounts.  Secrets go in encrypted and never come out: responses list
-only the names of the stored secrets."""
+only the names of the stored secrets.
+
+A channel that declares ``ChannelSpec.settings`` has its accounts checked against
+them on create and update: every problem is listed in one 422 (messages never
+repeat a value), nothing is written, and the stored ``config`` has the defaults
+filled in."""
 
 from __future__ import annotations
 
@@ -28,7 +33,8 @@ def account_to_dict(app: SopflowApp, a: ChannelAccount) -> dict[str, Any]:
     }
 
 
-def _check_channel(app: SopflowApp, s: Any, tenant_id: int, channel: str) -> None:
+def _check_channel(app: SopflowApp, s: Any, tenant_id: int, channel: str) -> Any:
+    """The channel's ``ChannelSpec``; ``InvalidInput`` unless installed and enabled."""
     reg = app.plugins.registry.get("register_channels", channel)
     if reg is None:
         names = sorted(r.spec.name for r in app.plugins.registry.all("register_channels"))
@@ -45,12 +51,40 @@ def _check_channel(app: SopflowApp, s: Any, tenant_id: int, channel: str) -> Non
                 )
             ]
         )
+    return reg.spec
 
 
-def _check_secrets(secrets: dict[str, str]) -> None:
+def _secret_problems(secrets: dict[str, str]) -> list[tuple[str, str]]:
     bad = [k for k, v in secrets.items() if not k or not isinstance(v, str) or len(v) > 4096]
-    if bad:
-        raise InvalidInput([(f"secrets.{k}", "a secret is a string of at most 4096 characters") for k in bad])
+    return [(f"secrets.{k}", "a secret is a string of at most 4096 characters") for k in bad]
+
+
+def _checked_config(
+    spec: Any, config: dict[str, Any], secrets: dict[str, Any], problems: list[tuple[str, str]]
+) -> dict[str, Any]:
+    """The config to store: checked against the channel's declared settings (defaults
+    filled in), or as given when the channel declares none."""
+    if spec.settings is None:
+        return config
+    checked, found = spec.settings.check(config, secrets)
+    problems.extend(found)
+    return checked
+
+
+def _about_the_change(
+    found: list[tuple[str, str]], config: dict[str, Any] | None, secrets: dict[str, str] | None
+) -> list[tuple[str, str]]:
+    """The problems a PATCH is answerable for: with the config it sends, and with
+    the secrets it sends (or requires).  An account stored before its channel
+    declared settings can still have a secret rotated or its config replaced."""
+
+    def answerable(path: str, message: str) -> bool:
+        part, _, key = path.partition(".")
+        if part == "config":
+            return config is not None
+        return secrets is not None and (key in secrets or message.startswith("required"))
+
+    return [(path, message) for path, message in found if answerable(path, message)]
 
 
 class ChannelAccountController(Controller):
@@ -75,11 +109,14 @@ class ChannelAccountController(Controller):
     ) -> dict[str, Any]:
         auth.require("admin")
         app = sopflow_app(request)
+        problems = _secret_problems(data.secrets)
         if not data.name.strip() or len(data.name) > 100:
-            raise InvalidInput([("name", "a non-empty name of at most 100 characters")])
-        _check_secrets(data.secrets)
+            problems.insert(0, ("name", "a non-empty name of at most 100 characters"))
         with app.tx() as s:
-            _check_channel(app, s, auth.tenant_id, data.channel)
+            spec = _check_channel(app, s, auth.tenant_id, data.channel)
+            config = _checked_config(spec, data.config, data.secrets, problems)
+            if problems:
+                raise InvalidInput(problems)
             if s.scalar(
                 sa.select(ChannelAccount.id).where(
                     ChannelAccount.tenant_id == auth.tenant_id,
@@ -92,7 +129,7 @@ class ChannelAccountController(Controller):
                 tenant_id=auth.tenant_id,
                 channel=data.channel,
                 name=data.name,
-                config=data.config,
+                config=config,
                 secrets_ciphertext=app.credentials.seal(data.secrets),
                 created_at=app.now(),
             )
@@ -115,14 +152,25 @@ class ChannelAccountController(Controller):
         app = sopflow_app(request)
         with app.tx() as s:
             a = self._get(s, auth, account_id)
+            problems = _secret_problems(data.secrets or {})
+            if data.name is not None and (not data.name.strip() or len(data.name) > 100):
+                problems.append(("name", "a non-empty name of at most 100 characters"))
+            current = {k: v.reveal() for k, v in app.credentials.open(a.secrets_ciphertext).items()}
+            secrets = {**current, **(data.secrets or {})}
+            config = a.config if data.config is None else data.config
+            reg = app.plugins.registry.get("register_channels", a.channel)
+            if reg is not None and (data.config is not None or data.secrets is not None):
+                found: list[tuple[str, str]] = []
+                checked = _checked_config(reg.spec, config, secrets, found)
+                problems += _about_the_change(found, data.config, data.secrets)
+                config = checked if data.config is not None else a.config
+            if problems:
+                raise InvalidInput(problems)
             if data.name is not None:
                 a.name = data.name
-            if data.config is not None:
-                a.config = data.config
+            a.config = config
             if data.secrets is not None:
-                _check_secrets(data.secrets)
-                current = {k: v.reveal() for k, v in app.credentials.open(a.secrets_ciphertext).items()}
-                a.secrets_ciphertext = app.credentials.seal({**current, **data.secrets})
+                a.secrets_ciphertext = app.credentials.seal(secrets)
             return account_to_dict(app, a)
 
     @delete("/{account_id:int}", sync_to_thread=True, summary="Disconnect a channel account")

@@ -3,7 +3,7 @@ runs; the error handler turns its messages into problem details with the field."
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -124,17 +124,27 @@ class StaffUpdate(Body):
     name: str
 
 
+_CONFIG = msgspec.Meta(
+    description="the account's settings, checked against the channel's declaration: "
+    "see the component ChannelConfig.<channel> (a channel without one takes any object)"
+)
+_SECRETS = msgspec.Meta(
+    description="the account's secrets, encrypted at rest and never shown: "
+    "see the component ChannelSecrets.<channel>"
+)
+
+
 class ChannelAccountCreate(Body):
     channel: str
     name: str
-    config: dict[str, Any] = msgspec.field(default_factory=dict)
-    secrets: dict[str, str] = msgspec.field(default_factory=dict)
+    config: Annotated[dict[str, Any], _CONFIG] = msgspec.field(default_factory=dict)
+    secrets: Annotated[dict[str, str], _SECRETS] = msgspec.field(default_factory=dict)
 
 
 class ChannelAccountUpdate(Body):
     name: str | None = None
-    config: dict[str, Any] | None = None
-    secrets: dict[str, str] | None = None
+    config: Annotated[dict[str, Any], _CONFIG] | None = None
+    secrets: Annotated[dict[str, str], _SECRETS] | None = None
 
 
 class PluginSwitch(Body):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sopflow_sdk import MAX_ATTACHMENTS, hookimpl
+from sopflow_sdk import MAX_ATTACHMENTS, TOUCHPOINTS, ChannelSpec, hookimpl
 
 from sopflow.engine.customers.fields import apply_stored, to_storage
 from sopflow.engine.customers.records import TagChange, change_tags
@@ -32,18 +32,23 @@ _ATTACHMENTS = {
 def check_message(
     raw: Mapping[str, Any], p: str, problems: Problems, checks: DefinitionChecks
 ) -> dict[str, Any]:
-    """``send`` and ``remind_staff``: an enabled channel, a template, attachments."""
+    """``send`` and ``remind_staff``: an enabled channel, a touchpoint it declares,
+    a template, attachments within its limit, and only the parameters it declares."""
     kind = raw["type"]
     out: dict[str, Any] = {}
     channel = raw.get("channel", "log")
+    spec = None
     if not isinstance(channel, str) or not checks.channel_exists(channel):
         problems.append((f"{p}.channel", f"no enabled channel {channel!r}; see GET /api/v1/plugins"))
+    else:
+        spec = checks.channel_spec(channel)
     out["channel"] = channel
+    touchpoint = "staff_notice"
     if kind == "send":
-        tp = raw.get("touchpoint", "private_chat")
-        if tp not in SEND_TOUCHPOINTS:
+        touchpoint = raw.get("touchpoint", "private_chat")
+        if touchpoint not in SEND_TOUCHPOINTS:
             problems.append((f"{p}.touchpoint", f"use one of {', '.join(SEND_TOUCHPOINTS)}"))
-        out["touchpoint"] = tp
+        out["touchpoint"] = touchpoint
     out["text"] = template(raw.get("text"), f"{p}.text", problems)
     out["attachments"] = attachments(raw.get("attachments"), f"{p}.attachments", problems)
     if kind == "remind_staff":
@@ -53,7 +58,46 @@ def check_message(
                 (f"{p}.forward", "true when the staff member forwards it to the customer (counts as a push)")
             )
         out["forward"] = forward
+    if spec is not None:
+        check_capabilities(spec, touchpoint, out["attachments"], p, problems)
+    out.update(check_channel_params(raw, set(out) | {"type"}, spec, p, problems))
     return out
+
+
+def check_capabilities(
+    spec: ChannelSpec, touchpoint: Any, items: list[Any], p: str, problems: Problems
+) -> None:
+    """The step's touchpoint and attachment count against what the channel declares."""
+    caps = spec.capabilities
+    declared = ", ".join(t for t in TOUCHPOINTS if t in caps.touchpoints)
+    if touchpoint in TOUCHPOINTS and touchpoint not in caps.touchpoints:
+        where = f"{p}.touchpoint" if touchpoint != "staff_notice" else f"{p}.channel"
+        problems.append(
+            (
+                where,
+                f"channel {spec.name!r} does not declare the {touchpoint} touchpoint; "
+                f"it declares: {declared}; choose one of those or another channel",
+            )
+        )
+    if len(items) > caps.max_attachments:
+        problems.append(
+            (f"{p}.attachments", f"channel {spec.name!r} takes at most {caps.max_attachments} attachments")
+        )
+
+
+def check_channel_params(
+    raw: Mapping[str, Any], own: set[str], spec: ChannelSpec | None, p: str, problems: Problems
+) -> dict[str, Any]:
+    """The step's other keys: parameters the channel declares (defaults filled in);
+    any other key is refused, naming the channel's accepted parameters."""
+    extra = {k: v for k, v in raw.items() if k not in own and k not in ("touchpoint", "forward")}
+    for key in sorted(k for k in ("touchpoint", "forward") if k in raw and k not in own):
+        problems.append((f"{p}.{key}", f"not a key of a {raw['type']} action"))
+    if spec is None:  # the channel's own problem is reported; its parameters cannot be known
+        return {}
+    params, found = spec.step_params.check(extra, config_path=p, noun=f"parameter of channel {spec.name!r}")
+    problems.extend(found)
+    return params
 
 
 def check_set_field(
@@ -124,8 +168,13 @@ def move_stage(step: StepPreparation, index: int, action: Mapping[str, Any]) -> 
     )
 
 
-def _schema(properties: Mapping[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
-    return {"type": "object", "properties": dict(properties), "required": list(required)}
+def _schema(
+    properties: Mapping[str, Any], required: tuple[str, ...] = (), *, additional: bool = False
+) -> dict[str, Any]:
+    out = {"type": "object", "properties": dict(properties), "required": list(required)}
+    if additional:
+        out["additionalProperties"] = {"description": "a parameter the step's channel declares"}
+    return out
 
 
 BUILT_IN_ACTIONS = (
@@ -140,6 +189,8 @@ BUILT_IN_ACTIONS = (
                 "attachments": _ATTACHMENTS,
             },
             ("text",),
+            # a channel's own step parameters (ChannelSpec.step_params) are allowed besides
+            additional=True,
         ),
         check=check_message,
         prepare=prepare_send,
@@ -155,6 +206,7 @@ BUILT_IN_ACTIONS = (
                 "forward": {"type": "boolean", "default": False},
             },
             ("text",),
+            additional=True,
         ),
         check=check_message,
         prepare=prepare_send,

@@ -17,6 +17,8 @@ from sopflow_sdk import (
     CustomerCap,
     OutboundMessage,
     SendReceipt,
+    Setting,
+    SettingsSchema,
     SkippableError,
 )
 
@@ -25,6 +27,18 @@ log = logging.getLogger("sopflow_hello")
 #: What the channel delivered, oldest first (one dict per message).
 OUTBOX: list[dict[str, Any]] = []
 _lock = threading.Lock()
+
+# An account's settings: core checks POST /api/v1/channel-accounts against them
+# (one 422 listing every problem), fills in defaults, and encrypts the secrets.
+CONSOLE_SETTINGS = SettingsSchema(
+    Setting("sender", default="sopflow", max_length=30, description="who the messages are from"),
+    Setting("token", secret=True, required=True, description="the provider's API token"),
+)
+# What a send step on this channel may carry besides its text: checked when the
+# SOP is saved, handed to send() as message.params.
+CONSOLE_STEP_PARAMS = SettingsSchema(
+    Setting("signature", max_length=40, description="a line added under the text"),
+)
 
 
 class ConsoleChannel(Channel):
@@ -41,7 +55,7 @@ class ConsoleChannel(Channel):
     )
 
     def __init__(self, config, secrets):
-        self.sender = config.get("sender", "sopflow")
+        self.sender = config.get("sender", "sopflow")  # filled in by core from CONSOLE_SETTINGS
         self.token = secrets.get("token")  # a sopflow_sdk.Secret: prints as ***
 
     def send(self, message: OutboundMessage) -> SendReceipt:
@@ -58,6 +72,7 @@ class ConsoleChannel(Channel):
                         "to": to,
                         "touchpoint": message.touchpoint,
                         "text": message.text,
+                        "signature": message.params.get("signature"),
                     }
                 )
                 log.info("console send to %s: %s", to, message.text)

@@ -10,7 +10,7 @@ from sopflow_sdk import (
     hookimpl,
 )
 
-from sopflow_hello.channel import ConsoleChannel
+from sopflow_hello.channel import CONSOLE_SETTINGS, CONSOLE_STEP_PARAMS, ConsoleChannel
 from sopflow_hello.greet import greet, note, poll
 
 
@@ -37,7 +37,15 @@ def register_actions(register):
 
 @hookimpl
 def register_channels(register):
-    register(ChannelSpec(name="console", factory=ConsoleChannel, description="records what it sends"))
+    register(
+        ChannelSpec(
+            name="console",
+            factory=ConsoleChannel,
+            description="records what it sends",
+            settings=CONSOLE_SETTINGS,
+            step_params=CONSOLE_STEP_PARAMS,
+        )
+    )
 
 
 @hookimpl

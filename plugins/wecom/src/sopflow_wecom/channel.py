@@ -28,6 +28,8 @@ from sopflow_sdk import (
     OutboundMessage,
     Secret,
     SendReceipt,
+    Setting,
+    SettingsSchema,
     SkippableError,
     SopflowError,
 )
@@ -75,6 +77,52 @@ def to_app_message(attachment: Attachment) -> tuple[str, dict[str, Any]]:
     return attachment.kind, {"media_id": attachment.media_id}
 
 
+#: A WeCom account's settings, checked by core when the account is connected.
+WECOM_SETTINGS = SettingsSchema(
+    Setting(
+        "corp_id",
+        required=True,
+        min_length=1,
+        max_length=64,
+        example="ww0123456789abcdef",
+        description="the corp's CorpID (My Company → Company Information)",
+    ),
+    Setting(
+        "agent_id",
+        "integer",
+        minimum=1,
+        example=1000002,
+        description="the self-built app's AgentId; needed for staff notices",
+    ),
+    Setting("base_url", pattern=r"https?://\S+", description="the WeCom API's address (tests, a proxy)"),
+    Setting(
+        "create_missing_tags",
+        "boolean",
+        default=False,
+        description="create corp tags SOPs add that WeCom does not have yet",
+    ),
+    Setting(
+        "secret",
+        secret=True,
+        required=True,
+        max_length=128,
+        description="the self-built app's Secret (added to 客户联系)",
+    ),
+    Setting(
+        "callback_token",
+        secret=True,
+        max_length=32,
+        description="the Token of the app's 接收消息 (API receive) settings",
+    ),
+    Setting(
+        "encoding_aes_key",
+        secret=True,
+        pattern="[A-Za-z0-9]{43}",
+        description="the EncodingAESKey of the same settings: 43 letters/digits",
+    ),
+)
+
+
 class WeComChannel(Channel):
     """``factory(config, secrets)``: config ``corp_id``, ``agent_id`` (and optional
     ``base_url``); secrets ``secret`` (the self-built app's secret)."""
@@ -112,7 +160,8 @@ class WeComChannel(Channel):
             self.client.send_welcome_msg(code, message.text, attachments)
             return SendReceipt(status="sent")
         if message.touchpoint == "staff_notice":
-            staff = recipient.get("staff_userid") or message.staff_external_id
+            staff = recipient.get("staff_external_id") or recipient.get("staff_userid")  # the older name
+            staff = staff or message.staff_external_id
             if not staff:
                 raise SkippableError("no staff member to notify: the customer has no WeCom staff contact")
             if not self.agent_id:

@@ -27,7 +27,7 @@ from sopflow_sdk import (
 )
 
 from sopflow_wecom import importer, store, tags
-from sopflow_wecom.channel import WeComChannel
+from sopflow_wecom.channel import WECOM_SETTINGS, WeComChannel
 from sopflow_wecom.crypto import WeComCrypto
 from sopflow_wecom.events import CHANNEL, TAG_TYPE, parse_callback, trigger_specs
 from sopflow_wecom.live_codes import live_code, live_codes, sync_route
@@ -223,6 +223,7 @@ def register_channels(register: Callable[[Any], None]) -> None:
         ChannelSpec(
             name="wecom",
             factory=WeComChannel,
+            settings=WECOM_SETTINGS,
             description="WeCom customer contact: private/group mass sends (staff confirm), "
             "moments, welcome messages, staff notices",
         )

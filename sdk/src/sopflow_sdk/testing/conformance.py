@@ -26,7 +26,8 @@ below against it, one named test per check::
 Required: ``channel_spec`` and ``deliveries``.  Optional, each enabling more
 checks (a check whose fixture is left at its default is skipped, with the
 reason in pytest's ``-ra`` summary): ``channel_config``, ``channel_secrets``,
-``channel`` (build it yourself, e.g. with a test clock), ``outbound_message``,
+``channel`` (build it yourself, e.g. with a test clock), ``recipient``,
+``outbound_params``, ``outbound_message``,
 ``unaddressable_message``, ``invalid_configs``, ``provoke_failure`` and
 ``inbound``.  sopflow's own channels run it too: the core ``log`` channel
 (``tests/test_channel_conformance.py``) and WeCom
@@ -71,6 +72,8 @@ from sopflow_sdk.specs import ChannelSpec, InboundRequest
 KNOWN_TOUCHPOINTS: frozenset[str] = frozenset(TOUCHPOINTS)
 CAP_PERIODS: tuple[str, ...] = get_args(typing.get_type_hints(CustomerCap)["period"])
 NAME = re.compile(r"[a-z][a-z0-9_]*")
+#: Setting names that hold credentials (as Datasette redacts them in its config).
+SECRET_NAME = re.compile(r"secret|password|token|api_key|private_key|aes_key|dsn")
 #: A touchpoint no channel supports: ``check`` and ``send`` must refuse it.
 UNKNOWN_TOUCHPOINT = "conformance_unknown_touchpoint"
 
@@ -191,6 +194,21 @@ def _count(seen: Any) -> int:
     return seen if isinstance(seen, int) else len(typing.cast(Sized, seen))
 
 
+def conformance_message(channel: Channel, **changes: Any) -> OutboundMessage:
+    """The suite's default message for ``channel`` (on ``private_chat`` if declared),
+    with ``changes`` applied: call it from your own ``outbound_message`` fixture
+    rather than the suite's fixture, so pytest sees no recursion."""
+    touchpoints = channel.capabilities.touchpoints
+    touchpoint = "private_chat" if "private_chat" in touchpoints else min(touchpoints)
+    message = OutboundMessage(
+        touchpoint=touchpoint,
+        text="conformance check",
+        idempotency_key="conformance:send",
+        recipient={"external_id": "conformance-recipient"},
+    )
+    return attrs.evolve(message, **changes)
+
+
 def _attachments(count: int) -> tuple[Attachment, ...]:
     return tuple(
         Attachment(kind="image", url=f"https://example.com/conformance-{i}.png", media_id=f"conformance-{i}")
@@ -223,8 +241,13 @@ class ChannelConformance:
       their values are what the redaction checks look for).
     - ``channel`` — the channel under test; by default ``channel_spec.factory``
       applied to the two above.  Override to pass test-only options.
+    - ``recipient`` — who the default message goes to (default
+      ``{"external_id": "conformance-recipient"}``; an e-mail channel gives an
+      address), and ``outbound_params`` — its ``params`` (default: the defaults of
+      ``channel_spec.step_params``).
     - ``outbound_message`` — a message your fake accepts, on a declared touchpoint;
-      the default targets ``recipient={"external_id": "conformance-recipient"}``.
+      to change more than the two above, build it with
+      ``conformance_message(channel, **changes)`` (no fixture recursion).
     - ``unaddressable_message`` — a message the channel cannot address (by default
       ``outbound_message`` without recipient or staff); ``None`` if the channel
       addresses nobody (a log).
@@ -257,7 +280,11 @@ class ChannelConformance:
     def channel(
         self, channel_spec: ChannelSpec, channel_config: Mapping[str, Any], channel_secrets: Mapping[str, Any]
     ) -> Channel:
-        return channel_spec.factory(dict(channel_config), as_secrets(channel_secrets))
+        config = dict(channel_config)
+        if channel_spec.settings is not None:  # as core stores it: with the declared defaults
+            checked, problems = channel_spec.settings.check(config, channel_secrets)
+            config = checked if not problems else config
+        return channel_spec.factory(config, as_secrets(channel_secrets))
 
     @pytest.fixture
     def deliveries(self) -> Callable[[], Any]:
@@ -268,15 +295,21 @@ class ChannelConformance:
         )
 
     @pytest.fixture
-    def outbound_message(self, channel: Channel) -> OutboundMessage:
-        touchpoints = channel.capabilities.touchpoints
-        touchpoint = "private_chat" if "private_chat" in touchpoints else min(touchpoints)
-        return OutboundMessage(
-            touchpoint=touchpoint,
-            text="conformance check",
-            idempotency_key="conformance:send",
-            recipient={"external_id": "conformance-recipient"},
-        )
+    def recipient(self) -> Mapping[str, Any]:
+        """Who the default ``outbound_message`` goes to; override with an address your
+        fake accepts (``{"external_id": "someone@example.com"}``)."""
+        return {"external_id": "conformance-recipient"}
+
+    @pytest.fixture
+    def outbound_params(self, channel_spec: ChannelSpec) -> Mapping[str, Any]:
+        """The default message's ``params``: the defaults of the channel's ``step_params``."""
+        return {s.name: s.default for s in channel_spec.step_params if s.default is not None}
+
+    @pytest.fixture
+    def outbound_message(
+        self, channel: Channel, recipient: Mapping[str, Any], outbound_params: Mapping[str, Any]
+    ) -> OutboundMessage:
+        return conformance_message(channel, recipient=recipient, params=outbound_params)
 
     @pytest.fixture
     def unaddressable_message(self, outbound_message: OutboundMessage) -> OutboundMessage | None:
@@ -316,7 +349,10 @@ class ChannelConformance:
 
     def _invalid(self, invalid_configs: Sequence[InvalidConfig]) -> Sequence[InvalidConfig]:
         if not invalid_configs:
-            pytest.skip("no `invalid_configs` given: the channel takes no settings it could refuse")
+            pytest.skip(
+                "no `invalid_configs` given: the factory is not asked to refuse a config "
+                "(declared settings are checked by core before it)"
+            )
         return invalid_configs
 
     def _refusal(self, spec: ChannelSpec, invalid: InvalidConfig) -> ConfigError:
@@ -391,6 +427,27 @@ class ChannelConformance:
         )
 
     # -- configuration -------------------------------------------------------------------------------
+
+    def _settings(self, spec: ChannelSpec) -> Any:
+        if spec.settings is None:
+            pytest.skip("the ChannelSpec declares no settings: core passes any config to the factory")
+        return spec.settings
+
+    def test_declared_settings_accept_the_working_account(
+        self, channel_spec: ChannelSpec, channel_config: Mapping[str, Any], channel_secrets: Mapping[str, Any]
+    ) -> None:
+        _, problems = self._settings(channel_spec).check(channel_config, channel_secrets)
+        assert not problems, (
+            f"core would refuse the working account (channel_config, channel_secrets): {problems}; "
+            "make ChannelSpec.settings declare what the channel takes"
+        )
+
+    def test_secret_looking_settings_are_declared_secret(self, channel_spec: ChannelSpec) -> None:
+        plain = [s.name for s in self._settings(channel_spec) if not s.secret and SECRET_NAME.search(s.name)]
+        assert not plain, (
+            f"settings {plain} look like secrets but are stored and shown in plain text: "
+            "declare them Setting(..., secret=True)"
+        )
 
     def test_invalid_config_raises_config_error(
         self, channel_spec: ChannelSpec, invalid_configs: Sequence[InvalidConfig]

@@ -293,13 +293,12 @@ def _push_channels(step: dict[str, Any]) -> set[str]:
 
 
 def daily_channel_caps(registry: Any) -> dict[str, int]:
-    """Channel name → the per-customer daily cap its class declares (``customer_cap``
-    with ``period`` day; a weekly or monthly cap is at least as strict per day only
-    when its count is 1, so those count as 1 a day then)."""
+    """Channel name → the per-customer daily cap its capabilities declare
+    (``customer_cap``; its period is always a day)."""
     out: dict[str, int] = {}
     for reg in registry.all("register_channels"):
         cap = reg.spec.capabilities.customer_cap
-        if cap is not None and (cap.period == "day" or cap.count == 1):
+        if cap is not None:
             out[reg.spec.name] = cap.count
     return out
 

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 from sopflow_sdk import (
+    SEND_ACTION_KEYS,
     AmbiguousSendError,
     Attachment,
     OutboundMessage,
@@ -214,6 +215,7 @@ def prepare_send(step: StepPreparation, index: int, action: Mapping[str, Any]) -
             for a in action.get("attachments", [])
         ),
         staff_external_id=staff.external_id if staff else None,
+        params={k: v for k, v in action.items() if k not in SEND_ACTION_KEYS},
     )
     channel.check(outbound)
     message = {"tenant_id": touch.tenant_id, "outbound": outbound}
@@ -268,17 +270,20 @@ def recipient(
     identities: Sequence[tuple[str, str, str | None]] | None = None,
 ) -> dict[str, Any]:
     """Who to reach: every identity, plus the one on this channel (and the staff
-    member it belongs to) as ``external_id`` / ``staff_userid``; for the
+    member it belongs to) as ``external_id`` / ``staff_external_id``, the names
+    ``Identity`` uses (``staff_userid`` is the older name of the latter, kept); for the
     ``welcome`` touchpoint, the welcome code of a ``customer.added`` event from
     the last 20 s (``None`` when there is none: the channel skips the send)."""
     rows = identities if identities is not None else identities_of(s, [customer.id]).get(customer.id, [])
     out: dict[str, Any] = {
         "customer_id": customer.id,
-        "identities": [{"channel": c, "external_id": e, "staff_userid": st} for c, e, st in rows],
+        "identities": [
+            {"channel": c, "external_id": e, "staff_external_id": st, "staff_userid": st} for c, e, st in rows
+        ],
     }
     for c, e, st in rows:
         if c == channel:
-            out.update(external_id=e, staff_userid=st)
+            out.update(external_id=e, staff_external_id=st, staff_userid=st)
             break
     if touchpoint == "welcome" and now is not None:
         added = s.execute(

@@ -33,7 +33,7 @@ from typing import Any
 
 from jinja2 import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
-from sopflow_sdk import ATTACHMENT_KINDS, MAX_ATTACHMENTS, TOUCHPOINTS, ActionSpec, ConfigError
+from sopflow_sdk import ATTACHMENT_KINDS, MAX_ATTACHMENTS, TOUCHPOINTS, ActionSpec, ChannelSpec, ConfigError
 
 from sopflow.conditions import RuleError, parse, parse_duration
 from sopflow.engine.sops.step_actions import DefinitionChecks, check_action
@@ -65,15 +65,20 @@ def validate_definition(
     stage_exists: Callable[[int], bool],
     sop_is_nurture: Callable[[int], bool],
     actions: Mapping[str, ActionSpec],
+    channel_spec: Callable[[str], ChannelSpec | None] | None = None,
 ) -> dict[str, Any]:
     """Return the normalised definition or raise ``ConfigError`` listing every problem.
 
-    ``actions`` are the step types enabled for the tenant (name → ``ActionSpec``).
+    ``actions`` are the step types enabled for the tenant (name → ``ActionSpec``);
+    ``channel_spec`` gives an enabled channel's ``ChannelSpec``, so a send step is
+    checked against what the channel declares (touchpoints, attachments, parameters).
 
     Long because it checks every top-level key of a definition in one pass, so
     that all problems are reported together; each key is a few lines."""
     problems: list[tuple[str, str]] = []
     checks = DefinitionChecks(fields, channel_exists, stage_exists, actions)
+    if channel_spec is not None:
+        checks.channel_spec = channel_spec
     if not isinstance(raw, Mapping):
         raise ConfigError([("definition", "expected a JSON object")], subject="SOP definition")
     out: dict[str, Any] = {}

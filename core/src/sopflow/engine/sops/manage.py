@@ -32,6 +32,10 @@ def _checks(
         reg = ctx.plugins.registry.get("register_channels", name)
         return reg is not None and ctx.plugin_enabled(session, tenant_id, reg.plugin)
 
+    def channel_spec(name: str) -> Any:
+        reg = ctx.plugins.registry.get("register_channels", name)
+        return reg.spec if reg is not None else None
+
     def stage_exists(stage_id: int) -> bool:
         return (
             session.scalar(sa.select(Stage.id).where(Stage.id == stage_id, Stage.tenant_id == tenant_id))
@@ -48,6 +52,7 @@ def _checks(
     return {
         "fields": field_definitions(session, tenant_id, ctx.plugins),
         "channel_exists": channel_exists,
+        "channel_spec": channel_spec,
         "stage_exists": stage_exists,
         "sop_is_nurture": sop_is_nurture,
     }

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 import attrs
-from sopflow_sdk import LEGACY_ACTION_TYPE, ActionSpec, SendReceipt, SkippableError
+from sopflow_sdk import LEGACY_ACTION_TYPE, ActionSpec, ChannelSpec, SendReceipt, SkippableError
 
 from sopflow.engine.context import EngineContext
 from sopflow.engine.customers.records import TagChange
@@ -29,15 +29,21 @@ from sopflow.engine.customers.records import TagChange
 Problems = list[tuple[str, str]]
 
 
+def _no_spec(name: str) -> None:
+    return None
+
+
 @dataclass
 class DefinitionChecks:
-    """What checking a step action may look up: the tenant's fields, channels,
-    stages, and the actions enabled for the tenant (name → spec)."""
+    """What checking a step action may look up: the tenant's fields, channels
+    (and an enabled channel's ``ChannelSpec``), stages, and the actions enabled
+    for the tenant (name → spec)."""
 
     fields: Mapping[str, Any]
     channel_exists: Callable[[str], bool]
     stage_exists: Callable[[int], bool]
     actions: Mapping[str, ActionSpec]
+    channel_spec: Callable[[str], ChannelSpec | None] = _no_spec
 
 
 @dataclass
