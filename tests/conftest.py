@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,3 +45,25 @@ def illegal_touch_moves(
     if "sopflow_app" not in request.fixturenames:  # no flow ran: the table's own tests
         return
     assert not raised, f"illegal touch moves in {request.node.name}: {raised}"
+
+
+@pytest.fixture
+def empty_url(tmp_path: Path) -> Iterator[str]:
+    """The URL of a brand-new, empty database (not the suite's migrated template):
+    a new SQLite file, or a new Postgres database in the Postgres pass."""
+    if os.environ.get("SOPFLOW_TEST_BACKEND", "sqlite") != "postgres":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    from sopflow_sdk.testing.harness import DEFAULT_PG
+
+    admin = os.environ.get("SOPFLOW_TEST_POSTGRES_URL", DEFAULT_PG)
+    name = f"sopflow_empty_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        engine.dispose()

@@ -15,8 +15,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,25 +45,9 @@ def sopflow(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess
 
 
 @pytest.fixture
-def database_url(tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database: a new SQLite file, or a new Postgres database in
-    the Postgres pass."""
-    if BACKEND != "postgres":
-        yield f"sqlite:///{tmp_path / 'fresh.db'}"
-        return
-    from sopflow_sdk.testing.harness import DEFAULT_PG
-
-    admin = os.environ.get("SOPFLOW_TEST_POSTGRES_URL", DEFAULT_PG)
-    name = f"sopflow_cli_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with engine.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        engine.dispose()
+def database_url(empty_url: str) -> str:
+    """A fresh, empty database (``empty_url`` in tests/conftest.py)."""
+    return empty_url
 
 
 def test_console_script_is_installed() -> None:

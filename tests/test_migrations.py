@@ -9,39 +9,14 @@ walked down to base and up again.
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 BACKEND = os.environ.get("SOPFLOW_TEST_BACKEND", "sqlite")
-
-
-@pytest.fixture
-def empty_url(tmp_path: Path) -> Iterator[str]:
-    """The URL of a brand-new, empty database (not the suite's migrated template)."""
-    if BACKEND != "postgres":
-        yield f"sqlite:///{tmp_path / 'migrations.db'}"
-        return
-    from sopflow_sdk.testing.harness import DEFAULT_PG
-
-    admin = os.environ.get("SOPFLOW_TEST_POSTGRES_URL", DEFAULT_PG)
-    name = f"sopflow_migr_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with engine.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        engine.dispose()
 
 
 def _engine(url: str) -> sa.Engine:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,27 +18,6 @@ from plugin_state_support import NotesPlugin, metadata
 from sopflow_sdk import MigrationsSpec, PluginError, hookimpl
 
 BACKEND = os.environ.get("SOPFLOW_TEST_BACKEND", "sqlite")
-
-
-@pytest.fixture
-def empty_url(tmp_path: Path) -> Iterator[str]:
-    """A brand-new, empty database."""
-    if BACKEND != "postgres":
-        yield f"sqlite:///{tmp_path / 'plugins.db'}"
-        return
-    from sopflow_sdk.testing.harness import DEFAULT_PG
-
-    admin = os.environ.get("SOPFLOW_TEST_POSTGRES_URL", DEFAULT_PG)
-    name = f"sopflow_plug_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with engine.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        engine.dispose()
 
 
 def _system(*extra: tuple[str, Any]) -> Any:

@@ -93,7 +93,6 @@ class EngineContext:
         self.channels: dict[tuple[int, Any], Any] = {}
         #: each channel's declared per-customer daily cap, built on first use
         self.channel_caps: dict[str, int] | None = None
-        self.channel_lock = threading.Lock()
         #: failures logged once per class per interval (outages must not flood the log)
         self.failures = FailureLog(settings.failure_log_interval)
 

@@ -15,7 +15,7 @@ from sopflow.engine.context import EngineContext
 from sopflow.engine.customers.ingest import event_to_dict
 from sopflow.engine.delivery.dispatch import deliver, deliver_due_now, dispatch_due
 from sopflow.engine.evaluate import OBSERVATIONAL, evaluate_event
-from sopflow.engine.sops.manage import advance_audiences, complete_audience
+from sopflow.engine.sops.manage import complete_audience
 from sopflow.host import PluginHost, run_job
 
 
@@ -101,4 +101,4 @@ def install_inline(ctx: EngineContext) -> None:
     ctx.announce = lambda tenant_id, events: announce(ctx, tenant_id, events)
 
 
-__all__ = ["INLINE_JOBS", "advance_audiences", "announce", "evaluate", "install_inline"]
+__all__ = ["INLINE_JOBS", "announce", "evaluate", "install_inline"]

@@ -136,7 +136,7 @@ def _sent_event(row: Any, status: TouchStatus, now: datetime, depth: int) -> dic
         "payload": {"touch_id": row.id, "sop_id": row.sop_id, "step_index": row.step_index, "status": status},
         "source": "sopflow",
         "depth": depth + 1,
-        "evaluated_at": now,  # observational: the evaluate step skips it (runner.OBSERVATIONAL)
+        "evaluated_at": now,  # observational: the evaluate step skips it (evaluate.OBSERVATIONAL)
     }
 
 
