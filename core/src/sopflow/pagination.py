@@ -10,6 +10,10 @@ import sqlalchemy as sa
 from sopflow.errors import InvalidInput
 
 MAX_LIMIT = 500
+#: The largest id the API takes: JavaScript's largest exact integer, so every JSON
+#: client (and a JSON Schema bound, which is a float) holds it exactly.  Ids count
+#: up from 1; a larger one names no row, and would overflow the driver past 2^63.
+MAX_ID = 2**53 - 1
 
 
 def decode_cursor(cursor: str | None) -> int:
@@ -17,7 +21,7 @@ def decode_cursor(cursor: str | None) -> int:
         return 0
     try:
         value = int(base64.urlsafe_b64decode(cursor.encode() + b"==").decode())
-        if value < 0:
+        if not 0 <= value <= MAX_ID:
             raise ValueError
         return value
     except Exception:

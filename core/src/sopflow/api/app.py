@@ -27,6 +27,7 @@ from sopflow.api.events import EventController
 from sopflow.api.fields import FieldController
 from sopflow.api.journeys import JourneyController
 from sopflow.api.keyword_rules import KeywordRuleController
+from sopflow.api.nesting import nesting_guard
 from sopflow.api.pipelines import PipelineController, StageController
 from sopflow.api.plugin_routes import plugin_route_handlers
 from sopflow.api.plugins import PluginController
@@ -103,7 +104,7 @@ def build_api(app: SopflowApp) -> Litestar:
         route_handlers=handlers,
         dependencies={"auth": Provide(provide_auth, sync_to_thread=True)},
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[_observability(registry)],
+        middleware=[_observability(registry), nesting_guard(app.settings.max_body_bytes)],
         state=State({"sopflow": app, "metrics_registry": registry}),
         request_max_body_size=app.settings.max_body_bytes,
         # sopflow logs through structlog (redacted, SOPFLOW_LOG_LEVEL); Litestar must not

@@ -16,6 +16,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from sopflow.api.auth import Auth, sopflow_app
+from sopflow.api.params import Id
 from sopflow.api.schemas import ChannelAccountCreate, ChannelAccountUpdate
 from sopflow.app import SopflowApp
 from sopflow.errors import Conflict, InvalidInput, NotFound
@@ -138,7 +139,7 @@ class ChannelAccountController(Controller):
             return account_to_dict(app, a)
 
     @get("/{account_id:int}", sync_to_thread=True, summary="One channel account")
-    def get_one(self, request: Request, auth: NamedDependency[Auth], account_id: int) -> dict[str, Any]:
+    def get_one(self, request: Request, auth: NamedDependency[Auth], account_id: Id) -> dict[str, Any]:
         auth.require("read")
         app = sopflow_app(request)
         with app.tx() as s:
@@ -146,7 +147,7 @@ class ChannelAccountController(Controller):
 
     @patch("/{account_id:int}", sync_to_thread=True, summary="Rename, reconfigure or rotate secrets")
     def update(
-        self, request: Request, auth: NamedDependency[Auth], account_id: int, data: ChannelAccountUpdate
+        self, request: Request, auth: NamedDependency[Auth], account_id: Id, data: ChannelAccountUpdate
     ) -> dict[str, Any]:
         auth.require("admin")
         app = sopflow_app(request)
@@ -174,13 +175,13 @@ class ChannelAccountController(Controller):
             return account_to_dict(app, a)
 
     @delete("/{account_id:int}", sync_to_thread=True, summary="Disconnect a channel account")
-    def remove(self, request: Request, auth: NamedDependency[Auth], account_id: int) -> None:
+    def remove(self, request: Request, auth: NamedDependency[Auth], account_id: Id) -> None:
         auth.require("admin")
         with sopflow_app(request).tx() as s:
             s.delete(self._get(s, auth, account_id))
 
     @staticmethod
-    def _get(s: Any, auth: NamedDependency[Auth], account_id: int) -> ChannelAccount:
+    def _get(s: Any, auth: NamedDependency[Auth], account_id: Id) -> ChannelAccount:
         a = s.scalar(
             sa.select(ChannelAccount).where(
                 ChannelAccount.id == account_id, ChannelAccount.tenant_id == auth.tenant_id

@@ -11,6 +11,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from sopflow.api.auth import Auth, sopflow_app
+from sopflow.api.params import Id, Limit, OptionalCursor, OptionalId
 from sopflow.api.schemas import CustomerCreate, CustomerUpdate, Merge, StageMove, to_plain
 from sopflow.engine.customers.fields import field_definitions
 from sopflow.engine.customers.ingest import event_to_dict
@@ -45,10 +46,10 @@ class CustomerController(Controller):
         self,
         request: Request,
         auth: NamedDependency[Auth],
-        cursor: str | None = None,
-        limit: int = 50,
+        cursor: OptionalCursor = None,
+        limit: Limit = 50,
         tag: str | None = None,
-        stage_id: int | None = None,
+        stage_id: OptionalId = None,
         source: str | None = None,
         churned: bool | None = None,
         channel: str | None = None,
@@ -103,14 +104,14 @@ class CustomerController(Controller):
         return result
 
     @get("/{customer_id:int}", sync_to_thread=True, summary="One customer")
-    def get_one(self, request: Request, auth: NamedDependency[Auth], customer_id: int) -> dict[str, Any]:
+    def get_one(self, request: Request, auth: NamedDependency[Auth], customer_id: Id) -> dict[str, Any]:
         auth.require("read")
         with sopflow_app(request).tx() as s:
             return customer_to_dict(s, get_customer(s, auth.tenant_id, customer_id))
 
     @patch("/{customer_id:int}", sync_to_thread=True, summary="Change fields, tags, identities")
     def update(
-        self, request: Request, auth: NamedDependency[Auth], customer_id: int, data: JSONBody[CustomerUpdate]
+        self, request: Request, auth: NamedDependency[Auth], customer_id: Id, data: JSONBody[CustomerUpdate]
     ) -> dict[str, Any]:
         auth.require("admin")
         app = sopflow_app(request)
@@ -132,7 +133,7 @@ class CustomerController(Controller):
         sync_to_thread=True,
         summary="Erase a customer: identities, tags, stages; events are kept anonymised",
     )
-    def remove(self, request: Request, auth: NamedDependency[Auth], customer_id: int) -> None:
+    def remove(self, request: Request, auth: NamedDependency[Auth], customer_id: Id) -> None:
         auth.require("admin")
         with sopflow_app(request).tx() as s:
             c = get_customer(s, auth.tenant_id, customer_id, lock=True)
@@ -144,7 +145,7 @@ class CustomerController(Controller):
 
     @post("/{customer_id:int}/stage", sync_to_thread=True, summary="Move the customer to a stage")
     def move(
-        self, request: Request, auth: NamedDependency[Auth], customer_id: int, data: JSONBody[StageMove]
+        self, request: Request, auth: NamedDependency[Auth], customer_id: Id, data: JSONBody[StageMove]
     ) -> dict[str, Any]:
         auth.require("admin")
         app = sopflow_app(request)
@@ -165,9 +166,7 @@ class CustomerController(Controller):
         sync_to_thread=True,
         summary="Every stage the customer entered and left",
     )
-    def history(
-        self, request: Request, auth: NamedDependency[Auth], customer_id: int
-    ) -> list[dict[str, Any]]:
+    def history(self, request: Request, auth: NamedDependency[Auth], customer_id: Id) -> list[dict[str, Any]]:
         auth.require("read")
         with sopflow_app(request).tx() as s:
             get_customer(s, auth.tenant_id, customer_id)
@@ -175,7 +174,7 @@ class CustomerController(Controller):
 
     @post("/{customer_id:int}/merge", sync_to_thread=True, summary="Merge another customer into this one")
     def merge(
-        self, request: Request, auth: NamedDependency[Auth], customer_id: int, data: JSONBody[Merge]
+        self, request: Request, auth: NamedDependency[Auth], customer_id: Id, data: JSONBody[Merge]
     ) -> dict[str, Any]:
         auth.require("admin")
         app = sopflow_app(request)

@@ -10,6 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from sopflow.api.auth import Auth, sopflow_app
+from sopflow.api.params import Limit, OptionalCursor, OptionalId
 from sopflow.api.schemas import EventBatch, to_plain
 from sopflow.engine.customers.fields import field_definitions
 from sopflow.engine.customers.ingest import event_to_dict, ingest
@@ -53,10 +54,10 @@ class EventController(Controller):
         self,
         request: Request,
         auth: NamedDependency[Auth],
-        cursor: str | None = None,
-        limit: int = 100,
+        cursor: OptionalCursor = None,
+        limit: Limit = 100,
         type: str | None = None,
-        customer_id: int | None = None,
+        customer_id: OptionalId = None,
     ) -> dict[str, Any]:
         auth.require("read")
         query = sa.select(Event).where(Event.tenant_id == auth.tenant_id)

@@ -10,6 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from sopflow.api.auth import Auth, sopflow_app
+from sopflow.api.params import Id, Limit, OptionalCursor, OptionalId
 from sopflow.engine.journeys.manage import (
     create_journey,
     delete_journey,
@@ -45,14 +46,14 @@ class JourneyController(Controller):
             return journey_to_dict(s, create_journey(s, app, auth.tenant_id, data, app.now()))
 
     @get("/{journey_id:int}", sync_to_thread=True, summary="One journey (with its sync progress)")
-    def get_one(self, request: Request, auth: NamedDependency[Auth], journey_id: int) -> dict[str, Any]:
+    def get_one(self, request: Request, auth: NamedDependency[Auth], journey_id: Id) -> dict[str, Any]:
         auth.require("read")
         with sopflow_app(request).tx() as s:
             return journey_to_dict(s, get_journey(s, auth.tenant_id, journey_id))
 
     @patch("/{journey_id:int}", sync_to_thread=True, summary="Edit a journey (409 while its sync runs)")
     def update(
-        self, request: Request, auth: NamedDependency[Auth], journey_id: int, data: JSONBody[Any]
+        self, request: Request, auth: NamedDependency[Auth], journey_id: Id, data: JSONBody[Any]
     ) -> dict[str, Any]:
         auth.require("admin")
         app = sopflow_app(request)
@@ -61,14 +62,14 @@ class JourneyController(Controller):
             return journey_to_dict(s, update_journey(s, app, journey, data, app.now()))
 
     @delete("/{journey_id:int}", sync_to_thread=True, summary="Delete a journey that never placed anyone")
-    def remove(self, request: Request, auth: NamedDependency[Auth], journey_id: int) -> None:
+    def remove(self, request: Request, auth: NamedDependency[Auth], journey_id: Id) -> None:
         auth.require("admin")
         app = sopflow_app(request)
         with app.tx() as s:
             delete_journey(s, get_journey(s, auth.tenant_id, journey_id, lock=True), app.now())
 
     @post("/{journey_id:int}/start", sync_to_thread=True, summary="Activate: stage rules place customers")
-    def start(self, request: Request, auth: NamedDependency[Auth], journey_id: int) -> dict[str, Any]:
+    def start(self, request: Request, auth: NamedDependency[Auth], journey_id: Id) -> dict[str, Any]:
         auth.require("admin")
         app = sopflow_app(request)
         with app.tx() as s:
@@ -78,7 +79,7 @@ class JourneyController(Controller):
     @post(
         "/{journey_id:int}/stop", sync_to_thread=True, summary="Deactivate; pending reminders are cancelled"
     )
-    def stop(self, request: Request, auth: NamedDependency[Auth], journey_id: int) -> dict[str, Any]:
+    def stop(self, request: Request, auth: NamedDependency[Auth], journey_id: Id) -> dict[str, Any]:
         auth.require("admin")
         app = sopflow_app(request)
         with app.tx() as s:
@@ -91,7 +92,7 @@ class JourneyController(Controller):
         status_code=202,
         summary="Place every existing customer that matches a stage rule (runs in the background)",
     )
-    def sync(self, request: Request, auth: NamedDependency[Auth], journey_id: int) -> dict[str, Any]:
+    def sync(self, request: Request, auth: NamedDependency[Auth], journey_id: Id) -> dict[str, Any]:
         auth.require("admin")
         app = sopflow_app(request)
         with app.tx() as s:
@@ -104,10 +105,10 @@ class JourneyController(Controller):
         self,
         request: Request,
         auth: NamedDependency[Auth],
-        journey_id: int,
-        limit: int = 20,
-        stage_id: int | None = None,
-        cursor: str | None = None,
+        journey_id: Id,
+        limit: Limit = 20,
+        stage_id: OptionalId = None,
+        cursor: OptionalCursor = None,
     ) -> dict[str, Any]:
         auth.require("read")
         with sopflow_app(request).tx() as s:
@@ -116,7 +117,7 @@ class JourneyController(Controller):
 
     @get("/{journey_id:int}/stats", sync_to_thread=True, summary="Customers per stage now and over time")
     def get_stats(
-        self, request: Request, auth: NamedDependency[Auth], journey_id: int, days: int = 30
+        self, request: Request, auth: NamedDependency[Auth], journey_id: Id, days: int = 30
     ) -> dict[str, Any]:
         auth.require("read")
         app = sopflow_app(request)

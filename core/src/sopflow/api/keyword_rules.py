@@ -11,6 +11,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from sopflow.api.auth import Auth, sopflow_app
+from sopflow.api.params import Id
 from sopflow.engine.customers.fields import field_definitions
 from sopflow.engine.keywords.apply import dry_run
 from sopflow.engine.keywords.rules import (
@@ -73,14 +74,14 @@ class KeywordRuleController(Controller):
             return rule_to_dict(rule)
 
     @get("/{rule_id:int}", sync_to_thread=True, summary="One keyword rule")
-    def get_one(self, request: Request, auth: NamedDependency[Auth], rule_id: int) -> dict[str, Any]:
+    def get_one(self, request: Request, auth: NamedDependency[Auth], rule_id: Id) -> dict[str, Any]:
         auth.require("read")
         with sopflow_app(request).tx() as s:
             return rule_to_dict(get_rule(s, auth.tenant_id, rule_id))
 
     @patch("/{rule_id:int}", sync_to_thread=True, summary="Change a keyword rule; only the keys sent apply")
     def update(
-        self, request: Request, auth: NamedDependency[Auth], rule_id: int, data: JSONBody[KeywordRuleUpdate]
+        self, request: Request, auth: NamedDependency[Auth], rule_id: Id, data: JSONBody[KeywordRuleUpdate]
     ) -> dict[str, Any]:
         auth.require("admin")
         app = sopflow_app(request)
@@ -91,7 +92,7 @@ class KeywordRuleController(Controller):
             return rule_to_dict(update_rule(s, rule, changes, fields, app.now()))
 
     @delete("/{rule_id:int}", sync_to_thread=True, summary="Delete a keyword rule")
-    def remove(self, request: Request, auth: NamedDependency[Auth], rule_id: int) -> None:
+    def remove(self, request: Request, auth: NamedDependency[Auth], rule_id: Id) -> None:
         auth.require("admin")
         with sopflow_app(request).tx() as s:
             delete_rule(s, get_rule(s, auth.tenant_id, rule_id))

@@ -10,6 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from sopflow.api.auth import Auth, sopflow_app
+from sopflow.api.params import Id
 from sopflow.api.schemas import PipelineCreate, StageCreate, StageUpdate
 from sopflow.engine.journeys.manage import journey_of_pipeline
 from sopflow.engine.journeys.pipelines import (
@@ -26,7 +27,7 @@ from sopflow.errors import Conflict, InvalidInput
 from sopflow.models import CustomerStage, Pipeline, Stage, StageHistory
 
 
-def not_a_journey(session: Any, pipeline_id: int) -> None:
+def not_a_journey(session: Any, pipeline_id: Id) -> None:
     """A journey's stages carry rules and reminders: they are edited through the journey."""
     journey = journey_of_pipeline(session, pipeline_id)
     if journey is not None:
@@ -72,13 +73,13 @@ class PipelineController(Controller):
             return pipeline_to_dict(s, p)
 
     @get("/{pipeline_id:int}", sync_to_thread=True, summary="One pipeline")
-    def get_one(self, request: Request, auth: NamedDependency[Auth], pipeline_id: int) -> dict[str, Any]:
+    def get_one(self, request: Request, auth: NamedDependency[Auth], pipeline_id: Id) -> dict[str, Any]:
         auth.require("read")
         with sopflow_app(request).tx() as s:
             return pipeline_to_dict(s, get_pipeline(s, auth.tenant_id, pipeline_id))
 
     @delete("/{pipeline_id:int}", sync_to_thread=True, summary="Delete an unused pipeline")
-    def remove(self, request: Request, auth: NamedDependency[Auth], pipeline_id: int) -> None:
+    def remove(self, request: Request, auth: NamedDependency[Auth], pipeline_id: Id) -> None:
         auth.require("admin")
         with sopflow_app(request).tx() as s:
             p = get_pipeline(s, auth.tenant_id, pipeline_id)
@@ -94,7 +95,7 @@ class PipelineController(Controller):
 
     @post("/{pipeline_id:int}/stages", sync_to_thread=True, summary="Add a stage")
     def create_stage(
-        self, request: Request, auth: NamedDependency[Auth], pipeline_id: int, data: StageCreate
+        self, request: Request, auth: NamedDependency[Auth], pipeline_id: Id, data: StageCreate
     ) -> dict[str, Any]:
         auth.require("admin")
         with sopflow_app(request).tx() as s:
@@ -110,7 +111,7 @@ class StageController(Controller):
 
     @patch("/{stage_id:int}", sync_to_thread=True, summary="Rename or reorder a stage")
     def update(
-        self, request: Request, auth: NamedDependency[Auth], stage_id: int, data: JSONBody[StageUpdate]
+        self, request: Request, auth: NamedDependency[Auth], stage_id: Id, data: JSONBody[StageUpdate]
     ) -> dict[str, Any]:
         auth.require("admin")
         with sopflow_app(request).tx() as s:
@@ -132,7 +133,7 @@ class StageController(Controller):
             return stage_to_dict(stage)
 
     @delete("/{stage_id:int}", sync_to_thread=True, summary="Delete an empty stage")
-    def remove(self, request: Request, auth: NamedDependency[Auth], stage_id: int) -> None:
+    def remove(self, request: Request, auth: NamedDependency[Auth], stage_id: Id) -> None:
         auth.require("admin")
         with sopflow_app(request).tx() as s:
             stage: Stage = get_stage(s, auth.tenant_id, stage_id)

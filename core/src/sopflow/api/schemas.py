@@ -7,121 +7,133 @@ from typing import Annotated, Any
 
 import msgspec
 
+from sopflow.api.params import BodyId
+
+#: Bounds on free text, stated in the OpenAPI and enforced before a handler runs.
+Name = Annotated[str, msgspec.Meta(max_length=200, description="up to 200 characters")]
+RequiredName = Annotated[str, msgspec.Meta(min_length=1, max_length=200, description="1 to 200 characters")]
+Key = Annotated[str, msgspec.Meta(min_length=1, max_length=200, description="1 to 200 characters")]
+Description = Annotated[str, msgspec.Meta(max_length=2000, description="up to 2,000 characters")]
+Timezone = Annotated[str, msgspec.Meta(min_length=1, max_length=64, description="an IANA zone name")]
+Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=100, description="1 to 100 characters")]
+Position = Annotated[int, msgspec.Meta(ge=0, le=10_000, description="0 is the first place")]
+DailyCap = Annotated[int, msgspec.Meta(ge=1, le=20, description="pushes per customer per day, 1 to 20")]
+
 
 class Body(msgspec.Struct, forbid_unknown_fields=True):
     pass
 
 
 class TenantCreate(Body):
-    name: str
-    timezone: str = "Asia/Shanghai"
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    timezone: Timezone = "Asia/Shanghai"
 
 
 class TenantUpdate(Body):
-    timezone: str | None = None
-    customer_daily_push_cap: int | None = None
+    timezone: Timezone | None = None
+    customer_daily_push_cap: DailyCap | None = None
 
 
 class ApiKeyCreate(Body):
-    scopes: list[str]
-    name: str = ""
+    scopes: Annotated[list[str], msgspec.Meta(min_length=1, max_length=4)]
+    name: Name = ""
 
 
 class FieldCreate(Body):
-    key: str
-    type: str
-    label: str = ""
-    choices: list[str] = msgspec.field(default_factory=list)
-    description: str = ""
+    key: Key
+    type: Key
+    label: Name = ""
+    choices: Annotated[list[Name], msgspec.Meta(max_length=500)] = msgspec.field(default_factory=list)
+    description: Description = ""
 
 
 class FieldUpdate(Body):
-    label: str | None = None
-    description: str | None = None
-    add_choices: list[str] = msgspec.field(default_factory=list)
+    label: Name | None = None
+    description: Description | None = None
+    add_choices: Annotated[list[Name], msgspec.Meta(max_length=500)] = msgspec.field(default_factory=list)
 
 
 class StageIn(Body):
-    name: str
+    name: RequiredName
 
 
 class PipelineCreate(Body):
-    name: str = ""
-    stages: list[StageIn] = msgspec.field(default_factory=list)
-    template: str | None = None
+    name: Name = ""
+    stages: Annotated[list[StageIn], msgspec.Meta(max_length=100)] = msgspec.field(default_factory=list)
+    template: Key | None = None
 
 
 class StageCreate(Body):
-    name: str
-    position: int | None = None
+    name: RequiredName
+    position: Position | None = None
 
 
 class StageUpdate(Body):
-    name: str | None = None
-    position: int | None = None
+    name: RequiredName | None = None
+    position: Position | None = None
 
 
 class IdentityIn(Body):
-    channel: str
-    external_id: str
-    staff_external_id: str | None = None
+    channel: Key
+    external_id: Key
+    staff_external_id: Key | None = None
 
 
 class CustomerCreate(Body):
-    display_name: str = ""
+    display_name: Name = ""
     fields: dict[str, Any] = msgspec.field(default_factory=dict)
-    tags: list[str] = msgspec.field(default_factory=list)
+    tags: Annotated[list[Tag], msgspec.Meta(max_length=100)] = msgspec.field(default_factory=list)
     identities: list[IdentityIn] = msgspec.field(default_factory=list)
-    timezone: str | None = None
-    source: str | None = None
-    owner_staff_external_id: str | None = None
+    timezone: Timezone | None = None
+    source: Name | None = None
+    owner_staff_external_id: Key | None = None
 
 
 class CustomerUpdate(Body):
-    display_name: str | None = None
+    display_name: Name | None = None
     fields: dict[str, Any] = msgspec.field(default_factory=dict)
-    tags_add: list[str] = msgspec.field(default_factory=list)
-    tags_remove: list[str] = msgspec.field(default_factory=list)
+    tags_add: Annotated[list[Tag], msgspec.Meta(max_length=100)] = msgspec.field(default_factory=list)
+    tags_remove: Annotated[list[Tag], msgspec.Meta(max_length=100)] = msgspec.field(default_factory=list)
     identities: list[IdentityIn] = msgspec.field(default_factory=list)
-    timezone: str | None = None
-    source: str | None = None
+    timezone: Timezone | None = None
+    source: Name | None = None
 
 
 class StageMove(Body):
-    stage_id: int
+    stage_id: BodyId
     #: "manual" for a move on the board, "api" for an integration (recorded in the history)
-    cause: str = "api"
+    cause: Key = "api"
 
 
 class Merge(Body):
-    other_customer_id: int
+    other_customer_id: BodyId
 
 
 class EventIn(Body):
-    type: str
-    idempotency_key: str
+    type: Key
+    idempotency_key: Key
     identity: IdentityIn | None = None
-    customer_id: int | None = None
-    occurred_at: str | None = None
+    customer_id: BodyId | None = None
+    occurred_at: Annotated[str, msgspec.Meta(max_length=64)] | None = None
     payload: dict[str, Any] = msgspec.field(default_factory=dict)
     fields: dict[str, Any] = msgspec.field(default_factory=dict)
-    tags_add: list[str] = msgspec.field(default_factory=list)
-    tags_remove: list[str] = msgspec.field(default_factory=list)
-    display_name: str | None = None
-    source: str | None = None
+    tags_add: Annotated[list[Tag], msgspec.Meta(max_length=100)] = msgspec.field(default_factory=list)
+    tags_remove: Annotated[list[Tag], msgspec.Meta(max_length=100)] = msgspec.field(default_factory=list)
+    display_name: Name | None = None
+    source: Name | None = None
 
 
 class EventBatch(Body):
-    events: list[EventIn]
+    events: Annotated[list[EventIn], msgspec.Meta(min_length=1)]
 
 
 class StaffCreate(Body):
-    external_id: str
-    name: str = ""
+    external_id: Key
+    name: Name = ""
 
 
 class StaffUpdate(Body):
-    name: str
+    name: Name
 
 
 _CONFIG = msgspec.Meta(
@@ -135,14 +147,14 @@ _SECRETS = msgspec.Meta(
 
 
 class ChannelAccountCreate(Body):
-    channel: str
-    name: str
+    channel: Key
+    name: RequiredName
     config: Annotated[dict[str, Any], _CONFIG] = msgspec.field(default_factory=dict)
     secrets: Annotated[dict[str, str], _SECRETS] = msgspec.field(default_factory=dict)
 
 
 class ChannelAccountUpdate(Body):
-    name: str | None = None
+    name: RequiredName | None = None
     config: Annotated[dict[str, Any], _CONFIG] | None = None
     secrets: Annotated[dict[str, str], _SECRETS] | None = None
 

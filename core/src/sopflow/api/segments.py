@@ -11,6 +11,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from sopflow.api.auth import Auth, sopflow_app
+from sopflow.api.params import BodyId, BodyLimit, Id
 from sopflow.engine.customers.fields import field_definitions
 from sopflow.engine.customers.records import customer_to_dict
 from sopflow.engine.customers.segments import create_segment, get_segment, preview, segment_to_dict
@@ -25,8 +26,8 @@ class SegmentCreate(msgspec.Struct, forbid_unknown_fields=True):
 
 class PreviewRequest(msgspec.Struct, forbid_unknown_fields=True):
     rule: dict[str, Any]
-    limit: int = 20
-    after_id: int | None = None
+    limit: BodyLimit = 20
+    after_id: BodyId | None = None
 
 
 class SegmentController(Controller):
@@ -55,13 +56,13 @@ class SegmentController(Controller):
             return segment_to_dict(create_segment(s, auth.tenant_id, data.name, data.rule, fields, app.now()))
 
     @get("/{segment_id:int}", sync_to_thread=True, summary="One segment")
-    def get_one(self, request: Request, auth: NamedDependency[Auth], segment_id: int) -> dict[str, Any]:
+    def get_one(self, request: Request, auth: NamedDependency[Auth], segment_id: Id) -> dict[str, Any]:
         auth.require("read")
         with sopflow_app(request).tx() as s:
             return segment_to_dict(get_segment(s, auth.tenant_id, segment_id))
 
     @delete("/{segment_id:int}", sync_to_thread=True, summary="Delete a segment")
-    def remove(self, request: Request, auth: NamedDependency[Auth], segment_id: int) -> None:
+    def remove(self, request: Request, auth: NamedDependency[Auth], segment_id: Id) -> None:
         auth.require("admin")
         with sopflow_app(request).tx() as s:
             s.delete(get_segment(s, auth.tenant_id, segment_id))

@@ -11,6 +11,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from sopflow.api.auth import Auth, sopflow_app
+from sopflow.api.params import Id, Limit, OptionalCursor, OptionalId
 from sopflow.app import SopflowApp
 from sopflow.conditions.storage import parse_instant
 from sopflow.engine.customers.fields import field_definitions
@@ -75,7 +76,7 @@ def enrollment_to_dict(e: Enrollment, next_touch: Any = None) -> dict[str, Any]:
     }
 
 
-def start_audience(app: SopflowApp, tenant_id: int, sop_id: int) -> None:
+def start_audience(app: SopflowApp, tenant_id: int, sop_id: Id) -> None:
     """Compute a nurture SOP's audience in the background (inline without a broker)."""
     # an optimisation when it goes to a worker: the scheduler advances every pending audience anyway
     app.enqueue_after_commit("audience", tenant_id, sop_id)
@@ -104,7 +105,7 @@ class SopController(Controller):
             return sop_to_dict(s, create_sop(s, app, auth.tenant_id, data.name, data.definition, app.now()))
 
     @get("/{sop_id:int}", sync_to_thread=True, summary="One SOP with its current definition")
-    def get_one(self, request: Request, auth: NamedDependency[Auth], sop_id: int) -> dict[str, Any]:
+    def get_one(self, request: Request, auth: NamedDependency[Auth], sop_id: Id) -> dict[str, Any]:
         auth.require("read")
         with sopflow_app(request).tx() as s:
             return sop_to_dict(s, get_sop(s, auth.tenant_id, sop_id))
@@ -115,7 +116,7 @@ class SopController(Controller):
         summary="Edit; a started SOP gets a new version, running enrolments keep theirs",
     )
     def update(
-        self, request: Request, auth: NamedDependency[Auth], sop_id: int, data: JSONBody[SopUpdate]
+        self, request: Request, auth: NamedDependency[Auth], sop_id: Id, data: JSONBody[SopUpdate]
     ) -> dict[str, Any]:
         auth.require("admin")
         app = sopflow_app(request)
@@ -124,7 +125,7 @@ class SopController(Controller):
             return sop_to_dict(s, update_sop(s, app, sop, data.name, data.definition, app.now()))
 
     @get("/{sop_id:int}/versions", sync_to_thread=True, summary="Every version of the SOP")
-    def versions(self, request: Request, auth: NamedDependency[Auth], sop_id: int) -> list[dict[str, Any]]:
+    def versions(self, request: Request, auth: NamedDependency[Auth], sop_id: Id) -> list[dict[str, Any]]:
         auth.require("read")
         with sopflow_app(request).tx() as s:
             get_sop(s, auth.tenant_id, sop_id)
@@ -147,7 +148,7 @@ class SopController(Controller):
         status_code=200,
         summary="Start; a nurture SOP's audience is enrolled in the background",
     )
-    def start(self, request: Request, auth: NamedDependency[Auth], sop_id: int) -> dict[str, Any]:
+    def start(self, request: Request, auth: NamedDependency[Auth], sop_id: Id) -> dict[str, Any]:
         auth.require("admin")
         app = sopflow_app(request)
         with app.tx() as s:
@@ -164,7 +165,7 @@ class SopController(Controller):
         status_code=200,
         summary="Stop; pending touches are cancelled and recorded",
     )
-    def stop(self, request: Request, auth: NamedDependency[Auth], sop_id: int) -> dict[str, Any]:
+    def stop(self, request: Request, auth: NamedDependency[Auth], sop_id: Id) -> dict[str, Any]:
         auth.require("admin")
         app = sopflow_app(request)
         with app.tx() as s:
@@ -173,7 +174,7 @@ class SopController(Controller):
             return {**sop_to_dict(s, sop), "enrollments_stopped": ended}
 
     @get("/{sop_id:int}/stats", sync_to_thread=True, summary="Totals per SOP and per step")
-    def stats(self, request: Request, auth: NamedDependency[Auth], sop_id: int) -> dict[str, Any]:
+    def stats(self, request: Request, auth: NamedDependency[Auth], sop_id: Id) -> dict[str, Any]:
         auth.require("read")
         with sopflow_app(request).tx() as s:
             return sop_stats(s, get_sop(s, auth.tenant_id, sop_id))
@@ -185,9 +186,9 @@ class SopController(Controller):
         self,
         request: Request,
         auth: NamedDependency[Auth],
-        sop_id: int,
-        cursor: str | None = None,
-        limit: int = 100,
+        sop_id: Id,
+        cursor: OptionalCursor = None,
+        limit: Limit = 100,
         status: str | None = None,
     ) -> dict[str, Any]:
         auth.require("read")
@@ -222,7 +223,7 @@ class EnrollmentController(Controller):
         summary="End one customer's enrolment by hand, with tags and a flow target",
     )
     def end(
-        self, request: Request, auth: NamedDependency[Auth], enrollment_id: int, data: JSONBody[EndEnrollment]
+        self, request: Request, auth: NamedDependency[Auth], enrollment_id: Id, data: JSONBody[EndEnrollment]
     ) -> dict[str, Any]:
         auth.require("admin")
         app = sopflow_app(request)
@@ -243,11 +244,11 @@ class TouchController(Controller):
         self,
         request: Request,
         auth: NamedDependency[Auth],
-        cursor: str | None = None,
-        limit: int = 100,
+        cursor: OptionalCursor = None,
+        limit: Limit = 100,
         status: str | None = None,
-        customer_id: int | None = None,
-        sop_id: int | None = None,
+        customer_id: OptionalId = None,
+        sop_id: OptionalId = None,
         due_after: str | None = None,
         due_before: str | None = None,
     ) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from sopflow.api.auth import Auth, sopflow_app
+from sopflow.api.params import Id
 from sopflow.api.schemas import StaffCreate, StaffUpdate
 from sopflow.errors import Conflict, InvalidInput, NotFound
 from sopflow.models import Staff
@@ -60,14 +61,14 @@ class StaffController(Controller):
             return staff_to_dict(m)
 
     @get("/{staff_id:int}", sync_to_thread=True, summary="One staff member")
-    def get_one(self, request: Request, auth: NamedDependency[Auth], staff_id: int) -> dict[str, Any]:
+    def get_one(self, request: Request, auth: NamedDependency[Auth], staff_id: Id) -> dict[str, Any]:
         auth.require("read")
         with sopflow_app(request).tx() as s:
             return staff_to_dict(self._get(s, auth, staff_id))
 
     @patch("/{staff_id:int}", sync_to_thread=True, summary="Rename a staff member")
     def update(
-        self, request: Request, auth: NamedDependency[Auth], staff_id: int, data: JSONBody[StaffUpdate]
+        self, request: Request, auth: NamedDependency[Auth], staff_id: Id, data: JSONBody[StaffUpdate]
     ) -> dict[str, Any]:
         auth.require("admin")
         with sopflow_app(request).tx() as s:
@@ -76,7 +77,7 @@ class StaffController(Controller):
             return staff_to_dict(m)
 
     @staticmethod
-    def _get(s: Any, auth: NamedDependency[Auth], staff_id: int) -> Staff:
+    def _get(s: Any, auth: NamedDependency[Auth], staff_id: Id) -> Staff:
         m = s.scalar(sa.select(Staff).where(Staff.id == staff_id, Staff.tenant_id == auth.tenant_id))
         if m is None:
             raise NotFound("staff member", staff_id)

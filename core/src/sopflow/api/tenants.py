@@ -12,6 +12,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from sopflow.api.auth import Auth, sopflow_app
+from sopflow.api.params import Id
 from sopflow.api.schemas import ApiKeyCreate, TenantCreate, TenantUpdate
 from sopflow.engine.customers.tenants import check_timezone, create_tenant, issue_api_key
 from sopflow.engine.delivery.claim import DEFAULT_DAILY_CAP
@@ -123,7 +124,7 @@ class ApiKeyController(Controller):
             return {**key_to_dict(key), "api_key": token}
 
     @delete("/{key_id:int}", sync_to_thread=True, summary="Revoke a key")
-    def revoke(self, request: Request, auth: NamedDependency[Auth], key_id: int) -> None:
+    def revoke(self, request: Request, auth: NamedDependency[Auth], key_id: Id) -> None:
         auth.require("admin")
         app = sopflow_app(request)
         with app.tx() as s:

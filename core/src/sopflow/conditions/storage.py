@@ -104,7 +104,10 @@ def parse_instant(value: Any) -> datetime:
         raise ValueError(f"{value!r} is not an ISO-8601 datetime like '2026-05-01T09:00:00+08:00'")
     if parsed.tzinfo is None:
         raise ValueError(f"{value!r} has no UTC offset; add one, e.g. '+08:00' or 'Z'")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59-23:59 is in year 10000 in UTC
+        raise ValueError(f"{value!r} is outside the years 0001 to 9999 in UTC") from None
 
 
 def format_instant(when: datetime) -> str:
