@@ -203,7 +203,12 @@ def test_live_qr_code_bad_input_and_auth_change_nothing(wecom_env):
     no_staff = api.post(path, json={"source": "ok", "staff": []})
     assert no_staff.status_code == 422 and no_staff.json()["errors"][0]["field"] == "staff"
     assert api.client.post(path, json={"source": "ok", "staff": ["a"]}).status_code == 401
+    read = api.as_key(api.post("/api/v1/api-keys", json={"scopes": ["read"]}).json()["api_key"])
+    refused = read.post(path, json={"source": "x" * 31, "staff": []})  # the scope first, then the body
+    assert refused.status_code == 403 and "needs 'admin'" in refused.json()["detail"]
+    assert refused.headers["content-type"].startswith("application/problem+json")
     assert api.post(f"/plugins/wecom/accounts/{account_id + 99}/live-codes", json={}).status_code == 404
+    assert api.post("/plugins/wecom/accounts/99999999999999999999/live-codes", json={}).status_code == 404
     assert fake.contact_ways == {}
 
 

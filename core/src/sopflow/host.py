@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 import sqlalchemy as sa
-from sopflow_sdk import FatalError, IngestEvent, PluginError
+from sopflow_sdk import FatalError, IngestEvent, PluginError, ScopeError
 
 from sopflow.engine.context import EngineContext
 from sopflow.engine.customers.fields import field_definitions
@@ -24,6 +24,7 @@ from sopflow.engine.customers.records import tags_of
 from sopflow.engine.customers.tenants import authenticate
 from sopflow.models import ChannelAccount, ChannelIdentity, Customer, Event, PendingJob, Staff
 from sopflow.outages import BROKER, dependency_of
+from sopflow.pagination import MAX_ID
 from sopflow.plugin_state import HostTransaction, TenantState
 
 
@@ -208,6 +209,8 @@ class PluginHost:
 
     def channel_account(self, account_id: int) -> AccountView | None:
         self._outside_transaction("channel_account", "a call before the block")
+        if not 1 <= account_id <= MAX_ID:  # from a URL: no row has it, and the driver would overflow
+            return None
         with self.app.tx() as s:
             a = s.get(ChannelAccount, account_id)
             if a is None or not self.app.plugin_enabled(s, a.tenant_id, self.plugin):
@@ -225,8 +228,16 @@ class PluginHost:
             if key is None:
                 return None
             scopes = set(key.scopes.split(","))
-            if not ({"admin", scope} & scopes) or not self.app.plugin_enabled(s, key.tenant_id, self.plugin):
-                return None
+            if not {"admin", scope} & scopes:
+                raise ScopeError(
+                    f"this API key has scopes {sorted(scopes)}; this operation needs '{scope}'. "
+                    "Create a key with that scope (POST /api/v1/api-keys with an admin key)"
+                )
+            if not self.app.plugin_enabled(s, key.tenant_id, self.plugin):
+                raise ScopeError(
+                    f"the plugin {self.plugin!r} is off for this tenant; switch it on with "
+                    f"PUT /api/v1/plugins/{self.plugin}"
+                )
             return key.tenant_id
 
     def enqueue(self, job: str, **kwargs: Any) -> None:

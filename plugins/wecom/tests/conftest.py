@@ -64,7 +64,7 @@ def callback_receiver(fake: FakeWeCom) -> Iterator[tuple[str, StubHost]]:
     from sopflow_sdk import InboundRequest
     from sopflow_wecom.plugin import handle_callback
 
-    host = StubHost(StubAccount(fake.corp_id))
+    host = StubHost(StubAccount(fake.corp_id), clock=fake.clock)
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:

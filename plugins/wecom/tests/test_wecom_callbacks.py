@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 import httpx
-from sopflow_wecom.crypto import WeComCrypto, parse_envelope, parse_xml
+import pytest
+from sopflow_wecom.crypto import WeComCrypto, build_envelope, parse_envelope, parse_xml
 from sopflow_wecom.fake import FakeWeCom
 from wecom_support import CALLBACK_AES_KEY, CALLBACK_TOKEN, StubHost
 
@@ -90,3 +93,82 @@ def test_forged_or_unknown_callbacks_are_refused(
     missing = httpx.post(url, content=request.content)
     assert missing.status_code == 400
     assert len(host.events) == 1
+
+
+def _resend(request: httpx.Request, **params: str) -> httpx.Response:
+    return httpx.post(str(request.url.copy_merge_params(params)), content=request.content)
+
+
+def test_a_callback_outside_the_replay_window_is_refused_and_logged(
+    fake: FakeWeCom, callback_receiver: tuple[str, StubHost], caplog: pytest.LogCaptureFixture
+) -> None:
+    _, host = callback_receiver
+    fake.add_customer("zhangsan", "wmA", welcome=False)
+    captured = fake.callback_responses[-1].request
+    fake.clock.advance(301)  # the same, validly signed request, replayed later
+    with caplog.at_level(logging.WARNING, logger="sopflow_wecom"):
+        replay = httpx.post(str(captured.url), content=captured.content)
+    assert replay.status_code == 403 and b"replay window" in replay.content
+    assert "account 7" in caplog.text and "replay window" in caplog.text
+    fake.add_customer("lisi", "wmB", welcome=False)  # a fresh one, signed now, still goes through
+    assert [e.identity.external_id for _, e in host.events] == ["wmA", "wmB"]
+
+
+def test_a_message_is_one_event_per_msgid_whatever_its_create_time(
+    fake: FakeWeCom, callback_receiver: tuple[str, StubHost]
+) -> None:
+    _, host = callback_receiver
+    fields = {
+        "ToUserName": fake.corp_id,
+        "FromUserName": "wmA",
+        "CreateTime": int(fake.clock()),
+        "MsgType": "text",
+        "Content": "how much?",
+        "MsgId": "1456453720",
+        "AgentID": fake.agent_id,
+    }
+    fake.deliver(fields)
+    fake.deliver({**fields, "CreateTime": int(fake.clock()) + 3})  # WeCom's retry, re-stamped
+    fake.deliver({**fields, "MsgId": "1456453721"})
+    assert [e.payload["msg_id"] for _, e in host.events] == ["1456453720", "1456453721"]
+
+
+def test_every_refused_callback_is_logged_with_the_account_and_reason_never_a_secret(
+    fake: FakeWeCom, callback_receiver: tuple[str, StubHost], caplog: pytest.LogCaptureFixture
+) -> None:
+    url, host = callback_receiver
+    fake.add_customer("zhangsan", "wmA", welcome=False)
+    request = fake.callback_responses[-1].request
+    q = dict(request.url.params)
+    other = WeComCrypto(CALLBACK_TOKEN, CALLBACK_AES_KEY, "wwsomeoneelse")
+    encrypted, sig, ts, nonce = other.encrypt("<xml/>", timestamp=int(fake.clock()))
+    cases = {
+        "signature": (q | {"msg_signature": "0" * 40}, request.content),
+        "ReceiveId": (
+            {"msg_signature": sig, "timestamp": ts, "nonce": nonce},
+            build_envelope("wwsomeoneelse", encrypted).encode(),
+        ),
+        "XML": (q, b"<xml><Encrypt>"),
+        "base64": (_signed_garbage(fake), None),
+    }
+    for reason, (params, body) in cases.items():
+        caplog.clear()
+        if body is None:
+            params, body = params
+        with caplog.at_level(logging.WARNING, logger="sopflow_wecom"):
+            answer = httpx.post(url, params=params, content=body)
+        assert answer.status_code == 403, (reason, answer.text)
+        assert "account 7" in caplog.text and reason.lower() in caplog.text.lower(), (reason, caplog.text)
+        for secret in (CALLBACK_TOKEN, CALLBACK_AES_KEY, fake.secret):
+            assert secret not in caplog.text and secret not in answer.text
+    assert len(host.events) == 1
+
+
+def _signed_garbage(fake: FakeWeCom) -> tuple[dict[str, str], bytes]:
+    """A correctly signed envelope whose ciphertext is not base64."""
+    crypto = WeComCrypto(CALLBACK_TOKEN, CALLBACK_AES_KEY, fake.corp_id)
+    ts, nonce, garbage = str(int(fake.clock())), "n0nce", "!!not-base64!!"
+    signature = crypto.signature(ts, nonce, garbage)
+    return {"msg_signature": signature, "timestamp": ts, "nonce": nonce}, build_envelope(
+        fake.corp_id, garbage
+    ).encode()

@@ -130,6 +130,19 @@ class TestWeComChannel(ChannelConformance):
                 fields={"config.corp_id"},
                 secrets={"secret": fake.secret, "callback_token": CALLBACK_TOKEN},
             ),
+            # a malformed token or key is refused when the account is saved, not at the first callback
+            InvalidConfig(
+                config={"corp_id": fake.corp_id, "callback_max_age_seconds": 5},
+                fields={
+                    "secrets.callback_token",
+                    "secrets.encoding_aes_key",
+                    "config.callback_max_age_seconds",
+                },
+                secrets={"secret": fake.secret, "callback_token": "has spaces", "encoding_aes_key": "short"},
+            ),
+            InvalidConfig(
+                config={"corp_id": "ww corp/1"}, fields={"config.corp_id"}, secrets={"secret": "s"}
+            ),
         ]
 
     @pytest.fixture
@@ -156,7 +169,7 @@ class TestWeComChannel(ChannelConformance):
     @pytest.fixture
     def inbound(self, fake: FakeWeCom) -> InboundCheck:
         """The callback route itself: 403 for a forgery becomes ``SignatureError``."""
-        host = StubHost(StubAccount(fake.corp_id))
+        host = StubHost(StubAccount(fake.corp_id), clock=fake.clock)
         crypto = WeComCrypto(CALLBACK_TOKEN, CALLBACK_AES_KEY, fake.corp_id)
         fields = {
             "ToUserName": fake.corp_id,

@@ -102,7 +102,7 @@ def test_handler_reports_missing_account_settings() -> None:
     answer = plugin.handle_callback(
         _request("POST", query, build_envelope(CORP, encrypted).encode()), StubHost(account)
     )
-    assert answer.status == 500
+    assert answer.status == 404
     assert "secrets.callback_token" in str(answer.body) and "secrets.encoding_aes_key" in str(answer.body)
 
 
@@ -165,4 +165,8 @@ def test_an_account_with_bad_settings_is_refused_with_every_problem(api: Any) ->
         json={"channel": "wecom", "name": "main", "config": {"corp_id": CORP}, "secrets": {"secret": secret}},
     )
     assert ok.status_code == 201, ok.text
-    assert ok.json()["config"] == {"corp_id": CORP, "create_missing_tags": False}
+    assert ok.json()["config"] == {
+        "corp_id": CORP,
+        "create_missing_tags": False,
+        "callback_max_age_seconds": 300,
+    }

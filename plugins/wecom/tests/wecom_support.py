@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from sopflow_sdk import Secret
@@ -25,11 +28,15 @@ class StubAccount:
 class StubHost(LocalState):
     """The part of ``sopflow_sdk.Host`` the callback route uses; dedupes like core."""
 
-    def __init__(self, *accounts: StubAccount) -> None:
+    def __init__(self, *accounts: StubAccount, clock: Callable[[], float] = time.time) -> None:
         super().__init__(store.metadata, self.ingest)
+        self.clock = clock
         self.accounts = {a.id: a for a in accounts}
         self.events: list[Any] = []
         self.keys: set[str] = set()
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), tz=UTC)
 
     def channel_account(self, account_id: int) -> StubAccount | None:
         return self.accounts.get(account_id)

@@ -83,5 +83,10 @@ class SignatureError(SopflowError):
     """An inbound request failed its signature or decryption check; nothing is ingested."""
 
 
+class ScopeError(SopflowError):
+    """A valid API key that may not do this: it lacks the scope, or the plugin is
+    off for its tenant.  ``Host.authenticate`` raises it; core answers 403."""
+
+
 class PluginError(SopflowError):
     """A plugin failed to load or registered something invalid."""

@@ -63,8 +63,9 @@ class Host(Protocol):
     def authenticate(self, headers: Mapping[str, str], scope: str) -> int | None:
         """The tenant id of a valid ``Authorization: Bearer <api key>`` holding ``scope``
         (``admin`` holds every scope), for plugin routes that act for a tenant
-        rather than answer a signed webhook.  ``None`` when the key is missing,
-        unknown, lacks the scope, or the plugin is disabled for its tenant."""
+        rather than answer a signed webhook.  ``None`` when the key is missing or
+        unknown (answer 401); raises ``ScopeError`` when it lacks the scope or the
+        plugin is off for its tenant (core answers 403 with a problem body)."""
         ...
 
     def state(self, tenant_id: int) -> PluginState:

@@ -3,12 +3,20 @@
 Scopes: ``admin`` (everything in its tenant), ``read`` (GET), ``ingest``
 (``POST /api/v1/events`` only).  Every query downstream is scoped by the
 key's ``tenant_id``; nothing takes a tenant id from the request.
+
+A route states its scope as a guard (``guards=[needs("read")]``): Litestar runs
+guards before it parses a body, so a key of too small a scope gets 403 whatever
+it sends, never a 422 that tells it about a body it may not send.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import attrs
 from litestar import Request
+from litestar.connection import ASGIConnection
 
 from sopflow.app import SopflowApp
 from sopflow.engine.customers.tenants import authenticate
@@ -35,13 +43,35 @@ def sopflow_app(request: Request) -> SopflowApp:
 
 
 def provide_auth(request: Request) -> Auth:
+    """The request's key (looked up once: the guard and the handler share it)."""
+    return _authenticated(request)
+
+
+def needs(scope: str) -> Callable[[ASGIConnection, Any], None]:
+    """A guard: the request's key must hold ``scope`` (or ``admin``)."""
+
+    def guard(connection: ASGIConnection, _handler: Any) -> None:
+        _authenticated(connection).require(scope)
+
+    guard.__name__ = f"needs_{scope}"
+    return guard
+
+
+def _authenticated(connection: ASGIConnection) -> Auth:
+    cached = connection.state.get("sopflow_auth")
+    if cached is None:
+        cached = connection.state["sopflow_auth"] = _lookup(connection)
+    return cached
+
+
+def _lookup(request: ASGIConnection) -> Auth:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized(
             "send 'Authorization: Bearer <api key>'; create a key with `sopflow tenants create NAME`"
         )
-    app = sopflow_app(request)
+    app: SopflowApp = request.app.state.sopflow
     with app.tx() as session:
         key = authenticate(session, token.strip())
     if key is None:

@@ -15,7 +15,7 @@ from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from sopflow.api.auth import Auth, sopflow_app
+from sopflow.api.auth import Auth, needs, sopflow_app
 from sopflow.api.params import Id
 from sopflow.api.schemas import ChannelAccountCreate, ChannelAccountUpdate
 from sopflow.app import SopflowApp
@@ -92,9 +92,13 @@ class ChannelAccountController(Controller):
     path = "/api/v1/channel-accounts"
     tags = ["channel-accounts"]
 
-    @get("/", sync_to_thread=True, summary="List channel accounts (secrets never shown)")
+    @get(
+        "/",
+        sync_to_thread=True,
+        summary="List channel accounts (secrets never shown)",
+        guards=[needs("read")],
+    )
     def list_accounts(self, request: Request, auth: NamedDependency[Auth]) -> list[dict[str, Any]]:
-        auth.require("read")
         app = sopflow_app(request)
         with app.tx() as s:
             rows = s.scalars(
@@ -104,11 +108,15 @@ class ChannelAccountController(Controller):
             )
             return [account_to_dict(app, a) for a in rows]
 
-    @post("/", sync_to_thread=True, summary="Connect a channel account; secrets are encrypted at rest")
+    @post(
+        "/",
+        sync_to_thread=True,
+        summary="Connect a channel account; secrets are encrypted at rest",
+        guards=[needs("admin")],
+    )
     def create(
         self, request: Request, auth: NamedDependency[Auth], data: JSONBody[ChannelAccountCreate]
     ) -> dict[str, Any]:
-        auth.require("admin")
         app = sopflow_app(request)
         problems = _secret_problems(data.secrets)
         if not data.name.strip() or len(data.name) > 100:
@@ -138,18 +146,21 @@ class ChannelAccountController(Controller):
             s.flush()
             return account_to_dict(app, a)
 
-    @get("/{account_id:int}", sync_to_thread=True, summary="One channel account")
+    @get("/{account_id:int}", sync_to_thread=True, summary="One channel account", guards=[needs("read")])
     def get_one(self, request: Request, auth: NamedDependency[Auth], account_id: Id) -> dict[str, Any]:
-        auth.require("read")
         app = sopflow_app(request)
         with app.tx() as s:
             return account_to_dict(app, self._get(s, auth, account_id))
 
-    @patch("/{account_id:int}", sync_to_thread=True, summary="Rename, reconfigure or rotate secrets")
+    @patch(
+        "/{account_id:int}",
+        sync_to_thread=True,
+        summary="Rename, reconfigure or rotate secrets",
+        guards=[needs("admin")],
+    )
     def update(
         self, request: Request, auth: NamedDependency[Auth], account_id: Id, data: ChannelAccountUpdate
     ) -> dict[str, Any]:
-        auth.require("admin")
         app = sopflow_app(request)
         with app.tx() as s:
             a = self._get(s, auth, account_id)
@@ -174,9 +185,13 @@ class ChannelAccountController(Controller):
                 a.secrets_ciphertext = app.credentials.seal(secrets)
             return account_to_dict(app, a)
 
-    @delete("/{account_id:int}", sync_to_thread=True, summary="Disconnect a channel account")
+    @delete(
+        "/{account_id:int}",
+        sync_to_thread=True,
+        summary="Disconnect a channel account",
+        guards=[needs("admin")],
+    )
     def remove(self, request: Request, auth: NamedDependency[Auth], account_id: Id) -> None:
-        auth.require("admin")
         with sopflow_app(request).tx() as s:
             s.delete(self._get(s, auth, account_id))
 

@@ -10,7 +10,7 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from sopflow.api.auth import Auth, sopflow_app
+from sopflow.api.auth import Auth, needs, sopflow_app
 from sopflow.api.schemas import ClockAdvance
 from sopflow.errors import Conflict, InvalidInput
 
@@ -21,17 +21,21 @@ class ClockController(Controller):
     path = "/api/v1/clock"
     tags = ["clock"]
 
-    @get("/", sync_to_thread=True, summary="The engine's current time")
+    @get("/", sync_to_thread=True, summary="The engine's current time", guards=[needs("read")])
     def now(self, request: Request, auth: NamedDependency[Auth]) -> dict[str, Any]:
-        auth.require("read")
         app = sopflow_app(request)
         return {"now": app.now().isoformat(), "manual": app.clock.manual}
 
-    @post("/advance", sync_to_thread=True, status_code=200, summary="Move the manual clock forward")
+    @post(
+        "/advance",
+        sync_to_thread=True,
+        status_code=200,
+        summary="Move the manual clock forward",
+        guards=[needs("admin")],
+    )
     def advance(
         self, request: Request, auth: NamedDependency[Auth], data: JSONBody[ClockAdvance]
     ) -> dict[str, Any]:
-        auth.require("admin")
         app = sopflow_app(request)
         if not app.clock.manual:
             raise Conflict(

@@ -10,7 +10,7 @@ from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from sopflow.api.auth import Auth, sopflow_app
+from sopflow.api.auth import Auth, needs, sopflow_app
 from sopflow.api.params import Id, Limit, OptionalCursor, OptionalId
 from sopflow.api.schemas import CustomerCreate, CustomerUpdate, Merge, StageMove, to_plain
 from sopflow.engine.customers.fields import field_definitions
@@ -41,7 +41,12 @@ class CustomerController(Controller):
     path = "/api/v1/customers"
     tags = ["customers"]
 
-    @get("/", sync_to_thread=True, summary="List customers (filters, cursor pagination)")
+    @get(
+        "/",
+        sync_to_thread=True,
+        summary="List customers (filters, cursor pagination)",
+        guards=[needs("read")],
+    )
     def list_customers(
         self,
         request: Request,
@@ -56,7 +61,6 @@ class CustomerController(Controller):
         external_id: str | None = None,
         q: str | None = None,
     ) -> dict[str, Any]:
-        auth.require("read")
         query = sa.select(Customer).where(
             Customer.tenant_id == auth.tenant_id, Customer.merged_into_id.is_(None)
         )
@@ -87,11 +91,15 @@ class CustomerController(Controller):
             rows, next_cursor = page(s, query, Customer.id, cursor, limit)
             return {"items": [customer_to_dict(s, c) for c in rows], "next_cursor": next_cursor}
 
-    @post("/", sync_to_thread=True, summary="Create a customer with fields, tags and identities")
+    @post(
+        "/",
+        sync_to_thread=True,
+        summary="Create a customer with fields, tags and identities",
+        guards=[needs("admin")],
+    )
     def create(
         self, request: Request, auth: NamedDependency[Auth], data: JSONBody[CustomerCreate]
     ) -> dict[str, Any]:
-        auth.require("admin")
         app = sopflow_app(request)
         body = to_plain(data)
         with app.tx() as s:
@@ -103,17 +111,20 @@ class CustomerController(Controller):
         app.announce(auth.tenant_id, [event])
         return result
 
-    @get("/{customer_id:int}", sync_to_thread=True, summary="One customer")
+    @get("/{customer_id:int}", sync_to_thread=True, summary="One customer", guards=[needs("read")])
     def get_one(self, request: Request, auth: NamedDependency[Auth], customer_id: Id) -> dict[str, Any]:
-        auth.require("read")
         with sopflow_app(request).tx() as s:
             return customer_to_dict(s, get_customer(s, auth.tenant_id, customer_id))
 
-    @patch("/{customer_id:int}", sync_to_thread=True, summary="Change fields, tags, identities")
+    @patch(
+        "/{customer_id:int}",
+        sync_to_thread=True,
+        summary="Change fields, tags, identities",
+        guards=[needs("admin")],
+    )
     def update(
         self, request: Request, auth: NamedDependency[Auth], customer_id: Id, data: JSONBody[CustomerUpdate]
     ) -> dict[str, Any]:
-        auth.require("admin")
         app = sopflow_app(request)
         body = {k: v for k, v in to_plain(data).items() if k in request_keys(data)}
         with app.tx() as s:
@@ -132,9 +143,9 @@ class CustomerController(Controller):
         "/{customer_id:int}",
         sync_to_thread=True,
         summary="Erase a customer: identities, tags, stages; events are kept anonymised",
+        guards=[needs("admin")],
     )
     def remove(self, request: Request, auth: NamedDependency[Auth], customer_id: Id) -> None:
-        auth.require("admin")
         with sopflow_app(request).tx() as s:
             c = get_customer(s, auth.tenant_id, customer_id, lock=True)
             for model in (ChannelIdentity, CustomerTag, CustomerStage, StageHistory):
@@ -143,11 +154,15 @@ class CustomerController(Controller):
             s.execute(sa.update(Customer).where(Customer.merged_into_id == c.id).values(merged_into_id=None))
             s.delete(c)
 
-    @post("/{customer_id:int}/stage", sync_to_thread=True, summary="Move the customer to a stage")
+    @post(
+        "/{customer_id:int}/stage",
+        sync_to_thread=True,
+        summary="Move the customer to a stage",
+        guards=[needs("admin")],
+    )
     def move(
         self, request: Request, auth: NamedDependency[Auth], customer_id: Id, data: JSONBody[StageMove]
     ) -> dict[str, Any]:
-        auth.require("admin")
         app = sopflow_app(request)
         with app.tx() as s:
             customer = get_customer(s, auth.tenant_id, customer_id, lock=True)
@@ -165,18 +180,22 @@ class CustomerController(Controller):
         "/{customer_id:int}/stage-history",
         sync_to_thread=True,
         summary="Every stage the customer entered and left",
+        guards=[needs("read")],
     )
     def history(self, request: Request, auth: NamedDependency[Auth], customer_id: Id) -> list[dict[str, Any]]:
-        auth.require("read")
         with sopflow_app(request).tx() as s:
             get_customer(s, auth.tenant_id, customer_id)
             return stage_history(s, auth.tenant_id, customer_id)
 
-    @post("/{customer_id:int}/merge", sync_to_thread=True, summary="Merge another customer into this one")
+    @post(
+        "/{customer_id:int}/merge",
+        sync_to_thread=True,
+        summary="Merge another customer into this one",
+        guards=[needs("admin")],
+    )
     def merge(
         self, request: Request, auth: NamedDependency[Auth], customer_id: Id, data: JSONBody[Merge]
     ) -> dict[str, Any]:
-        auth.require("admin")
         app = sopflow_app(request)
         with app.tx() as s:
             survivor = merge_customers(s, auth.tenant_id, customer_id, data.other_customer_id, app.now())

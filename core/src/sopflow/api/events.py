@@ -9,7 +9,7 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from sopflow.api.auth import Auth, sopflow_app
+from sopflow.api.auth import Auth, needs, sopflow_app
 from sopflow.api.params import Limit, OptionalCursor, OptionalId
 from sopflow.api.schemas import EventBatch, to_plain
 from sopflow.engine.customers.fields import field_definitions
@@ -28,11 +28,11 @@ class EventController(Controller):
         sync_to_thread=True,
         status_code=200,
         summary="Ingest a batch of events; each outcome is created or duplicate",
+        guards=[needs("ingest")],
     )
     def ingest_batch(
         self, request: Request, auth: NamedDependency[Auth], data: JSONBody[EventBatch]
     ) -> dict[str, Any]:
-        auth.require("ingest")
         app = sopflow_app(request)
         if not data.events:
             raise InvalidInput([("events", "send at least one event")])
@@ -49,7 +49,12 @@ class EventController(Controller):
         app.announce(auth.tenant_id, created)
         return {"results": outcomes}
 
-    @get("/", sync_to_thread=True, summary="The event log, oldest first (cursor pagination)")
+    @get(
+        "/",
+        sync_to_thread=True,
+        summary="The event log, oldest first (cursor pagination)",
+        guards=[needs("read")],
+    )
     def list_events(
         self,
         request: Request,
@@ -59,7 +64,6 @@ class EventController(Controller):
         type: str | None = None,
         customer_id: OptionalId = None,
     ) -> dict[str, Any]:
-        auth.require("read")
         query = sa.select(Event).where(Event.tenant_id == auth.tenant_id)
         if type is not None:
             query = query.where(Event.type == type)

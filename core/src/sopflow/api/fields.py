@@ -10,7 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from sqlalchemy.orm import Session
 
-from sopflow.api.auth import Auth, sopflow_app
+from sopflow.api.auth import Auth, needs, sopflow_app
 from sopflow.api.schemas import FieldCreate, FieldUpdate
 from sopflow.app import SopflowApp
 from sopflow.engine.customers.fields import (
@@ -27,18 +27,21 @@ class FieldController(Controller):
     path = "/api/v1/fields"
     tags = ["fields"]
 
-    @get("/", sync_to_thread=True, summary="All field definitions, the tenant's and plugins'")
+    @get(
+        "/",
+        sync_to_thread=True,
+        summary="All field definitions, the tenant's and plugins'",
+        guards=[needs("read")],
+    )
     def list_fields(self, request: Request, auth: NamedDependency[Auth]) -> list[dict[str, Any]]:
-        auth.require("read")
         app = sopflow_app(request)
         with app.tx() as s:
             return [d.to_dict() for d in field_definitions(s, auth.tenant_id, app.plugins).values()]
 
-    @post("/", sync_to_thread=True, summary="Define a typed customer field")
+    @post("/", sync_to_thread=True, summary="Define a typed customer field", guards=[needs("admin")])
     def create(
         self, request: Request, auth: NamedDependency[Auth], data: JSONBody[FieldCreate]
     ) -> dict[str, Any]:
-        auth.require("admin")
         app = sopflow_app(request)
         with app.tx() as s:
             row = create_field_definition(
@@ -54,9 +57,8 @@ class FieldController(Controller):
             )
             return FieldDef(row.key, row.type, row.label, tuple(row.choices), row.description).to_dict()
 
-    @get("/{key:str}", sync_to_thread=True, summary="One field definition")
+    @get("/{key:str}", sync_to_thread=True, summary="One field definition", guards=[needs("read")])
     def get_field(self, request: Request, auth: NamedDependency[Auth], key: str) -> dict[str, Any]:
-        auth.require("read")
         app = sopflow_app(request)
         with app.tx() as s:
             defs = field_definitions(s, auth.tenant_id, app.plugins)
@@ -64,11 +66,15 @@ class FieldController(Controller):
                 raise NotFound("field", repr(key))
             return defs[key].to_dict()
 
-    @patch("/{key:str}", sync_to_thread=True, summary="Change label/description, add choices")
+    @patch(
+        "/{key:str}",
+        sync_to_thread=True,
+        summary="Change label/description, add choices",
+        guards=[needs("admin")],
+    )
     def update(
         self, request: Request, auth: NamedDependency[Auth], key: str, data: JSONBody[FieldUpdate]
     ) -> dict[str, Any]:
-        auth.require("admin")
         app = sopflow_app(request)
         with app.tx() as s:
             row = self._own(s, auth, app, key)
@@ -84,9 +90,13 @@ class FieldController(Controller):
                 row.choices = list(dict.fromkeys([*row.choices, *data.add_choices]))
             return FieldDef(row.key, row.type, row.label, tuple(row.choices), row.description).to_dict()
 
-    @delete("/{key:str}", sync_to_thread=True, summary="Delete a field no customer has a value for")
+    @delete(
+        "/{key:str}",
+        sync_to_thread=True,
+        summary="Delete a field no customer has a value for",
+        guards=[needs("admin")],
+    )
     def remove(self, request: Request, auth: NamedDependency[Auth], key: str) -> None:
-        auth.require("admin")
         app = sopflow_app(request)
         with app.tx() as s:
             row = self._own(s, auth, app, key)

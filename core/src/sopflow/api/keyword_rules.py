@@ -10,7 +10,7 @@ from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from sopflow.api.auth import Auth, sopflow_app
+from sopflow.api.auth import Auth, needs, sopflow_app
 from sopflow.api.params import Id
 from sopflow.engine.customers.fields import field_definitions
 from sopflow.engine.keywords.apply import dry_run
@@ -49,9 +49,8 @@ class KeywordRuleController(Controller):
     path = "/api/v1/keyword-rules"
     tags = ["keyword rules"]
 
-    @get("/", sync_to_thread=True, summary="List keyword rules")
+    @get("/", sync_to_thread=True, summary="List keyword rules", guards=[needs("read")])
     def list_rules(self, request: Request, auth: NamedDependency[Auth]) -> list[dict[str, Any]]:
-        auth.require("read")
         with sopflow_app(request).tx() as s:
             return [
                 rule_to_dict(r)
@@ -62,28 +61,35 @@ class KeywordRuleController(Controller):
                 )
             ]
 
-    @post("/", sync_to_thread=True, summary="Create a keyword rule (keywords → tags and field values)")
+    @post(
+        "/",
+        sync_to_thread=True,
+        summary="Create a keyword rule (keywords → tags and field values)",
+        guards=[needs("admin")],
+    )
     def create(
         self, request: Request, auth: NamedDependency[Auth], data: JSONBody[KeywordRuleCreate]
     ) -> dict[str, Any]:
-        auth.require("admin")
         app = sopflow_app(request)
         with app.tx() as s:
             fields = field_definitions(s, auth.tenant_id, app.plugins)
             rule = create_rule(s, auth.tenant_id, msgspec.to_builtins(data), fields, app.now())
             return rule_to_dict(rule)
 
-    @get("/{rule_id:int}", sync_to_thread=True, summary="One keyword rule")
+    @get("/{rule_id:int}", sync_to_thread=True, summary="One keyword rule", guards=[needs("read")])
     def get_one(self, request: Request, auth: NamedDependency[Auth], rule_id: Id) -> dict[str, Any]:
-        auth.require("read")
         with sopflow_app(request).tx() as s:
             return rule_to_dict(get_rule(s, auth.tenant_id, rule_id))
 
-    @patch("/{rule_id:int}", sync_to_thread=True, summary="Change a keyword rule; only the keys sent apply")
+    @patch(
+        "/{rule_id:int}",
+        sync_to_thread=True,
+        summary="Change a keyword rule; only the keys sent apply",
+        guards=[needs("admin")],
+    )
     def update(
         self, request: Request, auth: NamedDependency[Auth], rule_id: Id, data: JSONBody[KeywordRuleUpdate]
     ) -> dict[str, Any]:
-        auth.require("admin")
         app = sopflow_app(request)
         changes = {k: v for k, v in msgspec.to_builtins(data).items() if v is not None}
         with app.tx() as s:
@@ -91,9 +97,8 @@ class KeywordRuleController(Controller):
             rule = get_rule(s, auth.tenant_id, rule_id)
             return rule_to_dict(update_rule(s, rule, changes, fields, app.now()))
 
-    @delete("/{rule_id:int}", sync_to_thread=True, summary="Delete a keyword rule")
+    @delete("/{rule_id:int}", sync_to_thread=True, summary="Delete a keyword rule", guards=[needs("admin")])
     def remove(self, request: Request, auth: NamedDependency[Auth], rule_id: Id) -> None:
-        auth.require("admin")
         with sopflow_app(request).tx() as s:
             delete_rule(s, get_rule(s, auth.tenant_id, rule_id))
 
@@ -102,10 +107,10 @@ class KeywordRuleController(Controller):
         sync_to_thread=True,
         status_code=200,
         summary="Show what a message would match and which actions would apply; changes nothing",
+        guards=[needs("read")],
     )
     def test_text(
         self, request: Request, auth: NamedDependency[Auth], data: JSONBody[KeywordTest]
     ) -> dict[str, Any]:
-        auth.require("read")
         with sopflow_app(request).tx() as s:
             return dry_run(s, auth.tenant_id, data.text, include_disabled=data.include_disabled)

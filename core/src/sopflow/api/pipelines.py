@@ -9,7 +9,7 @@ from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from sopflow.api.auth import Auth, sopflow_app
+from sopflow.api.auth import Auth, needs, sopflow_app
 from sopflow.api.params import Id
 from sopflow.api.schemas import PipelineCreate, StageCreate, StageUpdate
 from sopflow.engine.journeys.manage import journey_of_pipeline
@@ -41,20 +41,18 @@ class PipelineController(Controller):
     path = "/api/v1/pipelines"
     tags = ["pipelines"]
 
-    @get("/", sync_to_thread=True, summary="List pipelines with their stages")
+    @get("/", sync_to_thread=True, summary="List pipelines with their stages", guards=[needs("read")])
     def list_pipelines(self, request: Request, auth: NamedDependency[Auth]) -> list[dict[str, Any]]:
-        auth.require("read")
         with sopflow_app(request).tx() as s:
             rows = s.scalars(
                 sa.select(Pipeline).where(Pipeline.tenant_id == auth.tenant_id).order_by(Pipeline.id)
             )
             return [pipeline_to_dict(s, p) for p in rows]
 
-    @post("/", sync_to_thread=True, summary="Create a pipeline with ordered stages")
+    @post("/", sync_to_thread=True, summary="Create a pipeline with ordered stages", guards=[needs("admin")])
     def create(
         self, request: Request, auth: NamedDependency[Auth], data: JSONBody[PipelineCreate]
     ) -> dict[str, Any]:
-        auth.require("admin")
         app = sopflow_app(request)
         name, stages = data.name, [{"name": st.name} for st in data.stages]
         if data.template is not None:  # a plugin's pipeline template (register_pipelines)
@@ -72,15 +70,18 @@ class PipelineController(Controller):
             p = create_pipeline(s, auth.tenant_id, name, stages, app.now())
             return pipeline_to_dict(s, p)
 
-    @get("/{pipeline_id:int}", sync_to_thread=True, summary="One pipeline")
+    @get("/{pipeline_id:int}", sync_to_thread=True, summary="One pipeline", guards=[needs("read")])
     def get_one(self, request: Request, auth: NamedDependency[Auth], pipeline_id: Id) -> dict[str, Any]:
-        auth.require("read")
         with sopflow_app(request).tx() as s:
             return pipeline_to_dict(s, get_pipeline(s, auth.tenant_id, pipeline_id))
 
-    @delete("/{pipeline_id:int}", sync_to_thread=True, summary="Delete an unused pipeline")
+    @delete(
+        "/{pipeline_id:int}",
+        sync_to_thread=True,
+        summary="Delete an unused pipeline",
+        guards=[needs("admin")],
+    )
     def remove(self, request: Request, auth: NamedDependency[Auth], pipeline_id: Id) -> None:
-        auth.require("admin")
         with sopflow_app(request).tx() as s:
             p = get_pipeline(s, auth.tenant_id, pipeline_id)
             not_a_journey(s, p.id)
@@ -93,11 +94,10 @@ class PipelineController(Controller):
             s.flush()
             s.delete(p)
 
-    @post("/{pipeline_id:int}/stages", sync_to_thread=True, summary="Add a stage")
+    @post("/{pipeline_id:int}/stages", sync_to_thread=True, summary="Add a stage", guards=[needs("admin")])
     def create_stage(
         self, request: Request, auth: NamedDependency[Auth], pipeline_id: Id, data: StageCreate
     ) -> dict[str, Any]:
-        auth.require("admin")
         with sopflow_app(request).tx() as s:
             not_a_journey(s, pipeline_id)
             return stage_to_dict(
@@ -109,11 +109,12 @@ class StageController(Controller):
     path = "/api/v1/stages"
     tags = ["pipelines"]
 
-    @patch("/{stage_id:int}", sync_to_thread=True, summary="Rename or reorder a stage")
+    @patch(
+        "/{stage_id:int}", sync_to_thread=True, summary="Rename or reorder a stage", guards=[needs("admin")]
+    )
     def update(
         self, request: Request, auth: NamedDependency[Auth], stage_id: Id, data: JSONBody[StageUpdate]
     ) -> dict[str, Any]:
-        auth.require("admin")
         with sopflow_app(request).tx() as s:
             stage = get_stage(s, auth.tenant_id, stage_id)
             not_a_journey(s, stage.pipeline_id)
@@ -132,9 +133,8 @@ class StageController(Controller):
             s.flush()
             return stage_to_dict(stage)
 
-    @delete("/{stage_id:int}", sync_to_thread=True, summary="Delete an empty stage")
+    @delete("/{stage_id:int}", sync_to_thread=True, summary="Delete an empty stage", guards=[needs("admin")])
     def remove(self, request: Request, auth: NamedDependency[Auth], stage_id: Id) -> None:
-        auth.require("admin")
         with sopflow_app(request).tx() as s:
             stage: Stage = get_stage(s, auth.tenant_id, stage_id)
             not_a_journey(s, stage.pipeline_id)

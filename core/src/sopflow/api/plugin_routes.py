@@ -10,7 +10,7 @@ from typing import Any
 
 from litestar import Request, Response, route
 from litestar.handlers import HTTPRouteHandler
-from sopflow_sdk import InboundRequest, InboundResponse, SignatureError
+from sopflow_sdk import InboundRequest, InboundResponse, ScopeError, SignatureError
 
 from sopflow.app import SopflowApp
 from sopflow.host import PluginHost
@@ -40,6 +40,12 @@ def _make_handler(app: SopflowApp, plugin: str, spec: Any) -> HTTPRouteHandler:
 
         try:
             result: InboundResponse = await to_thread.run_sync(spec.handler, inbound, host)
+        except ScopeError as exc:
+            return Response(
+                {"type": "about:blank", "title": "Forbidden", "status": 403, "detail": exc.user_message},
+                status_code=403,
+                media_type="application/problem+json",
+            )
         except SignatureError as exc:
             app.log.warning("inbound_rejected", plugin=plugin, reason=exc.internal_message)
             return Response(

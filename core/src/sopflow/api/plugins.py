@@ -8,7 +8,7 @@ from litestar import Controller, Request, get, put
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from sopflow.api.auth import Auth, sopflow_app
+from sopflow.api.auth import Auth, needs, sopflow_app
 from sopflow.api.schemas import PluginSwitch
 from sopflow.app import SopflowApp
 from sopflow.errors import InvalidInput, NotFound
@@ -33,18 +33,26 @@ class PluginController(Controller):
     path = "/api/v1/plugins"
     tags = ["plugins"]
 
-    @get("/", sync_to_thread=True, summary="Installed plugins and whether each is on for this tenant")
+    @get(
+        "/",
+        sync_to_thread=True,
+        summary="Installed plugins and whether each is on for this tenant",
+        guards=[needs("read")],
+    )
     def list_plugins(self, request: Request, auth: NamedDependency[Auth]) -> list[dict[str, Any]]:
-        auth.require("read")
         app = sopflow_app(request)
         with app.tx() as s:
             return plugin_rows(app, app.disabled_plugins(s, auth.tenant_id))
 
-    @put("/{name:str}", sync_to_thread=True, summary="Switch a plugin on or off for this tenant")
+    @put(
+        "/{name:str}",
+        sync_to_thread=True,
+        summary="Switch a plugin on or off for this tenant",
+        guards=[needs("admin")],
+    )
     def switch(
         self, request: Request, auth: NamedDependency[Auth], name: str, data: JSONBody[PluginSwitch]
     ) -> dict[str, Any]:
-        auth.require("admin")
         app = sopflow_app(request)
         info = app.plugins.infos.get(name)
         if info is None:

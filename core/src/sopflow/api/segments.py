@@ -10,7 +10,7 @@ from litestar import Controller, Request, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from sopflow.api.auth import Auth, sopflow_app
+from sopflow.api.auth import Auth, needs, sopflow_app
 from sopflow.api.params import BodyId, BodyLimit, Id
 from sopflow.engine.customers.fields import field_definitions
 from sopflow.engine.customers.records import customer_to_dict
@@ -34,9 +34,8 @@ class SegmentController(Controller):
     path = "/api/v1/segments"
     tags = ["segments"]
 
-    @get("/", sync_to_thread=True, summary="List saved segments")
+    @get("/", sync_to_thread=True, summary="List saved segments", guards=[needs("read")])
     def list_segments(self, request: Request, auth: NamedDependency[Auth]) -> list[dict[str, Any]]:
-        auth.require("read")
         with sopflow_app(request).tx() as s:
             return [
                 segment_to_dict(x)
@@ -45,25 +44,27 @@ class SegmentController(Controller):
                 )
             ]
 
-    @post("/", sync_to_thread=True, summary='Save a rule as a segment (usable as {"segment": id} in rules)')
+    @post(
+        "/",
+        sync_to_thread=True,
+        summary='Save a rule as a segment (usable as {"segment": id} in rules)',
+        guards=[needs("admin")],
+    )
     def create(
         self, request: Request, auth: NamedDependency[Auth], data: JSONBody[SegmentCreate]
     ) -> dict[str, Any]:
-        auth.require("admin")
         app = sopflow_app(request)
         with app.tx() as s:
             fields = field_definitions(s, auth.tenant_id, app.plugins)
             return segment_to_dict(create_segment(s, auth.tenant_id, data.name, data.rule, fields, app.now()))
 
-    @get("/{segment_id:int}", sync_to_thread=True, summary="One segment")
+    @get("/{segment_id:int}", sync_to_thread=True, summary="One segment", guards=[needs("read")])
     def get_one(self, request: Request, auth: NamedDependency[Auth], segment_id: Id) -> dict[str, Any]:
-        auth.require("read")
         with sopflow_app(request).tx() as s:
             return segment_to_dict(get_segment(s, auth.tenant_id, segment_id))
 
-    @delete("/{segment_id:int}", sync_to_thread=True, summary="Delete a segment")
+    @delete("/{segment_id:int}", sync_to_thread=True, summary="Delete a segment", guards=[needs("admin")])
     def remove(self, request: Request, auth: NamedDependency[Auth], segment_id: Id) -> None:
-        auth.require("admin")
         with sopflow_app(request).tx() as s:
             s.delete(get_segment(s, auth.tenant_id, segment_id))
 
@@ -72,11 +73,11 @@ class SegmentController(Controller):
         sync_to_thread=True,
         status_code=200,
         summary="Count a rule's audience and show a sample page",
+        guards=[needs("read")],
     )
     def preview_rule(
         self, request: Request, auth: NamedDependency[Auth], data: JSONBody[PreviewRequest]
     ) -> dict[str, Any]:
-        auth.require("read")
         if not 1 <= data.limit <= 200:
             raise InvalidInput([("limit", "use 1 to 200")])
         app = sopflow_app(request)

@@ -10,7 +10,7 @@ from litestar import Controller, Request, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from sopflow.api.auth import Auth, sopflow_app
+from sopflow.api.auth import Auth, needs, sopflow_app
 from sopflow.api.params import Id, Limit, OptionalCursor, OptionalId
 from sopflow.app import SopflowApp
 from sopflow.conditions.storage import parse_instant
@@ -86,27 +86,29 @@ class SopController(Controller):
     path = "/api/v1/sops"
     tags = ["sops"]
 
-    @get("/", sync_to_thread=True, summary="List SOPs")
+    @get("/", sync_to_thread=True, summary="List SOPs", guards=[needs("read")])
     def list_sops(self, request: Request, auth: NamedDependency[Auth]) -> list[dict[str, Any]]:
-        auth.require("read")
         with sopflow_app(request).tx() as s:
             return [
                 sop_to_dict(s, x)
                 for x in s.scalars(sa.select(Sop).where(Sop.tenant_id == auth.tenant_id).order_by(Sop.id))
             ]
 
-    @post("/", sync_to_thread=True, summary="Create an SOP (as a draft)")
+    @post("/", sync_to_thread=True, summary="Create an SOP (as a draft)", guards=[needs("admin")])
     def create(
         self, request: Request, auth: NamedDependency[Auth], data: JSONBody[SopCreate]
     ) -> dict[str, Any]:
-        auth.require("admin")
         app = sopflow_app(request)
         with app.tx() as s:
             return sop_to_dict(s, create_sop(s, app, auth.tenant_id, data.name, data.definition, app.now()))
 
-    @get("/{sop_id:int}", sync_to_thread=True, summary="One SOP with its current definition")
+    @get(
+        "/{sop_id:int}",
+        sync_to_thread=True,
+        summary="One SOP with its current definition",
+        guards=[needs("read")],
+    )
     def get_one(self, request: Request, auth: NamedDependency[Auth], sop_id: Id) -> dict[str, Any]:
-        auth.require("read")
         with sopflow_app(request).tx() as s:
             return sop_to_dict(s, get_sop(s, auth.tenant_id, sop_id))
 
@@ -114,19 +116,23 @@ class SopController(Controller):
         "/{sop_id:int}",
         sync_to_thread=True,
         summary="Edit; a started SOP gets a new version, running enrolments keep theirs",
+        guards=[needs("admin")],
     )
     def update(
         self, request: Request, auth: NamedDependency[Auth], sop_id: Id, data: JSONBody[SopUpdate]
     ) -> dict[str, Any]:
-        auth.require("admin")
         app = sopflow_app(request)
         with app.tx() as s:
             sop = user_sop(s, get_sop(s, auth.tenant_id, sop_id, lock=True))
             return sop_to_dict(s, update_sop(s, app, sop, data.name, data.definition, app.now()))
 
-    @get("/{sop_id:int}/versions", sync_to_thread=True, summary="Every version of the SOP")
+    @get(
+        "/{sop_id:int}/versions",
+        sync_to_thread=True,
+        summary="Every version of the SOP",
+        guards=[needs("read")],
+    )
     def versions(self, request: Request, auth: NamedDependency[Auth], sop_id: Id) -> list[dict[str, Any]]:
-        auth.require("read")
         with sopflow_app(request).tx() as s:
             get_sop(s, auth.tenant_id, sop_id)
             rows = s.scalars(
@@ -147,9 +153,9 @@ class SopController(Controller):
         sync_to_thread=True,
         status_code=200,
         summary="Start; a nurture SOP's audience is enrolled in the background",
+        guards=[needs("admin")],
     )
     def start(self, request: Request, auth: NamedDependency[Auth], sop_id: Id) -> dict[str, Any]:
-        auth.require("admin")
         app = sopflow_app(request)
         with app.tx() as s:
             sop = start_sop(s, user_sop(s, get_sop(s, auth.tenant_id, sop_id, lock=True)), app.now())
@@ -164,23 +170,30 @@ class SopController(Controller):
         sync_to_thread=True,
         status_code=200,
         summary="Stop; pending touches are cancelled and recorded",
+        guards=[needs("admin")],
     )
     def stop(self, request: Request, auth: NamedDependency[Auth], sop_id: Id) -> dict[str, Any]:
-        auth.require("admin")
         app = sopflow_app(request)
         with app.tx() as s:
             sop = user_sop(s, get_sop(s, auth.tenant_id, sop_id, lock=True))
             ended = stop_sop(s, sop, app.now(), field_definitions(s, auth.tenant_id, app.plugins))
             return {**sop_to_dict(s, sop), "enrollments_stopped": ended}
 
-    @get("/{sop_id:int}/stats", sync_to_thread=True, summary="Totals per SOP and per step")
+    @get(
+        "/{sop_id:int}/stats",
+        sync_to_thread=True,
+        summary="Totals per SOP and per step",
+        guards=[needs("read")],
+    )
     def stats(self, request: Request, auth: NamedDependency[Auth], sop_id: Id) -> dict[str, Any]:
-        auth.require("read")
         with sopflow_app(request).tx() as s:
             return sop_stats(s, get_sop(s, auth.tenant_id, sop_id))
 
     @get(
-        "/{sop_id:int}/enrollments", sync_to_thread=True, summary="Enrolled customers, status and next touch"
+        "/{sop_id:int}/enrollments",
+        sync_to_thread=True,
+        summary="Enrolled customers, status and next touch",
+        guards=[needs("read")],
     )
     def enrollments(
         self,
@@ -191,7 +204,6 @@ class SopController(Controller):
         limit: Limit = 100,
         status: str | None = None,
     ) -> dict[str, Any]:
-        auth.require("read")
         query = sa.select(Enrollment).where(
             Enrollment.sop_id == sop_id, Enrollment.tenant_id == auth.tenant_id
         )
@@ -221,11 +233,11 @@ class EnrollmentController(Controller):
         sync_to_thread=True,
         status_code=200,
         summary="End one customer's enrolment by hand, with tags and a flow target",
+        guards=[needs("admin")],
     )
     def end(
         self, request: Request, auth: NamedDependency[Auth], enrollment_id: Id, data: JSONBody[EndEnrollment]
     ) -> dict[str, Any]:
-        auth.require("admin")
         app = sopflow_app(request)
         with app.tx() as s:
             fields = field_definitions(s, auth.tenant_id, app.plugins)
@@ -239,7 +251,12 @@ class TouchController(Controller):
     path = "/api/v1/touches"
     tags = ["sops"]
 
-    @get("/", sync_to_thread=True, summary="Touches, filtered by status, customer, SOP and due window")
+    @get(
+        "/",
+        sync_to_thread=True,
+        summary="Touches, filtered by status, customer, SOP and due window",
+        guards=[needs("read")],
+    )
     def list_touches(
         self,
         request: Request,
@@ -252,7 +269,6 @@ class TouchController(Controller):
         due_after: str | None = None,
         due_before: str | None = None,
     ) -> dict[str, Any]:
-        auth.require("read")
         query = sa.select(Touch).where(Touch.tenant_id == auth.tenant_id)
         for value, column in (
             (status, Touch.status),
@@ -277,9 +293,9 @@ class TouchController(Controller):
         sync_to_thread=True,
         status_code=200,
         summary="Dispatch due touches now (manual clock only: tests, demos, previews)",
+        guards=[needs("admin")],
     )
     def dispatch(self, request: Request, auth: NamedDependency[Auth]) -> dict[str, Any]:
-        auth.require("admin")
         app = sopflow_app(request)
         if not app.clock.manual:
             from sopflow.errors import Conflict

@@ -9,7 +9,7 @@ from litestar import Controller, Request, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from sopflow.api.auth import Auth, sopflow_app
+from sopflow.api.auth import Auth, needs, sopflow_app
 from sopflow.api.params import Id
 from sopflow.api.schemas import StaffCreate, StaffUpdate
 from sopflow.errors import Conflict, InvalidInput, NotFound
@@ -24,9 +24,8 @@ class StaffController(Controller):
     path = "/api/v1/staff"
     tags = ["staff"]
 
-    @get("/", sync_to_thread=True, summary="List staff members")
+    @get("/", sync_to_thread=True, summary="List staff members", guards=[needs("read")])
     def list_staff(self, request: Request, auth: NamedDependency[Auth]) -> list[dict[str, Any]]:
-        auth.require("read")
         with sopflow_app(request).tx() as s:
             return [
                 staff_to_dict(m)
@@ -35,11 +34,15 @@ class StaffController(Controller):
                 )
             ]
 
-    @post("/", sync_to_thread=True, summary="Add a staff member by their channel user id")
+    @post(
+        "/",
+        sync_to_thread=True,
+        summary="Add a staff member by their channel user id",
+        guards=[needs("admin")],
+    )
     def create(
         self, request: Request, auth: NamedDependency[Auth], data: JSONBody[StaffCreate]
     ) -> dict[str, Any]:
-        auth.require("admin")
         if not data.external_id.strip() or len(data.external_id) > 128:
             raise InvalidInput([("external_id", "the staff member's channel user id, 1–128 characters")])
         app = sopflow_app(request)
@@ -60,17 +63,15 @@ class StaffController(Controller):
             s.flush()
             return staff_to_dict(m)
 
-    @get("/{staff_id:int}", sync_to_thread=True, summary="One staff member")
+    @get("/{staff_id:int}", sync_to_thread=True, summary="One staff member", guards=[needs("read")])
     def get_one(self, request: Request, auth: NamedDependency[Auth], staff_id: Id) -> dict[str, Any]:
-        auth.require("read")
         with sopflow_app(request).tx() as s:
             return staff_to_dict(self._get(s, auth, staff_id))
 
-    @patch("/{staff_id:int}", sync_to_thread=True, summary="Rename a staff member")
+    @patch("/{staff_id:int}", sync_to_thread=True, summary="Rename a staff member", guards=[needs("admin")])
     def update(
         self, request: Request, auth: NamedDependency[Auth], staff_id: Id, data: JSONBody[StaffUpdate]
     ) -> dict[str, Any]:
-        auth.require("admin")
         with sopflow_app(request).tx() as s:
             m = self._get(s, auth, staff_id)
             m.name = data.name

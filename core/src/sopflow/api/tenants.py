@@ -11,7 +11,7 @@ from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from sopflow.api.auth import Auth, sopflow_app
+from sopflow.api.auth import Auth, needs, sopflow_app
 from sopflow.api.params import Id
 from sopflow.api.schemas import ApiKeyCreate, TenantCreate, TenantUpdate
 from sopflow.engine.customers.tenants import check_timezone, create_tenant, issue_api_key
@@ -49,9 +49,8 @@ class TenantController(Controller):
     path = "/api/v1/tenants"
     tags = ["tenants"]
 
-    @get("/current", sync_to_thread=True, summary="The tenant of the calling key")
+    @get("/current", sync_to_thread=True, summary="The tenant of the calling key", guards=[needs("read")])
     def current(self, request: Request, auth: NamedDependency[Auth]) -> dict[str, Any]:
-        auth.require("read")
         with sopflow_app(request).tx() as s:
             return tenant_to_dict(s.get(Tenant, auth.tenant_id))  # type: ignore[arg-type]
 
@@ -59,11 +58,11 @@ class TenantController(Controller):
         "/current",
         sync_to_thread=True,
         summary="Change the tenant's default time zone and per-customer daily push cap",
+        guards=[needs("admin")],
     )
     def update(
         self, request: Request, auth: NamedDependency[Auth], data: JSONBody[TenantUpdate]
     ) -> dict[str, Any]:
-        auth.require("admin")
         with sopflow_app(request).tx() as s:
             tenant = s.get(Tenant, auth.tenant_id)
             assert tenant is not None
@@ -106,26 +105,30 @@ class ApiKeyController(Controller):
     path = "/api/v1/api-keys"
     tags = ["api-keys"]
 
-    @get("/", sync_to_thread=True, summary="List the tenant's API keys (never the keys themselves)")
+    @get(
+        "/",
+        sync_to_thread=True,
+        summary="List the tenant's API keys (never the keys themselves)",
+        guards=[needs("admin")],
+    )
     def list_keys(self, request: Request, auth: NamedDependency[Auth]) -> list[dict[str, Any]]:
-        auth.require("admin")
         with sopflow_app(request).tx() as s:
             rows = s.scalars(sa.select(ApiKey).where(ApiKey.tenant_id == auth.tenant_id).order_by(ApiKey.id))
             return [key_to_dict(k) for k in rows]
 
-    @post("/", sync_to_thread=True, summary="Create a key; the response shows it once")
+    @post(
+        "/", sync_to_thread=True, summary="Create a key; the response shows it once", guards=[needs("admin")]
+    )
     def create_key(
         self, request: Request, auth: NamedDependency[Auth], data: JSONBody[ApiKeyCreate]
     ) -> dict[str, Any]:
-        auth.require("admin")
         app = sopflow_app(request)
         with app.tx() as s:
             key, token = issue_api_key(s, auth.tenant_id, data.scopes, app.now(), data.name)
             return {**key_to_dict(key), "api_key": token}
 
-    @delete("/{key_id:int}", sync_to_thread=True, summary="Revoke a key")
+    @delete("/{key_id:int}", sync_to_thread=True, summary="Revoke a key", guards=[needs("admin")])
     def revoke(self, request: Request, auth: NamedDependency[Auth], key_id: Id) -> None:
-        auth.require("admin")
         app = sopflow_app(request)
         with app.tx() as s:
             key = s.scalar(sa.select(ApiKey).where(ApiKey.id == key_id, ApiKey.tenant_id == auth.tenant_id))

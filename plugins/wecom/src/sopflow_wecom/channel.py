@@ -82,8 +82,7 @@ WECOM_SETTINGS = SettingsSchema(
     Setting(
         "corp_id",
         required=True,
-        min_length=1,
-        max_length=64,
+        pattern="[A-Za-z0-9]{1,64}",
         example="ww0123456789abcdef",
         description="the corp's CorpID (My Company → Company Information)",
     ),
@@ -93,6 +92,14 @@ WECOM_SETTINGS = SettingsSchema(
         minimum=1,
         example=1000002,
         description="the self-built app's AgentId; needed for staff notices",
+    ),
+    Setting(
+        "callback_max_age_seconds",
+        "integer",
+        minimum=30,
+        maximum=86_400,
+        default=300,
+        description="refuse a callback whose timestamp is further than this from now (replays)",
     ),
     Setting("base_url", pattern=r"https?://\S+", description="the WeCom API's address (tests, a proxy)"),
     Setting(
@@ -111,8 +118,8 @@ WECOM_SETTINGS = SettingsSchema(
     Setting(
         "callback_token",
         secret=True,
-        max_length=32,
-        description="the Token of the app's 接收消息 (API receive) settings",
+        pattern="[A-Za-z0-9]{1,32}",
+        description="the Token of the app's 接收消息 (API receive) settings: up to 32 letters/digits",
     ),
     Setting(
         "encoding_aes_key",

@@ -81,23 +81,33 @@ def _s(msg: Mapping[str, Any], key: str) -> str:
     return value if isinstance(value, str) else ""
 
 
+#: The fields that tell one callback event from another.  WeCom documents
+#: ``FromUserName + CreateTime`` for events; a change event's ``FromUserName`` is
+#: ``sys`` and two customers added in one second share a ``CreateTime``, so the
+#: event's own subjects are part of its key too.
+_EVENT_KEY = (
+    "ToUserName",
+    "FromUserName",
+    "CreateTime",
+    "MsgType",
+    "Event",
+    "ChangeType",
+    "UserID",
+    "ExternalUserID",
+    "ChatId",
+    "UpdateDetail",
+    "Id",
+    "TagType",
+)
+#: A message is keyed by its ``MsgId`` alone (within the corp and app), as WeCom
+#: documents: a retry may carry another ``CreateTime``.
+_MESSAGE_KEY = ("ToUserName", "AgentID", "MsgId")
+
+
 def idempotency_key(msg: Mapping[str, Any]) -> str:
-    """``wecom:`` + sha256 of the fields that identify one callback."""
-    keys = (
-        "ToUserName",
-        "FromUserName",
-        "CreateTime",
-        "MsgType",
-        "Event",
-        "ChangeType",
-        "UserID",
-        "ExternalUserID",
-        "ChatId",
-        "UpdateDetail",
-        "Id",
-        "TagType",
-        "MsgId",
-    )
+    """``wecom:`` + sha256 of the fields that identify one callback: the
+    ``MsgId`` of a message, the documented key (and subjects) of an event."""
+    keys = _MESSAGE_KEY if _s(msg, "MsgId") else _EVENT_KEY
     material = "\x1f".join(f"{k}={_s(msg, k)}" for k in keys)
     return "wecom:" + hashlib.sha256(material.encode("utf-8")).hexdigest()
 

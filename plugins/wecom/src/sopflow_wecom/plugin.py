@@ -61,13 +61,35 @@ def crypto_for(account: Any) -> WeComCrypto:
     return WeComCrypto(secrets["callback_token"], secrets["encoding_aes_key"], config["corp_id"])
 
 
+#: How far a callback's ``timestamp`` may be from now before it is refused as a
+#: replay, unless the account sets ``callback_max_age_seconds``.  WeCom sends a
+#: callback at once and retries within seconds; five minutes leaves room for
+#: clock skew without letting an old, captured request be replayed.
+CALLBACK_MAX_AGE_SECONDS = 300
+
+
+def _reject(account_id: int, status: int, reason: str, answer: str | None = None) -> InboundResponse:
+    """Refuse a callback and log who it was for and why (never a secret: the
+    reasons come from our checks, not from the request)."""
+    log.warning("wecom callback refused: account %s: %s", account_id, reason)
+    return _text(status, answer or reason)
+
+
+def _stale(account: Any, timestamp: str, host: Host) -> str | None:
+    """Why ``timestamp`` is outside the account's replay window, or None."""
+    window = account.config.get("callback_max_age_seconds") or CALLBACK_MAX_AGE_SECONDS
+    if not timestamp.isdigit() or len(timestamp) > 12:
+        return "timestamp is not a Unix time"
+    age = host.now().timestamp() - int(timestamp)
+    if abs(age) > window:
+        return f"timestamp is {int(age)} s from now, outside the {window} s replay window"
+    return None
+
+
 def handle_callback(request: InboundRequest, host: Host) -> InboundResponse:
     """GET: the echostr handshake.  POST: verify, decrypt, ingest, answer 200 empty."""
-    try:
-        account_id = int(request.path_params.get("account_id", ""))
-    except ValueError:
-        return _text(404, "unknown WeCom account")
-    account = host.channel_account(account_id)
+    raw_id = request.path_params.get("account_id", "")
+    account = host.channel_account(int(raw_id)) if raw_id.isdigit() and len(raw_id) < 16 else None
     if account is None or account.channel != CHANNEL:
         return _text(404, "unknown WeCom account")
     q = request.query
@@ -75,18 +97,21 @@ def handle_callback(request: InboundRequest, host: Host) -> InboundResponse:
     if request.method == "GET" and not q.get("echostr"):
         missing.append("echostr")
     if missing:
-        return _text(400, f"missing query parameters: {', '.join(missing)}")
+        return _reject(account.id, 400, f"missing query parameters: {', '.join(missing)}")
+    stale = _stale(account, q["timestamp"], host)
+    if stale:
+        return _reject(account.id, 403, stale)
     try:
         crypto = crypto_for(account)
         if request.method == "GET":
             plain = crypto.verify_url(q["msg_signature"], q["timestamp"], q["nonce"], q["echostr"])
             return _text(200, plain)
         xml = crypto.decrypt_envelope(q["msg_signature"], q["timestamp"], q["nonce"], request.body)
+        events = parse_callback(xml)
     except SignatureError as exc:
-        return _text(403, exc.user_message)
-    except ConfigError as exc:
-        return _text(500, exc.user_message)
-    events = parse_callback(xml)
+        return _reject(account.id, 403, exc.internal_message, exc.user_message)
+    except ConfigError as exc:  # an account that takes no callbacks: nothing to retry
+        return _reject(account.id, 404, exc.internal_message, exc.user_message)
     if events:
         outcomes = host.ingest(account.tenant_id, events)
         for ev, outcome in zip(events, outcomes, strict=False):

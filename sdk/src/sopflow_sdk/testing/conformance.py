@@ -356,6 +356,12 @@ class ChannelConformance:
         return invalid_configs
 
     def _refusal(self, spec: ChannelSpec, invalid: InvalidConfig) -> ConfigError:
+        """The refusal of an invalid config where core makes it: at save, by the
+        declared settings when the spec has them, else by the factory."""
+        if spec.settings is not None:
+            _, problems = spec.settings.check(dict(invalid.config), invalid.secrets)
+            if problems:
+                return ConfigError(problems, subject=f"{spec.name} account")
         with pytest.raises(ConfigError) as info:
             spec.factory(dict(invalid.config), as_secrets(invalid.secrets))
         return info.value
