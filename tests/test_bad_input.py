@@ -105,3 +105,18 @@ def test_manual_clock_advances(api, manual_clock):
     assert r.status_code == 200
     assert (manual_clock.now() - start).total_seconds() == 5 * 86400 + 7200
     assert api.post("/api/v1/clock/advance", json={"days": -1}).status_code == 422
+
+
+def test_sop_keys_outside_definition_say_where_they_go(api, sopflow_app):
+    before = row_counts(sopflow_app)
+    r = api.post("/api/v1/sops", json={"name": "welcome", "kind": "new_customer", "steps": []})
+    assert r.status_code == 422
+    [error] = r.json()["errors"]
+    assert error["field"] in ("kind", "steps")
+    assert 'inside "definition"' in error["message"]
+    nested = api.post(
+        "/api/v1/customers", json={"identities": [{"channel": "c", "external_id": "e", "x": 1}]}
+    )
+    assert nested.status_code == 422
+    assert nested.json()["errors"][0]["field"] == "identities[0].x"
+    assert row_counts(sopflow_app) == before

@@ -301,6 +301,32 @@ def test_up_serves_health_and_stops_on_sigterm(tmp_path: Path) -> None:
         httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
 
 
+def test_up_on_a_taken_port_says_so_and_starts_nothing(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        env = clean_env(tmp_path, SOPFLOW_PLUGINS="")
+        r = sopflow("up", "--host", "127.0.0.1", "--port", str(port), env=env, timeout=60)
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr[-800:]
+    assert f"127.0.0.1:{port}" in r.stderr and "--port" in r.stderr
+    assert "API on" not in r.stdout and "sopflow up: database" not in r.stdout  # nothing was started
+
+
+def test_a_second_up_says_how_to_get_a_key(sopflow_app: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from sopflow.cli import _ensure_first_tenant
+    from sopflow_sdk.testing.harness import new_tenant
+
+    _ensure_first_tenant(sopflow_app)
+    first = capsys.readouterr().out
+    assert "created tenant 'default'; admin API key (shown once): sfk_" in first
+    new_tenant(sopflow_app, "acme")
+    _ensure_first_tenant(sopflow_app)
+    again = capsys.readouterr().out
+    assert "sfk_" not in again  # a key is shown once, never again
+    assert "sopflow tenants create NAME" in again and "POST /api/v1/api-keys" in again
+
+
 def test_journeys_sync_places_customers_with_a_progress_bar(tmp_path: Path, database_url: str) -> None:
     from litestar.testing import TestClient
     from sopflow.api.app import build_api

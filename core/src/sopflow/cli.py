@@ -54,6 +54,8 @@ def up(host: str | None, port: int | None) -> None:
     from sopflow.worker.scheduler import Scheduler
 
     app = _app(embedded=True, migrate=True)
+    host, port = host or app.settings.host, port or app.settings.port
+    sock = _bind(host, port)  # before any worker or scheduler touches the database
     broker = make_broker(app.settings)
     install(app, broker)
     worker = start_worker(broker, app.settings.worker_threads)
@@ -65,7 +67,7 @@ def up(host: str | None, port: int | None) -> None:
     )
     _ensure_first_tenant(app)
     try:
-        _serve(app, host or app.settings.host, port or app.settings.port)
+        _serve(app, host, port, sock)
     finally:
         scheduler.stop()
         worker.stop()
@@ -82,13 +84,38 @@ def _ensure_first_tenant(app: Any) -> None:
 
     with app.tx() as s:
         if s.scalar(sa.select(sa.func.count()).select_from(Tenant)):
+            click.echo(
+                "existing tenants kept; a new admin key: `sopflow tenants create NAME` (a new tenant) "
+                "or POST /api/v1/api-keys with an admin key of the tenant"
+            )
             return
         tenant = create_tenant(s, "default", app.now(), app.settings.timezone)
         _, token = issue_api_key(s, tenant.id, ["admin"], app.now(), name="initial admin key")
     click.echo(f"created tenant 'default'; admin API key (shown once): {token}")
 
 
-def _serve(app: Any, host: str, port: int) -> None:
+def _bind(host: str, port: int) -> Any:
+    """A listening socket on ``host:port``, or a clear error when it is taken.
+    Binding first, and handing the socket to uvicorn, leaves no window in which
+    another process can take the port after the check."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise click.ClickException(
+            f"cannot listen on {host}:{port} ({exc.strerror}); another process has the port? "
+            "Pick another with --port (or SOPFLOW_PORT)"
+        ) from None
+    sock.listen(2048)
+    return sock
+
+
+def _serve(app: Any, host: str, port: int, sock: Any = None) -> None:
     import uvicorn
 
     # uvicorn stops gracefully on SIGTERM, then re-raises the signal to the handler
@@ -98,8 +125,9 @@ def _serve(app: Any, host: str, port: int) -> None:
 
     from sopflow.api.app import build_api
 
+    sock = sock or _bind(host, port)
     click.echo(f"API on http://{host}:{port}  (docs: http://{host}:{port}/schema)")
-    uvicorn.run(build_api(app), host=host, port=port, log_level="warning")
+    uvicorn.Server(uvicorn.Config(build_api(app), log_level="warning")).run(sockets=[sock])
 
 
 @main.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from litestar import MediaType, Request, Response
@@ -68,12 +69,34 @@ def _is_decode_error(detail: str) -> bool:
     return any(marker in detail.lower() for marker in _DECODE_ERRORS)
 
 
+_UNKNOWN_KEY = re.compile(r"Object contains unknown field `([^`]+)`(?: - at `\$\.?([^`]*)`)?")
+
+#: A newcomer's common mistake, per route: what to do with an unknown top-level key.
+_UNKNOWN_KEY_HINTS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(r"/api/v1/sops(/\d+)?/?"),
+        'an SOP is {"name": ..., "definition": {"kind": ..., "steps": [...]}}: '
+        'put `{key}` inside "definition"',
+    ),
+)
+
+
+def _body_error(path: str, item: dict[str, Any]) -> dict[str, str]:
+    """One validation problem, named by the key it is about (msgspec names the
+    object holding an unknown key, not the key)."""
+    field, message = _field_path(item) or "body", str(item.get("message", "invalid value"))
+    unknown = _UNKNOWN_KEY.fullmatch(message)
+    if unknown:
+        key, at = unknown.group(1), unknown.group(2)
+        top = field in ("data", "body") and not at
+        field = key if top else f"{at if field in ('data', 'body') else field}.{key}"
+        hint = next((h for route, h in _UNKNOWN_KEY_HINTS if top and route.fullmatch(path)), None)
+        message = hint.replace("{key}", key) if hint else "unknown key; see the request schema at /schema"
+    return {"field": field, "message": message}
+
+
 def handle_validation(request: Request, exc: ValidationException) -> Response[Any]:
-    errors = []
-    for item in exc.extra or []:
-        if isinstance(item, dict):
-            message = str(item.get("message", "invalid value"))
-            errors.append({"field": _field_path(item) or "body", "message": message})
+    errors = [_body_error(request.url.path, item) for item in exc.extra or [] if isinstance(item, dict)]
     detail = exc.detail or "the request is invalid"
     if not errors and _is_decode_error(detail):
         detail = "the request body is not valid JSON; send a JSON object with Content-Type: application/json"
