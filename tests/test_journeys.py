@@ -93,6 +93,12 @@ def test_dental_extraction_tag_places_and_reminds_the_first_adding_staff(api, so
     local = [t.sent_at.astimezone(SHANGHAI) for t in rows]
     start_day = entered.astimezone(SHANGHAI).date()
     assert [((d.date() - start_day).days, d.hour) for d in local] == [(1, 9), (7, 10)]
+    # who was told is on the touch and on its touch.sent event
+    dr_li = api.get("/api/v1/staff").json()
+    [staff_id] = [m["id"] for m in dr_li if m["external_id"] == "dr_li"]
+    assert all(t.outcome["staff"] == {"id": staff_id, "external_id": "dr_li"} for t in rows)
+    sent_events = api.get(f"/api/v1/events?type=touch.sent&customer_id={customer}").json()["items"]
+    assert [e["payload"]["staff"]["external_id"] for e in sent_events] == ["dr_li", "dr_li"]
 
 
 def test_leaving_the_stage_cancels_its_pending_reminders(api, sopflow_app, manual_clock):
@@ -215,6 +221,31 @@ def test_forwarded_reminders_respect_the_daily_push_cap(api, sopflow_app, manual
     days = [t.sent_at.astimezone(SHANGHAI).date() for t in rows]
     assert [t.status for t in rows] == ["sent", "sent"] and days[0] != days[1]
     assert rows[1].defer_reason == "customer_cap"
+
+
+def test_a_reminder_for_a_customer_with_no_owner_is_skipped_and_uses_no_slot(api, sopflow_app, manual_clock):
+    from sopflow.models import SendQuota
+
+    body = {
+        "name": "orphans",
+        "reminder_channel": "log",
+        "stages": [
+            {"name": "s", "rules": [tags_rule("t")], "reminders": [{"day": 1, "at": "09:00", "text": "a"}]}
+        ],
+    }
+    create_journey(api, body)
+    r = api.post("/api/v1/customers", json={"display_name": "nobody's", "tags": ["t"]})
+    assert r.status_code == 201, r.text
+    c = r.json()["id"]
+    run_days(sopflow_app, manual_clock, 3)
+    [row] = touches(sopflow_app, customer_id=c)
+    assert row.status == "skipped" and "no owner" in row.outcome["reason"]
+    assert not [m for m in log_channel(sopflow_app, api).sent if m.touchpoint == "staff_notice"]
+    with sopflow_app.tx() as s:
+        used = s.scalar(
+            sa.select(sa.func.coalesce(sa.func.sum(SendQuota.used), 0)).where(SendQuota.customer_id == c)
+        )
+    assert used == 0  # the customer's push that day is still free
 
 
 def test_follow_up_switch_notifies_staff_at_entry(api, sopflow_app, manual_clock):

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from time import monotonic
 from typing import Any
 
@@ -33,6 +33,7 @@ from sopflow.conditions import parse_duration, snapshot_customer
 from sopflow.engine.context import EngineContext
 from sopflow.engine.delivery import touch_rows
 from sopflow.engine.delivery.batch import DeliveryBatch
+from sopflow.engine.delivery.claim import give_back
 from sopflow.engine.delivery.outage_retry import retry_through_outage
 from sopflow.engine.delivery.outcomes import complete, record
 from sopflow.engine.delivery.sends import Outcome, build_sends, call_sends
@@ -40,7 +41,7 @@ from sopflow.engine.sops.enrolment import ACTIVE
 from sopflow.engine.sops.lifecycle import end_actions, end_enrollment
 from sopflow.engine.sops.step_actions import changes_data as step_changes_data
 from sopflow.logging import get_logger
-from sopflow.models import Enrollment, Touch
+from sopflow.models import Enrollment, SendQuota, Touch
 from sopflow.models.touch_status import TouchStatus
 from sopflow.outages import dependency_of
 
@@ -186,8 +187,12 @@ def _prepare_one(
     except SopflowError as exc:
         change["status"] = TouchStatus.SKIPPED if isinstance(exc, SkippableError) else TouchStatus.FAILED
         change["outcome"] = {**change["outcome"], "reason": exc.internal_message}
+        _give_back_slot(s, touch, change)  # nothing went out
         finished.add(touch.enrollment_id)
         return change["status"]
+    if customer.owner_staff_id and any(_to_staff(a) for a in step["actions"]):
+        staff = batch.staff[customer.owner_staff_id]  # who was told: on the touch and its touch.sent
+        change["outcome"] = {**change["outcome"], "staff": {"id": staff.id, "external_id": staff.external_id}}
     # A non-idempotent touch stays ``claimed`` until the transaction right before its
     # call marks it ``sending`` (see the module docstring).  Should the worker stop in
     # between, the touch is claimed again and prepared again, like a retry.
@@ -197,6 +202,23 @@ def _prepare_one(
     change["started_at"] = now  # the hand-off arrived: no longer the broker's to lose
     change["outcome"] = {**change["outcome"], "idempotent": idempotent}
     return Prepared(touch.id, sends, idempotent)
+
+
+def _to_staff(action: Mapping[str, Any]) -> bool:
+    return action.get("type") == "remind_staff" or (
+        action.get("type") == "send" and action.get("touchpoint") == "staff_notice"
+    )
+
+
+def _give_back_slot(s: Any, touch: Any, change: dict[str, Any]) -> None:
+    """A touch that took its daily-cap slot at the claim and then sent nothing
+    gives the slot back, so the customer's push that day is not lost to it."""
+    cap_day = change["outcome"].get("cap_day")
+    if cap_day:
+        give_back(
+            s, SendQuota.__table__, {"customer_id": touch.customer_id, "day": date.fromisoformat(cap_day)}
+        )
+        change["outcome"] = {k: v for k, v in change["outcome"].items() if k != "cap_day"}
 
 
 def _build(

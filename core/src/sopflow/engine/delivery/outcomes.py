@@ -7,7 +7,7 @@ Written with Core statements — one UPDATE for the batch's touches (executemany
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -87,7 +87,7 @@ def _record(
         statuses[row.id] = change["status"]
         if change["status"] in _SENT:
             enrollment = batch.enrollments.get(row.enrollment_id)
-            events.append(_sent_event(row, change["status"], now, enrollment.depth if enrollment else 0))
+            events.append(_sent_event(row, change, now, enrollment.depth if enrollment else 0))
         if change["status"] in DONE:
             done.add(row.enrollment_id)
     touch_rows.write(s, changes)
@@ -125,7 +125,15 @@ def _apply(row: Any, o: Outcome, now: datetime) -> dict[str, Any]:
     return change
 
 
-def _sent_event(row: Any, status: TouchStatus, now: datetime, depth: int) -> dict[str, Any]:
+def _sent_event(row: Any, change: Mapping[str, Any], now: datetime, depth: int) -> dict[str, Any]:
+    payload = {
+        "touch_id": row.id,
+        "sop_id": row.sop_id,
+        "step_index": row.step_index,
+        "status": change["status"],
+    }
+    if change["outcome"].get("staff"):  # a staff notice: who was told
+        payload["staff"] = change["outcome"]["staff"]
     return {
         "tenant_id": row.tenant_id,
         "customer_id": row.customer_id,
@@ -133,7 +141,7 @@ def _sent_event(row: Any, status: TouchStatus, now: datetime, depth: int) -> dic
         "idempotency_key": f"touch.sent:{row.id}",
         "occurred_at": now,
         "received_at": now,
-        "payload": {"touch_id": row.id, "sop_id": row.sop_id, "step_index": row.step_index, "status": status},
+        "payload": payload,
         "source": "sopflow",
         "depth": depth + 1,
         "evaluated_at": now,  # observational: the evaluate step skips it (evaluate.OBSERVATIONAL)
