@@ -141,3 +141,57 @@ def test_sunscreen_example_runs_day_5_10_15_30_40_in_two_zones(wecom_api: Any, m
         assert [t.status for t in rows] == ["sent"] * 5, [t.status for t in rows]
         local = [t.sent_at.astimezone(ZoneInfo(zone)).strftime("%m-%d %H:%M") for t in rows]
         assert local == [f"{d} 10:00" for d in days], (zone, local)
+
+
+TRY_IT = re.compile(r"^<!-- try-it -->\n```sh\n(.*?)^```", re.M | re.S)
+
+
+def test_the_try_it_block_runs_as_written_against_sopflow_up(tmp_path: Path) -> None:
+    """The page's first commands, run by bash and curl against a real `sopflow up`."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from tests.test_cli import KEY_LINE, clean_env, free_port, read
+
+    [script] = TRY_IT.findall(DOC.read_text(encoding="utf-8"))
+    port = free_port()
+    out, err = tmp_path / "up.out", tmp_path / "up.err"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sopflow.cli", "up", "--host", "127.0.0.1", "--port", str(port)],
+            env=clean_env(tmp_path, SOPFLOW_PLUGINS=""),
+            stdout=stdout,
+            stderr=stderr,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not KEY_LINE.search(read(out)) or not _answers(httpx, port):
+            assert proc.poll() is None and time.monotonic() < deadline, read(err)
+            time.sleep(0.2)
+        key = KEY_LINE.search(read(out)).group(1)
+        # the reader's two substitutions: their key, and (here) a free port
+        script = script.replace("KEY=sfk_...", f"KEY={key}").replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+        run = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, timeout=60
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+        *answers, enrollments = [json.loads(line) for line in run.stdout.splitlines() if line.strip()]
+        assert answers[3]["status"] == "started", answers[3]
+        assert answers[4]["results"][0]["status"] == "created", answers[4]
+        [enrolled] = enrollments["items"]
+        assert enrolled["status"] == "active" and enrolled["next_touch_at"] is not None, enrolled
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def _answers(httpx: Any, port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
