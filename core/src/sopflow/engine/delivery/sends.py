@@ -10,7 +10,6 @@ a session).
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -24,6 +23,7 @@ from sopflow_sdk import (
     SEND_ACTION_KEYS,
     AmbiguousSendError,
     Attachment,
+    FatalError,
     OutboundMessage,
     RetriableError,
     SendReceipt,
@@ -33,8 +33,8 @@ from sopflow_sdk import (
 
 from sopflow.engine.context import EngineContext
 from sopflow.engine.customers.records import record_change
-from sopflow.engine.sops.definition import templates
 from sopflow.engine.sops.step_actions import StepCall, StepPreparation, prepare_action
+from sopflow.engine.sops.templates import render_bounded
 from sopflow.logging import get_logger
 from sopflow.models import ChannelAccount, ChannelIdentity, Customer, Enrollment, Event, Staff, Touch
 from sopflow.models.touch_status import TouchStatus
@@ -84,18 +84,19 @@ def channel_for(
     return cache[key], account.id
 
 
-@functools.lru_cache(maxsize=1024)
-def _compiled(text: str) -> Any:
-    return templates.from_string(text)  # compiling a template costs more than rendering it
-
-
 def render(text: str, customer: Customer, staff_name: str) -> str:
-    """``text`` (a Jinja template from a step) rendered for ``customer`` and their staff member."""
-    return _compiled(text).render(
-        customer={"display_name": customer.display_name, "source": customer.source},
-        fields=customer.fields,
-        staff={"name": staff_name},
-    )
+    """``text`` (a Jinja template from a step) rendered for ``customer`` and their
+    staff member, within the template budget (``sops.templates``).  A template that
+    fails for this customer fails the touch with the reason; nothing is sent."""
+    try:
+        return render_bounded(
+            text,
+            customer={"display_name": customer.display_name, "source": customer.source},
+            fields=customer.fields,
+            staff={"name": staff_name},
+        )
+    except Exception as exc:  # the template's fault, never the worker's: reported on the touch
+        raise FatalError(f"the step's text cannot be rendered for this customer: {exc}") from None
 
 
 @dataclass

@@ -32,11 +32,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from jinja2 import TemplateSyntaxError
-from jinja2.sandbox import SandboxedEnvironment
 from sopflow_sdk import ATTACHMENT_KINDS, MAX_ATTACHMENTS, TOUCHPOINTS, ActionSpec, ChannelSpec, ConfigError
 
 from sopflow.conditions import RuleError, parse, parse_duration
 from sopflow.engine.sops.step_actions import DefinitionChecks, check_action
+from sopflow.engine.sops.templates import templates, trial_problem
 
 KINDS = ("new_customer", "nurture")
 #: The kind of the hidden SOPs that carry a journey stage's reminders: never
@@ -53,8 +53,6 @@ MAX_STEPS = 100
 MAX_DAY = 3650
 MAX_TEXT = 4000
 HHMM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
-
-templates = SandboxedEnvironment(autoescape=False)
 
 
 def validate_definition(
@@ -262,6 +260,10 @@ def template(text: Any, path: str, problems: list[tuple[str, str]]) -> str:
                 "use {{ customer.display_name }} or {{ fields.<key> }}",
             )
         )
+        return text
+    too_much = trial_problem(text)
+    if too_much:
+        problems.append((path, f"{too_much}; keep a message's template to what one message needs"))
     return text
 
 
