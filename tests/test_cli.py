@@ -351,7 +351,7 @@ def test_journeys_sync_places_customers_with_a_progress_bar(tmp_path: Path, data
                 "stages": [{"name": "vip", "rules": [{"conditions": [{"tags": {"any_of": ["vip"]}}]}]}],
             }
             journey = client.post("/api/v1/journeys", json=body, headers=auth).json()
-            assert client.post(f"/api/v1/journeys/{journey['id']}/start", headers=auth).status_code == 201
+            assert client.post(f"/api/v1/journeys/{journey['id']}/start", headers=auth).status_code == 200
     finally:
         app.dispose()
     r = sopflow("journeys", "sync", str(journey["id"]), "--batch", "3", env=env)

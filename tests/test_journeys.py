@@ -58,7 +58,7 @@ def create_journey(api, body, start=True) -> dict:
     journey = r.json()
     if start:
         r = api.post(f"/api/v1/journeys/{journey['id']}/start")
-        assert r.status_code == 201, r.text
+        assert r.status_code == 200, r.text
         journey = r.json()
     return journey
 
@@ -108,7 +108,7 @@ def test_leaving_the_stage_cancels_its_pending_reminders(api, sopflow_app, manua
     run_days(sopflow_app, manual_clock, 2)  # day-1 reminder out
     stage_id = {s["name"]: s["id"] for s in journey["stages"]}["咨询"]
     r = api.post(f"/api/v1/customers/{customer}/stage", json={"stage_id": stage_id, "cause": "manual"})
-    assert r.status_code == 201, r.text
+    assert r.status_code == 200, r.text
     run_days(sopflow_app, manual_clock, 10)
     statuses = [t.status for t in touches(sopflow_app, customer_id=customer)]
     assert statuses == ["sent", "cancelled"]
@@ -173,7 +173,7 @@ def test_automation_off_nobody_enters_automatically_but_staff_can_move(api, sopf
     c = add_customer(api, "wm-off", tags=["拔牙"])
     assert stage_of(api, c, journey) is None
     stage_id = journey["stages"][1]["id"]
-    assert api.post(f"/api/v1/customers/{c}/stage", json={"stage_id": stage_id}).status_code == 201
+    assert api.post(f"/api/v1/customers/{c}/stage", json={"stage_id": stage_id}).status_code == 200
     assert stage_of(api, c, journey) == "extraction"
     assert len(touches(sopflow_app, customer_id=c)) == 2  # reminders follow a manual move too
 
@@ -322,8 +322,8 @@ def test_at_most_three_active_journeys(api):
     r = api.post(f"/api/v1/journeys/{fourth['id']}/start")
     assert r.status_code == 409 and "at most 3" in r.json()["detail"]
     first = api.get("/api/v1/journeys").json()[0]
-    assert api.post(f"/api/v1/journeys/{first['id']}/stop").status_code == 201
-    assert api.post(f"/api/v1/journeys/{fourth['id']}/start").status_code == 201
+    assert api.post(f"/api/v1/journeys/{first['id']}/stop").status_code == 200
+    assert api.post(f"/api/v1/journeys/{fourth['id']}/start").status_code == 200
 
 
 def test_edit_keeps_stage_ids_and_history(api, sopflow_app):
@@ -431,7 +431,7 @@ def test_stats_now_over_time_and_conversion(api, sopflow_app, manual_clock):
 def test_stopping_cancels_pending_reminders(api, sopflow_app, manual_clock):
     journey = create_journey(api, DENTAL)
     c = add_customer(api, "wm-stop", tags=["拔牙"])
-    assert api.post(f"/api/v1/journeys/{journey['id']}/stop").status_code == 201
+    assert api.post(f"/api/v1/journeys/{journey['id']}/stop").status_code == 200
     run_days(sopflow_app, manual_clock, 9)
     assert {t.status for t in touches(sopflow_app, customer_id=c)} == {"cancelled"}
 

@@ -237,7 +237,7 @@ def run(ctx: Context) -> dict[str, Any]:
             for key, kind in (("city", "text"), ("order_count", "number"), ("score", "number")):
                 ok(api.post("/api/v1/fields", json={"key": key, "label": key, "type": kind}), 201)
             journey = ok(api.post("/api/v1/journeys", json={"name": "lifecycle", "stages": STAGES}), 201)
-            ok(api.post(f"/api/v1/journeys/{journey['id']}/start"), 201)
+            ok(api.post(f"/api/v1/journeys/{journey['id']}/start"), 200)
             tenant_id = api.tenant_id
         jid, pid = journey["id"], journey["pipeline_id"]
         stage_ids = [s["id"] for s in journey["stages"]]

@@ -156,6 +156,7 @@ class CustomerController(Controller):
 
     @post(
         "/{customer_id:int}/stage",
+        status_code=200,
         sync_to_thread=True,
         summary="Move the customer to a stage",
         guards=[needs("admin")],
@@ -189,6 +190,7 @@ class CustomerController(Controller):
 
     @post(
         "/{customer_id:int}/merge",
+        status_code=200,
         sync_to_thread=True,
         summary="Merge another customer into this one",
         guards=[needs("admin")],

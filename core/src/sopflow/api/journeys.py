@@ -90,6 +90,7 @@ class JourneyController(Controller):
 
     @post(
         "/{journey_id:int}/start",
+        status_code=200,
         sync_to_thread=True,
         summary="Activate: stage rules place customers",
         guards=[needs("admin")],
@@ -102,6 +103,7 @@ class JourneyController(Controller):
 
     @post(
         "/{journey_id:int}/stop",
+        status_code=200,
         sync_to_thread=True,
         summary="Deactivate; pending reminders are cancelled",
         guards=[needs("admin")],
