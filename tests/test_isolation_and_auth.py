@@ -169,3 +169,22 @@ def test_the_scope_is_checked_before_the_body(api, sopflow_app):
     )
     assert r.status_code == 403
     assert row_counts(sopflow_app) == before
+
+
+def test_tenant_creation_takes_the_operator_token_before_the_body(anon_api, sopflow_app, monkeypatch):
+    monkeypatch.setenv("SOPFLOW_OPERATOR_TOKEN", "op-token-for-tests")
+    before = row_counts(sopflow_app)
+    missing = anon_api.post("/api/v1/tenants", json={"name": 5})  # a bad body: the token comes first
+    assert missing.status_code == 401 and "SOPFLOW_OPERATOR_TOKEN" in missing.json()["detail"]
+    wrong = anon_api.post("/api/v1/tenants", json={"name": "x"}, headers={"authorization": "Bearer nope"})
+    assert wrong.status_code == 403 and "op-token-for-tests" not in wrong.text
+    assert row_counts(sopflow_app) == before
+    ok = anon_api.post(
+        "/api/v1/tenants", json={"name": "beta"}, headers={"authorization": "Bearer op-token-for-tests"}
+    )
+    assert ok.status_code == 201 and ok.json()["api_key"].startswith("sfk_"), ok.text
+    monkeypatch.delenv("SOPFLOW_OPERATOR_TOKEN")
+    off = anon_api.post(
+        "/api/v1/tenants", json={"name": "gamma"}, headers={"authorization": "Bearer op-token-for-tests"}
+    )
+    assert off.status_code == 403  # unset: tenant creation over HTTP is off

@@ -18,6 +18,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from sopflow import __version__
+from sopflow.api.allow import allow_header
 from sopflow.api.auth import provide_auth
 from sopflow.api.channel_accounts import ChannelAccountController
 from sopflow.api.channel_schemas import channel_components
@@ -28,6 +29,7 @@ from sopflow.api.fields import FieldController
 from sopflow.api.journeys import JourneyController
 from sopflow.api.keyword_rules import KeywordRuleController
 from sopflow.api.nesting import nesting_guard
+from sopflow.api.openapi_responses import document_problems
 from sopflow.api.pipelines import PipelineController, StageController
 from sopflow.api.plugin_routes import plugin_route_handlers
 from sopflow.api.plugins import PluginController
@@ -104,7 +106,7 @@ def build_api(app: SopflowApp) -> Litestar:
         route_handlers=handlers,
         dependencies={"auth": Provide(provide_auth, sync_to_thread=True)},
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[_observability(registry), nesting_guard(app.settings.max_body_bytes)],
+        middleware=[_observability(registry), allow_header(), nesting_guard(app.settings.max_body_bytes)],
         state=State({"sopflow": app, "metrics_registry": registry}),
         request_max_body_size=app.settings.max_body_bytes,
         # sopflow logs through structlog (redacted, SOPFLOW_LOG_LEVEL); Litestar must not
@@ -131,4 +133,5 @@ def build_api(app: SopflowApp) -> Litestar:
     # each channel's declared settings are added to them (api/channel_schemas.py).
     components = api.openapi_schema.components
     components.schemas = {**(components.schemas or {}), **channel_components(app.plugins)}
+    document_problems(api.openapi_schema)  # every status each route can answer (api/openapi_responses.py)
     return api

@@ -11,6 +11,8 @@ it sends, never a 422 that tells it about a body it may not send.
 
 from __future__ import annotations
 
+import hmac
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -55,6 +57,23 @@ def needs(scope: str) -> Callable[[ASGIConnection, Any], None]:
 
     guard.__name__ = f"needs_{scope}"
     return guard
+
+
+def operator_only(connection: ASGIConnection, _handler: Any) -> None:
+    """A guard: the request carries the operator token (tenant creation)."""
+    given = connection.headers.get("authorization", "")
+    scheme, _, token = given.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized(
+            "creating tenants needs 'Authorization: Bearer <SOPFLOW_OPERATOR_TOKEN>'; "
+            "or use `sopflow tenants create NAME` on the server"
+        )
+    expected = os.environ.get("SOPFLOW_OPERATOR_TOKEN", "")
+    if not expected or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise Forbidden(
+            "that is not the operator token (SOPFLOW_OPERATOR_TOKEN; tenant creation over HTTP is off "
+            "when it is unset); or use `sopflow tenants create NAME` on the server"
+        )
 
 
 def _authenticated(connection: ASGIConnection) -> Auth:

@@ -69,6 +69,7 @@ def _is_decode_error(detail: str) -> bool:
     return any(marker in detail.lower() for marker in _DECODE_ERRORS)
 
 
+_ENUM_VALUE = re.compile(r"Invalid enum value (.+?)(?: - at `[^`]*`)?$")
 _UNKNOWN_KEY = re.compile(r"Object contains unknown field `([^`]+)`(?: - at `\$\.?([^`]*)`)?")
 
 #: A newcomer's common mistake, per route: what to do with an unknown top-level key.
@@ -85,6 +86,14 @@ def _body_error(path: str, item: dict[str, Any]) -> dict[str, str]:
     """One validation problem, named by the key it is about (msgspec names the
     object holding an unknown key, not the key)."""
     field, message = _field_path(item) or "body", str(item.get("message", "invalid value"))
+    enum_value = _ENUM_VALUE.match(message)
+    if enum_value:
+        value = enum_value.group(1)
+        message = (
+            f"{value} is not an IANA time zone name; use e.g. 'Asia/Shanghai'"
+            if field.endswith("timezone")
+            else f"{value} is not one of the accepted values; see the request schema at /schema"
+        )
     unknown = _UNKNOWN_KEY.fullmatch(message)
     if unknown:
         key, at = unknown.group(1), unknown.group(2)

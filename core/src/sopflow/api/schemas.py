@@ -3,7 +3,9 @@ runs; the error handler turns its messages into problem details with the field."
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import enum
+from typing import Annotated, Any, Literal
+from zoneinfo import available_timezones
 
 import msgspec
 
@@ -14,7 +16,11 @@ Name = Annotated[str, msgspec.Meta(max_length=200, description="up to 200 charac
 RequiredName = Annotated[str, msgspec.Meta(min_length=1, max_length=200, description="1 to 200 characters")]
 Key = Annotated[str, msgspec.Meta(min_length=1, max_length=200, description="1 to 200 characters")]
 Description = Annotated[str, msgspec.Meta(max_length=2000, description="up to 2,000 characters")]
-Timezone = Annotated[str, msgspec.Meta(min_length=1, max_length=64, description="an IANA zone name")]
+#: An IANA time zone name, as an enum so the schema states exactly which are accepted.
+TimezoneName = enum.StrEnum("TimezoneName", {zone: zone for zone in sorted(available_timezones())})
+Timezone = Annotated[TimezoneName, msgspec.Meta(description="an IANA time zone name, e.g. Asia/Shanghai")]
+#: The scopes a key may hold.
+Scope = Literal["admin", "read", "ingest"]
 Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=100, description="1 to 100 characters")]
 Position = Annotated[int, msgspec.Meta(ge=0, le=10_000, description="0 is the first place")]
 DailyCap = Annotated[int, msgspec.Meta(ge=1, le=20, description="pushes per customer per day, 1 to 20")]
@@ -26,7 +32,7 @@ class Body(msgspec.Struct, forbid_unknown_fields=True):
 
 class TenantCreate(Body):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-    timezone: Timezone = "Asia/Shanghai"
+    timezone: Timezone = TimezoneName("Asia/Shanghai")
 
 
 class TenantUpdate(Body):
@@ -35,7 +41,7 @@ class TenantUpdate(Body):
 
 
 class ApiKeyCreate(Body):
-    scopes: Annotated[list[str], msgspec.Meta(min_length=1, max_length=4)]
+    scopes: Annotated[list[Scope], msgspec.Meta(min_length=1, max_length=3)]
     name: Name = ""
 
 

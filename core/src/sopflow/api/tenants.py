@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
-import os
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,12 +9,12 @@ from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from sopflow.api.auth import Auth, needs, sopflow_app
+from sopflow.api.auth import Auth, needs, operator_only, sopflow_app
 from sopflow.api.params import Id
 from sopflow.api.schemas import ApiKeyCreate, TenantCreate, TenantUpdate
 from sopflow.engine.customers.tenants import check_timezone, create_tenant, issue_api_key
 from sopflow.engine.delivery.claim import DEFAULT_DAILY_CAP
-from sopflow.errors import Forbidden, InvalidInput, NotFound
+from sopflow.errors import InvalidInput, NotFound
 from sopflow.models import ApiKey, Tenant
 
 #: Bounds on the per-customer daily cap of pushed messages (WeCom allows one mass
@@ -84,16 +82,12 @@ class TenantController(Controller):
             return tenant_to_dict(tenant)
 
     @post(
-        "/", sync_to_thread=True, summary="Create a tenant (needs the operator token, SOPFLOW_OPERATOR_TOKEN)"
+        "/",
+        sync_to_thread=True,
+        summary="Create a tenant (needs the operator token, SOPFLOW_OPERATOR_TOKEN)",
+        guards=[operator_only],
     )
     def create(self, request: Request, data: JSONBody[TenantCreate]) -> dict[str, Any]:
-        expected = os.environ.get("SOPFLOW_OPERATOR_TOKEN", "")
-        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
-            raise Forbidden(
-                "creating tenants needs 'Authorization: Bearer <SOPFLOW_OPERATOR_TOKEN>'; "
-                "or use `sopflow tenants create NAME` on the server"
-            )
         app = sopflow_app(request)
         with app.tx() as s:
             tenant = create_tenant(s, data.name, app.now(), data.timezone)
