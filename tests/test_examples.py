@@ -203,7 +203,7 @@ def test_per_tenant_switch(hello):
     client = ingest_key(app, api)
     assert api.put("/api/v1/plugins/hello", json={"enabled": False}).json()["enabled"] is False
     r = client.post("/plugins/hello/greet", json={"id": "g1", "from": "u-1", "text": "hi"})
-    assert r.status_code == 401
+    assert r.status_code == 403 and "off for this tenant" in r.json()["detail"]
     assert api.get("/api/v1/events?type=hello.greeted").json()["items"] == []
     step = {"delay": "1h", "actions": [{"type": "send", "channel": "console", "text": "x"}]}
     definition = {"kind": "nurture", "target": {"rule": {"tags": {"any_of": ["vip"]}}}, "steps": [step]}

@@ -174,7 +174,7 @@ def test_limits_and_bad_requests_change_nothing(api, sopflow_app, monkeypatch):
         ({"name": "b", "keywords": [f"k{i}" for i in range(2001)], "actions": [add_tag("b")]}, "keywords"),
         ({"name": "b", "keywords": ["k"], "actions": [add_tag(f"t{i}") for i in range(11)]}, "actions"),
         ({"name": "", "keywords": ["k"], "actions": [add_tag("b")]}, "name"),
-        ({"name": "b", "keywords": ["k"], "actions": [add_tag("b")], "colour": 1}, "data"),
+        ({"name": "b", "keywords": ["k"], "actions": [add_tag("b")], "colour": 1}, "colour"),
         ({"name": "b", "keywords": "k", "actions": [add_tag("b")]}, "keywords"),
         ({"name": "b", "keywords": ["k\u0000"], "actions": [add_tag("b")]}, "keywords[0]"),
         ({"name": "b", "keywords": ["k"], "actions": [add_tag("b\u0000")]}, "actions[0].tag"),

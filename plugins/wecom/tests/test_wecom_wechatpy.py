@@ -16,7 +16,6 @@ points it (and ``API_BASE_URL``) at the fake, the way its API allows: a subclass
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -484,12 +483,12 @@ def test_wechatpy_encrypted_callback_reaches_the_plugin(
     crypto = WeChatCrypto(CALLBACK_TOKEN, CALLBACK_AES_KEY, fake.corp_id)
     plain = (
         f"<xml><ToUserName><![CDATA[{fake.corp_id}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>"
-        f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+        f"<CreateTime>{int(fake.clock())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
         "<Event><![CDATA[change_external_contact]]></Event><ChangeType><![CDATA[add_external_contact]]>"
         "</ChangeType><UserID><![CDATA[zhangsan]]></UserID><ExternalUserID><![CDATA[wmA]]></ExternalUserID>"
         "</xml>"
     )
-    timestamp = str(int(time.time()))
+    timestamp = str(int(fake.clock()))  # WeCom's time, which the receiver shares
     envelope = crypto.encrypt_message(plain, "1234567", timestamp)
     signature = xmltodict.parse(envelope)["xml"]["MsgSignature"]
     query = {"msg_signature": signature, "timestamp": timestamp, "nonce": "1234567"}
