@@ -59,6 +59,7 @@ def demo(
         nonlocal shown
         if progress is not None:
             progress.live.stop()
+            console.print()  # the live table's last border and the report's heading on lines of their own
         console.print(to_markdown(result.report), markup=False, highlight=False, soft_wrap=True)
         console.print(f"demo finished in {result.seconds:.1f} s")
         shown = True
