@@ -361,3 +361,27 @@ def test_journeys_sync_places_customers_with_a_progress_bar(tmp_path: Path, data
     assert (
         missing.returncode != 0 and "no journey 999" in missing.stderr and "Traceback" not in missing.stderr
     )
+
+
+def test_a_log_line_is_one_write_so_no_other_output_splits_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`sopflow up` printed a JSON log line and its own status line on one line:
+    the logger wrote the newline separately, and the other thread's text landed between."""
+    import io
+
+    from sopflow.logging import configure_logging, get_logger
+
+    class Recorder(io.StringIO):
+        def __init__(self) -> None:
+            super().__init__()
+            self.writes: list[str] = []
+
+        def write(self, text: str) -> int:
+            self.writes.append(text)
+            return super().write(text)
+
+    err = Recorder()
+    monkeypatch.setattr(sys, "stderr", err)
+    configure_logging("INFO", "json")
+    get_logger("sopflow.test").info("scheduler_started", interval=1.0)
+    [line] = err.writes
+    assert line.endswith("\n") and json.loads(line)["event"] == "scheduler_started"
