@@ -1,0 +1,1 @@
+"""The ``forms`` plugin: provider form webhooks (filled in below)."""
