@@ -111,7 +111,6 @@ def _apply_refund(conn: Any, tenant_id: int, account_id: int, msg: OrderMessage)
     )
     row = conn.execute(sa.select(refunds).where(*where)).first()
     r = rank(msg)
-    values = {"amount_fen": msg.refund_fen or 0, "state": msg.refund_state or "pending", "rank": r}
     if row is None:
         conn.execute(
             refunds.insert().values(
@@ -119,12 +118,19 @@ def _apply_refund(conn: Any, tenant_id: int, account_id: int, msg: OrderMessage)
                 order_id=msg.order_id,
                 refund_id=msg.refund_id,
                 tenant_id=tenant_id,
-                **values,
+                state=msg.refund_state or "pending",
+                rank=r,
+                amount_fen=msg.refund_fen,
+                amount_rank=None if msg.refund_fen is None else r,
             )
         )
-    elif r > row.rank:
-        if msg.refund_fen is None:  # a state change that does not repeat the amount keeps it
-            values["amount_fen"] = row.amount_fen
+        return
+    values: dict[str, Any] = {}
+    if r > row.rank:
+        values.update(state=msg.refund_state or "pending", rank=r)
+    if msg.refund_fen is not None and _newer(row.amount_rank, r):
+        values.update(amount_fen=msg.refund_fen, amount_rank=r)
+    if values:
         conn.execute(refunds.update().where(*where).values(**values))
 
 
@@ -194,7 +200,7 @@ def order_events(conn: Any, account_id: int, order_id: str) -> list[dict[str, An
             {
                 "type": "order.refunded",
                 "key": f"{base}:refund:{ref.refund_id}",
-                "amount_fen": ref.amount_fen,
+                "amount_fen": ref.amount_fen or 0,
                 "refund_id": ref.refund_id,
             }
         )

@@ -4,8 +4,9 @@
   ``msg_id`` (有赞) or ``id`` (the generic webhook);
 - ``orders_orders``: one row per order, each column group (buyer, payment,
   status) taken from the highest ``(version, msg_id)`` message that carries it;
-- ``orders_refunds``: one row per refund, its state and amount from the highest
-  ``(version, msg_id)`` message about it.
+- ``orders_refunds``: one row per refund, its state from the highest
+  ``(version, msg_id)`` message about it and its amount from the highest one
+  that names an amount (a state change need not repeat it).
 
 Because every value is the maximum over the messages seen, the rows after any
 order of arrival (duplicates included) equal the rows after the in-order
@@ -56,7 +57,8 @@ refunds = sa.Table(
     sa.Column("order_id", sa.String(128), primary_key=True),
     sa.Column("refund_id", sa.String(128), primary_key=True),
     sa.Column("tenant_id", sa.Integer, nullable=False),
-    sa.Column("amount_fen", sa.BigInteger, nullable=False),
+    sa.Column("amount_fen", sa.BigInteger, nullable=True),
+    sa.Column("amount_rank", sa.String(160), nullable=True),
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("rank", sa.String(160), nullable=False),
 )
