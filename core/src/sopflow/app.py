@@ -15,6 +15,7 @@ from sopflow.clock import Clock, make_clock
 from sopflow.credentials import CredentialBox
 from sopflow.db import make_engine, make_sessionmaker
 from sopflow.engine.context import EngineContext
+from sopflow.host import PluginHost
 from sopflow.logging import configure_logging, get_logger
 from sopflow.migrate import upgrade
 from sopflow.plugin_schema import upgrade_plugins
@@ -34,6 +35,7 @@ class SopflowApp(EngineContext):
         self.engine = engine
         self.log = get_logger("sopflow")
         self.broker: Any = None
+        self.host_for = lambda plugin: PluginHost(self, plugin)
         install_inline(self)
 
     def dispose(self) -> None:

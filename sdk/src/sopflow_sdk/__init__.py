@@ -48,6 +48,8 @@ from sopflow_sdk.specs import (
     PipelineSpec,
     RouteSpec,
     StageSpec,
+    TemplateCall,
+    TemplateFunctionSpec,
     TriggerSpec,
 )
 from sopflow_sdk.state import PluginState, PluginTransaction
@@ -99,6 +101,8 @@ __all__ = [
     "SkippableError",
     "SopflowError",
     "StageSpec",
+    "TemplateCall",
+    "TemplateFunctionSpec",
     "TriggerSpec",
     "UnsupportedCapabilityError",
     "hookimpl",

@@ -7,6 +7,7 @@ and fails at startup on a duplicate, naming the item and both plugins.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any, Literal
 
 import attrs
@@ -192,6 +193,40 @@ class RouteSpec:
     handler: Callable[..., Any]
     methods: tuple[str, ...] = ("POST",)
     description: str = ""
+
+
+def _check_function_name(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+    if not isinstance(value, str) or not value.isidentifier() or value.startswith("_"):
+        raise ValueError(f"TemplateFunctionSpec name {value!r}: a Python identifier such as 'track'")
+
+
+@attrs.frozen
+class TemplateCall:
+    """Who a template function renders for: the first argument of every call.
+
+    ``host`` is the registering plugin's ``Host`` (its channel accounts, state).
+    ``touch_id`` is ``None`` outside a touch (a preview)."""
+
+    tenant_id: int
+    customer_id: int
+    now: datetime
+    host: Any
+    touch_id: int | None = None
+
+
+@attrs.frozen
+class TemplateFunctionSpec:
+    """A function SOP message templates may call: ``{{ track("https://...") }}``.
+
+    ``fn(call: TemplateCall, *args, **kwargs) -> str`` runs while a message is
+    rendered for one customer; it must be quick and free of network calls (it is
+    given ``timeout_seconds``, then the touch is skipped naming the function).
+    """
+
+    name: str = attrs.field(validator=_check_function_name)
+    fn: Callable[..., Any] = attrs.field(validator=attrs.validators.is_callable())
+    description: str = ""
+    timeout_seconds: float = 0.5
 
 
 @attrs.frozen

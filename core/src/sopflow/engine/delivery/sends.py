@@ -33,6 +33,7 @@ from sopflow_sdk import (
 
 from sopflow.engine.context import EngineContext
 from sopflow.engine.customers.records import record_change
+from sopflow.engine.delivery.template_functions import functions_for
 from sopflow.engine.sops.definition import templates
 from sopflow.engine.sops.step_actions import StepCall, StepPreparation, prepare_action
 from sopflow.logging import get_logger
@@ -89,9 +90,11 @@ def _compiled(text: str) -> Any:
     return templates.from_string(text)  # compiling a template costs more than rendering it
 
 
-def render(text: str, customer: Customer, staff_name: str) -> str:
-    """``text`` (a Jinja template from a step) rendered for ``customer`` and their staff member."""
+def render(text: str, customer: Customer, staff_name: str, functions: Mapping[str, Any] | None = None) -> str:
+    """``text`` (a Jinja template from a step) rendered for ``customer`` and their
+    staff member, with the plugins' template ``functions`` (``template_functions``)."""
     return _compiled(text).render(
+        **(functions or {}),
         customer={"display_name": customer.display_name, "source": customer.source},
         fields=customer.fields,
         staff={"name": staff_name},
@@ -203,7 +206,12 @@ def prepare_send(step: StepPreparation, index: int, action: Mapping[str, Any]) -
     step.idempotent = step.idempotent and channel.capabilities.idempotent_send
     outbound = OutboundMessage(
         touchpoint=action.get("touchpoint", "staff_notice") if kind == "send" else "staff_notice",
-        text=render(action["text"], customer, staff.name if staff else ""),
+        text=render(
+            action["text"],
+            customer,
+            staff.name if staff else "",
+            functions_for(ctx, s, touch.tenant_id, customer.id, touch.id),
+        ),
         idempotency_key=f"touch:{touch.id}:{index}",
         recipient=recipient(
             s, customer, action["channel"], action.get("touchpoint"), step.now, step.identities
