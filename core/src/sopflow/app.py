@@ -15,7 +15,6 @@ from sopflow.clock import Clock, make_clock
 from sopflow.credentials import CredentialBox
 from sopflow.db import make_engine, make_sessionmaker
 from sopflow.engine.context import EngineContext
-from sopflow.host import PluginHost
 from sopflow.logging import configure_logging, get_logger
 from sopflow.migrate import upgrade
 from sopflow.plugin_schema import upgrade_plugins
@@ -35,7 +34,6 @@ class SopflowApp(EngineContext):
         self.engine = engine
         self.log = get_logger("sopflow")
         self.broker: Any = None
-        self.host_for = lambda plugin: PluginHost(self, plugin)
         install_inline(self)
 
     def dispose(self) -> None:

@@ -189,8 +189,9 @@ def register_template_functions(register: Any) -> None:
 
     Called once per app at startup.  When a send step's text is rendered for a
     customer, each function of a plugin enabled for the tenant is callable by its
-    name; core calls ``fn(TemplateCall(tenant_id, customer_id, now, host, touch_id),
-    *args)`` and puts what it returns (a string) into the message.  A call is
+    name; core calls ``fn(TemplateCall(tenant_id, customer_id, now, accounts, touch_id),
+    *args)`` and puts what it returns (a string) into the message (``accounts``:
+    the tenant's accounts of the plugin's channels, so the function needs no I/O).  A call is
     bounded: one that raises, or takes longer than its ``timeout_seconds``, skips
     the touch with a reason naming the function; a render makes at most
     ``MAX_TEMPLATE_CALLS`` calls.

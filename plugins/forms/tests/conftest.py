@@ -12,9 +12,9 @@ from forms_support import LiveSopflow
 @pytest.fixture
 def sopflow_plugins() -> list[tuple[str, Any]]:
     """Load the distribution's plugins into ``sopflow_app`` under their entry-point names."""
-    from sopflow_forms import forms_plugin, orders_plugin
+    from sopflow_forms import forms_plugin, links_plugin, orders_plugin
 
-    return [("orders", orders_plugin), ("forms", forms_plugin)]
+    return [("orders", orders_plugin), ("forms", forms_plugin), ("links", links_plugin)]
 
 
 @pytest.fixture

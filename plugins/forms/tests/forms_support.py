@@ -34,3 +34,47 @@ class LiveSopflow:
         ).json()["items"]
         assert len(items) <= 1
         return items[0] if items else None
+
+
+def add_customer(api: Any, external_id: str, tags: list[str] | None = None) -> int:
+    """A WeCom customer, added the way the WeCom plugin would report it."""
+    r = api.post(
+        "/api/v1/events",
+        json={
+            "events": [
+                {
+                    "type": "customer.added",
+                    "idempotency_key": f"add-{external_id}",
+                    "identity": {
+                        "channel": "wecom",
+                        "external_id": external_id,
+                        "staff_external_id": "zhangsan",
+                    },
+                    "tags_add": tags or [],
+                }
+            ]
+        },
+    )
+    assert r.status_code == 200, r.text
+    return int(r.json()["results"][0]["customer_id"])
+
+
+def nurture(api: Any, text: str, tag: str) -> int:
+    """A started nurture SOP sending ``text`` on the log channel a day after ``tag`` is set."""
+    step = {
+        "day": 1,
+        "at": "10:00",
+        "actions": [{"type": "send", "channel": "log", "touchpoint": "private_chat", "text": text}],
+    }
+    sop = {"kind": "nurture", "target": {"rule": {"tags": {"any_of": [tag]}}}, "steps": [step]}
+    made = api.post("/api/v1/sops", json={"name": tag, "definition": sop})
+    assert made.status_code == 201, made.text
+    assert api.post(f"/api/v1/sops/{made.json()['id']}/start").status_code == 200
+    return int(made.json()["id"])
+
+
+def sent_texts(app: Any, api: Any) -> list[str]:
+    """What the tenant's log channel sent."""
+    from sopflow.engine.delivery.sends import channel_for
+
+    return [m.text for m in channel_for(app, api.tenant_id, "log")[0].sent]

@@ -204,13 +204,14 @@ def _check_function_name(instance: Any, attribute: attrs.Attribute, value: str) 
 class TemplateCall:
     """Who a template function renders for: the first argument of every call.
 
-    ``host`` is the registering plugin's ``Host`` (its channel accounts, state).
-    ``touch_id`` is ``None`` outside a touch (a preview)."""
+    ``accounts``: the tenant's channel accounts of the channels the registering
+    plugin declares (as ``Host.channel_accounts`` gives them, secrets decrypted),
+    so a function needs no I/O.  ``touch_id`` is ``None`` outside a touch."""
 
     tenant_id: int
     customer_id: int
     now: datetime
-    host: Any
+    accounts: tuple[Any, ...] = ()
     touch_id: int | None = None
 
 
@@ -261,6 +262,8 @@ class InboundResponse:
     status: int = 200
     body: bytes | str = b""
     media_type: str = "text/plain"
+    #: extra response headers (``Location`` of a redirect, ``Cache-Control``)
+    headers: Mapping[str, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen

@@ -9,7 +9,7 @@ the tests) or send it to the broker's workers.  The engine only ever says
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Protocol
@@ -88,8 +88,6 @@ class EngineContext:
         self.credentials = credentials
         self.enqueue: Enqueue = enqueue
         self.announce: Announce = announce
-        #: a plugin's Host by plugin name (set by the app, which knows the host layer)
-        self.host_for: Callable[[str], Any] = lambda plugin: None
         self.limiter = RateLimiter()
         #: live Channel objects by (account id, secrets ciphertext), or (tenant, "log")
         self.channels: dict[tuple[int, Any], Any] = {}
