@@ -78,3 +78,42 @@ def sent_texts(app: Any, api: Any) -> list[str]:
     from sopflow.engine.delivery.sends import channel_for
 
     return [m.text for m in channel_for(app, api.tenant_id, "log")[0].sent]
+
+
+FORM_KEY = "form-links-signing-key-0123456789abcdef"
+SURVEY = {
+    "slug": "skin-survey",
+    "title": "Your skin <survey>",
+    "intro": "Two quick questions & you're done.",
+    "questions": [
+        {"field": "skin_type", "label": "Your skin type", "required": True},
+        {"field": "age", "label": "Your age"},
+    ],
+    "thank_you": "Thank you! Your routine is on its way.",
+}
+
+
+def hosted_setup(live: LiveSopflow) -> int:
+    """Fields skin_type (choice) and age (number), a hosted_forms account on the live
+    server's address, and the skin survey; returns the account id."""
+    for field in (
+        {"key": "skin_type", "type": "choice", "label": "Skin type", "choices": ["dry", "oily", "mixed"]},
+        {"key": "age", "type": "number", "label": "Age"},
+    ):
+        assert live.api.post("/api/v1/fields", json=field).status_code == 201
+    account = live.account(
+        "hosted_forms", {"public_url": live.base_url, "link_days": 7}, {"signing_key": FORM_KEY}
+    )
+    made = live.api.post("/plugins/forms/hosted", json=SURVEY)
+    assert made.status_code == 201, made.text
+    return account
+
+
+def signed_form_link(
+    live: LiveSopflow, account: int, customer_id: int, *, expires_in: float = 86400, slug: str = "skin-survey"
+) -> str:
+    from sopflow_forms import link_tokens
+
+    expires = int(live.clock.now().timestamp() + expires_in)
+    token = link_tokens.sign(FORM_KEY, {"c": customer_id, "s": slug, "x": expires})
+    return f"{live.base_url}/plugins/forms/f/{account}/{slug}?t={token}"

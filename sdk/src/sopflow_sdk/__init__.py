@@ -29,7 +29,7 @@ from sopflow_sdk.errors import (
     UnsupportedCapabilityError,
 )
 from sopflow_sdk.events import STANDARD_EVENTS
-from sopflow_sdk.host import ChannelAccountView, CustomerView, Host, IdentityView
+from sopflow_sdk.host import ChannelAccountView, CustomerView, FieldView, Host, IdentityView
 from sopflow_sdk.secrets import Secret, redact
 from sopflow_sdk.settings_schema import SETTING_TYPES, Setting, SettingsSchema
 from sopflow_sdk.specs import (
@@ -78,6 +78,7 @@ __all__ = [
     "CustomerView",
     "FatalError",
     "FieldSpec",
+    "FieldView",
     "Host",
     "Identity",
     "IdentityView",

@@ -255,6 +255,8 @@ class InboundRequest:
     headers: Mapping[str, str]
     body: bytes
     path_params: Mapping[str, str] = attrs.field(factory=dict)
+    #: the client's address as the server saw it (a proxy's, behind one)
+    remote_addr: str = ""
 
 
 @attrs.frozen

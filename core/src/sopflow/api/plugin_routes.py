@@ -35,6 +35,7 @@ def _make_handler(app: SopflowApp, plugin: str, spec: Any) -> HTTPRouteHandler:
             headers=dict(request.headers),
             body=body,
             path_params={k: str(v) for k, v in request.path_params.items()},
+            remote_addr=request.client.host if request.client else "",
         )
         from anyio import to_thread
 

@@ -7,7 +7,9 @@ Routes (mounted by core under ``/plugins/forms/``):
 - ``wjx/{account_id}`` — 问卷星 数据推送 (``sign``);
 - ``tencent-wj/{account_id}/{token}`` — 腾讯问卷 webhook (unsigned: URL token);
 - ``jinshuju/{account_id}/{token}`` — 金数据 数据推送 (unsigned: URL token);
-- ``accounts/{account_id}/forms/{form_id}`` — each form's field mapping (admin key).
+- ``accounts/{account_id}/forms/{form_id}`` — each form's field mapping (admin key);
+- ``hosted``, ``hosted/{slug}`` — hosted forms defined through the API (admin key);
+- ``f/{account_id}/{slug}`` — a hosted form's page (``{{ form_link("slug") }}`` links here).
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ from sopflow_sdk import (
     Setting,
     SettingsSchema,
     SopflowError,
+    TemplateFunctionSpec,
     TriggerSpec,
     hookimpl,
 )
 
-from sopflow_forms import form_mappings, form_providers
+from sopflow_forms import form_mappings, form_providers, hosted_defs, hosted_routes
 from sopflow_forms.form_providers import Submission
 from sopflow_forms.inbound import Rejected, account_for, check_size, json_ok, reject, secret_value
 from sopflow_forms.sources import inbound_channel
@@ -75,6 +78,34 @@ PROVIDERS: dict[str, tuple[str, SettingsSchema]] = {
             Setting(
                 "url_token", secret=True, required=True, min_length=24, max_length=128, description=_TOKEN
             )
+        ),
+    ),
+    hosted_routes.CHANNEL: (
+        "hosted forms: where form links point and the key they are signed with",
+        SettingsSchema(
+            Setting(
+                "public_url",
+                required=True,
+                pattern=r"https?://\S+",
+                example="https://sopflow.example.com",
+                description="the address customers reach sopflow at (form links are built on it)",
+            ),
+            Setting(
+                "link_days",
+                "integer",
+                minimum=1,
+                maximum=365,
+                default=14,
+                description="days a per-customer form link stays valid",
+            ),
+            Setting(
+                "signing_key",
+                secret=True,
+                required=True,
+                min_length=32,
+                max_length=256,
+                description="the HMAC key form links are signed with (changing it breaks links sent)",
+            ),
         ),
     ),
 }
@@ -178,6 +209,31 @@ def register_routes(register: Callable[[Any], None]) -> None:
             "and the identity (admin key)",
         )
     )
+    register(
+        RouteSpec(
+            path="hosted",
+            handler=hosted_defs.manage,
+            methods=("POST",),
+            description="Create a hosted form: title, questions mapped to customer fields, thank-you text "
+            "(admin key)",
+        )
+    )
+    register(
+        RouteSpec(
+            path="hosted/{slug:str}",
+            handler=hosted_defs.manage,
+            methods=("GET", "PUT"),
+            description="Read (GET) or replace (PUT) a hosted form (admin key)",
+        )
+    )
+    register(
+        RouteSpec(
+            path="f/{account_id:int}/{slug:str}",
+            handler=hosted_routes.handle,
+            methods=("GET", "POST"),
+            description="A hosted form's page (GET) and its answers (POST, form-encoded, CSRF-checked)",
+        )
+    )
 
 
 @hookimpl
@@ -187,5 +243,16 @@ def register_triggers(register: Callable[[Any], None]) -> None:
             "form.submitted",
             "a form was answered; payload.provider, payload.form_id, "
             "payload.answers (by the provider's field ids), payload.fields",
+        )
+    )
+
+
+@hookimpl
+def register_template_functions(register: Callable[[Any], None]) -> None:
+    register(
+        TemplateFunctionSpec(
+            "form_link",
+            fn=hosted_routes.form_link,
+            description="a per-customer signed link to a hosted form, with an expiry",
         )
     )
