@@ -130,19 +130,20 @@ def test_forged_or_stale_pushes_are_refused(
     assert SECRETS[provider] not in caplog.text
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
 def test_missing_signature_and_oversized_bodies_are_refused(
-    forms: LiveSopflow, caplog: pytest.LogCaptureFixture, provider: str
+    forms: LiveSopflow, caplog: pytest.LogCaptureFixture
 ) -> None:
-    url, _ = _setup(forms, provider)
-    target = url + ("" if provider in ("jiandaoyun", "wjx") else "z" * 30)
-    with caplog.at_level(logging.WARNING, logger="sopflow_forms"):
-        unsigned = senders.post(target, {"Content-Type": "application/json"}, b'{"op":"data_create"}')
-        huge = senders.post(target, {"Content-Type": "application/json"}, b"{}" + b" " * (300 * 1024))
-    assert unsigned.status_code in (401, 403) and unsigned.json()["status"] == unsigned.status_code
-    assert huge.status_code == 413 and huge.headers["content-type"].startswith("application/problem+json")
+    for provider in PROVIDERS:
+        url, _ = _setup(forms, provider)
+        target = url + ("" if provider in ("jiandaoyun", "wjx") else "z" * 30)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="sopflow_forms"):
+            unsigned = senders.post(target, {"Content-Type": "application/json"}, b'{"op":"data_create"}')
+            huge = senders.post(target, {"Content-Type": "application/json"}, b"{}" + b" " * (300 * 1024))
+        assert unsigned.status_code in (401, 403) and unsigned.json()["status"] == unsigned.status_code
+        assert huge.status_code == 413 and huge.headers["content-type"].startswith("application/problem+json")
+        assert caplog.text.count(f"provider={provider}") == 2 and SECRETS[provider] not in caplog.text
     assert forms.events() == []
-    assert caplog.text.count(f"provider={provider}") == 2 and SECRETS[provider] not in caplog.text
 
 
 def test_unmapped_form_and_bad_answer_are_refused_with_the_fix(forms: LiveSopflow) -> None:

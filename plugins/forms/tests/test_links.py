@@ -48,28 +48,30 @@ def test_open_counts_a_read_and_redirects(live: LiveSopflow, links: int, sopflow
     assert [e["payload"]["count"] for e in reads] == [1, 2] and reads[0]["payload"]["url"] == ARTICLE
 
 
-@pytest.mark.parametrize(
-    "fetch",
-    [
-        {"method": "HEAD"},
-        {"headers": {"Sec-Purpose": "prefetch;prerender"}},
-        {"headers": {"Purpose": "prefetch"}},
-        {"headers": {"User-Agent": "facebookexternalhit/1.1"}},
-        {"headers": {"User-Agent": "Mozilla/5.0 CardFetcher/3 (our tenant's own list)"}},
-    ],
-)
-def test_previews_and_prefetches_count_no_read(live: LiveSopflow, sopflow_app, fetch: dict) -> None:
+PREVIEWS = [
+    {"method": "HEAD"},
+    {"headers": {"Sec-Purpose": "prefetch;prerender"}},
+    {"headers": {"Purpose": "prefetch"}},
+    {"headers": {"User-Agent": "facebookexternalhit/1.1"}},
+    {"headers": {"User-Agent": "Mozilla/5.0 CardFetcher/3 (our tenant's own list)"}},
+]
+
+
+def test_previews_and_prefetches_count_no_read(live: LiveSopflow, sopflow_app) -> None:
     live.account(
         "tracked_links",
         {"public_url": live.base_url, "allowed_hosts": "mp.example.com", "preview_agents": "cardfetcher"},
         {"signing_key": KEY},
     )
     link = _sent_link(live, sopflow_app, f'{{{{ track("{ARTICLE}", kind="link") }}}}')
-    r = httpx.request(fetch.get("method", "GET"), link, headers=fetch.get("headers"))
-    assert r.status_code == 302 and r.headers["location"] == ARTICLE
+    for fetch in PREVIEWS:
+        r = httpx.request(fetch.get("method", "GET"), link, headers=fetch.get("headers"))
+        assert r.status_code == 302 and r.headers["location"] == ARTICLE, fetch
     assert (
         live.events("link.clicked") == [] and "reads.count" not in live.customer("wecom", "wm-ann")["fields"]
     )
+    assert httpx.get(link).status_code == 302  # and a person's open does count
+    assert [e["payload"]["count"] for e in live.events("link.clicked")] == [1]
 
 
 def test_host_not_on_the_allow_list_is_refused_at_render(live: LiveSopflow, links: int, sopflow_app) -> None:

@@ -87,7 +87,7 @@ def _run(messages: list[OrderMessage]) -> dict[str, Any]:
     return result
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(histories, st.data())
 def test_any_permutation_with_duplicates_gives_the_in_order_facts(
     spec: list[Any], data: st.DataObject

@@ -75,28 +75,28 @@ def test_bad_amount_names_the_field_and_stores_nothing(live: LiveSopflow, shop: 
     assert live.events() == []
 
 
-@pytest.mark.parametrize(("tamper", "status"), [("missing", 401), ("wrong", 403), ("huge", 413)])
 def test_unsigned_or_forged_messages_are_refused(
-    live: LiveSopflow, shop: str, caplog: pytest.LogCaptureFixture, tamper: str, status: int
+    live: LiveSopflow, shop: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    headers, body = shop_request(
-        SHOP_SECRET,
-        {
-            "id": "e1",
-            "type": "order.paid",
-            "order_id": "A1",
-            "amount": "1.00",
-            "customer": {"phone": "+8613800000009"},
-        },
-    )
-    if tamper == "missing":
-        del headers["X-Sopflow-Signature"]
-    elif tamper == "wrong":
-        headers["X-Sopflow-Signature"] = "sha256=" + "0" * 64
-    else:
-        body += b" " * (300 * 1024)
-    with caplog.at_level(logging.WARNING, logger="sopflow_forms"):
-        r = post(shop, headers, body)
-    assert r.status_code == status and r.headers["content-type"].startswith("application/problem+json")
+    for tamper, status in (("missing", 401), ("wrong", 403), ("huge", 413)):
+        headers, body = shop_request(
+            SHOP_SECRET,
+            {
+                "id": "e1",
+                "type": "order.paid",
+                "order_id": "A1",
+                "amount": "1.00",
+                "customer": {"phone": "+8613800000009"},
+            },
+        )
+        if tamper == "missing":
+            del headers["X-Sopflow-Signature"]
+        elif tamper == "wrong":
+            headers["X-Sopflow-Signature"] = "sha256=" + "0" * 64
+        else:
+            body += b" " * (300 * 1024)
+        with caplog.at_level(logging.WARNING, logger="sopflow_forms"):
+            r = post(shop, headers, body)
+        assert r.status_code == status and r.headers["content-type"].startswith("application/problem+json")
     assert live.events() == []
-    assert "provider=shop_webhook" in caplog.text and SHOP_SECRET not in caplog.text
+    assert caplog.text.count("provider=shop_webhook") == 3 and SHOP_SECRET not in caplog.text

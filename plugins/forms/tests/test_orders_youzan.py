@@ -109,44 +109,45 @@ def test_test_push_is_acknowledged_and_ignored(live: LiveSopflow, shop: str) -> 
     assert r.status_code == 200 and live.events() == []
 
 
-@pytest.mark.parametrize(
-    ("tamper", "status", "reason"),
-    [
-        ("missing", 401, "Event-Sign header is missing"),
-        ("wrong", 403, "Event-Sign does not match"),
-        ("body", 403, "Event-Sign does not match"),
-        ("huge", 413, "larger than"),
-    ],
-)
+BAD_PUSHES = [
+    ("missing", 401, "Event-Sign header is missing"),
+    ("wrong", 403, "Event-Sign does not match"),
+    ("body", 403, "Event-Sign does not match"),
+    ("huge", 413, "larger than"),
+]
+
+
 def test_bad_pushes_are_refused_and_logged_without_the_secret(
-    live: LiveSopflow, shop: str, caplog: pytest.LogCaptureFixture, tamper: str, status: int, reason: str
+    live: LiveSopflow, shop: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    headers, body = youzan_request(
-        YOUZAN_CLIENT_ID,
-        YOUZAN_SECRET,
-        msg_id="m1",
-        type="trade_TradeBuyerPay",
-        status="TRADE_PAID",
-        version=1,
-        msg=youzan_trade_msg("E1", "1.00", PHONE),
-    )
-    if tamper == "missing":
-        del headers["Event-Sign"]
-    elif tamper == "wrong":
-        headers["Event-Sign"] = "0" * 32
-    elif tamper == "body":
-        body = body.replace(b'"version":1', b'"version":9')
-    else:
-        body = body + b" " * (300 * 1024)
-    with caplog.at_level(logging.WARNING, logger="sopflow_forms"):
-        r = post(shop, headers, body)
-    assert r.status_code == status
-    assert r.headers["content-type"].startswith("application/problem+json")
-    assert reason in r.json()["detail"] and r.json()["status"] == status
+    for tamper, status, reason in BAD_PUSHES:
+        headers, body = youzan_request(
+            YOUZAN_CLIENT_ID,
+            YOUZAN_SECRET,
+            msg_id="m1",
+            type="trade_TradeBuyerPay",
+            status="TRADE_PAID",
+            version=1,
+            msg=youzan_trade_msg("E1", "1.00", PHONE),
+        )
+        if tamper == "missing":
+            del headers["Event-Sign"]
+        elif tamper == "wrong":
+            headers["Event-Sign"] = "0" * 32
+        elif tamper == "body":
+            body = body.replace(b'"version":1', b'"version":9')
+        else:
+            body = body + b" " * (300 * 1024)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="sopflow_forms"):
+            r = post(shop, headers, body)
+        assert r.status_code == status, tamper
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert reason in r.json()["detail"] and r.json()["status"] == status
+        [line] = [rec.getMessage() for rec in caplog.records if "inbound_rejected" in rec.getMessage()]
+        assert "provider=youzan" in line and reason in line
+        assert YOUZAN_SECRET not in caplog.text and YOUZAN_SECRET not in r.text
     assert live.events() == []
-    [line] = [rec.getMessage() for rec in caplog.records if "inbound_rejected" in rec.getMessage()]
-    assert "provider=youzan" in line and reason in line
-    assert YOUZAN_SECRET not in caplog.text and YOUZAN_SECRET not in r.text
 
 
 def test_secret_is_write_only_and_unknown_account_refused(live: LiveSopflow, shop: str) -> None:
