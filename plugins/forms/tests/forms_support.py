@@ -112,8 +112,7 @@ def hosted_setup(live: LiveSopflow) -> int:
 def signed_form_link(
     live: LiveSopflow, account: int, customer_id: int, *, expires_in: float = 86400, slug: str = "skin-survey"
 ) -> str:
-    from sopflow_forms import link_tokens
+    from sopflow_forms.senders import form_link
 
     expires = int(live.clock.now().timestamp() + expires_in)
-    token = link_tokens.sign(FORM_KEY, {"c": customer_id, "s": slug, "x": expires})
-    return f"{live.base_url}/plugins/forms/f/{account}/{slug}?t={token}"
+    return form_link(live.base_url, account, FORM_KEY, slug, customer_id, expires)

@@ -96,6 +96,16 @@ def test_refund_before_its_payment_and_an_older_version_late(live: LiveSopflow, 
     assert refunded["payload"]["refund_id"] == "R1" and refunded["payload"]["amount_fen"] == 3000
 
 
+def test_one_call_sender_for_scripts(live: LiveSopflow, shop: str) -> None:
+    from sopflow_forms.senders import send_youzan_paid
+
+    r = send_youzan_paid(
+        shop, YOUZAN_CLIENT_ID, YOUZAN_SECRET, tid="E7", payment="12.34", phone=PHONE, msg_id="x1"
+    )
+    assert r.json() == {"code": 0, "msg": "success"}
+    assert live.customer("phone", PHONE)["fields"]["orders.total_spend"] == 1234
+
+
 def test_test_push_is_acknowledged_and_ignored(live: LiveSopflow, shop: str) -> None:
     r = _push(
         shop,

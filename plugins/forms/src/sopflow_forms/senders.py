@@ -168,3 +168,41 @@ def post(
 
 def hmac_hex(key: str, data: bytes) -> str:
     return hmac.new(key.encode(), data, hashlib.sha256).hexdigest()
+
+
+def send_youzan_paid(
+    url: str,
+    client_id: str,
+    client_secret: str,
+    *,
+    tid: str,
+    payment: str,
+    phone: str,
+    msg_id: str,
+    version: int = 1,
+    pay_time: str = "2026-12-01 10:00:00",
+) -> httpx.Response:
+    """One call for scripts and demos: a correctly signed 有赞 ``trade_TradeBuyerPay`` push, sent."""
+    msg = youzan_trade_msg(tid, payment, phone, pay_time=pay_time)
+    return post(
+        url,
+        *youzan_request(
+            client_id,
+            client_secret,
+            msg_id=msg_id,
+            type="trade_TradeBuyerPay",
+            status="TRADE_PAID",
+            version=version,
+            msg=msg,
+        ),
+    )
+
+
+def form_link(
+    public_url: str, account_id: int, signing_key: str, slug: str, customer_id: int, expires_at: int
+) -> str:
+    """One call for scripts and demos: the signed per-customer link ``{{ form_link(slug) }}`` renders."""
+    from sopflow_forms.link_tokens import sign
+
+    token = sign(signing_key, {"c": customer_id, "s": slug, "x": expires_at})
+    return f"{public_url.rstrip('/')}/plugins/forms/f/{account_id}/{slug}?t={token}"
