@@ -15,13 +15,15 @@ class LiveSopflow:
 
     def __init__(self, api: Any, base_url: str, clock: Any) -> None:
         self.api, self.base_url, self.clock = api, base_url, clock
+        self.made = 0
 
     def account(self, channel: str, config: dict[str, Any], secrets: dict[str, Any]) -> int:
         made = self.api.post(
             "/api/v1/channel-accounts",
-            json={"channel": channel, "name": channel, "config": config, "secrets": secrets},
+            json={"channel": channel, "name": f"{channel}-{self.made}", "config": config, "secrets": secrets},
         )
         assert made.status_code == 201, made.text
+        self.made += 1
         return int(made.json()["id"])
 
     def events(self, type: str | None = None) -> list[dict[str, Any]]:

@@ -67,22 +67,20 @@ def test_answering_again_edits_the_same_submission(live: LiveSopflow) -> None:
     assert [e["payload"]["edit"] for e in live.events("form.submitted")] == [1, 2]
 
 
-@pytest.mark.parametrize(
-    ("data", "error"),
-    [
-        ({"skin_type": "greasy"}, "choose one of: dry, oily, mixed"),
-        ({"age": "31"}, "Please answer this question"),
-        ({"skin_type": "dry", "age": "thirty"}, "give a number"),
-    ],
-)
-def test_a_bad_answer_is_shown_on_the_page_and_nothing_written(
-    live: LiveSopflow, data: dict, error: str
-) -> None:
+BAD_ANSWERS = [
+    ({"skin_type": "greasy"}, "choose one of: dry, oily, mixed"),
+    ({"age": "31"}, "Please answer this question"),
+    ({"skin_type": "dry", "age": "thirty"}, "give a number"),
+]
+
+
+def test_a_bad_answer_is_shown_on_the_page_and_nothing_written(live: LiveSopflow) -> None:
     account = hosted_setup(live)
     customer = add_customer(live.api, "wm-cy")
-    with httpx.Client() as client:
-        r = _answer(client, signed_form_link(live, account, customer), data)
-    assert r.status_code == 422 and error in unescape(r.text) and "<form" in r.text
+    for data, error in BAD_ANSWERS:
+        with httpx.Client() as client:
+            r = _answer(client, signed_form_link(live, account, customer), data)
+        assert r.status_code == 422 and error in unescape(r.text) and "<form" in r.text, data
     assert "skin_type" not in live.api.get(f"/api/v1/customers/{customer}").json()["fields"]
     assert live.events("form.submitted") == []
 
