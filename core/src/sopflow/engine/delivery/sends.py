@@ -210,7 +210,7 @@ def prepare_send(step: StepPreparation, index: int, action: Mapping[str, Any]) -
             action["text"],
             customer,
             staff.name if staff else "",
-            functions_for(ctx, s, touch.tenant_id, customer.id, touch.id),
+            functions_for(ctx, s, touch.tenant_id, customer.id, touch.id, action["text"]),
         ),
         idempotency_key=f"touch:{touch.id}:{index}",
         recipient=recipient(

@@ -32,11 +32,17 @@ MAX_TEMPLATE_CALLS = 50
 
 
 def functions_for(
-    ctx: EngineContext, session: Session, tenant_id: int, customer_id: int, touch_id: int | None
+    ctx: EngineContext,
+    session: Session,
+    tenant_id: int,
+    customer_id: int,
+    touch_id: int | None,
+    text: str = "",
 ) -> dict[str, Callable[..., str]]:
-    """The template functions of the plugins enabled for ``tenant_id``, bound to
-    the customer being rendered for; ``{}`` when no plugin registers any."""
-    regs = ctx.plugins.registry.all("register_template_functions")
+    """The template functions ``text`` names, of the plugins enabled for ``tenant_id``,
+    bound to the customer being rendered for; ``{}`` (and no query) when it names none,
+    which keeps the delivery hot path as it was for messages without functions."""
+    regs = [r for r in ctx.plugins.registry.all("register_template_functions") if r.spec.name in text]
     if not regs:
         return {}
     disabled = ctx.disabled_plugins(session, tenant_id)
