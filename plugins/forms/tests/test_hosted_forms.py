@@ -159,3 +159,21 @@ def test_a_form_is_checked_against_the_field_definitions(live: LiveSopflow) -> N
         == 422
     )
     assert live.api.as_key(None).get("/plugins/forms/hosted/skin-survey").status_code == 401
+
+
+def test_the_rate_limited_address_trusts_a_proxy_only_when_told() -> None:
+    from types import SimpleNamespace
+
+    from sopflow_forms.hosted_routes import _client
+    from sopflow_sdk import InboundRequest
+
+    request = InboundRequest(
+        method="POST",
+        path="/",
+        query={},
+        headers={"x-forwarded-for": "203.0.113.9, 10.0.0.1"},
+        body=b"",
+        remote_addr="10.0.0.1",
+    )
+    assert _client(request, SimpleNamespace(config={})) == "10.0.0.1"
+    assert _client(request, SimpleNamespace(config={"trust_forwarded_for": True})) == "203.0.113.9"

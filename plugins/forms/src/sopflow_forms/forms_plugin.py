@@ -91,6 +91,12 @@ PROVIDERS: dict[str, tuple[str, SettingsSchema]] = {
                 description="the address customers reach sopflow at (form links are built on it)",
             ),
             Setting(
+                "trust_forwarded_for",
+                "boolean",
+                default=False,
+                description="rate-limit by the first X-Forwarded-For address (only behind your own proxy)",
+            ),
+            Setting(
                 "link_days",
                 "integer",
                 minimum=1,

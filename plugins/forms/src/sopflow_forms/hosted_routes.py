@@ -78,6 +78,16 @@ def _cookie(request: InboundRequest) -> str:
     return ""
 
 
+def _client(request: InboundRequest, account: Any) -> str:
+    """The address to rate-limit: the connection's, or behind a proxy the account
+    trusts (``trust_forwarded_for``) the first ``X-Forwarded-For`` hop."""
+    if account.config.get("trust_forwarded_for"):
+        forwarded = header(request, "X-Forwarded-For").split(",")[0].strip()
+        if forwarded:
+            return forwarded
+    return request.remote_addr or "unknown"
+
+
 def handle(request: InboundRequest, host: Host) -> InboundResponse:
     """The form page (GET) and its submission (POST)."""
     slug = request.path_params.get("slug", "")
@@ -92,9 +102,7 @@ def handle(request: InboundRequest, host: Host) -> InboundResponse:
         customer_id = _subject(request, key, slug, now)
         if request.method == "POST":
             link = request.query.get("t") or f"anon:{account.id}:{slug}"
-            if not PER_IP.hit(
-                request.remote_addr or header(request, "X-Forwarded-For"), now
-            ) or not PER_LINK.hit(link, now):
+            if not PER_IP.hit(_client(request, account), now) or not PER_LINK.hit(link, now):
                 raise Rejected(429, "too many answers in a short time; try again in a few minutes")
             return _submit(request, host, account, form, customer_id, key)
     except Rejected as exc:
