@@ -72,6 +72,8 @@ def test_bad_amount_names_the_field_and_stores_nothing(live: LiveSopflow, shop: 
         },
     )
     assert r.status_code == 400 and "amount" in r.json()["detail"] and "two decimals" in r.json()["detail"]
+    long_id = _send(shop, {"id": "e" * 129, "type": "order.closed", "order_id": "A1"})
+    assert long_id.status_code == 400 and "msg_id: at most 128 characters" in long_id.json()["detail"]
     assert live.events() == []
 
 

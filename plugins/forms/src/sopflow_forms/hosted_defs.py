@@ -109,6 +109,8 @@ def manage(request: InboundRequest, host: Host) -> InboundResponse:
     if tenant_id is None:
         return problem(401, "give an admin API key: Authorization: Bearer <key>")
     slug = request.path_params.get("slug")
+    if slug is not None and not SLUG.fullmatch(slug):
+        return problem(404, f"no hosted form {slug[:60]!r}; slugs are lower-case letters, digits and dashes")
     state = host.state(tenant_id)
     if request.method == "GET":
         found = state.get(state_key(slug or ""))

@@ -27,7 +27,7 @@ from sopflow_sdk import (
 
 from sopflow_forms import hosted_html, link_tokens
 from sopflow_forms.hosted_answers import check_answers, contact
-from sopflow_forms.hosted_defs import state_key
+from sopflow_forms.hosted_defs import SLUG, state_key
 from sopflow_forms.inbound import Rejected, account_for, header, log, secret_value
 from sopflow_forms.rate_limit import Windows
 
@@ -94,6 +94,8 @@ def handle(request: InboundRequest, host: Host) -> InboundResponse:
     try:
         if len(request.body) > MAX_POST:
             raise Rejected(413, f"the answers are larger than {MAX_POST} bytes")
+        if not SLUG.fullmatch(slug):
+            raise Rejected(404, "there is no such form")
         account = account_for(host, request, CHANNEL)
         key, now = secret_value(account, "signing_key"), host.now().timestamp()
         form = host.state(account.tenant_id).get(state_key(slug))

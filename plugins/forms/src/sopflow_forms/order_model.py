@@ -30,3 +30,22 @@ class OrderMessage:
     refund_fen: int | None = None
     refund_state: str | None = None
     display_name: str | None = None
+
+
+#: the widths of the fact table's columns (``order_store``)
+MAX_ID = 128
+MAX_IDENTITY = 200
+
+
+def check(msg: OrderMessage) -> list[str]:
+    """What of ``msg`` does not fit the fact table, as ``"name: fix"`` sentences."""
+    problems = [
+        f"{name}: at most {MAX_ID} characters"
+        for name, value in (("msg_id", msg.msg_id), ("order_id", msg.order_id), ("refund_id", msg.refund_id))
+        if value is not None and len(value) > MAX_ID
+    ]
+    if msg.identity is not None and (len(msg.identity[0]) > 64 or len(msg.identity[1]) > MAX_IDENTITY):
+        problems.append(f"customer: an identity of at most {MAX_IDENTITY} characters")
+    if not -(2**62) < msg.version < 2**62:
+        problems.append("version: an integer of at most 18 digits")
+    return problems

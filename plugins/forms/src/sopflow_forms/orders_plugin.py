@@ -34,6 +34,7 @@ from sopflow_forms import order_facts, order_store, shop_webhook, youzan
 from sopflow_forms.inbound import Rejected, account_for, check_size, json_ok, reject, secret_value
 from sopflow_forms.money import fen_to_yuan
 from sopflow_forms.order_model import OrderMessage
+from sopflow_forms.order_model import check as check_message
 from sopflow_forms.sources import inbound_channel
 
 YOUZAN_SETTINGS = SettingsSchema(
@@ -79,10 +80,10 @@ def handle_youzan(request: InboundRequest, host: Host) -> InboundResponse:
             secret_value(account, "client_secret"),
         )
         msg = youzan.parse(request.body)
+        if msg is not None:
+            record(host, account, msg, youzan.PROVIDER)
     except Rejected as exc:
         return reject(youzan.PROVIDER, exc, request)
-    if msg is not None:
-        record(host, account, msg, youzan.PROVIDER)
     return json_ok(youzan.ACK)
 
 
@@ -93,14 +94,18 @@ def handle_shop(request: InboundRequest, host: Host) -> InboundResponse:
         account = account_for(host, request, "shop_webhook")
         shop_webhook.verify(request, secret_value(account, "signing_secret"))
         msg = shop_webhook.parse(request.body)
+        status = record(host, account, msg, shop_webhook.PROVIDER)
     except Rejected as exc:
         return reject(shop_webhook.PROVIDER, exc, request)
-    return json_ok({"status": record(host, account, msg, shop_webhook.PROVIDER)})
+    return json_ok({"status": status})
 
 
 def record(host: Host, account: Any, msg: OrderMessage, provider: str) -> str:
     """Apply ``msg`` and ingest what it implies, in one transaction; ``"duplicate"``
     when its id was seen before."""
+    problems = check_message(msg)
+    if problems:
+        raise Rejected(400, "; ".join(problems))
     with host.transaction(account.tenant_id) as tx:
         lock_key = f"lock.{account.id}"
         if tx.state.get(lock_key, lock=True) is None:  # the first message of an account makes the row
