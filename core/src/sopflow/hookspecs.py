@@ -180,6 +180,33 @@ def register_channels(register: Any) -> None:
     """
 
 
+# -- message templates -----------------------------------------------------------
+
+
+@hookspec
+def register_template_functions(register: Any) -> None:
+    """Register functions SOP message templates may call (``{{ track("https://...") }}``).
+
+    Called once per app at startup.  When a send step's text is rendered for a
+    customer, each function of a plugin enabled for the tenant is callable by its
+    name; core calls ``fn(TemplateCall(tenant_id, customer_id, now, accounts, touch_id),
+    *args)`` and puts what it returns (a string) into the message (``accounts``:
+    the tenant's accounts of the plugin's channels, so the function needs no I/O).  A call is
+    bounded: one that raises, or takes longer than its ``timeout_seconds``, skips
+    the touch with a reason naming the function; a render makes at most
+    ``MAX_TEMPLATE_CALLS`` calls.
+
+    :param register: call ``register(TemplateFunctionSpec(name=..., fn=...))`` once per function.
+    :returns: nothing.
+
+    Example::
+
+        @hookimpl
+        def register_template_functions(register):
+            register(TemplateFunctionSpec("track", fn=tracked_link))
+    """
+
+
 # -- storage ---------------------------------------------------------------------
 
 

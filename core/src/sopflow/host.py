@@ -111,6 +111,14 @@ class PluginHost:
                 c.churned_at is not None,
             )
 
+    def fields(self, tenant_id: int) -> dict[str, Any]:
+        """Every customer field of the tenant by key (``key``, ``type``, ``label``,
+        ``choices``, ``description``, ``read_only``)."""
+        self._outside_transaction("fields", "a call before the block")
+        with self.app.tx() as s:
+            self._check_enabled(s, tenant_id)
+            return dict(field_definitions(s, tenant_id, self.app.plugins))
+
     def _check_enabled(self, session: Any, tenant_id: int) -> None:
         if not self.app.plugin_enabled(session, tenant_id, self.plugin):
             raise FatalError(

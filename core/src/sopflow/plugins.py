@@ -25,6 +25,7 @@ from sopflow_sdk import (
     PipelineSpec,
     PluginError,
     RouteSpec,
+    TemplateFunctionSpec,
     TriggerSpec,
 )
 
@@ -55,6 +56,7 @@ REGISTRATION_HOOKS: dict[str, tuple[type, str]] = {
     "register_routes": (RouteSpec, "path"),
     "register_jobs": (JobSpec, "name"),
     "register_migrations": (MigrationsSpec, ""),
+    "register_template_functions": (TemplateFunctionSpec, "name"),
 }
 
 

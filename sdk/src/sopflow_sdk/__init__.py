@@ -30,7 +30,7 @@ from sopflow_sdk.errors import (
     UnsupportedCapabilityError,
 )
 from sopflow_sdk.events import STANDARD_EVENTS
-from sopflow_sdk.host import ChannelAccountView, CustomerView, Host, IdentityView
+from sopflow_sdk.host import ChannelAccountView, CustomerView, FieldView, Host, IdentityView
 from sopflow_sdk.secrets import Secret, redact
 from sopflow_sdk.settings_schema import SETTING_TYPES, Setting, SettingsSchema
 from sopflow_sdk.specs import (
@@ -49,6 +49,8 @@ from sopflow_sdk.specs import (
     PipelineSpec,
     RouteSpec,
     StageSpec,
+    TemplateCall,
+    TemplateFunctionSpec,
     TriggerSpec,
 )
 from sopflow_sdk.state import PluginState, PluginTransaction
@@ -77,6 +79,7 @@ __all__ = [
     "CustomerView",
     "FatalError",
     "FieldSpec",
+    "FieldView",
     "Host",
     "Identity",
     "IdentityView",
@@ -101,6 +104,8 @@ __all__ = [
     "SkippableError",
     "SopflowError",
     "StageSpec",
+    "TemplateCall",
+    "TemplateFunctionSpec",
     "TriggerSpec",
     "UnsupportedCapabilityError",
     "hookimpl",

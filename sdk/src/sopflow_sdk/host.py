@@ -45,6 +45,17 @@ class CustomerView(Protocol):
     churned: bool
 
 
+class FieldView(Protocol):
+    """One customer field as ``Host.fields`` gives it."""
+
+    key: str
+    type: str  # one of sopflow_sdk.FIELD_TYPES
+    label: str
+    choices: tuple[str, ...]
+    description: str
+    read_only: bool  # a plugin's field: written only by its plugin
+
+
 class Host(Protocol):
     def now(self) -> datetime: ...
 
@@ -53,6 +64,11 @@ class Host(Protocol):
         ...
 
     def ingest(self, tenant_id: int, events: Sequence[IngestEvent]) -> list[dict[str, Any]]: ...
+
+    def fields(self, tenant_id: int) -> Mapping[str, FieldView]:
+        """Every customer field of the tenant (its own and the plugins'), by key, so a
+        plugin can build or check input against the types and choices."""
+        ...
 
     def channel_accounts(self, channel: str) -> list[ChannelAccountView]: ...
 

@@ -7,6 +7,7 @@ and fails at startup on a duplicate, naming the item and both plugins.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any, Literal
 
 import attrs
@@ -194,6 +195,41 @@ class RouteSpec:
     description: str = ""
 
 
+def _check_function_name(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+    if not isinstance(value, str) or not value.isidentifier() or value.startswith("_"):
+        raise ValueError(f"TemplateFunctionSpec name {value!r}: a Python identifier such as 'track'")
+
+
+@attrs.frozen
+class TemplateCall:
+    """Who a template function renders for: the first argument of every call.
+
+    ``accounts``: the tenant's channel accounts of the channels the registering
+    plugin declares (as ``Host.channel_accounts`` gives them, secrets decrypted),
+    so a function needs no I/O.  ``touch_id`` is ``None`` outside a touch."""
+
+    tenant_id: int
+    customer_id: int
+    now: datetime
+    accounts: tuple[Any, ...] = ()
+    touch_id: int | None = None
+
+
+@attrs.frozen
+class TemplateFunctionSpec:
+    """A function SOP message templates may call: ``{{ track("https://...") }}``.
+
+    ``fn(call: TemplateCall, *args, **kwargs) -> str`` runs while a message is
+    rendered for one customer; it must be quick and free of network calls (it is
+    given ``timeout_seconds``, then the touch is skipped naming the function).
+    """
+
+    name: str = attrs.field(validator=_check_function_name)
+    fn: Callable[..., Any] = attrs.field(validator=attrs.validators.is_callable())
+    description: str = ""
+    timeout_seconds: float = 0.5
+
+
 @attrs.frozen
 class JobSpec:
     """Work a plugin runs in the background.
@@ -219,6 +255,8 @@ class InboundRequest:
     headers: Mapping[str, str]
     body: bytes
     path_params: Mapping[str, str] = attrs.field(factory=dict)
+    #: the client's address as the server saw it (a proxy's, behind one)
+    remote_addr: str = ""
 
 
 @attrs.frozen
@@ -226,6 +264,8 @@ class InboundResponse:
     status: int = 200
     body: bytes | str = b""
     media_type: str = "text/plain"
+    #: extra response headers (``Location`` of a redirect, ``Cache-Control``)
+    headers: Mapping[str, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen

@@ -35,6 +35,7 @@ def _make_handler(app: SopflowApp, plugin: str, spec: Any) -> HTTPRouteHandler:
             headers=dict(request.headers),
             body=body,
             path_params={k: str(v) for k, v in request.path_params.items()},
+            remote_addr=request.client.host if request.client else "",
         )
         from anyio import to_thread
 
@@ -53,7 +54,12 @@ def _make_handler(app: SopflowApp, plugin: str, spec: Any) -> HTTPRouteHandler:
                 status_code=403,
                 media_type="application/problem+json",
             )
-        return Response(result.body, status_code=result.status, media_type=result.media_type)
+        return Response(
+            result.body,
+            status_code=result.status,
+            media_type=result.media_type,
+            headers=dict(getattr(result, "headers", None) or {}),
+        )
 
     handler.__name__ = f"plugin_{plugin}_{spec.path}".replace("/", "_").replace("{", "").replace("}", "")
     path = f"/plugins/{plugin}/{spec.path.lstrip('/')}"

@@ -33,6 +33,7 @@ from sopflow_sdk import (
 
 from sopflow.engine.context import EngineContext
 from sopflow.engine.customers.records import record_change
+from sopflow.engine.delivery.template_functions import functions_for
 from sopflow.engine.sops.step_actions import StepCall, StepPreparation, prepare_action
 from sopflow.engine.sops.templates import render_bounded
 from sopflow.logging import get_logger
@@ -84,17 +85,21 @@ def channel_for(
     return cache[key], account.id
 
 
-def render(text: str, customer: Customer, staff_name: str) -> str:
+def render(text: str, customer: Customer, staff_name: str, functions: Mapping[str, Any] | None = None) -> str:
     """``text`` (a Jinja template from a step) rendered for ``customer`` and their
-    staff member, within the template budget (``sops.templates``).  A template that
-    fails for this customer fails the touch with the reason; nothing is sent."""
+    staff member, with the plugins' template ``functions`` (``template_functions``),
+    within the template budget (``sops.templates``).  A template that fails for this
+    customer fails the touch with the reason; nothing is sent."""
     try:
         return render_bounded(
             text,
+            **(functions or {}),
             customer={"display_name": customer.display_name, "source": customer.source},
             fields=customer.fields,
             staff={"name": staff_name},
         )
+    except SopflowError:  # a template function's own verdict (skip, retry) stands
+        raise
     except Exception as exc:  # the template's fault, never the worker's: reported on the touch
         raise FatalError(f"the step's text cannot be rendered for this customer: {exc}") from None
 
@@ -207,7 +212,12 @@ def prepare_send(step: StepPreparation, index: int, action: Mapping[str, Any]) -
     step.idempotent = step.idempotent and channel.capabilities.idempotent_send
     outbound = OutboundMessage(
         touchpoint=action.get("touchpoint", "staff_notice") if kind == "send" else "staff_notice",
-        text=render(action["text"], customer, staff.name if staff else ""),
+        text=render(
+            action["text"],
+            customer,
+            staff.name if staff else "",
+            functions_for(ctx, s, touch.tenant_id, customer.id, touch.id, action["text"]),
+        ),
         idempotency_key=f"touch:{touch.id}:{index}",
         recipient=recipient(
             s, customer, action["channel"], action.get("touchpoint"), step.now, step.identities

@@ -80,11 +80,13 @@ class BoundedEnvironment(SandboxedEnvironment):
         self.filters = {name: _bounded_filter(fn) for name, fn in self.filters.items()}
 
     def call_binop(self, context: Any, op: str, left: Any, right: Any) -> Any:
+        """``*`` and ``**``, with their operands and result within the budget."""
         _check_args((left, right), {})
         fn = operator.mul if op == "*" else operator.pow
         return _check_size(fn(left, right))
 
     def call(self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        """Any call (a method, ``range``), with its arguments and result within the budget."""
         _check_args(args, kwargs)
         return _check_size(super().call(__context, __obj, *args, **kwargs))
 
