@@ -1,0 +1,53 @@
+"""Shared fixtures: a started fake org, an account view of it, the plugin in a real app."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+import pytest
+from sopflow_salesforce.fake import DemoOrg, start_demo_org
+from sopflow_salesforce.tokens import TokenCache
+from sopflow_sdk import Secret
+
+
+@attrs.define
+class StubAccount:
+    """A channel account as ``host.channel_account`` hands it out."""
+
+    id: int
+    tenant_id: int
+    config: dict[str, Any]
+    secrets: dict[str, Any]
+    channel: str = "salesforce"
+    name: str = "crm"
+
+
+@pytest.fixture
+def org(monkeypatch: pytest.MonkeyPatch) -> Iterator[DemoOrg]:
+    demo = start_demo_org()
+    # requests trusts the fake's throwaway CA (REQUESTS_CA_BUNDLE replaces the store in tests).
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", demo.fake.ca_bundle)
+    yield demo
+    demo.stop()
+
+
+def account_for(org: DemoOrg, flow: str = "jwt_bearer", account_id: int = 1, **config: Any) -> StubAccount:
+    body = org.account_settings(flow, **config)
+    body["config"].setdefault("api_version", "62.0")
+    secrets = {k: Secret(v) for k, v in body["secrets"].items()}
+    return StubAccount(account_id, 1, body["config"], secrets)
+
+
+@pytest.fixture
+def tokens() -> TokenCache:
+    return TokenCache()
+
+
+@pytest.fixture
+def sopflow_plugins() -> list[tuple[str, Any]]:
+    """Load this plugin into ``sopflow_app`` (the SDK fixture), under its entry-point name."""
+    from sopflow_salesforce import plugin
+
+    return [("salesforce", plugin)]
