@@ -40,6 +40,16 @@ def account_for(org: DemoOrg, flow: str = "jwt_bearer", account_id: int = 1, **c
     return StubAccount(account_id, 1, body["config"], secrets)
 
 
+@pytest.fixture(autouse=True)
+def _no_tokens_between_tests() -> Iterator[None]:
+    """The process-wide token cache starts empty (each test has its own fake org)."""
+    from sopflow_salesforce.tokens import TOKENS
+
+    TOKENS.clear()
+    yield
+    TOKENS.clear()
+
+
 @pytest.fixture
 def tokens() -> TokenCache:
     return TokenCache()

@@ -102,35 +102,43 @@ class TokenCache:
     """One token per account, refreshed single-flight."""
 
     def __init__(self) -> None:
-        self._tokens: dict[int, AccessToken] = {}
-        self._locks: dict[int, threading.Lock] = {}
+        self._tokens: dict[tuple[Any, ...], AccessToken] = {}
+        self._locks: dict[tuple[Any, ...], threading.Lock] = {}
         self._guard = threading.Lock()
         self.fetches = 0  # how many logins this process made (a test's witness)
 
-    def _lock(self, account_id: int) -> threading.Lock:
+    @staticmethod
+    def _key(account: Any) -> tuple[Any, ...]:
+        # The settings are part of the key: an account whose login changed (a new
+        # My Domain, another app) must not keep using the old org's token.
+        c = account.config
+        return (account.id, c.get("login_url"), c.get("client_id"), c.get("username"), c.get("flow"))
+
+    def _lock(self, key: tuple[Any, ...]) -> threading.Lock:
         with self._guard:
-            return self._locks.setdefault(account_id, threading.Lock())
+            return self._locks.setdefault(key, threading.Lock())
 
     def get(self, account: Any, session: requests.Session) -> AccessToken:
         """The cached token, logging in when there is none."""
-        token = self._tokens.get(account.id)
+        token = self._tokens.get(self._key(account))
         if token is not None:
             return token
         return self.refresh(account, session, stale=None)
 
     def refresh(self, account: Any, session: requests.Session, stale: AccessToken | None) -> AccessToken:
         """A new token unless another caller already replaced ``stale``."""
-        with self._lock(account.id):
-            current = self._tokens.get(account.id)
+        key = self._key(account)
+        with self._lock(key):
+            current = self._tokens.get(key)
             if current is not None and current is not stale:
                 return current
             token = fetch_token(account.config, account.secrets, session)
             self.fetches += 1
-            self._tokens[account.id] = token
+            self._tokens[key] = token
             return token
 
-    def forget(self, account_id: int) -> None:
-        self._tokens.pop(account_id, None)
+    def clear(self) -> None:
+        self._tokens.clear()
 
 
 #: The process's tokens: jobs and routes share them.

@@ -2,7 +2,7 @@
 
 ``SELECT f1, f2 FROM Object [WHERE cond [AND cond]...] [ORDER BY f [, f]] [LIMIT n]``
 where a condition is ``Field op literal`` (``=``, ``!=``, ``>``, ``>=``, ``<``,
-``<=``; a quoted string, a number, ``true``/``false``/``null`` or a dateTime
+``<=``, ``IN (...)``; a quoted string, a number, ``true``/``false``/``null`` or a dateTime
 literal such as ``2026-01-02T03:04:05Z``).  Anything else is refused with
 Salesforce's ``MALFORMED_QUERY``, so a client that drifts from what the fake
 understands fails loudly instead of being answered wrongly.
@@ -24,6 +24,7 @@ _QUERY = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 _COND = re.compile(r"^\s*(\w+)\s*(=|!=|>=|<=|>|<)\s*('(?:[^'\\]|\\.)*'|\S+)\s*$")
+_IN = re.compile(r"^\s*(\w+)\s+IN\s*\((.*)\)\s*$", re.IGNORECASE | re.DOTALL)
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?(Z|[+-]\d{2}:\d{2})$")
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "=": lambda a, b: a == b,
@@ -32,6 +33,7 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
     ">=": lambda a, b: a is not None and a >= b,
     "<": lambda a, b: a is not None and a < b,
     "<=": lambda a, b: a is not None and a <= b,
+    "IN": lambda a, b: a in b,
 }
 
 
@@ -81,6 +83,11 @@ def parse(soql: str) -> Query:
         raise MalformedQuery("only plain field names are supported in SELECT")
     conditions = []
     for part in re.split(r"\s+AND\s+", m["where"] or "", flags=re.IGNORECASE) if m["where"] else ():
+        within = _IN.match(part)
+        if within:
+            items = re.findall(r"'(?:[^'\\]|\\.)*'|[^,\s]+", within[2])
+            conditions.append((within[1], "IN", tuple(_literal(i) for i in items)))
+            continue
         c = _COND.match(part)
         if not c:
             raise MalformedQuery(f"unexpected condition: {part!r}")
