@@ -25,8 +25,9 @@ class StubAccount:
 
 
 @pytest.fixture
-def org(monkeypatch: pytest.MonkeyPatch) -> Iterator[DemoOrg]:
-    demo = start_demo_org()
+def org(monkeypatch: pytest.MonkeyPatch, manual_clock: Any) -> Iterator[DemoOrg]:
+    # The org stamps SystemModstamp with the app's manual clock: one timeline for both.
+    demo = start_demo_org(now=manual_clock.now)
     # requests trusts the fake's throwaway CA (REQUESTS_CA_BUNDLE replaces the store in tests).
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", demo.fake.ca_bundle)
     yield demo
@@ -48,6 +49,16 @@ def _no_tokens_between_tests() -> Iterator[None]:
     TOKENS.clear()
     yield
     TOKENS.clear()
+
+
+@pytest.fixture(autouse=True)
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Backoff and slow-down waits are recorded, not slept (no wall-clock sleeps in tests)."""
+    from sopflow_salesforce import limits
+
+    recorded: list[float] = []
+    monkeypatch.setattr(limits, "sleep", recorded.append)
+    return recorded
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ with an injectable sleep rather than its ``wait_for_job`` wall-clock loop.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -31,6 +30,7 @@ from simple_salesforce.exceptions import (
 )
 from sopflow_sdk import FatalError, RetriableError
 
+from sopflow_salesforce import limits
 from sopflow_salesforce.limits import Pacing, UsageRecorder
 from sopflow_salesforce.tokens import TOKENS, AccessToken, TokenCache
 
@@ -60,13 +60,15 @@ class SalesforceClient:
         self.tokens = tokens
         share = float(account.config.get("limit_share", 0.8))
         self.pacing = pacing or Pacing(limit_share=share)
-        self.sleep: Callable[[float], None] = self.pacing.sleep or time.sleep
         self.session = session or requests.Session()
         self.recorder = UsageRecorder()
         self.session.hooks["response"].append(self.recorder)
         self.version = str(account.config.get("api_version", "62.0"))
         self._token: AccessToken | None = None
         self._sf: Salesforce | None = None
+
+    def sleep(self, seconds: float) -> None:
+        (self.pacing.sleep or limits.sleep)(seconds)
 
     @property
     def usage(self) -> Any:

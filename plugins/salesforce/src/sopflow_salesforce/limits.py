@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import attrs
+
+#: How the client waits when a ``Pacing`` names no ``sleep`` (tests replace it).
+sleep: Callable[[float], None] = time.sleep
 
 _USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
 
