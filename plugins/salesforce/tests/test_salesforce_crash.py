@@ -66,7 +66,7 @@ def test_killed_between_the_outbox_write_and_the_call(linked: Any, org: DemoOrg,
 
 
 def test_killed_after_salesforce_applied_the_write(linked: Any, org: DemoOrg, sopflow_app: Any) -> None:
-    account_id, rec, customer_id = linked
+    account_id, _, customer_id = linked
     h = host(sopflow_app)
     account = h.channel_account(account_id)
     assert outbox.record_changes(h, account, h.customer(account.tenant_id, customer_id)) is not None

@@ -164,7 +164,11 @@ class SalesforceClient:
         )
         return str(job["id"])
 
-    def bulk_query_wait(self, object_name: str, job_id: str, poll_seconds: float = 2.0) -> dict[str, Any]:
+    def bulk_query_wait(
+        self, object_name: str, job_id: str, max_poll_seconds: float = 10.0
+    ) -> dict[str, Any]:
+        """The job's info once ``JobComplete``, polling at 0.5 s, 1 s, 2 s … up to ``max_poll_seconds``."""
+        poll_seconds = 0.5
         while True:
             info = self.call(lambda sf: self._bulk(sf, object_name).get_job(job_id, True), "bulk job status")
             if info["state"] == "JobComplete":
@@ -174,6 +178,7 @@ class SalesforceClient:
                     f"Salesforce bulk query {job_id} {info['state']}: {info.get('errorMessage', '')}"
                 )
             self.sleep(poll_seconds)
+            poll_seconds = min(poll_seconds * 2, max_poll_seconds)
 
     def bulk_query_page(
         self, object_name: str, job_id: str, locator: str, max_records: int

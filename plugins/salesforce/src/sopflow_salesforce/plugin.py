@@ -65,6 +65,13 @@ def register_jobs(register: Callable[[Any], None]) -> None:
 
 
 @hookimpl
+def register_commands(cli: Any, open_host: Any) -> None:
+    from sopflow_salesforce import commands  # click is only needed on the command line
+
+    commands.register(cli, open_host)
+
+
+@hookimpl
 def register_migrations(register: Callable[[Any], None]) -> None:
     register(store.migrations_spec())
 

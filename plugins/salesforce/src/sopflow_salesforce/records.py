@@ -124,7 +124,7 @@ def apply_page(
     *,
     imported: bool = False,
 ) -> int:
-    """Ingest the changes in ``records``; the number of records that changed something."""
+    """Ingest the changes in ``records`` (one ``tx.ingest`` for the page); how many changed something."""
     conn = tx.connection
     ids = [r["Id"] for r in records]
     known = {
@@ -134,43 +134,43 @@ def apply_page(
         )
     }
     pending = pending_writes(conn, account_id, [row.customer_id for row in known.values()])
-    changed = 0
-    for record in records:
+    events: list[IngestEvent] = []
+    waiting: list[tuple[Mapping[str, Any], dict, Any, int | None]] = []  # record, synced, link, event index
+    for record in {r["Id"]: r for r in records}.values():  # one version per record and page
         link = known.get(record["Id"])
         if link is not None and link.modstamp >= record["SystemModstamp"]:
             continue  # this version was read before (an overlapping window, a re-read page)
-        if link is None and _match_customer(tx, m, record) is None:
-            pass  # a new customer: ingest creates it from the identity
+        if link is None:
+            _match_customer(tx, m, record)  # else a new customer: ingest creates it from the identity
         synced = dict(link.synced) if link is not None else {}
         rows = pending.get(link.customer_id, []) if link is not None else []
         changes, conflicts = _changes(conn, account_id, m, record, synced, rows)
+        index = None
         if changes or link is None:
-            kind = (
-                "customer.imported"
-                if imported and link is None
-                else "crm.created"
-                if link is None
-                else "crm.updated"
-            )
-            event = IngestEvent(
-                type=kind,
-                identity=record_identity(record["Id"]),
-                idempotency_key=f"salesforce:{account_id}:{record['Id']}:{record['SystemModstamp']}",
-                payload={"object": m.object, "record_id": record["Id"], "changed": sorted(changes)},
-                fields=changes,
-                source="salesforce",
-            )
-            [outcome] = tx.ingest([event])
-            customer_id = outcome.get("customer_id") if link is None else link.customer_id
-            if customer_id is None:  # a version ingested before without its link: nothing to add
-                continue
-            changed += 1
-        else:
-            customer_id = link.customer_id
-        if conflicts:
-            tx.ingest(conflicts)
-        _save_link(conn, tx.tenant_id, account_id, record, customer_id, synced, link)
-    return changed
+            index = len(events)
+            events.append(_change_event(account_id, m, record, changes, link is None, imported))
+        events += conflicts
+        waiting.append((record, synced, link, index))
+    outcomes = tx.ingest(events) if events else []
+    for record, synced, link, index in waiting:
+        customer_id = link.customer_id if link is not None else outcomes[index].get("customer_id")
+        if customer_id is not None:  # None: a version ingested before without its link
+            _save_link(conn, tx.tenant_id, account_id, record, customer_id, synced, link)
+    return sum(1 for *_, index in waiting if index is not None)
+
+
+def _change_event(
+    account_id: int, m: ObjectMapping, record: Mapping[str, Any], changes: dict, new: bool, imported: bool
+) -> IngestEvent:
+    kind = ("customer.imported" if imported else "crm.created") if new else "crm.updated"
+    return IngestEvent(
+        type=kind,
+        identity=record_identity(record["Id"]),
+        idempotency_key=f"salesforce:{account_id}:{record['Id']}:{record['SystemModstamp']}",
+        payload={"object": m.object, "record_id": record["Id"], "changed": sorted(changes)},
+        fields=changes,
+        source="salesforce",
+    )
 
 
 def _save_link(

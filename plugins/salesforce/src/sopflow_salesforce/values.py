@@ -45,3 +45,9 @@ def to_salesforce(value: Any, kind: str) -> Any:
 def soql_datetime(modstamp: str) -> str:
     """A stored ``SystemModstamp`` as a SOQL dateTime literal, to the second (SOQL's precision)."""
     return modstamp[:19] + "Z"
+
+
+def normalise_modstamp(value: str) -> str:
+    """``SystemModstamp`` in REST's form (``….000+0000``): Bulk CSV writes ``….000Z``,
+    and the links compare stamps as strings."""
+    return value[:-1] + "+0000" if value.endswith("Z") else value

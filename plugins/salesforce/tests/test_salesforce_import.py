@@ -1,0 +1,96 @@
+"""The initial import through a Bulk API 2.0 query job: pages, a checkpointed
+locator that survives a crash, and the command with its progress bar."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from salesforce_support import connect, host
+from sopflow_salesforce import importer, sync
+from sopflow_salesforce.fake import DemoOrg
+
+#: Records of the crash test: four pages of 300.  Each costs core's ingest and rule
+#: evaluation (inline without a broker), which is what bounds it on a loaded CI machine.
+N = 1_200
+PAGE = 300
+
+
+def seed(org: DemoOrg, n: int) -> None:
+    for i in range(n):
+        org.fake.org.create(
+            "Contact",
+            {"LastName": f"L{i:05d}", "Tier__c": ("Bronze", "Silver", "Gold")[i % 3], "Premium__c": i},
+        )
+
+
+def count_customers(api: Any) -> int:
+    total, cursor = 0, None
+    while True:
+        body = api.get(
+            "/api/v1/customers", params={"limit": 200, **({"cursor": cursor} if cursor else {})}
+        ).json()
+        total += len(body["items"])
+        cursor = body["next_cursor"]
+        if not cursor:
+            return total
+
+
+def result_requests(org: DemoOrg) -> list[str]:
+    return [r.query.get("locator", "") for r in org.fake.requests if r.resource.endswith("/results")]
+
+
+def test_a_crash_mid_import_resumes_at_the_checkpointed_locator(
+    api: Any, org: DemoOrg, sopflow_app: Any
+) -> None:
+    account_id = connect(api, org)
+    seed(org, N)
+    calls = {"n": 0}
+    real = importer.apply_page
+
+    def crash_on_the_third_page(*args: Any, **kwargs: Any) -> int:
+        calls["n"] += 1
+        if calls["n"] == 3:  # the third page (a page is one chunk: PAGE <= importer.CHUNK)
+            raise RuntimeError("worker died")
+        return real(*args, **kwargs)
+
+    importer.apply_page = crash_on_the_third_page  # type: ignore[assignment]
+    try:
+        with pytest.raises(RuntimeError):
+            importer.run_import(host(sopflow_app), account_id, page_size=PAGE)
+    finally:
+        importer.apply_page = real  # type: ignore[assignment]
+    assert count_customers(api) == 2 * PAGE
+    seen: list[dict] = []
+    final = importer.run_import(host(sopflow_app), account_id, page_size=PAGE, progress=seen.append)
+    assert final["done"] and final["records"] == N and seen[-1]["total"] == N
+    assert count_customers(api) == N
+    locators = result_requests(org)
+    assert locators.count("") == 1 and len(locators) == 5  # the third page was read twice, no other
+    assert len([r for r in org.fake.requests if r.resource == "jobs/query" and r.method == "POST"]) == 1
+    account = host(sopflow_app).channel_account(account_id)
+    assert sync.sync_account(host(sopflow_app), account)["changed"] == 0  # the sync takes over
+
+
+def test_the_import_command_shows_progress(api: Any, org: DemoOrg, sopflow_app: Any) -> None:
+    from sopflow_sdk.testing.harness import TEST_SECRET_KEY
+
+    account_id = connect(api, org)
+    seed(org, 150)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOPFLOW_")}
+    env.update(
+        SOPFLOW_DATABASE_URL=sopflow_app.settings.database_url,
+        SOPFLOW_SECRET_KEY=TEST_SECRET_KEY,
+        SOPFLOW_LOG_LEVEL="WARNING",
+    )
+    cmd = [sys.executable, "-m", "sopflow.cli", "salesforce", "import", str(account_id)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "importing" in done.stdout + done.stderr and "imported 150 records" in done.stdout
+    assert count_customers(api) == 150
+    wrong = subprocess.run([*cmd[:-1], "999"], env=env, capture_output=True, text=True, timeout=120)
+    assert wrong.returncode != 0 and "no Salesforce connection 999" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
