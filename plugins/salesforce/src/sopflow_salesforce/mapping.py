@@ -26,7 +26,7 @@ from sopflow_sdk import FieldSpec
 DIRECTIONS = ("from_crm", "to_crm", "both")
 OWNERS = ("salesforce", "sopflow")
 #: describe's field types and the sopflow field type each maps onto.
-SOPFLOW_TYPES = {
+FIELD_TYPES_FROM_DESCRIBE = {
     "string": "text",
     "textarea": "text",
     "email": "text",
@@ -152,7 +152,7 @@ def _field_problems(
     if meta is None or problems:
         return None, problems
     sf_type = meta.get("type")
-    kind = SOPFLOW_TYPES.get(sf_type)
+    kind = FIELD_TYPES_FROM_DESCRIBE.get(sf_type)
     if kind is None:
         return None, [(f"{p}.salesforce", f"{sf_name} is a {sf_type} field, which sopflow cannot hold")]
     if direction != "from_crm" and not meta.get("updateable", False):
