@@ -5,23 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import attrs
 import pytest
 from sopflow_salesforce.fake import DemoOrg, start_demo_org
 from sopflow_salesforce.tokens import TokenCache
-from sopflow_sdk import Secret
-
-
-@attrs.define
-class StubAccount:
-    """A channel account as ``host.channel_account`` hands it out."""
-
-    id: int
-    tenant_id: int
-    config: dict[str, Any]
-    secrets: dict[str, Any]
-    channel: str = "salesforce"
-    name: str = "crm"
 
 
 @pytest.fixture
@@ -32,13 +18,6 @@ def org(monkeypatch: pytest.MonkeyPatch, manual_clock: Any) -> Iterator[DemoOrg]
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", demo.fake.ca_bundle)
     yield demo
     demo.stop()
-
-
-def account_for(org: DemoOrg, flow: str = "jwt_bearer", account_id: int = 1, **config: Any) -> StubAccount:
-    body = org.account_settings(flow, **config)
-    body["config"].setdefault("api_version", "62.0")
-    secrets = {k: Secret(v) for k, v in body["secrets"].items()}
-    return StubAccount(account_id, 1, body["config"], secrets)
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 from sopflow_salesforce.fake import DemoOrg
+from sopflow_sdk import Secret
 
 #: The mapping most tests use: a CRM-owned date, a sopflow-owned picklist, one both ways.
 MAPPING = {
@@ -51,3 +53,22 @@ def customer_by_record(api: Any, record_id: str) -> dict | None:
     assert r.status_code == 200, r.text
     items = r.json()["items"]
     return items[0] if items else None
+
+
+@attrs.define
+class StubAccount:
+    """A channel account as ``host.channel_account`` hands it out."""
+
+    id: int
+    tenant_id: int
+    config: dict[str, Any]
+    secrets: dict[str, Any]
+    channel: str = "salesforce"
+    name: str = "crm"
+
+
+def account_for(org: DemoOrg, flow: str = "jwt_bearer", account_id: int = 1, **config: Any) -> StubAccount:
+    body = org.account_settings(flow, **config)
+    body["config"].setdefault("api_version", "62.0")
+    secrets = {k: Secret(v) for k, v in body["secrets"].items()}
+    return StubAccount(account_id, 1, body["config"], secrets)

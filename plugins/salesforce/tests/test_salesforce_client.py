@@ -8,7 +8,7 @@ import threading
 from typing import Any
 
 import pytest
-from conftest import account_for
+from salesforce_support import account_for
 from sopflow_salesforce.client import SalesforceClient
 from sopflow_salesforce.fake import DemoOrg
 from sopflow_salesforce.limits import Pacing
