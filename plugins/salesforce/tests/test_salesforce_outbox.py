@@ -117,3 +117,32 @@ def test_a_503_storm_and_an_exceeded_limit_keep_the_write_pending(
     assert org.fake.org.record("Contact", rec["Id"])["Engagement__c"] == "warm"
     applied = org.fake.writes("Contact")
     assert len(applied) == 1  # each refused push stopped at its read of changes, before any write
+
+
+def test_a_stage_move_is_written_to_the_lead_status(api: Any, org: DemoOrg, sopflow_app: Any) -> None:
+    lead_mapping = {
+        "object": "Lead",
+        "fields": [{"salesforce": "Company", "sopflow": "company", "direction": "from_crm"}],
+        "stage_field": "Status",
+        "stages": {"qualified": "Qualified"},
+    }
+    account_id = connect(api, org, mapping=lead_mapping)
+    lead = org.fake.org.create("Lead", {"LastName": "Ma", "Company": "Acme", "Status": "Open"})
+    sync.sync_account(host(sopflow_app), host(sopflow_app).channel_account(account_id))
+    p = api.post(
+        "/api/v1/pipelines", json={"name": "sales", "stages": [{"name": "new"}, {"name": "qualified"}]}
+    )
+    assert p.status_code == 201, p.text
+    stage_id = next(s["id"] for s in p.json()["stages"] if s["name"] == "qualified")
+    customer = customer_by_record(api, lead["Id"])
+    moved = api.post(
+        f"/api/v1/customers/{customer['id']}/stage", json={"stage_id": stage_id, "cause": "manual"}
+    )
+    assert moved.status_code == 201 and moved.json()["moved"], moved.text
+    assert org.fake.org.record("Lead", lead["Id"])["Status"] == "Qualified"
+    [write] = org.fake.writes("Lead")
+    assert write.body["records"][0] == {
+        "attributes": {"type": "Lead"},
+        "Id": lead["Id"],
+        "Status": "Qualified",
+    }

@@ -72,3 +72,15 @@ def test_a_good_account_is_stored_with_defaults_and_secrets_hidden(api: Any, org
     key_line = body["secrets"]["private_key"].splitlines()[1]
     listed = api.get("/api/v1/channel-accounts").text
     assert key_line not in r.text and key_line not in listed
+
+
+def test_the_credentials_are_encrypted_at_rest(api: Any, org: DemoOrg, sopflow_app: Any) -> None:
+    import sqlalchemy as sa
+    from sopflow.models import ChannelAccount
+
+    body = org.account_settings("client_credentials")
+    assert api.post("/api/v1/channel-accounts", json=body).status_code == 201
+    with sopflow_app.tx() as s:
+        [stored] = s.scalars(sa.select(ChannelAccount.secrets_ciphertext)).all()
+    raw = stored if isinstance(stored, str) else bytes(stored).decode("latin-1")
+    assert body["secrets"]["client_secret"] not in raw
