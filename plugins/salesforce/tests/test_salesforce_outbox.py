@@ -146,3 +146,20 @@ def test_a_stage_move_is_written_to_the_lead_status(api: Any, org: DemoOrg, sopf
         "Id": lead["Id"],
         "Status": "Qualified",
     }
+
+
+def test_a_refused_call_fails_its_rows_instead_of_retrying_forever(
+    api: Any, org: DemoOrg, sopflow_app: Any
+) -> None:
+    connect(api, org)
+    # An admin unticked "External ID" on Sopflow_Id__c after the mapping was saved:
+    # Salesforce refuses the whole upsert call, and sending it again cannot succeed.
+    org.fake.org.objects["Contact"].field_named("Sopflow_Id__c")["externalId"] = False
+    r = api.post("/api/v1/customers", json={"display_name": "New", "fields": {"engagement": "warm"}})
+    assert r.status_code == 201, r.text
+    assert outbox_states(sopflow_app) == ["failed"]
+    with sopflow_app.engine.connect() as conn:
+        [error] = conn.execute(sa.select(outbox_table.c.error)).scalars().all()
+    assert "INVALID_FIELD" in error
+    outbox.push_all(host(sopflow_app))
+    assert len(org.fake.writes("Contact")) == 1  # not retried

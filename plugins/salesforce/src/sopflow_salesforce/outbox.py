@@ -15,8 +15,10 @@ job (``salesforce.push``) then, per account:
 3. settles each row from its own SaveResult: ``done`` (``synced`` updated, so
    the next inbound sync sees no change: no echo) or ``failed`` with the error,
    reported to the customer as a ``crm.write_failed`` event while the rest of
-   the batch applies.  A refusal of the whole call (503, limits) puts the rows
-   back to ``pending``: a pending write is never dropped.
+   the batch applies.  A refusal of the whole call that may pass later (503,
+   limits) puts the rows back to ``pending``: such a write is never dropped; one
+   that cannot (400: a field no longer external or updateable) fails its rows
+   with Salesforce's reason instead of retrying them forever.
 """
 
 from __future__ import annotations
@@ -160,9 +162,15 @@ def push_account(host: Host, account: Any, client: SalesforceClient | None = Non
         for key_field, batch in _requests(m, rows, linked).items():
             try:
                 results = client.upsert(m.object, key_field, [rec for _, rec in batch])
-            except SopflowError:
-                _release(host, account, rows)
+            except RetriableError:
+                _release(host, account, rows)  # 503, limits: the rows wait for the next push
                 raise
+            except SopflowError as exc:
+                # Salesforce refused the call itself (a field removed since the mapping was
+                # saved, a permission taken away): sending it again cannot succeed.
+                results = [
+                    {"success": False, "errors": [{"statusCode": "REFUSED", "message": exc.user_message}]}
+                ] * len(batch)
             written, failed = settle(host, account, m, rows, batch, results)
             counts["written"] += written
             counts["failed"] += failed
