@@ -53,7 +53,7 @@ class SObject:
 
     def __init__(self, name: str, fields: list[dict[str, Any]], prefix: str) -> None:
         self.name = name
-        self.fields = [dict(f) for f in SYSTEM_FIELDS] + fields
+        self.fields = [dict(f) for f in (*SYSTEM_FIELDS, *fields)]  # copies: a test may change one
         self.prefix = prefix
         self.records: dict[str, dict[str, Any]] = {}
         self.deleted: list[dict[str, str]] = []
