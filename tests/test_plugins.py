@@ -329,7 +329,7 @@ def imported_modules(path) -> set[str]:
     return names | {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
 
 
-PLUGIN_PACKAGES = ("sopflow_wecom", "sopflow_hello", "sopflow_demo")
+PLUGIN_PACKAGES = ("sopflow_wecom", "sopflow_salesforce", "sopflow_hello", "sopflow_demo")
 
 
 def test_core_imports_no_plugin():
