@@ -15,16 +15,18 @@ from typing import Any
 
 import attrs
 import sqlalchemy as sa
-from sopflow_sdk import FatalError, IngestEvent, PluginError, ScopeError
+from sopflow_sdk import ConfigError, FatalError, FieldSpec, IngestEvent, PluginError, ScopeError
 
 from sopflow.engine.context import EngineContext
 from sopflow.engine.customers.fields import field_definitions
 from sopflow.engine.customers.ingest import event_to_dict, ingest
 from sopflow.engine.customers.records import tags_of
 from sopflow.engine.customers.tenants import authenticate
+from sopflow.errors import InvalidInput
 from sopflow.models import ChannelAccount, ChannelIdentity, Customer, Event, PendingJob, Staff
 from sopflow.outages import BROKER, dependency_of
 from sopflow.pagination import MAX_ID
+from sopflow.plugin_customers import TransactionCustomers, define_fields
 from sopflow.plugin_state import HostTransaction, TenantState
 
 
@@ -186,6 +188,7 @@ class PluginHost:
                     s,
                     lambda session, events: self._ingest_in(session, tenant_id, events),
                     self.app.now,
+                    TransactionCustomers(s, tenant_id, self.app.now()),
                 )
                 yield tx
         finally:
@@ -247,6 +250,17 @@ class PluginHost:
                     f"PUT /api/v1/plugins/{self.plugin}"
                 )
             return key.tenant_id
+
+    def define_fields(self, tenant_id: int, specs: Sequence[FieldSpec]) -> list[str]:
+        self._outside_transaction("define_fields", "a call before the block")
+        with self.app.tx() as s:
+            self._check_enabled(s, tenant_id)
+            try:
+                return define_fields(s, tenant_id, self.app.plugins, self.app.now(), specs)
+            except InvalidInput as exc:
+                raise ConfigError(
+                    [(e["field"], e["message"]) for e in exc.errors], subject=f"plugin '{self.plugin}' fields"
+                ) from None
 
     def enqueue(self, job: str, **kwargs: Any) -> None:
         self._outside_transaction("enqueue", "a call after the block")

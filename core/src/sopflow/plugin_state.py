@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sopflow_sdk import Identity as IngestIdentity
 from sopflow_sdk import IngestEvent, PluginError
 from sopflow_sdk.state import MAX_STATE_KEY, MAX_STATE_VALUE
 from sqlalchemy.dialects import postgresql, sqlite
@@ -128,9 +129,11 @@ class HostTransaction:
         session: Session,
         ingest_in: Callable[[Session, Sequence[IngestEvent]], tuple[list[dict[str, Any]], list[Any]]],
         now: Callable[[], datetime],
+        customers: Any = None,
     ) -> None:
         self.tenant_id = tenant_id
         self.session = session
+        self._customers = customers  # sopflow.plugin_customers.TransactionCustomers (host layer)
         self._ingest_in = ingest_in
         self.created: list[Any] = []
         self.state = TenantState(plugin, tenant_id, lambda: _same(session), now)
@@ -145,6 +148,18 @@ class HostTransaction:
         outcomes, created = self._ingest_in(self.session, events)
         self.created += created
         return list(outcomes)
+
+    def find_customers(self, field: str, value: str) -> list[int]:
+        """Ids of the customers whose field ``field`` holds ``value``."""
+        return self._customers.find(field, value)
+
+    def link_identity(self, customer_id: int, identity: IngestIdentity) -> None:
+        """Give ``customer_id`` the channel identity ``identity`` (refused if another holds it)."""
+        self._customers.link(customer_id, identity)
+
+    def unlink_identity(self, identity: IngestIdentity) -> int | None:
+        """Remove the identity; the customer who held it (kept), or ``None``."""
+        return self._customers.unlink(identity)
 
 
 @contextmanager

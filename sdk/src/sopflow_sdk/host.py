@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
-from sopflow_sdk.specs import IngestEvent
+from sopflow_sdk.specs import FieldSpec, IngestEvent
 from sopflow_sdk.state import PluginState, PluginTransaction
 
 
@@ -75,6 +75,12 @@ class Host(Protocol):
     def channel_account(self, account_id: int) -> ChannelAccountView | None: ...
 
     def enqueue(self, job: str, **kwargs: Any) -> None: ...
+
+    def define_fields(self, tenant_id: int, specs: Sequence[FieldSpec]) -> list[str]:
+        """Define tenant fields at run time (a CRM mapping contributes the fields it maps):
+        those of ``specs`` that do not exist yet are created and their keys returned;
+        ``ConfigError`` naming each key that exists with another type, and nothing created."""
+        ...
 
     def authenticate(self, headers: Mapping[str, str], scope: str) -> int | None:
         """The tenant id of a valid ``Authorization: Bearer <api key>`` holding ``scope``

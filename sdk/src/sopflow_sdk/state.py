@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from sopflow_sdk.specs import IngestEvent
+from sopflow_sdk.specs import Identity, IngestEvent
 
 #: A key is 1-200 characters; the plugin chooses its shape (``archive.seq.12``).
 MAX_STATE_KEY = 200
@@ -62,4 +62,18 @@ class PluginTransaction(Protocol):
     def ingest(self, events: Sequence[IngestEvent]) -> list[Mapping[str, Any]]:
         """Ingest ``events`` in this transaction (outcomes as ``Host.ingest``).  A bad
         event raises and, unless caught, rolls back everything done in the block."""
+        ...
+
+    def find_customers(self, field: str, value: str) -> list[int]:
+        """Ids of the tenant's customers whose field ``field`` holds ``value`` (matching a
+        CRM record to a customer who came through another channel, by e-mail or phone)."""
+        ...
+
+    def link_identity(self, customer_id: int, identity: Identity) -> None:
+        """Give the customer this channel identity, so events for it reach them; raises
+        ``FatalError`` when another customer holds it."""
+        ...
+
+    def unlink_identity(self, identity: Identity) -> int | None:
+        """Remove the identity (the customer stays); the id of who held it, or ``None``."""
         ...
