@@ -13,7 +13,8 @@ from typing import Any
 
 from sopflow_sdk import ConfigError, Setting, SettingsSchema
 
-ADAPTERS = ("wechaty", "wcferry")
+#: WeChatFerry (nng + protobuf) is the next adapter; until it exists only Wechaty is accepted.
+ADAPTERS = ("wechaty",)
 #: host:port, host a name, IPv4 or [IPv6]; port 1-65535 checked by ``endpoint``.
 ENDPOINT_PATTERN = r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?):[0-9]{1,5}"
 

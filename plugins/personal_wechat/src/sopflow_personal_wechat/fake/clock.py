@@ -7,9 +7,10 @@ import threading
 
 
 class FakeClock:
-    """Callable returning epoch seconds; ``advance`` moves it forward."""
+    """Callable returning epoch seconds; ``advance`` moves it forward.  It starts at
+    14:33 China time, outside the default quiet hours."""
 
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
+    def __init__(self, start: float = 1_700_030_000.0) -> None:
         self._now = start
         self._lock = threading.Lock()
 

@@ -88,7 +88,7 @@ class FakePuppetService:
             self._server = None
 
     def __enter__(self) -> FakePuppetService:
-        return self.start()
+        return self if self._thread.is_alive() else self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
