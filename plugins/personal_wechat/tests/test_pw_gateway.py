@@ -95,7 +95,7 @@ def test_the_event_stream_carries_each_kind(fake: FakePuppetService, gateway: We
 
 def test_a_wrong_token_is_refused_naming_the_setting(fake: FakePuppetService) -> None:
     wrong = WechatyGateway(fake.endpoint, Secret("not-the-token-000"), tls=False, timeout=1.0)
-    with pytest.raises(GatewayAuthRejected, match="secrets.token") as info:
+    with pytest.raises(GatewayAuthRejected, match=r"secrets\.token") as info:
         wrong.contacts()
     assert "not-the-token-000" not in str(info.value) and "not-the-token-000" not in repr(wrong)
 
@@ -109,7 +109,7 @@ def _free_port() -> int:
 def test_an_unreachable_gateway_names_the_endpoint() -> None:
     port = _free_port()
     gone = WechatyGateway(f"127.0.0.1:{port}", Secret(TOKEN), tls=False, timeout=1.0)
-    with pytest.raises(GatewayUnreachable, match="config.endpoint") as info:
+    with pytest.raises(GatewayUnreachable, match=r"config\.endpoint") as info:
         gone.send(LI, Payload("text", text="hi"))
     assert info.value.retry_after
 
@@ -134,7 +134,7 @@ def http1_port() -> Iterator[int]:
 
 def test_the_wrong_protocol_on_the_port_is_unreachable(http1_port: int) -> None:
     web = WechatyGateway(f"127.0.0.1:{http1_port}", Secret(TOKEN), tls=False, timeout=1.0)
-    with pytest.raises(GatewayUnreachable, match="config.endpoint"):
+    with pytest.raises(GatewayUnreachable, match=r"config\.endpoint"):
         web.contacts()
 
 
