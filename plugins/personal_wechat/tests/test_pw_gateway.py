@@ -147,7 +147,8 @@ def test_tls_against_a_plaintext_service_is_unreachable(fake: FakePuppetService)
 def test_risk_control_restricts_then_logs_the_account_out(
     fake: FakePuppetService, gateway: WechatyGateway
 ) -> None:
-    """Sends closer than the tolerance are refused; the third refusal logs the account out."""
+    """Sends beyond the tolerance are refused; the third refusal logs the account out."""
+    fake.state.account(TOKEN).tolerance.per_minute = 1
     gateway.send(LI, Payload("text", text="1"))
     for _ in range(2):
         with pytest.raises(GatewayRestricted) as info:

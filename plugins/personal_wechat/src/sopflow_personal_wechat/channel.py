@@ -32,6 +32,7 @@ from sopflow_sdk import (
     Secret,
     SendReceipt,
     SkippableError,
+    SopflowError,
 )
 
 from sopflow_personal_wechat import settings
@@ -41,7 +42,6 @@ from sopflow_personal_wechat.port import (
     GatewayLoggedOut,
     GatewayPort,
     GatewayRestricted,
-    GatewayUnreachable,
     Payload,
 )
 
@@ -143,13 +143,15 @@ class PersonalWeChatChannel(Channel):
                     ids.append(self.gateway.post_moment(message.text, payloads[1:]))
                     break
                 ids.append(self.gateway.send(target, payload))
-            except (GatewayUnreachable, GatewayRestricted, GatewayLoggedOut) as exc:
+            except AmbiguousSendError:
+                raise  # it may have gone out: the slot stays taken
+            except SopflowError as exc:
                 self._held(exc, kind, delivered=len(ids))
         return SendReceipt(status="sent", provider_ref=ids[0] if ids else None, detail={"message_ids": ids})
 
-    def _held(self, exc: Exception, kind: Kind, delivered: int) -> None:
+    def _held(self, exc: SopflowError, kind: Kind, delivered: int) -> None:
         """A gateway refusal mid-touch.  Before anything left: the slot is given back and
-        the touch deferred (restriction, logout) or retried (unreachable).  After part
+        the touch deferred (restriction, logout) or failed as the gateway said.  After part
         of it left: the rest cannot be told apart from a resend, so it is ambiguous."""
         if delivered:
             raise AmbiguousSendError(

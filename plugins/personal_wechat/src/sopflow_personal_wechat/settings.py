@@ -125,6 +125,7 @@ SETTINGS = SettingsSchema(
     Setting(
         "token",
         secret=True,
+        required=True,  # every adapter there is (Wechaty) needs one
         min_length=8,
         max_length=256,
         pattern=r"[A-Za-z0-9_:.\-]+",
@@ -154,9 +155,6 @@ def check(config: Mapping[str, Any], secrets: Mapping[str, Any]) -> dict[str, An
             endpoint(filled)
         except ConfigError as exc:
             problems.extend(exc.problems)
-    token = secrets.get("token")
-    if filled.get("adapter") == "wechaty" and not (token.reveal() if hasattr(token, "reveal") else token):
-        problems.append(("secrets.token", "a Wechaty puppet service needs its token (a secret)"))
     if problems:
         raise ConfigError(problems, subject="personal WeChat account")
     return filled

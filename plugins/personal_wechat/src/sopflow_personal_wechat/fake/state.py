@@ -6,9 +6,10 @@ state, so one scenario reads the same over either wire protocol.  The record
 of deliveries (``FakeAccount.sent``) is the witness the pacing tests count.
 
 Risk control is a model, not WeChat's secret algorithm: an account that sends
-within ``Tolerance.min_gap`` seconds of its previous send, or more than
-``Tolerance.daily`` times in 24 hours, is refused (the gateway's restriction
-error) and, after ``logout_after`` refusals, logged out.
+more than ``Tolerance.per_minute`` messages in any 60 seconds, or more than
+``Tolerance.daily`` in 24 hours, is refused (the gateway's restriction error)
+and, after ``logout_after`` refusals, logged out.  (A touch of a text and nine
+pictures is ten messages in a row, which people do.)
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class LoggedOut(Exception):
 
 @attrs.define
 class Tolerance:
-    min_gap: float = 3.0
+    per_minute: int = 20
     daily: int = 1000
     logout_after: int = 3
 
@@ -86,6 +87,13 @@ class GatewayState:
         account = FakeAccount(token, self_id, name or self_id, self.clock, Tolerance(**tolerance))
         account.contacts[self_id] = Contact(self_id, name=account.name)
         self.accounts[token] = account
+        return account
+
+    def rotate_token(self, token: str, new_token: str) -> FakeAccount:
+        """The operator issued a new token: the old one is refused from now on."""
+        account = self.accounts.pop(token)
+        account.token = new_token
+        self.accounts[new_token] = account
         return account
 
     def account(self, token: str) -> FakeAccount | None:
@@ -168,8 +176,8 @@ class GatewayState:
         self.require_login(account)
         now = self.clock()
         day = [d for d in account.sent if d.at > now - 86_400]
-        too_soon = bool(account.sent) and now - account.sent[-1].at < account.tolerance.min_gap
-        if too_soon or len(day) >= account.tolerance.daily:
+        minute = [d for d in day if d.at > now - 60]
+        if len(minute) >= account.tolerance.per_minute or len(day) >= account.tolerance.daily:
             account.refusals += 1
             if account.refusals >= account.tolerance.logout_after:
                 self.logout(account, "restricted by risk control")
