@@ -81,7 +81,8 @@ def test_the_event_stream_carries_each_kind(fake: FakePuppetService, gateway: We
     fake.state.heartbeat(account)
     fake.state.logout(account)
     fake.state.login(account)
-    events = list(gateway.events(idle_timeout=0.5))
+    first, *events = list(gateway.events(idle_timeout=0.5))
+    assert (first.kind, first.subject) == ("login", SELF_ID)  # a new stream learns who is logged in
     kinds = [e.kind for e in events]
     assert kinds == ["friend_request", "message", "room_join", "heartbeat", "logout", "scan", "login"]
     assert events[0].id == request.id and gateway.friend_request(request.id).hello == "我是扫码来的"

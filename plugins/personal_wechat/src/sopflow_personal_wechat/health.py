@@ -21,7 +21,7 @@ from sopflow_personal_wechat.pacing import KINDS
 HEARTBEAT_GAP = 180.0
 
 
-def _json(status: int, body: Any) -> InboundResponse:
+def json_response(status: int, body: Any) -> InboundResponse:
     return InboundResponse(
         status=status, body=json.dumps(body, ensure_ascii=False), media_type="application/json"
     )
@@ -51,18 +51,19 @@ def report(channel: PersonalWeChatChannel) -> dict[str, Any]:
     }
 
 
-def account_health(request: InboundRequest, host: Host) -> InboundResponse:
+def admin_account(request: InboundRequest, host: Host) -> tuple[Any, InboundResponse | None]:
+    """The route's personal WeChat account, or the 401/404 to answer."""
     tenant_id = host.authenticate(request.headers, "admin")
     if tenant_id is None:
-        return _json(401, {"title": "Unauthorized", "detail": "send 'Authorization: Bearer <admin api key>'"})
+        return None, json_response(
+            401, {"title": "Unauthorized", "detail": "send 'Authorization: Bearer <admin api key>'"}
+        )
     try:
         account = host.channel_account(int(request.path_params.get("account_id", "")))
     except ValueError:
         account = None
     if account is None or account.tenant_id != tenant_id or account.channel != CHANNEL:
-        return _json(
+        return None, json_response(
             404, {"title": "Not Found", "detail": "no personal WeChat account with that id in this tenant"}
         )
-    from sopflow_personal_wechat.plugin import account_channel  # the shared live channel
-
-    return _json(200, {"id": account.id, **report(account_channel(account, host))})
+    return account, None

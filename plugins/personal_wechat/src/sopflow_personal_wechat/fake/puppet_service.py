@@ -279,6 +279,9 @@ class FakePuppetService:
         not yet streamed: a listener that reconnects misses nothing (the real service
         streams only while a client is connected, so run the listener continuously)."""
         loop = asyncio.get_running_loop()
+        if account.logged_in:  # as the puppet service does: a new stream first learns who is logged in
+            login = json.dumps({"contactId": account.self_id})
+            await stream.send_message(pb.EventResponse(type=pb.EventType.EVENT_TYPE_LOGIN, payload=login))
         while True:
             index = account.streamed
             got = await loop.run_in_executor(None, self.state.wait_event, account, index, 0.2)
