@@ -85,7 +85,7 @@ def test_friend_request_accepted_greeting_sent_once_then_day_n_push(
     )
     account = app_fake.state.account(TOKEN)
     app_fake.state.request_friend(account, NEWCOMER, hello="扫码加的")
-    intake = api.post(f"/plugins/personal_wechat/accounts/{account_id}/intake")
+    intake = api.post(f"/plugins/personal_wechat/accounts/{account_id}/intake?idle_seconds=0.2")
     assert intake.status_code == 200, intake.text
     assert intake.json()["ingested"] == 1
     assert account.accepted == [NEWCOMER.wxid]
@@ -100,7 +100,7 @@ def test_friend_request_accepted_greeting_sent_once_then_day_n_push(
     texts = [(d.conversation_id, d.content) for d in account.sent]
     assert texts == [(NEWCOMER.wxid, "欢迎！我是小助手")]
     # the same friend request seen again (a reconnecting stream) is not a second customer or greeting
-    again = api.post(f"/plugins/personal_wechat/accounts/{account_id}/intake")
+    again = api.post(f"/plugins/personal_wechat/accounts/{account_id}/intake?idle_seconds=0.2")
     assert again.json()["ingested"] == 0
     run_due(api, by=timedelta(days=4))
     assert [d.content for d in account.sent] == ["欢迎！我是小助手", "第三天：护理小贴士"]
@@ -112,7 +112,10 @@ def test_messages_and_room_joins_become_sopflow_events(
     account = app_fake.state.account(TOKEN)
     app_fake.state.receive_message(account, CONTACTS[0].wxid, "价格多少")
     app_fake.state.join_room(account, Room("2345678901@chatroom", "宝妈交流群"), [CONTACTS[1].wxid])
-    assert api.post(f"/plugins/personal_wechat/accounts/{account_id}/intake").json()["ingested"] == 2
+    assert (
+        api.post(f"/plugins/personal_wechat/accounts/{account_id}/intake?idle_seconds=0.2").json()["ingested"]
+        == 2
+    )
     received = api.get("/api/v1/events?type=message.received").json()["items"]
     assert [e["payload"]["text"] for e in received] == ["价格多少"]
     joined = api.get("/api/v1/events?type=group.joined").json()["items"]
@@ -125,18 +128,18 @@ def test_the_health_page_shows_login_heartbeat_and_todays_counts(
     page = f"/plugins/personal_wechat/accounts/{account_id}"
     account = app_fake.state.account(TOKEN)
     app_fake.state.heartbeat(account)
-    api.post(f"{page}/intake")
+    api.post(f"{page}/intake?idle_seconds=0.2")
     health = api.get(page).json()
     assert health["logged_in"] and health["healthy"] and health["qr_url"] is None
     assert health["today"]["message"] == {"count": 0, "cap": 38}  # warm-up day 0: 300 * 1/8
     app_fake.state.logout(account)
-    api.post(f"{page}/intake")
+    api.post(f"{page}/intake?idle_seconds=0.2")
     health = api.get(page).json()
     assert not health["logged_in"] and not health["healthy"]
     assert health["qr_url"].startswith("https://login.weixin.qq.com/")
     assert TOKEN not in str(health)
     app_fake.state.login(account)
-    api.post(f"{page}/intake")
+    api.post(f"{page}/intake?idle_seconds=0.2")
     assert api.get(page).json()["healthy"]
     manual_clock.advance(timedelta(minutes=4))  # no heartbeat for longer than the gap
     assert api.get(page).json()["healthy"] is False

@@ -18,6 +18,9 @@ from sopflow_personal_wechat.channel import CHANNEL, PersonalWeChatChannel
 from sopflow_personal_wechat.health import admin_account, json_response, report
 from sopflow_personal_wechat.pacing import Pacer
 
+#: seconds the intake waits for one more event before it ends a run
+IDLE_SECONDS = 1.0
+
 _live: dict[tuple[int, str], PersonalWeChatChannel] = {}
 _guard = threading.Lock()
 
@@ -52,7 +55,14 @@ def intake_route(request: InboundRequest, host: Host) -> InboundResponse:
     account, error = admin_account(request, host)
     if error is not None:
         return error
-    ingested = intake.run(host, account, account_channel(account, host))
+    try:
+        idle = float(request.query.get("idle_seconds", IDLE_SECONDS))
+    except ValueError:
+        idle = -1.0
+    if not 0.05 <= idle <= 10:
+        detail = "idle_seconds: how long to wait for one more event, from 0.05 to 10"
+        return json_response(422, {"title": "Unprocessable Entity", "detail": detail})
+    ingested = intake.run(host, account, account_channel(account, host), idle_timeout=idle)
     return json_response(200, {"id": account.id, "ingested": ingested})
 
 

@@ -37,7 +37,7 @@ from sopflow_sdk import (
 
 from sopflow_personal_wechat import settings
 from sopflow_personal_wechat.adapters.wechaty import WechatyGateway
-from sopflow_personal_wechat.pacing import Kind, Pacer, Policy
+from sopflow_personal_wechat.pacing import Admission, Kind, Pacer, Policy
 from sopflow_personal_wechat.port import (
     GatewayLoggedOut,
     GatewayPort,
@@ -116,6 +116,7 @@ class PersonalWeChatChannel(Channel):
             now = context.now
             pacer = Pacer(_engine(context.database_url), clock or (lambda: now().timestamp()))
         self.pacer = pacer or default_pacer(clock or time.time)
+        self._holds: dict[Kind, Admission] = {}
 
     def __repr__(self) -> str:
         return f"<PersonalWeChatChannel {self.key}>"
@@ -126,13 +127,18 @@ class PersonalWeChatChannel(Channel):
         if kind == "moment" and not self.gateway.can_post_moments:
             raise SkippableError(f"the {self.gateway.name} gateway cannot post moments (朋友圈)")
         target = "" if kind == "moment" else conversation(message)
-        admission = self.pacer.admit(self.key, kind, self.policy)
-        if not admission.ok:
-            wait = max(1.0, admission.not_before - self.pacer.clock())
+        now = self.pacer.clock()
+        held = self._holds.get(kind)
+        if held is None or held.not_before <= now:
+            held = self.pacer.admit(self.key, kind, self.policy)
+        if not held.ok:
+            # Remembered in this process: a hold can only grow later (another worker
+            # sends, a cap fills), so asking again before it ends would answer the same.
+            self._holds[kind] = held
             raise DeferredError(
-                f"personal WeChat account held back: {admission.reason}",
-                retry_after=wait,
-                reason=admission.reason,
+                f"personal WeChat account held back: {held.reason}",
+                retry_after=max(1.0, held.not_before - now),
+                reason=held.reason,
             )
         payloads = [Payload("text", text=message.text)] if message.text else []
         payloads += [to_payload(a) for a in message.attachments]

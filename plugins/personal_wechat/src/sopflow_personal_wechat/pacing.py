@@ -144,18 +144,26 @@ class Pacer:
         return fresh
 
     def _swap(self, key: str, change: Callable[[dict[str, Any]], Any]) -> Any:
-        """Apply ``change`` to the row (it edits the dict, returns a result) atomically."""
+        """Apply ``change`` to the row (it edits the dict, returns a result) atomically:
+        read and compare-and-swap on ``version`` in one transaction, again if another
+        worker changed the row in between."""
         for _ in range(_TRIES):
-            row = self.row(key)
-            result = change(row)
-            values = {k: v for k, v in row.items() if k not in ("account_key", "version")}
             with self.engine.begin() as c:
-                done = c.execute(
-                    sa.update(pacing)
-                    .where(pacing.c.account_key == key, pacing.c.version == row["version"])
-                    .values(**values, version=row["version"] + 1)
-                ).rowcount
-            if done == 1:
+                found = c.execute(sa.select(pacing).where(pacing.c.account_key == key)).mappings().first()
+                row = dict(found) if found is not None else None
+                if row is None:
+                    done = 0
+                else:
+                    result = change(row)
+                    values = {k: v for k, v in row.items() if k not in ("account_key", "version")}
+                    done = c.execute(
+                        sa.update(pacing)
+                        .where(pacing.c.account_key == key, pacing.c.version == row["version"])
+                        .values(**values, version=row["version"] + 1)
+                    ).rowcount
+            if row is None:
+                self.row(key)  # first use: make the row, then decide on it
+            elif done == 1:
                 return result
         raise RuntimeError(f"pacing row {key!r} kept changing under {_TRIES} tries")
 
