@@ -36,7 +36,6 @@ from sopflow_sdk import (
 )
 
 from sopflow_personal_wechat import settings
-from sopflow_personal_wechat.adapters.wechaty import WechatyGateway
 from sopflow_personal_wechat.pacing import Admission, Kind, Pacer, Policy
 from sopflow_personal_wechat.port import (
     GatewayLoggedOut,
@@ -109,9 +108,12 @@ class PersonalWeChatChannel(Channel):
         self.policy = Policy.from_config(filled)
         token = secrets.get("token")
         token = token if isinstance(token, Secret) else Secret(str(token or ""))
-        self.gateway = gateway or WechatyGateway(
-            filled["endpoint"], token, tls=filled["tls"], timeout=timeout
-        )
+        if gateway is None:
+            # imported here: loading the plugin (migrations, the CLI) needs no gRPC stack
+            from sopflow_personal_wechat.adapters.wechaty import WechatyGateway
+
+            gateway = WechatyGateway(filled["endpoint"], token, tls=filled["tls"], timeout=timeout)
+        self.gateway: GatewayPort = gateway
         if pacer is None and context is not None:  # built by core: its clock, its database
             now = context.now
             pacer = Pacer(_engine(context.database_url), clock or (lambda: now().timestamp()))
