@@ -7,13 +7,23 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
+import attrs
 import pytest
 import sqlalchemy as sa
+from sopflow_personal_wechat.adapters.wcferry import WcferryGateway
 from sopflow_personal_wechat.adapters.wechaty import WechatyGateway
-from sopflow_personal_wechat.fake import FakeClock, FakePuppetService, start_fake
+from sopflow_personal_wechat.fake import (
+    FakeAccount,
+    FakeClock,
+    FakePuppetService,
+    GatewayState,
+    start_fake,
+    start_fake_wcferry,
+)
 from sopflow_personal_wechat.fake.scenario import TOKEN
 from sopflow_personal_wechat.pacing import Pacer
 from sopflow_sdk import Secret
+from wcferry import wcf_pb2
 
 
 @pytest.fixture
@@ -32,6 +42,36 @@ def gateway(fake: FakePuppetService) -> Iterator[WechatyGateway]:
     made = WechatyGateway(fake.endpoint, Secret(TOKEN), tls=False, timeout=1.0)
     yield made
     made.close()
+
+
+@attrs.define
+class Kit:
+    """One adapter against its fake: what a port-level test needs."""
+
+    adapter: str
+    fake: Any
+    gateway: Any
+    state: GatewayState
+
+    @property
+    def account(self) -> FakeAccount:
+        return self.state.account(TOKEN)  # type: ignore[return-value]
+
+    def stall_next_text(self) -> None:
+        self.fake.stall_next("MessageSendText" if self.adapter == "wechaty" else wcf_pb2.FUNC_SEND_TXT)
+
+
+@pytest.fixture(params=["wechaty", "wcferry"])
+def kit(request: pytest.FixtureRequest, clock: FakeClock) -> Iterator[Kit]:
+    """Each port-level test runs against both adapters, each over its own wire protocol."""
+    if request.param == "wechaty":
+        with start_fake(clock) as fake:
+            gateway = WechatyGateway(fake.endpoint, Secret(TOKEN), tls=False, timeout=1.0)
+            yield Kit("wechaty", fake, gateway, fake.state)
+            gateway.close()
+    else:
+        with start_fake_wcferry(clock) as fake:
+            yield Kit("wcferry", fake, WcferryGateway(fake.endpoint, timeout=1.0), fake.state)
 
 
 @pytest.fixture

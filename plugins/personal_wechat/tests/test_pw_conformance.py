@@ -1,9 +1,10 @@
-"""PersonalWeChatChannel through the SDK's channel conformance suite, against the
-fake puppet service over real gRPC.
+"""PersonalWeChatChannel through the SDK's channel conformance suite, once per
+adapter: against the fake puppet service over gRPC and the fake WeChatFerry
+endpoint over nng (the ``kit`` fixture).
 
 Each failure is staged by the fake itself: a send carried out whose answer never
 comes (``stall_next``), the port closed (``stop``), the platform's restriction
-(``RESOURCE_EXHAUSTED``) and a rotated token.  ``inbound`` is left out on
+and (Wechaty only: WeChatFerry has no credentials) a rotated token.  ``inbound`` is left out on
 purpose: the channel receives no inbound HTTP request to verify; events are
 pulled from the gateway's gRPC stream under the account's token (intake.py).
 One touch is its text plus one message per attachment, so ``deliveries`` counts
@@ -16,10 +17,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
+from conftest import Kit
 from grpclib.const import Status
 from sopflow_personal_wechat import plugin
 from sopflow_personal_wechat.channel import PersonalWeChatChannel
-from sopflow_personal_wechat.fake import FakePuppetService
 from sopflow_personal_wechat.fake.scenario import CONTACTS, SELF_ID, TOKEN
 from sopflow_personal_wechat.pacing import Pacer
 from sopflow_sdk import OutboundMessage
@@ -43,12 +44,12 @@ class TestPersonalWeChatChannel(ChannelConformance):
         return registered_channels(plugin)["personal_wechat"]
 
     @pytest.fixture
-    def channel_config(self, account_config: dict[str, Any]) -> Mapping[str, Any]:
-        return account_config
+    def channel_config(self, kit: Kit) -> Mapping[str, Any]:
+        return {"adapter": kit.adapter, "endpoint": kit.fake.endpoint, "tls": False}
 
     @pytest.fixture
-    def channel_secrets(self) -> Mapping[str, Any]:
-        return {"token": TOKEN}
+    def channel_secrets(self, kit: Kit) -> Mapping[str, Any]:
+        return {"token": TOKEN} if kit.adapter == "wechaty" else {}  # WeChatFerry has no token
 
     @pytest.fixture
     def channel(
@@ -63,8 +64,8 @@ class TestPersonalWeChatChannel(ChannelConformance):
         return channel_spec.factory(config, as_secrets(channel_secrets), pacer=pacer, timeout=1.0)
 
     @pytest.fixture
-    def deliveries(self, fake: FakePuppetService) -> Callable[[], list[Any]]:
-        return lambda: [d for d in fake.state.account(TOKEN).sent if d.kind == "text"]
+    def deliveries(self, kit: Kit) -> Callable[[], list[Any]]:
+        return lambda: [d for d in kit.account.sent if d.kind == "text"]
 
     @pytest.fixture
     def outbound_message(self, channel: PersonalWeChatChannel) -> OutboundMessage:
@@ -76,7 +77,7 @@ class TestPersonalWeChatChannel(ChannelConformance):
         )
 
     @pytest.fixture
-    def invalid_configs(self, fake: FakePuppetService) -> list[InvalidConfig]:
+    def invalid_configs(self, kit: Kit) -> list[InvalidConfig]:
         return [
             InvalidConfig(config={}, fields={"config.adapter", "config.endpoint", "secrets.token"}),
             InvalidConfig(
@@ -85,7 +86,7 @@ class TestPersonalWeChatChannel(ChannelConformance):
                 secrets={"token": TOKEN},
             ),
             InvalidConfig(
-                config={"adapter": "wechaty", "endpoint": fake.endpoint},
+                config={"adapter": "wechaty", "endpoint": kit.fake.endpoint},
                 fields={"secrets.token"},
                 secrets={"token": "spaces are not a token"},
             ),
@@ -97,18 +98,20 @@ class TestPersonalWeChatChannel(ChannelConformance):
         ]
 
     @pytest.fixture
-    def provoke_failure(self, fake: FakePuppetService) -> Callable[[str], bool | None]:
+    def provoke_failure(self, kit: Kit) -> Callable[[str], bool | None]:
         def provoke(kind: str) -> bool | None:
             if kind == "timeout_after_send":
-                fake.stall_next("MessageSendText")
+                kit.stall_next_text()
             elif kind == "unreachable":
-                fake.stop()
-            elif kind == "rate_limited":
-                fake.fail_next("MessageSendText", Status.RESOURCE_EXHAUSTED, "操作过于频繁，请稍后再试")
-            elif kind == "credentials_rejected":
-                fake.state.rotate_token(TOKEN, "rotated-token-0000000001")
+                kit.fake.stop()
+            elif kind == "rate_limited" and kit.adapter == "wechaty":
+                kit.fake.fail_next("MessageSendText", Status.RESOURCE_EXHAUSTED, "操作过于频繁，请稍后再试")
+            elif kind == "rate_limited":  # the risk control refuses: WeChatFerry answers a bare status
+                kit.account.tolerance.per_minute = 0
+            elif kind == "credentials_rejected" and kit.adapter == "wechaty":
+                kit.state.rotate_token(TOKEN, "rotated-token-0000000001")
             else:
-                return False
+                return False  # WeChatFerry has no credentials to reject
             return None
 
         return provoke

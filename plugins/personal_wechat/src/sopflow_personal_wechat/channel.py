@@ -69,6 +69,18 @@ def default_pacer(clock: Callable[[], float]) -> Pacer:
     return Pacer(_engine(url), clock)
 
 
+def make_gateway(config: Mapping[str, Any], token: Secret, timeout: float) -> GatewayPort:
+    """The adapter ``config.adapter`` names (imported here: loading the plugin for
+    migrations or the CLI needs neither wire stack)."""
+    if config["adapter"] == "wcferry":
+        from sopflow_personal_wechat.adapters.wcferry import WcferryGateway
+
+        return WcferryGateway(config["endpoint"], timeout=timeout)
+    from sopflow_personal_wechat.adapters.wechaty import WechatyGateway
+
+    return WechatyGateway(config["endpoint"], token, tls=config["tls"], timeout=timeout)
+
+
 def to_payload(attachment: Attachment) -> Payload:
     return Payload(
         attachment.kind if attachment.kind in ("image", "link", "miniprogram") else "file",
@@ -108,12 +120,7 @@ class PersonalWeChatChannel(Channel):
         self.policy = Policy.from_config(filled)
         token = secrets.get("token")
         token = token if isinstance(token, Secret) else Secret(str(token or ""))
-        if gateway is None:
-            # imported here: loading the plugin (migrations, the CLI) needs no gRPC stack
-            from sopflow_personal_wechat.adapters.wechaty import WechatyGateway
-
-            gateway = WechatyGateway(filled["endpoint"], token, tls=filled["tls"], timeout=timeout)
-        self.gateway: GatewayPort = gateway
+        self.gateway: GatewayPort = gateway or make_gateway(filled, token, timeout)
         if pacer is None and context is not None:  # built by core: its clock, its database
             now = context.now
             pacer = Pacer(_engine(context.database_url), clock or (lambda: now().timestamp()))

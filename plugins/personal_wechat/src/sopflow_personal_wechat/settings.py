@@ -13,8 +13,7 @@ from typing import Any
 
 from sopflow_sdk import ConfigError, Setting, SettingsSchema
 
-#: WeChatFerry (nng + protobuf) is the next adapter; until it exists only Wechaty is accepted.
-ADAPTERS = ("wechaty",)
+ADAPTERS = ("wechaty", "wcferry")
 #: host:port, host a name, IPv4 or [IPv6]; port 1-65535 checked by ``endpoint``.
 ENDPOINT_PATTERN = r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?):[0-9]{1,5}"
 
@@ -125,7 +124,6 @@ SETTINGS = SettingsSchema(
     Setting(
         "token",
         secret=True,
-        required=True,  # every adapter there is (Wechaty) needs one
         min_length=8,
         max_length=256,
         pattern=r"[A-Za-z0-9_:.\-]+",
@@ -155,6 +153,11 @@ def check(config: Mapping[str, Any], secrets: Mapping[str, Any]) -> dict[str, An
             endpoint(filled)
         except ConfigError as exc:
             problems.extend(exc.problems)
+    token = secrets.get("token")
+    if filled.get("adapter") in ("wechaty", None) and not (
+        token.reveal() if hasattr(token, "reveal") else token
+    ):
+        problems.append(("secrets.token", "a Wechaty puppet service needs its token (a secret)"))
     if problems:
         raise ConfigError(problems, subject="personal WeChat account")
     return filled

@@ -82,10 +82,14 @@ class FakePuppetService:
 
     def stop(self) -> None:
         """Close the port (a gateway that went down); ``start`` cannot reopen this object."""
-        if self._server is not None:
-            self._server.close()
-            asyncio.run_coroutine_threadsafe(self._server.wait_closed(), self._loop).result(10)
-            self._server = None
+        server, self._server = self._server, None
+        if server is not None:
+
+            async def shut() -> None:  # on the server's loop: asyncio is not thread-safe
+                server.close()
+                await server.wait_closed()
+
+            asyncio.run_coroutine_threadsafe(shut(), self._loop).result(10)
 
     def __enter__(self) -> FakePuppetService:
         return self if self._thread.is_alive() else self.start()
@@ -287,9 +291,10 @@ class FakePuppetService:
             got = await loop.run_in_executor(None, self.state.wait_event, account, index, 0.2)
             if got is None or account.streamed != index:
                 continue
-            account.streamed = index + 1
             kind, payload = got
             if kind in EVENT_TYPES:
                 await stream.send_message(
                     pb.EventResponse(type=EVENT_TYPES[kind], payload=json.dumps(payload))
                 )
+            # counted as streamed once sent: a stream the client just left cannot swallow it
+            account.streamed = max(account.streamed, index + 1)

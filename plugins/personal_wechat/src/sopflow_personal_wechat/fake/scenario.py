@@ -6,6 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 from sopflow_personal_wechat.fake.puppet_service import FakePuppetService
+from sopflow_personal_wechat.fake.state import GatewayState
+from sopflow_personal_wechat.fake.wcferry_endpoint import FakeWcferry
 from sopflow_personal_wechat.port import Contact, Room
 
 TOKEN = "puppet_service_fake_token_0001"
@@ -23,8 +25,21 @@ def start_fake(clock: Callable[[], float] | None = None, **tolerance: Any) -> Fa
     Settings for the account: ``{"adapter": "wechaty", "endpoint": fake.endpoint,
     "tls": False}`` with the secret ``{"token": TOKEN}``."""
     fake = FakePuppetService(clock=clock).start()
-    account = fake.add_account(TOKEN, SELF_ID, "小助手", **tolerance)
-    for contact in CONTACTS:
-        fake.state.add_contact(account, contact)
-    account.rooms[ROOM.id] = Room(ROOM.id, ROOM.topic, ROOM.owner_id, (SELF_ID, CONTACTS[0].wxid))
+    seed(fake.state, **tolerance)
     return fake
+
+
+def start_fake_wcferry(clock: Callable[[], float] | None = None, **tolerance: Any) -> FakeWcferry:
+    """The same account and contacts behind a started fake WeChatFerry endpoint:
+    ``{"adapter": "wcferry", "endpoint": fake.endpoint}`` (WeChatFerry has no token)."""
+    fake = FakeWcferry(token=TOKEN, clock=clock)
+    seed(fake.state, **tolerance)
+    return fake.start()
+
+
+def seed(state: GatewayState, **tolerance: Any) -> None:
+    """Account ``SELF_ID`` logged in under ``TOKEN`` with ``CONTACTS`` and ``ROOM``."""
+    account = state.add_account(TOKEN, SELF_ID, "小助手", **tolerance)
+    for contact in CONTACTS:
+        state.add_contact(account, contact)
+    account.rooms[ROOM.id] = Room(ROOM.id, ROOM.topic, ROOM.owner_id, (SELF_ID, CONTACTS[0].wxid))
