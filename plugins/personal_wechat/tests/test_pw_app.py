@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sopflow_personal_wechat.fake import FakePuppetService, start_fake
+from sopflow_personal_wechat.fake import start_fake, start_fake_wcferry
 from sopflow_personal_wechat.fake.scenario import CONTACTS, SELF_ID, TOKEN
 from sopflow_personal_wechat.port import Contact, Room
 from sopflow_sdk.testing import run_due
@@ -17,21 +17,25 @@ from sopflow_sdk.testing import run_due
 NEWCOMER = Contact("wxid_new_zhao", name="赵同学", gender="female", city="北京")
 
 
-@pytest.fixture
-def app_fake(manual_clock: Any) -> Iterator[FakePuppetService]:
-    with start_fake(lambda: manual_clock.now().timestamp()) as fake:
+@pytest.fixture(params=["wechaty", "wcferry"])
+def app_fake(request: pytest.FixtureRequest, manual_clock: Any) -> Iterator[Any]:
+    """A fake gateway of each kind on sopflow's manual clock."""
+    start = start_fake if request.param == "wechaty" else start_fake_wcferry
+    with start(lambda: manual_clock.now().timestamp()) as fake:
+        fake.adapter = request.param
         yield fake
 
 
 @pytest.fixture
-def account_id(api: Any, app_fake: FakePuppetService) -> int:
+def account_id(api: Any, app_fake: Any) -> int:
+    wechaty = app_fake.adapter == "wechaty"
     made = api.post(
         "/api/v1/channel-accounts",
         json={
             "channel": "personal_wechat",
             "name": "staff01",
-            "config": {"adapter": "wechaty", "endpoint": app_fake.endpoint, "tls": False},
-            "secrets": {"token": TOKEN},
+            "config": {"adapter": app_fake.adapter, "endpoint": app_fake.endpoint, "tls": False},
+            "secrets": {"token": TOKEN} if wechaty else {},
         },
     )
     assert made.status_code == 201, made.text
@@ -74,7 +78,7 @@ def test_a_malformed_endpoint_or_token_is_a_422_naming_the_field(api: Any) -> No
 
 
 def test_friend_request_accepted_greeting_sent_once_then_day_n_push(
-    api: Any, app_fake: FakePuppetService, account_id: int
+    api: Any, app_fake: Any, account_id: int
 ) -> None:
     _sop(
         api,
@@ -106,9 +110,7 @@ def test_friend_request_accepted_greeting_sent_once_then_day_n_push(
     assert [d.content for d in account.sent] == ["欢迎！我是小助手", "第三天：护理小贴士"]
 
 
-def test_messages_and_room_joins_become_sopflow_events(
-    api: Any, app_fake: FakePuppetService, account_id: int
-) -> None:
+def test_messages_and_room_joins_become_sopflow_events(api: Any, app_fake: Any, account_id: int) -> None:
     account = app_fake.state.account(TOKEN)
     app_fake.state.receive_message(account, CONTACTS[0].wxid, "价格多少")
     app_fake.state.join_room(account, Room("2345678901@chatroom", "宝妈交流群"), [CONTACTS[1].wxid])
@@ -123,7 +125,7 @@ def test_messages_and_room_joins_become_sopflow_events(
 
 
 def test_the_health_page_shows_login_heartbeat_and_todays_counts(
-    api: Any, app_fake: FakePuppetService, account_id: int, manual_clock: Any
+    api: Any, app_fake: Any, account_id: int, manual_clock: Any
 ) -> None:
     page = f"/plugins/personal_wechat/accounts/{account_id}"
     account = app_fake.state.account(TOKEN)

@@ -260,3 +260,29 @@ def test_a_forced_logout_mid_burst_pauses_then_resumes_with_nothing_lost_or_twic
     assert [d.content for d in account.sent] == [f"第{i}条" for i in range(12)]
     assert logged_out_once and any("logged_out" in t.reasons for t in touches)
     assert all(t.sent_at is not None for t in touches)
+
+
+def test_prometheus_metrics_per_account_come_from_the_shared_rows(pacer: Pacer, clock: FakeClock) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+    from sopflow_personal_wechat.metrics import AccountMetrics
+
+    registry = CollectorRegistry()
+    registry.register(AccountMetrics(pacer.engine))  # type: ignore[arg-type]
+    witness: list[tuple[str, str, float]] = []
+    channel = PersonalWeChatChannel(
+        {"adapter": "wechaty", "endpoint": "10.0.0.9:8788", "quiet_start": 0, "quiet_end": 0},
+        {"token": "token-000001"},
+        gateway=RecordingGateway("a", clock, witness),
+        pacer=pacer,
+    )
+    channel.send(message(Touch(1, 0, "first")))
+    with pytest.raises(DeferredError):
+        channel.send(message(Touch(2, 0, "second")))
+    pacer.pause(channel.key, 60, "restricted: test", restriction=True)
+    text = generate_latest(registry).decode()
+    label = 'account="wechaty:10.0.0.9:8788"'
+    assert f"sopflow_personal_wechat_sent_total{{{label}}} 1.0" in text
+    assert f"sopflow_personal_wechat_deferred_total{{{label}}} 1.0" in text
+    assert f"sopflow_personal_wechat_restrictions_total{{{label}}} 1.0" in text
+    assert f'sopflow_personal_wechat_today{{{label},kind="message"}} 1.0' in text
+    assert "token-000001" not in text

@@ -13,7 +13,7 @@ import threading
 
 from sopflow_sdk import ChannelAccountView, Host, InboundRequest, InboundResponse, Secret
 
-from sopflow_personal_wechat import intake
+from sopflow_personal_wechat import intake, metrics
 from sopflow_personal_wechat.channel import CHANNEL, PersonalWeChatChannel
 from sopflow_personal_wechat.health import admin_account, json_response, report
 from sopflow_personal_wechat.pacing import Pacer
@@ -47,6 +47,7 @@ def _pacer(account: ChannelAccountView, host: Host | None) -> Pacer | None:
         return None
     with host.transaction(account.tenant_id) as tx:
         engine = tx.connection.engine
+    metrics.watch(engine)  # this process's /metrics reports every account's pacing row
     return Pacer(engine, lambda: host.now().timestamp())
 
 

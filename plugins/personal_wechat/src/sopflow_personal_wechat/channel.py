@@ -35,7 +35,7 @@ from sopflow_sdk import (
     SopflowError,
 )
 
-from sopflow_personal_wechat import settings
+from sopflow_personal_wechat import metrics, settings
 from sopflow_personal_wechat.pacing import Admission, Kind, Pacer, Policy
 from sopflow_personal_wechat.port import (
     GatewayLoggedOut,
@@ -125,6 +125,7 @@ class PersonalWeChatChannel(Channel):
             now = context.now
             pacer = Pacer(_engine(context.database_url), clock or (lambda: now().timestamp()))
         self.pacer = pacer or default_pacer(clock or time.time)
+        metrics.watch(self.pacer.engine)
         self._holds: dict[Kind, Admission] = {}
 
     def __repr__(self) -> str:

@@ -17,6 +17,7 @@ reconnecting stream) is a duplicate, not a second enrolment.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,7 +57,8 @@ def handle(host: Host, account: Any, channel: PersonalWeChatChannel, event: Gate
     elif event.kind == "friend_request":
         if not account.config.get("auto_accept_friends", True):
             return 0
-        host.state(account.tenant_id).set(PENDING + f"{pacer.clock():017.3f}:{event.id}", event.id)
+        digest = hashlib.sha256(event.id.encode()).hexdigest()[:16]  # a gateway's id may be long
+        host.state(account.tenant_id).set(PENDING + f"{pacer.clock():017.3f}:{digest}", event.id)
         return accept_waiting(host, account, channel)
     elif event.kind == "message" and event.subject and event.subject != self_id:
         staff = self_id or None
@@ -115,7 +117,7 @@ def accept_waiting(host: Host, account: Any, channel: PersonalWeChatChannel) -> 
             IngestEvent(
                 type="customer.added",
                 identity=Identity(CHANNEL, contact.wxid, staff),
-                idempotency_key=f"personal_wechat:friend:{request_id}",
+                idempotency_key=f"personal_wechat:friend:{hashlib.sha256(request_id.encode()).hexdigest()[:32]}",
                 display_name=contact.name or None,
                 payload={
                     "hello": request.hello,

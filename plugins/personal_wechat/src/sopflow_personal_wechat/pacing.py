@@ -132,6 +132,7 @@ class Pacer:
             "paused_reason": "",
             "restrictions": 0,
             "deferred": 0,
+            "sent": 0,
             "logged_in": True,
             "qr_url": "",
             "last_heartbeat": None,
@@ -182,6 +183,7 @@ class Pacer:
             counts = dict(row["counts"])
             counts[kind] = counts.get(kind, 0) + 1
             row["counts"] = counts
+            row["sent"] += 1
             if kind != "friend":  # accepting a friend is not a message: it keeps the gap free
                 row["next_at"] = now + policy.min_gap_seconds + self.rng.uniform(0, policy.jitter_seconds)
             return Admission(True)
@@ -210,6 +212,7 @@ class Pacer:
             counts = dict(row["counts"])
             counts[kind] = max(0, counts.get(kind, 0) - 1)
             row["counts"] = counts
+            row["sent"] = max(0, row["sent"] - 1)
 
         self._swap(key, give_back)
 

@@ -32,6 +32,7 @@ pacing = sa.Table(
     sa.Column("paused_reason", sa.String(200), nullable=False, default=""),
     sa.Column("restrictions", sa.Integer, nullable=False, default=0),
     sa.Column("deferred", sa.Integer, nullable=False, default=0),
+    sa.Column("sent", sa.Integer, nullable=False, default=0),
     sa.Column("logged_in", sa.Boolean, nullable=False, default=True),
     sa.Column("qr_url", sa.Text, nullable=False, default=""),
     sa.Column("last_heartbeat", sa.Float, nullable=True),

@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("paused_reason", sa.String(length=200), nullable=False),
         sa.Column("restrictions", sa.Integer(), nullable=False),
         sa.Column("deferred", sa.Integer(), nullable=False),
+        sa.Column("sent", sa.Integer(), nullable=False),
         sa.Column("logged_in", sa.Boolean(), nullable=False),
         sa.Column("qr_url", sa.Text(), nullable=False),
         sa.Column("last_heartbeat", sa.Float(), nullable=True),
