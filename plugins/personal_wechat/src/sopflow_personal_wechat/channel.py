@@ -13,6 +13,7 @@ touch goes to review, never resent blindly.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -43,6 +44,8 @@ from sopflow_personal_wechat.port import (
     GatewayRestricted,
     Payload,
 )
+
+log = logging.getLogger("sopflow_personal_wechat")
 
 CHANNEL = "personal_wechat"
 #: the identity channel of a room (group chat) "customer"
@@ -177,6 +180,9 @@ class PersonalWeChatChannel(Channel):
         self.pacer.refund(self.key, kind)
         if isinstance(exc, GatewayRestricted):
             backoff = self.policy.restriction_backoff_minutes * 60
+            log.warning(
+                "personal WeChat account %s restricted, pausing %d s: %s", self.key, backoff, exc.user_message
+            )
             until = self.pacer.pause(
                 self.key, backoff, f"restricted: {exc.user_message}"[:200], restriction=True
             )
