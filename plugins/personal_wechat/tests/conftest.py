@@ -7,23 +7,20 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
-import attrs
 import pytest
 import sqlalchemy as sa
+from pw_support import Kit
 from sopflow_personal_wechat.adapters.wcferry import WcferryGateway
 from sopflow_personal_wechat.adapters.wechaty import WechatyGateway
 from sopflow_personal_wechat.fake import (
-    FakeAccount,
     FakeClock,
     FakePuppetService,
-    GatewayState,
     start_fake,
     start_fake_wcferry,
 )
 from sopflow_personal_wechat.fake.scenario import TOKEN
 from sopflow_personal_wechat.pacing import Pacer
 from sopflow_sdk import Secret
-from wcferry import wcf_pb2
 
 
 @pytest.fixture
@@ -42,23 +39,6 @@ def gateway(fake: FakePuppetService) -> Iterator[WechatyGateway]:
     made = WechatyGateway(fake.endpoint, Secret(TOKEN), tls=False, timeout=1.0)
     yield made
     made.close()
-
-
-@attrs.define
-class Kit:
-    """One adapter against its fake: what a port-level test needs."""
-
-    adapter: str
-    fake: Any
-    gateway: Any
-    state: GatewayState
-
-    @property
-    def account(self) -> FakeAccount:
-        return self.state.account(TOKEN)  # type: ignore[return-value]
-
-    def stall_next_text(self) -> None:
-        self.fake.stall_next("MessageSendText" if self.adapter == "wechaty" else wcf_pb2.FUNC_SEND_TXT)
 
 
 @pytest.fixture(params=["wechaty", "wcferry"])

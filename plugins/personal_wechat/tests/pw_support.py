@@ -9,8 +9,11 @@ from typing import Any
 
 import attrs
 from sopflow_personal_wechat.channel import PersonalWeChatChannel
+from sopflow_personal_wechat.fake import FakeAccount, GatewayState
+from sopflow_personal_wechat.fake.scenario import TOKEN
 from sopflow_personal_wechat.port import Contact, FriendRequest, GatewayEvent, LoginState, Payload, Room
 from sopflow_sdk import DeferredError, OutboundMessage, SkippableError
+from wcferry import wcf_pb2
 
 
 class RecordingGateway:
@@ -61,6 +64,23 @@ class RecordingGateway:
 
     def close(self) -> None:
         pass
+
+
+@attrs.define
+class Kit:
+    """One adapter against its fake: what a port-level test needs."""
+
+    adapter: str
+    fake: Any
+    gateway: Any
+    state: GatewayState
+
+    @property
+    def account(self) -> FakeAccount:
+        return self.state.account(TOKEN)  # type: ignore[return-value]
+
+    def stall_next_text(self) -> None:
+        self.fake.stall_next("MessageSendText" if self.adapter == "wechaty" else wcf_pb2.FUNC_SEND_TXT)
 
 
 @attrs.define

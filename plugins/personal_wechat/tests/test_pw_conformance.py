@@ -17,8 +17,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
-from conftest import Kit
 from grpclib.const import Status
+from pw_support import Kit
 from sopflow_personal_wechat import plugin
 from sopflow_personal_wechat.channel import PersonalWeChatChannel
 from sopflow_personal_wechat.fake.scenario import CONTACTS, SELF_ID, TOKEN

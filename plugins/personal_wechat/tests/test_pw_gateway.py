@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
-from conftest import Kit
+from pw_support import Kit
 from sopflow_personal_wechat.adapters.wcferry import WcferryGateway
 from sopflow_personal_wechat.adapters.wechaty import WechatyGateway
 from sopflow_personal_wechat.fake import FakeClock, FakePuppetService

@@ -159,10 +159,10 @@ def check_pacing(
         assert all(touch.reasons), "a deferral without a reason"
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     accounts=st.integers(1, 5),
-    burst=st.integers(1, 150),
+    burst=st.integers(1, 100),
     min_gap=st.integers(3, 120),
     jitter=st.integers(0, 60),
     cap=st.integers(1, 12),
@@ -216,15 +216,15 @@ def test_a_deferral_says_when_and_why(pacer: Pacer, clock: FakeClock) -> None:
     assert [w[1] for w in witness] == ["first"]
 
 
-def test_a_thousand_touch_burst_over_five_accounts_and_two_workers(pacing_url: str) -> None:
+def test_a_burst_of_400_touches_over_five_accounts_and_two_workers(pacing_url: str) -> None:
     clock = FakeClock(1_767_225_600.0)  # 08:00 China time
     settings_ = {"min_gap_seconds": 20, "jitter_seconds": 25, "daily_messages": 150, "warmup_days": 0}
     witness: list[tuple[str, str, float]] = []
     workers, engines = _workers(pacing_url, clock, settings_, 5, witness)
-    touches = [Touch(i, i % 5, f"t{i}") for i in range(1000)]
+    touches = [Touch(i, i % 5, f"t{i}") for i in range(400)]
     run_burst(workers, touches, clock, until=clock() + 3 * DAY)
     check_pacing(Policy(**settings_), touches, witness, 1_767_225_600.0)
-    assert len(witness) == 1000
+    assert len(witness) == 400
     # each account's touches went out in the order they were due
     for a in range(5):
         sent = [int(text[1:]) for account, text, _ in witness if account == f"acct{a}"]
