@@ -60,6 +60,13 @@ def pacing_url(sopflow_database: Any, request: pytest.FixtureRequest) -> str:
     return str(sopflow_database.url_for_test(request.node.name))
 
 
+@pytest.fixture(scope="session")
+def shared_pacing_url(sopflow_database: Any) -> str:
+    """One pacing database for tests whose accounts never meet (each fake has its own
+    port, so its own account key): no per-test copy or truncation."""
+    return str(sopflow_database.url_for_test("shared-pacing"))
+
+
 @pytest.fixture
 def pacing_engine(pacing_url: str) -> Iterator[sa.Engine]:
     engine = sa.create_engine(pacing_url)

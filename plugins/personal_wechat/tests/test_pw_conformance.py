@@ -13,14 +13,17 @@ the texts the fake received.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import random
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from grpclib.const import Status
 from pw_support import Kit
 from sopflow_personal_wechat import plugin
 from sopflow_personal_wechat.channel import PersonalWeChatChannel
+from sopflow_personal_wechat.fake import FakeClock
 from sopflow_personal_wechat.fake.scenario import CONTACTS, SELF_ID, TOKEN
 from sopflow_personal_wechat.pacing import Pacer
 from sopflow_sdk import OutboundMessage
@@ -35,9 +38,15 @@ from sopflow_sdk.testing.conformance import (
 
 class TestPersonalWeChatChannel(ChannelConformance):
     @pytest.fixture(autouse=True)
-    def pacing_database(self, pacing_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    def pacing_database(self, shared_pacing_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
         """What a deployment has: the database the factory keeps the pacing in."""
-        monkeypatch.setenv("SOPFLOW_PERSONAL_WECHAT_PACING_URL", pacing_url)
+        monkeypatch.setenv("SOPFLOW_PERSONAL_WECHAT_PACING_URL", shared_pacing_url)
+
+    @pytest.fixture
+    def pacer(self, shared_pacing_url: str, clock: FakeClock) -> Iterator[Pacer]:
+        engine = sa.create_engine(shared_pacing_url)
+        yield Pacer(engine, clock, random.Random(7))
+        engine.dispose()
 
     @pytest.fixture
     def channel_spec(self) -> Any:
