@@ -146,3 +146,15 @@ def test_the_health_page_shows_login_heartbeat_and_todays_counts(
     manual_clock.advance(timedelta(minutes=4))  # no heartbeat for longer than the gap
     assert api.get(page).json()["healthy"] is False
     assert api.get("/plugins/personal_wechat/accounts/999999").status_code == 404
+
+
+def test_an_unreachable_gateway_is_a_502_naming_the_endpoint_and_nothing_is_lost(
+    api: Any, app_fake: Any, account_id: int
+) -> None:
+    app_fake.state.request_friend(app_fake.state.account(TOKEN), NEWCOMER)
+    app_fake.stop()
+    page = f"/plugins/personal_wechat/accounts/{account_id}"
+    down = api.post(f"{page}/intake?idle_seconds=0.2")
+    assert down.status_code == 502 and "config.endpoint" in down.json()["detail"]
+    assert api.get("/api/v1/customers?channel=personal_wechat").json()["items"] == []
+    assert api.get(page).json()["today"]["friend"]["count"] == 0

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 
-from sopflow_sdk import ChannelAccountView, Host, InboundRequest, InboundResponse, Secret
+from sopflow_sdk import ChannelAccountView, Host, InboundRequest, InboundResponse, Secret, SopflowError
 
 from sopflow_personal_wechat import intake, metrics
 from sopflow_personal_wechat.channel import CHANNEL, PersonalWeChatChannel
 from sopflow_personal_wechat.health import admin_account, json_response, report
 from sopflow_personal_wechat.pacing import Pacer
+
+log = logging.getLogger("sopflow_personal_wechat")
 
 #: seconds the intake waits for one more event before it ends a run
 IDLE_SECONDS = 1.0
@@ -63,7 +66,10 @@ def intake_route(request: InboundRequest, host: Host) -> InboundResponse:
     if not 0.05 <= idle <= 10:
         detail = "idle_seconds: how long to wait for one more event, from 0.05 to 10"
         return json_response(422, {"title": "Unprocessable Entity", "detail": detail})
-    ingested = intake.run(host, account, account_channel(account, host), idle_timeout=idle)
+    try:
+        ingested = intake.run(host, account, account_channel(account, host), idle_timeout=idle)
+    except SopflowError as exc:  # the gateway: unreachable, token refused, settings wrong
+        return json_response(502, {"title": "Bad Gateway", "detail": exc.user_message})
     return json_response(200, {"id": account.id, "ingested": ingested})
 
 
@@ -72,7 +78,10 @@ def run_intake(host: Host, account_id: int | None = None) -> int:
     done = 0
     for account in host.channel_accounts(CHANNEL):
         if account_id is None or account.id == account_id:
-            done += intake.run(host, account, account_channel(account, host))
+            try:
+                done += intake.run(host, account, account_channel(account, host))
+            except SopflowError as exc:  # one gateway down must not stop the others' intake
+                log.warning("personal WeChat intake of account %s failed: %s", account.id, exc.user_message)
     return done
 
 

@@ -18,13 +18,16 @@ reconnecting stream) is a duplicate, not a second enrolment.
 from __future__ import annotations
 
 import hashlib
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from sopflow_sdk import Host, Identity, IngestEvent, SopflowError
+from sopflow_sdk import Host, Identity, IngestEvent, SkippableError, SopflowError
 
 from sopflow_personal_wechat.channel import CHANNEL, ROOM_CHANNEL, PersonalWeChatChannel
 from sopflow_personal_wechat.port import GatewayEvent
+
+log = logging.getLogger("sopflow_personal_wechat")
 
 #: plugin-state prefix of friend requests waiting for the daily friends cap
 PENDING = "pending_friend:"
@@ -106,8 +109,17 @@ def accept_waiting(host: Host, account: Any, channel: PersonalWeChatChannel) -> 
         if not channel.pacer.admit(channel.key, "friend", channel.policy).ok:
             break
         gateway = channel.gateway
-        request = gateway.friend_request(request_id)
-        gateway.accept_friend(request_id)
+        try:
+            request = gateway.friend_request(request_id)
+            gateway.accept_friend(request_id)
+        except SkippableError as exc:  # expired, withdrawn, already a friend: nothing to wait for
+            log.warning("friend request dropped: %s", exc.user_message)
+            channel.pacer.refund(channel.key, "friend")
+            state.delete(name)
+            continue
+        except SopflowError:  # the gateway is down or the account restricted: try on a later run
+            channel.pacer.refund(channel.key, "friend")
+            raise
         state.delete(name)
         contact = gateway.contact(request.contact_id)
         staff = getattr(gateway, "self_id", "") or None
@@ -135,8 +147,5 @@ def accept_waiting(host: Host, account: Any, channel: PersonalWeChatChannel) -> 
 def _ingest(host: Host, account: Any, *events: IngestEvent) -> int:
     if not events:
         return 0
-    try:
-        outcomes = host.ingest(account.tenant_id, list(events))
-    except SopflowError:
-        raise
+    outcomes = host.ingest(account.tenant_id, list(events))
     return sum(1 for o in outcomes if o.get("status") == "created")

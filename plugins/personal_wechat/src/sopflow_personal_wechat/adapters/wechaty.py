@@ -103,11 +103,14 @@ class WechatyGateway:
                 retry_after=60,
             ) from None
         except (ConnectionError, OSError, ProtocolError, StreamTerminatedError, ssl.SSLError) as exc:
-            raise GatewayUnreachable(
-                f"no Wechaty puppet service answers at config.endpoint ({self.host}:{self.port}): "
-                f"{type(exc).__name__}; check the endpoint, the tls switch and that the service runs",
-                retry_after=60,
-            ) from None
+            raise self._unreachable(exc) from None
+
+    def _unreachable(self, exc: BaseException) -> GatewayUnreachable:
+        return GatewayUnreachable(
+            f"no Wechaty puppet service answers at config.endpoint ({self.host}:{self.port}): "
+            f"{type(exc).__name__}; check the endpoint, the tls switch and that the service runs",
+            retry_after=60,
+        )
 
     def _grpc_error(self, exc: GRPCError) -> Exception:
         detail = str(exc.message or "")
@@ -249,7 +252,7 @@ class WechatyGateway:
                 if isinstance(item, GRPCError):
                     raise self._grpc_error(item)
                 if isinstance(item, Exception):
-                    raise GatewayUnreachable(f"the event stream broke: {type(item).__name__}", retry_after=60)
+                    raise self._unreachable(item)
                 event = self._event(item)
                 if event is not None:
                     yield event
