@@ -286,3 +286,30 @@ def test_prometheus_metrics_per_account_come_from_the_shared_rows(pacer: Pacer, 
     assert f"sopflow_personal_wechat_restrictions_total{{{label}}} 1.0" in text
     assert f'sopflow_personal_wechat_today{{{label},kind="message"}} 1.0' in text
     assert "token-000001" not in text
+
+
+def test_a_restriction_pauses_the_account_then_it_resumes(kit: Any, pacer: Pacer, clock: FakeClock) -> None:
+    """Over each adapter: the platform refuses, the account pauses for the backoff with
+    no gateway call meanwhile, and the touch goes out once after it."""
+    config = {
+        "adapter": kit.adapter,
+        "endpoint": kit.fake.endpoint,
+        "tls": False,
+        "restriction_backoff_minutes": 60,
+    }
+    channel = PersonalWeChatChannel(config, {"token": TOKEN}, pacer=pacer, timeout=1.0)
+    kit.account.tolerance.per_minute = 0  # WeChat's risk control says no to everything
+    touch = attrs.evolve(message(Touch(1, 0, "你好")), recipient={"external_id": CONTACTS[0].wxid})
+    with pytest.raises(DeferredError) as info:
+        channel.send(touch)
+    assert info.value.reason == "restricted" and info.value.retry_after == pytest.approx(3600)
+    assert pacer.row(channel.key)["restrictions"] == 1 and pacer.row(channel.key)["counts"] == {"message": 0}
+    calls = len(kit.fake.calls)
+    clock.advance(1800)
+    with pytest.raises(DeferredError) as held:
+        channel.send(touch)
+    assert held.value.reason.startswith("paused: restricted") and len(kit.fake.calls) == calls
+    kit.account.tolerance.per_minute = 20
+    clock.advance(1801)
+    assert channel.send(touch).status == "sent"
+    assert [d.content for d in kit.account.sent] == ["你好"]
