@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -37,6 +38,8 @@ EVENT_TYPES = {
     "logout": pb.EventType.EVENT_TYPE_LOGOUT,
 }
 GENDER = {"male": pb.ContactGender.CONTACT_GENDER_MALE, "female": pb.ContactGender.CONTACT_GENDER_FEMALE}
+#: real seconds before a stream's end within which its events are offered again
+RESEND_WINDOW = 0.5
 #: The calls a send is made of (what ``sent`` counts).
 SEND_METHODS = ("MessageSendText", "MessageSendFile", "MessageSendUrl", "MessageSendMiniProgram")
 
@@ -280,21 +283,30 @@ class FakePuppetService:
 
     async def event(self, stream: Stream, account: FakeAccount, request: Any) -> None:
         """Events until the client goes.  Each event goes to one stream, from the first
-        not yet streamed: a listener that reconnects misses nothing (the real service
-        streams only while a client is connected, so run the listener continuously)."""
+        not yet streamed, so a listener that reconnects misses nothing (the real service
+        streams only while a client is connected: run the listener continuously).  When
+        a stream ends, what it sent in its last ``RESEND_WINDOW`` seconds is offered
+        again: it may have gone to a client that had already stopped reading (the
+        intake de-duplicates on the gateway's ids)."""
         loop = asyncio.get_running_loop()
-        if account.logged_in:  # as the puppet service does: a new stream first learns who is logged in
+        if account.logged_in:  # a new stream first learns who is logged in
             login = json.dumps({"contactId": account.self_id})
             await stream.send_message(pb.EventResponse(type=pb.EventType.EVENT_TYPE_LOGIN, payload=login))
-        while True:
-            index = account.streamed
-            got = await loop.run_in_executor(None, self.state.wait_event, account, index, 0.2)
-            if got is None or account.streamed != index:
-                continue
-            kind, payload = got
-            if kind in EVENT_TYPES:
-                await stream.send_message(
-                    pb.EventResponse(type=EVENT_TYPES[kind], payload=json.dumps(payload))
-                )
-            # counted as streamed once sent: a stream the client just left cannot swallow it
-            account.streamed = max(account.streamed, index + 1)
+        recent: list[tuple[int, float]] = []
+        try:
+            while True:
+                index = account.streamed
+                got = await loop.run_in_executor(None, self.state.wait_event, account, index, 0.2)
+                if got is None or account.streamed != index:
+                    continue
+                kind, payload = got
+                account.streamed = index + 1
+                recent.append((index, time.monotonic()))
+                if kind in EVENT_TYPES:
+                    await stream.send_message(
+                        pb.EventResponse(type=EVENT_TYPES[kind], payload=json.dumps(payload))
+                    )
+        finally:
+            late = [i for i, at in recent if time.monotonic() - at < RESEND_WINDOW]
+            if late:
+                account.streamed = min(account.streamed, late[0])
