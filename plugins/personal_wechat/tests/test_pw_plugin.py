@@ -59,3 +59,23 @@ def test_loading_the_plugin_loads_no_wire_stack() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_the_staff_id_falls_back_to_the_configured_self_wxid(pacer: Any, clock: Any) -> None:
+    """A gateway that never named the account: customers' staff id is ``config.self_wxid``."""
+    from types import SimpleNamespace
+
+    from pw_support import RecordingGateway
+    from sopflow_personal_wechat import intake
+    from sopflow_personal_wechat.channel import PersonalWeChatChannel
+    from sopflow_personal_wechat.port import GatewayEvent
+
+    gateway = RecordingGateway("", clock, [])
+    config = {"adapter": "wechaty", "endpoint": "10.0.0.3:8788", "self_wxid": "wxid_front_desk"}
+    channel = PersonalWeChatChannel(config, {"token": "token-000001"}, gateway=gateway, pacer=pacer)
+    ingested: list[Any] = []
+    host = SimpleNamespace(ingest=lambda tenant, events: ingested.extend(events) or [{"status": "created"}])
+    account = SimpleNamespace(tenant_id=1, config=config)
+    assert intake.handle(host, account, channel, GatewayEvent("message", "m1", "wxid_li", text="在吗")) == 1
+    [event] = ingested
+    assert (event.identity.external_id, event.identity.staff_external_id) == ("wxid_li", "wxid_front_desk")

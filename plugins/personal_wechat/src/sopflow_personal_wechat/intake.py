@@ -48,7 +48,7 @@ def run(host: Host, account: Any, channel: PersonalWeChatChannel, idle_timeout: 
 
 def handle(host: Host, account: Any, channel: PersonalWeChatChannel, event: GatewayEvent) -> int:
     """One event; how many sopflow events it became."""
-    pacer, key, self_id = channel.pacer, channel.key, getattr(channel.gateway, "self_id", "")
+    pacer, key, self_id = channel.pacer, channel.key, _self_id(account, channel)
     if event.kind == "heartbeat":
         pacer.seen(key, last_heartbeat=pacer.clock())
     elif event.kind == "login":
@@ -122,7 +122,7 @@ def accept_waiting(host: Host, account: Any, channel: PersonalWeChatChannel) -> 
             raise
         state.delete(name)
         contact = gateway.contact(request.contact_id)
-        staff = getattr(gateway, "self_id", "") or None
+        staff = _self_id(account, channel) or None
         done += _ingest(
             host,
             account,
@@ -142,6 +142,12 @@ def accept_waiting(host: Host, account: Any, channel: PersonalWeChatChannel) -> 
             ),
         )
     return done
+
+
+def _self_id(account: Any, channel: PersonalWeChatChannel) -> str:
+    """The account's own wxid: what the gateway said, else ``config.self_wxid``."""
+    config = getattr(account, "config", None) or {}
+    return str(getattr(channel.gateway, "self_id", "") or config.get("self_wxid") or "")
 
 
 def _ingest(host: Host, account: Any, *events: IngestEvent) -> int:

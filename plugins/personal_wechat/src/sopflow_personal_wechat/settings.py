@@ -122,6 +122,14 @@ SETTINGS = SettingsSchema(
         description="how long the account pauses after the platform restricts it",
     ),
     Setting(
+        "self_wxid",
+        min_length=1,
+        max_length=64,
+        pattern=r"[A-Za-z0-9_\-@.]+",
+        description="the account's own wxid, the customers' staff id, for a gateway whose stream does not "
+        "name the logged-in account",
+    ),
+    Setting(
         "token",
         secret=True,
         min_length=8,
