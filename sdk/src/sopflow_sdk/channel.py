@@ -7,7 +7,8 @@ of discovering limits by failing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any, ClassVar, Literal, get_args
 
 import attrs
@@ -87,6 +88,18 @@ class OutboundMessage:
     attachments: tuple[Attachment, ...] = ()
     staff_external_id: str | None = None
     params: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class ChannelContext:
+    """What core hands a factory whose ``ChannelSpec`` says ``context=True``: the
+    account's id, the engine's clock (the manual clock in tests and the demo) and
+    the deployment's database URL, for a channel that keeps shared state of its
+    own (a pacing ledger every worker process reads) in its plugin's tables."""
+
+    account_id: int
+    now: Callable[[], datetime]
+    database_url: str
 
 
 @attrs.frozen

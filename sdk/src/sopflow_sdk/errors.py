@@ -41,6 +41,17 @@ class RetriableError(SopflowError):
         self.retry_after = retry_after
 
 
+class DeferredError(RetriableError):
+    """Not now, and nothing was attempted: the channel's own pacing says "not before
+    ``retry_after`` seconds from now" (a paced or paused account, quiet hours, a
+    daily cap).  The engine puts the touch back as due then without counting an
+    attempt, and records ``reason`` (at most 50 characters) as why it was deferred."""
+
+    def __init__(self, user_message: str, *, retry_after: float, reason: str = "channel_pacing") -> None:
+        super().__init__(user_message, retry_after=retry_after)
+        self.reason = reason[:50]
+
+
 class FatalError(SopflowError):
     """Retrying will not help: the item fails and a human has to look."""
 

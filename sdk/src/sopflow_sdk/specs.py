@@ -167,6 +167,10 @@ class ChannelSpec:
     ``step_params`` declares the extra keys a ``send`` or ``remind_staff`` step
     on this channel may carry (an e-mail ``subject``); they are checked when an
     SOP is saved and reach ``send`` as ``OutboundMessage.params``.
+
+    ``context=True``: core builds the channel as ``factory(config, secrets,
+    context=ChannelContext(...))`` (the account id, the engine's clock, the
+    database URL), for a channel that keeps shared state of its own.
     """
 
     name: str
@@ -179,6 +183,7 @@ class ChannelSpec:
     step_params: SettingsSchema = attrs.field(
         factory=SettingsSchema, validator=_check_step_params, kw_only=True
     )
+    context: bool = attrs.field(default=False, kw_only=True)
 
 
 @attrs.frozen

@@ -107,7 +107,7 @@ def _apply(row: Any, o: Outcome, now: datetime) -> dict[str, Any]:
     if o.throttled:  # our own limiter held it back before any call: not an attempt
         change["attempts"] = max(0, row.attempts - 1)
         change["deferrals"] = row.deferrals + 1
-        change["defer_reason"] = "rate_limit"
+        change["defer_reason"] = o.defer_reason
     change["outcome"] = {
         **(row.outcome or {}),
         "results": o.results,

@@ -23,6 +23,8 @@ from sopflow_sdk import (
     SEND_ACTION_KEYS,
     AmbiguousSendError,
     Attachment,
+    ChannelContext,
+    DeferredError,
     FatalError,
     OutboundMessage,
     RetriableError,
@@ -81,7 +83,11 @@ def channel_for(
         reg = ctx.plugins.registry.get("register_channels", channel)
         if reg is None:
             raise SkippableError(f"channel {channel!r} is not installed")
-        cache[key] = reg.spec.factory(dict(account.config), ctx.credentials.open(account.secrets_ciphertext))
+        extra = {}
+        if reg.spec.context:  # the channel keeps shared state of its own (see ChannelContext)
+            extra["context"] = ChannelContext(account.id, ctx.now, ctx.settings.database_url)
+        secrets = ctx.credentials.open(account.secrets_ciphertext)
+        cache[key] = reg.spec.factory(dict(account.config), secrets, **extra)
     return cache[key], account.id
 
 
@@ -114,6 +120,7 @@ class Outcome:
     reason: str = ""
     retry_after: float | None = None
     throttled: bool = False  # our own limiter held it back before any call: not an attempt
+    defer_reason: str = "rate_limit"
 
 
 def call_sends(
@@ -125,6 +132,7 @@ def call_sends(
     retry_after: float | None = None
     reason = ""
     throttled = False
+    defer_reason = "rate_limit"
     for call in sends:
         try:
             receipt = call.call(ctx, call.action, call.message, now)
@@ -139,7 +147,10 @@ def call_sends(
             break
         except RetriableError as exc:
             status, reason, retry_after = TouchStatus.SCHEDULED, exc.internal_message, exc.retry_after
-            throttled = isinstance(exc, Throttled) and not results
+            # held back before any call, by our limiter or the channel's own pacing
+            throttled = isinstance(exc, Throttled | DeferredError) and not results
+            if isinstance(exc, DeferredError):
+                defer_reason = exc.reason
             break
         except SkippableError as exc:
             status, reason = TouchStatus.SKIPPED, exc.internal_message
@@ -152,7 +163,7 @@ def call_sends(
             status = TouchStatus.SCHEDULED if idempotent else TouchStatus.REVIEW
             reason = f"{type(exc).__name__}: {exc}"
             break
-    return Outcome(touch_id, status, results, reason, retry_after, throttled)
+    return Outcome(touch_id, status, results, reason, retry_after, throttled, defer_reason)
 
 
 def send_message(

@@ -1,0 +1,48 @@
+"""The plugin's own table (its Alembic branch is ``migrations/``).
+
+``personal_wechat_pacing``: one row per gateway account holding everything
+the pacing decides with, so every worker process reads and changes the same
+numbers: when the account may send next, today's counts per kind, a pause
+(restriction, logout) and its reason, when it was connected (warm-up), and
+what the intake last saw (login state, QR URL, heartbeat).  Each change is a
+compare-and-swap on ``version``: two workers can never both take the last
+slot of a gap or a cap, on SQLite or Postgres alike.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from sopflow_sdk import MigrationsSpec
+
+metadata = sa.MetaData()
+
+pacing = sa.Table(
+    "personal_wechat_pacing",
+    metadata,
+    # "<adapter>:<endpoint>": one gateway endpoint serves one WeChat account
+    sa.Column("account_key", sa.String(300), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False, default=0),
+    sa.Column("connected_at", sa.Float, nullable=False),
+    sa.Column("next_at", sa.Float, nullable=False, default=0.0),
+    sa.Column("day", sa.String(10), nullable=False, default=""),
+    sa.Column("counts", sa.JSON, nullable=False),
+    sa.Column("paused_until", sa.Float, nullable=False, default=0.0),
+    sa.Column("paused_reason", sa.String(200), nullable=False, default=""),
+    sa.Column("restrictions", sa.Integer, nullable=False, default=0),
+    sa.Column("deferred", sa.Integer, nullable=False, default=0),
+    sa.Column("sent", sa.Integer, nullable=False, default=0),
+    sa.Column("logged_in", sa.Boolean, nullable=False, default=True),
+    sa.Column("qr_url", sa.Text, nullable=False, default=""),
+    sa.Column("last_heartbeat", sa.Float, nullable=True),
+)
+
+
+def migrations_spec() -> MigrationsSpec:
+    """The plugin's branch, for ``register_migrations``."""
+    return MigrationsSpec(
+        Path(__file__).parent / "migrations",
+        metadata=metadata,
+        description="personal WeChat pacing: gaps, daily counts, pauses and health per account",
+    )

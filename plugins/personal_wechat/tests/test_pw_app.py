@@ -1,0 +1,171 @@
+"""Through sopflow's public API: account settings checked at creation, the intake
+turning the fake gateway's events into customers, a new-customer SOP's greeting
+and its day-N push paced and sent, and the account's health page."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sopflow_personal_wechat.fake import start_fake, start_fake_wcferry
+from sopflow_personal_wechat.fake.scenario import CONTACTS, SELF_ID, TOKEN
+from sopflow_personal_wechat.port import Contact, Room
+from sopflow_sdk.testing import run_due
+
+NEWCOMER = Contact("wxid_new_zhao", name="赵同学", gender="female", city="北京")
+
+
+@pytest.fixture(params=["wechaty", "wcferry"])
+def app_fake(request: pytest.FixtureRequest, manual_clock: Any) -> Iterator[Any]:
+    """A fake gateway of each kind on sopflow's manual clock."""
+    start = start_fake if request.param == "wechaty" else start_fake_wcferry
+    with start(lambda: manual_clock.now().timestamp()) as fake:
+        fake.adapter = request.param
+        yield fake
+
+
+@pytest.fixture
+def account_id(api: Any, app_fake: Any) -> int:
+    wechaty = app_fake.adapter == "wechaty"
+    made = api.post(
+        "/api/v1/channel-accounts",
+        json={
+            "channel": "personal_wechat",
+            "name": "staff01",
+            "config": {"adapter": app_fake.adapter, "endpoint": app_fake.endpoint, "tls": False},
+            "secrets": {"token": TOKEN} if wechaty else {},
+        },
+    )
+    assert made.status_code == 201, made.text
+    assert TOKEN not in made.text
+    return int(made.json()["id"])
+
+
+def _sop(api: Any, steps: list[dict[str, Any]], kind: str = "new_customer") -> int:
+    made = api.post(
+        "/api/v1/sops", json={"name": "greet", "definition": {"kind": kind, "target": {}, "steps": steps}}
+    )
+    assert made.status_code == 201, made.text
+    assert api.post(f"/api/v1/sops/{made.json()['id']}/start").status_code == 200
+    return int(made.json()["id"])
+
+
+def _send(text: str) -> dict[str, Any]:
+    return {"type": "send", "channel": "personal_wechat", "touchpoint": "private_chat", "text": text}
+
+
+def test_a_malformed_endpoint_or_token_is_a_422_naming_the_field(api: Any) -> None:
+    before = api.get("/api/v1/channel-accounts").json()
+    bad = api.post(
+        "/api/v1/channel-accounts",
+        json={
+            "channel": "personal_wechat",
+            "name": "staff01",
+            "config": {"adapter": "wechaty", "endpoint": "gateway.example.com", "min_gap_seconds": 0},
+            "secrets": {"token": "has spaces in it"},
+        },
+    )
+    assert bad.status_code == 422, bad.text
+    assert {e["field"] for e in bad.json()["errors"]} == {
+        "config.endpoint",
+        "config.min_gap_seconds",
+        "secrets.token",
+    }
+    assert "has spaces in it" not in bad.text
+    no_token = api.post(
+        "/api/v1/channel-accounts",
+        json={
+            "channel": "personal_wechat",
+            "name": "staff02",
+            "config": {"adapter": "wechaty", "endpoint": "gw:9001"},
+        },
+    )
+    assert no_token.status_code == 422 and [e["field"] for e in no_token.json()["errors"]] == [
+        "secrets.token"
+    ]
+    assert api.get("/api/v1/channel-accounts").json() == before
+
+
+def test_friend_request_accepted_greeting_sent_once_then_day_n_push(
+    api: Any, app_fake: Any, account_id: int
+) -> None:
+    _sop(
+        api,
+        [
+            {"delay": "0m", "actions": [_send("欢迎！我是小助手")]},
+            {"day": 3, "at": "10:00", "actions": [_send("第三天：护理小贴士")]},
+        ],
+    )
+    account = app_fake.state.account(TOKEN)
+    app_fake.state.request_friend(account, NEWCOMER, hello="扫码加的")
+    intake = api.post(f"/plugins/personal_wechat/accounts/{account_id}/intake?idle_seconds=0.2")
+    assert intake.status_code == 200, intake.text
+    assert intake.json()["ingested"] == 1
+    assert account.accepted == [NEWCOMER.wxid]
+
+    customers = api.get("/api/v1/customers?channel=personal_wechat").json()["items"]
+    [customer] = customers
+    assert customer["display_name"] == "赵同学"
+    assert customer["identities"] == [
+        {"channel": "personal_wechat", "external_id": NEWCOMER.wxid, "staff_external_id": SELF_ID}
+    ]
+    run_due(api, by=timedelta(minutes=1))
+    texts = [(d.conversation_id, d.content) for d in account.sent]
+    assert texts == [(NEWCOMER.wxid, "欢迎！我是小助手")]
+    # the same friend request seen again (a reconnecting stream) is not a second customer or greeting
+    again = api.post(f"/plugins/personal_wechat/accounts/{account_id}/intake?idle_seconds=0.2")
+    assert again.json()["ingested"] == 0
+    run_due(api, by=timedelta(days=4))
+    assert [d.content for d in account.sent] == ["欢迎！我是小助手", "第三天：护理小贴士"]
+
+
+def test_messages_and_room_joins_become_sopflow_events(api: Any, app_fake: Any, account_id: int) -> None:
+    account = app_fake.state.account(TOKEN)
+    app_fake.state.receive_message(account, CONTACTS[0].wxid, "价格多少")
+    app_fake.state.join_room(account, Room("2345678901@chatroom", "宝妈交流群"), [CONTACTS[1].wxid])
+    assert (
+        api.post(f"/plugins/personal_wechat/accounts/{account_id}/intake?idle_seconds=0.2").json()["ingested"]
+        == 2
+    )
+    received = api.get("/api/v1/events?type=message.received").json()["items"]
+    assert [e["payload"]["text"] for e in received] == ["价格多少"]
+    joined = api.get("/api/v1/events?type=group.joined").json()["items"]
+    assert [e["payload"]["room_id"] for e in joined] == ["2345678901@chatroom"]
+
+
+def test_the_health_page_shows_login_heartbeat_and_todays_counts(
+    api: Any, app_fake: Any, account_id: int, manual_clock: Any
+) -> None:
+    page = f"/plugins/personal_wechat/accounts/{account_id}"
+    account = app_fake.state.account(TOKEN)
+    app_fake.state.heartbeat(account)
+    api.post(f"{page}/intake?idle_seconds=0.2")
+    health = api.get(page).json()
+    assert health["logged_in"] and health["healthy"] and health["qr_url"] is None
+    assert health["today"]["message"] == {"count": 0, "cap": 38}  # warm-up day 0: 300 * 1/8
+    app_fake.state.logout(account)
+    api.post(f"{page}/intake?idle_seconds=0.2")
+    health = api.get(page).json()
+    assert not health["logged_in"] and not health["healthy"]
+    assert health["qr_url"].startswith("https://login.weixin.qq.com/")
+    assert TOKEN not in str(health)
+    app_fake.state.login(account)
+    api.post(f"{page}/intake?idle_seconds=0.2")
+    assert api.get(page).json()["healthy"]
+    manual_clock.advance(timedelta(minutes=4))  # no heartbeat for longer than the gap
+    assert api.get(page).json()["healthy"] is False
+    assert api.get("/plugins/personal_wechat/accounts/999999").status_code == 404
+
+
+def test_an_unreachable_gateway_is_a_502_naming_the_endpoint_and_nothing_is_lost(
+    api: Any, app_fake: Any, account_id: int
+) -> None:
+    app_fake.state.request_friend(app_fake.state.account(TOKEN), NEWCOMER)
+    app_fake.stop()
+    page = f"/plugins/personal_wechat/accounts/{account_id}"
+    down = api.post(f"{page}/intake?idle_seconds=0.2")
+    assert down.status_code == 502 and "config.endpoint" in down.json()["detail"]
+    assert api.get("/api/v1/customers?channel=personal_wechat").json()["items"] == []
+    assert api.get(page).json()["today"]["friend"]["count"] == 0
