@@ -287,3 +287,74 @@ def run_own_tests(root: Path, overlay: Path) -> str:
     summary = output.strip().splitlines()[-1]
     assert re.search(r"\d+ passed", summary) and "failed" not in summary and "error" not in summary, summary
     return output
+
+
+@pytest.mark.slow
+def test_a_plugin_in_its_own_repository_tests_against_the_built_wheels(tmp_path):
+    """Nothing of this checkout: sopflow and the SDK built as wheels, installed with
+    the SDK's ``testing`` extra into the generated project's own venv (everything
+    else from the package index), and the project's own tests pass there."""
+    workspace = Path(__file__).resolve().parents[1]
+    wheels = tmp_path / "wheels"
+    for package in ("core", "sdk"):
+        subprocess.run(
+            [_uv(), "build", "-q", "--wheel", "--out-dir", str(wheels), str(workspace / package)],
+            check=True,
+            timeout=300,
+        )
+    core_wheel = next(wheels.glob("sopflow-*.whl"))
+    sdk_wheel = next(wheels.glob("sopflow_sdk-*.whl"))
+    result = new("acme-standalone", "--kind", "channel", "--output-dir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    root = tmp_path / "sopflow-acme-standalone"
+    venv = root / ".venv"
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    subprocess.run([_uv(), "venv", "-q", str(venv), "--python", sys.executable], check=True, env=env)
+    python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    subprocess.run(
+        [
+            _uv(),
+            "pip",
+            "install",
+            "-q",
+            "--python",
+            str(python),
+            str(core_wheel),
+            f"{sdk_wheel}[testing]",
+            "-e",
+            str(root),
+        ],
+        check=True,
+        env=env,
+        timeout=600,
+    )
+    shown = subprocess.run(
+        [str(python), "-c", "import sopflow, sopflow_sdk; print(sopflow.__file__, sopflow_sdk.__file__)"],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    ).stdout
+    assert str(workspace) not in shown and str(venv) in shown, shown  # the wheels, not this checkout
+    done = subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pytest",
+            "-q",
+            "-rs",
+            "-p",
+            "no:cacheprovider",
+            "-W",
+            "ignore::DeprecationWarning",
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    skips = set(re.findall(r"^SKIPPED \[\d+\] [^:]+:\d+: (.*)$", output, re.M))
+    assert skips == EXPECTED_SKIPS["channel"], output
