@@ -103,6 +103,8 @@ class Setup:
     reminder_sops: list[int] = attrs.Factory(list)
     #: the 有赞 shop's push URL (the orders plugin's route for the shop account)
     shop_url: str = ""
+    #: a plain HTTP client for the shop's pushes and the customers' browsers
+    web: Any = None
 
 
 def install(world: World) -> Setup:

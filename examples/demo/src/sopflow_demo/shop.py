@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import sqlalchemy as sa
 from sopflow.models import Customer, Enrollment, Event
-from sopflow_forms.senders import send_youzan_paid
+from sopflow_forms.senders import youzan_request, youzan_trade_msg
 
 from sopflow_demo.world import DemoError, World
 
@@ -64,6 +64,7 @@ OILY_DEF = {
 def install_shop(world: World, setup: Any, sop: Any) -> None:
     """Plugins on, the shop and forms accounts, the survey and its two SOPs."""
     api = setup.api
+    setup.web = httpx.Client(timeout=30)  # the shop's and the customers' side of HTTP (no API key)
     for plugin in ("orders", "forms"):
         api.call("PUT", f"/api/v1/plugins/{plugin}", json={"enabled": True})
     api.post("/api/v1/fields", SKIN_FIELD)
@@ -108,17 +109,20 @@ def give_phone(setup: Any, external_id: str) -> None:
 
 
 def push_paid(setup: Any, external_id: str, count: int, amount: int, now: datetime) -> None:
-    """The shop's 有赞 push for a paid order, correctly signed, over real HTTP."""
-    response = send_youzan_paid(
-        setup.shop_url,
+    """The shop's 有赞 ``trade_TradeBuyerPay`` push for a paid order, correctly signed
+    (``Event-Sign``), over real HTTP."""
+    tid = f"E{external_id}-{count}"
+    paid_at = now.astimezone(CST).strftime("%Y-%m-%d %H:%M:%S")
+    headers, body = youzan_request(
         YOUZAN_CLIENT_ID,
         YOUZAN_SECRET,
-        tid=f"E{external_id}-{count}",
-        payment=f"{amount}.00",
-        phone=phone_of(external_id),
         msg_id=f"demo-{external_id}-{count}",
-        pay_time=now.astimezone(CST).strftime("%Y-%m-%d %H:%M:%S"),
+        type="trade_TradeBuyerPay",
+        status="TRADE_PAID",
+        version=1,
+        msg=youzan_trade_msg(tid, f"{amount}.00", phone_of(external_id), pay_time=paid_at),
     )
+    response = setup.web.post(setup.shop_url, content=body, headers=headers)
     if response.status_code != 200 or response.json().get("code") != 0:
         raise DemoError(f"the 有赞 push answered {response.status_code}: {response.text[:300]}")
 
@@ -128,14 +132,16 @@ def survey_link(text: str) -> str | None:
     return found.group(0) if found else None
 
 
-def fill_survey(link: str, skin_type: str) -> None:
-    """Open the survey link as a browser would and answer it (CSRF double submit)."""
-    with httpx.Client(timeout=30) as browser:
-        page = browser.get(link)
-        token = re.search(r'name="_csrf" value="([^"]+)"', page.text)
-        if page.status_code != 200 or token is None:
-            raise DemoError(f"the survey page answered {page.status_code}: {page.text[:300]}")
-        done = browser.post(link, data={"_csrf": unescape(token.group(1)), "skin_type": skin_type})
+def fill_survey(setup: Any, link: str, skin_type: str) -> None:
+    """Open the survey link as a browser would and answer it (CSRF double submit:
+    the token in the page and the cookie set with it)."""
+    browser = setup.web
+    browser.cookies.clear()  # each customer's own browser
+    page = browser.get(link)
+    token = re.search(r'name="_csrf" value="([^"]+)"', page.text)
+    if page.status_code != 200 or token is None:
+        raise DemoError(f"the survey page answered {page.status_code}: {page.text[:300]}")
+    done = browser.post(link, data={"_csrf": unescape(token.group(1)), "skin_type": skin_type})
     if done.status_code != 200:
         raise DemoError(f"the survey answer was refused ({done.status_code}): {done.text[:300]}")
 

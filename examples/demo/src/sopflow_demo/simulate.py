@@ -53,7 +53,7 @@ GIVEN = (
 )
 REPLIES = ("多少钱", "有优惠券吗", "想了解一下资料", "可以试用吗", "谢谢", "好的收到", "怎么下单")
 #: The share of customers who open the survey link they got and answer it.
-SURVEY_RATE = 0.4
+SURVEY_RATE = 0.3
 
 
 @attrs.define
@@ -159,7 +159,7 @@ class Simulation:
     def _answer_survey(self, p: Persona, link: str, skin_type: str) -> None:
         if p.external_id in self._churned:
             return
-        fill_survey(link, skin_type)
+        fill_survey(self.setup, link, skin_type)
         self.tally.forms += 1
         self.tally.oily += skin_type == "油性"
 
