@@ -36,6 +36,10 @@ def test_small_demo_report_agrees_with_the_database(tmp_path):
     assert sum(board.values()) == report["simulated"]["arrived"]
     reminders = next(sop for sop in report["sops"] if sop["name"].startswith("决策"))
     assert reminders["targeted"] >= board["决策"] > 0
+    # the shop scene: orders are 有赞 pushes through the orders plugin, checked against orders.count
+    names = [c["check"] for c in report["checks"]]
+    assert "有赞 pushes sent = sum of orders.count" in names and report["simulated"]["orders"] > 0
+    assert "oily-skin answers = enrolments in the skin_type SOP" in names
 
 
 def test_same_seed_same_report_across_processes(tmp_path):

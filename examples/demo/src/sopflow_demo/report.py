@@ -15,6 +15,7 @@ from sopflow.models import Customer, Enrollment, Event, Touch, TouchStatus
 
 from sopflow_demo.journey import board_counts
 from sopflow_demo.scenario import SOURCES, Setup
+from sopflow_demo.shop import shop_checks
 from sopflow_demo.simulate import Tally
 from sopflow_demo.world import World
 
@@ -74,6 +75,8 @@ def build_report(world: World, setup: Setup, tally: Tally, seed: int, days: int)
         "simulated": {
             "arrived": tally.arrived,
             "orders": tally.orders,
+            "buyers": tally.buyers,
+            "surveys_answered": tally.forms,
             "replies": tally.replies,
             "churned": tally.churned,
             "by_source": dict(tally.by_source),
@@ -197,7 +200,7 @@ def checks(world: World, setup: Setup, tally: Tally, report: dict[str, Any]) -> 
         )
     )
     out.append(_check("at most one mass message per customer per day (WeCom's cap)", 0, _over_cap(world)))
-    return out
+    return out + shop_checks(world, setup, tally)
 
 
 def _stat_sum(report: dict[str, Any], key: str) -> int:
@@ -227,7 +230,9 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"# sopflow demo report (seed {report['seed']}, {report['days']} simulated days)",
         "",
         f"{sim['arrived']} customers scanned the live codes ({sources}); "
-        f"{sim['orders']} orders, {sim['replies']} replies, {sim['churned']} deleted the staff member.",
+        f"{sim['orders']} orders pushed by the 有赞 shop ({sim['buyers']} buyers), "
+        f"{sim['surveys_answered']} skin-type surveys answered, {sim['replies']} replies, "
+        f"{sim['churned']} deleted the staff member.",
         "",
     ]
     for sop in report["sops"]:

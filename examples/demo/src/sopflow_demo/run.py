@@ -63,4 +63,6 @@ def run_demo(
             if keep_running is not None:
                 keep_running(result)
             setup.api.close()
+            if setup.web is not None:
+                setup.web.close()
     return result

@@ -1,7 +1,9 @@
 """What the demo sets up through the public HTTP API: the seeds' fields, live
 QR codes, SOPs (seed 000's incubation, seed 001's sunscreen nurture with its
-early-end rule and flow), and — when the journeys API is present — the
-lifecycle journey with stage rules and seed 003's keyword rules."""
+early-end rule and flow, both reading the orders plugin's ``orders.count``),
+the shop scene (``shop.py``: a 有赞 shop and a hosted skin-type survey), and —
+when the journeys API is present — the lifecycle journey with stage rules and
+seed 003's keyword rules."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Any
 import attrs
 
 from sopflow_demo.journey import install_journey
+from sopflow_demo.shop import SURVEY_INVITE, install_shop
 from sopflow_demo.world import ApiSession, World
 
 STAFF = ("zhangsan", "lisi", "wangwu")
@@ -17,9 +20,6 @@ SOURCES = ("qr_spring_poster", "qr_livestream")
 
 FIELDS = [
     {"key": "city", "type": "text", "label": "城市"},
-    {"key": "order_count", "type": "number", "label": "订单数"},
-    {"key": "total_spend", "type": "number", "label": "累计消费"},
-    {"key": "last_order_at", "type": "datetime", "label": "最近下单"},
     {"key": "intent", "type": "choice", "label": "意向", "choices": ["low", "medium", "high"]},
 ]
 
@@ -45,7 +45,7 @@ WELCOME = {
 INCUBATION = {
     "kind": "new_customer",
     "target": {"sources": list(SOURCES)},
-    "early_end": {"tags": {"any_of": ["已购买"]}},
+    "early_end": {"field": "orders.count", "op": "gte", "value": 1},
     "on_early_end": {"tags_add": ["孵化转化"]},
     "on_complete": {"tags_add": ["孵化完成"]},
     "goal": {"event_type": "order.paid"},
@@ -65,15 +65,16 @@ INCUBATION = {
 }
 
 #: Seed 001: after buying sunscreen, day 5/10/15/30/40 at 10:00; ends early when the
-#: customer buys again, and then flows into the repurchase care SOP.
+#: customer buys again, and then flows into the repurchase care SOP.  The day-5
+#: message links the hosted skin-type survey.
 SUNSCREEN = {
     "kind": "nurture",
-    "target": {"rule": {"tags": {"any_of": ["防晒霜"]}}},
-    "early_end": {"field": "order_count", "op": "gte", "value": 2},
+    "target": {"rule": {"field": "orders.count", "op": "gte", "value": 1}},
+    "early_end": {"field": "orders.count", "op": "gte", "value": 2},
     "goal": {"event_type": "order.paid"},
     "goal_window_days": 40,
     "steps": [
-        {"day": 5, "at": "10:00", "actions": [_wecom("用了 5 天，肤感还习惯吗？")]},
+        {"day": 5, "at": "10:00", "actions": [_wecom("用了 5 天，肤感还习惯吗" + SURVEY_INVITE)]},
         {"day": 10, "at": "10:00", "actions": [_wecom("出门前 15 分钟涂抹，效果更好")]},
         {"day": 15, "at": "10:00", "actions": [_wecom("半个月了，记得每 2 小时补涂")]},
         {"day": 30, "at": "10:00", "actions": [_wecom("一瓶大约用 30 天，需要补货吗？")]},
@@ -100,6 +101,10 @@ class Setup:
     keyword_sets: list[int] = attrs.Factory(list)
     #: hidden SOPs that send stage reminders to staff (not mass sends)
     reminder_sops: list[int] = attrs.Factory(list)
+    #: the 有赞 shop's push URL (the orders plugin's route for the shop account)
+    shop_url: str = ""
+    #: a plain HTTP client for the shop's pushes and the customers' browsers
+    web: Any = None
 
 
 def install(world: World) -> Setup:
@@ -141,6 +146,7 @@ def install(world: World) -> Setup:
         "回购关怀 (flow target)": care,
     }
     setup = Setup(tenant_id, api, key, account["id"], live_codes, sops)
+    install_shop(world, setup, _sop)
     install_journey(setup)
     return setup
 

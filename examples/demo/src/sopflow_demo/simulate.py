@@ -3,7 +3,8 @@ first three days, as in seed 000), staff tap "send" on mass-send tasks, some
 customers reply with keywords, buy, buy again, or delete the staff member.
 
 Everything happens through the same doors as in production: WeCom callbacks
-(real HTTP, real crypto) and ``POST /api/v1/events`` for orders.  The manual
+(real HTTP, real crypto), the 有赞 shop's signed pushes for orders, and the
+hosted survey page, answered as a browser would.  The manual
 clock jumps from one planned happening to the next; between them the engine
 dispatches whatever fell due, exactly on time.
 """
@@ -23,6 +24,7 @@ import sqlalchemy as sa
 from sopflow.models import Touch, TouchStatus
 
 from sopflow_demo.scenario import SOURCES, STAFF, Setup
+from sopflow_demo.shop import SKIN_TYPES, fill_survey, give_phone, push_paid, survey_link
 from sopflow_demo.world import World
 
 #: Seed 000's first three days of arrivals; later days draw from ``LATER_DAY``.
@@ -50,7 +52,8 @@ GIVEN = (
     "霞",
 )
 REPLIES = ("多少钱", "有优惠券吗", "想了解一下资料", "可以试用吗", "谢谢", "好的收到", "怎么下单")
-CITIES = ("上海", "杭州", "北京", "成都", "广州")
+#: The share of customers who open the survey link they got and answer it.
+SURVEY_RATE = 0.3
 
 
 @attrs.define
@@ -72,6 +75,9 @@ class Tally:
     arrived: int = 0
     churned: int = 0
     orders: int = 0
+    buyers: int = 0
+    forms: int = 0
+    oily: int = 0
     replies: int = 0
     confirmations: int = 0
     by_source: Counter[str] = attrs.Factory(Counter)
@@ -143,29 +149,19 @@ class Simulation:
             return
         self._orders[p.external_id] += 1
         count = self._orders[p.external_id]
+        if count == 1:  # to order in the shop, the buyer gives the staff member their phone number
+            give_phone(self.setup, p.external_id)
+            self.tally.buyers += 1
         amount = self.rng.choice((89, 129, 199))
-        now = self.world.clock.now()
-        self.setup.api.post(
-            "/api/v1/events",
-            {
-                "events": [
-                    {
-                        "type": "order.paid",
-                        "idempotency_key": f"demo-order-{p.external_id}-{count}",
-                        "identity": {"channel": "wecom", "external_id": p.external_id},
-                        "payload": {"amount": amount, "sku": "sunscreen-50ml"},
-                        "fields": {
-                            "order_count": count,
-                            "total_spend": amount * count,
-                            "last_order_at": now.isoformat(),
-                            "city": self.rng.choice(CITIES),
-                        },
-                        "tags_add": ["已购买", "防晒霜"],
-                    }
-                ]
-            },
-        )
+        push_paid(self.setup, p.external_id, count, amount, self.world.clock.now())
         self.tally.orders += 1
+
+    def _answer_survey(self, p: Persona, link: str, skin_type: str) -> None:
+        if p.external_id in self._churned:
+            return
+        fill_survey(self.setup, link, skin_type)
+        self.tally.forms += 1
+        self.tally.oily += skin_type == "油性"
 
     def _churn(self, p: Persona) -> None:
         self.world.fake.delete_follow_user(p.staff, p.external_id)
@@ -193,6 +189,7 @@ class Simulation:
         for msgid, userid in waiting:
             fake.confirm(msgid, userid)
             self.tally.confirmations += 1
+            link = survey_link(fake.tasks[msgid].content.get("text", {}).get("content", ""))
             for recipient, status in fake.tasks[msgid].recipients[userid].items():
                 p = self._people.get(recipient)
                 if status != 1 or p is None:
@@ -201,6 +198,8 @@ class Simulation:
                 # the engine sent in (which hash seeds may change): same seed, same run.
                 self._received[recipient] += 1
                 rng = random.Random(f"{self.seed}:{recipient}:{self._received[recipient]}")
+                if link is not None:
+                    self._plan_survey(p, link, now)
                 if rng.random() < p.reply_rate:
                     text = rng.choice(REPLIES)
                     self._at(
@@ -208,6 +207,14 @@ class Simulation:
                     )
         for jobid in moments:
             fake.confirm_moment(jobid)
+
+    def _plan_survey(self, p: Persona, link: str, now: datetime) -> None:
+        rng = random.Random(f"{self.seed}:{p.external_id}:survey")
+        if rng.random() < SURVEY_RATE:
+            skin_type = rng.choice(SKIN_TYPES)
+            self._at(
+                now + timedelta(hours=rng.uniform(0.2, 6)), lambda: self._answer_survey(p, link, skin_type)
+            )
 
     # -- the loop ----------------------------------------------------------------------------
 

@@ -6,8 +6,9 @@ This module is the demo's one door into sopflow's runtime: it builds the app
 (``create_app``, ``build_api``), owns the manual clock, and runs what a
 scheduler and worker would between two simulated happenings (``settle``,
 ``advance_audiences``, ``poll_confirmations``).  Everything else the demo does
-goes through the public HTTP API and the fake WeCom, except the report's
-checks, which read the database through ``sopflow.models``.
+goes through the public HTTP API, the fake WeCom, the 有赞 shop's signed pushes
+and the hosted survey page (``shop.py``), except the report's checks, which
+read the database through ``sopflow.models``.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ class World:
                 "SOPFLOW_DATABASE_URL": f"sqlite:///{self.workdir / 'demo.db'}",
                 "SOPFLOW_SECRET_KEY": secrets.token_urlsafe(32),
                 "SOPFLOW_CLOCK": "manual",
-                "SOPFLOW_PLUGINS": "wecom",
+                "SOPFLOW_PLUGINS": "wecom,orders,forms",
                 "SOPFLOW_LOG_LEVEL": "ERROR",
                 "SOPFLOW_TIMEZONE": "Asia/Shanghai",
             }
