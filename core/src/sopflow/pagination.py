@@ -10,10 +10,10 @@ import sqlalchemy as sa
 from sopflow.errors import InvalidInput
 
 MAX_LIMIT = 500
-#: The largest id the API takes: JavaScript's largest exact integer, so every JSON
-#: client (and a JSON Schema bound, which is a float) holds it exactly.  Ids count
-#: up from 1; a larger one names no row, and would overflow the driver past 2^63.
-MAX_ID = 2**53 - 1
+#: The largest id the API takes: ids are 32-bit integer columns on Postgres (a
+#: larger value would overflow the driver), and ids count up from 1.  It is exact
+#: in every JSON client and in a JSON Schema bound (a float).
+MAX_ID = 2**31 - 1
 
 
 def decode_cursor(cursor: str | None) -> int:

@@ -12,10 +12,10 @@ from litestar.params import Parameter
 from sopflow.pagination import MAX_ID, MAX_LIMIT
 
 #: A row id in a path or query parameter.
-Id = Annotated[int, Parameter(ge=1, le=MAX_ID, description="a row id (1 to 2^53-1)")]
+Id = Annotated[int, Parameter(ge=1, le=MAX_ID, description="a row id (1 to 2^31-1)")]
 
 #: A row id inside a request body.
-BodyId = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID, description="a row id (1 to 2^53-1)")]
+BodyId = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID, description="a row id (1 to 2^31-1)")]
 
 
 #: A page size (``limit: Limit = 50``).
@@ -26,7 +26,7 @@ Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description=f"page size, 1 
 BodyLimit = Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT, description=f"page size, 1 to {MAX_LIMIT}")]
 
 #: An optional row id filter in a query (``customer_id: OptionalId = None``).
-OptionalId = Annotated[int | None, Parameter(ge=1, le=MAX_ID, description="a row id (1 to 2^53-1)")]
+OptionalId = Annotated[int | None, Parameter(ge=1, le=MAX_ID, description="a row id (1 to 2^31-1)")]
 
 #: An optional cursor.
 OptionalCursor = Annotated[

@@ -42,12 +42,12 @@ class TenantUpdate(Body):
 
 class ApiKeyCreate(Body):
     scopes: Annotated[list[Scope], msgspec.Meta(min_length=1, max_length=3)]
-    name: Name = ""
+    name: Annotated[str, msgspec.Meta(max_length=100, description="up to 100 characters")] = ""
 
 
 class FieldCreate(Body):
-    key: Key
-    type: Key
+    key: Annotated[str, msgspec.Meta(min_length=1, max_length=63, description="1 to 63 characters")]
+    type: Annotated[str, msgspec.Meta(min_length=1, max_length=20, description="1 to 20 characters")]
     label: Name = ""
     choices: Annotated[list[Name], msgspec.Meta(max_length=500)] = msgspec.field(default_factory=list)
     description: Description = ""
@@ -60,29 +60,33 @@ class FieldUpdate(Body):
 
 
 class StageIn(Body):
-    name: RequiredName
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100, description="1 to 100 characters")]
 
 
 class PipelineCreate(Body):
-    name: Name = ""
+    name: Annotated[str, msgspec.Meta(max_length=100, description="up to 100 characters")] = ""
     stages: Annotated[list[StageIn], msgspec.Meta(max_length=100)] = msgspec.field(default_factory=list)
     template: Key | None = None
 
 
 class StageCreate(Body):
-    name: RequiredName
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100, description="1 to 100 characters")]
     position: Position | None = None
 
 
 class StageUpdate(Body):
-    name: RequiredName | None = None
+    name: (
+        Annotated[str, msgspec.Meta(min_length=1, max_length=100, description="1 to 100 characters")] | None
+    ) = None
     position: Position | None = None
 
 
 class IdentityIn(Body):
-    channel: Key
+    channel: Annotated[str, msgspec.Meta(min_length=1, max_length=50, description="1 to 50 characters")]
     external_id: Key
-    staff_external_id: Key | None = None
+    staff_external_id: (
+        Annotated[str, msgspec.Meta(min_length=1, max_length=128, description="1 to 128 characters")] | None
+    ) = None
 
 
 class CustomerCreate(Body):
@@ -91,8 +95,10 @@ class CustomerCreate(Body):
     tags: Annotated[list[Tag], msgspec.Meta(max_length=100)] = msgspec.field(default_factory=list)
     identities: list[IdentityIn] = msgspec.field(default_factory=list)
     timezone: Timezone | None = None
-    source: Name | None = None
-    owner_staff_external_id: Key | None = None
+    source: Annotated[str, msgspec.Meta(max_length=100, description="up to 100 characters")] | None = None
+    owner_staff_external_id: (
+        Annotated[str, msgspec.Meta(min_length=1, max_length=128, description="1 to 128 characters")] | None
+    ) = None
 
 
 class CustomerUpdate(Body):
@@ -102,13 +108,13 @@ class CustomerUpdate(Body):
     tags_remove: Annotated[list[Tag], msgspec.Meta(max_length=100)] = msgspec.field(default_factory=list)
     identities: list[IdentityIn] = msgspec.field(default_factory=list)
     timezone: Timezone | None = None
-    source: Name | None = None
+    source: Annotated[str, msgspec.Meta(max_length=100, description="up to 100 characters")] | None = None
 
 
 class StageMove(Body):
     stage_id: BodyId
     #: "manual" for a move on the board, "api" for an integration (recorded in the history)
-    cause: Key = "api"
+    cause: Annotated[str, msgspec.Meta(min_length=1, max_length=20, description="1 to 20 characters")] = "api"
 
 
 class Merge(Body):
@@ -116,7 +122,7 @@ class Merge(Body):
 
 
 class EventIn(Body):
-    type: Key
+    type: Annotated[str, msgspec.Meta(min_length=1, max_length=100, description="1 to 100 characters")]
     idempotency_key: Key
     identity: IdentityIn | None = None
     customer_id: BodyId | None = None
@@ -126,7 +132,7 @@ class EventIn(Body):
     tags_add: Annotated[list[Tag], msgspec.Meta(max_length=100)] = msgspec.field(default_factory=list)
     tags_remove: Annotated[list[Tag], msgspec.Meta(max_length=100)] = msgspec.field(default_factory=list)
     display_name: Name | None = None
-    source: Name | None = None
+    source: Annotated[str, msgspec.Meta(max_length=100, description="up to 100 characters")] | None = None
 
 
 class EventBatch(Body):
@@ -134,12 +140,12 @@ class EventBatch(Body):
 
 
 class StaffCreate(Body):
-    external_id: Key
-    name: Name = ""
+    external_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128, description="1 to 128 characters")]
+    name: Annotated[str, msgspec.Meta(max_length=100, description="up to 100 characters")] = ""
 
 
 class StaffUpdate(Body):
-    name: Name
+    name: Annotated[str, msgspec.Meta(max_length=100, description="up to 100 characters")]
 
 
 _CONFIG = msgspec.Meta(
@@ -153,14 +159,16 @@ _SECRETS = msgspec.Meta(
 
 
 class ChannelAccountCreate(Body):
-    channel: Key
-    name: RequiredName
+    channel: Annotated[str, msgspec.Meta(min_length=1, max_length=50, description="1 to 50 characters")]
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100, description="1 to 100 characters")]
     config: Annotated[dict[str, Any], _CONFIG] = msgspec.field(default_factory=dict)
     secrets: Annotated[dict[str, str], _SECRETS] = msgspec.field(default_factory=dict)
 
 
 class ChannelAccountUpdate(Body):
-    name: RequiredName | None = None
+    name: (
+        Annotated[str, msgspec.Meta(min_length=1, max_length=100, description="1 to 100 characters")] | None
+    ) = None
     config: Annotated[dict[str, Any], _CONFIG] | None = None
     secrets: Annotated[dict[str, str], _SECRETS] | None = None
 
