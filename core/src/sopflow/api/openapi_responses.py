@@ -89,7 +89,7 @@ def _statuses(path: str, method: str) -> list[int]:
     return sorted(statuses)
 
 
-def _public(path: str, method: str) -> bool:
+def _public(path: str) -> bool:
     return path in ("/health", "/metrics") or path.startswith(("/plugins/", "/schema"))
 
 
@@ -110,5 +110,5 @@ def document_problems(schema: OpenAPI) -> None:
             responses = operation.responses = dict(operation.responses or {})
             for status in _statuses(path, method):  # replaces Litestar's application/json 400
                 responses[str(status)] = _problem(status)
-            if _public(path, method):
+            if _public(path):
                 operation.security = []

@@ -21,7 +21,14 @@ TimezoneName = enum.StrEnum("TimezoneName", {zone: zone for zone in sorted(avail
 Timezone = Annotated[TimezoneName, msgspec.Meta(description="an IANA time zone name, e.g. Asia/Shanghai")]
 #: The scopes a key may hold.
 Scope = Literal["admin", "read", "ingest"]
-Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=100, description="1 to 100 characters")]
+#: Texts bounded at their columns' lengths (a longer one would overflow the column on Postgres).
+Short = Annotated[str, msgspec.Meta(max_length=100, description="up to 100 characters")]
+RequiredShort = Annotated[str, msgspec.Meta(min_length=1, max_length=100, description="1 to 100 characters")]
+FieldKey = Annotated[str, msgspec.Meta(min_length=1, max_length=63, description="1 to 63 characters")]
+Word = Annotated[str, msgspec.Meta(min_length=1, max_length=20, description="1 to 20 characters")]
+ChannelName = Annotated[str, msgspec.Meta(min_length=1, max_length=50, description="1 to 50 characters")]
+StaffId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, description="1 to 128 characters")]
+Tag = RequiredShort
 Position = Annotated[int, msgspec.Meta(ge=0, le=10_000, description="0 is the first place")]
 DailyCap = Annotated[int, msgspec.Meta(ge=1, le=20, description="pushes per customer per day, 1 to 20")]
 
@@ -42,12 +49,12 @@ class TenantUpdate(Body):
 
 class ApiKeyCreate(Body):
     scopes: Annotated[list[Scope], msgspec.Meta(min_length=1, max_length=3)]
-    name: Annotated[str, msgspec.Meta(max_length=100, description="up to 100 characters")] = ""
+    name: Short = ""
 
 
 class FieldCreate(Body):
-    key: Annotated[str, msgspec.Meta(min_length=1, max_length=63, description="1 to 63 characters")]
-    type: Annotated[str, msgspec.Meta(min_length=1, max_length=20, description="1 to 20 characters")]
+    key: FieldKey
+    type: Word
     label: Name = ""
     choices: Annotated[list[Name], msgspec.Meta(max_length=500)] = msgspec.field(default_factory=list)
     description: Description = ""
@@ -60,33 +67,29 @@ class FieldUpdate(Body):
 
 
 class StageIn(Body):
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100, description="1 to 100 characters")]
+    name: RequiredShort
 
 
 class PipelineCreate(Body):
-    name: Annotated[str, msgspec.Meta(max_length=100, description="up to 100 characters")] = ""
+    name: Short = ""
     stages: Annotated[list[StageIn], msgspec.Meta(max_length=100)] = msgspec.field(default_factory=list)
     template: Key | None = None
 
 
 class StageCreate(Body):
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100, description="1 to 100 characters")]
+    name: RequiredShort
     position: Position | None = None
 
 
 class StageUpdate(Body):
-    name: (
-        Annotated[str, msgspec.Meta(min_length=1, max_length=100, description="1 to 100 characters")] | None
-    ) = None
+    name: RequiredShort | None = None
     position: Position | None = None
 
 
 class IdentityIn(Body):
-    channel: Annotated[str, msgspec.Meta(min_length=1, max_length=50, description="1 to 50 characters")]
+    channel: ChannelName
     external_id: Key
-    staff_external_id: (
-        Annotated[str, msgspec.Meta(min_length=1, max_length=128, description="1 to 128 characters")] | None
-    ) = None
+    staff_external_id: StaffId | None = None
 
 
 class CustomerCreate(Body):
@@ -95,10 +98,8 @@ class CustomerCreate(Body):
     tags: Annotated[list[Tag], msgspec.Meta(max_length=100)] = msgspec.field(default_factory=list)
     identities: list[IdentityIn] = msgspec.field(default_factory=list)
     timezone: Timezone | None = None
-    source: Annotated[str, msgspec.Meta(max_length=100, description="up to 100 characters")] | None = None
-    owner_staff_external_id: (
-        Annotated[str, msgspec.Meta(min_length=1, max_length=128, description="1 to 128 characters")] | None
-    ) = None
+    source: Short | None = None
+    owner_staff_external_id: StaffId | None = None
 
 
 class CustomerUpdate(Body):
@@ -108,13 +109,13 @@ class CustomerUpdate(Body):
     tags_remove: Annotated[list[Tag], msgspec.Meta(max_length=100)] = msgspec.field(default_factory=list)
     identities: list[IdentityIn] = msgspec.field(default_factory=list)
     timezone: Timezone | None = None
-    source: Annotated[str, msgspec.Meta(max_length=100, description="up to 100 characters")] | None = None
+    source: Short | None = None
 
 
 class StageMove(Body):
     stage_id: BodyId
     #: "manual" for a move on the board, "api" for an integration (recorded in the history)
-    cause: Annotated[str, msgspec.Meta(min_length=1, max_length=20, description="1 to 20 characters")] = "api"
+    cause: Word = "api"
 
 
 class Merge(Body):
@@ -122,7 +123,7 @@ class Merge(Body):
 
 
 class EventIn(Body):
-    type: Annotated[str, msgspec.Meta(min_length=1, max_length=100, description="1 to 100 characters")]
+    type: RequiredShort
     idempotency_key: Key
     identity: IdentityIn | None = None
     customer_id: BodyId | None = None
@@ -132,7 +133,7 @@ class EventIn(Body):
     tags_add: Annotated[list[Tag], msgspec.Meta(max_length=100)] = msgspec.field(default_factory=list)
     tags_remove: Annotated[list[Tag], msgspec.Meta(max_length=100)] = msgspec.field(default_factory=list)
     display_name: Name | None = None
-    source: Annotated[str, msgspec.Meta(max_length=100, description="up to 100 characters")] | None = None
+    source: Short | None = None
 
 
 class EventBatch(Body):
@@ -140,12 +141,12 @@ class EventBatch(Body):
 
 
 class StaffCreate(Body):
-    external_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128, description="1 to 128 characters")]
-    name: Annotated[str, msgspec.Meta(max_length=100, description="up to 100 characters")] = ""
+    external_id: StaffId
+    name: Short = ""
 
 
 class StaffUpdate(Body):
-    name: Annotated[str, msgspec.Meta(max_length=100, description="up to 100 characters")]
+    name: Short
 
 
 _CONFIG = msgspec.Meta(
@@ -159,16 +160,14 @@ _SECRETS = msgspec.Meta(
 
 
 class ChannelAccountCreate(Body):
-    channel: Annotated[str, msgspec.Meta(min_length=1, max_length=50, description="1 to 50 characters")]
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100, description="1 to 100 characters")]
+    channel: ChannelName
+    name: RequiredShort
     config: Annotated[dict[str, Any], _CONFIG] = msgspec.field(default_factory=dict)
     secrets: Annotated[dict[str, str], _SECRETS] = msgspec.field(default_factory=dict)
 
 
 class ChannelAccountUpdate(Body):
-    name: (
-        Annotated[str, msgspec.Meta(min_length=1, max_length=100, description="1 to 100 characters")] | None
-    ) = None
+    name: RequiredShort | None = None
     config: Annotated[dict[str, Any], _CONFIG] | None = None
     secrets: Annotated[dict[str, str], _SECRETS] | None = None
 

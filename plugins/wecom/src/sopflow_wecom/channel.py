@@ -77,6 +77,12 @@ def to_app_message(attachment: Attachment) -> tuple[str, dict[str, Any]]:
     return attachment.kind, {"media_id": attachment.media_id}
 
 
+#: How far a callback's ``timestamp`` may be from now before it is refused as a
+#: replay (accounts saved before the setting existed get it too).  WeCom sends a
+#: callback at once and retries within seconds; five minutes leaves room for
+#: clock skew without letting an old, captured request be replayed.
+CALLBACK_MAX_AGE_SECONDS = 300
+
 #: A WeCom account's settings, checked by core when the account is connected.
 WECOM_SETTINGS = SettingsSchema(
     Setting(
@@ -98,7 +104,7 @@ WECOM_SETTINGS = SettingsSchema(
         "integer",
         minimum=30,
         maximum=86_400,
-        default=300,
+        default=CALLBACK_MAX_AGE_SECONDS,
         description="refuse a callback whose timestamp is further than this from now (replays)",
     ),
     Setting("base_url", pattern=r"https?://\S+", description="the WeCom API's address (tests, a proxy)"),

@@ -27,7 +27,7 @@ from sopflow_sdk import (
 )
 
 from sopflow_wecom import importer, store, tags
-from sopflow_wecom.channel import WECOM_SETTINGS, WeComChannel
+from sopflow_wecom.channel import CALLBACK_MAX_AGE_SECONDS, WECOM_SETTINGS, WeComChannel
 from sopflow_wecom.crypto import WeComCrypto
 from sopflow_wecom.events import CHANNEL, TAG_TYPE, parse_callback, trigger_specs
 from sopflow_wecom.live_codes import live_code, live_codes, sync_route
@@ -61,13 +61,6 @@ def crypto_for(account: Any) -> WeComCrypto:
     return WeComCrypto(secrets["callback_token"], secrets["encoding_aes_key"], config["corp_id"])
 
 
-#: How far a callback's ``timestamp`` may be from now before it is refused as a
-#: replay, unless the account sets ``callback_max_age_seconds``.  WeCom sends a
-#: callback at once and retries within seconds; five minutes leaves room for
-#: clock skew without letting an old, captured request be replayed.
-CALLBACK_MAX_AGE_SECONDS = 300
-
-
 def _reject(account_id: int, status: int, reason: str, answer: str | None = None) -> InboundResponse:
     """Refuse a callback and log who it was for and why (never a secret: the
     reasons come from our checks, not from the request)."""
@@ -89,7 +82,7 @@ def _stale(account: Any, timestamp: str, host: Host) -> str | None:
 def handle_callback(request: InboundRequest, host: Host) -> InboundResponse:
     """GET: the echostr handshake.  POST: verify, decrypt, ingest, answer 200 empty."""
     raw_id = request.path_params.get("account_id", "")
-    account = host.channel_account(int(raw_id)) if raw_id.isdigit() and len(raw_id) < 16 else None
+    account = host.channel_account(int(raw_id)) if raw_id.isdigit() else None
     if account is None or account.channel != CHANNEL:
         return _text(404, "unknown WeCom account")
     q = request.query

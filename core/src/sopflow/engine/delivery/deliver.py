@@ -36,7 +36,7 @@ from sopflow.engine.delivery.batch import DeliveryBatch
 from sopflow.engine.delivery.claim import give_back
 from sopflow.engine.delivery.outage_retry import retry_through_outage
 from sopflow.engine.delivery.outcomes import complete, record
-from sopflow.engine.delivery.sends import Outcome, build_sends, call_sends
+from sopflow.engine.delivery.sends import Outcome, build_sends, call_sends, to_staff
 from sopflow.engine.sops.enrolment import ACTIVE
 from sopflow.engine.sops.lifecycle import end_actions, end_enrollment
 from sopflow.engine.sops.step_actions import changes_data as step_changes_data
@@ -190,7 +190,7 @@ def _prepare_one(
         _give_back_slot(s, touch, change)  # nothing went out
         finished.add(touch.enrollment_id)
         return change["status"]
-    if customer.owner_staff_id and any(_to_staff(a) for a in step["actions"]):
+    if customer.owner_staff_id and any(to_staff(a) for a in step["actions"]):
         staff = batch.staff[customer.owner_staff_id]  # who was told: on the touch and its touch.sent
         change["outcome"] = {**change["outcome"], "staff": {"id": staff.id, "external_id": staff.external_id}}
     # A non-idempotent touch stays ``claimed`` until the transaction right before its
@@ -202,12 +202,6 @@ def _prepare_one(
     change["started_at"] = now  # the hand-off arrived: no longer the broker's to lose
     change["outcome"] = {**change["outcome"], "idempotent": idempotent}
     return Prepared(touch.id, sends, idempotent)
-
-
-def _to_staff(action: Mapping[str, Any]) -> bool:
-    return action.get("type") == "remind_staff" or (
-        action.get("type") == "send" and action.get("touchpoint") == "staff_notice"
-    )
 
 
 def _give_back_slot(s: Any, touch: Any, change: dict[str, Any]) -> None:

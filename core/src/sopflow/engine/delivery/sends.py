@@ -212,12 +212,18 @@ def build_sends(
     return prepared.calls, prepared.idempotent
 
 
+def to_staff(action: Mapping[str, Any]) -> bool:
+    """Whether a step action is a notice to the customer's owner, not a send to them."""
+    return action.get("type") == "remind_staff" or (
+        action.get("type") == "send" and action.get("touchpoint") == "staff_notice"
+    )
+
+
 def prepare_send(step: StepPreparation, index: int, action: Mapping[str, Any]) -> None:
     """A ``send`` or ``remind_staff`` action: the rendered message for its channel."""
     ctx, s, touch, customer, staff = step.ctx, step.s, step.touch, step.customer, step.staff
     kind = action["type"]
-    to_staff = kind == "remind_staff" or action.get("touchpoint") == "staff_notice"
-    if to_staff and staff is None:  # nobody to tell: not a send, and no daily slot used
+    if to_staff(action) and staff is None:  # nobody to tell: not a send, and no daily slot used
         raise SkippableError("the customer has no owner to remind; give them one (owner_staff_external_id)")
     channel, account_id = channel_for(ctx, touch.tenant_id, action["channel"], s, step.channels)
     step.idempotent = step.idempotent and channel.capabilities.idempotent_send

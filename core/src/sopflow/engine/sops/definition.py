@@ -36,7 +36,7 @@ from sopflow_sdk import ATTACHMENT_KINDS, MAX_ATTACHMENTS, TOUCHPOINTS, ActionSp
 
 from sopflow.conditions import RuleError, parse, parse_duration
 from sopflow.engine.sops.step_actions import DefinitionChecks, check_action
-from sopflow.engine.sops.templates import templates, trial_problem
+from sopflow.engine.sops.templates import compiled, trial_problem
 
 KINDS = ("new_customer", "nurture")
 #: The kind of the hidden SOPs that carry a journey stage's reminders: never
@@ -251,7 +251,7 @@ def template(text: Any, path: str, problems: list[tuple[str, str]]) -> str:
         problems.append((path, f"text of at most {MAX_TEXT} characters (no NUL characters)"))
         return ""
     try:
-        templates.from_string(text)
+        compiled(text)
     except TemplateSyntaxError as exc:
         problems.append(
             (
