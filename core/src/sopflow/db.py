@@ -9,6 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from sopflow import config_cache
+
 
 def make_engine(url: str, **kwargs: Any) -> sa.Engine:
     if url.startswith("sqlite"):
@@ -60,7 +62,11 @@ def sqlite_disk_error(exc: BaseException | None) -> bool:
 
 
 def make_sessionmaker(engine: sa.Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+    """Sessions that keep loaded values after commit and share one per-process
+    configuration cache (``sopflow.config_cache``)."""
+    factory = sessionmaker(engine, expire_on_commit=False)
+    config_cache.install(factory)
+    return factory
 
 
 @contextmanager

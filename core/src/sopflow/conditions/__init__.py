@@ -16,7 +16,13 @@ from sopflow.conditions.errors import RuleError
 from sopflow.conditions.evaluate import CustomerSnapshot, evaluate
 from sopflow.conditions.nodes import FIELD_OPS, Rule
 from sopflow.conditions.parse import MAX_DEPTH, MAX_NODES, parse, validate
-from sopflow.conditions.query import audience_filter, count_customers, select_customers, snapshot_customer
+from sopflow.conditions.query import (
+    audience_filter,
+    count_customers,
+    select_customers,
+    snapshot_customer,
+    snapshot_customers,
+)
 from sopflow.conditions.storage import to_storage
 from sopflow.conditions.windows import parse_duration, resolve_timezone
 
@@ -37,6 +43,7 @@ __all__ = [
     "resolve_timezone",
     "select_customers",
     "snapshot_customer",
+    "snapshot_customers",
     "to_storage",
     "validate",
 ]

@@ -3,6 +3,7 @@ and one customer's :class:`CustomerSnapshot` for the evaluator."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -74,19 +75,47 @@ def count_customers(
 def snapshot_customer(session: Session, customer: Customer, tenant_timezone: str) -> CustomerSnapshot:
     """What the evaluator needs about ``customer``, read now; event counts are read
     lazily (once per type and window) while ``session`` stays open."""
-    cid = customer.id
-    tags = frozenset(
-        session.scalars(
-            sa.select(customer_tags_t.c.tag).where(
-                customer_tags_t.c.customer_id == cid, customer_tags_t.c.tenant_id == customer.tenant_id
-            )
+    return snapshot_customers(session, [customer], tenant_timezone)[customer.id]
+
+
+def snapshot_customers(
+    session: Session, many: Sequence[Customer], tenant_timezone: str | Mapping[int, str]
+) -> dict[int, CustomerSnapshot]:
+    """``snapshot_customer`` for many customers at once: their tags and stages are
+    read in one statement each.  ``tenant_timezone``: one zone, or one per tenant id."""
+    ids = [c.id for c in many]
+    tenant_of = {c.id: c.tenant_id for c in many}
+    tags: dict[int, set[str]] = {cid: set() for cid in ids}
+    rows = session.execute(
+        sa.select(customer_tags_t.c.customer_id, customer_tags_t.c.tenant_id, customer_tags_t.c.tag).where(
+            customer_tags_t.c.customer_id.in_(ids)
         )
     )
-    stage_rows = session.execute(
-        sa.select(customer_stages_t.c.pipeline_id, stage_names.c.name)
+    for cid, tenant_id, tag in rows:
+        if tenant_of[cid] == tenant_id:  # a tag row of another tenant is never this customer's
+            tags[cid].add(tag)
+    stages: dict[int, dict[int, str]] = {cid: {} for cid in ids}
+    rows = session.execute(
+        sa.select(customer_stages_t.c.customer_id, customer_stages_t.c.pipeline_id, stage_names.c.name)
         .join(stage_names, stage_names.c.id == customer_stages_t.c.stage_id)
-        .where(customer_stages_t.c.customer_id == cid)
+        .where(customer_stages_t.c.customer_id.in_(ids))
     )
+    for cid, pipeline_id, name in rows:
+        stages[cid][pipeline_id] = name
+    zones = (
+        tenant_timezone
+        if not isinstance(tenant_timezone, str)
+        else {c.tenant_id: tenant_timezone for c in many}
+    )
+    return {
+        c.id: _snapshot(session, c, zones[c.tenant_id], frozenset(tags[c.id]), stages[c.id]) for c in many
+    }
+
+
+def _snapshot(
+    session: Session, customer: Customer, tenant_timezone: str, tags: frozenset[str], stages: dict[int, str]
+) -> CustomerSnapshot:
+    cid = customer.id
     cache: dict[tuple[str, datetime | None], int] = {}
 
     def event_counts(event_type: str, since: datetime | None) -> int:
@@ -104,7 +133,7 @@ def snapshot_customer(session: Session, customer: Customer, tenant_timezone: str
     return CustomerSnapshot(
         fields=dict(customer.fields or {}),
         tags=tags,
-        stages={pid: name for pid, name in stage_rows},
+        stages=stages,
         churned=customer.churned_at is not None,
         source=customer.source,
         timezone=resolve_timezone(customer.timezone, tenant_timezone),

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from sopflow.clock import Clock
+from sopflow.config_cache import cached
 from sopflow.credentials import CredentialBox
 from sopflow.failure_log import FailureLog
 from sopflow.models import TenantPlugin
@@ -118,15 +119,16 @@ class EngineContext:
             return False
         return True
 
-    def disabled_plugins(self, session: Session, tenant_id: int) -> set[str]:
+    def disabled_plugins(self, session: Session, tenant_id: int) -> frozenset[str]:
         """The plugins the tenant switched off."""
-        return set(
-            session.scalars(
-                sa.select(TenantPlugin.plugin).where(
-                    TenantPlugin.tenant_id == tenant_id, TenantPlugin.enabled.is_(False)
-                )
+
+        def load() -> frozenset[str]:
+            query = sa.select(TenantPlugin.plugin).where(
+                TenantPlugin.tenant_id == tenant_id, TenantPlugin.enabled.is_(False)
             )
-        )
+            return frozenset(session.scalars(query))
+
+        return cached(session, tenant_id, "disabled_plugins", load)
 
     def plugin_enabled(self, session: Session, tenant_id: int, plugin: str) -> bool:
         """Installed-and-loaded plugins are on for every tenant unless switched off."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +14,13 @@ from sopflow.models.types import JSONType, UTCDateTime
 SCOPES = ("admin", "read", "ingest")
 
 
+def new_config_version() -> int:
+    """A new tenant's first configuration version: random, not 0, so a test database
+    truncated between tests (tenant ids and the manual clock's instants reused) never
+    meets the cache entries of the tenants it replaced."""
+    return secrets.randbits(62)
+
+
 class Tenant(SQLModel, table=True):
     __tablename__ = "tenants"
     id: int | None = Field(default=None, primary_key=True)
@@ -20,6 +28,11 @@ class Tenant(SQLModel, table=True):
     timezone: str = Field(default="Asia/Shanghai", max_length=64)
     settings: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column(JSONType, nullable=False))
     created_at: datetime = Field(sa_column=sa.Column(UTCDateTime, nullable=False))
+    #: bumped with every change to the tenant's configuration (``sopflow.config_cache``)
+    config_version: int = Field(
+        default_factory=new_config_version,
+        sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"),
+    )
 
 
 class ApiKey(SQLModel, table=True):

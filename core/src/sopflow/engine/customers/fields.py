@@ -20,6 +20,7 @@ from sopflow_sdk import FIELD_TYPES
 from sqlalchemy.orm import Session
 
 from sopflow.conditions import storage
+from sopflow.config_cache import cached
 from sopflow.errors import Conflict, InvalidInput
 from sopflow.models import FieldDefinition
 from sopflow.plugins import PluginSystem
@@ -60,7 +61,12 @@ class FieldDef:
 
 def field_definitions(session: Session, tenant_id: int, plugins: PluginSystem) -> dict[str, FieldDef]:
     """Every field a tenant's customers may have, by key: the plugins' fields,
-    then the tenant's own (a tenant's definition wins a clash of keys)."""
+    then the tenant's own (a tenant's definition wins a clash of keys).  A copy of
+    the tenant's cached definitions: the caller may change it."""
+    return dict(cached(session, tenant_id, "fields", lambda: _load_fields(session, tenant_id, plugins)))
+
+
+def _load_fields(session: Session, tenant_id: int, plugins: PluginSystem) -> dict[str, FieldDef]:
     defs = {
         r.spec.key: FieldDef(
             r.spec.key, r.spec.type, r.spec.label, tuple(r.spec.choices), r.spec.description, r.plugin

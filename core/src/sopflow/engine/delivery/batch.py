@@ -8,13 +8,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from sopflow.conditions import snapshot_customers
 from sopflow.engine.context import EngineContext
 from sopflow.engine.customers.fields import field_definitions
 from sopflow.engine.delivery import touch_rows
 from sopflow.engine.delivery.sends import identities_of
-from sopflow.engine.sops.enrolment import SopRuntime
+from sopflow.engine.sops.enrolment import SopRuntime, tenant_timezone
 from sopflow.engine.sops.lifecycle import runtime_of
-from sopflow.models import Customer, Enrollment, Staff, Tenant, Touch
+from sopflow.models import Customer, Enrollment, Staff, Touch
 
 
 class DeliveryBatch:
@@ -62,6 +63,7 @@ class DeliveryBatch:
         self._fields: dict[int, dict[str, Any]] = {}
         self._runtimes: dict[int, SopRuntime] = {}
         self._zones: dict[int, str] = {}
+        self._snapshots: dict[int, Any] | None = None
         self.channels: dict[Any, Any] = {}  # (tenant id, channel name) → (live channel, account id)
         self.changes: list[dict[str, Any]] = []  # touch changes not written yet (``touch_rows``)
 
@@ -84,9 +86,22 @@ class DeliveryBatch:
             self._runtimes[key] = runtime_of(self.s, enrollment, self.fields(enrollment.tenant_id))
         return self._runtimes[key]
 
+    def snapshot(self, customer: Customer) -> Any:
+        """The customer's rule snapshot; the first call reads every batch customer's
+        tags and stages at once (two statements, not two per touch).  Each preloaded
+        snapshot serves one touch: deciding a touch may change its customer (end
+        actions, flows), so a second touch of the same customer reads afresh."""
+        if self._snapshots is None:
+            many = list(self.customers.values())
+            zones = {c.tenant_id: self.timezone(c.tenant_id) for c in many}
+            self._snapshots = snapshot_customers(self.s, many, zones)
+        fresh = self._snapshots.pop(customer.id, None)
+        if fresh is None:
+            fresh = snapshot_customers(self.s, [customer], self.timezone(customer.tenant_id))[customer.id]
+        return fresh
+
     def timezone(self, tenant_id: int) -> str:
         """The tenant's time zone (for rules that compare local dates), once per batch."""
         if tenant_id not in self._zones:
-            tenant = self.s.get(Tenant, tenant_id)
-            self._zones[tenant_id] = tenant.timezone if tenant else "Asia/Shanghai"
+            self._zones[tenant_id] = tenant_timezone(self.s, tenant_id)
         return self._zones[tenant_id]

@@ -29,7 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 from sopflow_sdk import SkippableError, SopflowError
 
-from sopflow.conditions import parse_duration, snapshot_customer
+from sopflow.conditions import parse_duration
 from sopflow.engine.context import EngineContext
 from sopflow.engine.delivery import touch_rows
 from sopflow.engine.delivery.batch import DeliveryBatch
@@ -163,9 +163,7 @@ def _prepare_one(
     fields = batch.fields(touch.tenant_id)
     runtime = batch.runtime(enrollment)
     customer = batch.customers[touch.customer_id]
-    if runtime.early_end is not None and runtime.ends_early(
-        snapshot_customer(s, customer, batch.timezone(touch.tenant_id)), now
-    ):
+    if runtime.early_end is not None and runtime.ends_early(batch.snapshot(customer), now):
         # cancels the open touches, this one too (so ``change`` stays as it is)
         batch.write_touches()
         end_enrollment(

@@ -33,6 +33,7 @@ from sopflow_sdk import (
     SopflowError,
 )
 
+from sopflow.config_cache import cached, frozen_copy
 from sopflow.engine.context import EngineContext
 from sopflow.engine.customers.records import record_change
 from sopflow.engine.delivery.template_functions import functions_for
@@ -63,10 +64,13 @@ def channel_for(
             batch[tenant_id, channel] = channel_for(ctx, tenant_id, channel, session)
         return batch[tenant_id, channel]
     cache = ctx.channels
-    account = session.scalar(
+    query = (
         sa.select(ChannelAccount)
         .where(ChannelAccount.tenant_id == tenant_id, ChannelAccount.channel == channel)
         .order_by(ChannelAccount.id)
+    )
+    account = cached(
+        session, tenant_id, ("channel_account", channel), lambda: frozen_copy(session.scalar(query))
     )
     if account is None:
         log_channel = ctx.plugins.registry.get("register_channels", "log") if channel == "log" else None

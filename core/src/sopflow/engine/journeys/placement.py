@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from sopflow.conditions import CustomerSnapshot, evaluate
+from sopflow.config_cache import cached, frozen_copy
 from sopflow.engine.journeys.manage import stage_rules
 from sopflow.engine.journeys.pipelines import move_customer, stages_of
 from sopflow.engine.sops.enrolment import ACTIVE, SopRuntime, enroll, parse_saved
@@ -72,16 +73,8 @@ def place(
     event: Mapping[str, Any],
 ) -> int:
     """Move the customer in every active, automated journey; returns the moves."""
-    journeys = list(
-        session.scalars(
-            sa.select(Journey).where(
-                Journey.tenant_id == tenant_id, Journey.status == "active", Journey.automation.is_(True)
-            )
-        )
-    )
     moved = 0
-    for journey in journeys:
-        rules, positions = parsed_stage_rules(session, journey, fields)
+    for journey, rules, positions in automated_journeys(session, tenant_id, fields):
         target = target_stage(rules, positions, snapshot, now, journey)
         if target is None:
             continue
@@ -99,12 +92,31 @@ def place(
     return moved
 
 
+def automated_journeys(
+    session: Session, tenant_id: int, fields: Mapping[str, Any]
+) -> tuple[tuple[Journey, list[tuple[Stage, Any]], dict[str, int]], ...]:
+    """Every active, automated journey with its parsed stage rules and positions,
+    from the tenant's configuration cache (read-only: shared by transactions)."""
+
+    def load() -> tuple[tuple[Journey, list[tuple[Stage, Any]], dict[str, int]], ...]:
+        journeys = session.scalars(
+            sa.select(Journey)
+            .where(Journey.tenant_id == tenant_id, Journey.status == "active", Journey.automation.is_(True))
+            .order_by(Journey.id)
+        )
+        out = []
+        for journey in journeys:
+            rules, positions = parsed_stage_rules(session, journey, fields)
+            out.append((frozen_copy(journey), [(frozen_copy(st), rule) for st, rule in rules], positions))
+        return tuple(out)
+
+    return cached(session, tenant_id, "automated_journeys", load)
+
+
 def parsed_stage_rules(
     session: Session, journey: Journey, fields: Mapping[str, Any]
 ) -> tuple[list[tuple[Stage, Any]], dict[str, int]]:
-    """(stage, parsed rule) furthest first, and every stage's position by name.
-    Read per event, not cached per journey: rows are the truth (a test database
-    truncated between tests reuses ids and instants); the parsing is cached."""
+    """(stage, parsed rule) furthest first, and every stage's position by name."""
     positions = {st.name: st.position for st in stages_of(session, journey.pipeline_id)}
     return [(stage, parse_saved(rule, fields)) for stage, rule in stage_rules(session, journey)], positions
 

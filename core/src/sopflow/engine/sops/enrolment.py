@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sopflow.conditions import CustomerSnapshot, evaluate, parse, resolve_timezone, snapshot_customer
+from sopflow.config_cache import cached, frozen_copy
 from sopflow.engine.sops.definition import HIDDEN_KIND
 from sopflow.engine.sops.schedule import planned_times
 from sopflow.models import ChannelIdentity, Customer, Enrollment, Sop, SopVersion, Staff, Tenant, Touch
@@ -195,7 +196,12 @@ def _touch_rows(runtime: SopRuntime, enrollment: Enrollment, now: datetime, tz: 
 
 def runtimes_for(session: Session, tenant_id: int, fields: Mapping[str, Any]) -> list[SopRuntime]:
     """The tenant's started SOPs, each at its current version, parsed once (a
-    journey's hidden reminder SOPs are left out: they are entered with a stage)."""
+    journey's hidden reminder SOPs are left out: they are entered with a stage).
+    Cached per configuration version; the runtimes are shared, read-only."""
+    return list(cached(session, tenant_id, "runtimes", lambda: _load_runtimes(session, tenant_id, fields)))
+
+
+def _load_runtimes(session: Session, tenant_id: int, fields: Mapping[str, Any]) -> tuple[SopRuntime, ...]:
     rows = session.execute(
         sa.select(Sop, SopVersion)
         .join(SopVersion, sa.and_(SopVersion.sop_id == Sop.id, SopVersion.version == Sop.current_version))
@@ -203,10 +209,14 @@ def runtimes_for(session: Session, tenant_id: int, fields: Mapping[str, Any]) ->
         .where(Sop.tenant_id == tenant_id, Sop.status == "started", Sop.kind != HIDDEN_KIND)
         .order_by(Sop.id)
     ).all()
-    return [SopRuntime(sop, version, fields) for sop, version in rows]
+    return tuple(SopRuntime(frozen_copy(sop), frozen_copy(version), fields) for sop, version in rows)
 
 
 def tenant_timezone(session: Session, tenant_id: int) -> str:
     """The tenant's time zone, the fallback for customers without one."""
-    tenant = session.get(Tenant, tenant_id)
-    return tenant.timezone if tenant else "Asia/Shanghai"
+
+    def load() -> str:
+        tenant = session.get(Tenant, tenant_id)
+        return tenant.timezone if tenant else "Asia/Shanghai"
+
+    return cached(session, tenant_id, "timezone", load)

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from sopflow.conditions import evaluate, parse
+from sopflow.config_cache import cached, frozen_copy
 from sopflow.engine.customers.records import change_tags, record_change
 from sopflow.engine.sops.enrolment import ACTIVE, SopRuntime, enroll, tenant_timezone
 from sopflow.logging import get_logger
@@ -24,11 +25,16 @@ _CANCEL = check_moves(CANCELLABLE, TouchStatus.CANCELLED)
 
 
 def runtime_of(session: Session, enrollment: Enrollment, fields: Mapping[str, Any]) -> SopRuntime:
-    """The pinned version an enrolment entered with."""
-    sop = session.get(Sop, enrollment.sop_id)
-    version = session.get(SopVersion, enrollment.sop_version_id)
-    assert sop is not None and version is not None
-    return SopRuntime(sop, version, fields)
+    """The pinned version an enrolment entered with (cached per configuration
+    version: the SOP's status may change, the version itself never does)."""
+
+    def load() -> SopRuntime:
+        sop = session.get(Sop, enrollment.sop_id)
+        version = session.get(SopVersion, enrollment.sop_version_id)
+        assert sop is not None and version is not None
+        return SopRuntime(frozen_copy(sop), frozen_copy(version), fields)
+
+    return cached(session, enrollment.tenant_id, ("runtime", enrollment.sop_version_id), load)
 
 
 def end_enrollment(
