@@ -97,11 +97,8 @@ def test_a_change_rolled_back_never_reaches_the_cache(api, sopflow_app):
 
     add_customer(api, "warm")
     with pytest.raises(RuntimeError), sopflow_app.tx() as s:
-        s.add(
-            FieldDefinition(
-                tenant_id=api.tenant_id, key="ghost", type="text", label="", choices=[], created_at=sopflow_app.now()
-            )
-        )
+        ghost = {"key": "ghost", "type": "text", "label": "", "choices": []}
+        s.add(FieldDefinition(tenant_id=api.tenant_id, created_at=sopflow_app.now(), **ghost))
         assert "ghost" in field_definitions(s, api.tenant_id, sopflow_app.plugins)  # its own change
         raise RuntimeError("rolled back")
     with sopflow_app.tx() as s:

@@ -153,7 +153,8 @@ def crash_env(sopflow_database, request, tmp_path):
     from sopflow_sdk.testing.harness import TEST_SECRET_KEY, make_test_app, new_tenant
 
     url = sopflow_database.url_for_test(request.node.name)
-    redis_url = os.environ["SOPFLOW_TEST_REDIS_URL"].rsplit("/", 1)[0] + "/3"
+    base, _, index = os.environ["SOPFLOW_TEST_REDIS_URL"].rpartition("/")
+    redis_url = f"{base}/{int(index or 0) + 3}"  # offset from the pass's own database
     redis.Redis.from_url(redis_url).flushdb()
     app = make_test_app(url, clock=SystemClock(), env={"SOPFLOW_CLOCK": "system"})
     tenant_id, _ = new_tenant(app, "crash")

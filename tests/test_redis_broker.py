@@ -41,7 +41,9 @@ def redis_url() -> str:
                 'Run scripts/test.sh, or eval "$(scripts/services.sh start)" first'
             )
         pytest.skip('SOPFLOW_TEST_REDIS_URL is not set; eval "$(scripts/services.sh start)" to run this')
-    return url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
+    base, _, index = url.rpartition("/")
+    # offset from the pass's own database: scripts/test.sh runs two passes at once
+    return f"{base}/{int(index or 0) + REDIS_DB}"
 
 
 def wait_until(predicate: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:

@@ -280,9 +280,13 @@ def advance_audiences(ctx: EngineContext) -> int:
     """One batch of every nurture SOP whose audience is still being computed
     (the scheduler's step, and the ``audience`` actor).  Returns how many."""
     with ctx.tx() as s:
-        pending = list(
-            s.execute(sa.select(Sop.tenant_id, Sop.id).where(Sop.status == "started", Sop.kind == "nurture"))
+        started = s.execute(
+            sa.select(Sop.tenant_id, Sop.id, Sop.audience).where(
+                Sop.status == "started", Sop.kind == "nurture"
+            )
         )
+        # a transaction per SOP only for those still computing (each tick asks)
+        pending = [(t, i) for t, i, a in started if (a or {}).get("state") in ("pending", "running")]
     moved = 0
     for tenant_id, sop_id in pending:
         with ctx.tx() as s:
