@@ -29,6 +29,7 @@ from sopflow.errors import InvalidInput
 from sopflow.models import (
     ChannelIdentity,
     Customer,
+    CustomerRelation,
     CustomerStage,
     CustomerTag,
     Event,
@@ -148,7 +149,7 @@ class CustomerController(Controller):
     def remove(self, request: Request, auth: NamedDependency[Auth], customer_id: Id) -> None:
         with sopflow_app(request).tx() as s:
             c = get_customer(s, auth.tenant_id, customer_id, lock=True)
-            for model in (ChannelIdentity, CustomerTag, CustomerStage, StageHistory):
+            for model in (ChannelIdentity, CustomerRelation, CustomerTag, CustomerStage, StageHistory):
                 s.execute(sa.delete(model).where(model.customer_id == c.id))
             s.execute(sa.update(Event).where(Event.customer_id == c.id).values(customer_id=None, payload={}))
             s.execute(sa.update(Customer).where(Customer.merged_into_id == c.id).values(merged_into_id=None))
