@@ -154,23 +154,7 @@ def _apply(
     causation_id: int | None,
     depth: int,
 ) -> dict[str, Any]:
-    created = False
-    if ev.get("customer_id") is not None:
-        customer = get_customer(session, tenant_id, int(ev["customer_id"]))
-    else:
-        ident = ev["identity"]
-        customer, created = resolve_identity(
-            session,
-            tenant_id,
-            ident["channel"],
-            ident["external_id"],
-            now,
-            ident.get("staff_external_id"),
-            ev.get("display_name"),
-            ev.get("shared_identities") or (),
-        )
-        customer = _join_shared_holder(session, tenant_id, customer, ev, now)
-        _apply_relations(session, customer, ev, now)
+    customer, created = _resolve(session, tenant_id, ev, now)
     if ev.get("display_name") and not customer.display_name:
         customer.display_name = ev["display_name"]
     if ev["fields"]:
@@ -206,6 +190,26 @@ def _apply(
         "customer_id": customer.id,
         "customer_created": created,
     }
+
+
+def _resolve(session: Session, tenant_id: int, ev: Mapping[str, Any], now: datetime) -> tuple[Any, bool]:
+    """The event's customer (and whether it was created), its relations recorded."""
+    if ev.get("customer_id") is not None:
+        return get_customer(session, tenant_id, int(ev["customer_id"])), False
+    ident = ev["identity"]
+    customer, created = resolve_identity(
+        session,
+        tenant_id,
+        ident["channel"],
+        ident["external_id"],
+        now,
+        ident.get("staff_external_id"),
+        ev.get("display_name"),
+        ev.get("shared_identities") or (),
+    )
+    customer = _join_shared_holder(session, tenant_id, customer, ev, now)
+    _apply_relations(session, customer, ev, now)
+    return customer, created
 
 
 def _check_shared(raw: Any, path: str) -> list[tuple[str, str]]:
