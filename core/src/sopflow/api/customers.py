@@ -112,7 +112,8 @@ class CustomerController(Controller):
         app.announce(auth.tenant_id, [event])
         return result
 
-    @get("/{customer_id:int}", sync_to_thread=True, summary="One customer", guards=[needs("read")])
+    @get("/{customer_id:int}", sync_to_thread=True, summary="One customer, with its identities and relations (every staff member following it)",
+        guards=[needs("read")])
     def get_one(self, request: Request, auth: NamedDependency[Auth], customer_id: Id) -> dict[str, Any]:
         with sopflow_app(request).tx() as s:
             return customer_to_dict(s, get_customer(s, auth.tenant_id, customer_id))
@@ -193,7 +194,7 @@ class CustomerController(Controller):
         "/{customer_id:int}/merge",
         status_code=200,
         sync_to_thread=True,
-        summary="Merge another customer into this one",
+        summary="Merge another customer into this one (identities, relations, tags, fields)",
         guards=[needs("admin")],
     )
     def merge(
