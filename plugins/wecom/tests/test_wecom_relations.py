@@ -111,3 +111,15 @@ def test_a_corp_user_gets_no_unionid(wecom_app: WeComApp) -> None:
     fake = wecom_app.fake
     fake.seed_contact("zhangsan", "wmCorp", "Bob", corp_name="ACME", unionid="oUnion-2")
     assert "unionid" not in fake.contacts["wmCorp"]["external_contact"]
+
+
+def test_the_import_gives_one_customer_with_a_relation_per_member(wecom_app: WeComApp) -> None:
+    env, fake = wecom_app, wecom_app.fake
+    fake.seed_contact("anna", "wmImp", "Ivy", createtime=1_700_000_000, unionid="oUnion-3")
+    fake.seed_contact("ben", "wmImp", createtime=1_700_086_400, remark="同事介绍", state="expo")
+    started = env.api.post(f"{env.base}/import")
+    assert started.status_code == 202, started.text
+    c = _customer(env, "wmImp")
+    got = [(r["staff_external_id"], r["added_at"][:10], r["source"], r["remark"]) for r in c["relations"]]
+    assert got == [("anna", "2023-11-14", None, None), ("ben", "2023-11-15", "expo", "同事介绍")]
+    assert ("unionid", "oUnion-3") in {(i["channel"], i["external_id"]) for i in c["identities"]}

@@ -112,8 +112,12 @@ class CustomerController(Controller):
         app.announce(auth.tenant_id, [event])
         return result
 
-    @get("/{customer_id:int}", sync_to_thread=True, summary="One customer, with its identities and relations (every staff member following it)",
-        guards=[needs("read")])
+    @get(
+        "/{customer_id:int}",
+        sync_to_thread=True,
+        summary="One customer, with its identities and relations (every staff member following it)",
+        guards=[needs("read")],
+    )
     def get_one(self, request: Request, auth: NamedDependency[Auth], customer_id: Id) -> dict[str, Any]:
         with sopflow_app(request).tx() as s:
             return customer_to_dict(s, get_customer(s, auth.tenant_id, customer_id))
