@@ -76,6 +76,12 @@ def event_dict(ev: IngestEvent) -> dict[str, Any]:
     for key in ("occurred_at", "display_name", "source"):
         if getattr(ev, key):
             out[key] = getattr(ev, key)
+    if ev.shared_identities:
+        out["shared_identities"] = [
+            {"channel": i.channel, "external_id": i.external_id} for i in ev.shared_identities
+        ]
+    if ev.relations:
+        out["relations"] = [attrs.asdict(r) for r in ev.relations]
     return out
 
 

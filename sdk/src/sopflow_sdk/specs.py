@@ -283,6 +283,18 @@ class Identity:
 
 
 @attrs.frozen
+class Relation:
+    """One staff member following the customer on the event's channel (WeCom's
+    ``follow_user`` item, a personal account's friend): ``added_at`` an ISO 8601
+    instant, ``source`` how they were added (a live code's ``state``)."""
+
+    staff_external_id: str
+    added_at: str | None = None
+    source: str | None = None
+    remark: str | None = None
+
+
+@attrs.frozen
 class IngestEvent:
     """A normalized event a plugin hands to ``host.ingest``."""
 
@@ -297,6 +309,11 @@ class IngestEvent:
     display_name: str | None = None
     #: the acquisition source label (e.g. a live QR code's state); set once
     source: str | None = None
+    #: keys that name the same person on every channel (``unionid``, ``phone``):
+    #: an identity first seen lands on the customer who already holds one
+    shared_identities: tuple[Identity, ...] = ()
+    #: every staff member following the customer on ``identity.channel``
+    relations: tuple[Relation, ...] = ()
 
 
 @attrs.frozen

@@ -29,6 +29,7 @@ from sopflow.errors import InvalidInput
 from sopflow.models import (
     ChannelIdentity,
     Customer,
+    CustomerRelation,
     CustomerStage,
     CustomerTag,
     Event,
@@ -111,7 +112,12 @@ class CustomerController(Controller):
         app.announce(auth.tenant_id, [event])
         return result
 
-    @get("/{customer_id:int}", sync_to_thread=True, summary="One customer", guards=[needs("read")])
+    @get(
+        "/{customer_id:int}",
+        sync_to_thread=True,
+        summary="One customer, with its identities and relations (every staff member following it)",
+        guards=[needs("read")],
+    )
     def get_one(self, request: Request, auth: NamedDependency[Auth], customer_id: Id) -> dict[str, Any]:
         with sopflow_app(request).tx() as s:
             return customer_to_dict(s, get_customer(s, auth.tenant_id, customer_id))
@@ -148,7 +154,7 @@ class CustomerController(Controller):
     def remove(self, request: Request, auth: NamedDependency[Auth], customer_id: Id) -> None:
         with sopflow_app(request).tx() as s:
             c = get_customer(s, auth.tenant_id, customer_id, lock=True)
-            for model in (ChannelIdentity, CustomerTag, CustomerStage, StageHistory):
+            for model in (ChannelIdentity, CustomerRelation, CustomerTag, CustomerStage, StageHistory):
                 s.execute(sa.delete(model).where(model.customer_id == c.id))
             s.execute(sa.update(Event).where(Event.customer_id == c.id).values(customer_id=None, payload={}))
             s.execute(sa.update(Customer).where(Customer.merged_into_id == c.id).values(merged_into_id=None))
@@ -192,7 +198,7 @@ class CustomerController(Controller):
         "/{customer_id:int}/merge",
         status_code=200,
         sync_to_thread=True,
-        summary="Merge another customer into this one",
+        summary="Merge another customer into this one (identities, relations, tags, fields)",
         guards=[needs("admin")],
     )
     def merge(

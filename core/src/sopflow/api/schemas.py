@@ -122,6 +122,19 @@ class Merge(Body):
     other_customer_id: BodyId
 
 
+class SharedKeyIn(Body):
+    #: unionid or phone (see docs/api.md, "One customer across channels")
+    channel: ChannelName
+    external_id: Key
+
+
+class RelationIn(Body):
+    staff_external_id: StaffId
+    added_at: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    source: Short | None = None
+    remark: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+
+
 class EventIn(Body):
     type: RequiredShort
     idempotency_key: Key
@@ -134,6 +147,12 @@ class EventIn(Body):
     tags_remove: Annotated[list[Tag], msgspec.Meta(max_length=100)] = msgspec.field(default_factory=list)
     display_name: Name | None = None
     source: Short | None = None
+    shared_identities: Annotated[list[SharedKeyIn], msgspec.Meta(max_length=10)] = msgspec.field(
+        default_factory=list
+    )
+    relations: Annotated[list[RelationIn], msgspec.Meta(max_length=1000)] = msgspec.field(
+        default_factory=list
+    )
 
 
 class EventBatch(Body):

@@ -3,7 +3,14 @@
 from sqlmodel import SQLModel
 
 from sopflow.models.channels import ChannelAccount
-from sopflow.models.customers import ChannelIdentity, Customer, CustomerTag, FieldDefinition, Staff
+from sopflow.models.customers import (
+    ChannelIdentity,
+    Customer,
+    CustomerRelation,
+    CustomerTag,
+    FieldDefinition,
+    Staff,
+)
 from sopflow.models.events import Event
 from sopflow.models.journeys import Journey, JourneyStage, JourneySyncTarget
 from sopflow.models.keywords import KeywordRule, KeywordRuleRevision
@@ -24,6 +31,7 @@ __all__ = [
     "ChannelAccount",
     "ChannelIdentity",
     "Customer",
+    "CustomerRelation",
     "CustomerStage",
     "CustomerTag",
     "Enrollment",

@@ -76,3 +76,24 @@ class ChannelIdentity(SQLModel, table=True):
     external_id: str = Field(max_length=200)
     staff_id: int | None = Field(default=None, foreign_key="staff.id")
     created_at: datetime = Field(sa_column=sa.Column(UTCDateTime, nullable=False))
+
+
+class CustomerRelation(SQLModel, table=True):
+    """One staff member following a customer on one channel (WeCom's
+    ``follow_user``, a friend in a personal account): when and how they were
+    added and the staff member's remark.  A customer followed by several staff
+    members has one row each; ``ended_at`` is set when that relation ends (the
+    customer deleted the member, or the member the customer) and the others stay."""
+
+    __tablename__ = "customer_relations"
+    __table_args__ = (sa.UniqueConstraint("customer_id", "staff_id", "channel"),)
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: int = Field(foreign_key="tenants.id")
+    customer_id: int = Field(foreign_key="customers.id", index=True)
+    staff_id: int = Field(foreign_key="staff.id")
+    channel: str = Field(max_length=50)
+    added_at: datetime = Field(sa_column=sa.Column(UTCDateTime, nullable=False))
+    source: str | None = Field(default=None, max_length=100)
+    remark: str | None = Field(default=None, max_length=200)
+    ended_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime))
+    end_reason: str | None = Field(default=None, max_length=100)

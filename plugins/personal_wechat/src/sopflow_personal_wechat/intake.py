@@ -22,7 +22,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from sopflow_sdk import Host, Identity, IngestEvent, SkippableError, SopflowError
+from sopflow_sdk import Host, Identity, IngestEvent, Relation, SkippableError, SopflowError
 
 from sopflow_personal_wechat.channel import CHANNEL, ROOM_CHANNEL, PersonalWeChatChannel
 from sopflow_personal_wechat.port import GatewayEvent
@@ -131,6 +131,11 @@ def accept_waiting(host: Host, account: Any, channel: PersonalWeChatChannel) -> 
                 identity=Identity(CHANNEL, contact.wxid, staff),
                 idempotency_key=f"personal_wechat:friend:{hashlib.sha256(request_id.encode()).hexdigest()[:32]}",
                 display_name=contact.name or None,
+                # this account's relation (source: the request's scene) and the keys to other channels
+                relations=(Relation(staff, source=_scene(request.scene), remark=contact.remark or None),)
+                if staff
+                else (),
+                shared_identities=tuple(Identity("phone", p) for p in contact.phones),
                 payload={
                     "hello": request.hello,
                     "scene": request.scene,
@@ -142,6 +147,10 @@ def accept_waiting(host: Host, account: Any, channel: PersonalWeChatChannel) -> 
             ),
         )
     return done
+
+
+def _scene(scene: str) -> str | None:
+    return f"scene:{scene}"[:100] if scene else None
 
 
 def _self_id(account: Any, channel: PersonalWeChatChannel) -> str:

@@ -53,6 +53,8 @@ class Contact:
     gender: Literal["male", "female", ""] = ""
     city: str = ""
     friend: bool = True
+    #: phone numbers the gateway knows (Wechaty's ``phone``): shared keys to other channels
+    phones: tuple[str, ...] = ()
 
 
 @attrs.frozen

@@ -53,6 +53,7 @@ from sopflow_wecom.channel import account_channel
 from sopflow_wecom.client import MAX_BATCH_LIMIT, MAX_BATCH_USERS, WeComClient
 from sopflow_wecom.events import CHANNEL
 from sopflow_wecom.live_codes import account_for, json_response, problem
+from sopflow_wecom.profiles import shared_keys
 
 JOB = "wecom.import_contacts"
 EVENT_TYPE = "customer.imported"
@@ -163,6 +164,8 @@ def contact_event(corp_id: str, item: Mapping[str, Any], tag_names: Mapping[str,
         display_name=str(contact.get("name") or "")[:MAX_NAME] or None,
         tags_add=tuple(dict.fromkeys(tags))[:MAX_TAGS],
         source=state[:MAX_SOURCE] or None,
+        # unionid and the member's noted phones: the same person on another channel
+        shared_identities=shared_keys(contact, [follow]),
     )
 
 

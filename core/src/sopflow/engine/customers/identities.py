@@ -79,6 +79,45 @@ def add_identity(
     )
 
 
+#: Identity channels that name one person across channels, strongest first: when
+#: an event's shared keys point at two different customers, the first one here wins.
+#: WeChat's ``unionid`` is issued per person by the open platform; a phone number
+#: can be shared by a household or given to someone else, so it comes second.
+SHARED_KEYS = ("unionid", "phone")
+
+
+def _holder(session: Session, tenant_id: int, channel: str, external_id: str) -> Customer | None:
+    """The (unmerged) customer holding the identity, if any."""
+    customer_id = session.scalar(
+        sa.select(ChannelIdentity.customer_id).where(
+            ChannelIdentity.tenant_id == tenant_id,
+            ChannelIdentity.channel == channel,
+            ChannelIdentity.external_id == external_id,
+        )
+    )
+    if customer_id is None:
+        return None
+    customer = session.get(Customer, customer_id)
+    assert customer is not None
+    while customer.merged_into_id is not None:  # identities move on merge; belt and braces
+        customer = session.get(Customer, customer.merged_into_id)
+        assert customer is not None
+    return customer
+
+
+def shared_key_holder(
+    session: Session, tenant_id: int, shared: Sequence[Mapping[str, str]]
+) -> Customer | None:
+    """The customer the strongest known shared key (``SHARED_KEYS`` order) names."""
+    for channel in SHARED_KEYS:
+        for ident in shared:
+            if ident["channel"] == channel:
+                holder = _holder(session, tenant_id, channel, ident["external_id"])
+                if holder is not None:
+                    return holder
+    return None
+
+
 def resolve_identity(
     session: Session,
     tenant_id: int,
@@ -87,26 +126,29 @@ def resolve_identity(
     now: datetime,
     staff_external_id: str | None = None,
     display_name: str | None = None,
+    shared: Sequence[Mapping[str, str]] = (),
 ) -> tuple[Customer, bool]:
-    """The customer behind a channel identity, created when first seen."""
-    customer_id = session.scalar(
-        sa.select(ChannelIdentity.customer_id).where(
-            ChannelIdentity.tenant_id == tenant_id,
-            ChannelIdentity.channel == channel,
-            ChannelIdentity.external_id == external_id,
-        )
-    )
-    if customer_id is not None:
-        customer = session.get(Customer, customer_id)
-        assert customer is not None
-        while customer.merged_into_id is not None:  # identities move on merge; belt and braces
-            customer = session.get(Customer, customer.merged_into_id)
-            assert customer is not None
-        return customer, False
-    customer = Customer(
-        tenant_id=tenant_id, display_name=display_name or "", fields={}, created_at=now, updated_at=now
-    )
-    session.add(customer)
-    session.flush()
-    add_identity(session, customer, channel, external_id, now, staff_external_id)
-    return customer, True
+    """The customer behind a channel identity, created when first seen.  An
+    identity seen for the first time lands on the customer a shared key
+    (``shared``: unionid, phone) already names; the shared keys nobody holds yet
+    are given to the customer."""
+    customer = _holder(session, tenant_id, channel, external_id)
+    created = False
+    if customer is None:
+        customer = shared_key_holder(session, tenant_id, shared)
+        if customer is None:
+            customer = Customer(
+                tenant_id=tenant_id,
+                display_name=display_name or "",
+                fields={},
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(customer)
+            session.flush()
+            created = True
+        add_identity(session, customer, channel, external_id, now, staff_external_id)
+    for ident in shared:
+        if _holder(session, tenant_id, ident["channel"], ident["external_id"]) is None:
+            add_identity(session, customer, ident["channel"], ident["external_id"], now)
+    return customer, created

@@ -18,8 +18,15 @@ from sqlalchemy.orm import Session
 
 from sopflow.conditions.storage import parse_instant
 from sopflow.engine.customers.fields import FieldDef, apply_stored, validate_field_changes
-from sopflow.engine.customers.identities import resolve_identity
-from sopflow.engine.customers.records import TagChange, change_tags, check_tags, get_customer
+from sopflow.engine.customers.identities import SHARED_KEYS, resolve_identity, shared_key_holder
+from sopflow.engine.customers.records import TagChange, change_tags, check_tags, get_customer, merge_customers
+from sopflow.engine.customers.relations import (
+    FOLLOW_EVENTS,
+    UNFOLLOW_EVENTS,
+    check_relations,
+    follow,
+    unfollow,
+)
 from sopflow.errors import InvalidInput
 from sopflow.models import Event
 
@@ -57,6 +64,11 @@ def validate_event(
             v = ident.get(k) if isinstance(ident, Mapping) else None
             if not isinstance(v, str) or not v or len(v) > 200:
                 problems.append((f"{p}.identity.{k}", "a non-empty string of at most 200 characters"))
+    problems += _check_shared(ev.get("shared_identities"), f"{p}.shared_identities")
+    ev["relations"], rel_problems = check_relations(ev.get("relations"), f"{p}.relations")
+    problems += rel_problems
+    if ev["relations"] and ident is None:
+        problems.append((f"{p}.identity", "relations need the channel identity they were made on"))
     if ev.get("occurred_at") is not None:
         try:
             ev["occurred_at"] = parse_instant(ev["occurred_at"])
@@ -142,20 +154,7 @@ def _apply(
     causation_id: int | None,
     depth: int,
 ) -> dict[str, Any]:
-    created = False
-    if ev.get("customer_id") is not None:
-        customer = get_customer(session, tenant_id, int(ev["customer_id"]))
-    else:
-        ident = ev["identity"]
-        customer, created = resolve_identity(
-            session,
-            tenant_id,
-            ident["channel"],
-            ident["external_id"],
-            now,
-            ident.get("staff_external_id"),
-            ev.get("display_name"),
-        )
+    customer, created = _resolve(session, tenant_id, ev, now)
     if ev.get("display_name") and not customer.display_name:
         customer.display_name = ev["display_name"]
     if ev["fields"]:
@@ -164,7 +163,8 @@ def _apply(
         customer.source = ev["source"]
     tags = change_tags(session, customer, ev.get("tags_add") or [], ev.get("tags_remove") or [])
     occurred_at = ev.get("occurred_at") or now
-    if ev["type"] == "customer.churned" and customer.churned_at is None:
+    still_followed = _end_relation(session, customer, ev, occurred_at)
+    if ev["type"] == "customer.churned" and customer.churned_at is None and not still_followed:
         customer.churned_at = occurred_at
     elif ev["type"] == "customer.added" and customer.churned_at is not None:
         customer.churned_at = None  # re-added after churning: active again
@@ -190,6 +190,97 @@ def _apply(
         "customer_id": customer.id,
         "customer_created": created,
     }
+
+
+def _resolve(session: Session, tenant_id: int, ev: Mapping[str, Any], now: datetime) -> tuple[Any, bool]:
+    """The event's customer (and whether it was created), its relations recorded."""
+    if ev.get("customer_id") is not None:
+        return get_customer(session, tenant_id, int(ev["customer_id"])), False
+    ident = ev["identity"]
+    customer, created = resolve_identity(
+        session,
+        tenant_id,
+        ident["channel"],
+        ident["external_id"],
+        now,
+        ident.get("staff_external_id"),
+        ev.get("display_name"),
+        ev.get("shared_identities") or (),
+    )
+    customer = _join_shared_holder(session, tenant_id, customer, ev, now)
+    _apply_relations(session, customer, ev, now)
+    return customer, created
+
+
+def _check_shared(raw: Any, path: str) -> list[tuple[str, str]]:
+    """The problems with an event's ``shared_identities`` (``[{channel, external_id}]``)."""
+    if raw is None:
+        return []
+    if not isinstance(raw, Sequence) or isinstance(raw, str) or len(raw) > 10:
+        return [(path, "a list of at most 10 {channel, external_id}")]
+    problems = []
+    for i, key in enumerate(raw):
+        channel = key.get("channel") if isinstance(key, Mapping) else None
+        value = key.get("external_id") if isinstance(key, Mapping) else None
+        if channel not in SHARED_KEYS:
+            problems.append((f"{path}[{i}].channel", f"a shared key is one of {', '.join(SHARED_KEYS)}"))
+        if not isinstance(value, str) or not value or len(value) > 200:
+            problems.append((f"{path}[{i}].external_id", "a non-empty string of at most 200 characters"))
+    return problems
+
+
+def _join_shared_holder(
+    session: Session, tenant_id: int, customer: Any, ev: Mapping[str, Any], now: datetime
+) -> Any:
+    """A known customer whose event names a shared key another customer holds
+    (WeCom's unionid learnt after the personal-WeChat friend came): one person,
+    so the two are merged into the one holding the key."""
+    holder = shared_key_holder(session, tenant_id, ev.get("shared_identities") or ())
+    if holder is None or holder.id == customer.id:
+        return customer
+    return merge_customers(session, tenant_id, holder.id, customer.id, now)
+
+
+def _apply_relations(session: Session, customer: Any, ev: Mapping[str, Any], now: datetime) -> None:
+    """An add event starts a relation with its staff member (add time, source,
+    remark from the event); ``relations`` lists more (WeCom's ``follow_user``)."""
+    ident = ev["identity"]
+    payload = ev.get("payload") or {}
+    staff = ident.get("staff_external_id")
+    if ev["type"] in FOLLOW_EVENTS and staff:
+        follow(
+            session,
+            customer,
+            ident["channel"],
+            staff,
+            now,
+            added_at=ev.get("occurred_at") or now,
+            source=_short(ev.get("source") or payload.get("state"), 100),
+            remark=_short(payload.get("remark"), 200),
+        )
+    for rel in ev["relations"]:
+        follow(
+            session,
+            customer,
+            ident["channel"],
+            rel["staff_external_id"],
+            now,
+            added_at=rel.get("added_at"),
+            source=rel.get("source"),
+            remark=rel.get("remark"),
+        )
+
+
+def _end_relation(session: Session, customer: Any, ev: Mapping[str, Any], when: datetime) -> bool:
+    """End the relation a delete event names; whether the customer is still followed."""
+    ident = ev.get("identity") or {}
+    if ev["type"] not in UNFOLLOW_EVENTS or not ident.get("staff_external_id"):
+        return False
+    return unfollow(session, customer, ident["channel"], ident["staff_external_id"], when, ev["type"])
+
+
+def _short(value: Any, limit: int) -> str | None:
+    return value[:limit] if isinstance(value, str) and value else None
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:

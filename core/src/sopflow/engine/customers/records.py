@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from sopflow.engine.customers.fields import FieldDef, apply_stored, validate_field_changes
 from sopflow.engine.customers.identities import add_identity, identity_conflicts, staff_by_external_id
+from sopflow.engine.customers.relations import follow, merge_relations, relations_of
 from sopflow.engine.customers.tenants import check_timezone
 from sopflow.errors import Conflict, InvalidInput, NotFound
 from sopflow.models import (
@@ -187,6 +188,8 @@ def create_customer(
         add_identity(
             session, customer, ident["channel"], ident["external_id"], now, ident.get("staff_external_id")
         )
+        if ident.get("staff_external_id"):
+            follow(session, customer, ident["channel"], ident["staff_external_id"], now)
     change_tags(session, customer, add=data.get("tags") or [])
     return customer
 
@@ -222,6 +225,8 @@ def update_customer(
             add_identity(
                 session, customer, ident["channel"], ident["external_id"], now, ident.get("staff_external_id")
             )
+            if ident.get("staff_external_id"):
+                follow(session, customer, ident["channel"], ident["staff_external_id"], now)
     change_tags(session, customer, add=data.get("tags_add") or [], remove=data.get("tags_remove") or [])
     customer.updated_at = now
     session.flush()
@@ -231,7 +236,7 @@ def update_customer(
 def merge_customers(
     session: Session, tenant_id: int, survivor_id: int, other_id: int, now: datetime
 ) -> Customer:
-    """Fold ``other`` into ``survivor``: identities, tags, missing field values,
+    """Fold ``other`` into ``survivor``: identities, relations, tags, missing field values,
     stage placements and the event history move; ``other`` stays as a tombstone
     pointing at the survivor so old references resolve."""
     survivor = get_customer(session, tenant_id, survivor_id, lock=True)
@@ -245,6 +250,7 @@ def merge_customers(
         .where(ChannelIdentity.customer_id == other.id)
         .values(customer_id=survivor.id)
     )
+    merge_relations(session, survivor, other)
     change_tags(session, survivor, add=tags_of(session, other.id))
     session.execute(sa.delete(CustomerTag).where(CustomerTag.customer_id == other.id))
     survivor.fields = {**other.fields, **survivor.fields}
@@ -308,6 +314,7 @@ def customer_to_dict(session: Session, customer: Customer) -> dict[str, Any]:
         "fields": customer.fields,
         "tags": tags_of(session, customer.id),
         "identities": out_idents,
+        "relations": relations_of(session, customer.id),
         "timezone": customer.timezone,
         "source": customer.source,
         "owner_staff_id": customer.owner_staff_id,

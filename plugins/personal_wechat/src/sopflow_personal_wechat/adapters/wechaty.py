@@ -161,7 +161,14 @@ class WechatyGateway:
         c = self.call("contact_payload", id=wxid)
         gender = GENDERS.get(c.gender, "")
         return Contact(
-            c.id, name=c.name, alias=c.weixin, remark=c.alias, gender=gender, city=c.city, friend=c.friend
+            c.id,
+            name=c.name,
+            alias=c.weixin,
+            remark=c.alias,
+            gender=gender,
+            city=c.city,
+            friend=c.friend,
+            phones=tuple(p for p in c.phone if p),
         )
 
     def friend_requests(self) -> list[FriendRequest]:

@@ -213,6 +213,7 @@ class FakePuppetService:
             weixin=c.alias,
             city=c.city,
             friend=c.friend,
+            phone=list(c.phones),
             gender=GENDER.get(c.gender, pb.ContactGender.CONTACT_GENDER_UNSPECIFIED),
             type=pb.ContactType.CONTACT_TYPE_PERSONAL,
         )

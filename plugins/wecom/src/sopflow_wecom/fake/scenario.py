@@ -145,10 +145,14 @@ class FakeScenario(FakeState):
         corp_name: str = "",
         remark: str = "",
         createtime: int | None = None,
+        unionid: str = "",
+        remark_mobiles: Sequence[str] = (),
     ) -> None:
         """A customer already connected to ``staff_userid`` (before sopflow was set up):
         the relationship exists, no callback is sent.  ``corp_name`` makes the customer
-        a WeCom user (``type`` 2) rather than a WeChat user (1)."""
+        a WeCom user (``type`` 2) rather than a WeChat user (1).  ``unionid``: WeCom
+        gives it for WeChat users only, when the corp is bound to an open-platform
+        developer id (document 92114); ``remark_mobiles``: the member's note of their phones."""
         with self.lock:
             self.add_staff(staff_userid)
             contact = self.contacts.setdefault(
@@ -161,6 +165,7 @@ class FakeScenario(FakeState):
                         "type": 2 if corp_name else 1,
                         "gender": gender,
                         **({"corp_name": corp_name, "corp_full_name": corp_name} if corp_name else {}),
+                        **({"unionid": unionid} if unionid and not corp_name else {}),
                     },
                     "follow": {},
                 },
@@ -172,7 +177,7 @@ class FakeScenario(FakeState):
                 "createtime": int(self.clock()) if createtime is None else createtime,
                 "tag_id": list(tag_ids),
                 "remark_corp_name": "",
-                "remark_mobiles": [],
+                "remark_mobiles": list(remark_mobiles),
                 "oper_userid": external_userid,  # the customer added the member
                 "add_way": 1 if state else 0,
                 "state": state or "",
@@ -187,6 +192,8 @@ class FakeScenario(FakeState):
         *,
         welcome: bool = True,
         tag_ids: Sequence[str] = (),
+        unionid: str = "",
+        remark: str = "",
     ) -> str | None:
         """A customer adds ``staff_userid``; returns the WelcomeCode (or ``None``).
         ``tag_ids``: corp tags the member gives the customer as they accept.
@@ -194,7 +201,15 @@ class FakeScenario(FakeState):
         Sends the ``add_external_contact`` callback when one is configured.
         """
         with self.lock:
-            self.seed_contact(staff_userid, external_userid, name, state=state, tag_ids=tag_ids)
+            self.seed_contact(
+                staff_userid,
+                external_userid,
+                name,
+                state=state,
+                tag_ids=tag_ids,
+                unionid=unionid,
+                remark=remark,
+            )
             code = None
             if welcome:
                 code = self.new_id("wc")
