@@ -116,7 +116,7 @@ def plan_crm(sim: Any, arrival_days: int) -> Crm:
     halfway = connect_at + timedelta(
         days=max(1, (sim.start + timedelta(days=sim.days) - connect_at).days // 2), hours=2
     )
-    sim._at(halfway, lambda: renew_early(crm, halfway.date()))
+    sim._at(halfway, lambda: correct_expiry(crm, halfway.date()))
     return crm
 
 
@@ -147,7 +147,7 @@ def connect(world: World, setup: Any, crm: Crm, people: dict[str, Any]) -> None:
     setup.keyword_sets.append(api.post("/api/v1/keyword-rules", ENGAGEMENT_RULE)["id"])
 
 
-def renew_early(crm: Crm, today: date) -> None:
+def correct_expiry(crm: Crm, today: date) -> None:
     """The insurer corrects two far-out expiry dates in Salesforce: both now fall inside 30 days."""
     far = sorted(
         (
