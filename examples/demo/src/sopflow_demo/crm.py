@@ -143,7 +143,7 @@ def connect(world: World, setup: Any, crm: Crm, people: dict[str, Any]) -> None:
     sop = api.post("/api/v1/sops", {"name": "保险续保提醒", "definition": RENEWAL})
     api.post(f"/api/v1/sops/{sop['id']}/start")
     crm.renewal_sop = setup.sops[RENEWAL_SOP] = sop["id"]
-    world.run_jobs()  # the first sync: the Contacts come in, matched by phone
+    world.run_jobs(force=True)  # the first sync: the Contacts come in, matched by phone
     setup.keyword_sets.append(api.post("/api/v1/keyword-rules", ENGAGEMENT_RULE)["id"])
 
 

@@ -17,7 +17,7 @@ import os
 import secrets
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,9 @@ from sopflow.engine.sops.manage import advance_audiences
 from sopflow.settings import Settings
 from sopflow.worker.scheduler import Scheduler
 from sopflow_wecom.fake import FakeWeCom
+
+#: How often (simulated) the demo runs the scheduler's periodic plugin jobs.
+JOBS_EVERY = timedelta(hours=6)
 
 
 class DemoError(RuntimeError):
@@ -96,6 +99,7 @@ class World:
         self.base_url = ""
         self.closers: list[Any] = []  # scenes' own servers (the fake Salesforce org), stopped on exit
         self._scheduler: Any = None
+        self._jobs_at: datetime | None = None
 
     def __enter__(self) -> World:
         settings = Settings.from_env(
@@ -136,8 +140,14 @@ class World:
         """Enrol one more batch of each nurture SOP whose audience is still being computed."""
         advance_audiences(self.app)
 
-    def run_jobs(self) -> None:
-        """The scheduler's periodic plugin jobs that are due (the Salesforce sync and push)."""
+    def run_jobs(self, force: bool = False) -> None:
+        """The scheduler's periodic plugin jobs that are due (the Salesforce sync and push),
+        at most every ``JOBS_EVERY`` of simulated time unless ``force``: the daily sync
+        needs no more, and a call per visited hour cost the demo seconds."""
+        now = self.clock.now()
+        if not force and self._jobs_at is not None and now - self._jobs_at < JOBS_EVERY:
+            return
+        self._jobs_at = now
         if self._scheduler is None:
             self._scheduler = Scheduler(self.app)
         self._scheduler.run_periodic_jobs()
