@@ -40,6 +40,10 @@ def test_small_demo_report_agrees_with_the_database(tmp_path):
     names = [c["check"] for c in report["checks"]]
     assert "有赞 pushes sent = sum of orders.count" in names and report["simulated"]["orders"] > 0
     assert "oily-skin answers = enrolments in the skin_type SOP" in names
+    # the CRM scene: the fake Salesforce org's Contacts picked the renewal SOP's audience
+    crm = {c["check"]: c for c in report["checks"] if "Salesforce" in c["check"] or "Contacts" in c["check"]}
+    assert len(crm) == 3 and all(c["expected"] > 0 for c in crm.values())
+    assert next(s for s in report["sops"] if s["name"].startswith("保险续保"))["targeted"] > 0
 
 
 def test_same_seed_same_report_across_processes(tmp_path):

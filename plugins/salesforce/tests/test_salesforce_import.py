@@ -10,10 +10,11 @@ from salesforce_support import connect, host
 from sopflow_salesforce import importer, sync
 from sopflow_salesforce.fake import DemoOrg
 
-#: Records of the crash test: four pages of 150.  Each costs core's ingest and rule
-#: evaluation (inline without a broker), which is what bounds it on a loaded CI machine.
-N = 600
-PAGE = 150
+#: Records of the crash test: four pages of 60.  Each costs core's ingest and rule
+#: evaluation (inline without a broker), which is what bounds it on a loaded CI machine;
+#: four pages are what the resume needs (two stored, a crash on the third, one after).
+PAGE = 60
+N = 4 * PAGE
 
 
 def seed(org: DemoOrg, n: int) -> None:
@@ -84,11 +85,11 @@ def test_the_import_command_shows_progress(api: Any, org: DemoOrg, sopflow_app: 
     cli = click.Group()
     plugin.register_commands(cli, open_host)
     account_id = connect(api, org)
-    seed(org, 150)
+    seed(org, 40)
     done = CliRunner().invoke(cli, ["salesforce", "import", str(account_id)])
     assert done.exit_code == 0, done.output
-    assert "importing" in done.output and "imported 150 records" in done.output
-    assert count_customers(sopflow_app) == 150
+    assert "importing" in done.output and "imported 40 records" in done.output
+    assert count_customers(sopflow_app) == 40
     wrong = CliRunner().invoke(cli, ["salesforce", "import", "999"])
     assert wrong.exit_code != 0 and "no Salesforce connection 999" in wrong.output
     assert wrong.exception is None or isinstance(wrong.exception, SystemExit)

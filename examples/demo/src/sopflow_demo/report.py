@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sopflow.models import Customer, Enrollment, Event, Touch, TouchStatus
 
+from sopflow_demo.crm import crm_checks
 from sopflow_demo.journey import board_counts
 from sopflow_demo.scenario import SOURCES, Setup
 from sopflow_demo.shop import shop_checks
@@ -200,7 +201,7 @@ def checks(world: World, setup: Setup, tally: Tally, report: dict[str, Any]) -> 
         )
     )
     out.append(_check("at most one mass message per customer per day (WeCom's cap)", 0, _over_cap(world)))
-    return out + shop_checks(world, setup, tally)
+    return out + shop_checks(world, setup, tally) + crm_checks(world, setup)
 
 
 def _stat_sum(report: dict[str, Any], key: str) -> int:

@@ -105,6 +105,8 @@ class Setup:
     shop_url: str = ""
     #: a plain HTTP client for the shop's pushes and the customers' browsers
     web: Any = None
+    #: the CRM scene (crm.py): the fake Salesforce org and what it did
+    crm: Any = None
 
 
 def install(world: World) -> Setup:

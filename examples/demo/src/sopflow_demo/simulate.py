@@ -23,6 +23,7 @@ import attrs
 import sqlalchemy as sa
 from sopflow.models import Touch, TouchStatus
 
+from sopflow_demo.crm import plan_crm
 from sopflow_demo.scenario import SOURCES, STAFF, Setup
 from sopflow_demo.shop import SKIN_TYPES, fill_survey, give_phone, push_paid, survey_link
 from sopflow_demo.world import World
@@ -100,6 +101,7 @@ class Simulation:
             count = FIRST_DAYS[day] if day < len(FIRST_DAYS) else self.rng.randint(*LATER_DAY)
             for _ in range(count):
                 self._plan_arrival(day)
+        self.crm = plan_crm(self, arrival_days)
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -238,6 +240,7 @@ class Simulation:
                 clock.set(hour)
             world.settle()
             world.advance_audiences()
+            world.run_jobs()
             if self._working(hour):
                 self._staff_check_phones()
                 world.poll_confirmations()

@@ -17,7 +17,7 @@ import os
 import secrets
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,11 @@ from sopflow.engine.delivery.confirmations import poll_confirmations
 from sopflow.engine.delivery.dispatch import run_until_idle
 from sopflow.engine.sops.manage import advance_audiences
 from sopflow.settings import Settings
+from sopflow.worker.scheduler import Scheduler
 from sopflow_wecom.fake import FakeWeCom
+
+#: How often (simulated) the demo runs the scheduler's periodic plugin jobs.
+JOBS_EVERY = timedelta(hours=6)
 
 
 class DemoError(RuntimeError):
@@ -93,6 +97,9 @@ class World:
         self.fake: Any = None
         self.server: Server | None = None
         self.base_url = ""
+        self.closers: list[Any] = []  # scenes' own servers (the fake Salesforce org), stopped on exit
+        self._scheduler: Any = None
+        self._jobs_at: datetime | None = None
 
     def __enter__(self) -> World:
         settings = Settings.from_env(
@@ -100,7 +107,7 @@ class World:
                 "SOPFLOW_DATABASE_URL": f"sqlite:///{self.workdir / 'demo.db'}",
                 "SOPFLOW_SECRET_KEY": secrets.token_urlsafe(32),
                 "SOPFLOW_CLOCK": "manual",
-                "SOPFLOW_PLUGINS": "wecom,orders,forms",
+                "SOPFLOW_PLUGINS": "wecom,orders,forms,salesforce",
                 "SOPFLOW_LOG_LEVEL": "ERROR",
                 "SOPFLOW_TIMEZONE": "Asia/Shanghai",
             }
@@ -114,6 +121,8 @@ class World:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        for close in self.closers:
+            close()
         if self.server is not None:
             self.server.stop()
         if self.fake is not None:
@@ -130,6 +139,18 @@ class World:
     def advance_audiences(self) -> None:
         """Enrol one more batch of each nurture SOP whose audience is still being computed."""
         advance_audiences(self.app)
+
+    def run_jobs(self, force: bool = False) -> None:
+        """The scheduler's periodic plugin jobs that are due (the Salesforce sync and push),
+        at most every ``JOBS_EVERY`` of simulated time unless ``force``: the daily sync
+        needs no more, and a call per visited hour cost the demo seconds."""
+        now = self.clock.now()
+        if not force and self._jobs_at is not None and now - self._jobs_at < JOBS_EVERY:
+            return
+        self._jobs_at = now
+        if self._scheduler is None:
+            self._scheduler = Scheduler(self.app)
+        self._scheduler.run_periodic_jobs()
 
     def poll_confirmations(self) -> None:
         """Ask the channel about the touches waiting for staff confirmation."""
