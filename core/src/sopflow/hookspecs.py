@@ -294,7 +294,9 @@ def on_event(tenant_id: int, event: dict[str, Any], host: Any) -> None:
     :param tenant_id: the tenant.
     :param event: ``{"id", "type", "customer_id", "idempotency_key", "occurred_at",
         "received_at", "payload", "source", "causation_id", "depth"}`` (times as ISO 8601).
-        Tag changes carry ``payload.tags_added`` / ``payload.tags_removed``.
+        Tag changes carry ``payload.tags_added`` / ``payload.tags_removed``; an
+        ingested event that changed fields names them in ``payload.fields_changed``
+        (automated changes carry the new values in ``payload.fields``).
     :param host: this plugin's ``Host`` (optional: declare it to get it), e.g. to
         ``host.enqueue`` the slow part or read ``host.customer(tenant_id, id)``.
     :returns: nothing.

@@ -31,6 +31,8 @@ def observe(tenant_id: int, event: Mapping[str, Any], host: Host) -> None:
     """A customer changed in sopflow (not by this plugin): queue what Salesforce must learn."""
     if event.get("source") == CHANNEL or event.get("customer_id") is None:
         return
+    if event.get("type") != "stage.changed" and not changed_fields(event):
+        return  # nothing Salesforce could learn: no field changed (a message, a touch sent, an order)
     accounts = [a for a in host.channel_accounts(CHANNEL) if a.tenant_id == tenant_id]
     if not accounts:
         return
@@ -46,6 +48,16 @@ def observe(tenant_id: int, event: Mapping[str, Any], host: Host) -> None:
             log.warning(
                 "salesforce: could not queue a write for customer %s: %s", customer.id, exc.user_message
             )
+
+
+def changed_fields(event: Mapping[str, Any]) -> bool:
+    """Whether the event changed any customer field: named by ingest
+    (``fields_changed``), carried by automation (``fields``) or the customers API
+    (``changed`` lists ``fields``)."""
+    payload = event.get("payload") or {}
+    return bool(
+        payload.get("fields_changed") or payload.get("fields") or "fields" in (payload.get("changed") or ())
+    )
 
 
 def _stage_write(host: Host, account: Any, event: Mapping[str, Any]) -> dict[str, Any]:

@@ -157,8 +157,11 @@ def _apply(
     customer, created = _resolve(session, tenant_id, ev, now)
     if ev.get("display_name") and not customer.display_name:
         customer.display_name = ev["display_name"]
+    changed_fields: list[str] = []
     if ev["fields"]:
+        before = dict(customer.fields or {})
         customer.fields = apply_stored(customer.fields, ev["fields"])
+        changed_fields = [k for k in ev["fields"] if before.get(k) != customer.fields.get(k)]
     if ev.get("source") and not customer.source:
         customer.source = ev["source"]
     tags = change_tags(session, customer, ev.get("tags_add") or [], ev.get("tags_remove") or [])
@@ -176,8 +179,12 @@ def _apply(
         idempotency_key=ev["idempotency_key"],
         occurred_at=occurred_at,
         received_at=now,
-        # what the tags actually changed by, for plugins (a CRM, WeCom corp tags)
-        payload={**(ev.get("payload") or {}), **_tag_payload(ev, tags)},
+        # what the tags and fields actually changed by, for plugins (a CRM, WeCom corp tags)
+        payload={
+            **(ev.get("payload") or {}),
+            **_tag_payload(ev, tags),
+            **({"fields_changed": changed_fields} if changed_fields else {}),
+        },
         source=source,
         causation_id=causation_id,
         depth=depth,
