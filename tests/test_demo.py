@@ -40,6 +40,9 @@ def test_small_demo_report_agrees_with_the_database(tmp_path):
     names = [c["check"] for c in report["checks"]]
     assert "有赞 pushes sent = sum of orders.count" in names and report["simulated"]["orders"] > 0
     assert "oily-skin answers = enrolments in the skin_type SOP" in names
+    # the personal WeChat scene: friends accepted within the daily cap, the rest the next day
+    assert "personal WeChat: no two sends closer than the gap" in names
+    assert report["personal_wechat"]["accepted_per_day"][:2] == [8, 2]
 
 
 def test_same_seed_same_report_across_processes(tmp_path):
