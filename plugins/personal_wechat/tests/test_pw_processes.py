@@ -34,7 +34,7 @@ HERE = Path(__file__).parent
 BURST = int(os.environ.get("SOPFLOW_PW_BURST", 600))
 ACCOUNTS = 5
 START = 1_767_225_600.0  # 2026-01-01 08:00 China time
-POLICY = {"min_gap_seconds": 3, "jitter_seconds": 2, "daily_messages": 120, "warmup_days": 0}
+POLICY = {"min_gap_seconds": 3, "jitter_seconds": 2, "daily_messages": 100, "warmup_days": 0}
 
 
 @pytest.fixture
