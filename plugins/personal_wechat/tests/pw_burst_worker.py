@@ -1,6 +1,6 @@
 """One worker process of the multi-process burst test (``test_pw_processes.py``).
 
-``python pw_burst_worker.py <pacing_url> <redis_url> <worker> <accounts> <policy json>``
+``python pw_burst_worker.py <pacing_url> <redis_url> <worker> <accounts> <policy json> [<endpoints json>]``
 
 The test's driver owns the manual clock and the queue, both in Redis: the
 clock is ``pw:clock`` (epoch seconds), due touches are the sorted set
@@ -9,8 +9,10 @@ round (``pw:round``) the worker takes due touches one by one, sends each
 through its own ``PersonalWeChatChannel`` (its own database engine, its own
 pacer: the only thing the two workers share is the pacing rows), puts a
 deferred touch back at the time the channel names and records the reason, and
-says it is done with the round (``pw:done:<worker>``).  The gateway records
-every send in ``pw:sent`` (the witness).  ``pw:round`` = -1 ends the process.
+says it is done with the round (``pw:done:<worker>``).  The recording gateway
+records every send in ``pw:sent`` (the witness); with ``endpoints`` each
+account is a fake puppet service of the test over real gRPC instead, and the
+fakes' own records are the witness.  ``pw:round`` = -1 ends the process.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ import time
 import redis
 import sqlalchemy as sa
 from pw_support import RecordingGateway, Touch, message
+from sopflow_personal_wechat.adapters.wechaty import WechatyGateway
 from sopflow_personal_wechat.channel import PersonalWeChatChannel
+from sopflow_personal_wechat.fake.scenario import TOKEN
 from sopflow_personal_wechat.pacing import Pacer
-from sopflow_sdk import DeferredError
+from sopflow_sdk import DeferredError, Secret
 
 
 class RedisWitness:
@@ -41,7 +45,9 @@ class RedisWitness:
         return int(self.r.llen("pw:sent"))
 
 
-def main(url: str, redis_url: str, worker: int, accounts: int, policy: dict[str, int]) -> None:
+def main(
+    url: str, redis_url: str, worker: int, accounts: int, policy: dict[str, int], endpoints: list[str]
+) -> None:
     r = redis.Redis.from_url(redis_url)
     now = [0.0]  # the clock of the current round: it moves only between rounds
 
@@ -55,9 +61,12 @@ def main(url: str, redis_url: str, worker: int, accounts: int, policy: dict[str,
     witness = RedisWitness(r)
     channels = [
         PersonalWeChatChannel(
-            {"adapter": "wechaty", "endpoint": f"10.0.0.{a}:8788", **policy},
-            {"token": "token-000001"},
-            gateway=RecordingGateway(f"acct{a}", clock, witness),  # type: ignore[arg-type]
+            {"adapter": "wechaty", "endpoint": endpoints[a] if endpoints else f"10.0.0.{a}:8788", **policy},
+            {"token": TOKEN},
+            # over real gRPC to the test's fake puppet services, else the recording gateway
+            gateway=WechatyGateway(endpoints[a], Secret(TOKEN), tls=False, timeout=5.0)
+            if endpoints
+            else RecordingGateway(f"acct{a}", clock, witness),  # type: ignore[arg-type]
             pacer=pacer,
         )
         for a in range(accounts)
@@ -106,4 +115,5 @@ def deliver(
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), json.loads(sys.argv[5]))
+    endpoints = json.loads(sys.argv[6]) if len(sys.argv) > 6 else []
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), json.loads(sys.argv[5]), endpoints)

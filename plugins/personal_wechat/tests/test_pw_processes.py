@@ -9,17 +9,25 @@ recording gateway's list of sends, written by both processes.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from pw_support import Touch
-from sopflow_personal_wechat.pacing import Policy
+from sopflow_personal_wechat import intake
+from sopflow_personal_wechat.channel import PersonalWeChatChannel
+from sopflow_personal_wechat.fake import start_fake
+from sopflow_personal_wechat.fake.scenario import TOKEN
+from sopflow_personal_wechat.pacing import Pacer, Policy
+from sopflow_personal_wechat.port import Contact
 from test_pw_pacing import check_pacing
 
 pytestmark = pytest.mark.skipif(
@@ -47,13 +55,14 @@ def queue() -> Any:
     r.flushdb()
 
 
-def _workers(pacing_url: str, tmp_path: Path) -> list[subprocess.Popen[bytes]]:
+def _workers(pacing_url: str, tmp_path: Path, endpoints: list[str] = ()) -> list[subprocess.Popen[bytes]]:  # type: ignore[assignment]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
     procs = []
     for n in range(2):
         log = open(tmp_path / f"worker{n}.log", "wb")  # noqa: SIM115 - lives as long as the process
         args = [sys.executable, str(HERE / "pw_burst_worker.py"), pacing_url]
         args += [os.environ["SOPFLOW_TEST_REDIS_URL"], str(n), str(ACCOUNTS), json.dumps(POLICY)]
+        args += [json.dumps(list(endpoints))]
         procs.append(subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT))
     return procs
 
@@ -69,18 +78,16 @@ def _round(r: Any, number: int, procs: list[subprocess.Popen[bytes]], tmp_path: 
         time.sleep(0.0005)
 
 
-def test_a_burst_over_five_accounts_and_two_worker_processes_keeps_every_rule(
-    pacing_url: str, queue: Any, tmp_path: Path
-) -> None:
-    r = queue
-    r.zadd("pw:due", {f"{i:06d}": START for i in range(BURST)})
-    r.set("pw:clock", START)
-    procs = _workers(pacing_url, tmp_path)
+def drive(
+    r: Any, procs: list[subprocess.Popen[bytes]], tmp_path: Path, between: Callable[[], None] = lambda: None
+) -> int:
+    """Rounds until no touch waits: the clock jumps to the next due touch between rounds."""
     number = 0
     try:
         while r.zcard("pw:due"):
             number += 1
             _round(r, number, procs, tmp_path)
+            between()
             nxt = r.zrange("pw:due", 0, 0, withscores=True)
             if nxt:
                 r.set("pw:clock", max(float(r.get("pw:clock")), nxt[0][1]))
@@ -89,6 +96,17 @@ def test_a_burst_over_five_accounts_and_two_worker_processes_keeps_every_rule(
         r.set("pw:round", -1)
         for p in procs:
             p.wait(timeout=30)
+    return number
+
+
+def test_a_burst_over_five_accounts_and_two_worker_processes_keeps_every_rule(
+    pacing_url: str, queue: Any, tmp_path: Path
+) -> None:
+    r = queue
+    r.zadd("pw:due", {f"{i:06d}": START for i in range(BURST)})
+    r.set("pw:clock", START)
+    procs = _workers(pacing_url, tmp_path)
+    drive(r, procs, tmp_path)
     witness = [tuple(json.loads(w)) for w in r.lrange("pw:sent", 0, -1)]
     sent_at = {int(k): float(v) for k, v in r.hgetall("pw:sent_at").items()}
     touches = []
@@ -103,3 +121,58 @@ def test_a_burst_over_five_accounts_and_two_worker_processes_keeps_every_rule(
     # both processes did part of the sending, so the shared rows did the pacing
     by_worker = {int(k): int(v) for k, v in r.hgetall("pw:by_worker").items()}
     assert set(by_worker) == {0, 1} and sum(by_worker.values()) == BURST, by_worker
+
+
+def test_a_forced_logout_mid_burst_over_two_worker_processes_loses_nothing_and_sends_nothing_twice(
+    pacing_url: str, queue: Any, tmp_path: Path
+) -> None:
+    """Each account is a fake puppet service over real gRPC; the fakes' own records
+    are the witness.  Account 0 is logged out after 20 sends: its touches wait
+    (deferred ``logged_out``) until the intake sees the re-login, then go out."""
+    r, burst = queue, 200
+    r.zadd("pw:due", {f"{i:06d}": START for i in range(burst)})
+    r.set("pw:clock", START)
+    clock = lambda: float(r.get("pw:clock"))  # noqa: E731 - the driver's clock, shared with the workers
+    fakes = [start_fake(clock, per_minute=100) for _ in range(ACCOUNTS)]
+    accounts = [f.state.account(TOKEN) for f in fakes]
+    for i in range(burst):
+        fakes[i % ACCOUNTS].state.add_contact(accounts[i % ACCOUNTS], Contact(f"wxid_c{i}"))
+    engine = sa.create_engine(pacing_url)
+    pacer = Pacer(engine, clock)
+    watcher = PersonalWeChatChannel(  # the intake's side of account 0: it reads the event stream
+        {"adapter": "wechaty", "endpoint": fakes[0].endpoint, "tls": False, **POLICY},
+        {"token": TOKEN},
+        pacer=pacer,
+        timeout=5.0,
+    )
+    logged_out: list[int] = []
+    logout_at: list[float] = []
+
+    def between() -> None:
+        if len(accounts[0].sent) >= 20 and not logged_out:
+            fakes[0].state.logout(accounts[0])
+            logged_out.append(len(accounts[0].sent))
+            logout_at.append(clock())
+        elif logged_out and not accounts[0].logged_in and clock() >= logout_at[0] + 600:
+            fakes[0].state.login(accounts[0])  # ten minutes later the staff member scans the QR code
+            while not pacer.row(watcher.key)["logged_in"]:  # the intake reads the stream: logout, scan, login
+                for event in watcher.gateway.events(idle_timeout=0.05):
+                    intake.handle(None, None, watcher, event)  # type: ignore[arg-type]  # no host needed
+
+    procs = _workers(pacing_url, tmp_path, [f.endpoint for f in fakes])
+    try:
+        drive(r, procs, tmp_path, between)
+    finally:
+        watcher.gateway.close()
+        engine.dispose()
+        for f in fakes:
+            f.__exit__(None, None, None)
+    assert logged_out == [20] and accounts[0].logged_in
+    reasons = {x.decode() for i in range(0, burst, ACCOUNTS) for x in r.lrange(f"pw:reasons:{i}", 0, -1)}
+    assert "logged_out" in reasons
+    assert min(d.at for d in accounts[0].sent[20:]) >= logout_at[0] + 600  # none while logged out
+    for a, account in enumerate(accounts):
+        texts = [d.content for d in account.sent]
+        assert sorted(texts) == sorted(f"t{i}" for i in range(a, burst, ACCOUNTS))  # nothing lost, none twice
+        times = [d.at for d in account.sent]
+        assert all(b - x >= POLICY["min_gap_seconds"] for x, b in itertools.pairwise(times))
