@@ -2,7 +2,7 @@
 
 After the WeCom weeks, the tenant connects a personal account through a
 Wechaty puppet service (the plugin's fake, over real gRPC on 127.0.0.1),
-with small caps so the pacing shows in a few simulated days.  Ten people ask
+with small caps so the pacing shows in a few simulated days.  Four people ask
 to be friends on the first morning; the intake (``POST …/intake``, as the
 periodic job would) accepts as many as the account's daily friends cap
 allows and the rest the next morning.  A new-customer SOP greets each one
@@ -39,14 +39,14 @@ GREETING = "{{ customer.display_name }}，你好！我是小助手，有问题�
 PUSH = "第二天护肤小贴士：防晒要足量，一元硬币大小"
 #: small caps so that pacing across days shows in a short scene (defaults: 30 and 300)
 SETTINGS = {
-    "daily_friends": 8,
-    "daily_messages": 6,
+    "daily_friends": 3,
+    "daily_messages": 2,
     "min_gap_seconds": 20,
     "jitter_seconds": 25,
     "warmup_days": 0,
 }
-REQUESTS = 10
-DAYS = 5
+REQUESTS = 4
+DAYS = 4
 #: what a deferral by the account's pacing is called (``Touch.defer_reason``)
 PACING_REASONS = ("min_gap", "quiet_hours", "daily_cap", "paused", "logged_out", "restricted")
 
@@ -89,7 +89,7 @@ def personal_scene(world: World, setup: Any, report: dict[str, Any]) -> None:
 
 
 def run_personal(world: World, setup: Any) -> Scene:
-    """Connect the account, let ten people ask to be friends, and run the days out."""
+    """Connect the account, let four people ask to be friends, and run the days out."""
     api = setup.api
     clock = world.clock
     api.call("PUT", "/api/v1/plugins/personal_wechat", json={"enabled": True})
