@@ -29,7 +29,7 @@ pytestmark = pytest.mark.skipif(
     reason="runs in the Postgres pass (real worker processes need Postgres and Redis)",
 )
 
-FRIENDS = 6
+FRIENDS = 4
 GAP = 3
 
 
