@@ -44,6 +44,9 @@ def test_small_demo_report_agrees_with_the_database(tmp_path):
     crm = {c["check"]: c for c in report["checks"] if "Salesforce" in c["check"] or "Contacts" in c["check"]}
     assert len(crm) == 3 and all(c["expected"] > 0 for c in crm.values())
     assert next(s for s in report["sops"] if s["name"].startswith("保险续保"))["targeted"] > 0
+    # the personal WeChat scene: friends accepted within the daily cap, the rest the next day
+    assert "personal WeChat: no two sends closer than the gap" in names
+    assert report["personal_wechat"]["accepted_per_day"][:2] == [3, 1]
 
 
 def test_same_seed_same_report_across_processes(tmp_path):

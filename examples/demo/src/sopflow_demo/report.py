@@ -15,6 +15,7 @@ from sopflow.models import Customer, Enrollment, Event, Touch, TouchStatus
 
 from sopflow_demo.crm import crm_checks
 from sopflow_demo.journey import board_counts
+from sopflow_demo.personal import personal_markdown
 from sopflow_demo.scenario import SOURCES, Setup
 from sopflow_demo.shop import shop_checks
 from sopflow_demo.simulate import Tally
@@ -260,6 +261,8 @@ def to_markdown(report: dict[str, Any]) -> str:
         lines += ["## Journey board", "", "| stage | customers |", "|---|---:|"]
         lines += [f"| {name} | {n} |" for name, n in report["board"].items()]
         lines.append("")
+    if "personal_wechat" in report:  # the personal WeChat scene (personal.py)
+        lines += personal_markdown(report["personal_wechat"])
     w = report["wecom"]
     lines += [
         "## WeCom (the fake's own records)",

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import attrs
 
 from sopflow_demo import report as reporting
+from sopflow_demo.personal import personal_scene
 from sopflow_demo.scenario import install
 from sopflow_demo.simulate import Simulation
 from sopflow_demo.world import World
@@ -57,6 +58,7 @@ def run_demo(
             hook = (lambda hour: on_hour(world, sim, hour)) if on_hour else None
             tally = sim.run(hook)
             report = reporting.build_report(world, setup, tally, options.seed, options.days)
+            personal_scene(world, setup, report)  # after the WeCom weeks: its own days and checks
             result = DemoResult(report, time.monotonic() - started, world.base_url, setup.api_key)
             if options.report_path is not None:
                 reporting.write(report, options.report_path)

@@ -107,7 +107,7 @@ class World:
                 "SOPFLOW_DATABASE_URL": f"sqlite:///{self.workdir / 'demo.db'}",
                 "SOPFLOW_SECRET_KEY": secrets.token_urlsafe(32),
                 "SOPFLOW_CLOCK": "manual",
-                "SOPFLOW_PLUGINS": "wecom,orders,forms,salesforce",
+                "SOPFLOW_PLUGINS": "wecom,orders,forms,salesforce,personal_wechat",
                 "SOPFLOW_LOG_LEVEL": "ERROR",
                 "SOPFLOW_TIMEZONE": "Asia/Shanghai",
             }
