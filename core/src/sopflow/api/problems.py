@@ -82,10 +82,31 @@ _UNKNOWN_KEY_HINTS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+_PATTERN = re.compile(r"Expected `str` matching regex '(.*)'(?: - at `[^`]*`)?", re.S)
+
+
+def _pattern_hint(regex: str) -> str:
+    """What to send instead of a value that misses a schema pattern (msgspec
+    states the regex, which tells a newcomer little)."""
+    from sopflow.api.schemas import NOT_BLANK
+    from sopflow.engine.customers.fields import FIELD_KEY_PATTERN
+    from sopflow.pagination import CURSOR_PATTERN
+
+    hints = {
+        NOT_BLANK.replace("\\", "\\\\"): "empty or blank; give at least one non-space character (and no NUL)",
+        FIELD_KEY_PATTERN: "use lower_snake_case, 1–63 characters, starting with a letter",
+        CURSOR_PATTERN: "not a cursor from a previous page; omit it to start over",
+    }
+    return next((h for p, h in hints.items() if regex in (p, p.replace("\\\\", "\\"))), f"must match {regex}")
+
+
 def _body_error(path: str, item: dict[str, Any]) -> dict[str, str]:
     """One validation problem, named by the key it is about (msgspec names the
     object holding an unknown key, not the key)."""
     field, message = _field_path(item) or "body", str(item.get("message", "invalid value"))
+    pattern = _PATTERN.fullmatch(message)
+    if pattern:
+        message = _pattern_hint(pattern.group(1))
     enum_value = _ENUM_VALUE.match(message)
     if enum_value:
         value = enum_value.group(1)
