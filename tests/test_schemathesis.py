@@ -119,6 +119,8 @@ def _lax_boolean(case: Any) -> bool:
 
 schema = schemathesis.pytest.from_fixture("api_schema")
 STATUSES: set[int] = set()
+#: The operations that answered a 2xx at least once.
+SUCCEEDED: set[str] = set()
 
 
 @schema.parametrize()
@@ -128,6 +130,8 @@ def test_the_api_keeps_its_contract(case):
     response = case.call()
     _remint_after_revoke(case, response.status_code)
     STATUSES.add(response.status_code)
+    if 200 <= response.status_code < 300:
+        SUCCEEDED.add(case.operation.label)
     excluded = [] if _foreseeable(case, response) else [checks.positive_data_acceptance]
     if _lax_boolean(case):
         excluded.append(checks.negative_data_rejection)
@@ -138,4 +142,6 @@ def test_fuzzing_reached_the_handlers():
     """Runs after the fuzz test (file order): authenticated calls got past auth
     (and, with the key re-minted after a revoke, past it on every operation)."""
     assert STATUSES & {200, 201, 204}, STATUSES
-    assert 422 in STATUSES, STATUSES
+    # 55 of the 76 answer a 2xx today; with the key revoked for good (before the
+    # re-mint) only the 8 operations fuzzed before DELETE /api-keys/{id} did.
+    assert len(SUCCEEDED) >= 45, sorted(SUCCEEDED)
