@@ -59,3 +59,14 @@ def test_cursors_are_decimal_and_any_of_the_pattern_is_a_page(api):
     past = api.get("/api/v1/customers?cursor=9999999999")
     assert past.status_code == 200 and past.json() == {"items": [], "next_cursor": None}
     assert api.get("/api/v1/customers?cursor=MQ").status_code == 422
+
+
+def test_inputs_the_fuzz_reached_on_postgres_are_not_500s(api):
+    """Found once the fuzz got past auth on every route: a staff member named by
+    a 128-character id (the name column holds 100), a touch status with a NUL."""
+    staff = api.post("/api/v1/staff", json={"external_id": "0" * 128})
+    assert staff.status_code == 201, staff.text
+    owned = api.post("/api/v1/customers", json={"owner_staff_external_id": "1" * 128})
+    assert owned.status_code == 201, owned.text
+    touches = api.get("/api/v1/touches", params={"status": "sent\x00"})
+    assert touches.status_code == 422 and touches.json()["errors"][0]["field"].endswith("status")

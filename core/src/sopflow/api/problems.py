@@ -7,7 +7,7 @@ from typing import Any
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
-from sopflow_sdk import SopflowError
+from sopflow_sdk import FIELD_TYPES, SopflowError
 
 from sopflow.api.outages import outage_response
 from sopflow.errors import (
@@ -110,11 +110,12 @@ def _body_error(path: str, item: dict[str, Any]) -> dict[str, str]:
     enum_value = _ENUM_VALUE.match(message)
     if enum_value:
         value = enum_value.group(1)
-        message = (
-            f"{value} is not an IANA time zone name; use e.g. 'Asia/Shanghai'"
-            if field.endswith("timezone")
-            else f"{value} is not one of the accepted values; see the request schema at /schema"
-        )
+        if field.endswith("timezone"):
+            message = f"{value} is not an IANA time zone name; use e.g. 'Asia/Shanghai'"
+        elif field == "type" and path.rstrip("/") == "/api/v1/fields":
+            message = f"{value} is not a field type; use one of {', '.join(FIELD_TYPES)}"
+        else:
+            message = f"{value} is not one of the accepted values; see the request schema at /schema"
     unknown = _UNKNOWN_KEY.fullmatch(message)
     if unknown:
         key, at = unknown.group(1), unknown.group(2)

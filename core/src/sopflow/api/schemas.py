@@ -25,7 +25,7 @@ RequiredName = Annotated[
 Key = Annotated[
     str, msgspec.Meta(max_length=200, pattern=NOT_BLANK, description="1 to 200 characters, not blank")
 ]
-Description = Annotated[str, msgspec.Meta(max_length=2000, description="up to 2,000 characters")]
+Description = Annotated[str, msgspec.Meta(max_length=1000, description="up to 1,000 characters")]
 #: An IANA time zone name, as an enum so the schema states exactly which are accepted.
 TimezoneName = enum.StrEnum("TimezoneName", {zone: zone for zone in sorted(available_timezones())})
 Timezone = Annotated[TimezoneName, msgspec.Meta(description="an IANA time zone name, e.g. Asia/Shanghai")]

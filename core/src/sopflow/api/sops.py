@@ -264,7 +264,7 @@ class TouchController(Controller):
         auth: NamedDependency[Auth],
         cursor: OptionalCursor = None,
         limit: Limit = 100,
-        status: str | None = None,
+        status: TouchStatus | None = None,
         customer_id: OptionalId = None,
         sop_id: OptionalId = None,
         due_after: OptionalInstant = None,
