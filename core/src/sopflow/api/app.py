@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from sopflow import __version__
 from sopflow.api.allow import allow_header
 from sopflow.api.auth import provide_auth
+from sopflow.api.body_schemas import body_components, installed_choices
 from sopflow.api.channel_accounts import ChannelAccountController
 from sopflow.api.channel_schemas import channel_components
 from sopflow.api.clock import ClockController
@@ -132,6 +133,11 @@ def build_api(app: SopflowApp) -> Litestar:
     # Litestar builds the document's components from the handlers' types (and caches it);
     # each channel's declared settings are added to them (api/channel_schemas.py).
     components = api.openapi_schema.components
-    components.schemas = {**(components.schemas or {}), **channel_components(app.plugins)}
+    components.schemas = {
+        **(components.schemas or {}),
+        **body_components(api),  # msgspec's own schema of each body (api/body_schemas.py)
+        **channel_components(app.plugins),
+    }
+    installed_choices(components.schemas, app)
     document_problems(api.openapi_schema)  # every status each route can answer (api/openapi_responses.py)
     return api

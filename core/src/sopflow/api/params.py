@@ -9,7 +9,7 @@ from typing import Annotated
 import msgspec
 from litestar.params import Parameter
 
-from sopflow.pagination import MAX_ID, MAX_LIMIT
+from sopflow.pagination import CURSOR_PATTERN, MAX_ID, MAX_LIMIT
 
 #: A row id in a path or query parameter.
 Id = Annotated[int, Parameter(ge=1, le=MAX_ID, description="a row id (1 to 2^31-1)")]
@@ -30,5 +30,16 @@ OptionalId = Annotated[int | None, Parameter(ge=1, le=MAX_ID, description="a row
 
 #: An optional cursor.
 OptionalCursor = Annotated[
-    str | None, Parameter(max_length=64, description="the next_cursor of the previous page")
+    str | None,
+    Parameter(pattern=CURSOR_PATTERN, description="the next_cursor of the previous page"),
+]
+
+#: An optional instant in a query (``due_after: OptionalInstant = None``).
+OptionalInstant = Annotated[
+    str | None,
+    Parameter(
+        max_length=64,
+        description="an ISO-8601 instant with an offset, e.g. 2026-05-01T09:00:00+08:00",
+        schema_extra={"format": "date-time"},
+    ),
 ]

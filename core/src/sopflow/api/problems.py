@@ -7,7 +7,7 @@ from typing import Any
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
-from sopflow_sdk import SopflowError
+from sopflow_sdk import FIELD_TYPES, SopflowError
 
 from sopflow.api.outages import outage_response
 from sopflow.errors import (
@@ -82,18 +82,40 @@ _UNKNOWN_KEY_HINTS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+_PATTERN = re.compile(r"Expected `str` matching regex '(.*)'(?: - at `[^`]*`)?", re.S)
+
+
+def _pattern_hint(regex: str) -> str:
+    """What to send instead of a value that misses a schema pattern (msgspec
+    states the regex, which tells a newcomer little)."""
+    from sopflow.api.schemas import NOT_BLANK
+    from sopflow.engine.customers.fields import FIELD_KEY_PATTERN
+    from sopflow.pagination import CURSOR_PATTERN
+
+    hints = {
+        NOT_BLANK.replace("\\", "\\\\"): "empty or blank; give at least one non-space character (and no NUL)",
+        FIELD_KEY_PATTERN: "use lower_snake_case, 1–63 characters, starting with a letter",
+        CURSOR_PATTERN: "not a cursor from a previous page; omit it to start over",
+    }
+    return next((h for p, h in hints.items() if regex in (p, p.replace("\\\\", "\\"))), f"must match {regex}")
+
+
 def _body_error(path: str, item: dict[str, Any]) -> dict[str, str]:
     """One validation problem, named by the key it is about (msgspec names the
     object holding an unknown key, not the key)."""
     field, message = _field_path(item) or "body", str(item.get("message", "invalid value"))
+    pattern = _PATTERN.fullmatch(message)
+    if pattern:
+        message = _pattern_hint(pattern.group(1))
     enum_value = _ENUM_VALUE.match(message)
     if enum_value:
         value = enum_value.group(1)
-        message = (
-            f"{value} is not an IANA time zone name; use e.g. 'Asia/Shanghai'"
-            if field.endswith("timezone")
-            else f"{value} is not one of the accepted values; see the request schema at /schema"
-        )
+        if field.endswith("timezone"):
+            message = f"{value} is not an IANA time zone name; use e.g. 'Asia/Shanghai'"
+        elif field == "type" and path.rstrip("/") == "/api/v1/fields":
+            message = f"{value} is not a field type; use one of {', '.join(FIELD_TYPES)}"
+        else:
+            message = f"{value} is not one of the accepted values; see the request schema at /schema"
     unknown = _UNKNOWN_KEY.fullmatch(message)
     if unknown:
         key, at = unknown.group(1), unknown.group(2)

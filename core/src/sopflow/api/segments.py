@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import sqlalchemy as sa
@@ -11,22 +11,25 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from sopflow.api.auth import Auth, needs, sopflow_app
-from sopflow.api.params import BodyId, BodyLimit, Id
+from sopflow.api.params import BodyId, Id
+from sopflow.api.schemas import RequiredName
 from sopflow.engine.customers.fields import field_definitions
 from sopflow.engine.customers.records import customer_to_dict
 from sopflow.engine.customers.segments import create_segment, get_segment, preview, segment_to_dict
-from sopflow.errors import InvalidInput
 from sopflow.models import Customer, Segment
+
+#: The largest preview page (a preview renders each customer in full).
+MAX_PREVIEW = 200
 
 
 class SegmentCreate(msgspec.Struct, forbid_unknown_fields=True):
-    name: str
+    name: RequiredName
     rule: dict[str, Any]
 
 
 class PreviewRequest(msgspec.Struct, forbid_unknown_fields=True):
     rule: dict[str, Any]
-    limit: BodyLimit = 20
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_PREVIEW, description=f"1 to {MAX_PREVIEW}")] = 20
     after_id: BodyId | None = None
 
 
@@ -78,8 +81,6 @@ class SegmentController(Controller):
     def preview_rule(
         self, request: Request, auth: NamedDependency[Auth], data: JSONBody[PreviewRequest]
     ) -> dict[str, Any]:
-        if not 1 <= data.limit <= 200:
-            raise InvalidInput([("limit", "use 1 to 200")])
         app = sopflow_app(request)
         with app.tx() as s:
             fields = field_definitions(s, auth.tenant_id, app.plugins)

@@ -11,7 +11,8 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from sopflow.api.auth import Auth, needs, sopflow_app
-from sopflow.api.params import Id, Limit, OptionalCursor, OptionalId
+from sopflow.api.params import Id, Limit, OptionalCursor, OptionalId, OptionalInstant
+from sopflow.api.schemas import RequiredName
 from sopflow.app import SopflowApp
 from sopflow.conditions.storage import parse_instant
 from sopflow.engine.customers.fields import field_definitions
@@ -36,12 +37,12 @@ from sopflow.pagination import page
 
 
 class SopCreate(msgspec.Struct, forbid_unknown_fields=True):
-    name: str
+    name: RequiredName
     definition: dict[str, Any]
 
 
 class SopUpdate(msgspec.Struct, forbid_unknown_fields=True):
-    name: str | None = None
+    name: RequiredName | None = None
     definition: dict[str, Any] | None = None
 
 
@@ -263,11 +264,11 @@ class TouchController(Controller):
         auth: NamedDependency[Auth],
         cursor: OptionalCursor = None,
         limit: Limit = 100,
-        status: str | None = None,
+        status: TouchStatus | None = None,
         customer_id: OptionalId = None,
         sop_id: OptionalId = None,
-        due_after: str | None = None,
-        due_before: str | None = None,
+        due_after: OptionalInstant = None,
+        due_before: OptionalInstant = None,
     ) -> dict[str, Any]:
         query = sa.select(Touch).where(Touch.tenant_id == auth.tenant_id)
         for value, column in (

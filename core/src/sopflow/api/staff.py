@@ -56,7 +56,7 @@ class StaffController(Controller):
             m = Staff(
                 tenant_id=auth.tenant_id,
                 external_id=data.external_id,
-                name=data.name or data.external_id,
+                name=data.name or data.external_id[:100],  # an id may be longer than a name
                 created_at=app.now(),
             )
             s.add(m)

@@ -25,7 +25,9 @@ from sopflow.errors import Conflict, InvalidInput
 from sopflow.models import FieldDefinition
 from sopflow.plugins import PluginSystem
 
-KEY_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,62}")
+#: A field key (the API states it in its schema; the engine checks it for plugins too).
+FIELD_KEY_PATTERN = "^[a-z][a-z0-9_]{0,62}$"
+KEY_PATTERN = re.compile(FIELD_KEY_PATTERN)
 MAX_CHOICES = 200
 
 

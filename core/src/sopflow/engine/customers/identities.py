@@ -20,7 +20,7 @@ def staff_by_external_id(session: Session, tenant_id: int, external_id: str, now
         sa.select(Staff).where(Staff.tenant_id == tenant_id, Staff.external_id == external_id)
     )
     if staff is None:
-        staff = Staff(tenant_id=tenant_id, external_id=external_id, name=external_id, created_at=now)
+        staff = Staff(tenant_id=tenant_id, external_id=external_id, name=external_id[:100], created_at=now)
         session.add(staff)
         session.flush()
     return staff

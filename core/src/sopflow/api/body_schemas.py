@@ -1,0 +1,63 @@
+"""Request-body schemas in the OpenAPI document, written by msgspec itself.
+
+Litestar translates a Struct's constraints into its own schema objects and
+loses some on the way: the bounds of list items (``list[Tag]`` with non-empty
+tags came out as any strings), a ``minimum`` of 0, a pattern inside an
+optional.  msgspec validates the bodies, so its own JSON Schema of the same
+types is the one that tells the truth: this replaces Litestar's components of
+every request body (and the types they reference) with msgspec's, so the
+schema and the validation come from the same annotations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Litestar
+
+REF_TEMPLATE = "#/components/schemas/{name}"
+
+
+def body_types(api: Litestar) -> list[type]:
+    """The msgspec Struct every route takes as its body."""
+    found: dict[str, type] = {}
+    for route in api.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            data = handler.parsed_fn_signature.parameters.get("data")
+            annotation = getattr(data, "annotation", None)
+            if isinstance(annotation, type) and issubclass(annotation, msgspec.Struct):
+                found[annotation.__name__] = annotation
+    return [found[name] for name in sorted(found)]
+
+
+def body_components(api: Litestar) -> dict[str, dict[str, Any]]:
+    """msgspec's JSON Schema of every body type, keyed by component name."""
+    _, components = msgspec.json.schema_components(body_types(api), ref_template=REF_TEMPLATE)
+    return components
+
+
+def installed_choices(components: dict[str, Any], app: Any) -> None:
+    """What depends on the installed plugins, stated in the bodies' schemas: the
+    channel names an account takes (each with its declared settings) and the
+    pipeline templates a pipeline can start from."""
+    from sopflow.api.schemas import CROSS_FIELD
+
+    for name, extra in CROSS_FIELD.items():
+        components[name] = {**components[name], **extra}
+    channels = sorted(r.spec.name for r in app.plugins.registry.all("register_channels"))
+    for body in ("ChannelAccountCreate",):
+        channel = components[body]["properties"]["channel"]
+        channel["enum"] = channels
+        components[body]["oneOf"] = [_channel_case(c, components) for c in channels]
+    templates = sorted(r.spec.key for r in app.plugins.registry.all("register_pipelines"))
+    template = components["PipelineCreate"]["properties"]["template"]
+    template["anyOf"] = [{"type": "string", "enum": templates}] if templates else []
+    template["anyOf"].append({"type": "null"})
+
+
+def _channel_case(channel: str, components: dict[str, Any]) -> dict[str, Any]:
+    case: dict[str, Any] = {"properties": {"channel": {"const": channel}}}
+    for key, prefix in (("config", "ChannelConfig"), ("secrets", "ChannelSecrets")):
+        if f"{prefix}.{channel}" in components:
+            case["properties"][key] = {"$ref": REF_TEMPLATE.format(name=f"{prefix}.{channel}")}
+    return case

@@ -1,0 +1,72 @@
+"""The OpenAPI's request bodies are msgspec's schema of the types that validate
+them, so the constraints the server enforces are the ones the document states
+(Litestar's own translation dropped list-item bounds, a minimum of 0 and
+patterns); and the constraints moved into the types answer as before: a 422
+naming the field and the fix."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+def _components(test_client):
+    return test_client.get("/schema/openapi.json").json()["components"]["schemas"]
+
+
+def test_body_components_are_msgspecs_own_schema(test_client):
+    from sopflow.api.schemas import CustomerCreate, StageUpdate
+
+    _, expected = msgspec.json.schema_components(
+        [CustomerCreate, StageUpdate], ref_template="#/components/schemas/{name}"
+    )
+    schemas = _components(test_client)
+    position = schemas["StageUpdate"]["properties"]["position"]["anyOf"][0]
+    assert (
+        position["minimum"] == 0 == expected["StageUpdate"]["properties"]["position"]["anyOf"][0]["minimum"]
+    )
+    tag = schemas["CustomerCreate"]["properties"]["tags"]["items"]
+    assert tag["maxLength"] == 100 and "pattern" in tag, tag
+
+
+def test_installed_choices_and_cross_field_rules_are_stated(test_client):
+    schemas = _components(test_client)
+    assert schemas["ChannelAccountCreate"]["properties"]["channel"]["enum"] == ["log"]
+    assert schemas["FieldCreate"]["properties"]["key"]["pattern"] == "^[a-z][a-z0-9_]{0,62}$"
+    assert "text" in schemas["FieldCreate"]["properties"]["type"]["enum"]
+    assert schemas["PipelineCreate"]["anyOf"] and schemas["EventIn"]["anyOf"]
+    assert schemas["ClockAdvance"]["properties"]["days"]["maximum"] == 3000
+
+
+def test_moved_checks_still_name_the_field_and_the_fix(api):
+    bad = api.post("/api/v1/fields", json={"key": "Bad Key", "type": "text"})
+    assert bad.status_code == 422, bad.text
+    assert bad.json()["errors"] == [
+        {"field": "key", "message": "use lower_snake_case, 1–63 characters, starting with a letter"}
+    ]
+    blank = api.post("/api/v1/segments", json={"name": "   ", "rule": {"tags": {"any": ["x"]}}})
+    assert blank.status_code == 422, blank.text
+    assert blank.json()["errors"][0]["field"] == "name"
+    assert "empty or blank" in blank.json()["errors"][0]["message"]
+
+
+def test_cursors_are_decimal_and_any_of_the_pattern_is_a_page(api):
+    for name in ("a", "b", "c"):
+        assert api.post("/api/v1/customers", json={"display_name": name}).status_code == 201
+    first = api.get("/api/v1/customers?limit=2").json()
+    assert first["next_cursor"].isdigit(), first
+    rest = api.get(f"/api/v1/customers?limit=2&cursor={first['next_cursor']}").json()
+    assert [c["display_name"] for c in rest["items"]] == ["c"]
+    past = api.get("/api/v1/customers?cursor=9999999999")
+    assert past.status_code == 200 and past.json() == {"items": [], "next_cursor": None}
+    assert api.get("/api/v1/customers?cursor=MQ").status_code == 422
+
+
+def test_inputs_the_fuzz_reached_on_postgres_are_not_500s(api):
+    """Found once the fuzz got past auth on every route: a staff member named by
+    a 128-character id (the name column holds 100), a touch status with a NUL."""
+    staff = api.post("/api/v1/staff", json={"external_id": "0" * 128})
+    assert staff.status_code == 201, staff.text
+    owned = api.post("/api/v1/customers", json={"owner_staff_external_id": "1" * 128})
+    assert owned.status_code == 201, owned.text
+    touches = api.get("/api/v1/touches", params={"status": "sent\x00"})
+    assert touches.status_code == 422 and touches.json()["errors"][0]["field"].endswith("status")
