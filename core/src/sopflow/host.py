@@ -319,6 +319,8 @@ def hand_off(ctx: EngineContext, job_id: int | None, name: str, kwargs: dict[str
         with ctx.tx() as s:
             s.execute(sa.delete(PendingJob).where(PendingJob.id == job_id))
         raise
-    with ctx.tx() as s:  # inline, the job ran and deleted its row: this updates nothing
+    if getattr(ctx, "broker", None) is None:
+        return True  # run inline: the job ran and deleted its own row, nothing to mark
+    with ctx.tx() as s:
         s.execute(sa.update(PendingJob).where(PendingJob.id == job_id).values(handed_off=True))
     return True

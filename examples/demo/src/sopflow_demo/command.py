@@ -21,7 +21,7 @@ import click
     "--days", default=42, show_default=True, help="Simulated days (seed 001's day-40 touch needs 41+)."
 )
 @click.option(
-    "--arrival-days", default=4, show_default=True, help="Days on which new customers scan the codes."
+    "--arrival-days", default=3, show_default=True, help="Days on which new customers scan the codes."
 )
 @click.option(
     "--report",

@@ -26,7 +26,7 @@ START = datetime(2026, 3, 2, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 class DemoOptions:
     seed: int = 7
     days: int = 42
-    arrival_days: int = 4
+    arrival_days: int = 3  # seed 000's three days of arrivals (31, 23 and 41)
     report_path: Path | None = None
     workdir: Path | None = None
 

@@ -34,7 +34,7 @@ from sopflow.worker.scheduler import Scheduler
 from sopflow_wecom.fake import FakeWeCom
 
 #: How often (simulated) the demo runs the scheduler's periodic plugin jobs.
-JOBS_EVERY = timedelta(hours=6)
+JOBS_EVERY = timedelta(hours=12)  # the CRM sync is daily; its write-backs may wait half a day
 
 
 class DemoError(RuntimeError):

@@ -113,7 +113,7 @@ def accept_waiting(host: Host, account: Any, channel: PersonalWeChatChannel) -> 
             request = gateway.friend_request(request_id)
             gateway.accept_friend(request_id)
         except SkippableError as exc:  # expired, withdrawn, already a friend: nothing to wait for
-            log.warning("friend request dropped: %s", exc.user_message)
+            log.info("friend request dropped: %s", exc.user_message)  # an expected end, not a fault
             channel.pacer.refund(channel.key, "friend")
             state.delete(name)
             continue
