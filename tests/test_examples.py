@@ -104,7 +104,8 @@ def test_route_ingests_a_greeting(hello):
     assert again.json() == {"status": "duplicate", "event_id": event_id}
     assert client.post("/plugins/hello/greet", content=b"not json").status_code == 400
     [event] = api.get("/api/v1/events?type=hello.greeted").json()["items"]
-    assert event["id"] == event_id and event["payload"] == {"text": "你好"}
+    assert event["id"] == event_id
+    assert event["payload"] == {"text": "你好", "fields_changed": ["hello.last_greeting"]}
     [customer] = api.get("/api/v1/customers?external_id=u-1").json()["items"]
     assert customer["id"] == event["customer_id"]
     assert customer["fields"]["hello.last_greeting"] == "你好"

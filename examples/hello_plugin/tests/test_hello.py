@@ -25,7 +25,8 @@ def test_greeting_becomes_an_event(api):
     r = api.post("/plugins/hello/greet", json={"id": "1", "from": "u-1", "text": "hi"})
     assert r.status_code == 200 and r.json()["status"] == "created"
     [event] = api.get("/api/v1/events?type=hello.greeted").json()["items"]
-    assert event["payload"] == {"text": "hi"}
+    # the greeting set the plugin's field, and the stored event says which field changed
+    assert event["payload"] == {"text": "hi", "fields_changed": ["hello.last_greeting"]}
 
 
 def test_console_channel_sends_once_per_key():
