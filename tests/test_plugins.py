@@ -356,6 +356,7 @@ DEMO_CORE_IMPORTS = {
     "sopflow.engine.sops.manage",
     "sopflow.models",
     "sopflow.settings",
+    "sopflow.worker.scheduler",
 }
 
 
