@@ -12,6 +12,7 @@ from sopflow_sdk import FIELD_TYPES
 
 from sopflow.api.params import BodyId
 from sopflow.engine.customers.fields import FIELD_KEY_PATTERN
+from sopflow.engine.customers.identities import SHARED_KEYS
 
 #: Bounds on free text, stated in the OpenAPI and enforced before a handler runs.
 Name = Annotated[str, msgspec.Meta(max_length=200, description="up to 200 characters")]
@@ -155,13 +156,15 @@ class Merge(Body):
 
 class SharedKeyIn(Body):
     #: unionid or phone (see docs/api.md, "One customer across channels")
-    channel: ChannelName
+    # the enum stated in the schema only: the engine checks it, so one 422 still lists
+    # every problem of the batch (a Literal would stop msgspec at the first)
+    channel: Annotated[str, msgspec.Meta(max_length=100, extra_json_schema={"enum": list(SHARED_KEYS)})]
     external_id: Key
 
 
 class RelationIn(Body):
     staff_external_id: StaffId
-    added_at: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    added_at: Annotated[str, INSTANT] | None = None
     source: Short | None = None
     remark: Annotated[str, msgspec.Meta(max_length=200)] | None = None
 
