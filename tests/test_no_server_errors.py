@@ -101,3 +101,23 @@ def test_free_text_is_bounded_and_the_bound_is_in_the_schema(api, sopflow_app):
     get_one = schema["paths"]["/api/v1/customers/{customer_id}"]["get"]["parameters"]
     (param,) = [p for p in get_one if p["name"] == "customer_id"]
     assert param["schema"]["maximum"] == 2**31 - 1 and param["schema"]["minimum"] == 1
+
+
+def test_a_nul_character_in_a_free_json_document_is_422_on_its_path(api, sopflow_app):
+    """Postgres's JSONB cannot store U+0000: a payload or channel config holding one
+    was a 500 on the Postgres back-end (found by the fuzz test)."""
+    before = row_counts(sopflow_app)
+    event = {
+        "type": "x",
+        "idempotency_key": "nul",
+        "identity": {"channel": "c", "external_id": "e"},
+        "payload": {"ok": "fine", "notes": ["a", {"deep": "b\x00c"}]},
+    }
+    r = api.post("/api/v1/events", json={"events": [event]})
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["events[0].payload.notes[1].deep"]
+    account = {"channel": "log", "name": "main", "config": {"x\x00": 1, "y": "\x00"}, "secrets": {}}
+    r = api.post("/api/v1/channel-accounts", json=account)
+    assert r.status_code == 422, r.text
+    assert sorted(e["field"] for e in r.json()["errors"]) == ["config.x\\u0000", "config.y"]
+    assert row_counts(sopflow_app) == before

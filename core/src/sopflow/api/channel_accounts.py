@@ -19,6 +19,7 @@ from sopflow.api.auth import Auth, needs, sopflow_app
 from sopflow.api.params import Id
 from sopflow.api.schemas import ChannelAccountCreate, ChannelAccountUpdate
 from sopflow.app import SopflowApp
+from sopflow.conditions.storage import NUL_FIX, nul_paths
 from sopflow.errors import Conflict, InvalidInput, NotFound
 from sopflow.models import ChannelAccount
 
@@ -65,6 +66,7 @@ def _checked_config(
 ) -> dict[str, Any]:
     """The config to store: checked against the channel's declared settings (defaults
     filled in), or as given when the channel declares none."""
+    problems.extend((at, NUL_FIX) for at in nul_paths(config, "config"))
     if spec.settings is None:
         return config
     checked, found = spec.settings.check(config, secrets)

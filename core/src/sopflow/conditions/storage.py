@@ -24,6 +24,28 @@ MAX_EXACT_INT = 2**53
 MAX_TEXT = 2000
 
 
+#: what to say where ``nul_paths`` found one
+NUL_FIX = "contains a NUL character (\\u0000), which cannot be stored; remove it"
+
+
+def nul_paths(value: Any, path: str) -> list[str]:
+    """Where a free JSON document (an event payload, a channel config) holds a NUL
+    character, in a key or a string: Postgres's JSONB cannot store one, so it must
+    be refused as input rather than fail the write."""
+    if isinstance(value, str):
+        return [path] if "\x00" in value else []
+    if isinstance(value, dict):
+        found = []
+        for k, v in value.items():
+            shown = str(k).replace("\x00", "\\u0000")
+            sub = f"{path}.{shown}" if path else shown
+            found += [sub] if "\x00" in str(k) else nul_paths(v, sub)
+        return found
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in nul_paths(v, f"{path}[{i}]")]
+    return []
+
+
 def to_storage(type: str, value: Any, choices: Sequence[str] = ()) -> Any:
     """Validate ``value`` for a field of ``type`` and return its stored form: the
     one set of rules for every writer (the API, ingest, keyword rules, SOP data

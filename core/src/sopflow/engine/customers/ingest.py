@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from sopflow.conditions.storage import parse_instant
+from sopflow.conditions.storage import NUL_FIX, nul_paths, parse_instant
 from sopflow.engine.customers.fields import FieldDef, apply_stored, validate_field_changes
 from sopflow.engine.customers.identities import SHARED_KEYS, resolve_identity, shared_key_holder
 from sopflow.engine.customers.records import TagChange, change_tags, check_tags, get_customer, merge_customers
@@ -76,6 +76,8 @@ def validate_event(
             problems.append((f"{p}.occurred_at", str(exc)))
     if not isinstance(ev.get("payload", {}), Mapping):
         problems.append((f"{p}.payload", "expected a JSON object"))
+    else:
+        problems += [(at, NUL_FIX) for at in nul_paths(ev.get("payload") or {}, f"{p}.payload")]
     stored, field_problems = validate_field_changes(
         ev.get("fields") or {}, defs, f"{p}.fields", allow_read_only=allow_read_only
     )
