@@ -15,6 +15,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import checks
+from sopflow.conditions.storage import NUL_FIX
 
 #: The test tenant's admin key, set by the schema fixture (the tenant is per test).
 KEY: dict[str, Any] = {}
@@ -93,13 +94,34 @@ RULE_SHAPES = {
 }
 
 
+#: Free JSON documents (an event's payload, a channel account's config) take any
+#: JSON but a NUL character, which Postgres cannot store: the schema leaves them
+#: free objects (a recursive no-NUL schema per value is not stated yet).
+FREE_DOCUMENTS = {
+    "POST /api/v1/events": re.compile(r"events\[\d+\]\.payload.*", re.S),
+    "POST /api/v1/channel-accounts": re.compile(r"config.*", re.S),
+    "PATCH /api/v1/channel-accounts/{account_id}": re.compile(r"config.*", re.S),
+}
+
+
+def _allowed(label: str, error: dict[str, Any]) -> bool:
+    field = error.get("field", "")
+    known = ROW_CHECKS.get(label) or RULE_SHAPES.get(label)
+    if known is not None and known.fullmatch(field):
+        return True
+    free = FREE_DOCUMENTS.get(label)
+    return free is not None and free.fullmatch(field) is not None and error.get("message") == NUL_FIX
+
+
 def _foreseeable(case: Any, response: Any) -> bool:
     """False when every problem of a 422 is one the schema cannot state."""
-    allowed = ROW_CHECKS.get(case.operation.label) or RULE_SHAPES.get(case.operation.label)
-    if response.status_code != 422 or allowed is None:
+    label = case.operation.label
+    if response.status_code != 422 or not (
+        label in ROW_CHECKS or label in RULE_SHAPES or label in FREE_DOCUMENTS
+    ):
         return True
-    fields = [e.get("field", "") for e in (response.json().get("errors") or [])]
-    return not fields or not all(allowed.fullmatch(f) for f in fields)
+    errors = response.json().get("errors") or []
+    return not errors or not all(_allowed(label, e) for e in errors)
 
 
 _WRONG_TYPE = re.compile(r"(\w+): Incorrect type")
