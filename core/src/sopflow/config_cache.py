@@ -86,7 +86,7 @@ class ConfigCache:
         self._lock = threading.Lock()
         self._entries: dict[int, tuple[int, dict[Hashable, Any]]] = {}
         self.max_tenants = max_tenants
-        self.hits = self.misses = 0  # read by the tests and the bench
+        self.hits = self.misses = 0  # read by the tests
 
     def get(self, tenant_id: int, version: int, key: Hashable, load: Callable[[], T]) -> T:
         """The value cached for ``key`` at ``version``, else ``load()`` stored."""

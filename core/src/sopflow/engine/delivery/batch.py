@@ -62,7 +62,6 @@ class DeliveryBatch:
             self.identities = identities_of(s, list(ids))
         self._fields: dict[int, dict[str, Any]] = {}
         self._runtimes: dict[int, SopRuntime] = {}
-        self._zones: dict[int, str] = {}
         self._snapshots: dict[int, Any] | None = None
         self.channels: dict[Any, Any] = {}  # (tenant id, channel name) → (live channel, account id)
         self.changes: list[dict[str, Any]] = []  # touch changes not written yet (``touch_rows``)
@@ -101,7 +100,6 @@ class DeliveryBatch:
         return fresh
 
     def timezone(self, tenant_id: int) -> str:
-        """The tenant's time zone (for rules that compare local dates), once per batch."""
-        if tenant_id not in self._zones:
-            self._zones[tenant_id] = tenant_timezone(self.s, tenant_id)
-        return self._zones[tenant_id]
+        """The tenant's time zone (for rules that compare local dates), from the
+        tenant's configuration cache."""
+        return tenant_timezone(self.s, tenant_id)
