@@ -67,3 +67,16 @@ def empty_url(tmp_path: Path) -> Iterator[str]:
         with engine.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         engine.dispose()
+
+
+@pytest.fixture
+def broker(sopflow_app: Any) -> Any:
+    """An in-memory broker bound to the app, no worker: tests run its messages by hand."""
+    from sopflow.worker.actors import install, uninstall
+    from sopflow.worker.broker import make_broker
+
+    broker = make_broker(sopflow_app.settings)
+    install(sopflow_app, broker)
+    yield broker
+    broker.close()
+    uninstall(sopflow_app)

@@ -47,18 +47,6 @@ def clean(manual_clock: Any) -> None:
     manual_clock.set(datetime(2026, 3, 2, 10, 30, tzinfo=ZoneInfo("Asia/Shanghai")))
 
 
-@pytest.fixture
-def broker(sopflow_app: Any) -> Any:
-    from sopflow.worker.actors import install, uninstall
-    from sopflow.worker.broker import make_broker
-
-    broker = make_broker(sopflow_app.settings)
-    install(sopflow_app, broker)
-    yield broker
-    broker.close()
-    uninstall(sopflow_app)
-
-
 def pending(app: Any) -> list[tuple[str, bool]]:
     from sopflow.models import PendingJob
 

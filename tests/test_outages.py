@@ -44,21 +44,6 @@ def broken(*_args: Any, **_kwargs: Any) -> None:
     raise redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
 
-@pytest.fixture
-def broker(sopflow_app: Any) -> Any:
-    """An in-memory broker bound to the app, no worker: tests drain it by hand."""
-    from sopflow.worker.actors import install
-    from sopflow.worker.broker import make_broker
-
-    broker = make_broker(sopflow_app.settings)
-    install(sopflow_app, broker)
-    yield broker
-    broker.close()
-    from sopflow.worker.actors import uninstall
-
-    uninstall(sopflow_app)
-
-
 def drain(app: Any, broker: Any) -> int:
     """Run every queued message in this thread, as a worker would; returns how many."""
     from dramatiq import Message
@@ -90,7 +75,7 @@ def test_an_event_accepted_while_the_broker_is_down_is_evaluated_exactly_once(
 
     create_sop(api, "welcome", WELCOME)
     calls = count_sends(sopflow_app, api)
-    monkeypatch.setattr(broker.actors["evaluate_event"], "send", broken)
+    monkeypatch.setattr(broker.actors["evaluate_events"], "send", broken)
     r = api.post(
         "/api/v1/events",
         json={"events": [{"type": "customer.added", "idempotency_key": "k1", "identity": ident("wm-1")}]},
@@ -124,13 +109,14 @@ def test_a_re_sent_evaluate_message_changes_nothing(api: Any, sopflow_app: Any, 
     """Evaluation is marked in the transaction of its effects: the second run of
     the same message (a redelivery, the sweep racing a worker) is a no-op."""
     from dramatiq import Message
-    from sopflow.worker.runtime import evaluate as evaluate_event
+    from sopflow.worker.runtime import evaluate_batch
 
     create_sop(api, "later", LATER)
     add_customer(api, "wm-2")
     message = Message.decode(broker.queues["sopflow"].get_nowait())
-    first = evaluate_event(sopflow_app, *message.args)
-    second = evaluate_event(sopflow_app, *message.args)
+    assert message.actor_name == "evaluate_events"
+    [first] = evaluate_batch(sopflow_app, *message.args)
+    [second] = evaluate_batch(sopflow_app, *message.args)
     assert first["enrolled"] == 1
     assert second["enrolled"] == 0 and second["already_evaluated"] == 1
     assert enrolments(sopflow_app) == 1 and len(touches(sopflow_app)) == 1

@@ -190,7 +190,7 @@ def test_redis_broker_carries_a_due_touch_exactly_once(redis_app: Any, redis_api
 def test_redis_broker_evaluates_ingested_events_and_delivers(
     redis_app: Any, redis_api: Any, manual_clock: Any
 ):
-    """With the broker installed first, ingest → evaluate_event (through Redis)
+    """With the broker installed first, ingest → evaluate_events (through Redis)
     → enrolment; then the due touch → deliver (through Redis) → sent once."""
     from sopflow.worker.actors import install
     from sopflow.worker.broker import make_broker, start_worker
@@ -325,7 +325,7 @@ def test_the_evaluate_step_itself_delivers_a_touch_due_at_enrolment(
     from dramatiq import Message
     from sopflow.worker.actors import install
     from sopflow.worker.broker import make_broker
-    from sopflow.worker.runtime import evaluate as evaluate_event
+    from sopflow.worker.runtime import evaluate_batch
 
     app = sopflow_app
     now_step = {"kind": "new_customer", "target": {}, "steps": [{"delay": "0m", "actions": [send("hi")]}]}
@@ -338,8 +338,8 @@ def test_the_evaluate_step_itself_delivers_a_touch_due_at_enrolment(
         add_customer(api, "wm-due-now")
         assert broker.queues[QUEUE].qsize() == 1  # the API enqueued the evaluate step
         message = Message.decode(broker.queues[QUEUE].get_nowait())
-        assert message.actor_name == "evaluate_event"
-        evaluate_event(app, *message.args, deliver_now=True)
+        assert message.actor_name == "evaluate_events"
+        evaluate_batch(app, *message.args, deliver_now=True)
         assert broker.queues[QUEUE].qsize() == 0  # nothing else went through the queue
         assert broker.queues.get(f"{QUEUE}.DQ") is None or broker.queues[f"{QUEUE}.DQ"].qsize() == 0
     finally:

@@ -17,7 +17,7 @@ free one when all are busy, and that wait counts) for a bounded window per
 rate.  Latency = wall time from the instant the POST was scheduled to be sent
 until the channel's send for that customer; p50/p90/p99/max per rate, and the
 achieved rate (events accepted ÷ the time until the last answer).  The path:
-ingest transaction → the ``evaluate_event`` actor enrols and, because the touch
+ingest transaction → the ``evaluate_events`` actor enrols and, because the touch
 is due now, claims and delivers it itself (``runner.deliver_due_now``; the
 scheduler's tick every ``SOPFLOW_SCHEDULER_INTERVAL`` is the fallback).  Until
 the rate passes what the API ingests, the latency is that work; past it a

@@ -2,12 +2,13 @@
 engine package.  In order: enrolments whose early-end rule now holds end; a
 stage change enters the stage's SOP; a message marks replies and runs keyword
 rules; goals record conversions; journeys place the customer; SOPs whose entry
-rule now holds enrol them.  The runtime calls ``evaluate_event`` once per
-stored event (a worker, or inline in the embedded mode and the tests)."""
+rule now holds enrol them.  The runtime calls ``evaluate_events`` once per
+batch of stored events (a worker, or inline in the embedded mode and the
+tests), all in one transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -58,27 +59,61 @@ class Evaluation:
 def evaluate_event(ctx: EngineContext, tenant_id: int, event: Mapping[str, Any]) -> Evaluation:
     """Evaluate ``event`` in one transaction; a no-op when it was evaluated before
     (its ``evaluated_at`` mark is taken in the same transaction as the effects)."""
-    if event.get("type") in OBSERVATIONAL:
-        return Evaluation({}, [], False)
+    return evaluate_events(ctx, tenant_id, [event])[0]
+
+
+def evaluate_events(
+    ctx: EngineContext, tenant_id: int, events: Sequence[Mapping[str, Any]]
+) -> list[Evaluation]:
+    """Evaluate ``events`` in order, in one transaction (one commit and one
+    configuration read for a batch an ingest stored together); each event is a
+    no-op when it was evaluated before.  All or nothing: when one fails nothing
+    is marked, and the caller evaluates them one by one."""
+    if all(e.get("type") in OBSERVATIONAL for e in events):
+        return [Evaluation({}, [], False) for _ in events]
+    outcomes: list[tuple[dict[str, int], bool, int]] = []  # counts, due now, where its caused events start
     with collecting() as caused, ctx.tx() as s:
         now = ctx.now()
-        if event.get("id") is not None and not mark_evaluated(s, event["id"], now):
-            return Evaluation(dict(ALREADY_EVALUATED, already_evaluated=1), [], False)
         fields = field_definitions(s, tenant_id, ctx.plugins)
-        counts = evaluate_customer(s, tenant_id, event, now, fields, ctx.settings.loop_guard_depth)
-        due_now = bool(counts["enrolled"] or counts.get("stage_enrolled")) and (
-            s.scalar(
-                sa.select(Touch.id)
-                .where(
-                    Touch.customer_id == event["customer_id"],
-                    Touch.status == TouchStatus.SCHEDULED,
-                    Touch.due_at <= now,
-                )
-                .limit(1)
+        for event in events:
+            start = len(caused)
+            if event.get("type") in OBSERVATIONAL:
+                outcomes.append(({}, False, start))
+            else:
+                outcomes.append((*_evaluate_one(ctx, s, tenant_id, event, now, fields), start))
+    ends = [start for _, _, start in outcomes[1:]] + [len(caused)]
+    return [
+        Evaluation(counts, [ev for ev in caused[start:end] if ev.id is not None], due_now)
+        for (counts, due_now, start), end in zip(outcomes, ends, strict=True)
+    ]
+
+
+def _evaluate_one(
+    ctx: EngineContext,
+    s: Session,
+    tenant_id: int,
+    event: Mapping[str, Any],
+    now: datetime,
+    fields: Mapping[str, Any],
+) -> tuple[dict[str, int], bool]:
+    """One event's evaluation in the batch's transaction: its counts, and whether
+    a new enrolment has a touch due now."""
+    if event.get("id") is not None and not mark_evaluated(s, event["id"], now):
+        return dict(ALREADY_EVALUATED, already_evaluated=1), False
+    counts = evaluate_customer(s, tenant_id, event, now, fields, ctx.settings.loop_guard_depth)
+    due_now = bool(counts["enrolled"] or counts.get("stage_enrolled")) and (
+        s.scalar(
+            sa.select(Touch.id)
+            .where(
+                Touch.customer_id == event["customer_id"],
+                Touch.status == TouchStatus.SCHEDULED,
+                Touch.due_at <= now,
             )
-            is not None
+            .limit(1)
         )
-    return Evaluation(counts, [ev for ev in caused if ev.id is not None], due_now)
+        is not None
+    )
+    return counts, due_now
 
 
 def evaluate_customer(

@@ -14,7 +14,7 @@ from sopflow.engine.sops.manage import advance_audiences
 from sopflow.host import run_job
 from sopflow.outages import retried_later
 from sopflow.worker.broker import make_broker
-from sopflow.worker.runtime import evaluate, install_inline
+from sopflow.worker.runtime import evaluate, evaluate_batch, install_inline
 
 if TYPE_CHECKING:  # the app is built above the runtime and hands itself in
     from sopflow.app import SopflowApp
@@ -28,9 +28,13 @@ def install(app: SopflowApp, broker: dramatiq.Broker) -> None:
         """An outage is retried with back-off and logged once per interval."""
         return retried_later(lambda exc, _dep: app.failures.report(what, exc))
 
-    def evaluate_actor(tenant_id: int, event: dict[str, Any]) -> None:
-        with quietly("evaluate_failed"):  # retries exhausted: the sweep evaluates it
+    def evaluate_actor(tenant_id: int, event: dict[str, Any]) -> None:  # queued by a version before batches
+        with quietly("evaluate_failed"):
             evaluate(app, tenant_id, event, deliver_now=True)
+
+    def evaluate_batch_actor(tenant_id: int, events: list[dict[str, Any]]) -> None:
+        with quietly("evaluate_failed"):  # retries exhausted: the sweep evaluates them
+            evaluate_batch(app, tenant_id, events, deliver_now=True)
 
     def deliver_actor(touch_id: int) -> None:  # messages queued by a version before batches
         with quietly("deliver_failed"):
@@ -55,6 +59,7 @@ def install(app: SopflowApp, broker: dramatiq.Broker) -> None:
         dramatiq.actor(fn, actor_name=name, broker=broker, queue_name="sopflow", **options)
 
     actor(evaluate_actor, "evaluate_event", 10)
+    actor(evaluate_batch_actor, "evaluate_events", 10)
     # deliver is retried by Dramatiq only when a dependency was down (``Retry``): the
     # touch rows decide what is still to send (only ``claimed`` touches are prepared),
     # so a retried or redelivered message cannot double-send.

@@ -8,15 +8,16 @@ stored events reach plugins' observers and the evaluate step."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sopflow.engine.context import EngineContext
 from sopflow.engine.customers.ingest import event_to_dict
 from sopflow.engine.delivery.dispatch import deliver, deliver_due_now, dispatch_due
-from sopflow.engine.evaluate import OBSERVATIONAL, evaluate_event
+from sopflow.engine.evaluate import OBSERVATIONAL, evaluate_events
 from sopflow.engine.sops.manage import complete_audience
 from sopflow.host import PluginHost, run_job
+from sopflow.outages import dependency_of
 
 
 def announce(ctx: EngineContext, tenant_id: int, events: list[dict[str, Any]]) -> None:
@@ -39,8 +40,9 @@ def announce(ctx: EngineContext, tenant_id: int, events: list[dict[str, Any]]) -
             _observe(ctx, tenant_id, event, off)
         except Exception as exc:
             ctx.failures.report("observers_failed", exc, event_id=event.get("id"))
-        if event.get("type") not in OBSERVATIONAL:
-            ctx.enqueue_after_commit("evaluate_event", tenant_id, event)
+    pending = [event for event in events if event.get("type") not in OBSERVATIONAL]
+    for start in range(0, len(pending), EVALUATE_BATCH):
+        ctx.enqueue_after_commit("evaluate_events", tenant_id, pending[start : start + EVALUATE_BATCH])
 
 
 def _observe(ctx: EngineContext, tenant_id: int, event: dict[str, Any], off: set[str]) -> None:
@@ -69,21 +71,63 @@ def _observe(ctx: EngineContext, tenant_id: int, event: dict[str, Any], off: set
 def evaluate(
     ctx: EngineContext, tenant_id: int, event: Mapping[str, Any], *, deliver_now: bool = False
 ) -> dict[str, int]:
-    """The evaluate step for one stored event, then what it caused announced in
-    turn (stage moves made by end actions feed the evaluate step again).  With
-    ``deliver_now`` (a worker) a new enrolment's touch due at once is delivered
-    here rather than at the scheduler's next tick."""
-    result = evaluate_event(ctx, tenant_id, event)
-    ctx.announce(tenant_id, [event_to_dict(ev) for ev in result.caused])
-    if deliver_now and result.due_now:
-        deliver_due_now(ctx, event["customer_id"])
-    return result.counts
+    """The evaluate step for one stored event (see :func:`evaluate_batch`)."""
+    return evaluate_batch(ctx, tenant_id, [event], deliver_now=deliver_now)[0]
+
+
+def evaluate_batch(
+    ctx: EngineContext, tenant_id: int, events: Sequence[Mapping[str, Any]], *, deliver_now: bool = False
+) -> list[dict[str, int]]:
+    """The evaluate step for stored events, in one transaction, then what they
+    caused announced in turn (stage moves made by end actions feed the evaluate
+    step again).  With ``deliver_now`` (a worker) a new enrolment's touch due at
+    once is delivered here rather than at the scheduler's next tick.
+
+    When the batch fails, each event is evaluated on its own, so one event that
+    cannot be evaluated holds back no other; the first failure is raised after
+    (a worker retries the message: the events done by then are no-ops)."""
+    try:
+        results = evaluate_events(ctx, tenant_id, events)
+    except Exception as exc:
+        if len(events) == 1 or dependency_of(exc) is not None:  # an outage: the retry redoes the batch
+            raise
+        return _one_by_one(ctx, tenant_id, events, deliver_now)
+    ctx.announce(tenant_id, [event_to_dict(ev) for result in results for ev in result.caused])
+    if deliver_now:
+        for customer_id in dict.fromkeys(
+            e["customer_id"] for e, r in zip(events, results, strict=True) if r.due_now
+        ):
+            deliver_due_now(ctx, customer_id)
+    return [result.counts for result in results]
+
+
+def _one_by_one(
+    ctx: EngineContext, tenant_id: int, events: Sequence[Mapping[str, Any]], deliver_now: bool
+) -> list[dict[str, int]]:
+    counts: list[dict[str, int]] = []
+    first: Exception | None = None
+    for event in events:
+        try:
+            counts.append(evaluate(ctx, tenant_id, event, deliver_now=deliver_now))
+        except Exception as exc:
+            ctx.failures.report("evaluate_failed", exc, event_id=event.get("id"))
+            counts.append({})
+            first = first or exc
+    if first is not None:
+        raise first
+    return counts
+
+
+#: Stored events evaluated per transaction at most (one ingest call's events go
+#: together; a bigger batch holds its locks longer for little gain).
+EVALUATE_BATCH = 100
 
 
 #: Job name → what runs it inline.  The actors in ``sopflow.worker.actors`` run
 #: the same names in workers.
 INLINE_JOBS: dict[str, Callable[..., Any]] = {
     "evaluate_event": lambda ctx, tenant_id, event: evaluate(ctx, tenant_id, event),
+    "evaluate_events": lambda ctx, tenant_id, events: evaluate_batch(ctx, tenant_id, events),
     "deliver_batch": lambda ctx, touch_ids: deliver(ctx, touch_ids),
     "dispatch_due": lambda ctx: dispatch_due(ctx),
     "audience": lambda ctx, tenant_id, sop_id: complete_audience(ctx, tenant_id, sop_id),
@@ -101,4 +145,4 @@ def install_inline(ctx: EngineContext) -> None:
     ctx.announce = lambda tenant_id, events: announce(ctx, tenant_id, events)
 
 
-__all__ = ["INLINE_JOBS", "announce", "evaluate", "install_inline"]
+__all__ = ["INLINE_JOBS", "announce", "evaluate", "evaluate_batch", "install_inline"]

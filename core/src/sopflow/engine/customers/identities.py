@@ -118,6 +118,28 @@ def shared_key_holder(
     return None
 
 
+def absent_identities(
+    session: Session, tenant_id: int, named: Sequence[Sequence[tuple[str, str]]], chunk: int = 250
+) -> set[tuple[str, str]]:
+    """Of the (channel, external id) pairs ``named`` (one list per event), those no
+    customer holds: a batch's identity reads in a few statements.  A hint only,
+    true when read: :func:`resolve_identity` drops each pair it gives out."""
+    pairs = sorted({pair for pairs in named for pair in pairs})
+    held: set[tuple[str, str]] = set()
+    for start in range(0, len(pairs), chunk):
+        part = pairs[start : start + chunk]
+        held.update(
+            (channel, external_id)
+            for channel, external_id in session.execute(
+                sa.select(ChannelIdentity.channel, ChannelIdentity.external_id).where(
+                    ChannelIdentity.tenant_id == tenant_id,
+                    sa.tuple_(ChannelIdentity.channel, ChannelIdentity.external_id).in_(part),
+                )
+            )
+        )
+    return set(pairs) - held
+
+
 def resolve_identity(
     session: Session,
     tenant_id: int,
@@ -127,15 +149,33 @@ def resolve_identity(
     staff_external_id: str | None = None,
     display_name: str | None = None,
     shared: Sequence[Mapping[str, str]] = (),
+    *,
+    absent: set[tuple[str, str]] | None = None,
 ) -> tuple[Customer, bool]:
     """The customer behind a channel identity, created when first seen.  An
     identity seen for the first time lands on the customer a shared key
     (``shared``: unionid, phone) already names; the shared keys nobody holds yet
-    are given to the customer."""
-    customer = _holder(session, tenant_id, channel, external_id)
+    are given to the customer.  ``absent`` (:func:`absent_identities`) spares the
+    reads of identities known to be held by nobody; the ones given out leave it."""
+    absent = absent if absent is not None else set()
+
+    def holder(channel: str, external_id: str) -> Customer | None:
+        if (channel, external_id) in absent:
+            return None
+        return _holder(session, tenant_id, channel, external_id)
+
+    def give(channel: str, external_id: str, staff: str | None = None) -> None:
+        absent.discard((channel, external_id))
+        add_identity(session, customer, channel, external_id, now, staff)
+
+    customer = holder(channel, external_id)
     created = False
     if customer is None:
-        customer = shared_key_holder(session, tenant_id, shared)
+        customer = (
+            None
+            if all((k["channel"], k["external_id"]) in absent for k in shared)
+            else (shared_key_holder(session, tenant_id, shared))
+        )
         if customer is None:
             customer = Customer(
                 tenant_id=tenant_id,
@@ -147,8 +187,8 @@ def resolve_identity(
             session.add(customer)
             session.flush()
             created = True
-        add_identity(session, customer, channel, external_id, now, staff_external_id)
+        give(channel, external_id, staff_external_id)
     for ident in shared:
-        if _holder(session, tenant_id, ident["channel"], ident["external_id"]) is None:
-            add_identity(session, customer, ident["channel"], ident["external_id"], now)
+        if holder(ident["channel"], ident["external_id"]) is None:
+            give(ident["channel"], ident["external_id"])
     return customer, created

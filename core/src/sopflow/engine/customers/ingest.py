@@ -18,7 +18,12 @@ from sqlalchemy.orm import Session
 
 from sopflow.conditions.storage import NUL_FIX, nul_paths, parse_instant
 from sopflow.engine.customers.fields import FieldDef, apply_stored, validate_field_changes
-from sopflow.engine.customers.identities import SHARED_KEYS, resolve_identity, shared_key_holder
+from sopflow.engine.customers.identities import (
+    SHARED_KEYS,
+    absent_identities,
+    resolve_identity,
+    shared_key_holder,
+)
 from sopflow.engine.customers.records import TagChange, change_tags, check_tags, get_customer, merge_customers
 from sopflow.engine.customers.relations import (
     FOLLOW_EVENTS,
@@ -32,6 +37,8 @@ from sopflow.models import Event
 
 MAX_KEY = 200
 MAX_TYPE = 100
+#: keys per ``IN (…)`` read of a batch (well under SQLite's 32,766 bound parameters)
+CHUNK = 500
 
 
 def validate_event(
@@ -119,8 +126,24 @@ def ingest(
     if problems:
         raise InvalidInput(problems)
 
+    return _store(session, tenant_id, validated, now, source, causation_id, depth)
+
+
+def _store(
+    session: Session,
+    tenant_id: int,
+    validated: Sequence[Mapping[str, Any]],
+    now: datetime,
+    source: str,
+    causation_id: int | None,
+    depth: int,
+) -> list[dict[str, Any]]:
+    """Store validated events in order: one outcome each (created or duplicate)."""
+    # The batch's reads up front, one statement each rather than one per event:
+    # the events already stored, and the identities nobody holds yet.
+    seen = stored_events(session, tenant_id, [ev["idempotency_key"] for ev in validated])
+    absent = absent_identities(session, tenant_id, [_identities(ev) for ev in validated])
     outcomes = []
-    seen: dict[str, int] = {}
     for i, ev in enumerate(validated):
         key = ev["idempotency_key"]
         if key in seen:
@@ -128,23 +151,46 @@ def ingest(
                 {"index": i, "idempotency_key": key, "status": "duplicate", "event_id": seen[key]}
             )
             continue
-        existing = session.scalar(
-            sa.select(Event.id).where(Event.tenant_id == tenant_id, Event.idempotency_key == key)
-        )
-        if existing is not None:
-            outcomes.append({"index": i, "idempotency_key": key, "status": "duplicate", "event_id": existing})
-            continue
         try:
             with session.begin_nested():
-                outcome = _apply(session, tenant_id, ev, now, source, causation_id, depth)
+                outcome = _apply(session, tenant_id, ev, now, source, causation_id, depth, absent)
         except IntegrityError:
+            # another transaction stored the event, or created one of its identities,
+            # since the reads above: a duplicate, or the event applied again on what is there now
+            absent.clear()
             existing = session.scalar(
                 sa.select(Event.id).where(Event.tenant_id == tenant_id, Event.idempotency_key == key)
             )
-            outcome = {"status": "duplicate", "event_id": existing}
+            if existing is not None:
+                outcome = {"status": "duplicate", "event_id": existing}
+            else:
+                with session.begin_nested():
+                    outcome = _apply(session, tenant_id, ev, now, source, causation_id, depth, absent)
         seen[key] = outcome["event_id"]
         outcomes.append({"index": i, "idempotency_key": key, **outcome})
     return outcomes
+
+
+def stored_events(session: Session, tenant_id: int, keys: Sequence[str]) -> dict[str, int]:
+    """Idempotency key → event id, for those of ``keys`` already stored."""
+    found: dict[str, int] = {}
+    unique = sorted(set(keys))
+    for start in range(0, len(unique), CHUNK):
+        rows = session.execute(
+            sa.select(Event.idempotency_key, Event.id).where(
+                Event.tenant_id == tenant_id, Event.idempotency_key.in_(unique[start : start + CHUNK])
+            )
+        )
+        found.update({key: event_id for key, event_id in rows})
+    return found
+
+
+def _identities(ev: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The (channel, external id) pairs an event names: its identity and shared keys."""
+    if ev.get("customer_id") is not None:
+        return []
+    named = [(ev["identity"]["channel"], ev["identity"]["external_id"])]
+    return named + [(k["channel"], k["external_id"]) for k in ev.get("shared_identities") or ()]
 
 
 def _apply(
@@ -155,8 +201,9 @@ def _apply(
     source: str,
     causation_id: int | None,
     depth: int,
+    absent: set[tuple[str, str]],
 ) -> dict[str, Any]:
-    customer, created = _resolve(session, tenant_id, ev, now)
+    customer, created = _resolve(session, tenant_id, ev, now, absent)
     if ev.get("display_name") and not customer.display_name:
         customer.display_name = ev["display_name"]
     changed_fields: list[str] = []
@@ -201,7 +248,9 @@ def _apply(
     }
 
 
-def _resolve(session: Session, tenant_id: int, ev: Mapping[str, Any], now: datetime) -> tuple[Any, bool]:
+def _resolve(
+    session: Session, tenant_id: int, ev: Mapping[str, Any], now: datetime, absent: set[tuple[str, str]]
+) -> tuple[Any, bool]:
     """The event's customer (and whether it was created), its relations recorded."""
     if ev.get("customer_id") is not None:
         return get_customer(session, tenant_id, int(ev["customer_id"])), False
@@ -215,6 +264,7 @@ def _resolve(session: Session, tenant_id: int, ev: Mapping[str, Any], now: datet
         ident.get("staff_external_id"),
         ev.get("display_name"),
         ev.get("shared_identities") or (),
+        absent=absent,
     )
     customer = _join_shared_holder(session, tenant_id, customer, ev, now)
     _apply_relations(session, customer, ev, now)

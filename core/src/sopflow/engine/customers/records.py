@@ -76,6 +76,9 @@ def change_tags(
     session: Session, customer: Customer, add: Iterable[str] = (), remove: Iterable[str] = ()
 ) -> TagChange:
     """Add and remove tags; returns what changed."""
+    add, remove = list(add), list(remove)
+    if not add and not remove:  # most events change no tag: no read, no flush
+        return TagChange()
     current = set(tags_of(session, customer.id))
     add_set = {t.strip() for t in add} - current
     remove_set = {t.strip() for t in remove} & current

@@ -161,6 +161,21 @@ def mark_replied(session: Session, customer_id: int, at: datetime) -> int:
     return marked
 
 
+def goal_versions(session: Session, tenant_id: int) -> frozenset[int]:
+    """The ids of the tenant's SOP versions that have a goal (cached per
+    configuration version: versions are immutable, a new one bumps it)."""
+
+    def load() -> frozenset[int]:
+        rows = session.execute(
+            sa.select(SopVersion.id, SopVersion.definition)
+            .join(Sop, Sop.id == SopVersion.sop_id)
+            .where(Sop.tenant_id == tenant_id)
+        )
+        return frozenset(version_id for version_id, definition in rows if (definition or {}).get("goal"))
+
+    return cached(session, tenant_id, "goal_versions", load)
+
+
 def mark_conversions(
     session: Session,
     customer: Customer,
@@ -172,10 +187,17 @@ def mark_conversions(
     """Mark the customer's enrolments whose goal ``event`` meets (within the
     SOP's goal window) as converted; returns how many."""
     converted = 0
+    with_goal = goal_versions(session, customer.tenant_id)
+    if not with_goal:  # most tenants' SOPs have no goal: no read per event
+        return 0
     rows = session.execute(
         sa.select(Enrollment, SopVersion)
         .join(SopVersion, SopVersion.id == Enrollment.sop_version_id)
-        .where(Enrollment.customer_id == customer.id, Enrollment.converted_at.is_(None))
+        .where(
+            Enrollment.customer_id == customer.id,
+            Enrollment.converted_at.is_(None),
+            Enrollment.sop_version_id.in_(with_goal),
+        )
     ).all()
     for enrollment, version in rows:
         goal = version.definition.get("goal")
