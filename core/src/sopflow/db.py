@@ -33,7 +33,11 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
         def _sqlite_begin(conn: Any) -> None:
             # BEGIN IMMEDIATE takes the write lock up front, so two writers
             # queue instead of failing with "database is locked" mid-transaction.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A read-only transaction (``read_only``) takes no lock: in WAL mode
+            # it reads its snapshot while a writer commits.
+            conn.exec_driver_sql(
+                "BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE"
+            )
 
         @sa.event.listens_for(engine, "handle_error")
         def _sqlite_reopen_after_disk_error(ctx: Any) -> None:
@@ -50,7 +54,20 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", True)
-    return sa.create_engine(url, **kwargs)
+    engine = sa.create_engine(url, **kwargs)
+
+    @sa.event.listens_for(engine, "begin")
+    def _read_only_begin(conn: Any) -> None:
+        # Postgres refuses a write in a read-only transaction: a handler that
+        # claims to read and writes fails in the Postgres pass, not in production.
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+
+    return engine
+
+
+#: the connection execution option that makes a transaction read-only (``read_only``)
+READ_ONLY = "sopflow_read_only"
 
 
 _DISK_ERRORS = ("readonly database", "database or disk is full", "disk i/o error", "unable to open database")
@@ -67,6 +84,16 @@ def make_sessionmaker(engine: sa.Engine) -> sessionmaker[Session]:
     factory = sessionmaker(engine, expire_on_commit=False)
     config_cache.install(factory)
     return factory
+
+
+@contextmanager
+def read_only(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session in one read-only transaction: on SQLite it takes no write lock
+    (readers never queue behind the scheduler's writes); on Postgres a write in
+    it is an error."""
+    with factory() as session, session.begin():
+        session.connection(execution_options={READ_ONLY: True})
+        yield session
 
 
 @contextmanager

@@ -91,7 +91,7 @@ def _lookup(request: ASGIConnection) -> Auth:
             "send 'Authorization: Bearer <api key>'; create a key with `sopflow tenants create NAME`"
         )
     app: SopflowApp = request.app.state.sopflow
-    with app.tx() as session:
+    with app.read() as session:
         key = authenticate(session, token.strip())
     if key is None:
         raise Unauthorized("the API key is unknown or revoked; check the key or create a new one")

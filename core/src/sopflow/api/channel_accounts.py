@@ -102,7 +102,7 @@ class ChannelAccountController(Controller):
     )
     def list_accounts(self, request: Request, auth: NamedDependency[Auth]) -> list[dict[str, Any]]:
         app = sopflow_app(request)
-        with app.tx() as s:
+        with app.read() as s:
             rows = s.scalars(
                 sa.select(ChannelAccount)
                 .where(ChannelAccount.tenant_id == auth.tenant_id)
@@ -151,7 +151,7 @@ class ChannelAccountController(Controller):
     @get("/{account_id:int}", sync_to_thread=True, summary="One channel account", guards=[needs("read")])
     def get_one(self, request: Request, auth: NamedDependency[Auth], account_id: Id) -> dict[str, Any]:
         app = sopflow_app(request)
-        with app.tx() as s:
+        with app.read() as s:
             return account_to_dict(app, self._get(s, auth, account_id))
 
     @patch(

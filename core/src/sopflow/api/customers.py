@@ -88,7 +88,7 @@ class CustomerController(Controller):
             query = query.where(sa.exists().where(*cond))
         if q:
             query = query.where(Customer.display_name.contains(q, autoescape=True))
-        with sopflow_app(request).tx() as s:
+        with sopflow_app(request).read() as s:
             rows, next_cursor = page(s, query, Customer.id, cursor, limit)
             return {"items": [customer_to_dict(s, c) for c in rows], "next_cursor": next_cursor}
 
@@ -119,7 +119,7 @@ class CustomerController(Controller):
         guards=[needs("read")],
     )
     def get_one(self, request: Request, auth: NamedDependency[Auth], customer_id: Id) -> dict[str, Any]:
-        with sopflow_app(request).tx() as s:
+        with sopflow_app(request).read() as s:
             return customer_to_dict(s, get_customer(s, auth.tenant_id, customer_id))
 
     @patch(
@@ -190,7 +190,7 @@ class CustomerController(Controller):
         guards=[needs("read")],
     )
     def history(self, request: Request, auth: NamedDependency[Auth], customer_id: Id) -> list[dict[str, Any]]:
-        with sopflow_app(request).tx() as s:
+        with sopflow_app(request).read() as s:
             get_customer(s, auth.tenant_id, customer_id)
             return stage_history(s, auth.tenant_id, customer_id)
 

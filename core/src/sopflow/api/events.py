@@ -69,6 +69,6 @@ class EventController(Controller):
             query = query.where(Event.type == type)
         if customer_id is not None:
             query = query.where(Event.customer_id == customer_id)
-        with sopflow_app(request).tx() as s:
+        with sopflow_app(request).read() as s:
             rows, next_cursor = page(s, query, Event.id, cursor, limit)
             return {"items": [event_to_dict(e) for e in rows], "next_cursor": next_cursor}

@@ -35,7 +35,7 @@ class FieldController(Controller):
     )
     def list_fields(self, request: Request, auth: NamedDependency[Auth]) -> list[dict[str, Any]]:
         app = sopflow_app(request)
-        with app.tx() as s:
+        with app.read() as s:
             return [d.to_dict() for d in field_definitions(s, auth.tenant_id, app.plugins).values()]
 
     @post("/", sync_to_thread=True, summary="Define a typed customer field", guards=[needs("admin")])
@@ -60,7 +60,7 @@ class FieldController(Controller):
     @get("/{key:str}", sync_to_thread=True, summary="One field definition", guards=[needs("read")])
     def get_field(self, request: Request, auth: NamedDependency[Auth], key: str) -> dict[str, Any]:
         app = sopflow_app(request)
-        with app.tx() as s:
+        with app.read() as s:
             defs = field_definitions(s, auth.tenant_id, app.plugins)
             if key not in defs:
                 raise NotFound("field", repr(key))

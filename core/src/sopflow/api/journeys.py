@@ -36,7 +36,7 @@ class JourneyController(Controller):
         guards=[needs("read")],
     )
     def list_journeys(self, request: Request, auth: NamedDependency[Auth]) -> list[dict[str, Any]]:
-        with sopflow_app(request).tx() as s:
+        with sopflow_app(request).read() as s:
             rows = s.scalars(
                 sa.select(Journey).where(Journey.tenant_id == auth.tenant_id).order_by(Journey.id)
             )
@@ -60,7 +60,7 @@ class JourneyController(Controller):
         guards=[needs("read")],
     )
     def get_one(self, request: Request, auth: NamedDependency[Auth], journey_id: Id) -> dict[str, Any]:
-        with sopflow_app(request).tx() as s:
+        with sopflow_app(request).read() as s:
             return journey_to_dict(s, get_journey(s, auth.tenant_id, journey_id))
 
     @patch(
@@ -143,7 +143,7 @@ class JourneyController(Controller):
         stage_id: OptionalId = None,
         cursor: OptionalCursor = None,
     ) -> dict[str, Any]:
-        with sopflow_app(request).tx() as s:
+        with sopflow_app(request).read() as s:
             journey = get_journey(s, auth.tenant_id, journey_id)
             return board(s, journey, limit=limit, stage_id=stage_id, cursor=cursor)
 
@@ -157,5 +157,5 @@ class JourneyController(Controller):
         self, request: Request, auth: NamedDependency[Auth], journey_id: Id, days: int = 30
     ) -> dict[str, Any]:
         app = sopflow_app(request)
-        with app.tx() as s:
+        with app.read() as s:
             return stats(s, get_journey(s, auth.tenant_id, journey_id), app.now(), days)

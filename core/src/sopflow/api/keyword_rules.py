@@ -51,7 +51,7 @@ class KeywordRuleController(Controller):
 
     @get("/", sync_to_thread=True, summary="List keyword rules", guards=[needs("read")])
     def list_rules(self, request: Request, auth: NamedDependency[Auth]) -> list[dict[str, Any]]:
-        with sopflow_app(request).tx() as s:
+        with sopflow_app(request).read() as s:
             return [
                 rule_to_dict(r)
                 for r in s.scalars(
@@ -78,7 +78,7 @@ class KeywordRuleController(Controller):
 
     @get("/{rule_id:int}", sync_to_thread=True, summary="One keyword rule", guards=[needs("read")])
     def get_one(self, request: Request, auth: NamedDependency[Auth], rule_id: Id) -> dict[str, Any]:
-        with sopflow_app(request).tx() as s:
+        with sopflow_app(request).read() as s:
             return rule_to_dict(get_rule(s, auth.tenant_id, rule_id))
 
     @patch(

@@ -43,7 +43,7 @@ class PipelineController(Controller):
 
     @get("/", sync_to_thread=True, summary="List pipelines with their stages", guards=[needs("read")])
     def list_pipelines(self, request: Request, auth: NamedDependency[Auth]) -> list[dict[str, Any]]:
-        with sopflow_app(request).tx() as s:
+        with sopflow_app(request).read() as s:
             rows = s.scalars(
                 sa.select(Pipeline).where(Pipeline.tenant_id == auth.tenant_id).order_by(Pipeline.id)
             )
@@ -72,7 +72,7 @@ class PipelineController(Controller):
 
     @get("/{pipeline_id:int}", sync_to_thread=True, summary="One pipeline", guards=[needs("read")])
     def get_one(self, request: Request, auth: NamedDependency[Auth], pipeline_id: Id) -> dict[str, Any]:
-        with sopflow_app(request).tx() as s:
+        with sopflow_app(request).read() as s:
             return pipeline_to_dict(s, get_pipeline(s, auth.tenant_id, pipeline_id))
 
     @delete(

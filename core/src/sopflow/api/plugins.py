@@ -41,7 +41,7 @@ class PluginController(Controller):
     )
     def list_plugins(self, request: Request, auth: NamedDependency[Auth]) -> list[dict[str, Any]]:
         app = sopflow_app(request)
-        with app.tx() as s:
+        with app.read() as s:
             return plugin_rows(app, app.disabled_plugins(s, auth.tenant_id))
 
     @put(

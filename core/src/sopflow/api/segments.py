@@ -39,7 +39,7 @@ class SegmentController(Controller):
 
     @get("/", sync_to_thread=True, summary="List saved segments", guards=[needs("read")])
     def list_segments(self, request: Request, auth: NamedDependency[Auth]) -> list[dict[str, Any]]:
-        with sopflow_app(request).tx() as s:
+        with sopflow_app(request).read() as s:
             return [
                 segment_to_dict(x)
                 for x in s.scalars(
@@ -63,7 +63,7 @@ class SegmentController(Controller):
 
     @get("/{segment_id:int}", sync_to_thread=True, summary="One segment", guards=[needs("read")])
     def get_one(self, request: Request, auth: NamedDependency[Auth], segment_id: Id) -> dict[str, Any]:
-        with sopflow_app(request).tx() as s:
+        with sopflow_app(request).read() as s:
             return segment_to_dict(get_segment(s, auth.tenant_id, segment_id))
 
     @delete("/{segment_id:int}", sync_to_thread=True, summary="Delete a segment", guards=[needs("admin")])

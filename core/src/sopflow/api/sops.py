@@ -89,7 +89,7 @@ class SopController(Controller):
 
     @get("/", sync_to_thread=True, summary="List SOPs", guards=[needs("read")])
     def list_sops(self, request: Request, auth: NamedDependency[Auth]) -> list[dict[str, Any]]:
-        with sopflow_app(request).tx() as s:
+        with sopflow_app(request).read() as s:
             return [
                 sop_to_dict(s, x)
                 for x in s.scalars(sa.select(Sop).where(Sop.tenant_id == auth.tenant_id).order_by(Sop.id))
@@ -110,7 +110,7 @@ class SopController(Controller):
         guards=[needs("read")],
     )
     def get_one(self, request: Request, auth: NamedDependency[Auth], sop_id: Id) -> dict[str, Any]:
-        with sopflow_app(request).tx() as s:
+        with sopflow_app(request).read() as s:
             return sop_to_dict(s, get_sop(s, auth.tenant_id, sop_id))
 
     @patch(
@@ -134,7 +134,7 @@ class SopController(Controller):
         guards=[needs("read")],
     )
     def versions(self, request: Request, auth: NamedDependency[Auth], sop_id: Id) -> list[dict[str, Any]]:
-        with sopflow_app(request).tx() as s:
+        with sopflow_app(request).read() as s:
             get_sop(s, auth.tenant_id, sop_id)
             rows = s.scalars(
                 sa.select(SopVersion).where(SopVersion.sop_id == sop_id).order_by(SopVersion.version)
@@ -187,7 +187,7 @@ class SopController(Controller):
         guards=[needs("read")],
     )
     def stats(self, request: Request, auth: NamedDependency[Auth], sop_id: Id) -> dict[str, Any]:
-        with sopflow_app(request).tx() as s:
+        with sopflow_app(request).read() as s:
             return sop_stats(s, get_sop(s, auth.tenant_id, sop_id))
 
     @get(
@@ -210,7 +210,7 @@ class SopController(Controller):
         )
         if status is not None:
             query = query.where(Enrollment.status == status)
-        with sopflow_app(request).tx() as s:
+        with sopflow_app(request).read() as s:
             get_sop(s, auth.tenant_id, sop_id)
             rows, next_cursor = page(s, query, Enrollment.id, cursor, limit)
             nxt = dict(
@@ -285,7 +285,7 @@ class TouchController(Controller):
                 except ValueError as exc:
                     raise InvalidInput([(name, str(exc))]) from None
                 query = query.where(Touch.due_at >= when if op == "ge" else Touch.due_at < when)
-        with sopflow_app(request).tx() as s:
+        with sopflow_app(request).read() as s:
             rows, next_cursor = page(s, query, Touch.id, cursor, limit)
             return {"items": [touch_to_dict(t) for t in rows], "next_cursor": next_cursor}
 

@@ -26,7 +26,7 @@ class StaffController(Controller):
 
     @get("/", sync_to_thread=True, summary="List staff members", guards=[needs("read")])
     def list_staff(self, request: Request, auth: NamedDependency[Auth]) -> list[dict[str, Any]]:
-        with sopflow_app(request).tx() as s:
+        with sopflow_app(request).read() as s:
             return [
                 staff_to_dict(m)
                 for m in s.scalars(
@@ -65,7 +65,7 @@ class StaffController(Controller):
 
     @get("/{staff_id:int}", sync_to_thread=True, summary="One staff member", guards=[needs("read")])
     def get_one(self, request: Request, auth: NamedDependency[Auth], staff_id: Id) -> dict[str, Any]:
-        with sopflow_app(request).tx() as s:
+        with sopflow_app(request).read() as s:
             return staff_to_dict(self._get(s, auth, staff_id))
 
     @patch("/{staff_id:int}", sync_to_thread=True, summary="Rename a staff member", guards=[needs("admin")])

@@ -49,7 +49,7 @@ class TenantController(Controller):
 
     @get("/current", sync_to_thread=True, summary="The tenant of the calling key", guards=[needs("read")])
     def current(self, request: Request, auth: NamedDependency[Auth]) -> dict[str, Any]:
-        with sopflow_app(request).tx() as s:
+        with sopflow_app(request).read() as s:
             return tenant_to_dict(s.get(Tenant, auth.tenant_id))  # type: ignore[arg-type]
 
     @patch(
@@ -106,7 +106,7 @@ class ApiKeyController(Controller):
         guards=[needs("admin")],
     )
     def list_keys(self, request: Request, auth: NamedDependency[Auth]) -> list[dict[str, Any]]:
-        with sopflow_app(request).tx() as s:
+        with sopflow_app(request).read() as s:
             rows = s.scalars(sa.select(ApiKey).where(ApiKey.tenant_id == auth.tenant_id).order_by(ApiKey.id))
             return [key_to_dict(k) for k in rows]
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sopflow.clock import Clock
 from sopflow.config_cache import cached
 from sopflow.credentials import CredentialBox
+from sopflow.db import read_only
 from sopflow.failure_log import FailureLog
 from sopflow.models import TenantPlugin
 from sopflow.plugins import PluginSystem
@@ -101,6 +102,13 @@ class EngineContext:
     def tx(self) -> Iterator[Session]:
         """One transaction: committed on success, rolled back on any error."""
         with self.sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """One read-only transaction (``sopflow.db.read_only``): for reads that
+        write nothing — API GETs, the API-key lookup."""
+        with read_only(self.sessions) as session:
             yield session
 
     def now(self) -> datetime:
