@@ -178,9 +178,8 @@ def _claim(
 
     def cap_for(touch: Any, step: dict[str, Any]) -> int:
         if touch.tenant_id not in caps:
-            caps[touch.tenant_id] = _daily_cap(session, touch.tenant_id)
-        cap = caps[touch.tenant_id]
-        return min([cap, *((channel_caps or {}).get(ch, cap) for ch in _push_channels(step))])
+            caps[touch.tenant_id] = tenant_daily_cap(session, touch.tenant_id)
+        return step_daily_cap(caps[touch.tenant_id], step, channel_caps)
 
     def claim(touch: Any, change: dict[str, Any]) -> None:
         change["status"] = TouchStatus.CLAIMED
@@ -233,24 +232,21 @@ def _claim(
             if first[key][0] != touch.id:  # the customer's second touch today: its own upsert
                 granted |= take_slots(session, {key: (touch.id, touch.tenant_id, cap_for(touch, step))})
             if touch.id not in granted:
-                planned_local = touch.planned_at.astimezone(tz).strftime("%H:%M")
-                defer(change, max(local_at(day + timedelta(days=1), planned_local, tz), now), "customer_cap")
+                defer(change, cap_retry_at(touch.planned_at, day, tz, now), "customer_cap")
                 continue
             change["outcome"] = {**change["outcome"], "cap_day": day.isoformat()}
-            step_caps = periods.caps_of_step(_push_channels(step), period_caps)
+            step_caps = periods.caps_of_step(push_channels(step), period_caps)
             refused = step_caps and periods.over_period_cap(session, touch.customer_id, day, step_caps)
         else:
             refused = None
         if refused:
             _give_back_day(session, touch, change, day)
-            planned_local = touch.planned_at.astimezone(tz).strftime("%H:%M")
-            until = local_at(periods.next_period_start(day, refused), planned_local, tz)
-            defer(change, max(until, now), f"customer_{refused}_cap")
+            defer(change, cap_retry_at(touch.planned_at, day, tz, now, refused), f"customer_{refused}_cap")
             continue
         batch = definition.get("batch")
         if batch:
             interval = parse_duration(batch["interval"])
-            window = _window_start(now, interval)
+            window = window_start(now, interval)
             if not take_slot(
                 session,
                 BatchWindow.__table__,
@@ -265,6 +261,21 @@ def _claim(
         claim(touch, change)
     order = {touch.id: i for i, touch in enumerate(touches)}
     return sorted(claimed, key=order.__getitem__)
+
+
+def step_daily_cap(tenant_cap: int, step: dict[str, Any], channel_caps: Mapping[str, int] | None) -> int:
+    """A step's daily cap: the tenant's, or a stricter one its channels declare."""
+    return min([tenant_cap, *((channel_caps or {}).get(ch, tenant_cap) for ch in push_channels(step))])
+
+
+def cap_retry_at(
+    planned_at: datetime, day: date, tz: ZoneInfo, now: datetime, period: str = "day"
+) -> datetime:
+    """When a touch a cap held back on local ``day`` is due again: the first day of
+    the next day, week or month at its planned local time (never before ``now``)."""
+    planned_local = planned_at.astimezone(tz).strftime("%H:%M")
+    following = day + timedelta(days=1) if period == "day" else periods.next_period_start(day, period)
+    return max(local_at(following, planned_local, tz), now)
 
 
 def _give_back_day(session: Session, touch: Any, change: dict[str, Any], day: date) -> None:
@@ -308,7 +319,8 @@ def _slots_statement(dialect: str, cap: int) -> Any:
     )
 
 
-def _push_channels(step: dict[str, Any]) -> set[str]:
+def push_channels(step: dict[str, Any]) -> set[str]:
+    """The channels a step's actions go out on."""
     return {a["channel"] for a in step["actions"] if a.get("channel")}
 
 
@@ -332,13 +344,15 @@ def defer(change: dict[str, Any], until: datetime, reason: str) -> None:
     change["defer_reason"] = reason
 
 
-def _daily_cap(session: Session, tenant_id: int) -> int:
+def tenant_daily_cap(session: Session, tenant_id: int) -> int:
+    """The tenant's ``customer_daily_push_cap`` (default 1)."""
     tenant = session.get(Tenant, tenant_id)
     value = (tenant.settings or {}).get("customer_daily_push_cap") if tenant else None
     return int(value) if value else DEFAULT_DAILY_CAP
 
 
-def _window_start(now: datetime, interval: timedelta) -> datetime:
+def window_start(now: datetime, interval: timedelta) -> datetime:
+    """The start of the batch window of length ``interval`` holding ``now``."""
     seconds = int(interval.total_seconds())
     epoch = int(now.timestamp())
     return datetime.fromtimestamp(epoch - epoch % seconds, tz=UTC)
