@@ -88,22 +88,30 @@ def _load(session: Session, ctx: EngineContext, tenant_id: int) -> _State:
     now = ctx.now()
     state = _State(tenant_id, tenant_timezone(session, tenant_id), now)
     e, t = Enrollment.__table__, Touch.__table__
-    rows = session.execute(
-        sa.select(e.c.id, e.c.timezone, SopVersion.definition)
-        .join(SopVersion, SopVersion.id == e.c.sop_version_id)
-        .where(e.c.tenant_id == tenant_id, e.c.status == "active")
+    active = sa.and_(e.c.tenant_id == tenant_id, e.c.status == "active")
+    # each version's definition once (shared, read only), not once per enrolment
+    versions = sa.select(e.c.sop_version_id).where(active).distinct().scalar_subquery()
+    query = sa.select(SopVersion.id, SopVersion.definition).where(SopVersion.id.in_(versions))
+    definitions = dict(session.execute(query).all())
+    rows = session.execute(sa.select(e.c.id, e.c.timezone, e.c.sop_version_id).where(active))
+    state.enrollments = {i: SimEnrollment(i, zone, definitions[v]) for i, zone, v in rows}
+    # a touch holds a day's slot (``cap_day``) only once claimed: only those outcomes are read
+    held = dict(
+        session.execute(
+            sa.select(t.c.id, t.c.outcome)
+            .join(e, e.c.id == t.c.enrollment_id)
+            .where(active, t.c.status == TouchStatus.SCHEDULED, t.c.attempts > 0)
+        ).all()
     )
-    state.enrollments = {i: SimEnrollment(i, zone, definition) for i, zone, definition in rows}
-    active = e.c.status == "active"
     for row in session.execute(
         sa.select(t.c.id, t.c.sop_id, t.c.enrollment_id, t.c.customer_id, t.c.step_index)
-        .add_columns(t.c.planned_at, t.c.due_at, t.c.status, t.c.outcome, t.c.sent_at)
+        .add_columns(t.c.planned_at, t.c.due_at, t.c.status, t.c.sent_at)
         .join(e, e.c.id == t.c.enrollment_id)
         .where(t.c.tenant_id == tenant_id, active)
         .order_by(t.c.id)
     ):
         if row.status == TouchStatus.SCHEDULED:
-            cap_day = (row.outcome or {}).get("cap_day")
+            cap_day = (held.get(row.id) or {}).get("cap_day")
             state.touches.append(
                 SimTouch(*row[:5], planned_at=row.planned_at, due_at=row.due_at, cap_day=cap_day)
             )
@@ -193,33 +201,52 @@ class _Report:
 
     def __init__(self, state: _State, keep: Any) -> None:
         self.state, self.keep = state, keep
-        self.rows: dict[tuple[date, Any], dict[str, Any]] = {}
+        self.rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.steps: dict[tuple[int, int], tuple[str, str, bool]] = {}
+        self.days: dict[int, date] = {}
         self.quota: Counter[tuple[date, str]] = Counter()
         self.sent: list[Event] = []
         self.unsent: dict[int, SimTouch] = {}
 
+    def _step(self, touch: SimTouch) -> tuple[str, str, bool]:
+        """A step's channels, touchpoints and whether it counts for the caps, once per step."""
+        definition = self.state.enrollments[touch.enrollment_id].definition
+        memo = (id(definition), touch.step_index)
+        if memo not in self.steps:
+            step = definition["steps"][touch.step_index]
+            channels = ",".join(sorted(push_channels(step)))
+            touchpoints = ",".join(sorted({a["touchpoint"] for a in step["actions"] if a.get("touchpoint")}))
+            self.steps[memo] = (channels, touchpoints, counts_for_cap(step))
+        return self.steps[memo]
+
+    def _day(self, when: datetime) -> date:
+        """The local day, once per quarter hour: zones are whole quarter hours from UTC."""
+        quarter = int(when.timestamp()) // 900
+        day = self.days.get(quarter)
+        if day is None:
+            day = self.days[quarter] = local_day(when, self.state.tz)
+        return day
+
     def _row(self, when: datetime, touch: SimTouch) -> dict[str, Any]:
-        step = self.state.enrollments[touch.enrollment_id].definition["steps"][touch.step_index]
-        channels = sorted(push_channels(step))
-        touchpoints = sorted({a["touchpoint"] for a in step["actions"] if a.get("touchpoint")})
+        channels, touchpoints, _ = self._step(touch)
         staff = self.state.staff.get(touch.customer_id)
-        key = (touch.sop_id, touch.step_index, ",".join(channels), ",".join(touchpoints), staff)
-        day = local_day(when, self.state.tz)
-        return self.rows.setdefault(
-            (day, key),
-            {
+        day = self._day(when)
+        key = (day, touch.sop_id, touch.step_index, channels, touchpoints, staff)
+        row = self.rows.get(key)
+        if row is None:
+            row = self.rows[key] = {
                 "day": day.isoformat(),
                 "sop_id": touch.sop_id,
                 "step_index": touch.step_index,
-                "channel": ",".join(channels) or None,
-                "touchpoint": ",".join(touchpoints) or None,
+                "channel": channels or None,
+                "touchpoint": touchpoints or None,
                 "staff": staff,
                 "planned": 0,
                 "sent": 0,
                 "deferred": defaultdict(int),
                 "skipped": defaultdict(int),
-            },
-        )
+            }
+        return row
 
     def planned(self, touch: SimTouch) -> None:
         self._row(touch.planned_at, touch)["planned"] += 1
@@ -235,10 +262,10 @@ class _Report:
             row["sent"] += 1
             self.sent.append(event)
             self.unsent.pop(touch.id, None)
-            step = self.state.enrollments[touch.enrollment_id].definition["steps"][touch.step_index]
-            if counts_for_cap(step):
-                for channel in sorted(push_channels(step)) or ["-"]:
-                    self.quota[(local_day(event.at, self.state.tz), channel)] += 1
+            channels, _, counted = self._step(touch)
+            if counted:
+                for channel in channels.split(",") if channels else ["-"]:
+                    self.quota[(self._day(event.at), channel)] += 1
         elif event.kind == "deferred":
             row["deferred"][event.reason] += 1
         else:
@@ -269,7 +296,7 @@ class _Report:
         ]
         calendar = [
             {**row, "deferred": dict(row["deferred"]), "skipped": dict(row["skipped"])}
-            for _, row in sorted(self.rows.items(), key=lambda kv: (kv[0][0], str(kv[0][1])))
+            for _, row in sorted(self.rows.items(), key=lambda kv: (*kv[0][:5], kv[0][5] or ""))
         ]
         out: dict[str, Any] = {
             "from": now.isoformat(),

@@ -57,6 +57,8 @@ class SimTouch:
 
 @dataclass
 class SimEnrollment:
+    """An active enrolment: its zone and its version's definition (shared, read only)."""
+
     id: int
     timezone: str
     definition: dict[str, Any]
@@ -83,6 +85,7 @@ class Ledgers:
     windows: dict[tuple[int, datetime], int] = field(default_factory=dict)
 
     def period_used(self, customer_id: int, day: date, period: str) -> int:
+        """Counted pushes of the customer in the week or month holding ``day``."""
         start, end = periods.period_start(day, period), periods.next_period_start(day, period)
         return sum(n for (c, d), n in self.daily.items() if c == customer_id and start <= d < end)
 
@@ -154,8 +157,12 @@ def _claim(
     on_event: Callable[[Event], None],
 ) -> list[SimTouch]:
     """``claim._claim`` for one round, in its order: a cancelled enrolment, quiet
-    hours, the daily cap, the weekly and monthly caps, the batch window."""
+    hours, the daily cap, the weekly and monthly caps, the batch window.
+
+    Long because it mirrors ``claim._claim`` check for check, in the same order,
+    so the two can be read side by side."""
     claimed: list[SimTouch] = []
+    facts: dict[int, tuple[bool, int, dict[str, int]]] = {}  # per step: counted, daily cap, period caps
     for touch in sorted(batch, key=lambda t: (t.due_at, t.id)):
         enrollment = enrollments[touch.enrollment_id]
         if not enrollment.active:
@@ -169,17 +176,24 @@ def _claim(
             _defer(touch, quiet_until, "quiet_hours", now, on_event)
             continue
         step = definition["steps"][touch.step_index]
+        if id(step) not in facts:
+            facts[id(step)] = (
+                counts_for_cap(step),
+                step_daily_cap(rules.tenant_cap, step, rules.channel_caps),
+                periods.caps_of_step(push_channels(step), rules.period_caps),
+            )
+        counted, daily_cap, period_caps = facts[id(step)]
         day = local_day(now, enrollment.timezone)
-        needs_slot = counts_for_cap(step) and touch.cap_day != day.isoformat()
+        needs_slot = counted and touch.cap_day != day.isoformat()
         if needs_slot:
             key = (touch.customer_id, day)
-            if ledgers.daily.get(key, 0) >= step_daily_cap(rules.tenant_cap, step, rules.channel_caps):
+            if ledgers.daily.get(key, 0) >= daily_cap:
                 _defer(touch, cap_retry_at(touch.planned_at, day, tz, now), "customer_cap", now, on_event)
                 continue
             ledgers.daily[key] = ledgers.daily.get(key, 0) + 1
             touch.cap_day = day.isoformat()
             refused = None
-            for period, cap in periods.caps_of_step(push_channels(step), rules.period_caps).items():
+            for period, cap in period_caps.items():
                 if ledgers.period_used(touch.customer_id, day, period) > cap:
                     refused = period
                     break
@@ -195,7 +209,7 @@ def _claim(
             window = window_start(now, interval)
             wkey = (touch.sop_id, window)
             if ledgers.windows.get(wkey, 0) >= batch_rule["size"]:
-                if counts_for_cap(step) and touch.cap_day == day.isoformat():
+                if counted and touch.cap_day == day.isoformat():
                     ledgers.daily[(touch.customer_id, day)] -= 1
                     touch.cap_day = None
                 _defer(touch, window + interval, "batch", now, on_event)
