@@ -42,7 +42,8 @@ class ForecastController(Controller):
     ) -> dict[str, Any]:
         app = sopflow_app(request)
         with app.tx() as s:
-            return tenant_forecast(s, app, auth.tenant_id, days, touches=touches)
+            prepared = tenant_forecast(s, app, auth.tenant_id, days, touches=touches)
+        return prepared.run()  # outside the transaction: the replay holds no lock
 
     @post(
         "/sops/{sop_id:int}/forecast",
@@ -64,6 +65,6 @@ class ForecastController(Controller):
             definition = None
             if data.definition is not None:
                 definition = checked_definition(s, app, auth.tenant_id, data.definition, sop.id)
-            result = sop_forecast(s, app, sop, data.days, definition, touches=data.touches)
+            prepared = sop_forecast(s, app, sop, data.days, definition, touches=data.touches)
             s.rollback()  # read only: nothing the checks loaded may be flushed
-            return result
+        return prepared.run()  # outside the transaction: the replay holds no lock

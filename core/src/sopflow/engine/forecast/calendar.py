@@ -40,12 +40,33 @@ MAX_LISTED = 10_000
 SLIP = timedelta(days=1)
 
 
+class Prepared:
+    """A forecast's rows, loaded: ``run()`` replays them.  Call it after the
+    transaction that loaded them, so the replay holds no database lock (on
+    SQLite every transaction takes the write lock)."""
+
+    def __init__(self, state: _State, rules: Rules, days: int, keep: Any, touches: bool) -> None:
+        self.state, self.rules, self.days, self.keep, self.touches = state, rules, days, keep, touches
+        self.extra: dict[str, Any] = {}
+
+    def run(self) -> dict[str, Any]:
+        """The forecast's answer (docs/forecast.md)."""
+        state, until = self.state, horizon(self.state.now, self.days)
+        report = _Report(state, self.keep)
+        for t in state.touches:
+            if self.keep(t.sop_id) and state.now <= t.planned_at < until:
+                report.planned(t)
+        rules, ledgers, sent_before = self.rules, state.ledgers, state.sent_before
+        replay(state.touches, state.enrollments, ledgers, rules, state.now, until, sent_before, report.add)
+        return {**self.extra, **report.result(state.now, until, self.days, self.touches)}
+
+
 def tenant_forecast(
     session: Session, ctx: EngineContext, tenant_id: int, days: int, *, touches: bool = False
-) -> dict[str, Any]:
+) -> Prepared:
     """``GET /api/v1/forecast``: every started SOP and journey reminder."""
     state = _load(session, ctx, tenant_id)
-    return _run(session, ctx, state, days, keep=lambda sop_id: True, touches=touches)
+    return Prepared(state, _rules(session, ctx, state), days, lambda sop_id: True, touches)
 
 
 def sop_forecast(
@@ -56,7 +77,7 @@ def sop_forecast(
     definition: dict[str, Any] | None,
     *,
     touches: bool = False,
-) -> dict[str, Any]:
+) -> Prepared:
     """``POST /api/v1/sops/{id}/forecast``: this SOP's touches, competing with the rest.
     ``definition`` (checked by the caller) or a draft SOP: enrolled now on today's audience."""
     state = _load(session, ctx, sop.tenant_id)
@@ -68,8 +89,11 @@ def sop_forecast(
                 )
             )
         _as_if_started(session, ctx, state, sop, definition)
-    out = _run(session, ctx, state, days, keep=lambda sop_id: sop_id == sop.id, touches=touches)
-    return {"sop_id": sop.id, "as_if_started_now": definition is not None or sop.status != "started", **out}
+    this = sop.id  # read now: the SOP object is not used after the transaction
+    prepared = Prepared(state, _rules(session, ctx, state), days, lambda sop_id: sop_id == this, touches)
+    as_if = definition is not None or sop.status != "started"
+    prepared.extra = {"sop_id": this, "as_if_started_now": as_if}
+    return prepared
 
 
 class _State:
@@ -176,24 +200,14 @@ def _as_if_started(
         next_enrollment -= 1
 
 
-def _run(
-    session: Session, ctx: EngineContext, state: _State, days: int, *, keep: Any, touches: bool
-) -> dict[str, Any]:
-    until = horizon(state.now, days)
-    rules = Rules(
+def _rules(session: Session, ctx: EngineContext, state: _State) -> Rules:
+    return Rules(
         tenant_daily_cap(session, state.tenant_id),
         daily_channel_caps(ctx.plugins.registry),
         period_channel_caps(ctx.plugins.registry),
         ctx.settings.deliver_batch,
         frozenset(c for c, staff in state.staff.items() if staff is None),
     )
-    report = _Report(state, keep)
-    for t in state.touches:
-        if keep(t.sop_id) and state.now <= t.planned_at < until:
-            report.planned(t)
-    ledgers, sent_before = state.ledgers, state.sent_before
-    replay(state.touches, state.enrollments, ledgers, rules, state.now, until, sent_before, report.add)
-    return report.result(state.now, until, days, touches)
 
 
 class _Report:
