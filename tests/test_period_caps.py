@@ -146,3 +146,31 @@ def test_period_bounds(day, period, start, following):
     from sopflow.engine.delivery.period_caps import next_period_start, period_start
 
     assert (period_start(day, period), next_period_start(day, period)) == (start, following)
+
+
+def test_the_forecast_shows_the_monthly_cap_and_equals_the_run(app_with, manual_clock):  # noqa: F811
+    from datetime import timedelta
+
+    app, api = capped_app(app_with, 2, "month")
+    rule = {"tags": {"any_of": ["m"]}}
+    create_sop(api, "log", {"kind": "nurture", "target": {"rule": rule}, "steps": steps("log", range(1, 3))})
+    create_sop(
+        api, "cap", {"kind": "nurture", "target": {"rule": rule}, "steps": steps("capped", range(20, 25))}
+    )
+    customers = [add_customer(api, f"wm-{i}", tags=["m"]) for i in range(3)]
+    run_to(app, manual_clock, manual_clock.now())
+    body = api.get("/api/v1/forecast?days=90&touches=true").json()
+    until = manual_clock.now() + timedelta(days=90)
+    run_to(app, manual_clock, until)
+    actual = sorted(
+        (t.customer_id, t.sop_id, t.step_index, t.sent_at.isoformat())
+        for c in customers
+        for t in touches(app, customer_id=c)
+        if t.sent_at is not None
+    )
+    predicted = sorted(
+        (t["customer_id"], t["sop_id"], t["step_index"], t["sends_at"]) for t in body["touches"]
+    )
+    assert predicted == actual and len(actual) == 21
+    reasons = {r for row in body["calendar"] for r in row["deferred"]}
+    assert "customer_month_cap" in reasons
