@@ -278,12 +278,13 @@ def test_settings_records_refuse_bad_declarations():
     assert Setting("token", secret=True, example="real-token").json_schema()["examples"] == ["***"]
 
 
-def test_a_customer_cap_is_per_day_and_a_longer_period_is_refused():
+def test_a_customer_cap_counts_per_day_week_or_month_and_another_period_is_refused():
     from sopflow_sdk import CustomerCap
 
     assert CustomerCap(3).period == "day"
-    with pytest.raises(ValueError, match="per local day"):
-        CustomerCap(1, "week")  # type: ignore[arg-type]
+    assert CustomerCap(1, "week").period == "week" and CustomerCap(4, "month").period == "month"
+    with pytest.raises(ValueError, match="day, week, month"):
+        CustomerCap(1, "year")  # type: ignore[arg-type]
 
 
 # -- the test kit runs time forward ---------------------------------------------------------------------

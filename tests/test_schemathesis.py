@@ -78,6 +78,8 @@ ROW_CHECKS: dict[str, re.Pattern[str]] = {
     "POST /api/v1/pipelines": re.compile(r"stages\[\d+\]\.name"),
     "POST /api/v1/pipelines/{pipeline_id}/stages": re.compile(r"name"),
     "PATCH /api/v1/stages/{stage_id}": re.compile(r"name"),
+    # the SOP to compare with is another one than the path's
+    "GET /api/v1/sops/{sop_id}/compare": re.compile(r"other"),
 }
 #: Not yet in the schema: the rule language's JSON shape (segments, previews,
 #: SOP definitions, journeys take it as a free object the server parses).
@@ -86,6 +88,7 @@ RULE_SHAPES = {
     "POST /api/v1/segments/preview": re.compile(r"rule.*", re.S),
     "POST /api/v1/sops": re.compile(r"definition.*", re.S),
     "PATCH /api/v1/sops/{sop_id}": re.compile(r"definition.*", re.S),
+    "POST /api/v1/sops/{sop_id}/forecast": re.compile(r"definition.*", re.S),
     "POST /api/v1/journeys": re.compile(r".*", re.S),
     "PATCH /api/v1/journeys/{journey_id}": re.compile(r".*", re.S),
     # keyword rules list every problem at once, which msgspec (first error only) would not

@@ -26,25 +26,32 @@ ATTACHMENT_KINDS: tuple[str, ...] = get_args(AttachmentKind)
 MAX_ATTACHMENTS = 9
 
 
+CapPeriod = Literal["day", "week", "month"]
+#: The periods a customer cap may count over (local day, ISO week from Monday, calendar month).
+CAP_PERIODS: tuple[str, ...] = get_args(CapPeriod)
+
+
 def _check_period(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if value != "day":
+    if value not in CAP_PERIODS:
         raise ValueError(
-            f"CustomerCap(period={value!r}): the engine counts pushes per customer per local day "
-            "and enforces nothing longer; declare the provider's daily limit, CustomerCap(count, 'day')"
+            f"CustomerCap(period={value!r}): the engine counts pushes per customer per local "
+            f"{', '.join(CAP_PERIODS)}; declare one of those, e.g. CustomerCap(count, 'day')"
         )
 
 
 @attrs.frozen
 class CustomerCap:
     """At most ``count`` counted pushes (private-chat sends, forwarded staff
-    reminders) to one customer per local day, on any channel, while a step on
-    this channel is due; the engine defers the rest to the next day.
+    reminders) to one customer per ``period``, on any channel, while a step on
+    this channel is due; the engine defers the rest to the next period.
 
-    ``period`` is always ``"day"``: the engine counts per local day and a longer
-    period is refused here rather than silently not enforced."""
+    ``period`` is the customer's local ``"day"``, ISO ``"week"`` (Monday to
+    Sunday) or calendar ``"month"``, in the enrolment's time zone (the
+    customer's, else the tenant's).  A touch held back by a weekly or monthly
+    cap waits for the first day of the next period at its planned local time."""
 
     count: int
-    period: Literal["day"] = attrs.field(default="day", validator=_check_period)
+    period: CapPeriod = attrs.field(default="day", validator=_check_period)
 
 
 @attrs.frozen

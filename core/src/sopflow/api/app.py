@@ -27,6 +27,7 @@ from sopflow.api.clock import ClockController
 from sopflow.api.customers import CustomerController
 from sopflow.api.events import EventController
 from sopflow.api.fields import FieldController
+from sopflow.api.forecast import ForecastController
 from sopflow.api.journeys import JourneyController
 from sopflow.api.keyword_rules import KeywordRuleController
 from sopflow.api.nesting import nesting_guard
@@ -60,6 +61,7 @@ CONTROLLERS = [
     SopController,
     EnrollmentController,
     TouchController,
+    ForecastController,
 ]
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import sqlalchemy as sa
 from litestar import Controller, Request, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import JSONBody
+from litestar.params import JSONBody, Parameter
 
 from sopflow.api.auth import Auth, needs, sopflow_app
 from sopflow.api.params import Id, Limit, OptionalCursor, OptionalId, OptionalInstant
@@ -29,11 +29,17 @@ from sopflow.engine.sops.manage import (
     touch_to_dict,
     update_sop,
 )
-from sopflow.engine.sops.stats import sop_stats
+from sopflow.engine.sops.stats import sop_comparison, sop_stats
 from sopflow.errors import Conflict, InvalidInput
 from sopflow.models import Enrollment, Sop, SopVersion, Touch
 from sopflow.models.touch_status import TouchStatus
 from sopflow.pagination import page
+
+#: The conversion window of a comparison, in days (default: the first SOP's goal window).
+WindowDays = Annotated[
+    int | None,
+    Parameter(ge=1, le=365, description="count conversions within this many days of enrolling (1 to 365)"),
+]
 
 
 class SopCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -73,6 +79,7 @@ def enrollment_to_dict(e: Enrollment, next_touch: Any = None) -> dict[str, Any]:
         "end_reason": e.end_reason,
         "flowed_from_id": e.flowed_from_id,
         "converted_at": e.converted_at.isoformat() if e.converted_at else None,
+        "arm": e.arm,
         "next_touch_at": next_touch.isoformat() if next_touch else None,
     }
 
@@ -189,6 +196,26 @@ class SopController(Controller):
     def stats(self, request: Request, auth: NamedDependency[Auth], sop_id: Id) -> dict[str, Any]:
         with sopflow_app(request).read() as s:
             return sop_stats(s, get_sop(s, auth.tenant_id, sop_id))
+
+    @get(
+        "/{sop_id:int}/compare",
+        sync_to_thread=True,
+        summary="Compare this SOP with another (say one per staff group): rates, 95% intervals, z-test",
+        guards=[needs("read")],
+    )
+    def compare(
+        self,
+        request: Request,
+        auth: NamedDependency[Auth],
+        sop_id: Id,
+        other: Id,
+        days: WindowDays = None,
+    ) -> dict[str, Any]:
+        if other == sop_id:
+            raise InvalidInput([("other", "give another SOP's id to compare with")])
+        with sopflow_app(request).tx() as s:
+            sops = [get_sop(s, auth.tenant_id, sop_id), get_sop(s, auth.tenant_id, other)]
+            return sop_comparison(s, sops, days)
 
     @get(
         "/{sop_id:int}/enrollments",

@@ -95,6 +95,8 @@ class EngineContext:
         self.channels: dict[tuple[int, Any], Any] = {}
         #: each channel's declared per-customer daily cap, built on first use
         self.channel_caps: dict[str, int] | None = None
+        #: each channel's declared weekly or monthly per-customer cap, likewise
+        self.period_caps: dict[str, dict[str, int]] | None = None
         #: failures logged once per class per interval (outages must not flood the log)
         self.failures = FailureLog(settings.failure_log_interval)
 

@@ -72,6 +72,8 @@ class Enrollment(SQLModel, table=True):
     #: re-entry is edge-triggered: set once the target rule was seen false after this enrolment ended
     rearmed: bool = False
     converted_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime))
+    #: the random split's arm the customer was assigned (``engine.sops.arms``); None without a split
+    arm: str | None = Field(default=None, max_length=40)
 
 
 class Touch(SQLModel, table=True):

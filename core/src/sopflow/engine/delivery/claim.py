@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from sopflow.conditions import parse_duration
+from sopflow.engine.delivery import period_caps as periods
 from sopflow.engine.delivery import touch_rows
 from sopflow.engine.sops.schedule import local_at, local_day, outside_quiet_hours
 from sopflow.models import BatchWindow, Enrollment, SendQuota, SopVersion, Tenant
@@ -79,6 +80,7 @@ def claim_due_touches(
     max_in_flight: int | None = None,
     channel_caps: Mapping[str, int] | None = None,
     customer_id: int | None = None,
+    period_caps: Mapping[str, Mapping[str, int]] | None = None,
 ) -> list[int]:
     """Claim up to ``limit`` due touches (with ``customer_id``: of that customer,
     not taking over abandoned ones); returns the ids to deliver.
@@ -87,6 +89,8 @@ def claim_due_touches(
     out with workers, so a slow channel cannot make leases expire in the queue.
     ``channel_caps`` are the daily per-customer caps channels declare (WeCom: 1);
     a step on such a channel uses the lower of it and the tenant's cap.
+    ``period_caps`` are the weekly and monthly ones (``period_caps``), checked
+    once the daily slot is taken.
 
     The touches are rows, not ORM objects (``touch_rows``).
 
@@ -148,7 +152,7 @@ def claim_due_touches(
         )
     }
     changes: list[dict[str, Any]] = []
-    claimed = _claim(session, touches, enrollments, versions, now, lease, channel_caps, changes)
+    claimed = _claim(session, touches, enrollments, versions, now, lease, channel_caps, changes, period_caps)
     touch_rows.write(session, changes)
     return claimed
 
@@ -162,6 +166,7 @@ def _claim(
     lease: timedelta,
     channel_caps: Mapping[str, int] | None,
     changes: list[dict[str, Any]],
+    period_caps: Mapping[str, Mapping[str, int]] | None = None,
 ) -> list[int]:
     """Decide each touch's fate; its new columns go to ``changes`` (one UPDATE for all).
 
@@ -173,9 +178,8 @@ def _claim(
 
     def cap_for(touch: Any, step: dict[str, Any]) -> int:
         if touch.tenant_id not in caps:
-            caps[touch.tenant_id] = _daily_cap(session, touch.tenant_id)
-        cap = caps[touch.tenant_id]
-        return min([cap, *((channel_caps or {}).get(ch, cap) for ch in _push_channels(step))])
+            caps[touch.tenant_id] = tenant_daily_cap(session, touch.tenant_id)
+        return step_daily_cap(caps[touch.tenant_id], step, channel_caps)
 
     def claim(touch: Any, change: dict[str, Any]) -> None:
         change["status"] = TouchStatus.CLAIMED
@@ -228,14 +232,21 @@ def _claim(
             if first[key][0] != touch.id:  # the customer's second touch today: its own upsert
                 granted |= take_slots(session, {key: (touch.id, touch.tenant_id, cap_for(touch, step))})
             if touch.id not in granted:
-                planned_local = touch.planned_at.astimezone(tz).strftime("%H:%M")
-                defer(change, max(local_at(day + timedelta(days=1), planned_local, tz), now), "customer_cap")
+                defer(change, cap_retry_at(touch.planned_at, day, tz, now), "customer_cap")
                 continue
             change["outcome"] = {**change["outcome"], "cap_day": day.isoformat()}
+            step_caps = periods.caps_of_step(push_channels(step), period_caps)
+            refused = step_caps and periods.over_period_cap(session, touch.customer_id, day, step_caps)
+        else:
+            refused = None
+        if refused:
+            _give_back_day(session, touch, change, day)
+            defer(change, cap_retry_at(touch.planned_at, day, tz, now, refused), f"customer_{refused}_cap")
+            continue
         batch = definition.get("batch")
         if batch:
             interval = parse_duration(batch["interval"])
-            window = _window_start(now, interval)
+            window = window_start(now, interval)
             if not take_slot(
                 session,
                 BatchWindow.__table__,
@@ -243,15 +254,35 @@ def _claim(
                 {},
                 batch["size"],
             ):
-                if counts_for_cap(step):  # the slot it took (or held) is given back
-                    slot = {"customer_id": touch.customer_id, "day": day}
-                    give_back(session, SendQuota.__table__, slot)
-                    change["outcome"] = {k: v for k, v in change["outcome"].items() if k != "cap_day"}
+                if counts_for_cap(step):  # the slots it took (or held) are given back
+                    _give_back_day(session, touch, change, day)
                 defer(change, window + interval, "batch")
                 continue
         claim(touch, change)
     order = {touch.id: i for i, touch in enumerate(touches)}
     return sorted(claimed, key=order.__getitem__)
+
+
+def step_daily_cap(tenant_cap: int, step: dict[str, Any], channel_caps: Mapping[str, int] | None) -> int:
+    """A step's daily cap: the tenant's, or a stricter one its channels declare."""
+    return min([tenant_cap, *((channel_caps or {}).get(ch, tenant_cap) for ch in push_channels(step))])
+
+
+def cap_retry_at(
+    planned_at: datetime, day: date, tz: ZoneInfo, now: datetime, period: str = "day"
+) -> datetime:
+    """When a touch a cap held back on local ``day`` is due again: the first day of
+    the next day, week or month at its planned local time (never before ``now``)."""
+    planned_local = planned_at.astimezone(tz).strftime("%H:%M")
+    following = day + timedelta(days=1) if period == "day" else periods.next_period_start(day, period)
+    return max(local_at(following, planned_local, tz), now)
+
+
+def _give_back_day(session: Session, touch: Any, change: dict[str, Any], day: date) -> None:
+    """Return the daily-cap slot the touch took (or held) for ``day``, if any."""
+    if change["outcome"].get("cap_day") == day.isoformat():
+        give_back(session, SendQuota.__table__, {"customer_id": touch.customer_id, "day": day})
+        change["outcome"] = {k: v for k, v in change["outcome"].items() if k != "cap_day"}
 
 
 def take_slots(session: Session, wanted: Mapping[tuple[int, date], tuple[int, int, int]]) -> set[int]:
@@ -288,17 +319,19 @@ def _slots_statement(dialect: str, cap: int) -> Any:
     )
 
 
-def _push_channels(step: dict[str, Any]) -> set[str]:
+def push_channels(step: dict[str, Any]) -> set[str]:
+    """The channels a step's actions go out on."""
     return {a["channel"] for a in step["actions"] if a.get("channel")}
 
 
 def daily_channel_caps(registry: Any) -> dict[str, int]:
     """Channel name → the per-customer daily cap its capabilities declare
-    (``customer_cap``; its period is always a day)."""
+    (``customer_cap`` with period ``day``; weekly and monthly ones are
+    ``period_caps.period_channel_caps``')."""
     out: dict[str, int] = {}
     for reg in registry.all("register_channels"):
         cap = reg.spec.capabilities.customer_cap
-        if cap is not None:
+        if cap is not None and cap.period == "day":
             out[reg.spec.name] = cap.count
     return out
 
@@ -311,13 +344,15 @@ def defer(change: dict[str, Any], until: datetime, reason: str) -> None:
     change["defer_reason"] = reason
 
 
-def _daily_cap(session: Session, tenant_id: int) -> int:
+def tenant_daily_cap(session: Session, tenant_id: int) -> int:
+    """The tenant's ``customer_daily_push_cap`` (default 1)."""
     tenant = session.get(Tenant, tenant_id)
     value = (tenant.settings or {}).get("customer_daily_push_cap") if tenant else None
     return int(value) if value else DEFAULT_DAILY_CAP
 
 
-def _window_start(now: datetime, interval: timedelta) -> datetime:
+def window_start(now: datetime, interval: timedelta) -> datetime:
+    """The start of the batch window of length ``interval`` holding ``now``."""
     seconds = int(interval.total_seconds())
     epoch = int(now.timestamp())
     return datetime.fromtimestamp(epoch - epoch % seconds, tz=UTC)

@@ -37,6 +37,7 @@ from sopflow.engine.delivery.claim import give_back
 from sopflow.engine.delivery.outage_retry import retry_through_outage
 from sopflow.engine.delivery.outcomes import complete, record
 from sopflow.engine.delivery.sends import Outcome, build_sends, call_sends, to_staff
+from sopflow.engine.sops.arms import first_of_its_arm
 from sopflow.engine.sops.enrolment import ACTIVE
 from sopflow.engine.sops.lifecycle import end_actions, end_enrollment
 from sopflow.engine.sops.step_actions import changes_data as step_changes_data
@@ -264,7 +265,7 @@ def _reply_gate(
     """Reply wait: a step after a "wait for reply" step waits for a reply or the
     timeout; returns the touch's status when the gate decided it, else None."""
     s = batch.s
-    if touch.step_index == 0:
+    if first_of_its_arm(definition, touch.step_index):
         return None
     wait = definition["steps"][touch.step_index - 1].get("wait_for_reply")
     if not wait:

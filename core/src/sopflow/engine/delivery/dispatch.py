@@ -13,6 +13,7 @@ from sopflow.engine.customers.ingest import event_to_dict
 from sopflow.engine.delivery.claim import claim_due_touches, daily_channel_caps
 from sopflow.engine.delivery.claim_release import release_claims
 from sopflow.engine.delivery.deliver import deliver_touches
+from sopflow.engine.delivery.period_caps import period_channel_caps
 from sopflow.event_collector import collecting
 from sopflow.logging import get_logger
 from sopflow.outages import BROKER, DependencyUnavailable, dependency_of
@@ -24,6 +25,8 @@ def claim(ctx: EngineContext, limit: int, customer_id: int | None = None) -> lis
     """Claim up to ``limit`` due touches (of one customer when given) under a lease."""
     if ctx.channel_caps is None:
         ctx.channel_caps = daily_channel_caps(ctx.plugins.registry)
+    if ctx.period_caps is None:
+        ctx.period_caps = period_channel_caps(ctx.plugins.registry)
     with ctx.tx() as s:
         return claim_due_touches(
             s,
@@ -33,6 +36,7 @@ def claim(ctx: EngineContext, limit: int, customer_id: int | None = None) -> lis
             max_in_flight=ctx.settings.max_in_flight,
             channel_caps=ctx.channel_caps,
             customer_id=customer_id,
+            period_caps=ctx.period_caps,
         )
 
 

@@ -8,7 +8,8 @@ schedule, so the due times are computed once per zone with
 selection is the same one :func:`~sopflow.engine.sops.enrolment.enroll` applies to each
 customer: the target rule, sources and staff, and not the early-end rule (the entry guard),
 both through the rule compiler that is proven to agree with the evaluator.
-Customers who were enrolled before (re-entry) take the per-customer path.
+Customers who were enrolled before (re-entry) take the per-customer path, and
+so does every customer of an SOP with a random split (each arm has its own steps).
 """
 
 from __future__ import annotations
@@ -59,6 +60,11 @@ def enrol_window(
         ends = audience_filter(session, runtime.early_end, sop.tenant_id, now=now, tenant_timezone=tenant_tz)
         where = sa.and_(where, sa.not_(ends))
     enrolled = 0
+    if runtime.definition.get("arms"):
+        # each customer's arm (and so their steps) differs: the per-customer path
+        for (customer_id,) in session.execute(sa.select(customers.c.id).where(where)):
+            enrolled += int(fallback(customer_id))
+        return enrolled
     if runtime.definition.get("reentry"):
         for (customer_id,) in session.execute(sa.select(customers.c.id).where(where, seen_before)):
             enrolled += int(fallback(customer_id))

@@ -22,6 +22,7 @@ Shape::
      "on_early_end": {"tags_add": [..], "flow_to": <sop id>|null},
      "on_complete": {"tags_add": [..], "flow_to": <sop id>|null},
      "reentry": false,
+     "arms": [{"name": "a", "weight": 50, "steps": [...]}, ...] | absent,
      "goal": {"event_type": "order.paid"} | {"rule": <rule>} | null, "goal_window_days": 7}
 """
 
@@ -50,6 +51,8 @@ WELCOME_RULE = (
 )
 CATCH_UP = ("send_now", "next_day", "skip")
 MAX_STEPS = 100
+MAX_ARMS = 10
+ARM_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 MAX_DAY = 3650
 MAX_TEXT = 4000
 HHMM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
@@ -107,13 +110,19 @@ def validate_definition(
     if kind == "nurture" and out["target"]["rule"] is None and not out["target"]["sources"]:
         problems.append(("target.rule", "a nurture SOP needs an audience: give a rule or sources"))
 
-    steps = raw.get("steps")
-    if not isinstance(steps, list) or not steps:
-        problems.append(("steps", "give at least one step"))
-        steps = []
-    if len(steps) > MAX_STEPS:
-        problems.append(("steps", f"at most {MAX_STEPS} steps"))
-    out["steps"] = [_step(i, s, problems, checks) for i, s in enumerate(steps)]
+    if raw.get("arms") is not None:
+        out["arms"] = _arms(raw["arms"], problems, checks)
+        out["steps"] = [step for arm in out["arms"] for step in arm["steps"]]
+        if "steps" in raw and _derived_steps_differ(raw["steps"], out["steps"], checks):
+            problems.append(("steps", "with arms, give each arm its steps: the top-level steps are derived"))
+    else:
+        steps = raw.get("steps")
+        if not isinstance(steps, list) or not steps:
+            problems.append(("steps", "give at least one step"))
+            steps = []
+        if len(steps) > MAX_STEPS:
+            problems.append(("steps", f"at most {MAX_STEPS} steps"))
+        out["steps"] = [_step(i, s, problems, checks) for i, s in enumerate(steps)]
     if kind != "new_customer" and any(
         a.get("touchpoint") == "welcome" for step in out["steps"] for a in step.get("actions", [])
     ):
@@ -198,6 +207,7 @@ def validate_definition(
         "on_early_end",
         "on_complete",
         "reentry",
+        "arms",
         "goal",
         "goal_window_days",
     }
@@ -206,6 +216,47 @@ def validate_definition(
     if problems:
         raise ConfigError(problems, subject="SOP definition")
     return out
+
+
+def _arms(raw: Any, problems: list[tuple[str, str]], checks: DefinitionChecks) -> list[dict[str, Any]]:
+    """A random split: 2 to 10 arms, each a unique name, a positive weight and its steps."""
+    if not isinstance(raw, list) or not 2 <= len(raw) <= MAX_ARMS:
+        problems.append(("arms", f"a list of 2 to {MAX_ARMS} arms {{name, weight, steps}}"))
+        return []
+    out: list[dict[str, Any]] = []
+    names: set[str] = set()
+    for k, arm in enumerate(raw):
+        p = f"arms[{k}]"
+        if not isinstance(arm, Mapping):
+            problems.append((p, "expected an arm object {name, weight, steps}"))
+            continue
+        name, weight, steps = arm.get("name"), arm.get("weight"), arm.get("steps")
+        if not isinstance(name, str) or not ARM_NAME.fullmatch(name):
+            problems.append((f"{p}.name", "a lower_snake_case name such as 'a' or 'short_copy'"))
+        elif name in names:
+            problems.append((f"{p}.name", f"{name!r} is used by another arm: give each arm its own name"))
+        names.add(name if isinstance(name, str) else "")
+        if not isinstance(weight, int | float) or isinstance(weight, bool) or not 0 < weight <= 1000:
+            problems.append((f"{p}.weight", "a positive number up to 1000 (an arm's share is weight / sum)"))
+        if not isinstance(steps, list) or not steps:
+            problems.append((f"{p}.steps", "give the arm at least one step"))
+            steps = []
+        for key in sorted(set(arm) - {"name", "weight", "steps"}):
+            problems.append((f"{p}.{key}", "unknown arm setting; an arm has name, weight and steps"))
+        checked = [_step(i, s, problems, checks, prefix=f"{p}.") for i, s in enumerate(steps)]
+        out.append({"name": name, "weight": weight, "steps": checked})
+    if sum(len(a["steps"]) for a in out) > MAX_STEPS:
+        problems.append(("arms", f"at most {MAX_STEPS} steps over all arms"))
+    return out
+
+
+def _derived_steps_differ(raw: Any, derived: list[dict[str, Any]], checks: DefinitionChecks) -> bool:
+    """A definition read back (``GET``) carries the derived steps: accepted when they
+    are the arms' steps, so a read definition can be saved again unchanged."""
+    if not isinstance(raw, list):
+        return True
+    scratch: list[tuple[str, str]] = []
+    return [_step(i, s, scratch, checks) for i, s in enumerate(raw)] != derived or bool(scratch)
 
 
 def _strings(value: Any, path: str, problems: list[tuple[str, str]]) -> list[str]:
@@ -267,8 +318,11 @@ def template(text: Any, path: str, problems: list[tuple[str, str]]) -> str:
     return text
 
 
-def _step(i: int, raw: Any, problems: list[tuple[str, str]], checks: DefinitionChecks) -> dict[str, Any]:
-    p = f"steps[{i}]"
+def _step(
+    i: int, raw: Any, problems: list[tuple[str, str]], checks: DefinitionChecks, prefix: str = ""
+) -> dict[str, Any]:
+    """One step; ``i`` is its index in its list (an arm's steps: ``prefix`` ``arms[k].``)."""
+    p = f"{prefix}steps[{i}]"
     if not isinstance(raw, Mapping):
         problems.append((p, "expected a step object"))
         return {}

@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session
 
 from sopflow.conditions import CustomerSnapshot, evaluate, parse, resolve_timezone, snapshot_customer
 from sopflow.config_cache import cached, frozen_copy
+from sopflow.engine.sops.arms import arm_names, assign_arm
 from sopflow.engine.sops.definition import HIDDEN_KIND
-from sopflow.engine.sops.schedule import planned_times
+from sopflow.engine.sops.schedule import arm_planned_times
 from sopflow.models import ChannelIdentity, Customer, Enrollment, Sop, SopVersion, Staff, Tenant, Touch
 from sopflow.models.touch_status import TouchStatus
 
@@ -147,6 +148,7 @@ def enroll(
     if flowed_from is None and runtime.ends_early(snapshot, now):
         return None  # the entry guard: matches entry and early end → not enrolled
     tz = resolve_timezone(customer.timezone, tenant_timezone)
+    arm = _arm_for(runtime, customer, previous)
     enrollment = Enrollment(
         tenant_id=sop.tenant_id,
         sop_id=sop.id,
@@ -158,6 +160,7 @@ def enroll(
         enrolled_at=now,
         flowed_from_id=flowed_from,
         depth=depth,
+        arm=arm,
     )
     try:
         with session.begin_nested():
@@ -171,11 +174,23 @@ def enroll(
     return enrollment
 
 
+def _arm_for(runtime: SopRuntime, customer: Customer, previous: list[Enrollment]) -> str | None:
+    """The customer's arm of a split SOP: the one of their last entry while the SOP
+    still has it, else the hash's (which gives the same unless the arms changed)."""
+    names = arm_names(runtime.definition)
+    if not names:
+        return None
+    if previous and previous[-1].arm in names:
+        return previous[-1].arm
+    return assign_arm(runtime.sop.id, customer.id, runtime.definition["arms"])
+
+
 def _touch_rows(runtime: SopRuntime, enrollment: Enrollment, now: datetime, tz: str) -> list[dict[str, Any]]:
-    """One touch row per step, due at its planned time (a step the catch-up policy
-    drops is ``skipped`` at once).  Inserted with one Core INSERT, not as Touch
-    objects: building and flushing those was the larger part of an enrolment
-    (whoever needs the touches reads them with a query)."""
+    """One touch row per step of the enrolment's arm (every step without a split),
+    due at its planned time (a step the catch-up policy drops is ``skipped`` at
+    once).  Inserted with one Core INSERT, not as Touch objects: building and
+    flushing those was the larger part of an enrolment (whoever needs the
+    touches reads them with a query)."""
     return [
         {
             "tenant_id": enrollment.tenant_id,
@@ -190,7 +205,7 @@ def _touch_rows(runtime: SopRuntime, enrollment: Enrollment, now: datetime, tz: 
             "deferrals": 0,
             "outcome": {} if due is not None else {"reason": "catch_up_skip"},
         }
-        for index, due in enumerate(planned_times(runtime.definition, now, tz))
+        for index, due in arm_planned_times(runtime.definition, enrollment.arm, now, tz)
     ]
 
 

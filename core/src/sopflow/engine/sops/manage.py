@@ -92,6 +92,14 @@ def create_sop(
     return sop
 
 
+def checked_definition(
+    session: Session, ctx: EngineContext, tenant_id: int, definition: Any, sop_id: int | None = None
+) -> dict[str, Any]:
+    """The normalised definition as saving it would store it (segments expanded),
+    or ``InvalidInput`` naming every problem; nothing is written."""
+    return _validated(session, ctx, tenant_id, definition, sop_id)
+
+
 def _validated(
     session: Session, ctx: EngineContext, tenant_id: int, definition: Any, sop_id: int | None = None
 ) -> dict[str, Any]:

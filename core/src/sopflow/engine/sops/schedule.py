@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sopflow.conditions import parse_duration
+from sopflow.engine.sops.arms import arm_range
 
 
 def local_at(day: date, hhmm: str, tz: ZoneInfo) -> datetime:
@@ -48,6 +49,17 @@ def planned_times(definition: dict[str, Any], enrolled_at: datetime, tz_name: st
             previous = due
         out.append(due)
     return out
+
+
+def arm_planned_times(
+    definition: dict[str, Any], arm: str | None, enrolled_at: datetime, tz_name: str
+) -> list[tuple[int, datetime | None]]:
+    """(step index, due time) for the steps of ``arm`` (every step without a
+    split): the arm's steps are scheduled as an SOP of their own."""
+    indexes = arm_range(definition, arm)
+    steps = definition["steps"][indexes.start : indexes.stop]
+    due = planned_times({**definition, "steps": steps}, enrolled_at, tz_name)
+    return list(zip(indexes, due, strict=True))
 
 
 def outside_quiet_hours(when: datetime, quiet: dict[str, str] | None, tz: ZoneInfo) -> datetime:

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from sopflow.engine.sops.manage import current_definition
+from sopflow.engine.sops.split_stats import compare_groups, group_counts
 from sopflow.models import Enrollment, Sop, Touch
 from sopflow.models.touch_status import OPEN, TouchStatus
 
@@ -49,7 +50,36 @@ def sop_stats(session: Session, sop: Sop) -> dict[str, Any]:
         "conversion_rate": round(converted / targeted, 4) if targeted else None,
         "goal_window_days": definition.get("goal_window_days"),
         "steps": _step_stats(session, sop.id, len(definition["steps"])),
+        "arms": arm_stats(session, sop, definition) if definition.get("arms") else None,
     }
+
+
+def arm_stats(session: Session, sop: Sop, definition: dict[str, Any]) -> list[dict[str, Any]]:
+    """A random split's arms (the current version's, in order, then any older
+    arm with enrolments), compared as ``split_stats`` does: the first arm is the
+    baseline; conversions count within the goal window."""
+    window = definition.get("goal_window_days") or 7
+    counts = group_counts(session, Enrollment.sop_id == sop.id, Enrollment.arm, window)
+    weights = {a["name"]: a["weight"] for a in definition["arms"]}
+    names = [*weights, *sorted(k for k in counts if k is not None and k not in weights)]
+    empty = {"enrolled": 0, "sent": 0, "replied": 0, "converted": 0}
+    groups = [({"arm": n, "weight": weights.get(n)}, counts.get(n, empty)) for n in names]
+    return compare_groups(groups)
+
+
+def sop_comparison(session: Session, sops: list[Sop], window_days: int | None) -> dict[str, Any]:
+    """Two or more SOPs (say one per staff group) compared like a split's arms:
+    the first is the baseline; conversions count within ``window_days`` (else
+    the first SOP's goal window)."""
+    definitions = [current_definition(session, sop) for sop in sops]
+    window = window_days or definitions[0].get("goal_window_days") or 7
+    counts = group_counts(session, Enrollment.sop_id.in_([s.id for s in sops]), Enrollment.sop_id, window)
+    empty = {"enrolled": 0, "sent": 0, "replied": 0, "converted": 0}
+    groups = [
+        ({"sop_id": sop.id, "name": sop.name, "staff": d["target"]["staff"]}, counts.get(sop.id, empty))
+        for sop, d in zip(sops, definitions, strict=True)
+    ]
+    return {"window_days": window, "groups": compare_groups(groups)}
 
 
 def _step_stats(session: Session, sop_id: int, step_count: int) -> list[dict[str, Any]]:

@@ -1,0 +1,1 @@
+"""The send calendar forecast (docs/forecast.md)."""
