@@ -41,7 +41,7 @@ class ForecastController(Controller):
         self, request: Request, auth: NamedDependency[Auth], days: Days = 40, touches: bool = False
     ) -> dict[str, Any]:
         app = sopflow_app(request)
-        with app.tx() as s:
+        with app.read() as s:
             prepared = tenant_forecast(s, app, auth.tenant_id, days, touches=touches)
         return prepared.run()  # outside the transaction: the replay holds no lock
 
@@ -60,7 +60,7 @@ class ForecastController(Controller):
         data: JSONBody[SopForecastRequest],
     ) -> dict[str, Any]:
         app = sopflow_app(request)
-        with app.tx() as s:
+        with app.read() as s:
             sop = get_sop(s, auth.tenant_id, sop_id)
             definition = None
             if data.definition is not None:

@@ -42,8 +42,8 @@ SLIP = timedelta(days=1)
 
 class Prepared:
     """A forecast's rows, loaded: ``run()`` replays them.  Call it after the
-    transaction that loaded them, so the replay holds no database lock (on
-    SQLite every transaction takes the write lock)."""
+    transaction that loaded them (a read-only one), so the replay holds no
+    database snapshot or lock while it runs."""
 
     def __init__(self, state: _State, rules: Rules, days: int, keep: Any, touches: bool) -> None:
         self.state, self.rules, self.days, self.keep, self.touches = state, rules, days, keep, touches
