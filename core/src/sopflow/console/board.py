@@ -53,11 +53,14 @@ def board_page(request: Request) -> Response[str]:
             .where(Journey.tenant_id == user.tenant_id)
             .order_by(Journey.id)
         ).all()
+        asked = _int(q.get("journey"), "journey")
+        if asked is not None:
+            get_journey(s, user.tenant_id, asked)  # another tenant's journey is a 404, not an empty board
         if not journeys:
             return page(
                 request, "board.html", journeys=[], view=None, staff=[], filters=filters, journey_id=None
             )
-        journey_id = _int(q.get("journey"), "journey") or journeys[0][0]
+        journey_id = asked or journeys[0][0]
         journey = get_journey(s, user.tenant_id, journey_id)
         view = board(
             s,

@@ -34,6 +34,7 @@ class ConsoleUser:
 
     @property
     def can_change(self) -> bool:
+        """Admin keys change; read keys only see."""
         return "admin" in self.scopes
 
     @property

@@ -47,46 +47,53 @@ def board(
         count_query = count_query.join(Customer, Customer.id == CustomerStage.customer_id).where(*filters)
     counts = dict(session.execute(count_query.group_by(CustomerStage.stage_id)).all())
     before = decode_cursor(cursor) if cursor else None
-    columns = []
-    for stage in stages:
-        query = (
-            sa.select(
-                Customer.id,
-                Customer.display_name,
-                Customer.source,
-                CustomerStage.entered_at,
-                Customer.owner_staff_id,
-            )
-            .join(CustomerStage, CustomerStage.customer_id == Customer.id)
-            .where(CustomerStage.pipeline_id == journey.pipeline_id, CustomerStage.stage_id == stage.id)
-            .where(*filters)
-            .order_by(Customer.id.desc())
-            .limit(limit + 1)
-        )
-        if before:
-            query = query.where(Customer.id < before)
-        rows = session.execute(query).all()
-        columns.append(
-            {
-                "id": stage.id,
-                "name": stage.name,
-                "position": stage.position,
-                "count": counts.get(stage.id, 0),
-                "customers": [
-                    {
-                        "id": r[0],
-                        "display_name": r[1],
-                        "source": r[2],
-                        "entered_at": r[3].isoformat(),
-                        "owner_staff_id": r[4],
-                    }
-                    for r in rows[:limit]
-                ],
-                "next_cursor": encode_cursor(rows[limit - 1][0]) if len(rows) > limit else None,
-            }
-        )
+    columns = [
+        {
+            "id": stage.id,
+            "name": stage.name,
+            "position": stage.position,
+            "count": counts.get(stage.id, 0),
+            **_column(session, journey.pipeline_id, stage.id, filters, limit, before),
+        }
+        for stage in stages
+    ]
     _add_card_details(session, [c for col in columns for c in col["customers"]])
     return {"journey_id": journey.id, "stages": columns}
+
+
+def _column(
+    session: Session, pipeline_id: int, stage_id: int, filters: list[Any], limit: int, before: int | None
+) -> dict[str, Any]:
+    """One page of a stage's cards (newest id first) and the cursor to the next."""
+    query = (
+        sa.select(
+            Customer.id,
+            Customer.display_name,
+            Customer.source,
+            CustomerStage.entered_at,
+            Customer.owner_staff_id,
+        )
+        .join(CustomerStage, CustomerStage.customer_id == Customer.id)
+        .where(CustomerStage.pipeline_id == pipeline_id, CustomerStage.stage_id == stage_id, *filters)
+        .order_by(Customer.id.desc())
+        .limit(limit + 1)
+    )
+    if before:
+        query = query.where(Customer.id < before)
+    rows = session.execute(query).all()
+    return {
+        "customers": [
+            {
+                "id": r[0],
+                "display_name": r[1],
+                "source": r[2],
+                "entered_at": r[3].isoformat(),
+                "owner_staff_id": r[4],
+            }
+            for r in rows[:limit]
+        ],
+        "next_cursor": encode_cursor(rows[limit - 1][0]) if len(rows) > limit else None,
+    }
 
 
 def _board_filters(tag: str | None, owner_staff_id: int | None, q: str | None) -> list[Any]:

@@ -16,6 +16,7 @@ from sopflow.pagination import page
 
 
 def enrollment_to_dict(e: Enrollment, next_touch: datetime | None = None) -> dict[str, Any]:
+    """An enrolment as the API shows it, with its next scheduled touch."""
     return {
         "id": e.id,
         "sop_id": e.sop_id,
