@@ -15,6 +15,7 @@ from sopflow.console.sessions import current_user, may_change
 from sopflow.console.sign_in import Form
 from sopflow.engine.journeys.manage import get_journey
 from sopflow.engine.journeys.moves import move_by_hand
+from sopflow.engine.journeys.pipelines import stages_of
 from sopflow.engine.journeys.views import board
 from sopflow.errors import InvalidInput
 from sopflow.models import Journey, Pipeline, Staff
@@ -70,7 +71,8 @@ def board_page(request: Request) -> Response[str]:
             cursor=q.get("cursor") or None,
             **filters,
         )
-        all_stages = [{"id": c["id"], "name": c["name"]} for c in board(s, journey, limit=1)["stages"]]
+        # every stage for the cards' move menus, also when one column is paged
+        all_stages = [{"id": st.id, "name": st.name} for st in stages_of(s, journey.pipeline_id)]
         staff = s.execute(
             sa.select(Staff.id, sa.func.coalesce(sa.func.nullif(Staff.name, ""), Staff.external_id))
             .where(Staff.tenant_id == user.tenant_id)
