@@ -229,6 +229,22 @@ def test_a_bad_field_value_is_shown_at_the_field_and_nothing_changes(api, test_c
     assert shown["display_name"] == "Ann" and shown["fields"] == {"age": 30} and shown["tags"] == []
 
 
+def test_a_long_name_or_tag_is_refused_at_its_field_like_the_api(api, test_client, sopflow_app):
+    customer = _customer_with_fields(api)
+    sign_in(test_client, api.key)
+    token = csrf_of(test_client.get(f"/console/customers/{customer}").text)
+    before = row_counts(sopflow_app)
+    r = test_client.post(
+        f"/console/customers/{customer}",
+        data={"_csrf": token, "display_name": "n" * 201, "field.age": "30", "tags": "ok, " + "t" * 101},
+    )
+    assert r.status_code == 422
+    assert 'id="e-display_name"' in r.text and "at most 200 characters" in r.text
+    assert 'id="e-tags"' in r.text and "at most 100 characters" in r.text
+    assert row_counts(sopflow_app) == before
+    assert api.get(f"/api/v1/customers/{customer}").json()["tags"] == []
+
+
 def test_every_edit_is_recorded_with_who_made_it(api, test_client, sopflow_app):
     customer = _customer_with_fields(api)
     sign_in(test_client, api.key)

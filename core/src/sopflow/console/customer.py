@@ -140,6 +140,10 @@ def customer_save(request: Request, customer_id: int, data: Form) -> Response[An
         with app.tx() as s:
             view = customer_view(s, app, user.tenant_id, customer_id)
         errors = {e["field"]: e["message"] for e in exc.errors}
+        # the tags are one input: a problem with any tag added or removed is shown there
+        tag_problems = [m for f, m in errors.items() if f.startswith(("tags_add", "tags_remove"))]
+        if tag_problems:
+            errors["tags"] = tag_problems[0]
         return _render(request, view, status=422, errors=errors, typed=dict(data), saved=False)
     if event:
         app.announce(user.tenant_id, [event])
