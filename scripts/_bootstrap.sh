@@ -7,7 +7,7 @@ fi
 # `sopflow` process and test subprocess would otherwise recompile the whole stack on start.
 UV_COMPILE_BYTECODE=1 uv sync --quiet --all-packages
 uv run --no-sync python -m compileall -q core sdk plugins examples >/dev/null
-# The hosted-form browser test drives Debian's headless chromium (no browser download).
+# The hosted-form and console browser tests drive Debian's headless chromium (no browser download).
 if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   apt-get install -y -q chromium >/dev/null 2>&1 \
     || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }

@@ -133,3 +133,27 @@ def test_the_demo_plugin_adds_the_command_and_nothing_else():
         for r in system.registry.all(hook)
         if r.plugin == "demo"
     ] == []
+
+
+def test_keep_running_prints_a_console_that_its_key_signs_into(tmp_path):
+    """``--keep-running``: the printed console URL serves the console, and the printed key signs in."""
+    import httpx
+    from sopflow_demo.command import still_up
+
+    from tests.console_support import sign_in
+
+    seen: dict[str, object] = {}
+
+    def explore(result) -> None:
+        lines = still_up(result.base_url, result.api_key)
+        console_url = lines[-1].split()[2]
+        assert console_url == f"{result.base_url}/console" and result.api_key in lines[1]
+        with httpx.Client(base_url=result.base_url, timeout=10) as client:
+            assert sign_in(client, result.api_key).status_code == 303
+            seen["board"] = client.get("/console/board")
+
+    run_demo(
+        DemoOptions(seed=3, days=2, arrival_days=1, report_path=tmp_path / "r.json"), keep_running=explore
+    )
+    board = seen["board"]
+    assert board.status_code == 200 and 'class="column"' in board.text

@@ -188,3 +188,58 @@ def test_tenant_creation_takes_the_operator_token_before_the_body(anon_api, sopf
         "/api/v1/tenants", json={"name": "gamma"}, headers={"authorization": "Bearer op-token-for-tests"}
     )
     assert off.status_code == 403  # unset: tenant creation over HTTP is off
+
+
+def test_a_console_session_never_reaches_another_tenants_rows(two_tenants, sopflow_app, test_client):
+    """The operator console's pages and forms, signed in as tenant A, on tenant B's ids."""
+    import re
+
+    from tests.console_support import csrf_of, sign_in
+
+    api, ids = two_tenants
+    _, key_b = new_tenant(sopflow_app, "initech")
+    b = api.as_key(key_b)
+    journey = b.post(
+        "/api/v1/journeys", json={"name": "B journey", "stages": [{"name": "b1"}, {"name": "b2"}]}
+    )
+    journey = journey.json()
+    customer = b.post("/api/v1/customers", json={"display_name": "B person"}).json()["id"]
+    b.post(f"/api/v1/customers/{customer}/stage", json={"stage_id": journey["stages"][0]["id"]})
+    sop = b.post(
+        "/api/v1/sops",
+        json={
+            "name": "B sop",
+            "definition": {
+                "kind": "new_customer",
+                "target": {},
+                "steps": [{"delay": "1h", "actions": [{"type": "send", "text": "hi"}]}],
+            },
+        },
+    ).json()["id"]
+    assert sign_in(test_client, api.key).status_code == 303
+    token = csrf_of(test_client.get("/console/board").text)
+    before = row_counts(sopflow_app)
+    for path in [
+        f"/console/customers/{customer}",
+        f"/console/customers/{ids['customer']}",
+        f"/console/board?journey={journey['id']}",
+        f"/console/sops/{sop}",
+        f"/console/sops/{sop}/edit",
+    ]:
+        r = test_client.get(path)
+        assert r.status_code == 404, (path, r.status_code)
+    for path, data in [
+        ("/console/board/move", {"customer_id": customer, "stage_id": journey["stages"][1]["id"]}),
+        ("/console/board/move", {"customer_id": customer, "stage_id": ids["stage"]}),
+        (f"/console/customers/{customer}", {"display_name": "mine now"}),
+        (f"/console/sops/{sop}/edit", {"action": "check", "definition": "{}"}),
+        (f"/console/sops/{sop}/start", {}),
+        (f"/console/sops/{sop}/stop", {}),
+        (f"/console/sops/{sop}/enrollments/1/end", {}),
+    ]:
+        r = test_client.post(path, data={**data, "_csrf": token})
+        assert r.status_code == 404, (path, r.status_code, r.text[:200])
+    assert row_counts(sopflow_app) == before
+    for page in ("/console/board", "/console/sops", "/console/channels"):
+        text = test_client.get(page).text
+        assert not re.search(r"B journey|B person|B sop|B's customer|b-log", text), page

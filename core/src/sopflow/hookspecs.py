@@ -254,6 +254,27 @@ def register_jobs(register: Any) -> None:
 
 
 @hookspec
+def register_console_pages(register: Any) -> None:
+    """Add pages (or panels on a core page) to the operator console, like Datasette's plugin pages.
+
+    Called once per app at startup.  Each page is served at
+    ``/console/plugins/<plugin>/<path>`` behind the console's sign-in, listed in
+    its menu, and with ``panel_on="channels"`` also shown on the channels page;
+    only for tenants the plugin is enabled for.  ``render(ConsoleRequest, Host)``
+    returns an escaped HTML fragment.
+
+    :param register: call ``register(ConsolePage(path=..., title=..., render=...))``.
+    :returns: nothing.
+
+    Example::
+
+        @hookimpl
+        def register_console_pages(register):
+            register(ConsolePage("live-codes", "Live codes 渠道活码", render_live_codes, panel_on="channels"))
+    """
+
+
+@hookspec
 def register_commands(cli: Any, open_host: Any) -> None:
     """Add subcommands to the ``sopflow`` command line (like llm's ``register_commands``).
 

@@ -19,6 +19,7 @@ import pluggy
 from sopflow_sdk import (
     ActionSpec,
     ChannelSpec,
+    ConsolePage,
     FieldSpec,
     JobSpec,
     MigrationsSpec,
@@ -57,6 +58,7 @@ REGISTRATION_HOOKS: dict[str, tuple[type, str]] = {
     "register_jobs": (JobSpec, "name"),
     "register_migrations": (MigrationsSpec, ""),
     "register_template_functions": (TemplateFunctionSpec, "name"),
+    "register_console_pages": (ConsolePage, "path"),
 }
 
 
@@ -120,7 +122,7 @@ class Registry:
                 f"register a sopflow_sdk.{expected.__name__}"
             )
         key = getattr(spec, attr) if attr else plugin
-        if hook == "register_routes":
+        if hook in ("register_routes", "register_console_pages"):
             key = f"{plugin}/{key}"
         existing = self.items[hook].get(key)
         if existing is not None:

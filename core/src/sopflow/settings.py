@@ -50,6 +50,7 @@ class Settings:
     evaluate_grace_seconds: int = 30
     retry_after_seconds: int = 5
     failure_log_interval: float = 30.0
+    console_session_minutes: int = 480
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, embedded: bool = False) -> Settings:
@@ -116,6 +117,7 @@ class Settings:
             ("SOPFLOW_MAX_ACTIVE_JOURNEYS", 3),
             ("SOPFLOW_EVALUATE_GRACE_SECONDS", 30),
             ("SOPFLOW_RETRY_AFTER_SECONDS", 5),
+            ("SOPFLOW_CONSOLE_SESSION_MINUTES", 480),
         ):
             raw = env.get(name)
             try:
@@ -171,6 +173,7 @@ class Settings:
             evaluate_grace_seconds=ints["SOPFLOW_EVALUATE_GRACE_SECONDS"],
             retry_after_seconds=ints["SOPFLOW_RETRY_AFTER_SECONDS"],
             failure_log_interval=failure_log_interval,
+            console_session_minutes=ints["SOPFLOW_CONSOLE_SESSION_MINUTES"],
         )
 
 

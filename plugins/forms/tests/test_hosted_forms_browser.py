@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from browser import Chromium
 from forms_support import LiveSopflow, add_customer, hosted_setup, signed_form_link
+from sopflow_sdk.testing.browser import Chromium
 
 
 @pytest.fixture

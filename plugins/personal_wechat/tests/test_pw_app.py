@@ -169,3 +169,27 @@ def test_an_unreachable_gateway_is_a_502_naming_the_endpoint_and_nothing_is_lost
     assert down.status_code == 502 and "config.endpoint" in down.json()["detail"]
     assert api.get("/api/v1/customers?channel=personal_wechat").json()["items"] == []
     assert api.get(page).json()["today"]["friend"]["count"] == 0
+
+
+def test_the_console_shows_the_login_qr_while_logged_out(api: Any, app_fake: Any, account_id: int) -> None:
+    """register_console_pages: the account's health on the console's channels page,
+    and a QR code to scan while it is logged out."""
+    import re
+
+    page = f"/plugins/personal_wechat/accounts/{account_id}"
+    account = app_fake.state.account(TOKEN)
+    client = api.client
+    form = client.get("/console/sign-in").text
+    token = re.search(r'name="_sign_in" value="([^"]+)"', form).group(1)
+    signed = client.post(
+        "/console/sign-in", data={"api_key": api.key, "_sign_in": token}, follow_redirects=False
+    )
+    assert signed.status_code == 303
+    app_fake.state.heartbeat(account)
+    api.post(f"{page}/intake?idle_seconds=0.2")
+    shown = client.get("/console/channels").text
+    assert 'data-plugin="personal_wechat"' in shown and "login-qr" not in shown
+    app_fake.state.logout(account)
+    api.post(f"{page}/intake?idle_seconds=0.2")
+    shown = client.get("/console/channels", params={"lang": "zh"}).text
+    assert '<figure class="login-qr"><svg' in shown and "扫码登录" in shown and TOKEN not in shown

@@ -198,3 +198,23 @@ def test_wecom_errors_are_mapped(wecom_app: WeComApp) -> None:
     fake.fail_next("externalcontact/del_contact_way", 45033, "api concurrent out of limit")
     assert env.api.delete(f"{env.base}/live-codes/{code['config_id']}").status_code == 502
     assert code["config_id"] in fake.contact_ways
+
+
+def test_the_console_shows_the_live_codes_escaped(wecom_app: WeComApp) -> None:
+    """register_console_pages: the codes as a page and a panel on the console's channels page."""
+    import re
+
+    env = wecom_app
+    _create(env, "poster_metro", ["zhangsan"], "<b>地铁</b>")
+    client = env.api.client
+    form = client.get("/console/sign-in").text
+    token = re.search(r'name="_sign_in" value="([^"]+)"', form).group(1)
+    signed = client.post(
+        "/console/sign-in", data={"api_key": env.api.key, "_sign_in": token}, follow_redirects=False
+    )
+    assert signed.status_code == 303
+    channels = client.get("/console/channels")
+    assert channels.status_code == 200 and 'data-plugin="wecom"' in channels.text
+    assert "poster_metro" in channels.text and "&lt;b&gt;地铁&lt;/b&gt;" in channels.text
+    page = client.get("/console/plugins/wecom/live-codes", params={"lang": "zh"})
+    assert page.status_code == 200 and "来源" in page.text and "zhangsan" in page.text

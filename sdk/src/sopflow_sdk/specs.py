@@ -200,6 +200,43 @@ class RouteSpec:
     description: str = ""
 
 
+@attrs.frozen
+class ConsoleRequest:
+    """What a console page's ``render`` is called with: the signed-in tenant,
+    the page's language (``en`` or ``zh``), its query parameters, and whether
+    the session may change things (an admin key)."""
+
+    tenant_id: int
+    lang: str
+    query: Mapping[str, str]
+    can_change: bool
+
+
+def _check_console_path(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+    import re
+
+    if not isinstance(value, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", value):
+        raise ValueError(f"ConsolePage path {value!r}: one lower-case segment such as 'live-codes'")
+
+
+@attrs.frozen
+class ConsolePage:
+    """A page a plugin adds to the operator console, at
+    ``/console/plugins/<plugin>/<path>`` and in the console's menu; with
+    ``panel_on`` (``"channels"``) it is also shown as a panel on that page.
+
+    ``render(request: ConsoleRequest, host: Host) -> str`` returns an HTML
+    fragment (no ``<html>``, no script: the console's policy refuses inline
+    script); escape every value you put in it (``html.escape``).  It runs in a
+    worker thread for each view; read with ``host.transaction(tenant_id)``.
+    """
+
+    path: str = attrs.field(validator=_check_console_path)
+    title: str
+    render: Callable[..., str]
+    panel_on: str | None = None
+
+
 def _check_function_name(instance: Any, attribute: attrs.Attribute, value: str) -> None:
     if not isinstance(value, str) or not value.isidentifier() or value.startswith("_"):
         raise ValueError(f"TemplateFunctionSpec name {value!r}: a Python identifier such as 'track'")

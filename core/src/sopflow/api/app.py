@@ -42,6 +42,7 @@ from sopflow.api.staff import StaffController
 from sopflow.api.system import health, metrics
 from sopflow.api.tenants import ApiKeyController, TenantController
 from sopflow.app import SopflowApp
+from sopflow.console.routes import console_routers
 
 CONTROLLERS = [
     TenantController,
@@ -104,7 +105,13 @@ def _observability(registry: CollectorRegistry) -> Any:
 
 def build_api(app: SopflowApp) -> Litestar:
     registry = CollectorRegistry()
-    handlers: list[Any] = [health, metrics, *CONTROLLERS, *plugin_route_handlers(app)]
+    handlers: list[Any] = [
+        health,
+        metrics,
+        *CONTROLLERS,
+        *plugin_route_handlers(app),
+        *console_routers(),  # the operator console (sopflow.console, docs/console.md)
+    ]
     api = Litestar(
         route_handlers=handlers,
         dependencies={"auth": Provide(provide_auth, sync_to_thread=True)},

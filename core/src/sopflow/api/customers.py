@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,8 +12,8 @@ from litestar.params import JSONBody
 from sopflow.api.auth import Auth, needs, sopflow_app
 from sopflow.api.params import Id, Limit, OptionalCursor, OptionalId
 from sopflow.api.schemas import CustomerCreate, CustomerUpdate, Merge, StageMove, to_plain
+from sopflow.engine.customers.changes import edit_customer, record_change_event
 from sopflow.engine.customers.fields import field_definitions
-from sopflow.engine.customers.ingest import event_to_dict
 from sopflow.engine.customers.records import (
     TagChange,
     create_customer,
@@ -22,10 +21,9 @@ from sopflow.engine.customers.records import (
     get_customer,
     merge_customers,
     tags_of,
-    update_customer,
 )
-from sopflow.engine.journeys.pipelines import get_stage, move_customer, stage_history
-from sopflow.errors import InvalidInput
+from sopflow.engine.journeys.moves import move_by_hand
+from sopflow.engine.journeys.pipelines import stage_history
 from sopflow.models import (
     ChannelIdentity,
     Customer,
@@ -107,7 +105,7 @@ class CustomerController(Controller):
             defs = field_definitions(s, auth.tenant_id, app.plugins)
             customer = create_customer(s, auth.tenant_id, body, defs, app.now())
             tags = TagChange(tuple(tags_of(s, customer.id)))
-            event = api_change_event(s, customer, "customer.created", body, app.now(), tags)
+            event = record_change_event(s, customer, "customer.created", body, app.now(), tags)
             result = customer_to_dict(s, customer)
         app.announce(auth.tenant_id, [event])
         return result
@@ -134,14 +132,7 @@ class CustomerController(Controller):
         app = sopflow_app(request)
         body = {k: v for k, v in to_plain(data).items() if k in request_keys(data)}
         with app.tx() as s:
-            defs = field_definitions(s, auth.tenant_id, app.plugins)
-            customer = get_customer(s, auth.tenant_id, customer_id, lock=True)
-            before = set(tags_of(s, customer.id))
-            update_customer(s, customer, body, defs, app.now())
-            after = set(tags_of(s, customer.id))
-            tags = TagChange(tuple(sorted(after - before)), tuple(sorted(before - after)))
-            event = api_change_event(s, customer, "customer.updated", body, app.now(), tags)
-            result = customer_to_dict(s, customer)
+            result, event = edit_customer(s, app.plugins, auth.tenant_id, customer_id, body, app.now())
         app.announce(auth.tenant_id, [event])  # entry and early-end rules see the change at once
         return result
 
@@ -172,15 +163,9 @@ class CustomerController(Controller):
     ) -> dict[str, Any]:
         app = sopflow_app(request)
         with app.tx() as s:
-            customer = get_customer(s, auth.tenant_id, customer_id, lock=True)
-            stage = get_stage(s, auth.tenant_id, data.stage_id)
-            if data.cause not in ("manual", "api"):
-                raise InvalidInput([("cause", "use manual (a move on the board) or api")])
-            event = move_customer(s, auth.tenant_id, customer.id, stage, data.cause, app.now())
-            result = {"moved": event is not None, "customer": customer_to_dict(s, customer)}
-            event_dict = event_to_dict(event) if event else None
-        if event_dict:
-            app.announce(auth.tenant_id, [event_dict])
+            result, event = move_by_hand(s, auth.tenant_id, customer_id, data.stage_id, data.cause, app.now())
+        if event:
+            app.announce(auth.tenant_id, [event])
         return result
 
     @get(
@@ -208,29 +193,6 @@ class CustomerController(Controller):
         with app.tx() as s:
             survivor = merge_customers(s, auth.tenant_id, customer_id, data.other_customer_id, app.now())
             return customer_to_dict(s, survivor)
-
-
-def api_change_event(
-    s: Any, customer: Customer, type_: str, body: dict[str, Any], now: Any, tags: TagChange | None = None
-) -> dict[str, Any]:
-    """Record a change made through the customers API in the event log, as ingest
-    would, so that automation (SOP entry, early end, journeys) reacts to it."""
-    event = Event(
-        tenant_id=customer.tenant_id,
-        customer_id=customer.id,
-        type=type_,
-        idempotency_key=f"api:{uuid.uuid4().hex}",
-        occurred_at=now,
-        received_at=now,
-        source="api",
-        payload={
-            "changed": sorted(k for k in body if k != "identities"),
-            **({"tags_added": list(tags.added), "tags_removed": list(tags.removed)} if tags else {}),
-        },
-    )
-    s.add(event)
-    s.flush()
-    return event_to_dict(event)
 
 
 def request_keys(data: JSONBody[Any]) -> set[str]:

@@ -131,7 +131,7 @@ class JourneyController(Controller):
     @get(
         "/{journey_id:int}/board",
         sync_to_thread=True,
-        summary="Stages with counts and customers",
+        summary="Stages with counts and cards (tags, owner, last activity); filter by tag, owner, text",
         guards=[needs("read")],
     )
     def get_board(
@@ -142,10 +142,22 @@ class JourneyController(Controller):
         limit: Limit = 20,
         stage_id: OptionalId = None,
         cursor: OptionalCursor = None,
+        tag: str | None = None,
+        owner_staff_id: OptionalId = None,
+        q: str | None = None,
     ) -> dict[str, Any]:
         with sopflow_app(request).read() as s:
             journey = get_journey(s, auth.tenant_id, journey_id)
-            return board(s, journey, limit=limit, stage_id=stage_id, cursor=cursor)
+            return board(
+                s,
+                journey,
+                limit=limit,
+                stage_id=stage_id,
+                cursor=cursor,
+                tag=tag,
+                owner_staff_id=owner_staff_id,
+                q=q,
+            )
 
     @get(
         "/{journey_id:int}/stats",

@@ -18,6 +18,7 @@ from sopflow.conditions.storage import parse_instant
 from sopflow.engine.customers.fields import field_definitions
 from sopflow.engine.delivery.dispatch import dispatch_due
 from sopflow.engine.sops.definition import HIDDEN_KIND
+from sopflow.engine.sops.listing import enrollment_page, enrollment_to_dict
 from sopflow.engine.sops.manage import (
     create_sop,
     current_definition,
@@ -31,7 +32,7 @@ from sopflow.engine.sops.manage import (
 )
 from sopflow.engine.sops.stats import sop_comparison, sop_stats
 from sopflow.errors import Conflict, InvalidInput
-from sopflow.models import Enrollment, Sop, SopVersion, Touch
+from sopflow.models import Sop, SopVersion, Touch
 from sopflow.models.touch_status import TouchStatus
 from sopflow.pagination import page
 
@@ -63,25 +64,6 @@ def user_sop(session: Any, sop: Sop) -> Sop:
         journey = (current_definition(session, sop).get("journey") or {}).get("journey_id")
         raise Conflict(f"this SOP sends a journey's stage reminders; edit PATCH /api/v1/journeys/{journey}")
     return sop
-
-
-def enrollment_to_dict(e: Enrollment, next_touch: Any = None) -> dict[str, Any]:
-    return {
-        "id": e.id,
-        "sop_id": e.sop_id,
-        "customer_id": e.customer_id,
-        "status": e.status,
-        "version_id": e.sop_version_id,
-        "entry_seq": e.entry_seq,
-        "timezone": e.timezone,
-        "enrolled_at": e.enrolled_at.isoformat(),
-        "ended_at": e.ended_at.isoformat() if e.ended_at else None,
-        "end_reason": e.end_reason,
-        "flowed_from_id": e.flowed_from_id,
-        "converted_at": e.converted_at.isoformat() if e.converted_at else None,
-        "arm": e.arm,
-        "next_touch_at": next_touch.isoformat() if next_touch else None,
-    }
 
 
 def start_audience(app: SopflowApp, tenant_id: int, sop_id: Id) -> None:
@@ -232,24 +214,8 @@ class SopController(Controller):
         limit: Limit = 100,
         status: str | None = None,
     ) -> dict[str, Any]:
-        query = sa.select(Enrollment).where(
-            Enrollment.sop_id == sop_id, Enrollment.tenant_id == auth.tenant_id
-        )
-        if status is not None:
-            query = query.where(Enrollment.status == status)
         with sopflow_app(request).read() as s:
-            get_sop(s, auth.tenant_id, sop_id)
-            rows, next_cursor = page(s, query, Enrollment.id, cursor, limit)
-            nxt = dict(
-                s.execute(
-                    sa.select(Touch.enrollment_id, sa.func.min(Touch.due_at))
-                    .where(
-                        Touch.enrollment_id.in_([e.id for e in rows]), Touch.status == TouchStatus.SCHEDULED
-                    )
-                    .group_by(Touch.enrollment_id)
-                ).all()
-            )
-            return {"items": [enrollment_to_dict(e, nxt.get(e.id)) for e in rows], "next_cursor": next_cursor}
+            return enrollment_page(s, auth.tenant_id, sop_id, cursor, limit, status)
 
 
 class EnrollmentController(Controller):

@@ -3,6 +3,7 @@
 from sqlmodel import SQLModel
 
 from sopflow.models.channels import ChannelAccount
+from sopflow.models.console import ConsoleSession
 from sopflow.models.customers import (
     ChannelIdentity,
     Customer,
@@ -30,6 +31,7 @@ __all__ = [
     "BatchWindow",
     "ChannelAccount",
     "ChannelIdentity",
+    "ConsoleSession",
     "Customer",
     "CustomerRelation",
     "CustomerStage",

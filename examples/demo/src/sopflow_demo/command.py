@@ -66,8 +66,8 @@ def demo(
 
     def hold(result: Any) -> None:
         show(result)
-        console.print(f"API still up on {result.base_url}  (docs: {result.base_url}/schema)")
-        console.print(f"admin API key: {result.api_key}")
+        for line in still_up(result.base_url, result.api_key):
+            console.print(line, markup=False, highlight=False)
         console.print("Ctrl-C to stop.")
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -92,3 +92,12 @@ def demo(
     if not result.ok:
         bad = [c["check"] for c in result.report["checks"] if not c["ok"]]
         raise click.ClickException(f"the report disagrees with the database: {'; '.join(bad)}")
+
+
+def still_up(base_url: str, api_key: str) -> list[str]:
+    """What ``--keep-running`` prints: the API, the operator console and how to sign in."""
+    return [
+        f"API still up on {base_url}  (docs: {base_url}/schema)",
+        f"admin API key: {api_key}",
+        f"operator console: {base_url}/console  (sign in with the admin API key above)",
+    ]

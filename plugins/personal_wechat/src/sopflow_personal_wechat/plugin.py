@@ -20,7 +20,7 @@ from sopflow_sdk import (
     hookimpl,
 )
 
-from sopflow_personal_wechat import intake, store
+from sopflow_personal_wechat import console_panel, intake, store
 from sopflow_personal_wechat.accounts import account_health, intake_route, run_intake
 from sopflow_personal_wechat.channel import CHANNEL, PersonalWeChatChannel
 from sopflow_personal_wechat.settings import SETTINGS
@@ -93,3 +93,9 @@ def register_jobs(register: Callable[[Any], None]) -> None:
 @hookimpl
 def register_migrations(register: Callable[[Any], None]) -> None:
     register(store.migrations_spec())
+
+
+@hookimpl
+def register_console_pages(register: Callable[[Any], None]) -> None:
+    for page in console_panel.console_pages():
+        register(page)

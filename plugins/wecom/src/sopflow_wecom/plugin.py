@@ -26,7 +26,7 @@ from sopflow_sdk import (
     hookimpl,
 )
 
-from sopflow_wecom import importer, store, tags
+from sopflow_wecom import console_panel, importer, store, tags
 from sopflow_wecom.channel import CALLBACK_MAX_AGE_SECONDS, WECOM_SETTINGS, WeComChannel
 from sopflow_wecom.crypto import WeComCrypto
 from sopflow_wecom.events import CHANNEL, TAG_TYPE, parse_callback, trigger_specs
@@ -259,3 +259,9 @@ def register_jobs(register: Callable[[Any], None]) -> None:
 @hookimpl
 def register_migrations(register: Callable[[Any], None]) -> None:
     register(store.migrations_spec())
+
+
+@hookimpl
+def register_console_pages(register: Callable[[Any], None]) -> None:
+    for page in console_panel.console_pages():
+        register(page)

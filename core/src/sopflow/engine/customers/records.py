@@ -27,6 +27,8 @@ from sopflow.models import (
 )
 
 MAX_TAG = 100
+#: The longest display name (the column's width, and the API's limit).
+MAX_NAME = 200
 MAX_TAGS_PER_CALL = 200
 
 
@@ -147,6 +149,12 @@ def validate_customer_input(
     the fields in their stored form, and every problem found."""
     stored, problems = validate_field_changes(data.get("fields") or {}, defs)
     problems += check_tags(data.get("tags") or [], "tags")
+    # the API's body schema checks these too; the console's forms reach the engine directly
+    problems += check_tags(data.get("tags_add") or [], "tags_add")
+    problems += check_tags(data.get("tags_remove") or [], "tags_remove")
+    name = data.get("display_name")
+    if name is not None and (not isinstance(name, str) or len(name) > MAX_NAME or "\x00" in name):
+        problems.append(("display_name", f"a name of at most {MAX_NAME} characters, without NUL"))
     if data.get("timezone"):
         try:
             check_timezone(data["timezone"])

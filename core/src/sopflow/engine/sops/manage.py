@@ -124,6 +124,24 @@ def _validated(
         raise InvalidInput([(f"definition.{p}", m) for p, m in exc.problems]) from None
 
 
+def check_definition(
+    session: Session, ctx: EngineContext, tenant_id: int, definition: Any, sop_id: int | None = None
+) -> dict[str, Any]:
+    """The definition as it would be saved, or ``InvalidInput`` naming each bad
+    path (``definition.steps[0].delay``); writes nothing (the editor's check)."""
+    return _validated(session, ctx, tenant_id, definition, sop_id)
+
+
+def audience_count(
+    session: Session, tenant_id: int, target: Mapping[str, Any], fields: Mapping[str, Any], now: datetime
+) -> int:
+    """How many customers the target's rule and sources match now (before the
+    per-window staff filter): the editor's preview before saving."""
+    tz = tenant_timezone(session, tenant_id)
+    where = _audience_where(session, tenant_id, target, fields, tz, now)
+    return session.scalar(sa.select(sa.func.count()).select_from(Customer).where(*where)) or 0
+
+
 def get_sop(session: Session, tenant_id: int, sop_id: int, *, lock: bool = False) -> Sop:
     """The tenant's SOP ``sop_id`` (``lock``: FOR UPDATE), else ``NotFound``."""
     q = sa.select(Sop).where(Sop.id == sop_id, Sop.tenant_id == tenant_id)

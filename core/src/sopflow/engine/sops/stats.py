@@ -1,16 +1,20 @@
 """The data page: totals per SOP and per step, conversion within N days,
-computed with grouped SQL over touches and enrolments."""
+computed with grouped SQL over touches and enrolments, and sends and
+conversions per day for its chart."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from sopflow.engine.sops.enrolment import tenant_timezone
 from sopflow.engine.sops.manage import current_definition
 from sopflow.engine.sops.split_stats import compare_groups, group_counts
+from sopflow.errors import InvalidInput
 from sopflow.models import Enrollment, Sop, Touch
 from sopflow.models.touch_status import OPEN, TouchStatus
 
@@ -143,3 +147,32 @@ def _on_time(session: Session, sop_id: int) -> dict[int, int]:
         if sent - planned <= ON_TIME:
             out[index] = out.get(index, 0) + 1
     return out
+
+
+MAX_DAYS = 366
+
+
+def daily_activity(session: Session, sop: Sop, now: datetime, days: int = 14) -> list[dict[str, Any]]:
+    """Sends and conversions per local day (the tenant's zone) over the last
+    ``days`` days, oldest first: the data page's chart."""
+    if not 1 <= days <= MAX_DAYS:
+        raise InvalidInput([("days", f"use 1 to {MAX_DAYS}")])
+    tz = ZoneInfo(tenant_timezone(session, sop.tenant_id))
+    today = now.astimezone(tz).date()
+    first = today - timedelta(days=days - 1)
+    since = datetime.combine(first, time(0), tzinfo=tz)
+    series = {first + timedelta(days=i): {"sent": 0, "converted": 0} for i in range(days)}
+    for key, query in (
+        ("sent", sa.select(Touch.sent_at).where(Touch.sop_id == sop.id, Touch.sent_at >= since)),
+        (
+            "converted",
+            sa.select(Enrollment.converted_at).where(
+                Enrollment.sop_id == sop.id, Enrollment.converted_at >= since
+            ),
+        ),
+    ):
+        for (at,) in session.execute(query):
+            day = at.astimezone(tz).date()
+            if day in series:
+                series[day][key] += 1
+    return [{"day": d.isoformat(), **counts} for d, counts in series.items()]

@@ -1,10 +1,14 @@
 """A real headless Chromium (Debian's ``chromium``) driven over the DevTools
-protocol on a websocket: enough to open a page, fill a form, submit it and read
-what the browser shows.  No browser download: the set-up installs Debian's
-package when it is missing (``chromium_path``)."""
+protocol on a websocket: enough to open a page, fill a form, submit it, press a
+key, wait for what the page shows and take a screenshot.  No browser download:
+the set-up installs Debian's package when it is missing (``chromium_path``).
+
+Shared by the hosted-form tests (plugins/forms) and the operator console's
+(tests/test_console_browser.py); needs ``websockets`` (a dev dependency)."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -107,6 +111,41 @@ class Chromium:
 
     def text(self) -> str:
         return str(self.js("document.body.innerText"))
+
+    def click(self, selector: str, *, navigates: bool = True) -> None:
+        """Click the element (a link or a submit button); wait for the next page when it navigates."""
+        self.js(f"document.querySelector({json.dumps(selector)}).click()")
+        if navigates:
+            self._wait_load()
+
+    def press(self, key: str, code: str, key_code: int) -> None:
+        """A real key press on the focused element (``"ArrowRight", "ArrowRight", 39``)."""
+        for kind in ("keyDown", "keyUp"):
+            self.call("Input.dispatchKeyEvent", type=kind, key=key, code=code, windowsVirtualKeyCode=key_code)
+
+    def wait_for(self, expression: str, timeout: float = 10.0) -> None:
+        """Poll ``expression`` until it is truthy in JavaScript (an element found, a
+        text shown), bounded by ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.js(f"Boolean({expression})"):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"still false after {timeout} s: {expression}")
+            time.sleep(0.05)
+
+    def screenshot(self, path: Path, width: int = 1280, height: int = 800) -> None:
+        """Save the page as a PNG at ``width`` x ``height`` CSS pixels."""
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+        shot = self.call("Page.captureScreenshot", format="png")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(shot["data"]))
 
     def __exit__(self, *exc: Any) -> None:
         self._stack.close()
