@@ -179,7 +179,13 @@ def messages_by_customer(api: Any) -> dict[str, list[str]]:
 def test_pull_creates_message_events_on_the_right_customers(
     api: Any, account_id: int, archive: RecordedArchive
 ) -> None:
-    assert pull(api, account_id, seq=0, limit=3) == {"seq": 108, "fetched": 8, "created": 3, "duplicates": 0}
+    assert pull(api, account_id, seq=0, limit=3) == {
+        "seq": 108,
+        "fetched": 8,
+        "created": 3,
+        "duplicates": 0,
+        "skipped": 0,
+    }
     assert archive.calls == [(0, 3), (103, 3), (106, 3)]  # the third page is short: caught up
     assert messages_by_customer(api) == {
         f"{ALICE}@zhangsan": ["你好，请问这款防晒霜多少钱？", "已经下单了，发货了吗？"],
@@ -199,9 +205,21 @@ def test_pulling_again_adds_nothing(api: Any, account_id: int) -> None:
     pull(api, account_id, seq=0)
     before = api.get("/api/v1/events").json()["items"]
     customers = api.get("/api/v1/customers").json()["items"]
-    assert pull(api, account_id, seq=108) == {"seq": 108, "fetched": 0, "created": 0, "duplicates": 0}
+    assert pull(api, account_id, seq=108) == {
+        "seq": 108,
+        "fetched": 0,
+        "created": 0,
+        "duplicates": 0,
+        "skipped": 0,
+    }
     # A lost cursor re-reads the archive; the msgid keys make every event a duplicate.
-    assert pull(api, account_id, seq=0) == {"seq": 108, "fetched": 8, "created": 0, "duplicates": 3}
+    assert pull(api, account_id, seq=0) == {
+        "seq": 108,
+        "fetched": 8,
+        "created": 0,
+        "duplicates": 3,
+        "skipped": 0,
+    }
     assert api.get("/api/v1/events").json()["items"] == before
     assert api.get("/api/v1/customers").json()["items"] == customers
 
@@ -212,6 +230,7 @@ def test_pull_stops_after_max_batches_and_resumes(api: Any, account_id: int) -> 
         "fetched": 2,
         "created": 1,
         "duplicates": 0,
+        "skipped": 0,
     }
     assert pull(api, account_id, seq=102, limit=1000)["created"] == 2
     assert sum(len(texts) for texts in messages_by_customer(api).values()) == 3
@@ -221,7 +240,13 @@ def test_unknown_and_other_channels_accounts_are_left_alone(api: Any, archive: R
     log = api.post("/api/v1/channel-accounts", json={"channel": "log", "name": "log", "config": {}})
     assert log.status_code == 201, log.text
     for account in (9999, log.json()["id"]):
-        assert pull(api, account, seq=5) == {"seq": 5, "fetched": 0, "created": 0, "duplicates": 0}
+        assert pull(api, account, seq=5) == {
+            "seq": 5,
+            "fetched": 0,
+            "created": 0,
+            "duplicates": 0,
+            "skipped": 0,
+        }
     assert archive.calls == []
 
 
@@ -229,9 +254,15 @@ def test_the_cursor_is_kept_in_plugin_state(api: Any, account_id: int, archive: 
     """Without ``seq`` a pull starts where the last one stopped; the cursor is the
     calling plugin's state, stored with the batch's events."""
     assert pull(api, account_id, limit=1, max_batches=2)["seq"] == 102
-    assert pull(api, account_id, limit=1000) == {"seq": 108, "fetched": 6, "created": 2, "duplicates": 0}
+    assert pull(api, account_id, limit=1000) == {
+        "seq": 108,
+        "fetched": 6,
+        "created": 2,
+        "duplicates": 0,
+        "skipped": 0,
+    }
     assert archive.calls[-1] == (102, 1000)  # resumed from the stored cursor
-    assert pull(api, account_id) == {"seq": 108, "fetched": 0, "created": 0, "duplicates": 0}
+    assert pull(api, account_id) == {"seq": 108, "fetched": 0, "created": 0, "duplicates": 0, "skipped": 0}
 
 
 def test_a_batch_that_fails_to_ingest_leaves_the_cursor_behind(
