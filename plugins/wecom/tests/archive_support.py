@@ -97,8 +97,11 @@ class FakeArchive:
             else:
                 path.write_text(str(value))
 
-    def hang(self, on: bool = True) -> None:
-        (self.dir / "hang").write_text("") if on else (self.dir / "hang").unlink(missing_ok=True)
+    def hang(self, from_call: int | None = 1) -> None:
+        """GetChatData call number ``from_call`` and later (counted in ``calls``) wait
+        until ``hang(None)``; the waiting process can then be killed."""
+        path = self.dir / "hang"
+        path.write_text(str(from_call)) if from_call is not None else path.unlink(missing_ok=True)
 
     @property
     def hanging(self) -> bool:
@@ -111,3 +114,25 @@ class FakeArchive:
 
     def add_media(self, sdkfileid: str, data: bytes) -> None:
         (self.dir / "media" / sdkfileid).write_bytes(data)
+
+
+# -- fixtures (imported by the archive test modules) ----------------------------------------------------
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def fake_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_fake(tmp_path_factory.mktemp("finance_fake"))
+
+
+@pytest.fixture
+def fake_archive(tmp_path: Path, fake_library: Path, monkeypatch: pytest.MonkeyPatch) -> FakeArchive:
+    """The fake's data directory, empty, with the binding pointed at the fake."""
+    from sopflow_wecom.archive import native
+
+    directory = tmp_path / "finance_fake"
+    directory.mkdir()
+    monkeypatch.setenv("WWFAKE_DIR", str(directory))
+    monkeypatch.setenv(native.LIBRARY_ENV, str(fake_library))
+    return FakeArchive(directory, fake_library)

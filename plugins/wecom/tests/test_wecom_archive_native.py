@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from archive_support import ARCHIVE_SECRET, FakeArchive, build_fake, private_keys_secret, seal
+from archive_support import ARCHIVE_SECRET, FakeArchive, fake_archive, fake_library, private_keys_secret, seal
 from sopflow_sdk import ConfigError, FatalError, RetriableError, Secret, SkippableError
 from sopflow_wecom.archive import native
 from sopflow_wecom.archive.errors import CODES, FinanceSdkError
@@ -25,18 +25,13 @@ def recorded() -> list[tuple[int, dict[str, Any]]]:
     return [(m["seq"], m["record"]) for m in json.loads(DATA.read_text(encoding="utf-8"))["messages"]]
 
 
-@pytest.fixture(scope="session")
-def fake_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_fake(tmp_path_factory.mktemp("finance_fake"))
+__all__ = ["fake_archive", "fake_library"]  # fixtures
 
 
 @pytest.fixture
-def fake(tmp_path: Path, fake_library: Path, monkeypatch: pytest.MonkeyPatch) -> FakeArchive:
-    monkeypatch.setenv("WWFAKE_DIR", str(tmp_path))
-    monkeypatch.setenv(native.LIBRARY_ENV, str(fake_library))
-    archive = FakeArchive(tmp_path, fake_library)
-    archive.serve_records(recorded())
-    return archive
+def fake(fake_archive: FakeArchive) -> FakeArchive:
+    fake_archive.serve_records(recorded())
+    return fake_archive
 
 
 def source(secret: str = ARCHIVE_SECRET, versions: tuple[int, ...] = (1,)) -> FinanceArchiveSource:

@@ -27,6 +27,8 @@ from sopflow_sdk import (
 )
 
 from sopflow_wecom import importer, store, tags
+from sopflow_wecom.archive import job as archive_job
+from sopflow_wecom.archive import routes as archive_routes
 from sopflow_wecom.channel import CALLBACK_MAX_AGE_SECONDS, WECOM_SETTINGS, WeComChannel
 from sopflow_wecom.crypto import WeComCrypto
 from sopflow_wecom.events import CHANNEL, TAG_TYPE, parse_callback, trigger_specs
@@ -233,6 +235,8 @@ def register_routes(register: Callable[[Any], None]) -> None:
             "progress (GET) (admin key)",
         )
     )
+    for spec in archive_routes.route_specs():
+        register(spec)
 
 
 @hookimpl
@@ -252,6 +256,7 @@ def register_channels(register: Callable[[Any], None]) -> None:
 def register_jobs(register: Callable[[Any], None]) -> None:
     register(job_spec())
     register(importer.job_spec())
+    register(archive_job.job_spec())
     for spec in tags.job_specs():
         register(spec)
 

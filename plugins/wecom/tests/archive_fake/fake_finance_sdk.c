@@ -10,8 +10,9 @@
  *                     (publickey_ver, encrypt_random_key, encrypt_chat_msg made by the tests)
  *   rc                if present: the return code every GetChatData call gives (10001 ...)
  *   errcode           if present: the server errcode GetChatData's JSON carries (301042 ...)
- *   hang              if present: GetChatData creates "hanging" and waits (at most 60 s)
- *                     while "hang" exists - the tests kill -9 the process there
+ *   hang              if present and holding N (or empty, N = 1): the Nth and later
+ *                     GetChatData calls (counted in "calls") create "hanging" and wait,
+ *                     at most 60 s, while "hang" exists - the tests kill -9 the process there
  *   calls             appended "seq limit" per GetChatData call
  *   media/<sdkfileid> the bytes GetMediaData serves, CHUNK bytes a call; indexbuf is the
  *                     decimal offset of the next chunk
@@ -92,7 +93,13 @@ int GetChatData(WeWorkFinanceSdk_t *sdk, unsigned long long seq, unsigned int li
     FILE *calls = fopen(path, "a");
     if (calls) { fprintf(calls, "%llu %u\n", seq, limit); fclose(calls); }
     if (!sdk || !out || limit < 1 || limit > 1000) return 10000;
-    if (exists("hang")) {
+    char *hang = read_file("hang", NULL);
+    int hang_set = hang != NULL, hang_from = hang && *hang ? atoi(hang) : 1, call_number = 0;
+    free(hang);
+    char *log = hang_set ? read_file("calls", NULL) : NULL;
+    for (char *c = log; c && *c; c++) call_number += *c == '\n';
+    free(log);
+    if (hang_set && call_number >= hang_from) {
         path_of(path, sizeof path, "hanging");
         FILE *h = fopen(path, "w");
         if (h) fclose(h);

@@ -1,0 +1,200 @@
+"""The archive pull in a real app: the periodic job and the account's routes over the
+C fake of WeCom's Finance SDK, error codes driving health, and secrets kept out of
+logs and answers."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sopflow_wecom.plugin
+from archive_support import (
+    ARCHIVE_SECRET,
+    FakeArchive,
+    fake_archive,
+    fake_library,
+    pem,
+    private_keys_secret,
+    seal,
+)
+
+__all__ = ["fake_archive", "fake_library"]  # fixtures
+
+DATA = Path(__file__).parent / "data" / "wecom_archive_messages.json"
+CORP = "wwarchivetest0001"
+
+
+def recorded() -> list[tuple[int, dict[str, Any]]]:
+    return [(m["seq"], m["record"]) for m in json.loads(DATA.read_text(encoding="utf-8"))["messages"]]
+
+
+def run_jobs(app: Any) -> None:
+    from sopflow.worker.scheduler import Scheduler
+
+    Scheduler(app).run_periodic_jobs()
+
+
+@pytest.fixture
+def sopflow_plugins() -> list[tuple[str, Any]]:
+    return [("wecom", sopflow_wecom.plugin)]
+
+
+def connect(api: Any, name: str = "archive", **secrets: str) -> int:
+    r = api.post(
+        "/api/v1/channel-accounts",
+        json={
+            "channel": "wecom",
+            "name": name,
+            "config": {"corp_id": CORP, "archive_enabled": True, "archive_pull_seconds": 60},
+            "secrets": {
+                "secret": "s" * 32,
+                "archive_secret": ARCHIVE_SECRET,
+                "archive_private_keys": private_keys_secret(1),
+                **secrets,
+            },
+        },
+    )
+    assert r.status_code == 201, r.text
+    return int(r.json()["id"])
+
+
+@pytest.fixture
+def fake(fake_archive: FakeArchive) -> FakeArchive:
+    fake_archive.serve_records(recorded())
+    return fake_archive
+
+
+def status(api: Any, account_id: int) -> dict[str, Any]:
+    r = api.get(f"/plugins/wecom/accounts/{account_id}/archive")
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def texts(api: Any) -> list[str]:
+    events = api.get("/api/v1/events", params={"type": "message.received", "limit": 200}).json()["items"]
+    return sorted(e["payload"]["text"] for e in events)
+
+
+def test_the_job_pulls_each_enabled_account_on_its_interval(
+    api: Any, sopflow_app: Any, manual_clock: Any, fake: FakeArchive
+) -> None:
+    account_id = connect(api)
+    run_jobs(sopflow_app)
+    assert texts(api) == sorted(
+        ["你好，请问这款防晒霜多少钱？", "太贵了，等活动再说吧", "已经下单了，发货了吗？"]
+    )
+    assert fake.calls() == [(0, 1000)]  # one short page: caught up
+    shown = status(api, account_id)
+    assert shown["seq"] == 108 and shown["healthy"] is True and shown["skipped"] == []
+    assert shown["last_pull"] == {"seq": 108, "fetched": 8, "created": 3, "duplicates": 0, "skipped": 0}
+    manual_clock.advance(timedelta(seconds=30))
+    run_jobs(sopflow_app)
+    assert len(fake.calls()) == 1  # not due: archive_pull_seconds is 60
+    manual_clock.advance(timedelta(seconds=31))
+    run_jobs(sopflow_app)
+    assert fake.calls()[-1] == (108, 1000)  # due again, from the stored cursor
+
+
+def test_an_account_without_the_archive_is_not_pulled(api: Any, sopflow_app: Any, fake: FakeArchive) -> None:
+    account_id = connect(api)
+    r = api.patch(f"/api/v1/channel-accounts/{account_id}", json={"config": {"corp_id": CORP}})
+    assert r.status_code == 200, r.text
+    run_jobs(sopflow_app)
+    assert fake.calls() == [] and texts(api) == []
+
+
+def test_a_retriable_code_keeps_the_cursor_and_the_next_tick_retries(
+    api: Any, sopflow_app: Any, manual_clock: Any, fake: FakeArchive
+) -> None:
+    account_id = connect(api)
+    fake.fail_with(rc=10001)
+    run_jobs(sopflow_app)
+    shown = status(api, account_id)
+    assert (
+        shown["healthy"] is True
+        and shown["kind"] == "retriable"
+        and "10001 (network error)" in shown["error"]
+    )
+    assert shown["seq"] == 0 and texts(api) == []
+    fake.fail_with()
+    manual_clock.advance(timedelta(seconds=60))
+    run_jobs(sopflow_app)
+    assert status(api, account_id)["seq"] == 108 and len(texts(api)) == 3
+    assert fake.calls() == [(0, 1000), (0, 1000)]  # the same messages asked again
+
+
+def test_ip_not_whitelisted_marks_the_account_unhealthy_until_resumed(
+    api: Any, sopflow_app: Any, manual_clock: Any, fake: FakeArchive
+) -> None:
+    account_id = connect(api)
+    fake.fail_with(errcode=301042)
+    run_jobs(sopflow_app)
+    shown = status(api, account_id)
+    assert shown["healthy"] is False and shown["kind"] == "fatal"
+    assert "301042" in shown["error"] and "trusted IPs" in shown["error"]
+    manual_clock.advance(timedelta(hours=1))
+    run_jobs(sopflow_app)
+    assert len(fake.calls()) == 1  # left alone: retrying cannot help
+    refused = api.post(f"/plugins/wecom/accounts/{account_id}/archive/pull", json={})
+    assert refused.status_code == 409 and "301042" in refused.json()["detail"]
+    fake.fail_with()  # the operator whitelisted the IP
+    resumed = api.post(f"/plugins/wecom/accounts/{account_id}/archive/pull", json={})
+    assert resumed.status_code == 200 and resumed.json()["created"] == 3, resumed.text
+    assert status(api, account_id)["healthy"] is True
+    manual_clock.advance(timedelta(seconds=61))
+    run_jobs(sopflow_app)
+    assert len(fake.calls()) == 4  # back on its interval
+
+
+def test_a_message_that_does_not_decrypt_is_recorded_and_passed_over(
+    api: Any, sopflow_app: Any, fake: FakeArchive
+) -> None:
+    account_id = connect(api)
+    items = [seal(r, s) for s, r in recorded()]
+    items[0]["encrypt_chat_msg"] = items[1]["encrypt_chat_msg"]  # another message's body: 10008
+    fake.serve(items)
+    run_jobs(sopflow_app)
+    shown = status(api, account_id)
+    assert shown["seq"] == 108 and shown["healthy"] is True  # the cursor was not blocked
+    assert [(s["seq"], s["msgid"]) for s in shown["skipped"]] == [(101, recorded()[0][1]["msgid"])]
+    assert "10008" in shown["skipped"][0]["reason"]
+    assert texts(api) == sorted(["太贵了，等活动再说吧", "已经下单了，发货了吗？"])
+
+
+def test_bad_key_settings_are_a_422_naming_the_field_and_nothing_moves(
+    api: Any, sopflow_app: Any, fake: FakeArchive
+) -> None:
+    account_id = connect(api, archive_private_keys=json.dumps({"1": "-----BEGIN PRIVATE KEY-----\nnope"}))
+    r = api.post(f"/plugins/wecom/accounts/{account_id}/archive/pull", json={})
+    assert r.status_code == 422, r.text
+    assert r.json()["problems"] == [
+        ["secrets.archive_private_keys['1']", "not an unencrypted PEM private key (PKCS#1 or PKCS#8)"]
+    ]
+    assert fake.calls() == [] and status(api, account_id)["seq"] == 0
+    bad = api.post(f"/plugins/wecom/accounts/{account_id}/archive/pull", json={"max_batches": 0})
+    assert bad.status_code == 422 and "max_batches" in bad.json()["detail"]
+
+
+def test_no_secret_or_private_key_reaches_a_log_an_error_or_an_answer(
+    api: Any, sopflow_app: Any, manual_clock: Any, fake: FakeArchive, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)  # every logger, the most talkative level
+    account_id = connect(api)
+    wrong = connect(api, "wrong", archive_secret="wrong-archive-secret-0123456789")
+    run_jobs(sopflow_app)  # one healthy pull, one fatal (40001)
+    answers = [
+        api.get(f"/api/v1/channel-accounts/{account_id}").text,
+        api.get(f"/api/v1/channel-accounts/{wrong}").text,
+        api.get(f"/plugins/wecom/accounts/{wrong}/archive").text,
+        api.post(f"/plugins/wecom/accounts/{wrong}/archive/pull", json={}).text,
+    ]
+    assert "40001" in answers[2] and "40001" in answers[3]  # the errors are there, told safely
+    key_body = pem(1).splitlines()[5]  # a line from the middle of the PEM
+    seen = caplog.text + "\n".join(answers)
+    assert "wecom archive" in caplog.text.lower()  # the pulls did log
+    for secret in (ARCHIVE_SECRET, "wrong-archive-secret-0123456789", key_body, "BEGIN PRIVATE KEY"):
+        assert secret not in seen
