@@ -32,6 +32,16 @@ def recorded() -> list[tuple[int, dict[str, Any]]]:
     return [(m["seq"], m["record"]) for m in json.loads(DATA.read_text(encoding="utf-8"))["messages"]]
 
 
+#: The texts of the recorded archive's message.received events ("": the image).
+RECEIVED = [
+    "你好，请问这款防晒霜多少钱？",
+    "群里买有优惠吗？",
+    "",
+    "太贵了，等活动再说吧",
+    "已经下单了，发货了吗？",
+]
+
+
 def run_jobs(app: Any) -> None:
     from sopflow.worker.scheduler import Scheduler
 
@@ -84,13 +94,11 @@ def test_the_job_pulls_each_enabled_account_on_its_interval(
 ) -> None:
     account_id = connect(api)
     run_jobs(sopflow_app)
-    assert texts(api) == sorted(
-        ["你好，请问这款防晒霜多少钱？", "太贵了，等活动再说吧", "已经下单了，发货了吗？"]
-    )
+    assert texts(api) == sorted(RECEIVED)
     assert fake.calls() == [(0, 1000)]  # one short page: caught up
     shown = status(api, account_id)
     assert shown["seq"] == 108 and shown["healthy"] is True and shown["skipped"] == []
-    assert shown["last_pull"] == {"seq": 108, "fetched": 8, "created": 3, "duplicates": 0, "skipped": 0}
+    assert shown["last_pull"] == {"seq": 108, "fetched": 8, "created": 7, "duplicates": 0, "skipped": 0}
     manual_clock.advance(timedelta(seconds=30))
     run_jobs(sopflow_app)
     assert len(fake.calls()) == 1  # not due: archive_pull_seconds is 60
@@ -123,7 +131,7 @@ def test_a_retriable_code_keeps_the_cursor_and_the_next_tick_retries(
     fake.fail_with()
     manual_clock.advance(timedelta(seconds=60))
     run_jobs(sopflow_app)
-    assert status(api, account_id)["seq"] == 108 and len(texts(api)) == 3
+    assert status(api, account_id)["seq"] == 108 and len(texts(api)) == 5
     assert fake.calls() == [(0, 1000), (0, 1000)]  # the same messages asked again
 
 
@@ -143,7 +151,7 @@ def test_ip_not_whitelisted_marks_the_account_unhealthy_until_resumed(
     assert refused.status_code == 409 and "301042" in refused.json()["detail"]
     fake.fail_with()  # the operator whitelisted the IP
     resumed = api.post(f"/plugins/wecom/accounts/{account_id}/archive/pull", json={})
-    assert resumed.status_code == 200 and resumed.json()["created"] == 3, resumed.text
+    assert resumed.status_code == 200 and resumed.json()["created"] == 7, resumed.text
     assert status(api, account_id)["healthy"] is True
     manual_clock.advance(timedelta(seconds=61))
     run_jobs(sopflow_app)
@@ -162,7 +170,7 @@ def test_a_message_that_does_not_decrypt_is_recorded_and_passed_over(
     assert shown["seq"] == 108 and shown["healthy"] is True  # the cursor was not blocked
     assert [(s["seq"], s["msgid"]) for s in shown["skipped"]] == [(101, recorded()[0][1]["msgid"])]
     assert "10008" in shown["skipped"][0]["reason"]
-    assert texts(api) == sorted(["太贵了，等活动再说吧", "已经下单了，发货了吗？"])
+    assert texts(api) == sorted(RECEIVED[1:])
 
 
 def test_bad_key_settings_are_a_422_naming_the_field_and_nothing_moves(
@@ -198,3 +206,77 @@ def test_no_secret_or_private_key_reaches_a_log_an_error_or_an_answer(
     assert "wecom archive" in caplog.text.lower()  # the pulls did log
     for secret in (ARCHIVE_SECRET, "wrong-archive-secret-0123456789", key_body, "BEGIN PRIVATE KEY"):
         assert secret not in seen
+
+
+ALICE, CAROL, DAVE = "wmConsentAlice0001", "wmConsentCarol0001", "wmConsentDave00001"
+
+
+def chat(seq: int, sender: str, to: str, msgtype: str = "text", **body: Any) -> tuple[int, dict[str, Any]]:
+    record: dict[str, Any] = {
+        "msgid": f"consent-{seq}",
+        "action": "send",
+        "from": sender,
+        "tolist": [to],
+        "roomid": "",
+        "msgtime": 1_700_000_000_000 + seq,
+        "msgtype": msgtype,
+    }
+    record[msgtype] = body or {"content": f"message {seq} from {sender}"}
+    return seq, record
+
+
+@pytest.mark.parametrize(("require", "archived"), [(False, {ALICE, DAVE}), (True, {ALICE})])
+def test_a_customer_who_did_not_consent_is_never_archived(
+    api: Any, sopflow_app: Any, fake: FakeArchive, require: bool, archived: set[str]
+) -> None:
+    account_id = connect(api)
+    r = api.patch(
+        f"/api/v1/channel-accounts/{account_id}",
+        json={"config": {"corp_id": CORP, "archive_enabled": True, "archive_require_consent": require}},
+    )
+    assert r.status_code == 200, r.text
+    first = [
+        chat(1, ALICE, "anna", "agree", userid=ALICE, agree_time=1),
+        chat(2, CAROL, "ben", "disagree", userid=CAROL, disagree_time=2),
+        chat(3, ALICE, "anna"),
+        chat(4, CAROL, "ben"),
+    ]
+    later = [chat(5, CAROL, "ben"), chat(6, "ben", CAROL), chat(7, DAVE, "anna"), chat(8, "anna", ALICE)]
+    fake.serve_records(first)
+    assert api.post(f"/plugins/wecom/accounts/{account_id}/archive/pull", json={}).status_code == 200
+    fake.serve_records(first + later)  # the answers were stored with the first batch
+    assert api.post(f"/plugins/wecom/accounts/{account_id}/archive/pull", json={}).status_code == 200
+    events = api.get("/api/v1/events", params={"limit": 200}).json()["items"]
+    customers = {
+        c["id"]: c["identities"][0]["external_id"] for c in api.get("/api/v1/customers").json()["items"]
+    }
+    assert {customers[e["customer_id"]] for e in events} == archived
+    assert CAROL not in customers.values()  # not even a customer record
+    assert status(api, account_id)["seq"] == 8
+
+
+def test_media_is_metadata_unless_the_account_asks_for_the_content(
+    api: Any, sopflow_app: Any, fake: FakeArchive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    photo = bytes(range(256)) * 9  # three of the fake's 1,000-byte pages
+    fake.add_media("sdk-file-photo", photo)
+    image = {"sdkfileid": "sdk-file-photo", "md5sum": hashlib.md5(photo).hexdigest(), "filesize": len(photo)}
+    gone = {"sdkfileid": "sdk-file-expired", "md5sum": "0" * 32, "filesize": 10}
+    fake.serve_records([chat(1, ALICE, "anna", "image", **image), chat(2, ALICE, "anna", "file", **gone)])
+    account_id = connect(api)
+    config = {"corp_id": CORP, "archive_enabled": True, "archive_fetch_media": True}
+    assert api.patch(f"/api/v1/channel-accounts/{account_id}", json={"config": config}).status_code == 200
+    monkeypatch.delenv("SOPFLOW_WECOM_ARCHIVE_MEDIA_DIR", raising=False)
+    unset = api.post(f"/plugins/wecom/accounts/{account_id}/archive/pull", json={})
+    assert unset.status_code == 422 and "SOPFLOW_WECOM_ARCHIVE_MEDIA_DIR" in unset.text
+    assert fake.calls() == [] and status(api, account_id)["seq"] == 0
+    monkeypatch.setenv("SOPFLOW_WECOM_ARCHIVE_MEDIA_DIR", str(tmp_path / "media"))
+    assert api.post(f"/plugins/wecom/accounts/{account_id}/archive/pull", json={}).status_code == 200
+    events = api.get("/api/v1/events", params={"type": "message.received"}).json()["items"]
+    media = {e["payload"]["msg_id"]: e["payload"]["media"] for e in events}
+    assert media["consent-1"]["stored"] == {"path": f"{CORP}/consent-1", "size": len(photo), "md5_ok": True}
+    assert (tmp_path / "media" / CORP / "consent-1").read_bytes() == photo
+    assert media["consent-2"]["type"] == "file" and "10005" in media["consent-2"]["stored"]["error"]
+    assert not list((tmp_path / "media" / CORP).glob("*.part"))

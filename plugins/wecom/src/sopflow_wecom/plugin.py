@@ -28,6 +28,7 @@ from sopflow_sdk import (
 
 from sopflow_wecom import importer, store, tags
 from sopflow_wecom.archive import job as archive_job
+from sopflow_wecom.archive import mapping as archive_mapping
 from sopflow_wecom.archive import routes as archive_routes
 from sopflow_wecom.channel import CALLBACK_MAX_AGE_SECONDS, WECOM_SETTINGS, WeComChannel
 from sopflow_wecom.crypto import WeComCrypto
@@ -184,7 +185,13 @@ def register_commands(cli: Any, open_host: Any) -> None:
 
 @hookimpl
 def register_triggers(register: Callable[[Any], None]) -> None:
-    for spec in trigger_specs():
+    for spec in (*trigger_specs(), *archive_mapping.trigger_specs()):
+        register(spec)
+
+
+@hookimpl
+def register_fields(register: Callable[[Any], None]) -> None:
+    for spec in archive_mapping.field_specs():
         register(spec)
 
 

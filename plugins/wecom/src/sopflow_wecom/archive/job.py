@@ -21,6 +21,7 @@ from typing import Any
 import attrs
 from sopflow_sdk import ConfigError, FatalError, Host, JobSpec, RetriableError, Secret
 
+from sopflow_wecom.archive import media
 from sopflow_wecom.archive.keys import parse_keys
 from sopflow_wecom.archive.native import FinanceSdk
 from sopflow_wecom.archive.pull import ArchivePull, pull_archive
@@ -70,7 +71,9 @@ def pull_account(
         secret = Secret(account.secrets["archive_secret"])  # a Secret already, or its value
         subject = f"WeCom archive of account {account.id}"
         with FinanceSdk(str(account.config["corp_id"]), secret) as sdk:
-            source = FinanceArchiveSource(sdk, keys, subject=subject)
+            root = media.media_dir() if account.config.get("archive_fetch_media") else None
+            corp = str(account.config["corp_id"])
+            source = FinanceArchiveSource(sdk, keys, subject=subject, media_root=root, corp_id=corp)
             result = pull_archive(host, account.id, source, limit=limit, max_batches=max_batches)
     except RetriableError as exc:
         log.info("wecom archive pull of account %s will be retried: %s", account.id, exc.internal_message)

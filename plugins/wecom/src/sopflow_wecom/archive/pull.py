@@ -1,22 +1,12 @@
-"""Conversation archive (会话内容存档): customers' chat messages as sopflow events.
-
-WeCom hands out archived chats only through its native Finance SDK
-(``GetChatData`` + RSA-decrypting each message's key + ``DecryptData``), which is
-not a Python package.  This module is everything around it:
-
-- ``ArchiveSource`` — the adapter point.  A deployment wraps the native SDK in
-  an object with ``fetch(seq, limit)`` returning the decrypted records.
-- ``to_ingest_events`` — pure: a text message a customer sent to one staff
-  member in a private chat becomes a ``message.received`` event; everything
-  else (staff messages, group chats, images, recalls, ``switch`` markers) does not.
-- ``pull_archive`` — one pull for one WeCom channel account: fetch after the
-  stored cursor, ingest, store the new cursor.
+"""One archive pull for one WeCom channel account: fetch after the stored cursor,
+turn the messages into events (``mapping``, filtered by ``consent``), ingest them.
 
 The cursor is kept in the calling plugin's state (``host.state``) under
 ``archive.seq.<account id>``, written in the same transaction as each batch's
-events: it never runs ahead of events that were not stored, nor stays behind
-events that were.  The idempotency key is the archive's ``msgid``, so a cursor
-rewound on purpose (``seq=0``) costs a re-read, never a second event.
+events, the batch's skipped messages and its consent answers: it never runs ahead
+of events that were not stored, nor stays behind events that were.  The
+idempotency key is the archive's ``msgid``, so a cursor rewound on purpose
+(``seq=0``) or a pull killed mid-way costs a re-read, never a second event.
 """
 
 from __future__ import annotations
@@ -26,7 +16,8 @@ from collections.abc import Sequence
 import attrs
 from sopflow_sdk import Host
 
-from sopflow_wecom.archive.mapping import MAX_LIMIT, ArchivedMessage, ArchiveSource, to_ingest_events
+from sopflow_wecom.archive.consent import ConsentBook
+from sopflow_wecom.archive.mapping import MAX_LIMIT, ArchivedMessage, ArchiveSource, to_ingest_event
 from sopflow_wecom.events import CHANNEL
 
 
@@ -89,6 +80,7 @@ def pull_archive(
     if account is None or account.channel != CHANNEL:
         return ArchivePull(seq=seq or 0)
     corp_id = str(account.config.get("corp_id") or "")
+    require_consent = bool(account.config.get("archive_require_consent"))
     if seq is None:
         seq = stored_seq(host, account.tenant_id, account.id, corp_id)
     fetched = created = duplicates = skipped = 0
@@ -96,13 +88,21 @@ def pull_archive(
         batch: Sequence[ArchivedMessage] = source.fetch(seq, limit)
         if not batch:
             break
-        events = to_ingest_events(batch, corp_id)
         seq = max(seq, *(m.seq for m in batch))
         passed_over = [
             {"seq": m.seq, "msgid": m.msgid, "reason": m.skipped} for m in batch if m.skipped is not None
         ]
         with host.transaction(account.tenant_id) as tx:
+            consent = ConsentBook(tx.state, account.id, require=require_consent)
+            events = []
+            for message in batch:
+                if consent.observe(message):
+                    continue
+                event = to_ingest_event(message, corp_id)
+                if event is not None and consent.allows(event):
+                    events.append(event)
             outcomes = tx.ingest(events) if events else []
+            consent.save()
             if passed_over:
                 kept = tx.state.get(skipped_key(account.id), [], lock=True) or []
                 tx.state.set(skipped_key(account.id), [*kept, *passed_over][-KEEP_SKIPPED:])

@@ -9,24 +9,33 @@ errors that concern the whole pull are raised from sopflow's error tree.
 from __future__ import annotations
 
 import json
-import logging
+from pathlib import Path
 from typing import Any
 
 from sopflow_sdk import FatalError, SkippableError
 
+from sopflow_wecom.archive import media
 from sopflow_wecom.archive.errors import FinanceSdkError, kind_of, to_sopflow_error
 from sopflow_wecom.archive.keys import ArchiveKeys
-from sopflow_wecom.archive.mapping import ArchivedMessage
+from sopflow_wecom.archive.mapping import MEDIA_TYPES, ArchivedMessage
 from sopflow_wecom.archive.native import FinanceSdk
-
-log = logging.getLogger("sopflow_wecom.archive")
 
 
 class FinanceArchiveSource:
     """``fetch(seq, limit)`` over one ``FinanceSdk`` handle and the corp's keys."""
 
-    def __init__(self, sdk: FinanceSdk, keys: ArchiveKeys, subject: str = "") -> None:
+    def __init__(
+        self,
+        sdk: FinanceSdk,
+        keys: ArchiveKeys,
+        subject: str = "",
+        *,
+        media_root: Path | None = None,
+        corp_id: str = "",
+    ) -> None:
         self.sdk, self.keys, self.subject = sdk, keys, subject
+        #: where media content goes; None keeps the metadata only
+        self.media_root, self.corp_id = media_root, corp_id
 
     def fetch(self, seq: int, limit: int) -> list[ArchivedMessage]:
         try:
@@ -66,4 +75,8 @@ class FinanceArchiveSource:
             return ArchivedMessage(seq=seq, record={"msgid": msgid}, skipped=str(exc))
         except ValueError as exc:
             return ArchivedMessage(seq=seq, record={"msgid": msgid}, skipped=f"plaintext is not JSON: {exc}")
+        msgtype = str(record.get("msgtype") or "")
+        body = record.get(msgtype)
+        if self.media_root is not None and msgtype in MEDIA_TYPES and isinstance(body, dict):
+            record["_sopflow_media"] = media.fetch(self.sdk, self.media_root, self.corp_id, msgid, body)
         return ArchivedMessage(seq=seq, record=record)
