@@ -280,3 +280,41 @@ def test_media_is_metadata_unless_the_account_asks_for_the_content(
     assert (tmp_path / "media" / CORP / "consent-1").read_bytes() == photo
     assert media["consent-2"]["type"] == "file" and "10005" in media["consent-2"]["stored"]["error"]
     assert not list((tmp_path / "media" / CORP).glob("*.part"))
+
+
+def test_staff_are_told_once_when_the_archive_stops(api: Any, sopflow_app: Any, fake: FakeArchive) -> None:
+    from sopflow_wecom.fake import FakeWeCom
+
+    with FakeWeCom() as wecom:
+        wecom.add_staff("anna")
+        r = api.post(
+            "/api/v1/channel-accounts",
+            json={
+                "channel": "wecom",
+                "name": "told",
+                "config": {
+                    "corp_id": wecom.corp_id,
+                    "agent_id": 1000002,
+                    "base_url": wecom.base_url,
+                    "archive_enabled": True,
+                    "archive_alert_staff": "anna",
+                },
+                "secrets": {
+                    "secret": wecom.secret,
+                    "archive_secret": ARCHIVE_SECRET,
+                    "archive_private_keys": private_keys_secret(1),
+                },
+            },
+        )
+        assert r.status_code == 201, r.text
+        account_id = r.json()["id"]
+        fake.fail_with(errcode=301042)
+        for _ in range(3):  # the job once, then an operator trying twice before the fix
+            api.post(f"/plugins/wecom/accounts/{account_id}/archive/pull", json={})
+        [(member, msgtype, body)] = wecom.app_message_bodies
+        assert (member, msgtype) == ("anna", "text")
+        assert (
+            "会话存档" in body["content"] and "301042" in body["content"] and "trusted IPs" in body["content"]
+        )
+        assert ARCHIVE_SECRET not in body["content"]
+        assert status(api, account_id)["staff_told"] is True

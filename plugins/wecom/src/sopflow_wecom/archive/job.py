@@ -21,7 +21,7 @@ from typing import Any
 import attrs
 from sopflow_sdk import ConfigError, FatalError, Host, JobSpec, RetriableError, Secret
 
-from sopflow_wecom.archive import media
+from sopflow_wecom.archive import alert, media
 from sopflow_wecom.archive.keys import parse_keys
 from sopflow_wecom.archive.native import FinanceSdk
 from sopflow_wecom.archive.pull import ArchivePull, pull_archive
@@ -84,9 +84,19 @@ def pull_account(
         raise
     except (FatalError, ConfigError) as exc:
         log.warning("wecom archive of account %s is unhealthy: %s", account.id, exc.internal_message)
+        told = before.get("staff_told", False)
+        if before.get("healthy") is not False:  # just turned unhealthy: tell staff once
+            told = alert.tell_staff(account, exc.user_message)
         state.set(
             health_key(account.id),
-            {**before, "healthy": False, "kind": "fatal", "error": exc.user_message, "last_pull_at": now},
+            {
+                **before,
+                "healthy": False,
+                "kind": "fatal",
+                "error": exc.user_message,
+                "last_pull_at": now,
+                "staff_told": told,
+            },
         )
         raise
     state.set(

@@ -38,6 +38,13 @@ ARCHIVE_SETTINGS = (
         description="ingest a customer's archived messages only after their agree (同意存档) message",
     ),
     Setting(
+        "archive_alert_staff",
+        pattern=r"[A-Za-z0-9_.@-]{1,64}(\|[A-Za-z0-9_.@-]{1,64}){0,99}",
+        example="zhangsan|lisi",
+        description="members (userids, '|' between) told by app message when the archive stops; "
+        "needs agent_id",
+    ),
+    Setting(
         "archive_secret",
         secret=True,
         max_length=128,
