@@ -87,7 +87,9 @@ def test_five_thousand_messages_in_six_pulls_survive_a_kill_9(
         json={
             "channel": "wecom",
             "name": "archive",
-            "config": {"corp_id": CORP, "archive_enabled": True},
+            # the tags the rule adds are pushed to WeCom by a job; a closed local port
+            # refuses at once, so the test never reaches for the real WeCom
+            "config": {"corp_id": CORP, "archive_enabled": True, "base_url": "http://127.0.0.1:9"},
             "secrets": {
                 "secret": "s" * 32,
                 "archive_secret": ARCHIVE_SECRET,
