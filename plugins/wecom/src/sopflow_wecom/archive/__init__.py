@@ -6,8 +6,13 @@ Finance SDK, decrypted with the corp's RSA keys, ingested as sopflow events.
 - ``keys`` — the RSA private keys by ``publickey_ver``;
 - ``source`` — ``GetChatData`` → decrypt → ``ArchivedMessage``;
 - ``mapping`` — what each archived message becomes;
+- ``consent`` — customers' agree/disagree answers, kept in plugin state;
+- ``media`` — media content, fetched only when the account asks;
 - ``pull`` — one pull for one account, the cursor in plugin state;
-- ``job`` — the periodic pull job and the account's archive routes.
+- ``job`` — the periodic pull job and an account's health;
+- ``alert`` — telling staff that an account's archive stopped;
+- ``settings``, ``routes``, ``commands`` — the account settings, the admin routes,
+  ``sopflow wecom archive-pull``.
 """
 
 from sopflow_wecom.archive.mapping import (
