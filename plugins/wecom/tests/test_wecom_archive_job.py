@@ -318,3 +318,21 @@ def test_staff_are_told_once_when_the_archive_stops(api: Any, sopflow_app: Any, 
         )
         assert ARCHIVE_SECRET not in body["content"]
         assert status(api, account_id)["staff_told"] is True
+
+
+def test_one_accounts_failure_does_not_stop_the_others(
+    api: Any, sopflow_app: Any, fake: FakeArchive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sopflow_wecom.archive import job
+
+    broken, fine = connect(api, "broken"), connect(api, "fine")
+    real = job.pull_archive
+
+    def pull_or_fail(host: Any, account_id: int, *args: Any, **kwargs: Any) -> Any:
+        if account_id == broken:
+            raise RuntimeError("a bug in one account's pull")
+        return real(host, account_id, *args, **kwargs)
+
+    monkeypatch.setattr(job, "pull_archive", pull_or_fail)
+    run_jobs(sopflow_app)
+    assert status(api, fine)["seq"] == 108 and status(api, broken)["seq"] == 0

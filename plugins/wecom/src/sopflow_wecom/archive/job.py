@@ -131,6 +131,8 @@ def pull_all(host: Host) -> None:
             log.info("wecom archive pull of account %s: %s", account.id, attrs.asdict(result))
         except (RetriableError, FatalError, ConfigError):
             continue  # recorded and logged by pull_account; the other accounts go on
+        except Exception:  # a batch core refused, a bug: its cursor stayed; the others go on
+            log.exception("wecom archive pull of account %s failed", account.id)
 
 
 def job_spec() -> JobSpec:
