@@ -88,9 +88,12 @@ class FakeArchive:
     def serve_records(self, records: Iterable[tuple[int, Mapping[str, Any]]], version: int = 1) -> None:
         self.serve(seal(r, seq, version) for seq, r in records)
 
-    def fail_with(self, rc: int | None = None, errcode: int | None = None) -> None:
-        """Every GetChatData returns ``rc``, or answers the server's ``errcode``; None clears."""
-        for name, value in (("rc", rc), ("errcode", errcode)):
+    def fail_with(
+        self, rc: int | None = None, errcode: int | None = None, init_rc: int | None = None
+    ) -> None:
+        """Every GetChatData returns ``rc``, or answers the server's ``errcode``, or Init
+        returns ``init_rc``; None clears."""
+        for name, value in (("rc", rc), ("errcode", errcode), ("init_rc", init_rc)):
             path = self.dir / name
             if value is None:
                 path.unlink(missing_ok=True)

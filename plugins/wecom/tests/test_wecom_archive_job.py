@@ -336,3 +336,14 @@ def test_one_accounts_failure_does_not_stop_the_others(
     monkeypatch.setattr(job, "pull_archive", pull_or_fail)
     run_jobs(sopflow_app)
     assert status(api, fine)["seq"] == 108 and status(api, broken)["seq"] == 0
+
+
+def test_an_init_failure_is_mapped_like_any_other_code(api: Any, sopflow_app: Any, fake: FakeArchive) -> None:
+    account_id = connect(api)
+    fake.fail_with(init_rc=10011)
+    r = api.post(f"/plugins/wecom/accounts/{account_id}/archive/pull", json={})
+    assert r.status_code == 409 and "Init returned 10011 (certificate error)" in r.json()["detail"], r.text
+    assert status(api, account_id)["healthy"] is False and fake.calls() == []
+    fake.fail_with(init_rc=10001)
+    r = api.post(f"/plugins/wecom/accounts/{account_id}/archive/pull", json={})
+    assert r.status_code == 503 and "Init returned 10001" in r.json()["detail"], r.text

@@ -8,6 +8,7 @@
  *                     the server's errcode 40001 in its JSON, as a wrong secret does)
  *   chatdata.jsonl    one GetChatData item per line, ascending seq, each starting {"seq":N,
  *                     (publickey_ver, encrypt_random_key, encrypt_chat_msg made by the tests)
+ *   init_rc           if present: the return code Init gives (10011 ...)
  *   rc                if present: the return code every GetChatData call gives (10001 ...)
  *   errcode           if present: the server errcode GetChatData's JSON carries (301042 ...)
  *   hang              if present and holding N (or empty, N = 1): the Nth and later
@@ -75,6 +76,8 @@ void DestroySdk(WeWorkFinanceSdk_t *sdk) { free(sdk); }
 
 int Init(WeWorkFinanceSdk_t *sdk, const char *corpid, const char *secret) {
     if (!sdk || !corpid || !secret || !*corpid) return 10000;
+    char *init_rc = read_file("init_rc", NULL);
+    if (init_rc) { int code = atoi(init_rc); free(init_rc); if (code) return code; }
     snprintf(sdk->corpid, sizeof sdk->corpid, "%s", corpid);
     snprintf(sdk->secret, sizeof sdk->secret, "%s", secret);
     return 0;

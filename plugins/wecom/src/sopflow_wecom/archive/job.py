@@ -22,6 +22,7 @@ import attrs
 from sopflow_sdk import ConfigError, FatalError, Host, JobSpec, RetriableError, Secret
 
 from sopflow_wecom.archive import alert, media
+from sopflow_wecom.archive.errors import FinanceSdkError, to_sopflow_error
 from sopflow_wecom.archive.keys import parse_keys
 from sopflow_wecom.archive.native import FinanceSdk
 from sopflow_wecom.archive.pull import ArchivePull, pull_archive
@@ -55,6 +56,14 @@ def _config_problems(account: Any) -> list[tuple[str, str]]:
     return problems
 
 
+def _open_sdk(corp_id: str, secret: Secret, subject: str) -> FinanceSdk:
+    """``NewSdk`` + ``Init``, a failing code raised as its kind of the error tree."""
+    try:
+        return FinanceSdk(corp_id, secret)
+    except FinanceSdkError as exc:
+        raise to_sopflow_error(exc.code, exc.call, subject) from None
+
+
 def pull_account(
     host: Host, account: Any, *, max_batches: int = MAX_BATCHES, limit: int = 1000
 ) -> ArchivePull:
@@ -70,7 +79,7 @@ def pull_account(
         keys = parse_keys(account.secrets.get("archive_private_keys"))
         secret = Secret(account.secrets["archive_secret"])  # a Secret already, or its value
         subject = f"WeCom archive of account {account.id}"
-        with FinanceSdk(str(account.config["corp_id"]), secret) as sdk:
+        with _open_sdk(str(account.config["corp_id"]), secret, subject) as sdk:
             root = media.media_dir() if account.config.get("archive_fetch_media") else None
             corp = str(account.config["corp_id"])
             source = FinanceArchiveSource(sdk, keys, subject=subject, media_root=root, corp_id=corp)
