@@ -12,3 +12,8 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 &
   apt-get install -y -q chromium >/dev/null 2>&1 \
     || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }
 fi
+# The WeCom archive tests compile a C fake of WeCom's Finance SDK with the system compiler.
+if ! command -v cc >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  apt-get install -y -q gcc libc6-dev >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null && apt-get install -y -q gcc libc6-dev >/dev/null; }
+fi

@@ -44,15 +44,20 @@ class RecordedArchive:
 # -- the mapping ------------------------------------------------------------------------------------
 
 
-def test_only_customers_private_texts_become_events() -> None:
-    events = to_ingest_events(recorded(), CORP)
-    assert [(e.identity.external_id, e.identity.staff_external_id, e.payload["text"]) for e in events] == [
-        (ALICE, "zhangsan", "你好，请问这款防晒霜多少钱？"),
-        (CAROL, "lisi", "太贵了，等活动再说吧"),
-        (ALICE, "zhangsan", "已经下单了，发货了吗？"),
+def test_customers_messages_become_message_received() -> None:
+    events = [e for e in to_ingest_events(recorded(), CORP) if e.type == "message.received"]
+    assert [
+        (e.identity.external_id, e.identity.staff_external_id, e.payload.get("room_id"), e.payload["text"])
+        for e in events
+    ] == [
+        (ALICE, "zhangsan", None, "你好，请问这款防晒霜多少钱？"),
+        (BOB, None, "wrjc7bDwAASxc8tZvBErFE02BtPWyAAA", "群里买有优惠吗？"),  # a group: the room, no staff
+        (ALICE, "zhangsan", None, ""),  # the image: metadata only
+        (CAROL, "lisi", None, "太贵了，等活动再说吧"),
+        (ALICE, "zhangsan", None, "已经下单了，发货了吗？"),
     ]
     first = events[0]
-    assert first.type == "message.received" and first.identity.channel == "wecom"
+    assert first.identity.channel == "wecom"
     assert first.idempotency_key == f"wecom:archive:{CORP}:8797638201239802372_1700000000123"
     assert first.occurred_at == "2023-11-14T22:13:20.123000+00:00"
     assert first.payload == {
@@ -63,20 +68,44 @@ def test_only_customers_private_texts_become_events() -> None:
         "corp_id": CORP,
         "via": "conversation_archive",
     }
+    assert events[2].payload["media"] == {
+        "type": "image",
+        "md5sum": "50de8e5ae8ffe4f1df7a93841f71993a",
+        "filesize": 70961,
+    }
+
+
+def test_a_staff_message_is_a_staff_reply_that_sets_the_last_contact() -> None:
+    event = to_ingest_event(by_seq(102), CORP)
+    assert event is not None and event.type == "message.staff_sent"
+    assert (event.identity.external_id, event.identity.staff_external_id) == (ALICE, "zhangsan")
+    assert event.payload["text"] == "您好，这款是 129 元，今天下单送小样"
+    assert event.fields == {"wecom.last_contact_at": "2023-11-14T22:14:02.877000+00:00"}
+
+
+def test_a_recall_names_the_recalled_message() -> None:
+    event = to_ingest_event(by_seq(105), CORP)
+    assert event is not None and event.type == "message.revoked"
+    assert event.payload["pre_msgid"] == "CAQQvPnc4QUY0On2rYSAgAMgooLa0Q8="
+    assert event.identity.external_id == ALICE
 
 
 @pytest.mark.parametrize(
-    "seq",
+    "record",
     [
-        pytest.param(102, id="staff-sent"),
-        pytest.param(103, id="group-message"),
-        pytest.param(104, id="image"),
-        pytest.param(105, id="revoke"),
-        pytest.param(106, id="switch-marker"),
+        pytest.param(by_seq(106).record, id="switch-marker"),
+        pytest.param({**by_seq(102).record, "roomid": "wrRoom"}, id="staff-in-a-group"),
+        pytest.param({**by_seq(102).record, "tolist": ["lisi"]}, id="staff-to-staff"),
+        pytest.param(
+            {**by_seq(101).record, "msgtype": "agree", "agree": {"userid": ALICE, "agree_time": 1}},
+            id="agree",
+        ),
+        pytest.param({**by_seq(101).record, "msgtype": "disagree"}, id="disagree"),
+        pytest.param({**by_seq(101).record, "msgtype": "location"}, id="other-type"),
     ],
 )
-def test_other_records_are_left_out(seq: int) -> None:
-    assert to_ingest_event(by_seq(seq), CORP) is None
+def test_other_records_are_left_out(record: dict[str, Any]) -> None:
+    assert to_ingest_event(ArchivedMessage(seq=1, record=record), CORP) is None
 
 
 def test_malformed_records_are_left_out() -> None:
@@ -179,13 +208,23 @@ def messages_by_customer(api: Any) -> dict[str, list[str]]:
 def test_pull_creates_message_events_on_the_right_customers(
     api: Any, account_id: int, archive: RecordedArchive
 ) -> None:
-    assert pull(api, account_id, seq=0, limit=3) == {"seq": 108, "fetched": 8, "created": 3, "duplicates": 0}
+    assert pull(api, account_id, seq=0, limit=3) == {
+        "seq": 108,
+        "fetched": 8,
+        "created": 7,
+        "duplicates": 0,
+        "skipped": 0,
+    }
     assert archive.calls == [(0, 3), (103, 3), (106, 3)]  # the third page is short: caught up
     assert messages_by_customer(api) == {
-        f"{ALICE}@zhangsan": ["你好，请问这款防晒霜多少钱？", "已经下单了，发货了吗？"],
+        f"{ALICE}@zhangsan": ["你好，请问这款防晒霜多少钱？", "", "已经下单了，发货了吗？"],  # "": the image
+        f"{BOB}@None": ["群里买有优惠吗？"],  # seen in the group only: no staff member of their own
         f"{CAROL}@lisi": ["太贵了，等活动再说吧"],
     }
-    assert api.get(f"/api/v1/customers?external_id={BOB}").json()["items"] == []  # group only
+    staff_sent = api.get("/api/v1/events?type=message.staff_sent").json()["items"]
+    assert [e["payload"]["text"] for e in staff_sent] == ["您好，这款是 129 元，今天下单送小样"]
+    alice = api.get(f"/api/v1/customers/{staff_sent[0]['customer_id']}").json()
+    assert alice["fields"]["wecom.last_contact_at"].startswith("2023-11-14T22:14:02")
     [first] = [
         e
         for e in api.get("/api/v1/events?type=message.received").json()["items"]
@@ -199,9 +238,21 @@ def test_pulling_again_adds_nothing(api: Any, account_id: int) -> None:
     pull(api, account_id, seq=0)
     before = api.get("/api/v1/events").json()["items"]
     customers = api.get("/api/v1/customers").json()["items"]
-    assert pull(api, account_id, seq=108) == {"seq": 108, "fetched": 0, "created": 0, "duplicates": 0}
+    assert pull(api, account_id, seq=108) == {
+        "seq": 108,
+        "fetched": 0,
+        "created": 0,
+        "duplicates": 0,
+        "skipped": 0,
+    }
     # A lost cursor re-reads the archive; the msgid keys make every event a duplicate.
-    assert pull(api, account_id, seq=0) == {"seq": 108, "fetched": 8, "created": 0, "duplicates": 3}
+    assert pull(api, account_id, seq=0) == {
+        "seq": 108,
+        "fetched": 8,
+        "created": 0,
+        "duplicates": 7,
+        "skipped": 0,
+    }
     assert api.get("/api/v1/events").json()["items"] == before
     assert api.get("/api/v1/customers").json()["items"] == customers
 
@@ -210,18 +261,25 @@ def test_pull_stops_after_max_batches_and_resumes(api: Any, account_id: int) -> 
     assert pull(api, account_id, seq=0, limit=1, max_batches=2) == {
         "seq": 102,
         "fetched": 2,
-        "created": 1,
+        "created": 2,
         "duplicates": 0,
+        "skipped": 0,
     }
-    assert pull(api, account_id, seq=102, limit=1000)["created"] == 2
-    assert sum(len(texts) for texts in messages_by_customer(api).values()) == 3
+    assert pull(api, account_id, seq=102, limit=1000)["created"] == 5
+    assert sum(len(texts) for texts in messages_by_customer(api).values()) == 5
 
 
 def test_unknown_and_other_channels_accounts_are_left_alone(api: Any, archive: RecordedArchive) -> None:
     log = api.post("/api/v1/channel-accounts", json={"channel": "log", "name": "log", "config": {}})
     assert log.status_code == 201, log.text
     for account in (9999, log.json()["id"]):
-        assert pull(api, account, seq=5) == {"seq": 5, "fetched": 0, "created": 0, "duplicates": 0}
+        assert pull(api, account, seq=5) == {
+            "seq": 5,
+            "fetched": 0,
+            "created": 0,
+            "duplicates": 0,
+            "skipped": 0,
+        }
     assert archive.calls == []
 
 
@@ -229,9 +287,15 @@ def test_the_cursor_is_kept_in_plugin_state(api: Any, account_id: int, archive: 
     """Without ``seq`` a pull starts where the last one stopped; the cursor is the
     calling plugin's state, stored with the batch's events."""
     assert pull(api, account_id, limit=1, max_batches=2)["seq"] == 102
-    assert pull(api, account_id, limit=1000) == {"seq": 108, "fetched": 6, "created": 2, "duplicates": 0}
+    assert pull(api, account_id, limit=1000) == {
+        "seq": 108,
+        "fetched": 6,
+        "created": 5,
+        "duplicates": 0,
+        "skipped": 0,
+    }
     assert archive.calls[-1] == (102, 1000)  # resumed from the stored cursor
-    assert pull(api, account_id) == {"seq": 108, "fetched": 0, "created": 0, "duplicates": 0}
+    assert pull(api, account_id) == {"seq": 108, "fetched": 0, "created": 0, "duplicates": 0, "skipped": 0}
 
 
 def test_a_batch_that_fails_to_ingest_leaves_the_cursor_behind(
@@ -246,7 +310,7 @@ def test_a_batch_that_fails_to_ingest_leaves_the_cursor_behind(
     assert cursor == {"corp_id": CORP, "seq": 103}  # the first batch only
     puller.source = archive
     assert pull(api, account_id)["seq"] == 108
-    assert sum(len(texts) for texts in messages_by_customer(api).values()) == 3  # none lost, none twice
+    assert sum(len(texts) for texts in messages_by_customer(api).values()) == 5  # none lost, none twice
 
 
 class BrokenArchive:

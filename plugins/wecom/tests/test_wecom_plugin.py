@@ -33,6 +33,8 @@ def test_register_routes_and_triggers() -> None:
         "accounts/{account_id:int}/live-codes/{config_id:str}": {"PATCH", "DELETE"},
         "accounts/{account_id:int}/live-codes/sync": {"POST"},
         "accounts/{account_id:int}/import": {"GET", "POST"},
+        "accounts/{account_id:int}/archive": {"GET"},
+        "accounts/{account_id:int}/archive/pull": {"POST"},
     }
     assert all(isinstance(t, TriggerSpec) for t in triggers)
     assert "group.member_joined" in {t.event_type for t in triggers}
@@ -114,6 +116,7 @@ def test_register_jobs() -> None:
         "wecom.import_contacts",
         "wecom.mark_tags",
         "wecom.resync_tags",
+        "wecom.archive.pull",
     }
 
 
@@ -169,4 +172,9 @@ def test_an_account_with_bad_settings_is_refused_with_every_problem(api: Any) ->
         "corp_id": CORP,
         "create_missing_tags": False,
         "callback_max_age_seconds": 300,
+        # the conversation archive's settings, off until an operator turns it on
+        "archive_enabled": False,
+        "archive_pull_seconds": 60,
+        "archive_fetch_media": False,
+        "archive_require_consent": False,
     }

@@ -34,6 +34,7 @@ from sopflow_sdk import (
     SopflowError,
 )
 
+from sopflow_wecom.archive.settings import ARCHIVE_SETTINGS
 from sopflow_wecom.client import BASE_URL, WeComClient
 from sopflow_wecom.events import GROUP_CHANNEL
 
@@ -133,6 +134,7 @@ WECOM_SETTINGS = SettingsSchema(
         pattern="[A-Za-z0-9]{43}",
         description="the EncodingAESKey of the same settings: 43 letters/digits",
     ),
+    *ARCHIVE_SETTINGS,
 )
 
 

@@ -8,12 +8,15 @@ import click
 from sopflow_sdk import SopflowError
 
 from sopflow_wecom import importer
+from sopflow_wecom.archive import commands as archive_commands
 
 
 def register(cli: click.Group, open_host: Any) -> None:
     @cli.group()
     def wecom() -> None:
         """WeCom (企业微信) tools."""
+
+    archive_commands.register(wecom, open_host)
 
     @wecom.command("import")
     @click.argument("account_id", type=int)

@@ -27,6 +27,9 @@ from sopflow_sdk import (
 )
 
 from sopflow_wecom import console_panel, importer, store, tags
+from sopflow_wecom.archive import job as archive_job
+from sopflow_wecom.archive import mapping as archive_mapping
+from sopflow_wecom.archive import routes as archive_routes
 from sopflow_wecom.channel import CALLBACK_MAX_AGE_SECONDS, WECOM_SETTINGS, WeComChannel
 from sopflow_wecom.crypto import WeComCrypto
 from sopflow_wecom.events import CHANNEL, TAG_TYPE, parse_callback, trigger_specs
@@ -182,7 +185,13 @@ def register_commands(cli: Any, open_host: Any) -> None:
 
 @hookimpl
 def register_triggers(register: Callable[[Any], None]) -> None:
-    for spec in trigger_specs():
+    for spec in (*trigger_specs(), *archive_mapping.trigger_specs()):
+        register(spec)
+
+
+@hookimpl
+def register_fields(register: Callable[[Any], None]) -> None:
+    for spec in archive_mapping.field_specs():
         register(spec)
 
 
@@ -233,6 +242,8 @@ def register_routes(register: Callable[[Any], None]) -> None:
             "progress (GET) (admin key)",
         )
     )
+    for spec in archive_routes.route_specs():
+        register(spec)
 
 
 @hookimpl
@@ -252,6 +263,7 @@ def register_channels(register: Callable[[Any], None]) -> None:
 def register_jobs(register: Callable[[Any], None]) -> None:
     register(job_spec())
     register(importer.job_spec())
+    register(archive_job.job_spec())
     for spec in tags.job_specs():
         register(spec)
 

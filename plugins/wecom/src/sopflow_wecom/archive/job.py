@@ -1,0 +1,153 @@
+"""The periodic archive pull (job ``wecom.archive.pull``) and one account's pull.
+
+Each tick looks at every WeCom account with ``archive_enabled``; an account whose
+``archive_pull_seconds`` have passed since its last pull is pulled: up to
+``MAX_BATCHES`` calls of ``GetChatData`` with 1,000 messages each, every batch's
+events committed with the cursor past them (``pull.pull_archive``).
+
+What an error does (``errors.CODES``): a retriable one ends this pull and the
+next tick tries again from the same cursor; a fatal one (wrong secret, IP not on
+the whitelist, a missing key version, a bad setting) marks the account's archive
+unhealthy — logged as a warning and shown by ``GET …/archive`` — and the job
+leaves it alone until an operator fixes the cause and runs ``POST …/archive/pull``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+import attrs
+from sopflow_sdk import ConfigError, FatalError, Host, JobSpec, RetriableError, Secret
+
+from sopflow_wecom.archive import alert, media
+from sopflow_wecom.archive.errors import FinanceSdkError, to_sopflow_error
+from sopflow_wecom.archive.keys import parse_keys
+from sopflow_wecom.archive.native import FinanceSdk
+from sopflow_wecom.archive.pull import ArchivePull, pull_archive
+from sopflow_wecom.archive.settings import DEFAULT_PULL_SECONDS, TICK_SECONDS
+from sopflow_wecom.archive.source import FinanceArchiveSource
+from sopflow_wecom.events import CHANNEL
+
+log = logging.getLogger("sopflow_wecom.archive")
+
+JOB = "wecom.archive.pull"
+#: GetChatData calls per pull: 10,000 messages, then the next tick goes on.
+MAX_BATCHES = 10
+
+
+def health_key(account_id: int) -> str:
+    return f"archive.health.{account_id}"
+
+
+def health(host: Host, tenant_id: int, account_id: int) -> dict[str, Any]:
+    """The account's archive health: ``healthy``, the last ``error`` and its ``kind``,
+    ``last_pull_at`` and what the last pull did (``last_pull``)."""
+    return dict(host.state(tenant_id).get(health_key(account_id)) or {"healthy": True})
+
+
+def _config_problems(account: Any) -> list[tuple[str, str]]:
+    problems = []
+    if not account.config.get("corp_id"):
+        problems.append(("config.corp_id", "set it to the corp's CorpID"))
+    if not account.secrets.get("archive_secret"):
+        problems.append(("secrets.archive_secret", "set it to the Secret under 管理工具 → 会话内容存档"))
+    return problems
+
+
+def _open_sdk(corp_id: str, secret: Secret, subject: str) -> FinanceSdk:
+    """``NewSdk`` + ``Init``, a failing code raised as its kind of the error tree."""
+    try:
+        return FinanceSdk(corp_id, secret)
+    except FinanceSdkError as exc:
+        raise to_sopflow_error(exc.code, exc.call, subject) from None
+
+
+def pull_account(
+    host: Host, account: Any, *, max_batches: int = MAX_BATCHES, limit: int = 1000
+) -> ArchivePull:
+    """One pull of ``account``'s archive now; its health is recorded either way.
+    Raises what it records (``RetriableError``, ``FatalError``, ``ConfigError``)."""
+    state = host.state(account.tenant_id)
+    before = health(host, account.tenant_id, account.id)
+    now = host.now().isoformat()
+    try:
+        problems = _config_problems(account)
+        if problems:
+            raise ConfigError(problems, subject=f"WeCom archive of account {account.id}")
+        keys = parse_keys(account.secrets.get("archive_private_keys"))
+        secret = Secret(account.secrets["archive_secret"])  # a Secret already, or its value
+        subject = f"WeCom archive of account {account.id}"
+        with _open_sdk(str(account.config["corp_id"]), secret, subject) as sdk:
+            root = media.media_dir() if account.config.get("archive_fetch_media") else None
+            corp = str(account.config["corp_id"])
+            source = FinanceArchiveSource(sdk, keys, subject=subject, media_root=root, corp_id=corp)
+            result = pull_archive(host, account.id, source, limit=limit, max_batches=max_batches)
+    except RetriableError as exc:
+        log.info("wecom archive pull of account %s will be retried: %s", account.id, exc.internal_message)
+        state.set(
+            health_key(account.id),
+            {**before, "healthy": True, "kind": "retriable", "error": exc.user_message, "last_pull_at": now},
+        )
+        raise
+    except (FatalError, ConfigError) as exc:
+        log.warning("wecom archive of account %s is unhealthy: %s", account.id, exc.internal_message)
+        told = before.get("staff_told", False)
+        if before.get("healthy") is not False:  # just turned unhealthy: tell staff once
+            told = alert.tell_staff(account, exc.user_message)
+        state.set(
+            health_key(account.id),
+            {
+                **before,
+                "healthy": False,
+                "kind": "fatal",
+                "error": exc.user_message,
+                "last_pull_at": now,
+                "staff_told": told,
+            },
+        )
+        raise
+    state.set(
+        health_key(account.id),
+        {
+            "healthy": True,
+            "kind": None,
+            "error": None,
+            "last_pull_at": now,
+            "last_pull": attrs.asdict(result),
+        },
+    )
+    return result
+
+
+def _due(host: Host, account: Any) -> bool:
+    mark = health(host, account.tenant_id, account.id)
+    if mark.get("healthy") is False:
+        return False  # until an operator fixes it: retrying a wrong secret only fills the log
+    last = mark.get("last_pull_at")
+    interval = float(account.config.get("archive_pull_seconds") or DEFAULT_PULL_SECONDS)
+    return not last or (host.now() - datetime.fromisoformat(last)).total_seconds() >= interval
+
+
+def pull_all(host: Host) -> None:
+    """Job ``wecom.archive.pull``: every due account with the archive enabled, each on its own."""
+    for account in host.channel_accounts(CHANNEL):
+        if not account.config.get("archive_enabled") or not _due(host, account):
+            continue
+        try:
+            result = pull_account(host, account)
+            log.info("wecom archive pull of account %s: %s", account.id, attrs.asdict(result))
+        except (RetriableError, FatalError, ConfigError):
+            continue  # recorded and logged by pull_account; the other accounts go on
+        except Exception:  # a batch core refused, a bug: its cursor stayed; the others go on
+            log.exception("wecom archive pull of account %s failed", account.id)
+
+
+def job_spec() -> JobSpec:
+    return JobSpec(
+        name=JOB,
+        fn=pull_all,
+        every_seconds=TICK_SECONDS,
+        description="pull the WeCom conversation archive of every account that enables it",
+    )
