@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from sopflow_wecom.crypto import WeComCrypto, build_envelope, to_xml
+from sopflow_wecom.fake import transfer_api
 from sopflow_wecom.fake.state import FakeState
 
 
@@ -114,6 +115,8 @@ class FakeScenario(FakeState):
         """The member taps "send" on a mass-send task: deliver to each recipient."""
         with self.lock:
             task = self.tasks[msgid]
+            if task.cancelled:
+                return  # WeCom no longer offers a stopped task to its members
             now = self.clock()
             for recipient in task.recipients.get(userid, {}):
                 if task.chat_type == "single" and not self.follows(userid, recipient):
@@ -125,6 +128,52 @@ class FakeScenario(FakeState):
                     self.deliveries[recipient].append(now)
                 task.recipients[userid][recipient] = status
             task.send_time[userid] = int(now)
+
+    def refuse_transfer(self, *external_userids: str) -> None:
+        """These customers will refuse their handover (result status 3)."""
+        with self.lock:
+            self.transfer_refusals.update(external_userids)
+
+    def limit_takeover(self, *userids: str) -> None:
+        """These members are at their customer limit: handovers to them end in status 4."""
+        with self.lock:
+            self.takeover_limits.update(userids)
+
+    def settle_transfers(self) -> int:
+        """End every handover whose 24 hours are up and send what WeCom calls back:
+        ``transfer_fail`` (``FailReason``) to the taker for a refusal or a limit, and
+        ``del_external_contact`` with ``Source`` ``DELETE_BY_TRANSFER`` to the giver of a
+        completed on-job handover.  Returns how many handovers ended."""
+        calls, ended = [], 0
+        with self.lock:
+            for kind, handover, takeover in list(self.transfers):
+                for ext, record in transfer_api.settle(self, kind, handover, takeover).items():
+                    key = (kind, handover, takeover, ext)
+                    if record["status"] == 2 or key in self.transfers_announced:
+                        continue
+                    self.transfers_announced.add(key)
+                    ended += 1
+                    if record["status"] in transfer_api.FAIL_REASONS:
+                        calls.append(
+                            {
+                                "ChangeType": "transfer_fail",
+                                "FailReason": transfer_api.FAIL_REASONS[record["status"]],
+                                "UserID": takeover,
+                                "ExternalUserID": ext,
+                            }
+                        )
+                    elif kind == "onjob":
+                        calls.append(
+                            {
+                                "ChangeType": "del_external_contact",
+                                "Source": "DELETE_BY_TRANSFER",
+                                "UserID": handover,
+                                "ExternalUserID": ext,
+                            }
+                        )
+        for fields in calls:  # outside the lock: the receiver may call the fake back
+            self._send_event("change_external_contact", fields)
+        return ended
 
     def confirm_moment(self, jobid: str) -> None:
         """The moment task finishes creating (status 1 → 3)."""
