@@ -170,3 +170,69 @@ def test_a_transfer_request_with_bad_fields_names_each_and_changes_nothing(wecom
     assert fields == {"kind", "handover_userid", "takeover_userid", "transfer_success_msg"}
     assert env.api.get(f"{env.base}/transfers").json()["items"] == []
     assert not [r for r in fake.requests if "transfer" in r.path]
+
+
+def test_a_member_who_left_holds_their_customers_touches_until_a_resigned_transfer(
+    wecom_app: WeComApp, sopflow_app: Any
+) -> None:
+    from sopflow.engine.delivery.confirmations import poll_confirmations
+    from sopflow.engine.delivery.dispatch import run_until_idle
+    from sopflow.models import Touch
+
+    env, fake, app = wecom_app, wecom_app.fake, sopflow_app
+    _sop(env)
+    customers = ["wmL1", "wmL2", "wmL3"]
+    fake.add_staff(TAKER)
+    for ext in customers:
+        fake.add_customer(GIVER, ext, state="qr", welcome=False)
+    assert run_until_idle(app) == 3
+    _confirm_all(fake, GIVER)
+    poll_confirmations(app)
+
+    fake.resign(GIVER)  # WeCom's contacts callback: the member left
+    [giver] = [m for m in env.api.get("/api/v1/staff").json() if m["external_id"] == GIVER]
+    assert giver["left_at"] is not None
+    tasks_before = len(fake.tasks)
+    env.clock.advance(timedelta(days=3, hours=12))  # past the second step's time
+    run_until_idle(app)
+    assert len(fake.tasks) == tasks_before  # held: nothing sent for a member who left
+    with app.tx() as s:
+        held = list(s.execute(sa.select(Touch.status, Touch.defer_reason).where(Touch.step_index == 1)))
+    assert held == [("scheduled", "owner_left")] * 3
+
+    body = {"kind": "resigned", "handover_userid": GIVER, "takeover_userid": TAKER}
+    dry = env.api.post(f"{env.base}/transfers", json={**body, "dry_run": True})
+    assert dry.json()["customers"] == customers  # WeCom's get_unassigned_list: not handed to anyone yet
+    assert env.api.post(f"{env.base}/transfers", json=body).status_code == 202
+    assert [
+        len(r.body["external_userid"]) for r in fake.requests if "resigned/transfer_customer" in r.path
+    ] == [3]
+    env.clock.advance(timedelta(hours=24, seconds=1))
+    fake.settle_transfers()  # a resigned handover is not called back: the periodic job reads the results
+    from sopflow.worker.scheduler import Scheduler
+
+    Scheduler(app).run_periodic_jobs()
+    assert env.api.get(f"{env.base}/transfers").json()["counts"] == {"done": 3}
+    run_until_idle(app)  # the held touches are due at once, sent from the taker
+    _confirm_all(fake, TAKER)
+    env.clock.advance(timedelta(minutes=1))
+    poll_confirmations(app)
+    assert _delivered(fake, "第二步") == {ext: [TAKER] for ext in customers}
+
+
+def test_marking_a_member_as_left_through_the_api_and_back(wecom_app: WeComApp, sopflow_app: Any) -> None:
+    from sopflow.engine.delivery.dispatch import run_until_idle
+
+    env, fake, app = wecom_app, wecom_app.fake, sopflow_app
+    _sop(env)
+    fake.add_customer(GIVER, "wmB1", state="qr", welcome=False)
+    [giver] = [m for m in env.api.get("/api/v1/staff").json() if m["external_id"] == GIVER]
+    left = env.api.patch(f"/api/v1/staff/{giver['id']}", json={"left": True})
+    assert left.status_code == 200 and left.json()["left_at"] and left.json()["name"] == giver["name"]
+    assert run_until_idle(app) == 1 and fake.tasks == {}  # claimed, then held
+    back = env.api.patch(f"/api/v1/staff/{giver['id']}", json={"left": False})
+    assert back.json()["left_at"] is None
+    run_until_idle(app)  # released: due at once
+    assert [list(t.recipients) for t in fake.tasks.values()] == [[GIVER]]
+    bad = env.api.patch(f"/api/v1/staff/{giver['id']}", json={"left": "yes"})
+    assert bad.status_code == 422 and "left" in bad.text

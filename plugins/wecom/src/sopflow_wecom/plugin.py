@@ -28,10 +28,11 @@ from sopflow_sdk import (
 
 from sopflow_wecom import importer, store, tags, transfers
 from sopflow_wecom.channel import CALLBACK_MAX_AGE_SECONDS, WECOM_SETTINGS, WeComChannel
-from sopflow_wecom.crypto import WeComCrypto
+from sopflow_wecom.crypto import WeComCrypto, parse_xml
 from sopflow_wecom.events import CHANNEL, TAG_TYPE, parse_callback, trigger_specs
 from sopflow_wecom.live_codes import live_code, live_codes, sync_route
 from sopflow_wecom.profiles import JOB, job_spec
+from sopflow_wecom.staff_changes import apply_member_change
 from sopflow_wecom.transfer_routes import handle_transfers
 
 log = logging.getLogger("sopflow_wecom")
@@ -102,6 +103,7 @@ def handle_callback(request: InboundRequest, host: Host) -> InboundResponse:
             return _text(200, plain)
         xml = crypto.decrypt_envelope(q["msg_signature"], q["timestamp"], q["nonce"], request.body)
         events = parse_callback(xml)
+        apply_member_change(host, account.tenant_id, parse_xml(xml))  # a member left or is back
     except SignatureError as exc:
         return _reject(account.id, 403, exc.internal_message, exc.user_message)
     except ConfigError as exc:  # an account that takes no callbacks: nothing to retry
@@ -133,7 +135,7 @@ def _after_ingest(host: Host, account: Any, ev: Any) -> None:
         elif ev.type == TAG_TYPE:
             _tag_library_changed(host, account, ev)
         elif transfer_ended(ev):
-            host.enqueue(transfers.FINISH_JOB, account_id=account.id)
+            host.enqueue(transfers.FINISH_JOB, account_id=account.id, external_userid=ev.identity.external_id)
     except SopflowError as exc:
         log.warning("wecom follow-up of %s %s failed: %s", ev.type, ev.identity.external_id, exc)
 

@@ -228,17 +228,19 @@ def _results(client: WeComClient, kind: str, handover: str, takeover: str) -> di
     return out
 
 
-def finish_started(host: Host, account: ChannelAccountView) -> dict[str, int]:
-    """Record what WeCom says of every ``started`` row; returns counts by new state.
-    A customer taken over is one ``customer.transferred`` event, in the same
-    transaction as its row's ``done`` (so neither is lost without the other)."""
+def finish_started(
+    host: Host, account: ChannelAccountView, external_userid: str | None = None
+) -> dict[str, int]:
+    """Record what WeCom says of every ``started`` row (of one customer, after a
+    callback named them); returns counts by new state.  A customer taken over is
+    one ``customer.transferred`` event, in the same transaction as its row's
+    ``done`` (so neither is lost without the other)."""
     client = account_channel(account).client
+    where = [transfers.c.account_id == account.id, transfers.c.state == "started"]
+    if external_userid is not None:
+        where.append(transfers.c.external_userid == external_userid)
     with host.transaction(account.tenant_id) as tx:
-        rows = tx.connection.execute(
-            sa.select(transfers)
-            .where(transfers.c.account_id == account.id, transfers.c.state == "started")
-            .order_by(transfers.c.id)
-        ).all()
+        rows = tx.connection.execute(sa.select(transfers).where(*where).order_by(transfers.c.id)).all()
     pairs: dict[tuple[str, str, str], list[Any]] = {}
     for row in rows:
         pairs.setdefault((row.kind, row.handover_userid, row.takeover_userid), []).append(row)
@@ -294,9 +296,15 @@ def start_job(host: Host, account_id: int) -> None:
         start_planned(host, account)
 
 
-def finish_job(host: Host, account_id: int | None = None) -> None:
-    """One account (after a callback) or, periodically, every WeCom account with a
-    transfer under way; one account's failure does not stop the others."""
+def finish_job(host: Host, account_id: int | None = None, external_userid: str | None = None) -> None:
+    """Periodically: every WeCom account with a transfer under way (one account's
+    failure does not stop the others).  After a callback: the one customer it
+    names, so the callback is answered within WeCom's 5 seconds."""
+    if account_id and external_userid:
+        account = host.channel_account(account_id)
+        if account is not None and account.channel == CHANNEL:
+            finish_started(host, account, external_userid)
+        return
     accounts = [host.channel_account(account_id)] if account_id else host.channel_accounts(CHANNEL)
     for account in accounts:
         if account is None or account.channel != CHANNEL:

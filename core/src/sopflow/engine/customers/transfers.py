@@ -29,6 +29,8 @@ from sopflow.models import ChannelIdentity, Customer, CustomerRelation, Staff, T
 from sopflow.models.touch_status import TouchStatus
 
 TRANSFER_EVENT = "customer.transferred"
+#: a held touch's ``defer_reason``: its customer's owner left (``delivery.deliver``)
+OWNER_LEFT = "owner_left"
 #: the payload key naming the staff member the customer was handed over from
 FROM_STAFF = "from_staff_external_id"
 
@@ -98,8 +100,35 @@ def transfer_customer(
         )
         .values(staff_id=new.id)
     )
+    if owned:  # touches held while the giver had left go out now, from the taker
+        _release_held(session, [customer.id], when)
     # touches go out from the owner: only the giver's own waiting tasks move
     return _mark_readdress(session, customer.id, giver, taker, when) if owned else 0
+
+
+def mark_left(session: Session, staff: Staff, left: bool, when: datetime) -> bool:
+    """Mark ``staff`` as left (or back); whether anything changed.  While they are
+    left, delivery holds their customers' touches (``owner_left``); a transfer
+    releases each customer's."""
+    if left == (staff.left_at is not None):
+        return False
+    staff.left_at = when if left else None
+    if not left:  # back: their customers' held touches are due again
+        owned = sa.select(Customer.id).where(Customer.owner_staff_id == staff.id)
+        _release_held(session, owned, when)
+    return True
+
+
+def _release_held(session: Session, customer_ids: Any, when: datetime) -> None:
+    session.execute(
+        sa.update(Touch)
+        .where(
+            Touch.customer_id.in_(customer_ids),
+            Touch.status == TouchStatus.SCHEDULED,
+            Touch.defer_reason == OWNER_LEFT,
+        )
+        .values(due_at=when, defer_reason=None)
+    )
 
 
 def _mark_readdress(session: Session, customer_id: int, giver: str, taker: str, when: datetime) -> int:

@@ -75,12 +75,14 @@ class FakeScenario(FakeState):
         )
         self.departments.update(str(d) for d in department)
 
-    def resign(self, userid: str) -> None:
+    def resign(self, userid: str) -> httpx.Response | None:
         """The member leaves the corp: their customers wait for a successor
-        (``get_unassigned_list``) and they can no longer be sent to."""
+        (``get_unassigned_list``) and they can no longer be sent to.  The contacts
+        callback follows (``change_contact`` / ``delete_user``, document 90970)."""
         with self.lock:
             self.resigned[userid] = int(self.clock())
             self.staff.pop(userid, None)
+        return self._send_event("change_contact", {"ChangeType": "delete_user", "UserID": userid})
 
     def add_group(self, chat_id: str, owner: str, name: str = "", members: Sequence[str] = ()) -> None:
         now = int(self.clock())
