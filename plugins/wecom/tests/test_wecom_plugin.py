@@ -117,6 +117,7 @@ def test_register_jobs() -> None:
         "wecom.resync_tags",
         "wecom.transfer_start",
         "wecom.transfer_finish",
+        "wecom.moments_poll",
     }
 
 

@@ -26,7 +26,7 @@ from sopflow_sdk import (
     hookimpl,
 )
 
-from sopflow_wecom import importer, store, tags, transfers
+from sopflow_wecom import importer, moments, store, tags, transfers
 from sopflow_wecom.channel import CALLBACK_MAX_AGE_SECONDS, WECOM_SETTINGS, WeComChannel
 from sopflow_wecom.crypto import WeComCrypto, parse_xml
 from sopflow_wecom.events import CHANNEL, TAG_TYPE, parse_callback, trigger_specs
@@ -275,6 +275,7 @@ def register_channels(register: Callable[[Any], None]) -> None:
 def register_jobs(register: Callable[[Any], None]) -> None:
     register(job_spec())
     register(importer.job_spec())
+    register(moments.job_spec())
     for spec in tags.job_specs() + transfers.job_specs():
         register(spec)
 

@@ -177,6 +177,42 @@ class FakeScenario(FakeState):
             self._send_event("change_external_contact", fields)
         return ended
 
+    def post_moment(self, creator: str, text: str = "", *, publishers: Sequence[str] = ()) -> str:
+        """A moment appears: a member's own (``create_type`` 1, ``creator`` set) or,
+        with ``publishers``, a corp moment those members published.  Returns its id."""
+        with self.lock:
+            moment_id = self.new_id("mom")
+            corp = bool(publishers)
+            self.posted_moments[moment_id] = {
+                "moment_id": moment_id,
+                "creator": creator,
+                "create_time": int(self.clock()),
+                "create_type": 0 if corp else 1,
+                "visible_type": 1,
+                "text": {"content": text},
+                "publishers": list(publishers) if corp else [creator],
+                "interactions": {},
+            }
+            return moment_id
+
+    def _interact(self, moment_id: str, userid: str, external_userid: str, kind: str) -> None:
+        with self.lock:
+            mine = self.posted_moments[moment_id]["interactions"].setdefault(
+                userid, {"comment": [], "like": []}
+            )
+            who = "external_userid" if external_userid.startswith("wm") else "userid"
+            if kind == "like" and any(x.get(who) == external_userid for x in mine["like"]):
+                return  # one like per person
+            mine[kind].append({who: external_userid, "create_time": int(self.clock())})
+
+    def like_moment(self, moment_id: str, userid: str, external_userid: str) -> None:
+        """A customer likes the moment as ``userid`` (the member who published it) shows it."""
+        self._interact(moment_id, userid, external_userid, "like")
+
+    def comment_moment(self, moment_id: str, userid: str, external_userid: str) -> None:
+        """A customer comments on the moment (WeCom gives no comment text)."""
+        self._interact(moment_id, userid, external_userid, "comment")
+
     def confirm_moment(self, jobid: str) -> None:
         """The moment task finishes creating (status 1 → 3)."""
         with self.lock:

@@ -129,6 +129,9 @@ class FakeState:
         self.tasks: dict[str, MassSendTask] = {}
         self.deliveries: dict[str, list[float]] = defaultdict(list)
         self.moments: dict[str, dict[str, Any]] = {}
+        #: moment_id → a ``get_moment_list`` item plus ``publishers`` (members) and
+        #: ``interactions`` (member → {"comment": [...], "like": [...]}), see moments_api.py
+        self.posted_moments: dict[str, dict[str, Any]] = {}
         self.app_messages: dict[str, list[float]] = defaultdict(list)
         self.dropped_app_messages: list[tuple[str, str]] = []
         #: (member, msgtype, content) of every app message delivered
