@@ -213,6 +213,13 @@ class FakeScenario(FakeState):
         """A customer comments on the moment (WeCom gives no comment text)."""
         self._interact(moment_id, userid, external_userid, "comment")
 
+    def oauth_code(self, userid: str) -> str:
+        """WeCom redirects ``userid`` back to the page with an OAuth code (5 minutes, once)."""
+        with self.lock:
+            code = self.new_id("code")
+            self.oauth_codes[code] = {"userid": userid, "issued_at": self.clock()}
+            return code
+
     def confirm_moment(self, jobid: str) -> None:
         """The moment task finishes creating (status 1 → 3)."""
         with self.lock:

@@ -132,6 +132,10 @@ class FakeState:
         #: moment_id → a ``get_moment_list`` item plus ``publishers`` (members) and
         #: ``interactions`` (member → {"comment": [...], "like": [...]}), see moments_api.py
         self.posted_moments: dict[str, dict[str, Any]] = {}
+        #: jsapi tickets handed out (ticket → expiry), their fetch times, and OAuth codes
+        self.tickets: dict[str, float] = {}
+        self.ticket_fetches: list[float] = []
+        self.oauth_codes: dict[str, dict[str, Any]] = {}
         self.app_messages: dict[str, list[float]] = defaultdict(list)
         self.dropped_app_messages: list[tuple[str, str]] = []
         #: (member, msgtype, content) of every app message delivered
