@@ -236,3 +236,28 @@ def test_marking_a_member_as_left_through_the_api_and_back(wecom_app: WeComApp, 
     assert [list(t.recipients) for t in fake.tasks.values()] == [[GIVER]]
     bad = env.api.patch(f"/api/v1/staff/{giver['id']}", json={"left": "yes"})
     assert bad.status_code == 422 and "left" in bad.text
+
+
+def test_a_leavers_groups_move_with_them_at_most_300_a_day(wecom_app: WeComApp) -> None:
+    env, fake = wecom_app, wecom_app.fake
+    fake.add_staff(TAKER)
+    fake.add_customer(GIVER, "wmG1", welcome=False)
+    for i in range(301):
+        fake.add_group(f"wrG{i:03d}", GIVER)
+    fake.resign(GIVER)
+    body = {"kind": "resigned", "handover_userid": GIVER, "takeover_userid": TAKER, "groups": True}
+    dry = env.api.post(f"{env.base}/transfers", json={**body, "dry_run": True}).json()
+    assert len(dry["groups"]["groups"]) == 300 and dry["groups"]["left"] == ["wrG300"]
+    assert all(g["owner"] == GIVER for g in fake.groups.values())  # a dry run moves nothing
+    moved = env.api.post(f"{env.base}/transfers", json=body)
+    assert moved.status_code == 202, moved.text
+    groups = moved.json()["groups"]
+    assert len(groups["moved"]) == 300 and groups["failed"] == [] and groups["left"] == ["wrG300"]
+    calls = [r for r in fake.requests if r.path.endswith("groupchat/transfer")]
+    assert [len(r.body["chat_id_list"]) for r in calls] == [100, 100, 100]
+    assert sum(g["owner"] == TAKER for g in fake.groups.values()) == 300
+    assert moved.json()["counts"] == {"started": 1}  # the customer is handed over alongside
+    env.clock.advance(timedelta(days=1))  # the next day: the rest
+    again = env.api.post(f"{env.base}/transfers", json={**body, "external_userid": ["wmG1"]}).json()
+    assert again["groups"]["moved"] == ["wrG300"] and again["groups"]["left"] == []
+    assert all(g["owner"] == TAKER for g in fake.groups.values())

@@ -3,7 +3,8 @@
 - ``POST /plugins/wecom/accounts/{account_id}/transfers`` with ``{"kind": "onjob" |
   "resigned", "handover_userid", "takeover_userid", "external_userid": [...]
   (optional: default every customer WeCom lists for the handover member),
-  "transfer_success_msg" (on-job, ≤ 200 characters), "dry_run": true}``.
+  "transfer_success_msg" (on-job, ≤ 200 characters), "groups": true (also the
+  member's customer groups, ≤ 300 a day), "dry_run": true}``.
   A dry run answers 200 with the customers that would move and the calls it
   would take, and writes nothing.  Otherwise 202: the rows are planned, WeCom is
   called (≤ 100 customers a call) and each customer's state is listed.
@@ -24,6 +25,7 @@ from sopflow_sdk import Host, InboundRequest, InboundResponse, SopflowError
 
 from sopflow_wecom import transfers
 from sopflow_wecom.channel import account_channel
+from sopflow_wecom.group_transfers import transfer_groups
 from sopflow_wecom.live_codes import account_for, json_response, problem
 from sopflow_wecom.store import transfers as table
 
@@ -89,6 +91,9 @@ def check_request(body: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     dry_run = body.get("dry_run", False)
     if not isinstance(dry_run, bool):
         problems.append(("dry_run", "true or false"))
+    groups = body.get("groups", False)
+    if not isinstance(groups, bool):
+        problems.append(("groups", "true: also hand over the member's customer groups (up to 300 a day)"))
     checked = {
         "kind": kind,
         "handover": handover,
@@ -96,6 +101,7 @@ def check_request(body: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         "customers": customers,
         "msg": msg or None,
         "dry_run": dry_run,
+        "groups": groups,
     }
     return checked, problems
 
@@ -151,19 +157,19 @@ def handle_transfers(request: InboundRequest, host: Host) -> InboundResponse:
         with host.transaction(account.tenant_id) as tx:
             busy = transfers.open_rows(tx.connection, account.id, customers)
         moving = [c for c in dict.fromkeys(customers) if c not in busy]
-        return json_response(
-            200,
-            {
-                "dry_run": True,
-                "kind": req["kind"],
-                "handover_userid": req["handover"],
-                "takeover_userid": req["takeover"],
-                "customers": moving,
-                "count": len(moving),
-                "already_in_transfer": sorted(busy),
-                "calls": math.ceil(len(moving) / transfers.MAX_CUSTOMERS_PER_CALL),
-            },
-        )
+        answer = {
+            "dry_run": True,
+            "kind": req["kind"],
+            "handover_userid": req["handover"],
+            "takeover_userid": req["takeover"],
+            "customers": moving,
+            "count": len(moving),
+            "already_in_transfer": sorted(busy),
+            "calls": math.ceil(len(moving) / transfers.MAX_CUSTOMERS_PER_CALL),
+        }
+        if req["groups"]:
+            answer["groups"] = _groups(client, req, dry_run=True)
+        return json_response(200, answer)
     planned = transfers.plan(
         host, account, req["kind"], req["handover"], req["takeover"], customers, req["msg"]
     )
@@ -176,4 +182,13 @@ def handle_transfers(request: InboundRequest, host: Host) -> InboundResponse:
     where = sa.and_(table.c.handover_userid == req["handover"], table.c.external_userid.in_(planned or [""]))
     found = _listing(host, account, where)
     found["not_planned"] = sorted(set(customers) - set(planned))
+    if req["groups"]:
+        found["groups"] = _groups(client, req, dry_run=False)
     return json_response(202, found)
+
+
+def _groups(client: Any, req: Mapping[str, Any], *, dry_run: bool) -> Any:
+    try:
+        return transfer_groups(client, req["kind"], req["handover"], req["takeover"], dry_run=dry_run)
+    except SopflowError as exc:  # the customers' transfer stands; the groups can be asked again
+        return {"error": exc.user_message}
