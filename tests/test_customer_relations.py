@@ -204,3 +204,53 @@ def test_bad_shared_key_and_relation_are_named_and_nothing_is_written(api):
     fields = {e["field"] for e in r.json()["errors"]}
     assert {"events[0].shared_identities[0].channel", "events[0].relations[0].added_at"} <= fields
     assert api.get("/api/v1/customers", params={"external_id": "wmB"}).json()["items"] == []
+
+
+def test_a_transfer_event_moves_owner_relation_and_identity_to_the_taker(api):
+    [added] = _post(
+        api,
+        _event(
+            "t1", "customer.added", "wecom", "wmMove", "zhangsan", source="qr_a", payload={"remark": "老客"}
+        ),
+    )
+    _post(api, _event("t2", "customer.added", "wecom", "wmMove", "wangwu"))  # a second member follows too
+    [moved] = _post(
+        api,
+        _event(
+            "t3",
+            "customer.transferred",
+            "wecom",
+            "wmMove",
+            "lisi",
+            payload={"from_staff_external_id": "zhangsan"},
+        ),
+    )
+    assert moved["customer_id"] == added["customer_id"] and not moved["customer_created"]
+    c = _customer(api, added["customer_id"])
+    assert c["owner_staff_id"] == _staff_id(api, "lisi")
+    assert c["identities"] == [{"channel": "wecom", "external_id": "wmMove", "staff_external_id": "lisi"}]
+    rel = {r["staff_external_id"]: r for r in c["relations"]}
+    assert (rel["zhangsan"]["active"], rel["zhangsan"]["end_reason"]) == (False, "customer.transferred")
+    assert (rel["lisi"]["active"], rel["lisi"]["source"], rel["lisi"]["remark"]) == (True, "qr_a", "老客")
+    assert rel["wangwu"]["active"] and not c["churned"]
+
+
+def test_a_transfer_event_without_its_staff_is_refused_naming_the_fields(api):
+    [added] = _post(api, _event("u1", "customer.added", "wecom", "wmStay", "zhangsan"))
+    before = _customer(api, added["customer_id"])
+    no_giver = _event("u2", "customer.transferred", "wecom", "wmStay", "lisi")
+    same = _event(
+        "u3", "customer.transferred", "wecom", "wmStay", "lisi", payload={"from_staff_external_id": "lisi"}
+    )
+    no_taker = _event(
+        "u4", "customer.transferred", "wecom", "wmStay", payload={"from_staff_external_id": "zhangsan"}
+    )
+    r = api.post("/api/v1/events", json={"events": [no_giver, same, no_taker]})
+    assert r.status_code == 422, r.text
+    fields = {e["field"] for e in r.json()["errors"]}
+    assert fields == {
+        "events[0].payload.from_staff_external_id",
+        "events[1].payload.from_staff_external_id",
+        "events[2].identity.staff_external_id",
+    }
+    assert _customer(api, added["customer_id"]) == before

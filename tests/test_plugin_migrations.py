@@ -159,7 +159,7 @@ def test_sopflow_migrate_runs_the_installed_plugins_branches(tmp_path: Path, emp
             timeout=120,
         )
         assert r.returncode == 0, r.stderr
-        assert "plugin wecom: at 0001 (alembic_version_wecom)" in r.stdout
+        assert "plugin wecom: at 0002 (alembic_version_wecom)" in r.stdout
         assert "database is up to date" in r.stdout
     engine = sa.create_engine(empty_url)
     try:

@@ -19,9 +19,11 @@ from sopflow_sdk import ConfigError, FatalError, FieldSpec, IngestEvent, PluginE
 
 from sopflow.engine.context import EngineContext
 from sopflow.engine.customers.fields import field_definitions
+from sopflow.engine.customers.identities import staff_by_external_id
 from sopflow.engine.customers.ingest import event_to_dict, ingest
 from sopflow.engine.customers.records import tags_of
 from sopflow.engine.customers.tenants import authenticate
+from sopflow.engine.customers.transfers import mark_left
 from sopflow.errors import InvalidInput
 from sopflow.models import ChannelAccount, ChannelIdentity, Customer, Event, PendingJob, Staff
 from sopflow.outages import BROKER, dependency_of
@@ -267,6 +269,13 @@ class PluginHost:
                 raise ConfigError(
                     [(e["field"], e["message"]) for e in exc.errors], subject=f"plugin '{self.plugin}' fields"
                 ) from None
+
+    def staff_left(self, tenant_id: int, staff_external_id: str, left: bool = True) -> bool:
+        self._outside_transaction("staff_left", "a call after the block")
+        with self.app.tx() as s:
+            self._check_enabled(s, tenant_id)
+            staff = staff_by_external_id(s, tenant_id, staff_external_id, self.app.now())
+            return mark_left(s, staff, left, self.app.now())
 
     def enqueue(self, job: str, **kwargs: Any) -> None:
         self._outside_transaction("enqueue", "a call after the block")

@@ -35,6 +35,7 @@ def test_register_routes_and_triggers() -> None:
         "accounts/{account_id:int}/import": {"GET", "POST"},
         "accounts/{account_id:int}/archive": {"GET"},
         "accounts/{account_id:int}/archive/pull": {"POST"},
+        "accounts/{account_id:int}/transfers": {"GET", "POST"},
     }
     assert all(isinstance(t, TriggerSpec) for t in triggers)
     assert "group.member_joined" in {t.event_type for t in triggers}
@@ -117,6 +118,9 @@ def test_register_jobs() -> None:
         "wecom.mark_tags",
         "wecom.resync_tags",
         "wecom.archive.pull",
+        "wecom.transfer_start",
+        "wecom.transfer_finish",
+        "wecom.moments_poll",
     }
 
 
@@ -133,8 +137,11 @@ def test_register_migrations_points_at_the_plugins_branch() -> None:
     plugin.register_migrations(specs.append)
     [spec] = specs
     assert isinstance(spec, MigrationsSpec)
-    assert sorted(p.name for p in Path(spec.directory).glob("*.py")) == ["0001_live_codes_and_corp_tags.py"]
-    assert set(spec.metadata.tables) == {"wecom_live_codes", "wecom_corp_tags"}
+    assert sorted(p.name for p in Path(spec.directory).glob("*.py")) == [
+        "0001_live_codes_and_corp_tags.py",
+        "0002_transfers.py",
+    ]
+    assert set(spec.metadata.tables) == {"wecom_live_codes", "wecom_corp_tags", "wecom_transfers"}
 
 
 def test_an_account_with_bad_settings_is_refused_with_every_problem(api: Any) -> None:

@@ -121,7 +121,7 @@ class SendReceipt:
 
 class Channel:
     """Base class for channels.  Subclasses set ``name`` and ``capabilities`` and
-    implement ``send``; ``notify_staff`` and ``poll`` are optional."""
+    implement ``send``; ``notify_staff``, ``poll`` and ``cancel`` are optional."""
 
     name: ClassVar[str] = ""
     capabilities: ClassVar[Capabilities] = Capabilities()
@@ -139,6 +139,14 @@ class Channel:
     def poll(self, provider_ref: str) -> Mapping[str, str]:
         """For channels needing confirmation: map of recipient → ``sent``/``failed``/``pending``."""
         raise UnsupportedCapabilityError(self.name, "poll")
+
+    def cancel(self, provider_ref: str) -> bool:
+        """For channels needing confirmation: stop a send still waiting for staff
+        (its customer moved to another staff member); ``True`` when the channel
+        stopped it.  Core asks after ``poll`` said it was not sent; the default
+        (``False``) leaves the task to the channel, which must then refuse to deliver
+        it to a customer who left its sender."""
+        return False
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} channel={self.name!r}>"

@@ -8,6 +8,8 @@ STANDARD_EVENTS: dict[str, str] = {
     "customer.updated": "customer data changed through the API",
     "customer.churned": "the customer deleted the staff member or left",
     "customer.merged": "two customer records were merged into one",
+    "customer.transferred": "the customer was handed over to another staff member "
+    "(payload.from_staff_external_id; the identity names the taker), who becomes the owner",
     "message.received": "the customer sent a message; payload.text holds it",
     "order.paid": "an order was paid; payload.amount, payload.order_id",
     "stage.changed": "the customer moved to another stage",

@@ -76,6 +76,13 @@ class Host(Protocol):
 
     def enqueue(self, job: str, **kwargs: Any) -> None: ...
 
+    def staff_left(self, tenant_id: int, staff_external_id: str, left: bool = True) -> bool:
+        """Mark the staff member (by their channel id, created when unknown) as having
+        left the company (``left=False``: back).  While left, their customers' touches
+        are held until a ``customer.transferred`` event moves each customer; returns
+        whether anything changed."""
+        ...
+
     def define_fields(self, tenant_id: int, specs: Sequence[FieldSpec]) -> list[str]:
         """Define tenant fields at run time (a CRM mapping contributes the fields it maps):
         those of ``specs`` that do not exist yet are created and their keys returned;

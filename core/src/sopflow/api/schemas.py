@@ -199,7 +199,14 @@ class StaffCreate(Body):
 
 
 class StaffUpdate(Body):
-    name: Short
+    name: Short | None = None
+    left: Annotated[
+        bool | None,
+        msgspec.Meta(
+            description="true: the member left the company (their customers' touches are held "
+            "until the customers are transferred); false: they are back"
+        ),
+    ] = None
 
 
 _CONFIG = msgspec.Meta(

@@ -12,12 +12,19 @@ from litestar.params import JSONBody
 from sopflow.api.auth import Auth, needs, sopflow_app
 from sopflow.api.params import Id
 from sopflow.api.schemas import StaffCreate, StaffUpdate
+from sopflow.engine.customers.transfers import mark_left
 from sopflow.errors import Conflict, InvalidInput, NotFound
 from sopflow.models import Staff
 
 
 def staff_to_dict(m: Staff) -> dict[str, Any]:
-    return {"id": m.id, "external_id": m.external_id, "name": m.name, "created_at": m.created_at.isoformat()}
+    return {
+        "id": m.id,
+        "external_id": m.external_id,
+        "name": m.name,
+        "created_at": m.created_at.isoformat(),
+        "left_at": m.left_at.isoformat() if m.left_at else None,
+    }
 
 
 class StaffController(Controller):
@@ -68,13 +75,22 @@ class StaffController(Controller):
         with sopflow_app(request).read() as s:
             return staff_to_dict(self._get(s, auth, staff_id))
 
-    @patch("/{staff_id:int}", sync_to_thread=True, summary="Rename a staff member", guards=[needs("admin")])
+    @patch(
+        "/{staff_id:int}",
+        sync_to_thread=True,
+        summary="Rename a staff member, or mark them as left (their customers' touches are held)",
+        guards=[needs("admin")],
+    )
     def update(
         self, request: Request, auth: NamedDependency[Auth], staff_id: Id, data: JSONBody[StaffUpdate]
     ) -> dict[str, Any]:
-        with sopflow_app(request).tx() as s:
+        app = sopflow_app(request)
+        with app.tx() as s:
             m = self._get(s, auth, staff_id)
-            m.name = data.name
+            if data.name is not None:
+                m.name = data.name
+            if data.left is not None:
+                mark_left(s, m, data.left, app.now())
             return staff_to_dict(m)
 
     @staticmethod

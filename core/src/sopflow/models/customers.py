@@ -25,6 +25,9 @@ class Staff(SQLModel, table=True):
     external_id: str = Field(max_length=128)
     name: str = Field(default="", max_length=100)
     created_at: datetime = Field(sa_column=sa.Column(UTCDateTime, nullable=False))
+    #: when the member left the company (API or the channel's contact callbacks): their
+    #: customers' touches are held until the customers are handed to someone else
+    left_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime, nullable=True))
 
 
 class FieldDefinition(SQLModel, table=True):

@@ -84,7 +84,13 @@ TRANSITIONS: Mapping[TouchStatus, frozenset[TouchStatus]] = {
             _S.CANCELLED,  # abandoned, and its enrolment has ended meanwhile
         }
     ),
-    _S.PENDING: frozenset({_S.SENT, _S.FAILED}),  # staff confirmed it, or it failed
+    _S.PENDING: frozenset(
+        {
+            _S.SENT,  # staff confirmed it
+            _S.FAILED,  # it failed
+            _S.SCHEDULED,  # its customer was handed to another staff member before it was sent
+        }
+    ),
     _S.REVIEW: _LATE_OUTCOME,
     _S.CANCELLED: _LATE_OUTCOME,
     _S.SENT: frozenset(),

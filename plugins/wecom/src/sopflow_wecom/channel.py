@@ -287,6 +287,14 @@ class WeComChannel(Channel):
                 outcome[key] = _RESULT.get(int(row.get("status", 0)), "failed")
         return outcome
 
+    def cancel(self, provider_ref: str) -> bool:
+        """Stop a mass-send task its member has not sent (the customer moved to another
+        member); a moment task cannot be stopped."""
+        if provider_ref.startswith("moment:"):
+            return False
+        self.client.cancel_groupmsg_send(provider_ref)
+        return True
+
 
 def group_chat_id(recipient: Mapping[str, Any]) -> str:
     """The chat id of a ``group_chat`` touch: ``recipient["chat_id"]``, else the

@@ -318,6 +318,10 @@ class WeComClient:
         body = {"msgid": msgid, "userid": userid, "cursor": cursor, "limit": limit}
         return self._post("externalcontact/get_groupmsg_send_result", body)
 
+    def cancel_groupmsg_send(self, msgid: str) -> None:
+        """Stop a mass send the members have not sent yet (document 97610)."""
+        self._post("externalcontact/cancel_groupmsg_send", {"msgid": msgid})
+
     def add_moment_task(
         self,
         text: str | None = None,

@@ -63,6 +63,8 @@ EVENT_DESCRIPTIONS: Mapping[str, str] = {
     "tag.changed": "The corp tag library changed",
     "message.received": "A text message was sent to the app",
     "customer.imported": "An existing customer of a member was imported (initial import; nothing is sent)",
+    "moment.liked": "A customer liked a moment (客户朋友圈) a member published (payload moment_id)",
+    "moment.commented": "A customer commented on a moment a member published (payload moment_id)",
 }
 
 

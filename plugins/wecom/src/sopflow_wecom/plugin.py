@@ -26,15 +26,17 @@ from sopflow_sdk import (
     hookimpl,
 )
 
-from sopflow_wecom import console_panel, importer, store, tags
+from sopflow_wecom import console_panel, importer, moments, store, tags, transfers
 from sopflow_wecom.archive import job as archive_job
 from sopflow_wecom.archive import mapping as archive_mapping
 from sopflow_wecom.archive import routes as archive_routes
 from sopflow_wecom.channel import CALLBACK_MAX_AGE_SECONDS, WECOM_SETTINGS, WeComChannel
-from sopflow_wecom.crypto import WeComCrypto
+from sopflow_wecom.crypto import WeComCrypto, parse_xml
 from sopflow_wecom.events import CHANNEL, TAG_TYPE, parse_callback, trigger_specs
 from sopflow_wecom.live_codes import live_code, live_codes, sync_route
 from sopflow_wecom.profiles import JOB, job_spec
+from sopflow_wecom.staff_changes import apply_member_change
+from sopflow_wecom.transfer_routes import handle_transfers
 
 log = logging.getLogger("sopflow_wecom")
 
@@ -104,6 +106,7 @@ def handle_callback(request: InboundRequest, host: Host) -> InboundResponse:
             return _text(200, plain)
         xml = crypto.decrypt_envelope(q["msg_signature"], q["timestamp"], q["nonce"], request.body)
         events = parse_callback(xml)
+        apply_member_change(host, account.tenant_id, parse_xml(xml))  # a member left or is back
     except SignatureError as exc:
         return _reject(account.id, 403, exc.internal_message, exc.user_message)
     except ConfigError as exc:  # an account that takes no callbacks: nothing to retry
@@ -134,8 +137,17 @@ def _after_ingest(host: Host, account: Any, ev: Any) -> None:
             )
         elif ev.type == TAG_TYPE:
             _tag_library_changed(host, account, ev)
+        elif transfer_ended(ev):
+            host.enqueue(transfers.FINISH_JOB, account_id=account.id, external_userid=ev.identity.external_id)
     except SopflowError as exc:
         log.warning("wecom follow-up of %s %s failed: %s", ev.type, ev.identity.external_id, exc)
+
+
+def transfer_ended(ev: Any) -> bool:
+    """A callback telling a handover ended: refused or over the limit (``transfer_fail``),
+    or done (the giver's ``del_external_contact`` with ``DELETE_BY_TRANSFER``)."""
+    change, source = ev.payload.get("change_type"), ev.payload.get("source")
+    return change == "transfer_fail" or (change == "del_external_contact" and source == "DELETE_BY_TRANSFER")
 
 
 def _tag_library_changed(host: Host, account: Any, ev: Any) -> None:
@@ -245,6 +257,17 @@ def register_routes(register: Callable[[Any], None]) -> None:
     for spec in archive_routes.route_specs():
         register(spec)
 
+    register(
+        RouteSpec(
+            path="accounts/{account_id:int}/transfers",
+            handler=handle_transfers,
+            methods=("GET", "POST"),
+            description="Hand a member's customers to another member, on-job or after they left "
+            "(POST, with a dry run listing what would move), and follow each customer's state (GET) "
+            "(admin key)",
+        )
+    )
+
 
 @hookimpl
 def register_channels(register: Callable[[Any], None]) -> None:
@@ -264,7 +287,8 @@ def register_jobs(register: Callable[[Any], None]) -> None:
     register(job_spec())
     register(importer.job_spec())
     register(archive_job.job_spec())
-    for spec in tags.job_specs():
+    register(moments.job_spec())
+    for spec in tags.job_specs() + transfers.job_specs():
         register(spec)
 
 

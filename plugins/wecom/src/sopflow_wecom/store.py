@@ -53,11 +53,36 @@ corp_tags = sa.Table(
     sa.Column("seen_at", sa.BigInteger, nullable=False),
 )
 
+#: One customer handed from one member to another (在职/离职继承): ``state`` planned →
+#: started → done | refused | limit, or rejected (WeCom's ``errcode`` said no).  A row
+#: is written before WeCom is called, so a crash leaves it planned and the call is
+#: made again (WeCom answers 40129 for one already started): see ``transfers.py``.
+transfers = sa.Table(
+    "wecom_transfers",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", sa.Integer, nullable=False),
+    sa.Column("account_id", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(10), nullable=False),
+    sa.Column("handover_userid", sa.String(64), nullable=False),
+    sa.Column("takeover_userid", sa.String(64), nullable=False),
+    sa.Column("external_userid", sa.String(64), nullable=False),
+    sa.Column("success_msg", sa.String(200), nullable=True),
+    sa.Column("state", sa.String(10), nullable=False),
+    sa.Column("errcode", sa.Integer, nullable=True),
+    # Unix seconds
+    sa.Column("requested_at", sa.BigInteger, nullable=False),
+    sa.Column("started_at", sa.BigInteger, nullable=True),
+    sa.Column("finished_at", sa.BigInteger, nullable=True),
+    sa.Index("ix_wecom_transfers_open", "account_id", "state", "handover_userid"),
+    sa.Index("ix_wecom_transfers_customer", "account_id", "external_userid"),
+)
+
 
 def migrations_spec() -> MigrationsSpec:
     """The plugin's branch, for ``register_migrations``."""
     return MigrationsSpec(
         Path(__file__).parent / "migrations",
         metadata=metadata,
-        description="WeCom live codes and the corp tag names seen",
+        description="WeCom live codes, the corp tag names seen and customer transfers",
     )

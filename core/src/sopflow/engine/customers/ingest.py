@@ -32,6 +32,7 @@ from sopflow.engine.customers.relations import (
     follow,
     unfollow,
 )
+from sopflow.engine.customers.transfers import FROM_STAFF, TRANSFER_EVENT, check_transfer, transfer_customer
 from sopflow.errors import InvalidInput
 from sopflow.models import Event
 
@@ -72,6 +73,7 @@ def validate_event(
             if not isinstance(v, str) or not v or len(v) > 200:
                 problems.append((f"{p}.identity.{k}", "a non-empty string of at most 200 characters"))
     problems += _check_shared(ev.get("shared_identities"), f"{p}.shared_identities")
+    problems += check_transfer(ev, p)
     ev["relations"], rel_problems = check_relations(ev.get("relations"), f"{p}.relations")
     problems += rel_problems
     if ev["relations"] and ident is None:
@@ -216,6 +218,10 @@ def _apply(
     tags = change_tags(session, customer, ev.get("tags_add") or [], ev.get("tags_remove") or [])
     occurred_at = ev.get("occurred_at") or now
     still_followed = _end_relation(session, customer, ev, occurred_at)
+    if ev["type"] == TRANSFER_EVENT and ev.get("identity"):
+        ident = ev["identity"]
+        giver = (ev.get("payload") or {})[FROM_STAFF]
+        transfer_customer(session, customer, ident["channel"], giver, ident["staff_external_id"], occurred_at)
     if ev["type"] == "customer.churned" and customer.churned_at is None and not still_followed:
         customer.churned_at = occurred_at
     elif ev["type"] == "customer.added" and customer.churned_at is not None:

@@ -39,6 +39,12 @@ def poll_confirmations(ctx: EngineContext, limit: int = 200) -> int:
                     raise SkippableError(f"no {name} channel account to poll")
                 result = channels[tenant_id, name].poll(ref["provider_ref"])
                 statuses.append(_recipient_status(result, customer_id))
+            if outcome.get("readdress") and readdressable(outcome, statuses):
+                for ref in refs:  # not sent: stop the giver's task before the taker's is made
+                    name = definition["steps"][step_index]["actions"][ref["action"]]["channel"]
+                    channels[tenant_id, name].cancel(ref["provider_ref"])
+                finals[touch_id] = TouchStatus.SCHEDULED
+                continue
         except Exception:
             log.exception("poll_failed", touch_id=touch_id)
             continue
@@ -55,11 +61,36 @@ def poll_confirmations(ctx: EngineContext, limit: int = 200) -> int:
     with ctx.tx() as s:
         for touch_id, final in finals.items():
             fresh = s.get(Touch, touch_id, with_for_update=True)
-            if fresh.status == TouchStatus.PENDING:
-                fresh.status = check_move(fresh.status, final, touch_id)
+            if fresh.status != TouchStatus.PENDING:
+                continue
+            fresh.status = check_move(fresh.status, final, touch_id)
+            if final == TouchStatus.SCHEDULED:
+                _readdress(fresh, ctx.now())
+            else:
                 fresh.outcome = {**fresh.outcome, "confirmed": final, "confirmed_at": ctx.now().isoformat()}
-                changed += 1
+            changed += 1
     return changed
+
+
+def readdressable(outcome: dict[str, Any], statuses: list[str]) -> bool:
+    """Whether a touch marked ``readdress`` (its customer changed owner) is sent again
+    from the new owner: none of its calls reached anyone (a step that also told
+    staff or sent elsewhere is left to finish as it is, never half sent twice)."""
+    if "sent" in statuses:
+        return False
+    return all(r.get("status") == "pending" for r in outcome.get("results", []))
+
+
+def _readdress(touch: Touch, now: Any) -> None:
+    """Schedule the touch again, now: it is sent from the customer's new owner; the
+    giver's cancelled task stays on record in ``outcome.readdressed``."""
+    before = dict(touch.outcome or {})
+    mark = before.pop("readdress")
+    touch.due_at = now
+    touch.lease_until = None
+    touch.outcome = {
+        "readdressed": [*before.pop("readdressed", []), {**mark, "results": before.get("results", [])}]
+    }
 
 
 def _pending(ctx: EngineContext, limit: int) -> tuple[list[Any], dict[tuple[int, str], Any]]:

@@ -31,6 +31,7 @@ from sopflow_sdk import SkippableError, SopflowError
 
 from sopflow.conditions import parse_duration
 from sopflow.engine.context import EngineContext
+from sopflow.engine.customers.transfers import OWNER_LEFT
 from sopflow.engine.delivery import touch_rows
 from sopflow.engine.delivery.batch import DeliveryBatch
 from sopflow.engine.delivery.claim import give_back
@@ -49,6 +50,8 @@ from sopflow.outages import dependency_of
 log = get_logger("sopflow.deliver")
 #: what ``deliver_touches`` reports for an id with no touch (not a touch state)
 MISSING = "missing"
+#: how often a touch held because its customer's owner left is looked at again
+OWNER_LEFT_RECHECK = timedelta(hours=6)
 
 
 @dataclass
@@ -180,6 +183,8 @@ def _prepare_one(
     held = _reply_gate(batch, touch, change, runtime.definition, now, enrollment, fields, finished)
     if held:
         return held
+    if _owner_left(batch, touch, customer, change, now):
+        return TouchStatus.SCHEDULED
     step = runtime.definition["steps"][touch.step_index]
     try:
         sends, idempotent = _build(ctx, batch, touch, step, customer, fields, now, enrollment)
@@ -201,6 +206,22 @@ def _prepare_one(
     change["started_at"] = now  # the hand-off arrived: no longer the broker's to lose
     change["outcome"] = {**change["outcome"], "idempotent": idempotent}
     return Prepared(touch.id, sends, idempotent)
+
+
+def _owner_left(
+    batch: DeliveryBatch, touch: Any, customer: Any, change: dict[str, Any], now: datetime
+) -> bool:
+    """Hold the touch when the customer's owner left: nobody is there to send it.  A
+    transfer of the customer (or the member coming back) makes it due at once; it is
+    looked at again now and then meanwhile."""
+    owner = batch.staff.get(customer.owner_staff_id) if customer.owner_staff_id else None
+    if owner is None or owner.left_at is None:
+        return False
+    change["status"], change["due_at"] = TouchStatus.SCHEDULED, now + OWNER_LEFT_RECHECK
+    change["deferrals"] += 1
+    change["defer_reason"] = OWNER_LEFT
+    _give_back_slot(batch.s, touch, change)
+    return True
 
 
 def _give_back_slot(s: Any, touch: Any, change: dict[str, Any]) -> None:

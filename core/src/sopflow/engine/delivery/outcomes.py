@@ -138,7 +138,8 @@ def _sent_event(row: Any, change: Mapping[str, Any], now: datetime, depth: int) 
         "tenant_id": row.tenant_id,
         "customer_id": row.customer_id,
         "type": "touch.sent",
-        "idempotency_key": f"touch.sent:{row.id}",
+        # a touch re-addressed after a transfer is sent again: one event per sending
+        "idempotency_key": f"touch.sent:{row.id}" + (f":r{again}" if (again := _readdressed(row)) else ""),
         "occurred_at": now,
         "received_at": now,
         "payload": payload,
@@ -176,3 +177,8 @@ def complete(batch: DeliveryBatch, enrollment_ids: Iterable[int], now: datetime)
                 cancel_open=False,  # nothing is open: that is why it completes
                 **end_actions(batch.runtime(enrollment).definition, "on_complete"),
             )
+
+
+def _readdressed(row: Any) -> int:
+    """How often the touch was re-addressed to a new owner (``confirmations``)."""
+    return len((row.outcome or {}).get("readdressed") or ())

@@ -289,6 +289,13 @@ def _task(s: FakeState, b: Mapping[str, Any]) -> MassSendTask:
     return task
 
 
+@route("externalcontact/cancel_groupmsg_send")
+def cancel_groupmsg_send(s: FakeState, q: Mapping[str, str], b: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Document 97610 (停止企业群发): members who have not sent the task can no longer."""
+    _task(s, b).cancelled = True
+    return {}
+
+
 @route("externalcontact/get_groupmsg_task")
 def get_groupmsg_task(s: FakeState, q: Mapping[str, str], b: Mapping[str, Any]) -> Mapping[str, Any]:
     task = _task(s, b)

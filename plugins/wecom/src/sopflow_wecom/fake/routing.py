@@ -3,8 +3,10 @@
 A handler takes ``(state, query, body)`` and returns the JSON answer without
 ``errcode`` (added by the server) or raises ``ApiError``.  Handlers live in
 ``api.py`` (customers, contact ways, sends), ``tag_api.py`` (the corp tag
-library) and ``transfer_api.py`` (handing customers and groups to another
-member); importing ``sopflow_wecom.fake.server`` registers them all.
+library), ``transfer_api.py`` (handing customers and groups to another
+member), ``moments_api.py`` (moments and their likes and comments) and
+``sidebar_api.py`` (jsapi tickets, OAuth codes); importing
+``sopflow_wecom.fake.server`` registers them all.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from sopflow_wecom.crypto import WeComCrypto, build_envelope, to_xml
+from sopflow_wecom.fake import transfer_api
 from sopflow_wecom.fake.state import FakeState
 
 
@@ -74,12 +75,14 @@ class FakeScenario(FakeState):
         )
         self.departments.update(str(d) for d in department)
 
-    def resign(self, userid: str) -> None:
+    def resign(self, userid: str) -> httpx.Response | None:
         """The member leaves the corp: their customers wait for a successor
-        (``get_unassigned_list``) and they can no longer be sent to."""
+        (``get_unassigned_list``) and they can no longer be sent to.  The contacts
+        callback follows (``change_contact`` / ``delete_user``, document 90970)."""
         with self.lock:
             self.resigned[userid] = int(self.clock())
             self.staff.pop(userid, None)
+        return self._send_event("change_contact", {"ChangeType": "delete_user", "UserID": userid})
 
     def add_group(self, chat_id: str, owner: str, name: str = "", members: Sequence[str] = ()) -> None:
         now = int(self.clock())
@@ -114,6 +117,8 @@ class FakeScenario(FakeState):
         """The member taps "send" on a mass-send task: deliver to each recipient."""
         with self.lock:
             task = self.tasks[msgid]
+            if task.cancelled:
+                return  # WeCom no longer offers a stopped task to its members
             now = self.clock()
             for recipient in task.recipients.get(userid, {}):
                 if task.chat_type == "single" and not self.follows(userid, recipient):
@@ -125,6 +130,95 @@ class FakeScenario(FakeState):
                     self.deliveries[recipient].append(now)
                 task.recipients[userid][recipient] = status
             task.send_time[userid] = int(now)
+
+    def refuse_transfer(self, *external_userids: str) -> None:
+        """These customers will refuse their handover (result status 3)."""
+        with self.lock:
+            self.transfer_refusals.update(external_userids)
+
+    def limit_takeover(self, *userids: str) -> None:
+        """These members are at their customer limit: handovers to them end in status 4."""
+        with self.lock:
+            self.takeover_limits.update(userids)
+
+    def settle_transfers(self) -> int:
+        """End every handover whose 24 hours are up and send what WeCom calls back:
+        ``transfer_fail`` (``FailReason``) to the taker for a refusal or a limit, and
+        ``del_external_contact`` with ``Source`` ``DELETE_BY_TRANSFER`` to the giver of a
+        completed on-job handover.  Returns how many handovers ended."""
+        calls, ended = [], 0
+        with self.lock:
+            for kind, handover, takeover in list(self.transfers):
+                for ext, record in transfer_api.settle(self, kind, handover, takeover).items():
+                    key = (kind, handover, takeover, ext)
+                    if record["status"] == 2 or key in self.transfers_announced:
+                        continue
+                    self.transfers_announced.add(key)
+                    ended += 1
+                    if record["status"] in transfer_api.FAIL_REASONS:
+                        calls.append(
+                            {
+                                "ChangeType": "transfer_fail",
+                                "FailReason": transfer_api.FAIL_REASONS[record["status"]],
+                                "UserID": takeover,
+                                "ExternalUserID": ext,
+                            }
+                        )
+                    elif kind == "onjob":
+                        calls.append(
+                            {
+                                "ChangeType": "del_external_contact",
+                                "Source": "DELETE_BY_TRANSFER",
+                                "UserID": handover,
+                                "ExternalUserID": ext,
+                            }
+                        )
+        for fields in calls:  # outside the lock: the receiver may call the fake back
+            self._send_event("change_external_contact", fields)
+        return ended
+
+    def post_moment(self, creator: str, text: str = "", *, publishers: Sequence[str] = ()) -> str:
+        """A moment appears: a member's own (``create_type`` 1, ``creator`` set) or,
+        with ``publishers``, a corp moment those members published.  Returns its id."""
+        with self.lock:
+            moment_id = self.new_id("mom")
+            corp = bool(publishers)
+            self.posted_moments[moment_id] = {
+                "moment_id": moment_id,
+                "creator": creator,
+                "create_time": int(self.clock()),
+                "create_type": 0 if corp else 1,
+                "visible_type": 1,
+                "text": {"content": text},
+                "publishers": list(publishers) if corp else [creator],
+                "interactions": {},
+            }
+            return moment_id
+
+    def _interact(self, moment_id: str, userid: str, external_userid: str, kind: str) -> None:
+        with self.lock:
+            mine = self.posted_moments[moment_id]["interactions"].setdefault(
+                userid, {"comment": [], "like": []}
+            )
+            who = "external_userid" if external_userid.startswith("wm") else "userid"
+            if kind == "like" and any(x.get(who) == external_userid for x in mine["like"]):
+                return  # one like per person
+            mine[kind].append({who: external_userid, "create_time": int(self.clock())})
+
+    def like_moment(self, moment_id: str, userid: str, external_userid: str) -> None:
+        """A customer likes the moment as ``userid`` (the member who published it) shows it."""
+        self._interact(moment_id, userid, external_userid, "like")
+
+    def comment_moment(self, moment_id: str, userid: str, external_userid: str) -> None:
+        """A customer comments on the moment (WeCom gives no comment text)."""
+        self._interact(moment_id, userid, external_userid, "comment")
+
+    def oauth_code(self, userid: str) -> str:
+        """WeCom redirects ``userid`` back to the page with an OAuth code (5 minutes, once)."""
+        with self.lock:
+            code = self.new_id("code")
+            self.oauth_codes[code] = {"userid": userid, "issued_at": self.clock()}
+            return code
 
     def confirm_moment(self, jobid: str) -> None:
         """The moment task finishes creating (status 1 → 3)."""

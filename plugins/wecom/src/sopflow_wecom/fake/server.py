@@ -16,7 +16,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from sopflow_wecom.fake import api, tag_api, transfer_api  # noqa: F401  (they register their routes)
+from sopflow_wecom.fake import (  # noqa: F401  (they register their routes)
+    api,
+    moments_api,
+    sidebar_api,
+    tag_api,
+    transfer_api,
+)
 from sopflow_wecom.fake.routing import ROUTES
 from sopflow_wecom.fake.scenario import FakeScenario
 from sopflow_wecom.fake.state import ApiError, RecordedRequest

@@ -67,6 +67,8 @@ class MassSendTask:
     send_time: dict[str, int] = attrs.Factory(dict)
     #: whole seconds, as ``get_groupmsg_list_v2`` filters and answers it
     created_at: int = 0
+    #: stopped by ``cancel_groupmsg_send``: members can no longer send it
+    cancelled: bool = False
 
 
 class FakeState:
@@ -115,9 +117,25 @@ class FakeState:
         self.resigned: dict[str, int] = {}
         #: (kind "onjob"/"resigned", handover, takeover) → external_userid → transfer
         self.transfers: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = {}
+        #: external_userid → when each of its handovers started (at most 2 in 90 days)
+        self.transfer_starts: dict[str, list[int]] = {}
+        #: customers who will refuse their handover; takers at their customer limit
+        self.transfer_refusals: set[str] = set()
+        self.takeover_limits: set[str] = set()
+        #: (kind, handover, takeover, external_userid) whose end was called back
+        self.transfers_announced: set[tuple[str, str, str, str]] = set()
+        #: (original owner, China date) → groups handed over that day
+        self.chat_transfers_per_day: dict[tuple[str, str], int] = {}
         self.tasks: dict[str, MassSendTask] = {}
         self.deliveries: dict[str, list[float]] = defaultdict(list)
         self.moments: dict[str, dict[str, Any]] = {}
+        #: moment_id → a ``get_moment_list`` item plus ``publishers`` (members) and
+        #: ``interactions`` (member → {"comment": [...], "like": [...]}), see moments_api.py
+        self.posted_moments: dict[str, dict[str, Any]] = {}
+        #: jsapi tickets handed out (ticket → expiry), their fetch times, and OAuth codes
+        self.tickets: dict[str, float] = {}
+        self.ticket_fetches: list[float] = []
+        self.oauth_codes: dict[str, dict[str, Any]] = {}
         self.app_messages: dict[str, list[float]] = defaultdict(list)
         self.dropped_app_messages: list[tuple[str, str]] = []
         #: (member, msgtype, content) of every app message delivered

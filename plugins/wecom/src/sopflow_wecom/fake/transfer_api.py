@@ -1,18 +1,29 @@
 """The fake WeCom's transfers: a member's customers and groups handed to another.
 
-在职继承 (document 92125): ``transfer_customer`` / ``transfer_result``; the
-customer has 24 hours to refuse, then the takeover completes by itself.
-离职继承 (documents 92124, 94081, 94082): ``get_unassigned_list``,
+在职继承 (documents 92125, 96325): ``transfer_customer`` / ``transfer_result``;
+at most 100 customers a call, ``transfer_success_msg`` at most 200 characters,
+each customer handed over at most twice in 90 days; the customer has 24 hours
+to refuse, then the takeover completes by itself.
+离职继承 (documents 92124, 94081, 94082, 96331, 96333): ``get_unassigned_list``,
 ``resigned/transfer_customer`` / ``resigned/transfer_result`` for a member who
 left; also 24 hours.  Groups: ``groupchat/onjob_transfer`` and
-``groupchat/transfer`` (document 92127).
+``groupchat/transfer`` (document 92127, 96334), at most 300 of one original
+owner's groups a day.
 Result ``status``: 1 taken over, 2 waiting, 3 refused by the customer, 4 the
 successor is at their customer limit, 5 no transfer on record.
+Per-customer ``errcode``: 0 started, 84061 not the handover's customer, 40128
+handed over twice in 90 days already, 40129 a handover is under way, 40130 the
+giver and the taker are the same member.
+
+How each transfer ends is the test's choice (``refuse_transfer``,
+``limit_takeover``); ``settle_transfers`` (``scenario.py``) completes the due
+ones and sends the ``change_external_contact`` callbacks that follow.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sopflow_wecom.fake.routing import arg, now_s, page, route
@@ -22,6 +33,20 @@ from sopflow_wecom.fake.state import ApiError, FakeState
 TAKEOVER_DELAY = 86_400
 MAX_CUSTOMERS_PER_CALL = 100
 MAX_CHATS_PER_CALL = 100
+MAX_SUCCESS_MSG = 200
+#: handovers of one customer within ``TRANSFER_WINDOW`` seconds
+MAX_TRANSFERS_PER_WINDOW, TRANSFER_WINDOW = 2, 90 * 86_400
+#: groups of one original owner handed over per (China) day
+MAX_CHATS_PER_OWNER_DAY = 300
+#: what a result status becomes in the ``transfer_fail`` callback's ``FailReason``
+FAIL_REASONS = {3: "customer_refused", 4: "customer_limit_exceeded"}
+
+
+def _outcome(s: FakeState, ext: str, takeover: str) -> int:
+    """How the takeover ends when its 24 hours are up: 1, or 3/4 as the test set."""
+    if ext in s.transfer_refusals:
+        return 3
+    return 4 if takeover in s.takeover_limits else 1
 
 
 def _start(s: FakeState, kind: str, b: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -33,26 +58,46 @@ def _start(s: FakeState, kind: str, b: Mapping[str, Any]) -> Mapping[str, Any]:
         raise ApiError(60111, "takeover userid not found")
     if kind == "resigned" and handover not in s.resigned:
         raise ApiError(40058, "handover_userid has not resigned")
+    if len(str(b.get("transfer_success_msg") or "")) > MAX_SUCCESS_MSG:
+        raise ApiError(40058, f"transfer_success_msg holds at most {MAX_SUCCESS_MSG} characters")
     records = s.transfers.setdefault((kind, handover, takeover), {})
     answers = []
     for ext in customers:
-        if handover not in s.contacts.get(ext, {}).get("follow", {}):
-            answers.append({"external_userid": ext, "errcode": 84061})
-            continue
-        records[ext] = {"at": now_s(s), "status": 2}
-        answers.append({"external_userid": ext, "errcode": 0})
+        answers.append({"external_userid": ext, "errcode": _start_one(s, records, handover, takeover, ext)})
     return {"customer": answers}
 
 
-def _settle(s: FakeState, kind: str, handover: str, takeover: str) -> dict[str, dict[str, Any]]:
-    """Complete the takeovers whose refusal window has passed: the customer moves."""
+def _start_one(
+    s: FakeState, records: dict[str, dict[str, Any]], handover: str, takeover: str, ext: str
+) -> int:
+    now = now_s(s)
+    if handover == takeover:
+        return 40130
+    if handover not in s.contacts.get(ext, {}).get("follow", {}):
+        return 84061
+    if any(recs.get(ext, {}).get("status") == 2 for recs in s.transfers.values()):
+        return 40129
+    recent = [t for t in s.transfer_starts.get(ext, []) if t > now - TRANSFER_WINDOW]
+    if len(recent) >= MAX_TRANSFERS_PER_WINDOW:
+        return 40128
+    s.transfer_starts.setdefault(ext, []).append(now)
+    records[ext] = {"at": now, "status": 2}
+    return 0
+
+
+def settle(s: FakeState, kind: str, handover: str, takeover: str) -> dict[str, dict[str, Any]]:
+    """End the takeovers whose refusal window has passed: the customer moves, or the
+    refusal or limit the test set is recorded."""
     records = s.transfers.get((kind, handover, takeover), {})
     for ext, record in records.items():
         if record["status"] == 2 and now_s(s) >= record["at"] + TAKEOVER_DELAY:
-            follow = s.contacts.get(ext, {}).get("follow", {})
-            if handover in follow:
-                follow[takeover] = {**follow.pop(handover), "userid": takeover}
-            record.update(status=1, takeover_time=record["at"] + TAKEOVER_DELAY)
+            status = _outcome(s, ext, takeover)
+            if status == 1:
+                follow = s.contacts.get(ext, {}).get("follow", {})
+                if handover in follow:
+                    follow[takeover] = {**follow.pop(handover), "userid": takeover}
+                record.update(takeover_time=record["at"] + TAKEOVER_DELAY)
+            record["status"] = status
     return records
 
 
@@ -64,7 +109,7 @@ def _result(s: FakeState, kind: str, b: Mapping[str, Any]) -> Mapping[str, Any]:
             "status": r["status"],
             **({"takeover_time": r["takeover_time"]} if "takeover_time" in r else {}),
         }
-        for ext, r in sorted(_settle(s, kind, handover, takeover).items())
+        for ext, r in sorted(settle(s, kind, handover, takeover).items())
     ]
     found, next_cursor = page(rows, str(b.get("cursor") or ""), 1000, 1000)
     return {"customer": found, "next_cursor": next_cursor}
@@ -116,6 +161,7 @@ def _transfer_chats(s: FakeState, b: Mapping[str, Any], resigned: bool) -> Mappi
     if new_owner not in s.staff:
         raise ApiError(60111, "new_owner not found")
     failed = []
+    day = (datetime.fromtimestamp(now_s(s), tz=UTC) + timedelta(hours=8)).date().isoformat()
     for chat_id in chats:
         group = s.groups.get(chat_id)
         if group is None:
@@ -123,7 +169,11 @@ def _transfer_chats(s: FakeState, b: Mapping[str, Any], resigned: bool) -> Mappi
         elif resigned != (group["owner"] in s.resigned):
             # on-job transfers are for a serving owner's groups, resigned ones for a leaver's
             failed.append({"chat_id": chat_id, "errcode": 40058, "errmsg": "wrong kind of transfer"})
+        elif s.chat_transfers_per_day.get((group["owner"], day), 0) >= MAX_CHATS_PER_OWNER_DAY:
+            failed.append({"chat_id": chat_id, "errcode": 45009, "errmsg": "over 300 groups a day"})
         else:
+            key = (group["owner"], day)
+            s.chat_transfers_per_day[key] = s.chat_transfers_per_day.get(key, 0) + 1
             group["owner"] = new_owner
     return {"failed_chat_list": failed}
 
