@@ -15,7 +15,17 @@ from typing import Any
 
 import attrs
 import sqlalchemy as sa
-from sopflow_sdk import ConfigError, FatalError, FieldSpec, IngestEvent, PluginError, ScopeError
+from sopflow_sdk import (
+    ConfigError,
+    FatalError,
+    FieldSpec,
+    IngestEvent,
+    OutboundMessage,
+    PluginError,
+    ScopeError,
+    SkippableError,
+    SopflowError,
+)
 
 from sopflow.engine.context import EngineContext
 from sopflow.engine.customers.fields import field_definitions
@@ -24,12 +34,16 @@ from sopflow.engine.customers.ingest import event_to_dict, ingest
 from sopflow.engine.customers.records import tags_of
 from sopflow.engine.customers.tenants import authenticate
 from sopflow.engine.customers.transfers import mark_left
+from sopflow.engine.delivery.sends import channel_for
 from sopflow.errors import InvalidInput
+from sopflow.logging import get_logger
 from sopflow.models import ChannelAccount, ChannelIdentity, Customer, Event, PendingJob, Staff
 from sopflow.outages import BROKER, dependency_of
 from sopflow.pagination import MAX_ID
 from sopflow.plugin_customers import TransactionCustomers, define_fields
 from sopflow.plugin_state import HostTransaction, TenantState
+
+log = get_logger("sopflow.host")
 
 
 @attrs.frozen
@@ -158,6 +172,40 @@ class PluginHost:
         self._outside_transaction("ingest", "tx.ingest")
         with self.transaction(tenant_id) as tx:
             return [dict(o) for o in tx.ingest(events)]
+
+    def notify_staff(
+        self, tenant_id: int, channel: str, staff_external_id: str, text: str, *, key: str
+    ) -> bool:
+        """A ``staff_notice`` through the tenant's ``channel`` account, once per ``key``
+        (kept in this plugin's state: marked before the send, so a crash mid-send
+        loses the notice rather than sending it twice)."""
+        self._outside_transaction("notify_staff", "a call after the block")
+        state = self.state(tenant_id)
+        mark = f"staff_notice.{key}"
+        if not state.add(mark, {"at": self.app.now().isoformat(), "status": "sending"}):
+            return False  # told before (or another process is telling them now)
+        message = OutboundMessage(
+            touchpoint="staff_notice",
+            text=text,
+            idempotency_key=f"notice:{self.plugin}:{key}"[:200],
+            recipient={"staff_external_id": staff_external_id},
+            staff_external_id=staff_external_id,
+        )
+        try:
+            with self.app.read() as s:
+                reg = self.app.plugins.registry.get("register_channels", channel)
+                if reg is not None and not self.app.plugin_enabled(s, tenant_id, reg.plugin):
+                    raise SkippableError(f"plugin {reg.plugin!r} is switched off for the tenant")
+                live, _account_id = channel_for(self.app, tenant_id, channel, s)
+            live.check(message)
+            live.send(message)
+        except Exception as exc:  # the caller's own work goes on: logged, recorded, not raised
+            reason = exc.user_message if isinstance(exc, SopflowError) else type(exc).__name__
+            log.warning("staff_notice_not_sent", plugin=self.plugin, channel=channel, reason=reason)
+            state.set(mark, {"at": self.app.now().isoformat(), "status": "failed", "reason": reason})
+            return False
+        state.set(mark, {"at": self.app.now().isoformat(), "status": "sent"})
+        return True
 
     def _outside_transaction(self, what: str, instead: str) -> None:
         # A second transaction from the same thread would wait on the first's lock

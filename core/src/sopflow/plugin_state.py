@@ -95,6 +95,22 @@ class TenantState:
                 )
             )
 
+    def add(self, key: str, value: Any) -> bool:
+        """Insert ``key`` only when absent; whether this call inserted it (a claim
+        two processes can race for: exactly one wins)."""
+        self._check_key(key)
+        row = {
+            "plugin": self.plugin,
+            "tenant_id": self.tenant_id,
+            "key": key,
+            "value": value,
+            "updated_at": self._now(),
+        }
+        with self._scope() as session:
+            insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+            statement = insert(PluginStateEntry).values(**row).on_conflict_do_nothing()
+            return session.execute(statement.returning(PluginStateEntry.key)).first() is not None
+
     def delete(self, key: str) -> bool:
         """Remove ``key``; ``True`` when it was there."""
         query = sa.delete(PluginStateEntry).where(

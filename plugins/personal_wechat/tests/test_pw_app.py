@@ -193,3 +193,40 @@ def test_the_console_shows_the_login_qr_while_logged_out(api: Any, app_fake: Any
     api.post(f"{page}/intake?idle_seconds=0.2")
     shown = client.get("/console/channels", params={"lang": "zh"}).text
     assert '<figure class="login-qr"><svg' in shown and "扫码登录" in shown and TOKEN not in shown
+
+
+def test_a_restriction_pauses_the_account_and_tells_its_staff_member_once(
+    api: Any, app_fake: Any, sopflow_app: Any, manual_clock: Any
+) -> None:
+    from sopflow.engine.delivery.sends import channel_for
+    from sopflow.host import PluginHost
+    from sopflow_personal_wechat.accounts import run_intake
+
+    wechaty = app_fake.adapter == "wechaty"
+    config = {"adapter": app_fake.adapter, "endpoint": app_fake.endpoint, "tls": False}
+    made = api.post(
+        "/api/v1/channel-accounts",
+        json={
+            "channel": "personal_wechat",
+            "name": "staff01",
+            "config": {**config, "notify_staff": "zhangsan", "notify_channel": "log"},
+            "secrets": {"token": TOKEN} if wechaty else {},
+        },
+    )
+    assert made.status_code == 201, made.text
+    _sop(api, [{"delay": "0m", "actions": [_send("欢迎！")]}])
+    account = app_fake.state.account(TOKEN)
+    account.tolerance.per_minute = 0  # risk control refuses the next send
+    app_fake.state.request_friend(account, NEWCOMER)
+    host = PluginHost(sopflow_app, "personal_wechat")
+    run_intake(host)  # the friend is accepted and the greeting's send is refused
+    run_due(api, by=timedelta(minutes=1))
+    health = api.get(f"/plugins/personal_wechat/accounts/{made.json()['id']}").json()
+    assert health["restrictions"] == 1 and health["paused_until"] is not None
+    run_intake(host)  # the next intake run tells the staff member
+    run_intake(host)  # and the one after tells nobody twice
+    log = channel_for(sopflow_app, api.tenant_id, "log")[0]
+    notices = [m for m in log.sent if m.touchpoint == "staff_notice"]
+    assert [m.staff_external_id for m in notices] == ["zhangsan"]
+    assert "staff01" in notices[0].text and "restricted" in notices[0].text
+    assert account.sent == []  # nothing went out while paused

@@ -83,6 +83,18 @@ class Host(Protocol):
         whether anything changed."""
         ...
 
+    def notify_staff(
+        self, tenant_id: int, channel: str, staff_external_id: str, text: str, *, key: str
+    ) -> bool:
+        """Tell a staff member something they must act on (an account the platform
+        restricted, an archive that stopped), as a ``staff_notice`` through the
+        tenant's ``channel`` account (WeCom: an app message to the member
+        ``staff_external_id``).  Once per ``key``: a key already used sends
+        nothing and returns ``False``; so does a notice the channel could not
+        deliver (logged with the reason, never raised: the caller's own work
+        goes on).  ``True`` when it went out.  Call it outside ``transaction()``."""
+        ...
+
     def define_fields(self, tenant_id: int, specs: Sequence[FieldSpec]) -> list[str]:
         """Define tenant fields at run time (a CRM mapping contributes the fields it maps):
         those of ``specs`` that do not exist yet are created and their keys returned;

@@ -14,7 +14,7 @@ import threading
 
 from sopflow_sdk import ChannelAccountView, Host, InboundRequest, InboundResponse, Secret, SopflowError
 
-from sopflow_personal_wechat import intake, metrics
+from sopflow_personal_wechat import intake, metrics, notices
 from sopflow_personal_wechat.channel import CHANNEL, PersonalWeChatChannel
 from sopflow_personal_wechat.health import admin_account, json_response, report
 from sopflow_personal_wechat.pacing import Pacer
@@ -78,10 +78,12 @@ def run_intake(host: Host, account_id: int | None = None) -> int:
     done = 0
     for account in host.channel_accounts(CHANNEL):
         if account_id is None or account.id == account_id:
+            channel = account_channel(account, host)
             try:
-                done += intake.run(host, account, account_channel(account, host))
+                done += intake.run(host, account, channel)
             except SopflowError as exc:  # one gateway down must not stop the others' intake
                 log.warning("personal WeChat intake of account %s failed: %s", account.id, exc.user_message)
+            notices.tell_restriction(host, account, channel)  # also when the gateway refused the run
     return done
 
 

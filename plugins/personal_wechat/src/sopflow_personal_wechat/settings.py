@@ -145,6 +145,21 @@ SETTINGS = GatewaySettings(
         description="how long the account pauses after the platform restricts it",
     ),
     Setting(
+        "notify_staff",
+        min_length=1,
+        max_length=64,
+        description="who is told when the platform restricts the account: the staff member's id on "
+        "notify_channel (a WeCom userid); unset, the restriction shows only on the health page and in logs",
+    ),
+    Setting(
+        "notify_channel",
+        default="wecom",
+        min_length=1,
+        max_length=50,
+        pattern=r"[a-z][a-z0-9_]*",
+        description="the channel that carries the notice to notify_staff (WeCom: an app message)",
+    ),
+    Setting(
         "self_wxid",
         min_length=1,
         max_length=64,
