@@ -18,7 +18,7 @@ from sopflow.conditions.storage import parse_instant
 from sopflow.engine.customers.fields import field_definitions
 from sopflow.engine.delivery.dispatch import dispatch_due
 from sopflow.engine.sops.definition import HIDDEN_KIND
-from sopflow.engine.sops.listing import enrollment_page, enrollment_to_dict
+from sopflow.engine.sops.listing import enrollment_page, enrollment_to_dict, touch_to_dict
 from sopflow.engine.sops.manage import (
     create_sop,
     current_definition,
@@ -27,7 +27,6 @@ from sopflow.engine.sops.manage import (
     sop_to_dict,
     start_sop,
     stop_sop,
-    touch_to_dict,
     update_sop,
 )
 from sopflow.engine.sops.stats import sop_comparison, sop_stats

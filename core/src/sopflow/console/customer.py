@@ -19,7 +19,7 @@ from sopflow.engine.customers.fields import field_definitions
 from sopflow.engine.customers.ingest import event_to_dict
 from sopflow.engine.customers.records import customer_to_dict, get_customer
 from sopflow.engine.journeys.pipelines import stage_history
-from sopflow.engine.sops.manage import touch_to_dict
+from sopflow.engine.sops.listing import touch_to_dict
 from sopflow.errors import InvalidInput
 from sopflow.models import Enrollment, Event, Sop, Staff, Stage, Touch
 

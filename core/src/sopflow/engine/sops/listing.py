@@ -1,5 +1,6 @@
 """A SOP's enrolled customers, a page at a time, with each one's next touch:
-the API's enrolment list and the console's data page read it the same way."""
+the API's enrolment list and the console's data page read it the same way;
+and a touch as the API shows it."""
 
 from __future__ import annotations
 
@@ -57,3 +58,23 @@ def enrollment_page(
         ).all()
     )
     return {"items": [enrollment_to_dict(e, nxt.get(e.id)) for e in rows], "next_cursor": next_cursor}
+
+
+def touch_to_dict(t: Touch) -> dict[str, Any]:
+    """A touch as the API shows it."""
+    return {
+        "id": t.id,
+        "sop_id": t.sop_id,
+        "enrollment_id": t.enrollment_id,
+        "customer_id": t.customer_id,
+        "step_index": t.step_index,
+        "status": t.status,
+        "planned_at": t.planned_at.isoformat(),
+        "due_at": t.due_at.isoformat(),
+        "deferrals": t.deferrals,
+        "defer_reason": t.defer_reason,
+        "attempts": t.attempts,
+        "sent_at": t.sent_at.isoformat() if t.sent_at else None,
+        "replied_at": t.replied_at.isoformat() if t.replied_at else None,
+        "outcome": {k: v for k, v in t.outcome.items() if k != "idempotent"},
+    }

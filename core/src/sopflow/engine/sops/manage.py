@@ -20,7 +20,7 @@ from sopflow.engine.sops.definition import validate_definition
 from sopflow.engine.sops.enrolment import ACTIVE, SopRuntime, enroll, tenant_timezone
 from sopflow.engine.sops.lifecycle import end_enrollment
 from sopflow.errors import Conflict, InvalidInput, NotFound
-from sopflow.models import Customer, Enrollment, Sop, SopVersion, Stage, Touch
+from sopflow.models import Customer, Enrollment, Sop, SopVersion, Stage
 
 AUDIENCE_BATCH = 5000
 
@@ -381,24 +381,4 @@ def sop_to_dict(session: Session, sop: Sop) -> dict[str, Any]:
         "updated_at": sop.updated_at.isoformat(),
         "started_at": sop.started_at.isoformat() if sop.started_at else None,
         "stopped_at": sop.stopped_at.isoformat() if sop.stopped_at else None,
-    }
-
-
-def touch_to_dict(t: Touch) -> dict[str, Any]:
-    """A touch as the API shows it."""
-    return {
-        "id": t.id,
-        "sop_id": t.sop_id,
-        "enrollment_id": t.enrollment_id,
-        "customer_id": t.customer_id,
-        "step_index": t.step_index,
-        "status": t.status,
-        "planned_at": t.planned_at.isoformat(),
-        "due_at": t.due_at.isoformat(),
-        "deferrals": t.deferrals,
-        "defer_reason": t.defer_reason,
-        "attempts": t.attempts,
-        "sent_at": t.sent_at.isoformat() if t.sent_at else None,
-        "replied_at": t.replied_at.isoformat() if t.replied_at else None,
-        "outcome": {k: v for k, v in t.outcome.items() if k != "idempotent"},
     }
