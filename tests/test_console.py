@@ -407,11 +407,54 @@ def test_the_editor_shows_errors_at_their_paths_and_previews_the_audience(api, t
     assert r.status_code == 303 and api.get(f"/api/v1/sops/{sop}").json()["status"] == "stopped"
 
 
-def test_the_channels_page_lists_accounts_with_health(api, test_client):
-    api.post("/api/v1/channel-accounts", json={"channel": "log", "name": "log 账号"})
+def test_the_channels_page_shows_each_accounts_delivery_health(
+    api, test_client, sopflow_app, manual_clock, monkeypatch
+):
+    from sopflow_sdk import FatalError
+
+    made = api.post("/api/v1/channel-accounts", json={"channel": "log", "name": "log 账号"})
+    assert made.status_code == 201, made.text
     sign_in(test_client, api.key)
-    page = test_client.get("/console/channels")
-    assert page.status_code == 200 and "log 账号" in page.text and 'class="health-ok"' in page.text
+
+    def cell() -> str:
+        page = test_client.get("/console/channels", params={"lang": "en"})
+        assert page.status_code == 200 and "log 账号" in page.text
+        [row] = [r for r in page.text.split("<tr>") if "log 账号" in r]
+        return row
+
+    assert 'class="health-idle"' in cell() and "nothing sent" in cell()  # installed, enabled, unused
+    create_sop(
+        api,
+        "welcome",
+        {"kind": "new_customer", "target": {}, "steps": [{"delay": "0m", "actions": [send("hi")]}]},
+    )
+    for n in range(2):
+        add_customer(api, f"wm-ok-{n}")
+    run_days(sopflow_app, manual_clock, 0.01)
+    assert 'class="health-ok"' in cell() and "2 sent, 0 failed" in cell()
+
+    channel = log_channel(sopflow_app, api)
+    assert made.json()["id"] in {r["account_id"] for r in touch_results(sopflow_app)}  # the account is named
+
+    def refuse(message):
+        raise FatalError("the provider refused the account's credentials")
+
+    monkeypatch.setattr(channel, "send", refuse)
+    add_customer(api, "wm-bad")
+    run_days(sopflow_app, manual_clock, 0.01)
+    row = cell()
+    assert 'class="health-warn"' in row and "2 sent, 1 failed" in row
+    assert "refused the account&#39;s credentials" in row or "refused the account's credentials" in row
+    manual_clock.advance(timedelta(days=2))  # a day later the sends are old news, the failure too
+    sign_in(test_client, api.key)  # the session expired meanwhile
+    assert 'class="health-idle"' in cell()
+
+
+def touch_results(app):
+    from sopflow.models import Touch
+
+    with app.tx() as s:
+        return [r for o in s.scalars(sa.select(Touch.outcome)) for r in o.get("results", [])]
 
 
 def test_labels_switch_language_and_every_label_has_both():

@@ -46,7 +46,8 @@ def test_ten_thousand_records_import_with_progress_and_one_edit_enrols_one_custo
     final = importer.run_import(host(sopflow_app), account_id, page_size=2_000, progress=seen.append)
     assert final["done"] and final["records"] == RECORDS
     done = [p["records"] for p in seen]
-    assert done == sorted(done) and done[-1] == RECORDS and len(seen) == 6  # progress: the start, then each of five pages
+    # progress: the start, then each of the five pages
+    assert done == sorted(done) and done[-1] == RECORDS and len(seen) == 6
     assert {p["total"] for p in seen} == {RECORDS}
     assert count(sopflow_app, Customer) == RECORDS and count(sopflow_app, Enrollment) == 0
 

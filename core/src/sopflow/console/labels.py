@@ -91,6 +91,15 @@ LABELS: dict[str, tuple[str, str]] = {
     "live_codes": ("Live codes", "渠道活码"),
     "accounts": ("Channel accounts", "渠道账号"),
     "health": ("Health", "健康"),
+    "health_idle": (
+        "installed and enabled; nothing sent in the last 24 h",
+        "已安装并启用；过去 24 小时没有发送",
+    ),
+    "health_counts": (
+        "last 24 h: {sent} sent, {failed} failed or for review, {retrying} retrying",
+        "过去 24 小时：已发送 {sent}，失败或待复核 {failed}，重试中 {retrying}",
+    ),
+    "health_last_error": ("last error", "最近错误"),
     "plugin_pages": ("Plugins", "插件"),
     "language": ("中文", "English"),
     "forbidden": (

@@ -112,6 +112,8 @@ def _apply(row: Any, o: Outcome, now: datetime) -> dict[str, Any]:
         **(row.outcome or {}),
         "results": o.results,
         **({"reason": o.reason} if o.reason else {}),
+        # the account whose call ended the touch short (failed, review, retried): its health
+        **({"account_id": o.account_id} if o.account_id and o.reason else {}),
     }
     if status == TouchStatus.SCHEDULED:
         if change["attempts"] >= MAX_ATTEMPTS:

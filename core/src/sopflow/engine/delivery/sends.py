@@ -125,6 +125,7 @@ class Outcome:
     retry_after: float | None = None
     throttled: bool = False  # our own limiter held it back before any call: not an attempt
     defer_reason: str = "rate_limit"
+    account_id: int | None = None  # the channel account of the call that ended it (account health)
 
 
 def call_sends(
@@ -137,11 +138,18 @@ def call_sends(
     reason = ""
     throttled = False
     defer_reason = "rate_limit"
+    account_id: int | None = None
     for call in sends:
+        account_id = call.message.get("account_id") or None  # None: a webhook, or the log channel
         try:
             receipt = call.call(ctx, call.action, call.message, now)
             results.append(
-                {"action": call.index, "status": receipt.status, "provider_ref": receipt.provider_ref}
+                {
+                    "action": call.index,
+                    "status": receipt.status,
+                    "provider_ref": receipt.provider_ref,
+                    **({"account_id": account_id} if account_id else {}),
+                }
             )
             if receipt.status == "pending":
                 status = TouchStatus.PENDING if status == TouchStatus.SENT else status
@@ -167,7 +175,9 @@ def call_sends(
             status = TouchStatus.SCHEDULED if idempotent else TouchStatus.REVIEW
             reason = f"{type(exc).__name__}: {exc}"
             break
-    return Outcome(touch_id, status, results, reason, retry_after, throttled, defer_reason)
+    else:
+        account_id = None  # every call went: no account to blame
+    return Outcome(touch_id, status, results, reason, retry_after, throttled, defer_reason, account_id)
 
 
 def send_message(
