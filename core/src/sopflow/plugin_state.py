@@ -65,6 +65,26 @@ class TenantState:
 
     def set(self, key: str, value: Any) -> None:
         """Insert or replace ``key``'s value (JSON, at most ``MAX_STATE_VALUE`` bytes)."""
+        row = self._row(key, value)
+        with self._scope() as session:
+            statement = _insert(session).values(**row)
+            session.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["plugin", "tenant_id", "key"],
+                    set_={"value": statement.excluded.value, "updated_at": statement.excluded.updated_at},
+                )
+            )
+
+    def add(self, key: str, value: Any) -> bool:
+        """Insert ``key`` only when absent; whether this call inserted it (a claim
+        two processes can race for: exactly one wins).  The value is checked as by ``set``."""
+        row = self._row(key, value)
+        with self._scope() as session:
+            statement = _insert(session).values(**row).on_conflict_do_nothing()
+            return session.execute(statement.returning(PluginStateEntry.key)).first() is not None
+
+    def _row(self, key: str, value: Any) -> dict[str, Any]:
+        """The row for ``key`` and ``value``, checked before anything is written: JSON, and small."""
         self._check_key(key)
         try:
             encoded = json.dumps(value, allow_nan=False, ensure_ascii=False)
@@ -78,38 +98,13 @@ class TenantState:
                 f"plugin '{self.plugin}' state '{key}': the value is over {MAX_STATE_VALUE} bytes; "
                 "keep large data in the plugin's own tables (MigrationsSpec)"
             )
-        row = {
+        return {
             "plugin": self.plugin,
             "tenant_id": self.tenant_id,
             "key": key,
             "value": json.loads(encoded),
             "updated_at": self._now(),
         }
-        with self._scope() as session:
-            insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-            statement = insert(PluginStateEntry).values(**row)
-            session.execute(
-                statement.on_conflict_do_update(
-                    index_elements=["plugin", "tenant_id", "key"],
-                    set_={"value": statement.excluded.value, "updated_at": statement.excluded.updated_at},
-                )
-            )
-
-    def add(self, key: str, value: Any) -> bool:
-        """Insert ``key`` only when absent; whether this call inserted it (a claim
-        two processes can race for: exactly one wins)."""
-        self._check_key(key)
-        row = {
-            "plugin": self.plugin,
-            "tenant_id": self.tenant_id,
-            "key": key,
-            "value": value,
-            "updated_at": self._now(),
-        }
-        with self._scope() as session:
-            insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-            statement = insert(PluginStateEntry).values(**row).on_conflict_do_nothing()
-            return session.execute(statement.returning(PluginStateEntry.key)).first() is not None
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; ``True`` when it was there."""
@@ -181,3 +176,9 @@ class HostTransaction:
 @contextmanager
 def _same(session: Session) -> Iterator[Session]:
     yield session
+
+
+def _insert(session: Any) -> Any:
+    """The session's dialect's ``INSERT`` (both have ``ON CONFLICT``) into the state table."""
+    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    return insert(PluginStateEntry)

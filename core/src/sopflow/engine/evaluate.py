@@ -56,12 +56,6 @@ class Evaluation:
     due_now: bool
 
 
-def evaluate_event(ctx: EngineContext, tenant_id: int, event: Mapping[str, Any]) -> Evaluation:
-    """Evaluate ``event`` in one transaction; a no-op when it was evaluated before
-    (its ``evaluated_at`` mark is taken in the same transaction as the effects)."""
-    return evaluate_events(ctx, tenant_id, [event])[0]
-
-
 def evaluate_events(
     ctx: EngineContext, tenant_id: int, events: Sequence[Mapping[str, Any]]
 ) -> list[Evaluation]:
