@@ -2,7 +2,7 @@
 ``touch.sent`` event, and the end of the enrolments whose last step it was.
 
 Written with Core statements — one UPDATE for the batch's touches (executemany,
-``touch_rows``) and one INSERT for its events.
+``touch_rows``) and one multi-row INSERT for its events.
 """
 
 from __future__ import annotations
@@ -92,10 +92,13 @@ def _record(
             done.add(row.enrollment_id)
     touch_rows.write(s, changes)
     if events:
-        ids_out = s.execute(sa.insert(_E).returning(_E.c.id, sort_by_parameter_order=True), events).scalars()
-        for event_id, values in zip(ids_out, events, strict=True):
+        # matched back by key, not by order: asking for the parameters' order makes
+        # SQLAlchemy insert one row per statement on SQLite
+        returned = s.execute(sa.insert(_E).returning(_E.c.id, _E.c.idempotency_key), events)
+        ids_out = dict((key, event_id) for event_id, key in returned)
+        for values in events:
             # announced after commit like any flushed Event (plugins' on_event)
-            collect(SimpleNamespace(id=event_id, causation_id=None, **values))
+            collect(SimpleNamespace(id=ids_out[values["idempotency_key"]], causation_id=None, **values))
     complete(batch, done, now)
     return statuses
 

@@ -3,13 +3,18 @@
 Loading, tracking and flushing a touch object cost more than everything else
 those transactions do for it (profiles in docs/benchmarks.md).  A transaction
 reads the touches it works on as rows, builds one ``change`` per touch it
-alters (``change_of``), and writes them all with one executemany ``UPDATE``
-(``write``), which checks each touch's move against the one table of allowed
-moves (``sopflow.models.touch_status``).
+alters (``change_of``), and writes them with one executemany ``UPDATE`` per
+set of changed columns (``write``), which checks each touch's move against the
+one table of allowed moves (``sopflow.models.touch_status``).
+
+Only the columns that changed are written: SQLite maintains every index over a
+column named in ``SET`` whether or not its value changed (``due_at`` is in the
+claim index), and every bound value costs a conversion.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,11 +40,15 @@ CHANGED = (
 #: what it reads: the changeable columns and what identifies the touch
 READ = (*CHANGED, "id", "tenant_id", "sop_id", "enrollment_id", "customer_id", "step_index", "planned_at")
 
-_UPDATE = (
-    sa.update(TOUCHES)
-    .where(TOUCHES.c.id == sa.bindparam("touch_id"))
-    .values({c: sa.bindparam(c) for c in CHANGED})
-)
+
+@functools.cache
+def _update(columns: tuple[str, ...]) -> sa.Update:
+    """The UPDATE of these columns (built once per set: building costs more than running)."""
+    return (
+        sa.update(TOUCHES)
+        .where(TOUCHES.c.id == sa.bindparam("touch_id"))
+        .values({c: sa.bindparam(c) for c in columns})
+    )
 
 
 def select_rows(*where: Any) -> sa.Select:
@@ -49,22 +58,31 @@ def select_rows(*where: Any) -> sa.Select:
 
 def change_of(row: Any) -> dict[str, Any]:
     """The touch's columns as they are; set the new values on it, then ``write`` it.
-    ``was`` keeps the status it had, so ``write`` can check the move (the UPDATE
-    ignores the key)."""
+    ``was`` keeps the status it had, so ``write`` can check the move; ``_row`` the
+    row, so it writes only what changed (neither key is written)."""
     change = {c: getattr(row, c) for c in CHANGED}
     change["touch_id"] = row.id
     change["was"] = row.status
+    change["_row"] = row
     return change
 
 
 def write(session: Session, changes: Sequence[dict[str, Any]]) -> None:
-    """Write ``changes`` (from ``change_of``) with one executemany UPDATE.
+    """Write ``changes`` (from ``change_of``): one executemany UPDATE per set of
+    changed columns; a change that changed nothing is not written.
 
     Raises ``IllegalTouchMove`` (and writes nothing) when a change moves its
     touch along a move the table of touch states does not allow."""
-    if not changes:
-        return
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for change in changes:
         if change["status"] not in TRANSITIONS.get(change["was"], ()):
             raise IllegalTouchMove(change["was"], change["status"], change["touch_id"])
-    session.execute(_UPDATE, list(changes))
+        row = change["_row"]
+        columns = tuple(c for c in CHANGED if change[c] != getattr(row, c))
+        if columns:
+            # only these keys: SQLAlchemy adds any other key naming a column to the SET
+            values = {c: change[c] for c in columns}
+            values["touch_id"] = change["touch_id"]
+            by_columns.setdefault(columns, []).append(values)
+    for columns, group in by_columns.items():
+        session.execute(_update(columns), group)
