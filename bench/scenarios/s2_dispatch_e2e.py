@@ -85,7 +85,13 @@ def seed(ctx: Context, n: int) -> tuple[Any, int, list[int], list[int]]:
 
 
 def run_ours(
-    ctx: Context, url: str, redis_url: str, ids: list[int], sentinels: list[int], bound: float
+    ctx: Context,
+    url: str,
+    redis_url: str,
+    ids: list[int],
+    sentinels: list[int],
+    bound: float,
+    n_workers: int = WORKERS,
 ) -> dict[str, Any]:
     import redis
 
@@ -100,7 +106,7 @@ def run_ours(
         env = sopflow_env(url, procs.logdir, **extra)
         workers = [
             procs.sopflow("worker", env, "--threads", str(ctx.args.s2_threads), name=f"worker{i}")
-            for i in range(WORKERS)
+            for i in range(n_workers)
         ]
 
         def ready() -> bool:
@@ -192,6 +198,21 @@ def run(ctx: Context) -> dict[str, Any]:
                     f"S2 run {i + 1}: {len(d.touches & wanted):,}/{n:,} delivered, {span:.2f} s first→last"
                 )
                 deadline.check()
+            # the same burst with one worker process: what the second one adds
+            one_worker: list[float] = []
+            for _ in range(0 if ctx.quick else 1):
+                url = db.restore()
+                bound = min(60 + n / 10, max(10.0, deadline.end - time.monotonic() - 20))
+                d = run_ours(ctx, url, redis_url, ids, sentinels, bound, n_workers=1)["deliveries"]
+                for key, value in check(url, ids, sentinels, d).items():
+                    if key in MUST_BE_ZERO:
+                        counters[f"one_worker_{key}"] = value
+                times = sorted(at for tid, at in d.calls if tid in wanted)
+                one_worker.append((times[-1] - times[0]) if len(times) > 1 else float("nan"))
+                ctx.log(
+                    f"S2 with 1 worker: {len(d.touches & wanted):,}/{n:,} delivered, {one_worker[-1]:.2f} s"
+                )
+                deadline.check()
             db.drop_copies()
 
             peer_runs = []
@@ -218,62 +239,80 @@ def run(ctx: Context) -> dict[str, Any]:
     peer_late = peer["lateness"]
     limit = sorted(limit_runs, key=lambda r: r["span_s"])[len(limit_runs) // 2] if limit_runs else None
     pg = ctx.backend == "postgres"
+    rows = [
+        {
+            "id": "S2",
+            "what": "sustained dispatch, `sopflow scheduler` + 2 `sopflow worker` via Redis, log channel",
+            "size": f"{n:,} touches due now ({'Postgres' if pg else 'SQLite WAL'})",
+            "ours": figure(
+                median(spans),
+                n,
+                "touches/s",
+                spans,
+                **notes[mid],
+                note=(
+                    f"first delivery {notes[mid]['first_after_start_s']:.1f} s after the scheduler "
+                    f"started, all in {notes[mid]['drain_s']:.1f} s; first→last"
+                ),
+            ),
+            "baseline": figure(
+                peer["span_s"],
+                peer["ran"],
+                "msgs/s",
+                [r["span_s"] for r in peer_runs],
+                lateness=peer_late,
+                enqueue_rate=peer["enqueue_rate"],
+                note=(
+                    f"lateness p50 {peer_late['p50_s']:.1f} s, p99 {peer_late['p99_s']:.1f} s; "
+                    f"enqueue {peer['enqueue_rate']:,.0f}/s"
+                ),
+                what="naive Dramatiq: 1 delayed message per touch, all due at once, default 2×8 workers; "
+                "first→last execution",
+            ),
+            "limit": figure(
+                limit["span_s"],
+                limit["ran"],
+                "msgs/s",
+                [r["span_s"] for r in limit_runs],
+                enqueue_rate=limit["enqueue_rate"],
+                what="raw Dramatiq: immediate messages to a no-op actor, 2×1 workers, prefetch 256",
+            )
+            if limit
+            else None,
+            "bound": (
+                "Python CPU in the workers: per batch of 50 one prepare transaction through the ORM and "
+                "one Core record transaction (outcomes, `touch.sent` events, completions), written "
+                + ("on Postgres" if pg else "on one SQLite file shared by 3 processes (one writer at a time)")
+                + "; scheduler tick (claims ≤ 500 per tick) and the 2 cores shared by the scheduler, "
+                "2 workers, Redis" + (" and Postgres" if pg else "")
+            ),
+        }
+    ]
+    if one_worker:
+        rows.append(_one_worker_row(rows[0], one_worker, spans, n))
     return {
         "scenario": "S2",
         "title": "dispatch end to end (scheduler + 2 workers + Redis)",
-        "rows": [
-            {
-                "id": "S2",
-                "what": "sustained dispatch, `sopflow scheduler` + 2 `sopflow worker` via Redis, log channel",
-                "size": f"{n:,} touches due now ({'Postgres' if pg else 'SQLite WAL'})",
-                "ours": figure(
-                    median(spans),
-                    n,
-                    "touches/s",
-                    spans,
-                    **notes[mid],
-                    note=(
-                        f"first delivery {notes[mid]['first_after_start_s']:.1f} s after the scheduler "
-                        f"started, all in {notes[mid]['drain_s']:.1f} s; first→last"
-                    ),
-                ),
-                "baseline": figure(
-                    peer["span_s"],
-                    peer["ran"],
-                    "msgs/s",
-                    [r["span_s"] for r in peer_runs],
-                    lateness=peer_late,
-                    enqueue_rate=peer["enqueue_rate"],
-                    note=(
-                        f"lateness p50 {peer_late['p50_s']:.1f} s, p99 {peer_late['p99_s']:.1f} s; "
-                        f"enqueue {peer['enqueue_rate']:,.0f}/s"
-                    ),
-                    what="naive Dramatiq: 1 delayed message per touch, all due at once, default 2×8 workers; "
-                    "first→last execution",
-                ),
-                "limit": figure(
-                    limit["span_s"],
-                    limit["ran"],
-                    "msgs/s",
-                    [r["span_s"] for r in limit_runs],
-                    enqueue_rate=limit["enqueue_rate"],
-                    what="raw Dramatiq: immediate messages to a no-op actor, 2×1 workers, prefetch 256",
-                )
-                if limit
-                else None,
-                "bound": (
-                    "Python CPU in the workers: per batch of 50 one prepare transaction through the ORM and "
-                    "one Core record transaction (outcomes, `touch.sent` events, completions), written "
-                    + (
-                        "on Postgres"
-                        if pg
-                        else "on one SQLite file shared by 3 processes (one writer at a time)"
-                    )
-                    + "; scheduler tick (claims ≤ 500 per tick) and the 2 cores shared by the scheduler, "
-                    "2 workers, Redis" + (" and Postgres" if pg else "")
-                ),
-            }
-        ],
+        "rows": rows,
         "counters": counters,
         "sizes": {"touches": n, "sentinels": len(sentinels), "worker_threads": ctx.args.s2_threads},
+    }
+
+
+def _one_worker_row(
+    row: dict[str, Any], one_worker: list[float], spans: list[float], n: int
+) -> dict[str, Any]:
+    """The same burst with one worker process, against the same peers: the scale-out figure."""
+    gain = median(one_worker) / median(spans)
+    return {
+        **row,
+        "id": "S2",
+        "what": "the same, with 1 `sopflow worker` process (scale-out: 2 processes against 1)",
+        "ours": figure(
+            median(one_worker),
+            n,
+            "touches/s",
+            one_worker,
+            note=f"first→last; 2 worker processes deliver {gain:.2f}× this on the same 2 cores",
+        ),
     }
