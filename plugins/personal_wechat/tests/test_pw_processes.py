@@ -10,7 +10,8 @@ own records over real gRPC for the smaller logout burst.
 
 Before this driver the clock moved one instant at a time for all accounts and
 every waiting touch was deferred on its own at each instant: 1,000 touches took
-20-47 s.  Now 10,000 take about 20 s (2,013 rounds) on SQLite, 27 s on Postgres.
+20-47 s.  Now 10,000 take about 20 s (2,013 rounds) on SQLite, 27 s on Postgres,
+on the 2-core machine when quiet; 52-83 s when it is loaded.
 """
 
 from __future__ import annotations
