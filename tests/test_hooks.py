@@ -380,6 +380,45 @@ def test_hook_register_jobs_runs_on_demand_with_a_host(app_with):
     assert runs == [(app.now(), {"n": 3})]  # no broker: the job ran inline
 
 
+def test_hook_register_worker_services_run_in_the_worker_until_it_stops(app_with):
+    """Each service runs in its own thread with its plugin's host; one that raises is
+    logged and run again; the worker's shutdown stops them all (bounded waits)."""
+    import threading
+    import time
+
+    from sopflow.worker.services import start_services
+    from sopflow_sdk import WorkerServiceSpec
+
+    calls: list[str] = []
+    flaky_runs = threading.Semaphore(0)
+
+    def steady(host, stop):
+        calls.append(host.plugin)
+        stop.wait()  # a long-lived task: until the worker stops
+
+    def flaky(host, stop):
+        flaky_runs.release()
+        raise RuntimeError("the gateway went away")
+
+    def register_worker_services(register):
+        register(WorkerServiceSpec("streamer.steady", run=steady))
+        register(WorkerServiceSpec("streamer.flaky", run=flaky, restart_seconds=0.01))
+
+    services = plugin("streamer", register_worker_services=register_worker_services)
+    app, _ = app_with(("streamer", services))
+    running = start_services(app)
+    try:
+        assert all(flaky_runs.acquire(timeout=10) for _ in range(3))  # raised, logged, run again
+        deadline = time.monotonic() + 10
+        while not calls:
+            assert time.monotonic() < deadline, "the steady service never started"
+            time.sleep(0.01)
+        assert calls == ["streamer"] and running.alive == ["streamer.flaky", "streamer.steady"]
+    finally:
+        running.stop(timeout=10)
+    assert running.alive == [] and calls == ["streamer"]  # stopped, not restarted
+
+
 def test_hook_on_event_is_called_once_per_new_event_and_isolated(app_with):
     seen: list[tuple[int, dict[str, Any]]] = []
     only_event: list[str] = []

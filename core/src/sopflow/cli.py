@@ -52,6 +52,7 @@ def up(host: str | None, port: int | None) -> None:
     from sopflow.worker.actors import install
     from sopflow.worker.broker import make_broker, start_worker
     from sopflow.worker.scheduler import Scheduler
+    from sopflow.worker.services import start_services
 
     app = _app(embedded=True, migrate=True)
     host, port = host or app.settings.host, port or app.settings.port
@@ -59,6 +60,7 @@ def up(host: str | None, port: int | None) -> None:
     broker = make_broker(app.settings)
     install(app, broker)
     worker = start_worker(broker, app.settings.worker_threads)
+    services = start_services(app)
     scheduler = Scheduler(app)
     scheduler.start_thread()
     click.echo(
@@ -70,6 +72,7 @@ def up(host: str | None, port: int | None) -> None:
         _serve(app, host, port, sock)
     finally:
         scheduler.stop()
+        services.stop()
         worker.stop()
         click.echo("sopflow up: scheduler and worker stopped")
 
@@ -157,6 +160,7 @@ def worker(threads: int | None) -> None:
     """Dramatiq workers (needs SOPFLOW_REDIS_URL)."""
     from sopflow.worker.actors import install
     from sopflow.worker.broker import make_broker, start_worker
+    from sopflow.worker.services import start_services
 
     app = _app()
     if not app.settings.redis_url:
@@ -167,8 +171,10 @@ def worker(threads: int | None) -> None:
     broker = make_broker(app.settings)
     install(app, broker)
     w = start_worker(broker, threads or app.settings.worker_threads)
+    services = start_services(app)  # plugins' long-lived tasks (event-stream listeners)
     click.echo("worker started")
     _wait_for_signal()
+    services.stop()
     w.stop()
 
 

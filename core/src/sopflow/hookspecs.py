@@ -254,6 +254,26 @@ def register_jobs(register: Any) -> None:
 
 
 @hookspec
+def register_worker_services(register: Any) -> None:
+    """Register long-lived tasks every worker process runs while it is up.
+
+    Called once per app at startup.  ``sopflow worker`` and ``sopflow up`` start
+    each service's ``run(host, stop)`` in its own thread and set ``stop`` (a
+    ``threading.Event``) at shutdown; a service that raises is logged and run
+    again after ``restart_seconds``.
+
+    :param register: call ``register(WorkerServiceSpec(name=..., run=...))``.
+    :returns: nothing.
+
+    Example::
+
+        @hookimpl
+        def register_worker_services(register):
+            register(WorkerServiceSpec("personal_wechat.listeners", run=run_listeners))
+    """
+
+
+@hookspec
 def register_console_pages(register: Any) -> None:
     """Add pages (or panels on a core page) to the operator console, like Datasette's plugin pages.
 

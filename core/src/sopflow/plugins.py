@@ -28,6 +28,7 @@ from sopflow_sdk import (
     RouteSpec,
     TemplateFunctionSpec,
     TriggerSpec,
+    WorkerServiceSpec,
 )
 
 from sopflow import hookspecs
@@ -56,6 +57,7 @@ REGISTRATION_HOOKS: dict[str, tuple[type, str]] = {
     "register_channels": (ChannelSpec, "name"),
     "register_routes": (RouteSpec, "path"),
     "register_jobs": (JobSpec, "name"),
+    "register_worker_services": (WorkerServiceSpec, "name"),
     "register_migrations": (MigrationsSpec, ""),
     "register_template_functions": (TemplateFunctionSpec, "name"),
     "register_console_pages": (ConsolePage, "path"),

@@ -11,16 +11,26 @@ import attrs
 from sopflow_personal_wechat.channel import PersonalWeChatChannel
 from sopflow_personal_wechat.fake import FakeAccount, GatewayState
 from sopflow_personal_wechat.fake.scenario import TOKEN
-from sopflow_personal_wechat.port import Contact, FriendRequest, GatewayEvent, LoginState, Payload, Room
+from sopflow_personal_wechat.port import (
+    Contact,
+    FriendRequest,
+    GatewayEvent,
+    GatewayLoggedOut,
+    LoginState,
+    Payload,
+    Room,
+)
 from sopflow_sdk import DeferredError, OutboundMessage, SkippableError
 from wcferry import wcf_pb2
 
 
 class RecordingGateway:
-    """Every send with the clock's time; ``witness`` is shared by every worker's copy."""
+    """Every send with the clock's time; ``witness`` is shared by every worker's copy.
+    While ``logged_in`` is false a send is refused as a gateway refuses it."""
 
     name = "recording"
     can_post_moments = True
+    logged_in = True
 
     def __init__(
         self, account: str, clock: Callable[[], float], witness: list[tuple[str, str, float]]
@@ -29,6 +39,8 @@ class RecordingGateway:
         self.self_id = account
 
     def send(self, conversation_id: str, payload: Payload) -> str:
+        if not self.logged_in:
+            raise GatewayLoggedOut("the account is logged out of WeChat: scan its QR code again")
         self.witness.append((self.account, payload.text, self.clock()))
         return f"m{len(self.witness)}"
 

@@ -78,3 +78,94 @@ def test_the_listener_handles_events_as_they_come_and_reconnects_after_a_drop(
     assert sorted(friends) == ["wxid_first", "wxid_second"]  # none twice
     assert fake_account.accepted == ["wxid_first", "wxid_second"]
     assert not listener.alive
+
+
+def test_the_worker_runs_a_listener_per_logged_in_account_until_logout_or_shutdown(
+    api: Any, sopflow_app: Any, fake: FakePuppetService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker service, as ``sopflow worker`` starts it: a message arrives through
+    the listener with no intake run; a logout ends the listener and none is started
+    while logged out; the re-login (read by the periodic intake) starts it again; the
+    worker's shutdown stops its thread."""
+    from sopflow.host import PluginHost
+    from sopflow.worker.services import start_services
+    from sopflow_personal_wechat import listeners
+    from sopflow_personal_wechat.accounts import run_intake
+
+    monkeypatch.setattr(listeners, "RECONCILE_SECONDS", 0.05)
+    monkeypatch.setattr(listeners, "IDLE_SECONDS", 0.2)
+    made = api.post(
+        "/api/v1/channel-accounts",
+        json={
+            "channel": "personal_wechat",
+            "name": "staff01",
+            "config": {"adapter": "wechaty", "endpoint": fake.endpoint, "tls": False},
+            "secrets": {"token": TOKEN},
+        },
+    )
+    assert made.status_code == 201, made.text
+    account_id = made.json()["id"]
+    state, fake_account = fake.state, fake.state.account(TOKEN)
+    messages = lambda: [  # noqa: E731
+        e["payload"]["text"] for e in api.get("/api/v1/events?type=message.received").json()["items"]
+    ]
+    services = start_services(sopflow_app)
+    try:
+        _until(lambda: listeners.listening(account_id), "the worker to start the account's listener")
+        first = listeners.running[account_id]
+        state.receive_message(fake_account, CONTACTS[0].wxid, "在吗")
+        _until(lambda: messages() == ["在吗"], "the message through the listener")
+
+        state.logout(fake_account)
+        _until(lambda: not first.alive, "the logout to end the listener")
+        for _ in range(5):  # several reconciliations: none starts a listener while logged out
+            services.stopping.wait(listeners.RECONCILE_SECONDS)
+            assert not listeners.listening(account_id)
+
+        state.login(fake_account)  # the staff member scanned the QR code
+        run_intake(PluginHost(sopflow_app, "personal_wechat"))  # the periodic intake reads the login
+        _until(lambda: listeners.listening(account_id), "the re-login to start a listener again")
+        second = listeners.running[account_id]
+        assert second is not first
+        state.receive_message(fake_account, CONTACTS[0].wxid, "还在")
+        _until(lambda: sorted(messages()) == sorted(["在吗", "还在"]), "the message after the re-login")
+    finally:
+        services.stop(timeout=10)
+    assert not second.alive and listeners.running == {} and services.alive == []
+    assert sorted(messages()) == sorted(["在吗", "还在"])  # none twice
+
+
+def test_one_worker_process_holds_an_accounts_listener_lease_until_it_lets_go_or_it_runs_out(
+    api: Any, sopflow_app: Any, manual_clock: Any
+) -> None:
+    """Two processes' owners over one account: the second is refused while the first
+    renews; it takes over when the first releases, or once an unrenewed lease ran out."""
+    from datetime import timedelta
+
+    from sopflow.host import PluginHost
+    from sopflow_personal_wechat.listeners import LEASE_SECONDS, lease, release
+
+    host = PluginHost(sopflow_app, "personal_wechat")
+    made = api.post(
+        "/api/v1/channel-accounts",
+        json={
+            "channel": "personal_wechat",
+            "name": "staff01",
+            "config": {"adapter": "wechaty", "endpoint": "127.0.0.1:1", "tls": False},
+            "secrets": {"token": TOKEN},
+        },
+    )
+    assert made.status_code == 201, made.text
+    account = host.channel_account(made.json()["id"])
+    tenant_id, account_id = account.tenant_id, account.id
+    assert lease(host, tenant_id, account_id, owner="worker-a")
+    assert not lease(host, tenant_id, account_id, owner="worker-b")
+    manual_clock.advance(timedelta(seconds=LEASE_SECONDS / 2))
+    assert lease(host, tenant_id, account_id, owner="worker-a")  # renewed
+    assert not lease(host, tenant_id, account_id, owner="worker-b")
+    release(host, tenant_id, account_id, owner="worker-b")  # not its lease: nothing changes
+    assert not lease(host, tenant_id, account_id, owner="worker-b")
+    release(host, tenant_id, account_id, owner="worker-a")
+    assert lease(host, tenant_id, account_id, owner="worker-b")  # let go: taken at once
+    manual_clock.advance(timedelta(seconds=LEASE_SECONDS + 1))  # worker-b died without renewing
+    assert lease(host, tenant_id, account_id, owner="worker-a")

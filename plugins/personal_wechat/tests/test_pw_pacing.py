@@ -152,9 +152,10 @@ def check_pacing(
             assert count <= policy.cap("message", (day - day_zero).days)
         assert all(policy.quiet_until(t) is None for t in times)
     texts = [text for _, text, _ in witness]
-    assert len(texts) == len(set(texts)), "a touch was delivered twice"
+    delivered = set(texts)
+    assert len(texts) == len(delivered), "a touch was delivered twice"
     for touch in touches:
-        assert (touch.sent_at is not None) == (touch.text in set(texts))
+        assert (touch.sent_at is not None) == (touch.text in delivered)
         assert touch.sent_at is not None or touch.reasons, f"touch {touch.id} neither sent nor deferred"
         assert all(touch.reasons), "a deferral without a reason"
 

@@ -57,6 +57,7 @@ from sopflow_sdk.specs import (
     TemplateCall,
     TemplateFunctionSpec,
     TriggerSpec,
+    WorkerServiceSpec,
 )
 from sopflow_sdk.state import PluginState, PluginTransaction
 
@@ -118,6 +119,7 @@ __all__ = [
     "TemplateFunctionSpec",
     "TriggerSpec",
     "UnsupportedCapabilityError",
+    "WorkerServiceSpec",
     "hookimpl",
     "redact",
 ]

@@ -288,6 +288,25 @@ class JobSpec:
 
 
 @attrs.frozen
+class WorkerServiceSpec:
+    """A long-lived task every worker process runs while it is up (a gateway's
+    event-stream listener), next to the jobs it takes from the broker.
+
+    ``run(host, stop)`` is called once in its own thread when the worker starts
+    and must return soon after the ``threading.Event`` ``stop`` is set (the
+    worker's shutdown): wait on ``stop.wait(seconds)``, never ``time.sleep``.
+    Every worker process runs it, so what it does must be safe to do twice at
+    once (idempotent ingest, a lease).  When it raises, core logs
+    ``worker_service_failed`` and calls it again after ``restart_seconds``.
+    """
+
+    name: str
+    run: Callable[..., Any] = attrs.field(validator=attrs.validators.is_callable())
+    description: str = ""
+    restart_seconds: float = 5.0
+
+
+@attrs.frozen
 class InboundRequest:
     """A framework-neutral HTTP request handed to a plugin route."""
 

@@ -74,15 +74,21 @@ def intake_route(request: InboundRequest, host: Host) -> InboundResponse:
 
 
 def run_intake(host: Host, account_id: int | None = None) -> int:
-    """Read every (or one) personal WeChat account's events into sopflow."""
+    """Read every (or one) personal WeChat account's events into sopflow; a periodic
+    run leaves out the accounts this process's listeners read as events come."""
+    from sopflow_personal_wechat.listeners import listening  # it imports this module
+
     done = 0
     for account in host.channel_accounts(CHANNEL):
         if account_id is None or account.id == account_id:
             channel = account_channel(account, host)
-            try:
-                done += intake.run(host, account, channel)
-            except SopflowError as exc:  # one gateway down must not stop the others' intake
-                log.warning("personal WeChat intake of account %s failed: %s", account.id, exc.user_message)
+            if account_id is not None or not listening(account.id):
+                try:
+                    done += intake.run(host, account, channel)
+                except SopflowError as exc:  # one gateway down must not stop the others' intake
+                    log.warning(
+                        "personal WeChat intake of account %s failed: %s", account.id, exc.user_message
+                    )
             notices.tell_restriction(host, account, channel)  # also when the gateway refused the run
     return done
 

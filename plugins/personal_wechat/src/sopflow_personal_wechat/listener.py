@@ -9,6 +9,10 @@ reopened after a back-off that doubles from ``backoff`` up to
 ``max_backoff`` seconds and resets once events flow again.  Friend requests
 the daily cap held back are retried at every reopening.
 
+A logout ends the listener (a logged-out account's stream carries only the
+QR scan and the re-login, which the periodic intake reads); ``listeners``
+starts it again once the account is logged in.
+
 Idempotency keys come from the gateway's ids, so an event offered again after
 a reconnect is a duplicate, not a second customer or greeting.
 """
@@ -55,8 +59,12 @@ class Listener:
         return self
 
     def stop(self, timeout: float | None = None) -> None:
-        self._stop.set()
+        self.request_stop()
         self._thread.join(self.idle_timeout + 5 if timeout is None else timeout)
+
+    def request_stop(self) -> None:
+        """Ask it to end (it does within ``idle_timeout``) without waiting: stopping many at once."""
+        self._stop.set()
 
     @property
     def alive(self) -> bool:
@@ -72,7 +80,7 @@ class Listener:
                     intake.handle(self.host, self.account, self.channel, event)  # type: ignore[arg-type]
                     self.events += 1
                     delay = self.backoff  # it flows again: the next drop starts from the least wait
-                    if self._stop.is_set():
+                    if self._stop.is_set() or event.kind == "logout":
                         return
             except SopflowError as exc:  # dropped or refused: wait, then reopen
                 self.drops += 1

@@ -4,7 +4,9 @@ A personal WeChat channel account carries ``config = {"adapter": "wechaty",
 "endpoint": "host:port", "tls": ..., pacing settings...}`` and ``secrets =
 {"token": ...}`` (``settings.SETTINGS``).  The intake job reads the gateway's
 event stream for an account (``sopflow`` runs it every ``INTAKE_EVERY``
-seconds; each run reads until the stream is idle).
+seconds; each run reads until the stream is idle); each worker process also
+runs ``listeners.run_listeners``, which keeps the stream of every logged-in
+account open and handles its events as they come.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from sopflow_sdk import (
     JobSpec,
     RouteSpec,
     TriggerSpec,
+    WorkerServiceSpec,
     hookimpl,
 )
 
-from sopflow_personal_wechat import console_panel, intake, store
+from sopflow_personal_wechat import console_panel, intake, listeners, store
 from sopflow_personal_wechat.accounts import account_health, intake_route, run_intake
 from sopflow_personal_wechat.channel import CHANNEL, PersonalWeChatChannel
 from sopflow_personal_wechat.settings import SETTINGS
@@ -86,6 +89,17 @@ def register_jobs(register: Callable[[Any], None]) -> None:
             every_seconds=INTAKE_EVERY,
             description="Read the gateways' event streams: friend requests, messages, room joins, "
             "login and heartbeat",
+        )
+    )
+
+
+@hookimpl
+def register_worker_services(register: Callable[[Any], None]) -> None:
+    register(
+        WorkerServiceSpec(
+            name="personal_wechat.listeners",
+            run=listeners.run_listeners,
+            description="One event-stream listener per logged-in account: events as they come",
         )
     )
 

@@ -71,6 +71,7 @@ class WechatyGateway:
         self.host, self.port, self.tls, self.timeout = host.strip("[]"), int(port), tls, timeout
         self._token = token
         self.self_id = ""
+        self._unary: GrpcChannel | None = None  # the unary calls' connection (``_call``)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="wechaty-gateway", daemon=True)
         self._thread.start()
@@ -133,12 +134,23 @@ class WechatyGateway:
         return GatewayUnreachable(f"the puppet service failed ({exc.status.name}): {detail}", retry_after=60)
 
     async def _call(self, method: str, **kwargs: Any) -> Any:
-        channel = self._channel()
+        # One HTTP/2 connection for every unary call (made on the loop's thread, used
+        # only there): a new connection per call cost a TCP and HTTP/2 handshake per
+        # send.  grpclib reconnects on the next call once the connection is lost; on a
+        # connection failure it is dropped here too, so the next call starts afresh.
+        if self._unary is None:
+            self._unary = self._channel()
         try:
-            stub = PuppetStub(channel, metadata=self._metadata(), timeout=self.timeout)
+            stub = PuppetStub(self._unary, metadata=self._metadata(), timeout=self.timeout)
             return await getattr(stub, method)(**kwargs)
-        finally:
-            channel.close()
+        except (ConnectionError, OSError, ProtocolError, StreamTerminatedError, ssl.SSLError):
+            self._drop_unary()
+            raise
+
+    def _drop_unary(self) -> None:
+        if self._unary is not None:
+            self._unary.close()
+            self._unary = None
 
     def call(self, method: str, *, sending: bool = False, **kwargs: Any) -> Any:
         return self._run(self._call(method, **kwargs), sending=sending)
@@ -292,4 +304,5 @@ class WechatyGateway:
         return GatewayEvent(kind, subject=data.get("contactId", ""), text=str(data.get("data", "")))
 
     def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._drop_unary)
         self._loop.call_soon_threadsafe(self._loop.stop)
