@@ -1,0 +1,33 @@
+"""Field definitions, plugins and the clock as the API shows them."""
+
+from __future__ import annotations
+
+from sopflow.api.responses import Instant, Out
+
+
+class FieldOut(Out):
+    """A customer field: the tenant's own, or a plugin's (read-only)."""
+
+    key: str
+    type: str
+    label: str
+    choices: list[str]
+    description: str
+    plugin: str | None
+    read_only: bool
+
+
+class PluginOut(Out):
+    """An installed plugin and whether it is on for the tenant."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    hooks: list[str]
+    default: bool
+    enabled: bool
+
+
+class ClockOut(Out):
+    now: Instant
+    manual: bool
