@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sopflow.api.responses import Instant, Out
 
 
@@ -31,3 +33,14 @@ class PluginOut(Out):
 class ClockOut(Out):
     now: Instant
     manual: bool
+
+
+class ChannelAccountOut(Out):
+    """A channel account: the names of its stored secrets, never their values."""
+
+    id: int
+    channel: str
+    name: str
+    config: dict[str, Any]
+    secret_keys: list[str]
+    created_at: Instant
