@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from sopflow.api.responses import Instant, Out
 
@@ -44,3 +44,11 @@ class ChannelAccountOut(Out):
     config: dict[str, Any]
     secret_keys: list[str]
     created_at: Instant
+
+
+class HealthOut(Out):
+    """``ok`` with the database reachable (200); ``degraded`` without (503)."""
+
+    status: Literal["ok", "degraded"]
+    database: Literal["ok", "unavailable"]
+    clock: Literal["manual", "system"]
