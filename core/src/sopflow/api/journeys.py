@@ -11,7 +11,7 @@ from litestar.params import JSONBody
 from sopflow.api.auth import Auth, needs
 from sopflow.api.params import Id, Limit, OptionalCursor, OptionalId
 from sopflow.api.responses import shape
-from sopflow.api.responses.journeys import BoardOut, JourneyOut, JourneyStatsOut
+from sopflow.api.responses.journeys import BoardOut, JourneyOut, JourneyStatsOut, JourneySyncOut
 from sopflow.app import SopflowApp
 from sopflow.db import Session
 from sopflow.engine.journeys.manage import (
@@ -115,10 +115,10 @@ class JourneyController(Controller):
         summary="Place every existing customer that matches a stage rule (runs in the background)",
         guards=[needs("admin")],
     )
-    def sync(self, sopflow: App, auth: A, session: S, journey_id: Id) -> dict[str, Any]:
+    def sync(self, sopflow: App, auth: A, session: S, journey_id: Id) -> JourneySyncOut:
         journey = get_journey(session, auth.tenant_id, journey_id, lock=True)
         request_sync(session, journey, sopflow.now())
-        return journey_to_dict(session, journey)["sync"]
+        return shape(JourneySyncOut, journey_to_dict(session, journey)["sync"])
 
     @get(
         "/{journey_id:int}/board",

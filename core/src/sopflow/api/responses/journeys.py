@@ -21,6 +21,19 @@ class JourneyStageOut(Out):
     reminder_sop_id: int | None
 
 
+class JourneySyncOut(Out):
+    """A journey's sync: ``never`` run, or its progress (pending, running, done)."""
+
+    state: str
+    total: int | msgspec.UnsetType = msgspec.UNSET
+    done: int | msgspec.UnsetType = msgspec.UNSET
+    placed: int | msgspec.UnsetType = msgspec.UNSET
+    enrolled: int | msgspec.UnsetType = msgspec.UNSET
+    started_at: Instant | msgspec.UnsetType = msgspec.UNSET
+    heartbeat_at: Instant | msgspec.UnsetType = msgspec.UNSET
+    finished_at: Instant | msgspec.UnsetType | None = msgspec.UNSET
+
+
 class JourneyOut(Out):
     id: int
     name: str
@@ -32,8 +45,7 @@ class JourneyOut(Out):
     stage_reminders: bool
     follow_up_reminders: bool
     stages: list[JourneyStageOut]
-    #: the sync's progress: ``state`` (never, queued, running, done, failed) and its counts
-    sync: dict[str, Any]
+    sync: JourneySyncOut
     created_at: Instant
     updated_at: Instant
 
