@@ -49,6 +49,19 @@ def test_an_engine_module_importing_the_api_breaks_the_layers(tmp_path):
     assert "sopflow.engine.customers.fields -> sopflow.api.app" in result.stdout
 
 
+def test_an_api_module_importing_sqlalchemy_breaks_the_no_sql_contract(tmp_path):
+    """Handlers hold no SQL: a query in an API module means importing SQLAlchemy there."""
+    shutil.copytree(ROOT / "core/src/sopflow", tmp_path / "src/sopflow")
+    clock = tmp_path / "src/sopflow/api/clock.py"
+    clock.write_text(clock.read_text() + "\nimport sqlalchemy  # noqa\n")
+    config = tmp_path / ".importlinter"
+    config.write_text((ROOT / ".importlinter").read_text())
+    result = lint(config, tmp_path / "src")
+    assert result.returncode != 0
+    assert "The API holds no SQL" in result.stdout and "BROKEN" in result.stdout
+    assert "sopflow.api.clock -> sqlalchemy" in result.stdout
+
+
 def test_a_plugin_importing_core_breaks_the_plugin_contract(tmp_path):
     pkg = tmp_path / "src/sopflow_badplugin"
     pkg.mkdir(parents=True)

@@ -111,3 +111,13 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session in one transaction: committed on success, rolled back on error."""
     with factory() as session, session.begin():
         yield session
+
+
+def reachable(engine: sa.Engine) -> bool:
+    """Whether the database answers a trivial query (``/health``)."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception:
+        return False
+    return True

@@ -25,6 +25,7 @@ from sopflow.api.channel_accounts import ChannelAccountController
 from sopflow.api.channel_schemas import channel_components
 from sopflow.api.clock import ClockController
 from sopflow.api.customers import CustomerController
+from sopflow.api.deps import DEPENDENCIES
 from sopflow.api.events import EventController
 from sopflow.api.fields import FieldController
 from sopflow.api.forecast import ForecastController
@@ -36,6 +37,7 @@ from sopflow.api.pipelines import PipelineController, StageController
 from sopflow.api.plugin_routes import plugin_route_handlers
 from sopflow.api.plugins import PluginController
 from sopflow.api.problems import EXCEPTION_HANDLERS
+from sopflow.api.response_schemas import response_components
 from sopflow.api.segments import SegmentController
 from sopflow.api.sops import EnrollmentController, SopController, TouchController
 from sopflow.api.staff import StaffController
@@ -114,7 +116,7 @@ def build_api(app: SopflowApp) -> Litestar:
     ]
     api = Litestar(
         route_handlers=handlers,
-        dependencies={"auth": Provide(provide_auth, sync_to_thread=True)},
+        dependencies={"auth": Provide(provide_auth, sync_to_thread=True), **DEPENDENCIES},
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[_observability(registry), allow_header(), nesting_guard(app.settings.max_body_bytes)],
         state=State({"sopflow": app, "metrics_registry": registry}),
@@ -144,6 +146,7 @@ def build_api(app: SopflowApp) -> Litestar:
     components = api.openapi_schema.components
     components.schemas = {
         **(components.schemas or {}),
+        **response_components(api),  # msgspec's own schema of each success body (api/response_schemas.py)
         **body_components(api),  # msgspec's own schema of each body (api/body_schemas.py)
         **channel_components(app.plugins),
     }

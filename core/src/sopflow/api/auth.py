@@ -40,10 +40,6 @@ class Auth:
         )
 
 
-def sopflow_app(request: Request) -> SopflowApp:
-    return request.app.state.sopflow
-
-
 def provide_auth(request: Request) -> Auth:
     """The request's key (looked up once: the guard and the handler share it)."""
     return _authenticated(request)

@@ -4,14 +4,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from sopflow.api.auth import Auth, needs, sopflow_app
+from sopflow.api.auth import Auth, needs
+from sopflow.api.responses.settings import ClockOut
 from sopflow.api.schemas import ClockAdvance
+from sopflow.app import SopflowApp
 from sopflow.errors import Conflict, InvalidInput
 
 MAX_ADVANCE = timedelta(days=3650)
@@ -22,9 +23,8 @@ class ClockController(Controller):
     tags = ["clock"]
 
     @get("/", sync_to_thread=True, summary="The engine's current time", guards=[needs("read")])
-    def now(self, request: Request, auth: NamedDependency[Auth]) -> dict[str, Any]:
-        app = sopflow_app(request)
-        return {"now": app.now().isoformat(), "manual": app.clock.manual}
+    def now(self, sopflow: NamedDependency[SopflowApp], auth: NamedDependency[Auth]) -> ClockOut:
+        return ClockOut(now=sopflow.now().isoformat(), manual=sopflow.clock.manual)
 
     @post(
         "/advance",
@@ -34,9 +34,9 @@ class ClockController(Controller):
         guards=[needs("admin")],
     )
     def advance(
-        self, request: Request, auth: NamedDependency[Auth], data: JSONBody[ClockAdvance]
-    ) -> dict[str, Any]:
-        app = sopflow_app(request)
+        self, sopflow: NamedDependency[SopflowApp], auth: NamedDependency[Auth], data: JSONBody[ClockAdvance]
+    ) -> ClockOut:
+        app = sopflow
         if not app.clock.manual:
             raise Conflict(
                 "the clock is the system clock; start sopflow with SOPFLOW_CLOCK=manual to move it"
@@ -47,4 +47,4 @@ class ClockController(Controller):
             delta = MAX_ADVANCE * 2
         if delta <= timedelta(0) or delta > MAX_ADVANCE:
             raise InvalidInput([("seconds", "advance by a positive amount of at most 3650 days")])
-        return {"now": app.clock.advance(delta).isoformat(), "manual": True}
+        return ClockOut(now=app.clock.advance(delta).isoformat(), manual=True)

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import sqlalchemy as sa
-from litestar import Controller, Request, get, post
+from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from sopflow.api.auth import Auth, needs, sopflow_app
+from sopflow.api.auth import Auth, needs
+from sopflow.api.deps import announce_after_commit
 from sopflow.api.params import Limit, OptionalCursor, OptionalId
+from sopflow.api.responses import shape
+from sopflow.api.responses.pipelines import EventPage, IngestResult
 from sopflow.api.schemas import EventBatch, to_plain
+from sopflow.app import SopflowApp
+from sopflow.db import Session
+from sopflow.engine.customers.event_log import created_events, list_events
 from sopflow.engine.customers.fields import field_definitions
-from sopflow.engine.customers.ingest import event_to_dict, ingest
+from sopflow.engine.customers.ingest import ingest
 from sopflow.errors import InvalidInput
-from sopflow.models import Event
-from sopflow.pagination import page
 
 
 class EventController(Controller):
@@ -31,23 +32,23 @@ class EventController(Controller):
         guards=[needs("ingest")],
     )
     def ingest_batch(
-        self, request: Request, auth: NamedDependency[Auth], data: JSONBody[EventBatch]
-    ) -> dict[str, Any]:
-        app = sopflow_app(request)
+        self,
+        sopflow: NamedDependency[SopflowApp],
+        auth: NamedDependency[Auth],
+        session: NamedDependency[Session],
+        data: JSONBody[EventBatch],
+    ) -> IngestResult:
         if not data.events:
             raise InvalidInput([("events", "send at least one event")])
-        if len(data.events) > app.settings.max_batch_events:
+        if len(data.events) > sopflow.settings.max_batch_events:
             raise InvalidInput(
-                [("events", f"at most {app.settings.max_batch_events} events per batch; split it")]
+                [("events", f"at most {sopflow.settings.max_batch_events} events per batch; split it")]
             )
         raw = [{k: v for k, v in to_plain(e).items() if v is not None} for e in data.events]
-        with app.tx() as s:
-            defs = field_definitions(s, auth.tenant_id, app.plugins)
-            outcomes = ingest(s, auth.tenant_id, raw, defs, app.now(), source="api")
-            created_ids = [o["event_id"] for o in outcomes if o["status"] == "created"]
-            created = [event_to_dict(e) for e in s.scalars(sa.select(Event).where(Event.id.in_(created_ids)))]
-        app.announce(auth.tenant_id, created)
-        return {"results": outcomes}
+        defs = field_definitions(session, auth.tenant_id, sopflow.plugins)
+        outcomes = ingest(session, auth.tenant_id, raw, defs, sopflow.now(), source="api")
+        announce_after_commit(session, auth.tenant_id, created_events(session, outcomes))
+        return shape(IngestResult, {"results": outcomes})
 
     @get(
         "/",
@@ -57,18 +58,11 @@ class EventController(Controller):
     )
     def list_events(
         self,
-        request: Request,
         auth: NamedDependency[Auth],
+        session: NamedDependency[Session],
         cursor: OptionalCursor = None,
         limit: Limit = 100,
         type: str | None = None,
         customer_id: OptionalId = None,
-    ) -> dict[str, Any]:
-        query = sa.select(Event).where(Event.tenant_id == auth.tenant_id)
-        if type is not None:
-            query = query.where(Event.type == type)
-        if customer_id is not None:
-            query = query.where(Event.customer_id == customer_id)
-        with sopflow_app(request).read() as s:
-            rows, next_cursor = page(s, query, Event.id, cursor, limit)
-            return {"items": [event_to_dict(e) for e in rows], "next_cursor": next_cursor}
+    ) -> EventPage:
+        return shape(EventPage, list_events(session, auth.tenant_id, type, customer_id, cursor, limit))

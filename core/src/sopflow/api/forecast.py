@@ -5,14 +5,17 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, get, post
+from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, Parameter
 
-from sopflow.api.auth import Auth, needs, sopflow_app
+from sopflow.api.auth import Auth, needs
 from sopflow.api.params import Id
-from sopflow.engine.forecast.calendar import MAX_DAYS, sop_forecast, tenant_forecast
-from sopflow.engine.sops.manage import checked_definition, get_sop
+from sopflow.api.responses import shape
+from sopflow.api.responses.forecast import ForecastOut
+from sopflow.app import SopflowApp
+from sopflow.engine.forecast.answers import forecast_sop, forecast_tenant
+from sopflow.engine.forecast.calendar import MAX_DAYS
 
 _HORIZON = f"the horizon in days, 1 to {MAX_DAYS}"
 Days = Annotated[int, Parameter(ge=1, le=MAX_DAYS, description=_HORIZON)]
@@ -27,6 +30,8 @@ class SopForecastRequest(msgspec.Struct, forbid_unknown_fields=True):
     touches: bool = False
 
 
+# The forecast takes no request session: it loads in a read-only transaction of
+# its own and replays after it ended (engine.forecast.answers).
 class ForecastController(Controller):
     path = "/api/v1"
     tags = ["forecast"]
@@ -38,12 +43,13 @@ class ForecastController(Controller):
         guards=[needs("read")],
     )
     def tenant(
-        self, request: Request, auth: NamedDependency[Auth], days: Days = 40, touches: bool = False
-    ) -> dict[str, Any]:
-        app = sopflow_app(request)
-        with app.read() as s:
-            prepared = tenant_forecast(s, app, auth.tenant_id, days, touches=touches)
-        return prepared.run()  # outside the transaction: the replay holds no lock
+        self,
+        sopflow: NamedDependency[SopflowApp],
+        auth: NamedDependency[Auth],
+        days: Days = 40,
+        touches: bool = False,
+    ) -> ForecastOut:
+        return shape(ForecastOut, forecast_tenant(sopflow, auth.tenant_id, days, touches))
 
     @post(
         "/sops/{sop_id:int}/forecast",
@@ -54,17 +60,10 @@ class ForecastController(Controller):
     )
     def sop(
         self,
-        request: Request,
+        sopflow: NamedDependency[SopflowApp],
         auth: NamedDependency[Auth],
         sop_id: Id,
         data: JSONBody[SopForecastRequest],
-    ) -> dict[str, Any]:
-        app = sopflow_app(request)
-        with app.read() as s:
-            sop = get_sop(s, auth.tenant_id, sop_id)
-            definition = None
-            if data.definition is not None:
-                definition = checked_definition(s, app, auth.tenant_id, data.definition, sop.id)
-            prepared = sop_forecast(s, app, sop, data.days, definition, touches=data.touches)
-            s.rollback()  # read only: nothing the checks loaded may be flushed
-        return prepared.run()  # outside the transaction: the replay holds no lock
+    ) -> ForecastOut:
+        answer = forecast_sop(sopflow, auth.tenant_id, sop_id, data.days, data.definition, data.touches)
+        return shape(ForecastOut, answer)

@@ -4,25 +4,32 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
-from litestar import Controller, Request, delete, get, patch, post
+from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from sopflow.api.auth import Auth, needs, sopflow_app
+from sopflow.api.auth import Auth, needs
 from sopflow.api.params import Id, Limit, OptionalCursor, OptionalId
+from sopflow.api.responses import shape
+from sopflow.api.responses.journeys import BoardOut, JourneyOut, JourneyStatsOut, JourneySyncOut
+from sopflow.app import SopflowApp
+from sopflow.db import Session
 from sopflow.engine.journeys.manage import (
     create_journey,
     delete_journey,
     get_journey,
     journey_to_dict,
+    list_journeys,
     start_journey,
     stop_journey,
     update_journey,
 )
 from sopflow.engine.journeys.sync import request_sync
 from sopflow.engine.journeys.views import board, stats
-from sopflow.models import Journey
+
+A = NamedDependency[Auth]
+S = NamedDependency[Session]
+App = NamedDependency[SopflowApp]
 
 
 class JourneyController(Controller):
@@ -35,12 +42,8 @@ class JourneyController(Controller):
         summary="List journeys with their stages, switches and sync state",
         guards=[needs("read")],
     )
-    def list_journeys(self, request: Request, auth: NamedDependency[Auth]) -> list[dict[str, Any]]:
-        with sopflow_app(request).read() as s:
-            rows = s.scalars(
-                sa.select(Journey).where(Journey.tenant_id == auth.tenant_id).order_by(Journey.id)
-            )
-            return [journey_to_dict(s, j) for j in rows]
+    def list_journeys(self, auth: A, session: S) -> list[JourneyOut]:
+        return shape(list[JourneyOut], list_journeys(session, auth.tenant_id))
 
     @post(
         "/",
@@ -48,10 +51,9 @@ class JourneyController(Controller):
         summary="Create a journey: ordered stages with entry rules and reminders",
         guards=[needs("admin")],
     )
-    def create(self, request: Request, auth: NamedDependency[Auth], data: JSONBody[Any]) -> dict[str, Any]:
-        app = sopflow_app(request)
-        with app.tx() as s:
-            return journey_to_dict(s, create_journey(s, app, auth.tenant_id, data, app.now()))
+    def create(self, sopflow: App, auth: A, session: S, data: JSONBody[Any]) -> JourneyOut:
+        journey = create_journey(session, sopflow, auth.tenant_id, data, sopflow.now())
+        return shape(JourneyOut, journey_to_dict(session, journey))
 
     @get(
         "/{journey_id:int}",
@@ -59,9 +61,8 @@ class JourneyController(Controller):
         summary="One journey (with its sync progress)",
         guards=[needs("read")],
     )
-    def get_one(self, request: Request, auth: NamedDependency[Auth], journey_id: Id) -> dict[str, Any]:
-        with sopflow_app(request).read() as s:
-            return journey_to_dict(s, get_journey(s, auth.tenant_id, journey_id))
+    def get_one(self, auth: A, session: S, journey_id: Id) -> JourneyOut:
+        return shape(JourneyOut, journey_to_dict(session, get_journey(session, auth.tenant_id, journey_id)))
 
     @patch(
         "/{journey_id:int}",
@@ -69,13 +70,10 @@ class JourneyController(Controller):
         summary="Edit a journey (409 while its sync runs)",
         guards=[needs("admin")],
     )
-    def update(
-        self, request: Request, auth: NamedDependency[Auth], journey_id: Id, data: JSONBody[Any]
-    ) -> dict[str, Any]:
-        app = sopflow_app(request)
-        with app.tx() as s:
-            journey = get_journey(s, auth.tenant_id, journey_id, lock=True)
-            return journey_to_dict(s, update_journey(s, app, journey, data, app.now()))
+    def update(self, sopflow: App, auth: A, session: S, journey_id: Id, data: JSONBody[Any]) -> JourneyOut:
+        journey = get_journey(session, auth.tenant_id, journey_id, lock=True)
+        changed = update_journey(session, sopflow, journey, data, sopflow.now())
+        return shape(JourneyOut, journey_to_dict(session, changed))
 
     @delete(
         "/{journey_id:int}",
@@ -83,10 +81,8 @@ class JourneyController(Controller):
         summary="Delete a journey that never placed anyone",
         guards=[needs("admin")],
     )
-    def remove(self, request: Request, auth: NamedDependency[Auth], journey_id: Id) -> None:
-        app = sopflow_app(request)
-        with app.tx() as s:
-            delete_journey(s, get_journey(s, auth.tenant_id, journey_id, lock=True), app.now())
+    def remove(self, sopflow: App, auth: A, session: S, journey_id: Id) -> None:
+        delete_journey(session, get_journey(session, auth.tenant_id, journey_id, lock=True), sopflow.now())
 
     @post(
         "/{journey_id:int}/start",
@@ -95,11 +91,11 @@ class JourneyController(Controller):
         summary="Activate: stage rules place customers",
         guards=[needs("admin")],
     )
-    def start(self, request: Request, auth: NamedDependency[Auth], journey_id: Id) -> dict[str, Any]:
-        app = sopflow_app(request)
-        with app.tx() as s:
-            journey = get_journey(s, auth.tenant_id, journey_id, lock=True)
-            return journey_to_dict(s, start_journey(s, app, journey, app.now()))
+    def start(self, sopflow: App, auth: A, session: S, journey_id: Id) -> JourneyOut:
+        journey = get_journey(session, auth.tenant_id, journey_id, lock=True)
+        return shape(
+            JourneyOut, journey_to_dict(session, start_journey(session, sopflow, journey, sopflow.now()))
+        )
 
     @post(
         "/{journey_id:int}/stop",
@@ -108,11 +104,9 @@ class JourneyController(Controller):
         summary="Deactivate; pending reminders are cancelled",
         guards=[needs("admin")],
     )
-    def stop(self, request: Request, auth: NamedDependency[Auth], journey_id: Id) -> dict[str, Any]:
-        app = sopflow_app(request)
-        with app.tx() as s:
-            journey = get_journey(s, auth.tenant_id, journey_id, lock=True)
-            return journey_to_dict(s, stop_journey(s, journey, app.now()))
+    def stop(self, sopflow: App, auth: A, session: S, journey_id: Id) -> JourneyOut:
+        journey = get_journey(session, auth.tenant_id, journey_id, lock=True)
+        return shape(JourneyOut, journey_to_dict(session, stop_journey(session, journey, sopflow.now())))
 
     @post(
         "/{journey_id:int}/sync",
@@ -121,12 +115,10 @@ class JourneyController(Controller):
         summary="Place every existing customer that matches a stage rule (runs in the background)",
         guards=[needs("admin")],
     )
-    def sync(self, request: Request, auth: NamedDependency[Auth], journey_id: Id) -> dict[str, Any]:
-        app = sopflow_app(request)
-        with app.tx() as s:
-            journey = get_journey(s, auth.tenant_id, journey_id, lock=True)
-            request_sync(s, journey, app.now())
-            return journey_to_dict(s, journey)["sync"]
+    def sync(self, sopflow: App, auth: A, session: S, journey_id: Id) -> JourneySyncOut:
+        journey = get_journey(session, auth.tenant_id, journey_id, lock=True)
+        request_sync(session, journey, sopflow.now())
+        return shape(JourneySyncOut, journey_to_dict(session, journey)["sync"])
 
     @get(
         "/{journey_id:int}/board",
@@ -136,8 +128,8 @@ class JourneyController(Controller):
     )
     def get_board(
         self,
-        request: Request,
-        auth: NamedDependency[Auth],
+        auth: A,
+        session: S,
         journey_id: Id,
         limit: Limit = 20,
         stage_id: OptionalId = None,
@@ -145,19 +137,19 @@ class JourneyController(Controller):
         tag: str | None = None,
         owner_staff_id: OptionalId = None,
         q: str | None = None,
-    ) -> dict[str, Any]:
-        with sopflow_app(request).read() as s:
-            journey = get_journey(s, auth.tenant_id, journey_id)
-            return board(
-                s,
-                journey,
-                limit=limit,
-                stage_id=stage_id,
-                cursor=cursor,
-                tag=tag,
-                owner_staff_id=owner_staff_id,
-                q=q,
-            )
+    ) -> BoardOut:
+        journey = get_journey(session, auth.tenant_id, journey_id)
+        found = board(
+            session,
+            journey,
+            limit=limit,
+            stage_id=stage_id,
+            cursor=cursor,
+            tag=tag,
+            owner_staff_id=owner_staff_id,
+            q=q,
+        )
+        return shape(BoardOut, found)
 
     @get(
         "/{journey_id:int}/stats",
@@ -165,9 +157,6 @@ class JourneyController(Controller):
         summary="Customers per stage now and over time",
         guards=[needs("read")],
     )
-    def get_stats(
-        self, request: Request, auth: NamedDependency[Auth], journey_id: Id, days: int = 30
-    ) -> dict[str, Any]:
-        app = sopflow_app(request)
-        with app.read() as s:
-            return stats(s, get_journey(s, auth.tenant_id, journey_id), app.now(), days)
+    def get_stats(self, sopflow: App, auth: A, session: S, journey_id: Id, days: int = 30) -> JourneyStatsOut:
+        journey = get_journey(session, auth.tenant_id, journey_id)
+        return shape(JourneyStatsOut, stats(session, journey, sopflow.now(), days))

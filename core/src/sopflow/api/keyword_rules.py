@@ -5,23 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-import sqlalchemy as sa
-from litestar import Controller, Request, delete, get, patch, post
+from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from sopflow.api.auth import Auth, needs, sopflow_app
+from sopflow.api.auth import Auth, needs
 from sopflow.api.params import Id
+from sopflow.api.responses import shape
+from sopflow.api.responses.keywords import KeywordRuleOut, KeywordTestOut
+from sopflow.app import SopflowApp
+from sopflow.db import Session
 from sopflow.engine.customers.fields import field_definitions
 from sopflow.engine.keywords.apply import dry_run
 from sopflow.engine.keywords.rules import (
     create_rule,
     delete_rule,
     get_rule,
+    list_rules,
     rule_to_dict,
     update_rule,
 )
-from sopflow.models import KeywordRule
 
 
 class KeywordRuleCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -40,6 +43,11 @@ class KeywordRuleUpdate(msgspec.Struct, forbid_unknown_fields=True):
     case_sensitive: bool | None = None
 
 
+A = NamedDependency[Auth]
+S = NamedDependency[Session]
+App = NamedDependency[SopflowApp]
+
+
 class KeywordTest(msgspec.Struct, forbid_unknown_fields=True):
     text: str
     include_disabled: bool = False
@@ -50,16 +58,8 @@ class KeywordRuleController(Controller):
     tags = ["keyword rules"]
 
     @get("/", sync_to_thread=True, summary="List keyword rules", guards=[needs("read")])
-    def list_rules(self, request: Request, auth: NamedDependency[Auth]) -> list[dict[str, Any]]:
-        with sopflow_app(request).read() as s:
-            return [
-                rule_to_dict(r)
-                for r in s.scalars(
-                    sa.select(KeywordRule)
-                    .where(KeywordRule.tenant_id == auth.tenant_id)
-                    .order_by(KeywordRule.id)
-                )
-            ]
+    def list_rules(self, auth: A, session: S) -> list[KeywordRuleOut]:
+        return shape(list[KeywordRuleOut], list_rules(session, auth.tenant_id))
 
     @post(
         "/",
@@ -67,19 +67,14 @@ class KeywordRuleController(Controller):
         summary="Create a keyword rule (keywords → tags and field values)",
         guards=[needs("admin")],
     )
-    def create(
-        self, request: Request, auth: NamedDependency[Auth], data: JSONBody[KeywordRuleCreate]
-    ) -> dict[str, Any]:
-        app = sopflow_app(request)
-        with app.tx() as s:
-            fields = field_definitions(s, auth.tenant_id, app.plugins)
-            rule = create_rule(s, auth.tenant_id, msgspec.to_builtins(data), fields, app.now())
-            return rule_to_dict(rule)
+    def create(self, sopflow: App, auth: A, session: S, data: JSONBody[KeywordRuleCreate]) -> KeywordRuleOut:
+        fields = field_definitions(session, auth.tenant_id, sopflow.plugins)
+        rule = create_rule(session, auth.tenant_id, msgspec.to_builtins(data), fields, sopflow.now())
+        return shape(KeywordRuleOut, rule_to_dict(rule))
 
     @get("/{rule_id:int}", sync_to_thread=True, summary="One keyword rule", guards=[needs("read")])
-    def get_one(self, request: Request, auth: NamedDependency[Auth], rule_id: Id) -> dict[str, Any]:
-        with sopflow_app(request).read() as s:
-            return rule_to_dict(get_rule(s, auth.tenant_id, rule_id))
+    def get_one(self, auth: A, session: S, rule_id: Id) -> KeywordRuleOut:
+        return shape(KeywordRuleOut, rule_to_dict(get_rule(session, auth.tenant_id, rule_id)))
 
     @patch(
         "/{rule_id:int}",
@@ -88,19 +83,16 @@ class KeywordRuleController(Controller):
         guards=[needs("admin")],
     )
     def update(
-        self, request: Request, auth: NamedDependency[Auth], rule_id: Id, data: JSONBody[KeywordRuleUpdate]
-    ) -> dict[str, Any]:
-        app = sopflow_app(request)
+        self, sopflow: App, auth: A, session: S, rule_id: Id, data: JSONBody[KeywordRuleUpdate]
+    ) -> KeywordRuleOut:
         changes = {k: v for k, v in msgspec.to_builtins(data).items() if v is not None}
-        with app.tx() as s:
-            fields = field_definitions(s, auth.tenant_id, app.plugins)
-            rule = get_rule(s, auth.tenant_id, rule_id)
-            return rule_to_dict(update_rule(s, rule, changes, fields, app.now()))
+        fields = field_definitions(session, auth.tenant_id, sopflow.plugins)
+        rule = get_rule(session, auth.tenant_id, rule_id)
+        return shape(KeywordRuleOut, rule_to_dict(update_rule(session, rule, changes, fields, sopflow.now())))
 
     @delete("/{rule_id:int}", sync_to_thread=True, summary="Delete a keyword rule", guards=[needs("admin")])
-    def remove(self, request: Request, auth: NamedDependency[Auth], rule_id: Id) -> None:
-        with sopflow_app(request).tx() as s:
-            delete_rule(s, get_rule(s, auth.tenant_id, rule_id))
+    def remove(self, auth: A, session: S, rule_id: Id) -> None:
+        delete_rule(session, get_rule(session, auth.tenant_id, rule_id))
 
     @post(
         "/test",
@@ -109,8 +101,6 @@ class KeywordRuleController(Controller):
         summary="Show what a message would match and which actions would apply; changes nothing",
         guards=[needs("read")],
     )
-    def test_text(
-        self, request: Request, auth: NamedDependency[Auth], data: JSONBody[KeywordTest]
-    ) -> dict[str, Any]:
-        with sopflow_app(request).tx() as s:
-            return dry_run(s, auth.tenant_id, data.text, include_disabled=data.include_disabled)
+    def test_text(self, auth: A, session: S, data: JSONBody[KeywordTest]) -> KeywordTestOut:
+        found = dry_run(session, auth.tenant_id, data.text, include_disabled=data.include_disabled)
+        return shape(KeywordTestOut, found)

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import sqlalchemy as sa
-from litestar import Controller, Request, delete, get, patch, post
+from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from sopflow.api.auth import Auth, needs, sopflow_app
+from sopflow.api.auth import Auth, needs
 from sopflow.api.params import Id
+from sopflow.api.responses import shape
+from sopflow.api.responses.pipelines import PipelineOut, StageOut
 from sopflow.api.schemas import PipelineCreate, StageCreate, StageUpdate
-from sopflow.engine.journeys.manage import journey_of_pipeline
+from sopflow.app import SopflowApp
+from sopflow.db import Session
+from sopflow.engine.journeys.pipeline_admin import (
+    delete_pipeline,
+    list_pipelines,
+    not_a_journey,
+    update_stage,
+)
 from sopflow.engine.journeys.pipelines import (
     add_stage,
     create_pipeline,
@@ -21,20 +27,23 @@ from sopflow.engine.journeys.pipelines import (
     get_stage,
     pipeline_to_dict,
     stage_to_dict,
-    stages_of,
 )
-from sopflow.errors import Conflict, InvalidInput
-from sopflow.models import CustomerStage, Pipeline, Stage, StageHistory
+from sopflow.errors import InvalidInput
 
 
-def not_a_journey(session: Any, pipeline_id: Id) -> None:
-    """A journey's stages carry rules and reminders: they are edited through the journey."""
-    journey = journey_of_pipeline(session, pipeline_id)
-    if journey is not None:
-        raise Conflict(
-            f"this pipeline belongs to journey {journey.id}; "
-            f"edit its stages with PATCH /api/v1/journeys/{journey.id}"
-        )
+def _named_stages(app: SopflowApp, data: PipelineCreate) -> tuple[str, list[dict[str, str]]]:
+    """The pipeline's name and stages: as given, else from the plugin's template (register_pipelines)."""
+    name, stages = data.name, [{"name": st.name} for st in data.stages]
+    if data.template is not None:
+        reg = app.plugins.registry.get("register_pipelines", data.template)
+        if reg is None:
+            known = sorted(r.spec.key for r in app.plugins.registry.all("register_pipelines"))
+            raise InvalidInput([("template", f"no pipeline template {data.template!r}; installed: {known}")])
+        name = name or reg.spec.name or reg.spec.key
+        stages = stages or [{"name": st.name} for st in reg.spec.stages]
+    if not name:
+        raise InvalidInput([("name", "give the pipeline a name (or a template)")])
+    return name, stages
 
 
 class PipelineController(Controller):
@@ -42,38 +51,30 @@ class PipelineController(Controller):
     tags = ["pipelines"]
 
     @get("/", sync_to_thread=True, summary="List pipelines with their stages", guards=[needs("read")])
-    def list_pipelines(self, request: Request, auth: NamedDependency[Auth]) -> list[dict[str, Any]]:
-        with sopflow_app(request).read() as s:
-            rows = s.scalars(
-                sa.select(Pipeline).where(Pipeline.tenant_id == auth.tenant_id).order_by(Pipeline.id)
-            )
-            return [pipeline_to_dict(s, p) for p in rows]
+    def list_pipelines(
+        self, auth: NamedDependency[Auth], session: NamedDependency[Session]
+    ) -> list[PipelineOut]:
+        return shape(list[PipelineOut], list_pipelines(session, auth.tenant_id))
 
     @post("/", sync_to_thread=True, summary="Create a pipeline with ordered stages", guards=[needs("admin")])
     def create(
-        self, request: Request, auth: NamedDependency[Auth], data: JSONBody[PipelineCreate]
-    ) -> dict[str, Any]:
-        app = sopflow_app(request)
-        name, stages = data.name, [{"name": st.name} for st in data.stages]
-        if data.template is not None:  # a plugin's pipeline template (register_pipelines)
-            reg = app.plugins.registry.get("register_pipelines", data.template)
-            if reg is None:
-                known = sorted(r.spec.key for r in app.plugins.registry.all("register_pipelines"))
-                raise InvalidInput(
-                    [("template", f"no pipeline template {data.template!r}; installed: {known}")]
-                )
-            name = name or reg.spec.name or reg.spec.key
-            stages = stages or [{"name": st.name} for st in reg.spec.stages]
-        if not name:
-            raise InvalidInput([("name", "give the pipeline a name (or a template)")])
-        with app.tx() as s:
-            p = create_pipeline(s, auth.tenant_id, name, stages, app.now())
-            return pipeline_to_dict(s, p)
+        self,
+        sopflow: NamedDependency[SopflowApp],
+        auth: NamedDependency[Auth],
+        session: NamedDependency[Session],
+        data: JSONBody[PipelineCreate],
+    ) -> PipelineOut:
+        name, stages = _named_stages(sopflow, data)
+        p = create_pipeline(session, auth.tenant_id, name, stages, sopflow.now())
+        return shape(PipelineOut, pipeline_to_dict(session, p))
 
     @get("/{pipeline_id:int}", sync_to_thread=True, summary="One pipeline", guards=[needs("read")])
-    def get_one(self, request: Request, auth: NamedDependency[Auth], pipeline_id: Id) -> dict[str, Any]:
-        with sopflow_app(request).read() as s:
-            return pipeline_to_dict(s, get_pipeline(s, auth.tenant_id, pipeline_id))
+    def get_one(
+        self, auth: NamedDependency[Auth], session: NamedDependency[Session], pipeline_id: Id
+    ) -> PipelineOut:
+        return shape(
+            PipelineOut, pipeline_to_dict(session, get_pipeline(session, auth.tenant_id, pipeline_id))
+        )
 
     @delete(
         "/{pipeline_id:int}",
@@ -81,28 +82,20 @@ class PipelineController(Controller):
         summary="Delete an unused pipeline",
         guards=[needs("admin")],
     )
-    def remove(self, request: Request, auth: NamedDependency[Auth], pipeline_id: Id) -> None:
-        with sopflow_app(request).tx() as s:
-            p = get_pipeline(s, auth.tenant_id, pipeline_id)
-            not_a_journey(s, p.id)
-            if s.scalar(
-                sa.select(CustomerStage.customer_id).where(CustomerStage.pipeline_id == p.id).limit(1)
-            ) or s.scalar(sa.select(StageHistory.id).where(StageHistory.pipeline_id == p.id).limit(1)):
-                raise Conflict(f"pipeline {p.name!r} has placed customers or history; it cannot be deleted")
-            for st in stages_of(s, p.id):
-                s.delete(st)
-            s.flush()
-            s.delete(p)
+    def remove(self, auth: NamedDependency[Auth], session: NamedDependency[Session], pipeline_id: Id) -> None:
+        delete_pipeline(session, auth.tenant_id, pipeline_id)
 
     @post("/{pipeline_id:int}/stages", sync_to_thread=True, summary="Add a stage", guards=[needs("admin")])
     def create_stage(
-        self, request: Request, auth: NamedDependency[Auth], pipeline_id: Id, data: StageCreate
-    ) -> dict[str, Any]:
-        with sopflow_app(request).tx() as s:
-            not_a_journey(s, pipeline_id)
-            return stage_to_dict(
-                add_stage(s, get_pipeline(s, auth.tenant_id, pipeline_id), data.name, data.position)
-            )
+        self,
+        auth: NamedDependency[Auth],
+        session: NamedDependency[Session],
+        pipeline_id: Id,
+        data: StageCreate,
+    ) -> StageOut:
+        not_a_journey(session, pipeline_id)
+        pipeline = get_pipeline(session, auth.tenant_id, pipeline_id)
+        return shape(StageOut, stage_to_dict(add_stage(session, pipeline, data.name, data.position)))
 
 
 class StageController(Controller):
@@ -113,29 +106,16 @@ class StageController(Controller):
         "/{stage_id:int}", sync_to_thread=True, summary="Rename or reorder a stage", guards=[needs("admin")]
     )
     def update(
-        self, request: Request, auth: NamedDependency[Auth], stage_id: Id, data: JSONBody[StageUpdate]
-    ) -> dict[str, Any]:
-        with sopflow_app(request).tx() as s:
-            stage = get_stage(s, auth.tenant_id, stage_id)
-            not_a_journey(s, stage.pipeline_id)
-            siblings = stages_of(s, stage.pipeline_id)
-            if data.name is not None:
-                if not data.name.strip() or len(data.name) > 100:
-                    raise InvalidInput([("name", "a non-empty name of at most 100 characters")])
-                if any(o.name == data.name and o.id != stage.id for o in siblings):
-                    raise InvalidInput([("name", f"stage {data.name!r} already exists in this pipeline")])
-                stage.name = data.name
-            if data.position is not None:
-                order = [o for o in siblings if o.id != stage.id]
-                order.insert(max(0, min(data.position, len(order))), stage)
-                for pos, o in enumerate(order):
-                    o.position = pos
-            s.flush()
-            return stage_to_dict(stage)
+        self,
+        auth: NamedDependency[Auth],
+        session: NamedDependency[Session],
+        stage_id: Id,
+        data: JSONBody[StageUpdate],
+    ) -> StageOut:
+        return shape(StageOut, update_stage(session, auth.tenant_id, stage_id, data.name, data.position))
 
     @delete("/{stage_id:int}", sync_to_thread=True, summary="Delete an empty stage", guards=[needs("admin")])
-    def remove(self, request: Request, auth: NamedDependency[Auth], stage_id: Id) -> None:
-        with sopflow_app(request).tx() as s:
-            stage: Stage = get_stage(s, auth.tenant_id, stage_id)
-            not_a_journey(s, stage.pipeline_id)
-            delete_stage(s, stage)
+    def remove(self, auth: NamedDependency[Auth], session: NamedDependency[Session], stage_id: Id) -> None:
+        stage = get_stage(session, auth.tenant_id, stage_id)
+        not_a_journey(session, stage.pipeline_id)
+        delete_stage(session, stage)

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, get, put
+from litestar import Controller, get, put
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from sopflow.api.auth import Auth, needs, sopflow_app
+from sopflow.api.auth import Auth, needs
+from sopflow.api.responses import shape
+from sopflow.api.responses.settings import PluginOut
 from sopflow.api.schemas import PluginSwitch
 from sopflow.app import SopflowApp
+from sopflow.db import Session
 from sopflow.errors import InvalidInput, NotFound
-from sopflow.models import TenantPlugin
 
 
-def plugin_rows(app: SopflowApp, disabled: set[str]) -> list[dict[str, Any]]:
+def plugin_rows(app: SopflowApp, disabled: set[str] | frozenset[str]) -> list[dict[str, Any]]:
     return [
         {
             "name": i.name,
@@ -39,10 +41,13 @@ class PluginController(Controller):
         summary="Installed plugins and whether each is on for this tenant",
         guards=[needs("read")],
     )
-    def list_plugins(self, request: Request, auth: NamedDependency[Auth]) -> list[dict[str, Any]]:
-        app = sopflow_app(request)
-        with app.read() as s:
-            return plugin_rows(app, app.disabled_plugins(s, auth.tenant_id))
+    def list_plugins(
+        self,
+        sopflow: NamedDependency[SopflowApp],
+        auth: NamedDependency[Auth],
+        session: NamedDependency[Session],
+    ) -> list[PluginOut]:
+        return shape(list[PluginOut], plugin_rows(sopflow, sopflow.disabled_plugins(session, auth.tenant_id)))
 
     @put(
         "/{name:str}",
@@ -51,12 +56,16 @@ class PluginController(Controller):
         guards=[needs("admin")],
     )
     def switch(
-        self, request: Request, auth: NamedDependency[Auth], name: str, data: JSONBody[PluginSwitch]
-    ) -> dict[str, Any]:
-        app = sopflow_app(request)
-        info = app.plugins.infos.get(name)
+        self,
+        sopflow: NamedDependency[SopflowApp],
+        auth: NamedDependency[Auth],
+        session: NamedDependency[Session],
+        name: str,
+        data: JSONBody[PluginSwitch],
+    ) -> PluginOut:
+        info = sopflow.plugins.infos.get(name)
         if info is None:
-            raise NotFound("plugin", f"{name!r} (installed: {', '.join(app.plugins.names)})")
+            raise NotFound("plugin", f"{name!r} (installed: {', '.join(sopflow.plugins.names)})")
         if info.default and not data.enabled:
             raise InvalidInput(
                 [
@@ -67,13 +76,6 @@ class PluginController(Controller):
                     )
                 ]
             )
-        with app.tx() as s:
-            row = s.get(TenantPlugin, (auth.tenant_id, name))
-            if row is None:
-                s.add(TenantPlugin(tenant_id=auth.tenant_id, plugin=name, enabled=data.enabled))
-            else:
-                row.enabled = data.enabled
-            s.flush()
-            return next(
-                r for r in plugin_rows(app, app.disabled_plugins(s, auth.tenant_id)) if r["name"] == name
-            )
+        sopflow.switch_plugin(session, auth.tenant_id, name, data.enabled)
+        rows = plugin_rows(sopflow, sopflow.disabled_plugins(session, auth.tenant_id))
+        return shape(PluginOut, next(r for r in rows if r["name"] == name))

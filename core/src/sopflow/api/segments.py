@@ -5,18 +5,20 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-import sqlalchemy as sa
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from sopflow.api.auth import Auth, needs, sopflow_app
+from sopflow.api.auth import Auth, needs
 from sopflow.api.params import BodyId, Id
+from sopflow.api.responses import shape
+from sopflow.api.responses.pipelines import PreviewOut, SegmentOut
 from sopflow.api.schemas import RequiredName
+from sopflow.app import SopflowApp
+from sopflow.db import Session
 from sopflow.engine.customers.fields import field_definitions
-from sopflow.engine.customers.records import customer_to_dict
-from sopflow.engine.customers.segments import create_segment, get_segment, preview, segment_to_dict
-from sopflow.models import Customer, Segment
+from sopflow.engine.customers.segment_views import delete_segment, list_segments, preview_page
+from sopflow.engine.customers.segments import create_segment, get_segment, segment_to_dict
 
 #: The largest preview page (a preview renders each customer in full).
 MAX_PREVIEW = 200
@@ -38,14 +40,10 @@ class SegmentController(Controller):
     tags = ["segments"]
 
     @get("/", sync_to_thread=True, summary="List saved segments", guards=[needs("read")])
-    def list_segments(self, request: Request, auth: NamedDependency[Auth]) -> list[dict[str, Any]]:
-        with sopflow_app(request).read() as s:
-            return [
-                segment_to_dict(x)
-                for x in s.scalars(
-                    sa.select(Segment).where(Segment.tenant_id == auth.tenant_id).order_by(Segment.id)
-                )
-            ]
+    def list_segments(
+        self, auth: NamedDependency[Auth], session: NamedDependency[Session]
+    ) -> list[SegmentOut]:
+        return shape(list[SegmentOut], list_segments(session, auth.tenant_id))
 
     @post(
         "/",
@@ -54,22 +52,25 @@ class SegmentController(Controller):
         guards=[needs("admin")],
     )
     def create(
-        self, request: Request, auth: NamedDependency[Auth], data: JSONBody[SegmentCreate]
-    ) -> dict[str, Any]:
-        app = sopflow_app(request)
-        with app.tx() as s:
-            fields = field_definitions(s, auth.tenant_id, app.plugins)
-            return segment_to_dict(create_segment(s, auth.tenant_id, data.name, data.rule, fields, app.now()))
+        self,
+        sopflow: NamedDependency[SopflowApp],
+        auth: NamedDependency[Auth],
+        session: NamedDependency[Session],
+        data: JSONBody[SegmentCreate],
+    ) -> SegmentOut:
+        fields = field_definitions(session, auth.tenant_id, sopflow.plugins)
+        segment = create_segment(session, auth.tenant_id, data.name, data.rule, fields, sopflow.now())
+        return shape(SegmentOut, segment_to_dict(segment))
 
     @get("/{segment_id:int}", sync_to_thread=True, summary="One segment", guards=[needs("read")])
-    def get_one(self, request: Request, auth: NamedDependency[Auth], segment_id: Id) -> dict[str, Any]:
-        with sopflow_app(request).read() as s:
-            return segment_to_dict(get_segment(s, auth.tenant_id, segment_id))
+    def get_one(
+        self, auth: NamedDependency[Auth], session: NamedDependency[Session], segment_id: Id
+    ) -> SegmentOut:
+        return shape(SegmentOut, segment_to_dict(get_segment(session, auth.tenant_id, segment_id)))
 
     @delete("/{segment_id:int}", sync_to_thread=True, summary="Delete a segment", guards=[needs("admin")])
-    def remove(self, request: Request, auth: NamedDependency[Auth], segment_id: Id) -> None:
-        with sopflow_app(request).tx() as s:
-            s.delete(get_segment(s, auth.tenant_id, segment_id))
+    def remove(self, auth: NamedDependency[Auth], session: NamedDependency[Session], segment_id: Id) -> None:
+        delete_segment(session, auth.tenant_id, segment_id)
 
     @post(
         "/preview",
@@ -79,17 +80,14 @@ class SegmentController(Controller):
         guards=[needs("read")],
     )
     def preview_rule(
-        self, request: Request, auth: NamedDependency[Auth], data: JSONBody[PreviewRequest]
-    ) -> dict[str, Any]:
-        app = sopflow_app(request)
-        with app.tx() as s:
-            fields = field_definitions(s, auth.tenant_id, app.plugins)
-            result = preview(s, auth.tenant_id, data.rule, fields, app.now(), data.limit, data.after_id)
-            rows = s.scalars(
-                sa.select(Customer).where(Customer.id.in_(result["customer_ids"])).order_by(Customer.id)
-            )
-            return {
-                "count": result["count"],
-                "sample": [customer_to_dict(s, c) for c in rows],
-                "next_after_id": result["next_after_id"],
-            }
+        self,
+        sopflow: NamedDependency[SopflowApp],
+        auth: NamedDependency[Auth],
+        session: NamedDependency[Session],
+        data: JSONBody[PreviewRequest],
+    ) -> PreviewOut:
+        fields = field_definitions(session, auth.tenant_id, sopflow.plugins)
+        page = preview_page(
+            session, auth.tenant_id, data.rule, fields, sopflow.now(), data.limit, data.after_id
+        )
+        return shape(PreviewOut, page)

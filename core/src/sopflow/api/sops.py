@@ -5,35 +5,42 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-import sqlalchemy as sa
-from litestar import Controller, Request, get, patch, post
+from litestar import Controller, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, Parameter
 
-from sopflow.api.auth import Auth, needs, sopflow_app
+from sopflow.api.auth import Auth, needs
 from sopflow.api.params import Id, Limit, OptionalCursor, OptionalId, OptionalInstant
+from sopflow.api.responses import shape
+from sopflow.api.responses.sops import (
+    ComparisonOut,
+    DispatchOut,
+    EnrollmentOut,
+    EnrollmentPage,
+    SopOut,
+    SopStatsOut,
+    SopVersionOut,
+    StoppedSopOut,
+    TouchPage,
+)
 from sopflow.api.schemas import RequiredName
 from sopflow.app import SopflowApp
-from sopflow.conditions.storage import parse_instant
+from sopflow.db import Session
 from sopflow.engine.customers.fields import field_definitions
 from sopflow.engine.delivery.dispatch import dispatch_due
-from sopflow.engine.sops.definition import HIDDEN_KIND
-from sopflow.engine.sops.listing import enrollment_page, enrollment_to_dict, touch_to_dict
+from sopflow.engine.sops.listing import enrollment_page, enrollment_to_dict
 from sopflow.engine.sops.manage import (
     create_sop,
-    current_definition,
     end_manually,
     get_sop,
     sop_to_dict,
-    start_sop,
     stop_sop,
     update_sop,
 )
 from sopflow.engine.sops.stats import sop_comparison, sop_stats
+from sopflow.engine.sops.views import list_sops, list_touches, sop_versions, start_and_show, user_sop
 from sopflow.errors import Conflict, InvalidInput
-from sopflow.models import Sop, SopVersion, Touch
 from sopflow.models.touch_status import TouchStatus
-from sopflow.pagination import page
 
 #: The conversion window of a comparison, in days (default: the first SOP's goal window).
 WindowDays = Annotated[
@@ -57,18 +64,9 @@ class EndEnrollment(msgspec.Struct, forbid_unknown_fields=True):
     flow_to: int | None = None
 
 
-def user_sop(session: Any, sop: Sop) -> Sop:
-    """A journey's reminder SOP is edited through its journey, not here."""
-    if sop.kind == HIDDEN_KIND:
-        journey = (current_definition(session, sop).get("journey") or {}).get("journey_id")
-        raise Conflict(f"this SOP sends a journey's stage reminders; edit PATCH /api/v1/journeys/{journey}")
-    return sop
-
-
-def start_audience(app: SopflowApp, tenant_id: int, sop_id: Id) -> None:
-    """Compute a nurture SOP's audience in the background (inline without a broker)."""
-    # an optimisation when it goes to a worker: the scheduler advances every pending audience anyway
-    app.enqueue_after_commit("audience", tenant_id, sop_id)
+A = NamedDependency[Auth]
+S = NamedDependency[Session]
+App = NamedDependency[SopflowApp]
 
 
 class SopController(Controller):
@@ -76,20 +74,13 @@ class SopController(Controller):
     tags = ["sops"]
 
     @get("/", sync_to_thread=True, summary="List SOPs", guards=[needs("read")])
-    def list_sops(self, request: Request, auth: NamedDependency[Auth]) -> list[dict[str, Any]]:
-        with sopflow_app(request).read() as s:
-            return [
-                sop_to_dict(s, x)
-                for x in s.scalars(sa.select(Sop).where(Sop.tenant_id == auth.tenant_id).order_by(Sop.id))
-            ]
+    def list_sops(self, auth: A, session: S) -> list[SopOut]:
+        return shape(list[SopOut], list_sops(session, auth.tenant_id))
 
     @post("/", sync_to_thread=True, summary="Create an SOP (as a draft)", guards=[needs("admin")])
-    def create(
-        self, request: Request, auth: NamedDependency[Auth], data: JSONBody[SopCreate]
-    ) -> dict[str, Any]:
-        app = sopflow_app(request)
-        with app.tx() as s:
-            return sop_to_dict(s, create_sop(s, app, auth.tenant_id, data.name, data.definition, app.now()))
+    def create(self, sopflow: App, auth: A, session: S, data: JSONBody[SopCreate]) -> SopOut:
+        sop = create_sop(session, sopflow, auth.tenant_id, data.name, data.definition, sopflow.now())
+        return shape(SopOut, sop_to_dict(session, sop))
 
     @get(
         "/{sop_id:int}",
@@ -97,9 +88,8 @@ class SopController(Controller):
         summary="One SOP with its current definition",
         guards=[needs("read")],
     )
-    def get_one(self, request: Request, auth: NamedDependency[Auth], sop_id: Id) -> dict[str, Any]:
-        with sopflow_app(request).read() as s:
-            return sop_to_dict(s, get_sop(s, auth.tenant_id, sop_id))
+    def get_one(self, auth: A, session: S, sop_id: Id) -> SopOut:
+        return shape(SopOut, sop_to_dict(session, get_sop(session, auth.tenant_id, sop_id)))
 
     @patch(
         "/{sop_id:int}",
@@ -107,13 +97,10 @@ class SopController(Controller):
         summary="Edit; a started SOP gets a new version, running enrolments keep theirs",
         guards=[needs("admin")],
     )
-    def update(
-        self, request: Request, auth: NamedDependency[Auth], sop_id: Id, data: JSONBody[SopUpdate]
-    ) -> dict[str, Any]:
-        app = sopflow_app(request)
-        with app.tx() as s:
-            sop = user_sop(s, get_sop(s, auth.tenant_id, sop_id, lock=True))
-            return sop_to_dict(s, update_sop(s, app, sop, data.name, data.definition, app.now()))
+    def update(self, sopflow: App, auth: A, session: S, sop_id: Id, data: JSONBody[SopUpdate]) -> SopOut:
+        sop = user_sop(session, get_sop(session, auth.tenant_id, sop_id, lock=True))
+        changed = update_sop(session, sopflow, sop, data.name, data.definition, sopflow.now())
+        return shape(SopOut, sop_to_dict(session, changed))
 
     @get(
         "/{sop_id:int}/versions",
@@ -121,22 +108,10 @@ class SopController(Controller):
         summary="Every version of the SOP",
         guards=[needs("read")],
     )
-    def versions(self, request: Request, auth: NamedDependency[Auth], sop_id: Id) -> list[dict[str, Any]]:
-        with sopflow_app(request).read() as s:
-            get_sop(s, auth.tenant_id, sop_id)
-            rows = s.scalars(
-                sa.select(SopVersion).where(SopVersion.sop_id == sop_id).order_by(SopVersion.version)
-            )
-            return [
-                {
-                    "version": v.version,
-                    "id": v.id,
-                    "definition": v.definition,
-                    "created_at": v.created_at.isoformat(),
-                }
-                for v in rows
-            ]
+    def versions(self, auth: A, session: S, sop_id: Id) -> list[SopVersionOut]:
+        return shape(list[SopVersionOut], sop_versions(session, auth.tenant_id, sop_id))
 
+    # no request session: the start commits before the audience is handed on (engine.sops.views)
     @post(
         "/{sop_id:int}/start",
         sync_to_thread=True,
@@ -144,15 +119,8 @@ class SopController(Controller):
         summary="Start; a nurture SOP's audience is enrolled in the background",
         guards=[needs("admin")],
     )
-    def start(self, request: Request, auth: NamedDependency[Auth], sop_id: Id) -> dict[str, Any]:
-        app = sopflow_app(request)
-        with app.tx() as s:
-            sop = start_sop(s, user_sop(s, get_sop(s, auth.tenant_id, sop_id, lock=True)), app.now())
-            kind = sop.kind
-        if kind == "nurture":
-            start_audience(app, auth.tenant_id, sop_id)
-        with app.tx() as s:
-            return sop_to_dict(s, get_sop(s, auth.tenant_id, sop_id))
+    def start(self, sopflow: App, auth: A, sop_id: Id) -> SopOut:
+        return shape(SopOut, start_and_show(sopflow, auth.tenant_id, sop_id))
 
     @post(
         "/{sop_id:int}/stop",
@@ -161,12 +129,12 @@ class SopController(Controller):
         summary="Stop; pending touches are cancelled and recorded",
         guards=[needs("admin")],
     )
-    def stop(self, request: Request, auth: NamedDependency[Auth], sop_id: Id) -> dict[str, Any]:
-        app = sopflow_app(request)
-        with app.tx() as s:
-            sop = user_sop(s, get_sop(s, auth.tenant_id, sop_id, lock=True))
-            ended = stop_sop(s, sop, app.now(), field_definitions(s, auth.tenant_id, app.plugins))
-            return {**sop_to_dict(s, sop), "enrollments_stopped": ended}
+    def stop(self, sopflow: App, auth: A, session: S, sop_id: Id) -> StoppedSopOut:
+        sop = user_sop(session, get_sop(session, auth.tenant_id, sop_id, lock=True))
+        ended = stop_sop(
+            session, sop, sopflow.now(), field_definitions(session, auth.tenant_id, sopflow.plugins)
+        )
+        return shape(StoppedSopOut, {**sop_to_dict(session, sop), "enrollments_stopped": ended})
 
     @get(
         "/{sop_id:int}/stats",
@@ -174,9 +142,8 @@ class SopController(Controller):
         summary="Totals per SOP and per step",
         guards=[needs("read")],
     )
-    def stats(self, request: Request, auth: NamedDependency[Auth], sop_id: Id) -> dict[str, Any]:
-        with sopflow_app(request).read() as s:
-            return sop_stats(s, get_sop(s, auth.tenant_id, sop_id))
+    def stats(self, auth: A, session: S, sop_id: Id) -> SopStatsOut:
+        return shape(SopStatsOut, sop_stats(session, get_sop(session, auth.tenant_id, sop_id)))
 
     @get(
         "/{sop_id:int}/compare",
@@ -184,19 +151,11 @@ class SopController(Controller):
         summary="Compare this SOP with another (say one per staff group): rates, 95% intervals, z-test",
         guards=[needs("read")],
     )
-    def compare(
-        self,
-        request: Request,
-        auth: NamedDependency[Auth],
-        sop_id: Id,
-        other: Id,
-        days: WindowDays = None,
-    ) -> dict[str, Any]:
+    def compare(self, auth: A, session: S, sop_id: Id, other: Id, days: WindowDays = None) -> ComparisonOut:
         if other == sop_id:
             raise InvalidInput([("other", "give another SOP's id to compare with")])
-        with sopflow_app(request).tx() as s:
-            sops = [get_sop(s, auth.tenant_id, sop_id), get_sop(s, auth.tenant_id, other)]
-            return sop_comparison(s, sops, days)
+        sops = [get_sop(session, auth.tenant_id, sop_id), get_sop(session, auth.tenant_id, other)]
+        return shape(ComparisonOut, sop_comparison(session, sops, days))
 
     @get(
         "/{sop_id:int}/enrollments",
@@ -206,15 +165,14 @@ class SopController(Controller):
     )
     def enrollments(
         self,
-        request: Request,
-        auth: NamedDependency[Auth],
+        auth: A,
+        session: S,
         sop_id: Id,
         cursor: OptionalCursor = None,
         limit: Limit = 100,
         status: str | None = None,
-    ) -> dict[str, Any]:
-        with sopflow_app(request).read() as s:
-            return enrollment_page(s, auth.tenant_id, sop_id, cursor, limit, status)
+    ) -> EnrollmentPage:
+        return shape(EnrollmentPage, enrollment_page(session, auth.tenant_id, sop_id, cursor, limit, status))
 
 
 class EnrollmentController(Controller):
@@ -229,15 +187,20 @@ class EnrollmentController(Controller):
         guards=[needs("admin")],
     )
     def end(
-        self, request: Request, auth: NamedDependency[Auth], enrollment_id: Id, data: JSONBody[EndEnrollment]
-    ) -> dict[str, Any]:
-        app = sopflow_app(request)
-        with app.tx() as s:
-            fields = field_definitions(s, auth.tenant_id, app.plugins)
-            e = end_manually(
-                s, auth.tenant_id, enrollment_id, app.now(), fields, data.tags_add, data.flow_to, app
-            )
-            return enrollment_to_dict(e)
+        self, sopflow: App, auth: A, session: S, enrollment_id: Id, data: JSONBody[EndEnrollment]
+    ) -> EnrollmentOut:
+        fields = field_definitions(session, auth.tenant_id, sopflow.plugins)
+        e = end_manually(
+            session,
+            auth.tenant_id,
+            enrollment_id,
+            sopflow.now(),
+            fields,
+            data.tags_add,
+            data.flow_to,
+            sopflow,
+        )
+        return shape(EnrollmentOut, enrollment_to_dict(e))
 
 
 class TouchController(Controller):
@@ -252,8 +215,8 @@ class TouchController(Controller):
     )
     def list_touches(
         self,
-        request: Request,
-        auth: NamedDependency[Auth],
+        auth: A,
+        session: S,
         cursor: OptionalCursor = None,
         limit: Limit = 100,
         status: TouchStatus | None = None,
@@ -261,26 +224,12 @@ class TouchController(Controller):
         sop_id: OptionalId = None,
         due_after: OptionalInstant = None,
         due_before: OptionalInstant = None,
-    ) -> dict[str, Any]:
-        query = sa.select(Touch).where(Touch.tenant_id == auth.tenant_id)
-        for value, column in (
-            (status, Touch.status),
-            (customer_id, Touch.customer_id),
-            (sop_id, Touch.sop_id),
-        ):
-            if value is not None:
-                query = query.where(column == value)
-        for name, value, op in (("due_after", due_after, "ge"), ("due_before", due_before, "lt")):
-            if value is not None:
-                try:
-                    when = parse_instant(value)
-                except ValueError as exc:
-                    raise InvalidInput([(name, str(exc))]) from None
-                query = query.where(Touch.due_at >= when if op == "ge" else Touch.due_at < when)
-        with sopflow_app(request).read() as s:
-            rows, next_cursor = page(s, query, Touch.id, cursor, limit)
-            return {"items": [touch_to_dict(t) for t in rows], "next_cursor": next_cursor}
+    ) -> TouchPage:
+        equal = {"status": status, "customer_id": customer_id, "sop_id": sop_id}
+        found = list_touches(session, auth.tenant_id, equal, due_after, due_before, cursor, limit)
+        return shape(TouchPage, found)
 
+    # no request session: dispatching claims and hands on in transactions of its own
     @post(
         "/dispatch",
         sync_to_thread=True,
@@ -288,12 +237,9 @@ class TouchController(Controller):
         summary="Dispatch due touches now (manual clock only: tests, demos, previews)",
         guards=[needs("admin")],
     )
-    def dispatch(self, request: Request, auth: NamedDependency[Auth]) -> dict[str, Any]:
-        app = sopflow_app(request)
-        if not app.clock.manual:
-            from sopflow.errors import Conflict
-
+    def dispatch(self, sopflow: App, auth: A) -> DispatchOut:
+        if not sopflow.clock.manual:
             raise Conflict(
                 "dispatch runs on its own under the system clock; this is for SOPFLOW_CLOCK=manual"
             )
-        return {"dispatched": dispatch_due(app)}
+        return DispatchOut(dispatched=dispatch_due(sopflow))

@@ -2,33 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import sqlalchemy as sa
 from litestar import Request, Response, get
+from litestar.di import NamedDependency
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from sopflow.api.auth import sopflow_app
+from sopflow.api.responses.settings import HealthOut
+from sopflow.app import SopflowApp
+from sopflow.db import reachable
 
 
 @get("/health", sync_to_thread=True, tags=["system"], summary="Liveness and database check")
-def health(request: Request) -> Response[dict[str, Any]]:
-    app = sopflow_app(request)
-    try:
-        with app.engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-        db = "ok"
-    except Exception:
-        db = "unavailable"
-    status = 200 if db == "ok" else 503
-    return Response(
-        {
-            "status": "ok" if db == "ok" else "degraded",
-            "database": db,
-            "clock": "manual" if app.clock.manual else "system",
-        },
-        status_code=status,
+def health(sopflow: NamedDependency[SopflowApp]) -> Response[HealthOut]:
+    up = reachable(sopflow.engine)
+    body = HealthOut(
+        status="ok" if up else "degraded",
+        database="ok" if up else "unavailable",
+        clock="manual" if sopflow.clock.manual else "system",
     )
+    return Response(body, status_code=200 if up else 503)
 
 
 @get("/metrics", sync_to_thread=False, tags=["system"], summary="Prometheus metrics", media_type="text/plain")

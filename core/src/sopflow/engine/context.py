@@ -143,3 +143,12 @@ class EngineContext:
     def plugin_enabled(self, session: Session, tenant_id: int, plugin: str) -> bool:
         """Installed-and-loaded plugins are on for every tenant unless switched off."""
         return plugin in self.plugins.infos and plugin not in self.disabled_plugins(session, tenant_id)
+
+    def switch_plugin(self, session: Session, tenant_id: int, plugin: str, enabled: bool) -> None:
+        """Switch ``plugin`` on or off for the tenant (flushed: the next read sees it)."""
+        row = session.get(TenantPlugin, (tenant_id, plugin))
+        if row is None:
+            session.add(TenantPlugin(tenant_id=tenant_id, plugin=plugin, enabled=enabled))
+        else:
+            row.enabled = enabled
+        session.flush()

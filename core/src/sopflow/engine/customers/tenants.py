@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from sopflow.errors import Conflict, InvalidInput
+from sopflow.errors import Conflict, InvalidInput, NotFound
 from sopflow.models import SCOPES, ApiKey, Tenant
 
 KEY_PREFIX = "sfk_"
@@ -83,3 +84,29 @@ def authenticate(session: Session, token: str) -> ApiKey | None:
     if key is None or key.revoked_at is not None:
         return None
     return key
+
+
+def key_to_dict(k: ApiKey) -> dict[str, Any]:
+    """An API key as the API shows it: never the key itself."""
+    return {
+        "id": k.id,
+        "name": k.name,
+        "prefix": k.prefix,
+        "scopes": k.scopes.split(","),
+        "created_at": k.created_at.isoformat(),
+        "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
+    }
+
+
+def list_keys(session: Session, tenant_id: int) -> list[dict[str, Any]]:
+    """The tenant's API keys, oldest first, revoked ones too."""
+    rows = session.scalars(sa.select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.id))
+    return [key_to_dict(k) for k in rows]
+
+
+def revoke_key(session: Session, tenant_id: int, key_id: int, now: datetime) -> None:
+    """Revoke the tenant's key ``key_id`` (revoking it again changes nothing)."""
+    key = session.scalar(sa.select(ApiKey).where(ApiKey.id == key_id, ApiKey.tenant_id == tenant_id))
+    if key is None:
+        raise NotFound("api key", key_id)
+    key.revoked_at = key.revoked_at or now

@@ -305,3 +305,9 @@ def stage_rules(session: Session, journey: Journey) -> list[tuple[Stage, dict[st
         if rule is not None:
             out.append((stage, rule))
     return out
+
+
+def list_journeys(session: Session, tenant_id: int) -> list[dict[str, Any]]:
+    """The tenant's journeys, oldest first, each as ``journey_to_dict`` shows it."""
+    rows = session.scalars(sa.select(Journey).where(Journey.tenant_id == tenant_id).order_by(Journey.id))
+    return [journey_to_dict(session, j) for j in rows]

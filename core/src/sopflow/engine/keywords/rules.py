@@ -268,3 +268,11 @@ def rule_to_dict(rule: KeywordRule) -> dict[str, Any]:
         "created_at": rule.created_at.isoformat(),
         "updated_at": rule.updated_at.isoformat(),
     }
+
+
+def list_rules(session: Session, tenant_id: int) -> list[dict[str, Any]]:
+    """The tenant's keyword rules, oldest first."""
+    rows = session.scalars(
+        sa.select(KeywordRule).where(KeywordRule.tenant_id == tenant_id).order_by(KeywordRule.id)
+    )
+    return [rule_to_dict(r) for r in rows]

@@ -1,0 +1,68 @@
+"""Customers as the API shows them (engine.customers.records.customer_to_dict)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sopflow.api.responses import Instant, Out
+
+
+class IdentityOut(Out):
+    channel: str
+    external_id: str
+    staff_external_id: str | None
+
+
+class RelationOut(Out):
+    """One staff member following the customer on one channel."""
+
+    staff_id: int
+    staff_external_id: str
+    channel: str
+    added_at: Instant
+    source: str | None
+    remark: str | None
+    active: bool
+    ended_at: Instant | None
+    end_reason: str | None
+
+
+class CustomerStageOut(Out):
+    pipeline_id: int
+    stage_id: int
+    entered_at: Instant
+
+
+class CustomerOut(Out):
+    id: int
+    display_name: str
+    fields: dict[str, Any]
+    tags: list[str]
+    identities: list[IdentityOut]
+    relations: list[RelationOut]
+    timezone: str | None
+    source: str | None
+    owner_staff_id: int | None
+    churned: bool
+    churned_at: Instant | None
+    stages: list[CustomerStageOut]
+    created_at: Instant
+    updated_at: Instant
+
+
+class CustomerPage(Out):
+    items: list[CustomerOut]
+    next_cursor: str | None
+
+
+class StageHistoryOut(Out):
+    pipeline_id: int
+    stage_id: int
+    entered_at: Instant
+    left_at: Instant | None
+    cause: str
+
+
+class StageMoveOut(Out):
+    moved: bool
+    customer: CustomerOut
