@@ -188,7 +188,7 @@ def test_documented_rules_are_allowed(rule):
     [
         {"field": "age", "op": "between", "value": [1]},
         {"events": {"type": "order.paid", "within": "5229w"}},
-        {"stage": {"pipeline_id": 2**63, "in": ["won"]}},
+        {"stage": {"pipeline_id": 2**31, "in": ["won"]}},
         {"tags": {"any_of": ["a"], "all_of": ["b"]}},
         {"churned": True, "source": {"in": ["x"]}},
         {"field": "tag", "op": "contains", "value": None},

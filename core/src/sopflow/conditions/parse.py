@@ -29,13 +29,12 @@ from sopflow.conditions.nodes import (
 )
 from sopflow.conditions.storage import to_storage
 from sopflow.conditions.windows import parse_duration
+from sopflow.pagination import MAX_ID  # the largest row id (a larger one names nothing)
 
 MAX_DEPTH = 10
 MAX_NODES = 200
 MAX_LIST = 500
 MAX_EVENT_COUNT = 1_000_000
-#: the largest id a row can have (a 64-bit column): a larger one names nothing
-MAX_ID = 2**63 - 1
 NODE_KINDS = ("all", "any", "not", "field", "tags", "stage", "churned", "source", "events")
 TAG_MODES = ("any_of", "all_of", "none_of")
 
