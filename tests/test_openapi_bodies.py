@@ -70,3 +70,32 @@ def test_inputs_the_fuzz_reached_on_postgres_are_not_500s(api):
     assert owned.status_code == 201, owned.text
     touches = api.get("/api/v1/touches", params={"status": "sent\x00"})
     assert touches.status_code == 422 and touches.json()["errors"][0]["field"].endswith("status")
+
+
+def test_rules_in_bodies_are_the_rule_language(test_client):
+    """A segment's and a preview's rule are the rule language's component, not a free object."""
+    schemas = _components(test_client)
+    for body in ("SegmentCreate", "PreviewRequest"):
+        assert schemas[body]["properties"]["rule"] == {"$ref": "#/components/schemas/Rule"}
+    kinds = {tuple(s.get("required", ())) for s in schemas["Rule"]["anyOf"] if "required" in s}
+    assert {("all",), ("any",), ("not",)} <= kinds
+    refs = {s["$ref"].rsplit("/", 1)[1] for s in schemas["Rule"]["anyOf"] if "$ref" in s}
+    assert refs == {
+        "RuleField",
+        "RuleTags",
+        "RuleStage",
+        "RuleChurned",
+        "RuleSource",
+        "RuleEvents",
+        "RuleSegment",
+    }
+
+
+def test_a_rule_id_beyond_the_id_columns_is_a_422_naming_it(api):
+    too_big = 2**31
+    r = api.post("/api/v1/segments/preview", json={"rule": {"stage": {"pipeline_id": too_big, "in": ["a"]}}})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "rule.stage.pipeline_id", r.text
+    r = api.post("/api/v1/segments/preview", json={"rule": {"segment": too_big}})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "rule.segment", r.text
+    r = api.post("/api/v1/segments/preview", json={"rule": {"stage": {"pipeline_id": 1.0, "in": ["a"]}}})
+    assert r.status_code == 200, r.text

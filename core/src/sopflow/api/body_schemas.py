@@ -36,12 +36,32 @@ def body_components(api: Litestar) -> dict[str, dict[str, Any]]:
     return components
 
 
+#: Body properties that hold a rule: the server parses them itself (every problem
+#: at once, with its path), and the OpenAPI states the language they are written
+#: in (conditions/schema.py, held to the parser by tests/conditions/test_rule_schema.py).
+RULE_PROPERTIES: dict[str, tuple[str, ...]] = {
+    "SegmentCreate": ("rule",),
+    "PreviewRequest": ("rule",),
+}
+
+
+def rule_language(components: dict[str, Any]) -> None:
+    """The rule language's components, and each rule-holding property pointed at them."""
+    from sopflow.conditions.schema import ref, rule_components
+
+    components.update(rule_components())
+    for body, keys in RULE_PROPERTIES.items():
+        for key in keys:
+            components[body]["properties"][key] = ref("Rule")
+
+
 def installed_choices(components: dict[str, Any], app: Any) -> None:
     """What depends on the installed plugins, stated in the bodies' schemas: the
     channel names an account takes (each with its declared settings) and the
     pipeline templates a pipeline can start from."""
     from sopflow.api.schemas import CROSS_FIELD
 
+    rule_language(components)
     for name, extra in CROSS_FIELD.items():
         components[name] = {**components[name], **extra}
     channels = sorted(r.spec.name for r in app.plugins.registry.all("register_channels"))

@@ -29,10 +29,12 @@ from sopflow.conditions.nodes import (
 )
 from sopflow.conditions.storage import to_storage
 from sopflow.conditions.windows import parse_duration
+from sopflow.pagination import MAX_ID  # the largest row id (a larger one names nothing)
 
 MAX_DEPTH = 10
 MAX_NODES = 200
 MAX_LIST = 500
+MAX_EVENT_COUNT = 1_000_000
 NODE_KINDS = ("all", "any", "not", "field", "tags", "stage", "churned", "source", "events")
 TAG_MODES = ("any_of", "all_of", "none_of")
 
@@ -147,16 +149,19 @@ class _Parser:
             items = [self.scalar(ftype, choices, key, v, f"{path}[{i}]") for i, v in enumerate(value)]
             if any(v is _BAD for v in items):
                 return _BAD
+            if op == "between" and None in items:
+                self.fail(path, f"{_show(value)}: 'between' takes two values, not null")
+                return _BAD
             if op == "between" and items[0] > items[1]:
                 self.fail(path, f"low {value[0]!r} is above high {value[1]!r}; swap them")
                 return _BAD
             return tuple(items)
         if op == "contains":
-            if ftype == "multi_choice":
-                return self.scalar("choice", choices, key, value, path)
             if not isinstance(value, str) or not value:
                 self.fail(path, f"{_show(value)}: 'contains' takes a non-empty text")
                 return _BAD
+            if ftype == "multi_choice":
+                return self.scalar("choice", choices, key, value, path)
         return self.scalar(ftype, choices, key, value, path)
 
     def scalar(self, ftype: str, choices: tuple[str, ...], key: str, value: Any, path: str) -> Any:
@@ -188,9 +193,12 @@ class _Parser:
         if not isinstance(spec, Mapping) or set(spec) != {"pipeline_id", "in"}:
             self.fail(sub, f'expected {{"pipeline_id": 1, "in": [stage names]}}, got {_show(spec)}')
             return None
-        pid = spec["pipeline_id"]
-        if isinstance(pid, bool) or not isinstance(pid, int):
-            self.fail(f"{sub}.pipeline_id", f"{_show(pid)} is not a pipeline id (an integer)")
+        pid = whole_number(spec["pipeline_id"])
+        if pid is None or not 1 <= pid <= MAX_ID:
+            self.fail(
+                f"{sub}.pipeline_id",
+                f"{_show(spec['pipeline_id'])} is not a pipeline id (a positive integer)",
+            )
             return None
         names = self.strings(spec["in"], f"{sub}.in", "stage name", max_len=100)
         if names is None:
@@ -229,17 +237,18 @@ class _Parser:
             return None
         ok = True
         etype = spec["type"]
-        if not isinstance(etype, str) or not etype or len(etype) > 100:
+        if not isinstance(etype, str) or not etype or len(etype) > 100 or "\x00" in etype:
             self.fail(f"{sub}.type", f"{_show(etype)} is not an event type such as 'order.paid'")
             ok = False
         bounds: dict[str, int | None] = {"min": None, "max": None}
         for name in bounds:
             v = spec.get(name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 1_000_000):
+            count = whole_number(v)
+            if v is not None and (count is None or not 0 <= count <= MAX_EVENT_COUNT):
                 self.fail(f"{sub}.{name}", f"{_show(v)} is not a count (a whole number from 0)")
                 ok = False
             else:
-                bounds[name] = v
+                bounds[name] = count
         low = bounds["min"] if bounds["min"] is not None else (0 if bounds["max"] is not None else 1)
         high = bounds["max"]
         if ok and high is not None and low > high:
@@ -267,6 +276,18 @@ class _Parser:
 
 
 _BAD = object()
+
+
+def whole_number(value: Any) -> int | None:
+    """``value`` as an int when JSON spells a whole number (``3`` or ``3.0``, as JSON
+    Schema's ``integer`` counts it), else None (a bool is not a number here)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
 
 
 def _show(value: Any) -> str:

@@ -19,6 +19,8 @@ from sopflow.conditions.storage import format_instant
 DURATION = re.compile(r"(0|[1-9][0-9]{0,6})([mhdw])")
 UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
 MAX_DURATION = timedelta(days=36600)
+#: the largest number each unit takes: seven digits, and at most ``MAX_DURATION``
+DURATION_UNIT_MAX = {unit: min(9_999_999, MAX_DURATION // span) for unit, span in UNITS.items()}
 
 
 def parse_duration(text: object) -> timedelta:

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from sopflow.conditions import RuleError, count_customers, parse, select_customers
+from sopflow.conditions.parse import MAX_ID, whole_number
 from sopflow.errors import Conflict, InvalidInput, NotFound
 from sopflow.models import Segment
 
@@ -32,11 +33,10 @@ def expand_segments(session: Session, tenant_id: int, rule: Any, path: str = "ru
             raise InvalidInput(
                 [(path, f"segments nest deeper than {MAX_SEGMENT_NESTING}; is one referencing itself?")]
             )
+        sid = whole_number(rule["segment"])
         seg = (
-            session.scalar(
-                sa.select(Segment).where(Segment.id == rule["segment"], Segment.tenant_id == tenant_id)
-            )
-            if isinstance(rule["segment"], int) and not isinstance(rule["segment"], bool)
+            session.scalar(sa.select(Segment).where(Segment.id == sid, Segment.tenant_id == tenant_id))
+            if sid is not None and 1 <= sid <= MAX_ID  # a larger one names no row (and overflows the query)
             else None
         )
         if seg is None:
