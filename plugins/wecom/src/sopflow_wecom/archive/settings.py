@@ -9,6 +9,10 @@ from sopflow_sdk import Setting
 #: (``archive_pull_seconds``) decides whether it is pulled on a tick.
 TICK_SECONDS = 10.0
 DEFAULT_PULL_SECONDS = 60
+#: An unhealthy account is probed this long after it turned unhealthy, the wait
+#: doubling after each failed probe up to ``PROBE_MAX_SECONDS``.
+PROBE_FIRST_SECONDS = 300
+PROBE_MAX_SECONDS = 3600
 
 ARCHIVE_SETTINGS = (
     Setting(
