@@ -45,8 +45,8 @@ ARCHIVE_SETTINGS = (
         "archive_alert_staff",
         pattern=r"[A-Za-z0-9_.@-]{1,64}(\|[A-Za-z0-9_.@-]{1,64}){0,99}",
         example="zhangsan|lisi",
-        description="members (userids, '|' between) told by app message when the archive stops; "
-        "needs agent_id",
+        description="members (userids, '|' between) told by app message when the archive stops "
+        "and when it works again; needs agent_id",
     ),
     Setting(
         "archive_secret",
