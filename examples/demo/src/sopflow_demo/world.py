@@ -172,8 +172,10 @@ class World:
         on the demo's clock (the hours the demo skips hold no new messages)."""
         if self.archive is None or not self.archive.unpulled:
             return
+        calls, upto = len(self.archive.fake.calls()), self.archive.fake.last_seq
         enqueue_job(self.app, ARCHIVE_PULL_JOB, {}, durable=False)
-        self.archive.pulled_seq = self.archive.fake.last_seq
+        if len(self.archive.fake.calls()) > calls:  # it pulled (else not due yet: the next hour)
+            self.archive.pulled_seq = upto
 
     def poll_confirmations(self) -> None:
         """Ask the channel about the touches waiting for staff confirmation."""
