@@ -1,5 +1,5 @@
 """WeCom conversation archive: N archived messages pulled through the Finance SDK
-binding (the C fake of ``plugins/wecom/tests/archive_fake``, compiled here with
+binding (the C fake ``sopflow_wecom/fake/finance_sdk.c``, compiled here with
 ``cc``: RSA-2048 per message, ``DecryptData``, consent, mapping, one transaction per
 1,000 with the cursor) against the same events straight through ``host.ingest``.
 Ratios in one run, printed; nothing here is asserted in a test.
@@ -22,7 +22,7 @@ from typing import Any
 
 from bench.load import START, Database, api_client
 
-# The fake and its encryption helpers live with the plugin's tests.
+# The test key pairs and the fake's fixtures-side helpers live with the plugin's tests.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plugins" / "wecom" / "tests"))
 
 

@@ -36,8 +36,19 @@ def test_small_demo_report_agrees_with_the_database(tmp_path):
     assert sum(board.values()) == report["simulated"]["arrived"]
     reminders = next(sop for sop in report["sops"] if sop["name"].startswith("决策"))
     assert reminders["targeted"] >= board["决策"] > 0
-    # the shop scene: orders are 有赞 pushes through the orders plugin, checked against orders.count
+    # the keyword scene came through the archive pull: every reply, the staff answers, nothing else
+    archive = report["archive"]
+    assert archive["customer_messages"] == report["simulated"]["replies"] > 0
+    assert archive["staff_messages"] == archive["colleague_messages"] > 0
+    assert (
+        archive["cursor"]
+        == archive["last_seq"]
+        == sum(archive[k] for k in ("customer_messages", "staff_messages", "colleague_messages"))
+    )
+    assert archive["healthy"] is True
     names = [c["check"] for c in report["checks"]]
+    assert "archive: customers who asked the price stand in 决策 or 签单" in names
+    # the shop scene: orders are 有赞 pushes through the orders plugin, checked against orders.count
     assert "有赞 pushes sent = sum of orders.count" in names and report["simulated"]["orders"] > 0
     assert "oily-skin answers = enrolments in the skin_type SOP" in names
     # the CRM scene: the fake Salesforce org's Contacts picked the renewal SOP's audience
@@ -106,6 +117,23 @@ def test_cli_demo_writes_markdown_and_exits_zero(tmp_path):
     text = out.read_text(encoding="utf-8")
     assert "## 新客孵化 (seed 000)" in text and "MISMATCH" not in text
     assert "| every scanned customer entered the incubation SOP | 31 | 31 | ok |" in text
+    assert "Traceback" not in done.stderr
+
+
+def test_without_a_c_compiler_the_demo_says_how_to_get_one(tmp_path):
+    """The archive scene compiles the Finance SDK's C fake: with no ``cc`` and nothing
+    cached, the demo stops at once with the fix, not a traceback."""
+    env = {k: v for k, v in os.environ.items() if k != "CC"}
+    env |= {"PATH": str(tmp_path / "no-bin"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    done = subprocess.run(
+        [sys.executable, "-m", "sopflow.cli", "demo", "--quiet", "--days", "1", "--arrival-days", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "needs a C compiler (cc)" in done.stderr and "apt-get install gcc libc6-dev" in done.stderr
     assert "Traceback" not in done.stderr
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import attrs
 import pytest
 import sopflow_wecom.plugin
-from sopflow_sdk import InboundRequest, InboundResponse, RouteSpec, hookimpl
+from sopflow_sdk import ConfigError, InboundRequest, InboundResponse, RouteSpec, hookimpl
 from sopflow_wecom.archive import ArchivedMessage, pull_archive, to_ingest_event, to_ingest_events
 
 DATA = Path(__file__).parent / "data" / "wecom_archive_messages.json"
@@ -327,3 +327,17 @@ class BrokenArchive:
             bad.update({"from": "wmBad", "text": {"content": "hi"}})
             batch = [*batch, ArchivedMessage(batch[-1].seq, bad)]
         return batch
+
+
+def test_parsed_keys_are_reused_until_the_secret_changes() -> None:
+    from archive_support import pem
+    from sopflow_sdk import Secret
+    from sopflow_wecom.archive.keys import parse_keys
+
+    one = json.dumps({"1": pem(1)})
+    first = parse_keys(one)
+    assert parse_keys(Secret(one)) is first  # the same secret: not loaded again
+    rotated = parse_keys(json.dumps({"1": pem(1), "2": pem(2)}))
+    assert rotated is not first and rotated.versions == [1, 2]
+    with pytest.raises(ConfigError):
+        parse_keys(json.dumps({"1": "not a key"}))  # an error is never cached as keys

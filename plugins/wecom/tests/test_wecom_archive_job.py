@@ -144,9 +144,9 @@ def test_ip_not_whitelisted_marks_the_account_unhealthy_until_resumed(
     shown = status(api, account_id)
     assert shown["healthy"] is False and shown["kind"] == "fatal"
     assert "301042" in shown["error"] and "trusted IPs" in shown["error"]
-    manual_clock.advance(timedelta(hours=1))
+    manual_clock.advance(timedelta(minutes=4, seconds=59))
     run_jobs(sopflow_app)
-    assert len(fake.calls()) == 1  # left alone: retrying cannot help
+    assert len(fake.calls()) == 1  # left alone until its first probe: retrying every tick cannot help
     refused = api.post(f"/plugins/wecom/accounts/{account_id}/archive/pull", json={})
     assert refused.status_code == 409 and "301042" in refused.json()["detail"]
     fake.fail_with()  # the operator whitelisted the IP
@@ -156,6 +156,93 @@ def test_ip_not_whitelisted_marks_the_account_unhealthy_until_resumed(
     manual_clock.advance(timedelta(seconds=61))
     run_jobs(sopflow_app)
     assert len(fake.calls()) == 4  # back on its interval
+
+
+def alerted_account(api: Any, wecom: Any) -> int:
+    """An archive account whose stops and recoveries are told to member anna."""
+    wecom.add_staff("anna")
+    r = api.post(
+        "/api/v1/channel-accounts",
+        json={
+            "channel": "wecom",
+            "name": "told",
+            "config": {
+                "corp_id": wecom.corp_id,
+                "agent_id": 1000002,
+                "base_url": wecom.base_url,
+                "archive_enabled": True,
+                "archive_alert_staff": "anna",
+            },
+            "secrets": {
+                "secret": wecom.secret,
+                "archive_secret": ARCHIVE_SECRET,
+                "archive_private_keys": private_keys_secret(1),
+            },
+        },
+    )
+    assert r.status_code == 201, r.text
+    return int(r.json()["id"])
+
+
+def test_an_unhealthy_account_is_probed_on_a_backoff_and_recovers_by_itself(
+    api: Any, sopflow_app: Any, manual_clock: Any, fake: FakeArchive
+) -> None:
+    from sopflow_wecom.fake import FakeWeCom
+
+    with FakeWeCom() as wecom:
+        account_id = alerted_account(api, wecom)
+        fake.fail_with(errcode=301042)
+        run_jobs(sopflow_app)
+        assert status(api, account_id)["healthy"] is False and fake.calls() == [(0, 1000)]
+        probed_at = []  # minutes after the account turned unhealthy
+        for minute in range(5, 200, 5):  # the job's ticks, every 5 simulated minutes
+            manual_clock.advance(timedelta(minutes=5))
+            if minute == 195:
+                fake.fail_with()  # the operator whitelisted the IP; nobody pressed "pull"
+            before = len(fake.calls())
+            run_jobs(sopflow_app)
+            if len(fake.calls()) > before:
+                probed_at.append(minute)
+            if minute < 195:
+                shown = status(api, account_id)
+                assert shown["healthy"] is False and "301042" in shown["error"], shown
+        # 5 minutes, then doubling to an hour; each probe one message from the cursor
+        assert probed_at == [5, 15, 35, 75, 135, 195]
+        assert fake.calls()[1:] == [(0, 1)] * 6
+        shown = status(api, account_id)
+        assert shown["healthy"] is True and shown["error"] is None and shown["seq"] == 101
+        assert shown["staff_told_recovered"] is True and shown["recovered_at"]
+        assert len(texts(api)) == 1  # the probe's one message is kept, not re-read later
+        manual_clock.advance(timedelta(seconds=60))
+        run_jobs(sopflow_app)
+        assert fake.calls()[-1] == (101, 1000)  # back on its interval, from the probe's cursor
+        assert texts(api) == sorted(RECEIVED) and status(api, account_id)["seq"] == 108
+        told = [body["content"] for _, _, body in wecom.app_message_bodies]
+        assert len(told) == 2 and "stopped" in told[0] and "301042" in told[0]
+        assert "works again" in told[1]  # once when it stopped, once when it recovered
+        manual_clock.advance(timedelta(hours=2))
+        run_jobs(sopflow_app)
+        assert len(wecom.app_message_bodies) == 2
+
+
+def test_a_probe_that_cannot_reach_wecom_leaves_the_account_unhealthy(
+    api: Any, sopflow_app: Any, manual_clock: Any, fake: FakeArchive
+) -> None:
+    account_id = connect(api)
+    fake.fail_with(init_rc=10004)  # a wrong secret
+    run_jobs(sopflow_app)
+    fake.fail_with(rc=10001)  # then the network drops: the probe proves nothing
+    manual_clock.advance(timedelta(minutes=5))
+    run_jobs(sopflow_app)
+    shown = status(api, account_id)
+    assert shown["healthy"] is False and "10004" in shown["error"] and shown["failed_probes"] == 1
+    manual_clock.advance(timedelta(minutes=9))
+    run_jobs(sopflow_app)
+    assert status(api, account_id)["failed_probes"] == 1  # the next probe is 10 minutes on
+    fake.fail_with()
+    manual_clock.advance(timedelta(minutes=1))
+    run_jobs(sopflow_app)
+    assert status(api, account_id)["healthy"] is True and status(api, account_id)["seq"] == 101
 
 
 def test_a_message_that_does_not_decrypt_is_recorded_and_passed_over(

@@ -13,8 +13,9 @@ from typing import Any
 import sqlalchemy as sa
 from sopflow.models import Customer, Enrollment, Event, Touch, TouchStatus
 
+from sopflow_demo.archive import archive_checks, archive_figures, archive_markdown
 from sopflow_demo.crm import crm_checks
-from sopflow_demo.journey import board_counts
+from sopflow_demo.journey import KEYWORD_RULES, board_counts
 from sopflow_demo.personal import personal_markdown
 from sopflow_demo.scenario import SOURCES, Setup
 from sopflow_demo.shop import shop_checks
@@ -85,6 +86,7 @@ def build_report(world: World, setup: Setup, tally: Tally, seed: int, days: int)
         },
         "sops": sops,
         "wecom": _wecom_figures(world),
+        "archive": archive_figures(world, setup),
     }
     if setup.journey_id is not None:
         report["board"] = board_counts(setup)
@@ -202,6 +204,8 @@ def checks(world: World, setup: Setup, tally: Tally, report: dict[str, Any]) -> 
         )
     )
     out.append(_check("at most one mass message per customer per day (WeCom's cap)", 0, _over_cap(world)))
+    price_words = list(KEYWORD_RULES[0]["keywords"])
+    out += archive_checks(world, setup, report["archive"], price_words)
     return out + shop_checks(world, setup, tally) + crm_checks(world, setup)
 
 
@@ -270,6 +274,7 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"{w['mass_send_tasks']} mass-send tasks, {w['delivered']} messages delivered after staff confirmed, "
         f"{w['moments']} moments posts, {w['welcome_messages']} welcome messages.",
         "",
+        *archive_markdown(report["archive"]),
         "## Checks",
         "",
         "| check | expected | actual | |",

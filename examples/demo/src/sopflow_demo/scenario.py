@@ -116,16 +116,24 @@ def install(world: World) -> Setup:
     for userid in STAFF:
         api.post("/api/v1/staff", {"external_id": userid, "name": userid})
     fake = world.fake
+    # the conversation archive (archive.py): its Secret and the key pair made at set-up
+    archive_config, archive_secrets = world.archive.account_settings()
     account = api.post(
         "/api/v1/channel-accounts",
         {
             "channel": "wecom",
             "name": "main corp",
-            "config": {"corp_id": fake.corp_id, "agent_id": fake.agent_id, "base_url": fake.base_url},
+            "config": {
+                "corp_id": fake.corp_id,
+                "agent_id": fake.agent_id,
+                "base_url": fake.base_url,
+                **archive_config,
+            },
             "secrets": {
                 "secret": fake.secret,
                 "callback_token": "demoCallbackToken",
                 "encoding_aes_key": "demoEncodingAesKey0123456789abcdefghijklmnop"[:43],
+                **archive_secrets,
             },
         },
     )

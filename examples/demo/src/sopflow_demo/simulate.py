@@ -3,8 +3,10 @@ first three days, as in seed 000), staff tap "send" on mass-send tasks, some
 customers reply with keywords, buy, buy again, or delete the staff member.
 
 Everything happens through the same doors as in production: WeCom callbacks
-(real HTTP, real crypto), the 有赞 shop's signed pushes for orders, and the
-hosted survey page, answered as a browser would.  The manual
+(real HTTP, real crypto), WeCom's conversation archive for what customers write
+to staff (``archive.py``: the Finance SDK's C fake, pulled by the plugin's job),
+the 有赞 shop's signed pushes for orders, and the hosted survey page, answered as
+a browser would.  The manual
 clock jumps from one planned happening to the next; between them the engine
 dispatches whatever fell due, exactly on time.
 """
@@ -24,6 +26,7 @@ import sqlalchemy as sa
 from sopflow.models import Touch, TouchStatus
 
 from sopflow_demo.crm import plan_crm
+from sopflow_demo.journey import KEYWORD_RULES
 from sopflow_demo.scenario import SOURCES, STAFF, Setup
 from sopflow_demo.shop import SKIN_TYPES, fill_survey, give_phone, push_paid, survey_link
 from sopflow_demo.world import World
@@ -53,6 +56,10 @@ GIVEN = (
     "霞",
 )
 REPLIES = ("多少钱", "有优惠券吗", "想了解一下资料", "可以试用吗", "谢谢", "好的收到", "怎么下单")
+#: What a staff member answers a price question, and tells a colleague about it.
+PRICE_ANSWER = "您好，这款防晒霜 129 元，新客专享 9 折"
+COLLEAGUE_NOTE = "有位客户在问价格，我来跟进"
+PRICE_KEYWORDS = tuple(KEYWORD_RULES[0]["keywords"])
 #: The share of customers who open the survey link they got and answer it.
 SURVEY_RATE = 0.3
 
@@ -171,10 +178,23 @@ class Simulation:
         self.tally.churned += 1
 
     def _reply(self, p: Persona, text: str) -> None:
+        """The customer writes to the staff member: WeCom archives it (no callback);
+        a price question gets the staff member's answer ten minutes later."""
         if p.external_id in self._churned:
             return
-        self.world.fake.customer_message(p.external_id, text)
+        now = self.world.clock.now()
+        self.world.archive.customer_says(p.external_id, p.staff, text, now)
         self.tally.replies += 1
+        if any(k in text for k in PRICE_KEYWORDS):
+            self._at(now + timedelta(minutes=10), lambda: self._answer_price(p))
+
+    def _answer_price(self, p: Persona) -> None:
+        if p.external_id in self._churned:
+            return
+        now, archive = self.world.clock.now(), self.world.archive
+        archive.staff_says(p.staff, p.external_id, PRICE_ANSWER, now)
+        colleague = STAFF[(STAFF.index(p.staff) + 1) % len(STAFF)]
+        archive.colleague_says(p.staff, colleague, COLLEAGUE_NOTE, now)
 
     def _staff_check_phones(self) -> None:
         """Every hour in working time, staff tap "send" on what waits for them;
@@ -238,6 +258,7 @@ class Simulation:
                     world.settle()
             if hour > clock.now():
                 clock.set(hour)
+            world.pull_archive()  # what customers wrote since the last pull reaches sopflow
             world.settle()
             world.advance_audiences()
             world.run_jobs()

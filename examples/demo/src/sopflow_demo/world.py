@@ -29,9 +29,14 @@ from sopflow.clock import ManualClock
 from sopflow.engine.delivery.confirmations import poll_confirmations
 from sopflow.engine.delivery.dispatch import run_until_idle
 from sopflow.engine.sops.manage import advance_audiences
+from sopflow.host import enqueue_job
 from sopflow.settings import Settings
 from sopflow.worker.scheduler import Scheduler
+from sopflow_wecom.archive.job import JOB as ARCHIVE_PULL_JOB
 from sopflow_wecom.fake import FakeWeCom
+from sopflow_wecom.fake.archive import CompilerMissing
+
+from sopflow_demo.archive import DemoArchive
 
 #: How often (simulated) the demo runs the scheduler's periodic plugin jobs.
 JOBS_EVERY = timedelta(hours=12)  # the CRM sync is daily; its write-backs may wait half a day
@@ -95,6 +100,7 @@ class World:
         self.operator_token = secrets.token_urlsafe(24)
         self.app: Any = None
         self.fake: Any = None
+        self.archive: DemoArchive | None = None
         self.server: Server | None = None
         self.base_url = ""
         self.closers: list[Any] = []  # scenes' own servers (the fake Salesforce org), stopped on exit
@@ -102,6 +108,12 @@ class World:
         self._jobs_at: datetime | None = None
 
     def __enter__(self) -> World:
+        try:  # first: without a C compiler the demo stops here, saying how to get one
+            self.archive = DemoArchive(self.workdir / "wecom-archive").__enter__()
+        except CompilerMissing as exc:
+            raise DemoError(
+                f"the demo's keyword scene reads WeCom's conversation archive, and {exc}"
+            ) from None
         settings = Settings.from_env(
             {
                 "SOPFLOW_DATABASE_URL": f"sqlite:///{self.workdir / 'demo.db'}",
@@ -129,6 +141,8 @@ class World:
             self.fake.stop()
         if self.app is not None:
             self.app.dispose()
+        if self.archive is not None:
+            self.archive.__exit__(*exc)
         if os.environ.get("SOPFLOW_OPERATOR_TOKEN") == self.operator_token:
             del os.environ["SOPFLOW_OPERATOR_TOKEN"]
 
@@ -151,6 +165,17 @@ class World:
         if self._scheduler is None:
             self._scheduler = Scheduler(self.app)
         self._scheduler.run_periodic_jobs()
+
+    def pull_archive(self) -> None:
+        """Run the WeCom plugin's archive pull job now, when the archived chat grew
+        since the last pull: what the scheduler's tick does every ten seconds,
+        on the demo's clock (the hours the demo skips hold no new messages)."""
+        if self.archive is None or not self.archive.unpulled:
+            return
+        calls, upto = len(self.archive.fake.calls()), self.archive.fake.last_seq
+        enqueue_job(self.app, ARCHIVE_PULL_JOB, {}, durable=False)
+        if len(self.archive.fake.calls()) > calls:  # it pulled (else not due yet: the next hour)
+            self.archive.pulled_seq = upto
 
     def poll_confirmations(self) -> None:
         """Ask the channel about the touches waiting for staff confirmation."""

@@ -5,8 +5,8 @@ mapped to sopflow's error tree.
   pull stops, the cursor stays, the next run reads the same messages again;
 - **fatal** (``FatalError``): a wrong secret or certificate, the server's IP not on
   the whitelist, a private key missing for a ``publickey_ver`` — retrying cannot
-  help: the account is marked unhealthy and nothing more is pulled until an
-  operator fixes it;
+  help: the account is marked unhealthy and is only probed, on a backoff,
+  until the cause is fixed (``job.probe_delay``);
 - **skippable** (``SkippableError``): one message whose key or body cannot be
   decrypted — it is recorded and passed over; it never blocks the cursor.
 

@@ -8,14 +8,18 @@ events committed with the cursor past them (``pull.pull_archive``).
 What an error does (``errors.CODES``): a retriable one ends this pull and the
 next tick tries again from the same cursor; a fatal one (wrong secret, IP not on
 the whitelist, a missing key version, a bad setting) marks the account's archive
-unhealthy — logged as a warning and shown by ``GET …/archive`` — and the job
-leaves it alone until an operator fixes the cause and runs ``POST …/archive/pull``.
+unhealthy — logged as a warning, shown by ``GET …/archive``, staff told once.
+An unhealthy account is not pulled but **probed** on a backoff (``probe_delay``:
+5 minutes after it turned unhealthy, doubling to an hour): one ``GetChatData``
+of one message from the cursor.  The probe that succeeds marks the account
+healthy again (staff told once more) and the next pulls run on the interval; an
+operator who fixed the cause need not wait: ``POST …/archive/pull`` pulls now.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
@@ -26,7 +30,12 @@ from sopflow_wecom.archive.errors import FinanceSdkError, to_sopflow_error
 from sopflow_wecom.archive.keys import parse_keys
 from sopflow_wecom.archive.native import FinanceSdk
 from sopflow_wecom.archive.pull import ArchivePull, pull_archive
-from sopflow_wecom.archive.settings import DEFAULT_PULL_SECONDS, TICK_SECONDS
+from sopflow_wecom.archive.settings import (
+    DEFAULT_PULL_SECONDS,
+    PROBE_FIRST_SECONDS,
+    PROBE_MAX_SECONDS,
+    TICK_SECONDS,
+)
 from sopflow_wecom.archive.source import FinanceArchiveSource
 from sopflow_wecom.events import CHANNEL
 
@@ -35,6 +44,12 @@ log = logging.getLogger("sopflow_wecom.archive")
 JOB = "wecom.archive.pull"
 #: GetChatData calls per pull: 10,000 messages, then the next tick goes on.
 MAX_BATCHES = 10
+
+
+def probe_delay(failures: int) -> timedelta:
+    """How long after its ``failures``-th failed attempt (0: the one that marked it
+    unhealthy) an unhealthy account is probed: 5, 10, 20, 40 minutes, then hourly."""
+    return timedelta(seconds=min(PROBE_FIRST_SECONDS * 2 ** min(failures, 16), PROBE_MAX_SECONDS))
 
 
 def health_key(account_id: int) -> str:
@@ -86,16 +101,28 @@ def pull_account(
             result = pull_archive(host, account.id, source, limit=limit, max_batches=max_batches)
     except RetriableError as exc:
         log.info("wecom archive pull of account %s will be retried: %s", account.id, exc.internal_message)
-        state.set(
-            health_key(account.id),
-            {**before, "healthy": True, "kind": "retriable", "error": exc.user_message, "last_pull_at": now},
-        )
+        if before.get("healthy") is False:  # a probe that could not tell: still unhealthy, probed later
+            state.set(health_key(account.id), _failed_again(before, host.now(), now))
+        else:
+            state.set(
+                health_key(account.id),
+                {
+                    **before,
+                    "healthy": True,
+                    "kind": "retriable",
+                    "error": exc.user_message,
+                    "last_pull_at": now,
+                },
+            )
         raise
     except (FatalError, ConfigError) as exc:
         log.warning("wecom archive of account %s is unhealthy: %s", account.id, exc.internal_message)
-        told = before.get("staff_told", False)
-        if before.get("healthy") is not False:  # just turned unhealthy: tell staff once
-            told = alert.tell_staff(account, exc.user_message)
+        if before.get("healthy") is False:
+            state.set(
+                health_key(account.id), {**_failed_again(before, host.now(), now), "error": exc.user_message}
+            )
+            raise
+        told = alert.tell_staff(account, alert.alert_text(account, exc.user_message))  # just turned: once
         state.set(
             health_key(account.id),
             {
@@ -104,39 +131,71 @@ def pull_account(
                 "kind": "fatal",
                 "error": exc.user_message,
                 "last_pull_at": now,
+                "unhealthy_since": now,
+                "failed_probes": 0,
+                "next_probe_at": (host.now() + probe_delay(0)).isoformat(),
                 "staff_told": told,
             },
         )
         raise
-    state.set(
-        health_key(account.id),
-        {
-            "healthy": True,
-            "kind": None,
-            "error": None,
-            "last_pull_at": now,
-            "last_pull": attrs.asdict(result),
-        },
-    )
+    mark: dict[str, Any] = {
+        "healthy": True,
+        "kind": None,
+        "error": None,
+        "last_pull_at": now,
+        "last_pull": attrs.asdict(result),
+    }
+    if before.get("healthy") is False:
+        log.warning("wecom archive of account %s is healthy again", account.id)
+        told = alert.tell_staff(account, alert.recovered_text(account))
+        mark |= {"recovered_at": now, "staff_told_recovered": told}
+    elif before.get("recovered_at"):
+        mark |= {k: before[k] for k in ("recovered_at", "staff_told_recovered") if k in before}
+    state.set(health_key(account.id), mark)
     return result
 
 
-def _due(host: Host, account: Any) -> bool:
+def _failed_again(before: dict[str, Any], at: datetime, now: str) -> dict[str, Any]:
+    """The health of an unhealthy account after one more failed attempt: the next
+    probe further off (``probe_delay``)."""
+    failures = int(before.get("failed_probes") or 0) + 1
+    return {
+        **before,
+        "last_pull_at": now,
+        "failed_probes": failures,
+        "next_probe_at": (at + probe_delay(failures)).isoformat(),
+    }
+
+
+def _due(host: Host, account: Any) -> str | None:
+    """``"pull"``, ``"probe"`` (an unhealthy account whose next probe is due) or None."""
     mark = health(host, account.tenant_id, account.id)
-    if mark.get("healthy") is False:
-        return False  # until an operator fixes it: retrying a wrong secret only fills the log
     last = mark.get("last_pull_at")
+    if mark.get("healthy") is False:
+        # Not every tick: retrying a wrong secret only fills the log and WeCom's counters.
+        planned = mark.get("next_probe_at")
+        if planned:
+            at = datetime.fromisoformat(planned)
+        else:  # marked before probes existed
+            at = datetime.fromisoformat(last) + probe_delay(0) if last else host.now()
+        return "probe" if host.now() >= at else None
     interval = float(account.config.get("archive_pull_seconds") or DEFAULT_PULL_SECONDS)
-    return not last or (host.now() - datetime.fromisoformat(last)).total_seconds() >= interval
+    if not last or (host.now() - datetime.fromisoformat(last)).total_seconds() >= interval:
+        return "pull"
+    return None
 
 
 def pull_all(host: Host) -> None:
     """Job ``wecom.archive.pull``: every due account with the archive enabled, each on its own."""
     for account in host.channel_accounts(CHANNEL):
-        if not account.config.get("archive_enabled") or not _due(host, account):
+        due = _due(host, account) if account.config.get("archive_enabled") else None
+        if due is None:
             continue
         try:
-            result = pull_account(host, account)
+            if due == "probe":  # one cheap call: one message from the cursor, kept if it comes
+                result = pull_account(host, account, max_batches=1, limit=1)
+            else:
+                result = pull_account(host, account)
             log.info("wecom archive pull of account %s: %s", account.id, attrs.asdict(result))
         except (RetriableError, FatalError, ConfigError):
             continue  # recorded and logged by pull_account; the other accounts go on

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -54,11 +56,33 @@ class ArchiveKeys:
             ) from None
 
 
+#: Parsed keys by the SHA-256 of their secret.  Loading an RSA key checks it, tens of
+#: milliseconds a key: paid once per key set, not on every pull and probe.  Keyed by
+#: a digest so the cache never holds the secret's text.
+_PARSED: dict[str, ArchiveKeys] = {}
+_PARSED_MAX = 64
+_parsed_lock = threading.Lock()
+
+
 def parse_keys(raw: Any) -> ArchiveKeys:
     """``archive_private_keys`` as ``ArchiveKeys``; a ``ConfigError`` naming the field and
     the version at fault (never the key itself) when it is not usable."""
     if hasattr(raw, "reveal"):
         raw = raw.reveal()
+    digest = hashlib.sha256(str(raw).encode()).hexdigest() if raw else ""
+    with _parsed_lock:
+        cached = _PARSED.get(digest)
+    if cached is not None:
+        return cached
+    keys = _parse(raw)
+    with _parsed_lock:
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.pop(next(iter(_PARSED)))  # the oldest: key sets rarely change
+        _PARSED[digest] = keys
+    return keys
+
+
+def _parse(raw: Any) -> ArchiveKeys:
     if not raw:
         raise ConfigError([(FIELD, f"required for the archive: {_FORMAT}")], subject="WeCom archive")
     try:

@@ -9,6 +9,10 @@ from sopflow_sdk import Setting
 #: (``archive_pull_seconds``) decides whether it is pulled on a tick.
 TICK_SECONDS = 10.0
 DEFAULT_PULL_SECONDS = 60
+#: An unhealthy account is probed this long after it turned unhealthy, the wait
+#: doubling after each failed probe up to ``PROBE_MAX_SECONDS``.
+PROBE_FIRST_SECONDS = 300
+PROBE_MAX_SECONDS = 3600
 
 ARCHIVE_SETTINGS = (
     Setting(
@@ -41,8 +45,8 @@ ARCHIVE_SETTINGS = (
         "archive_alert_staff",
         pattern=r"[A-Za-z0-9_.@-]{1,64}(\|[A-Za-z0-9_.@-]{1,64}){0,99}",
         example="zhangsan|lisi",
-        description="members (userids, '|' between) told by app message when the archive stops; "
-        "needs agent_id",
+        description="members (userids, '|' between) told by app message when the archive stops "
+        "and when it works again; needs agent_id",
     ),
     Setting(
         "archive_secret",

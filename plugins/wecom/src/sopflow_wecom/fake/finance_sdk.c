@@ -2,12 +2,13 @@
  * A test double of WeCom's Finance SDK with the ABI of WeWorkFinanceSdk_C.h.
  *
  * The sopflow binding loads it exactly as it loads Tencent's libWeWorkFinanceSdk_C.so.
- * It answers from files in the directory named by WWFAKE_DIR:
+ * sopflow_wecom.fake.archive compiles it with the system's cc (once, into a cache dir)
+ * and writes the files it answers from, in the directory named by WWFAKE_DIR:
  *
  *   secret            the archive Secret Init must be given (else GetChatData answers
  *                     the server's errcode 40001 in its JSON, as a wrong secret does)
  *   chatdata.jsonl    one GetChatData item per line, ascending seq, each starting {"seq":N,
- *                     (publickey_ver, encrypt_random_key, encrypt_chat_msg made by the tests)
+ *                     (publickey_ver, encrypt_random_key, encrypt_chat_msg made by fake.archive.seal)
  *   init_rc           if present: the return code Init gives (10011 ...)
  *   rc                if present: the return code every GetChatData call gives (10001 ...)
  *   errcode           if present: the server errcode GetChatData's JSON carries (301042 ...)
