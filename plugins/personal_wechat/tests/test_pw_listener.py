@@ -169,3 +169,33 @@ def test_one_worker_process_holds_an_accounts_listener_lease_until_it_lets_go_or
     assert lease(host, tenant_id, account_id, owner="worker-b")  # let go: taken at once
     manual_clock.advance(timedelta(seconds=LEASE_SECONDS + 1))  # worker-b died without renewing
     assert lease(host, tenant_id, account_id, owner="worker-a")
+
+
+def test_a_channel_replaced_by_new_settings_closes_its_gateway_after_the_grace(
+    api: Any, sopflow_app: Any, fake: FakePuppetService, monkeypatch: Any
+) -> None:
+    """A settings change makes a new live channel; the old one's connection is
+    closed once what may still use it is done, not left open for the process's life."""
+    from sopflow.host import PluginHost
+    from sopflow_personal_wechat import accounts
+
+    monkeypatch.setattr(accounts, "STALE_GRACE_SECONDS", 0.01)
+    config = {"adapter": "wechaty", "endpoint": fake.endpoint, "tls": False, "warmup_days": 0}
+    made = api.post(
+        "/api/v1/channel-accounts",
+        json={"channel": "personal_wechat", "name": "s2", "config": config, "secrets": {"token": TOKEN}},
+    )
+    assert made.status_code == 201, made.text
+    host = PluginHost(sopflow_app, "personal_wechat")
+    old = account_channel(host.channel_account(made.json()["id"]), host)
+    closed: list[bool] = []
+    monkeypatch.setattr(old.gateway, "close", lambda: closed.append(True))
+    assert account_channel(host.channel_account(made.json()["id"]), host) is old  # same settings: shared
+    changed = api.patch(
+        f"/api/v1/channel-accounts/{made.json()['id']}", json={"config": {**config, "warmup_days": 1}}
+    )
+    assert changed.status_code == 200, changed.text
+    new = account_channel(host.channel_account(made.json()["id"]), host)
+    assert new is not old
+    _until(lambda: closed == [True], "the replaced gateway to be closed")
+    new.gateway.close()

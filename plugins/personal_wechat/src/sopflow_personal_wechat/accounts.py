@@ -25,6 +25,8 @@ log = logging.getLogger("sopflow_personal_wechat")
 IDLE_SECONDS = 1.0
 
 _live: dict[tuple[int, str], PersonalWeChatChannel] = {}
+#: how long a channel replaced by new settings keeps its gateway connection open
+STALE_GRACE_SECONDS = 60.0
 _guard = threading.Lock()
 
 
@@ -38,10 +40,19 @@ def account_channel(account: ChannelAccountView, host: Host | None = None) -> Pe
         channel = _live.get((account.id, fingerprint))
         if channel is None:
             for stale in [k for k in _live if k[0] == account.id]:
-                del _live[stale]
+                _close_later(_live.pop(stale))
             channel = PersonalWeChatChannel(account.config, account.secrets, pacer=_pacer(account, host))
             _live[account.id, fingerprint] = channel
         return channel
+
+
+def _close_later(channel: PersonalWeChatChannel) -> None:
+    """Close a replaced channel's gateway connection once what may still use it is
+    done: a send in flight ends within its timeout, and the account's listener
+    stops within seconds of a settings change (``listeners``)."""
+    timer = threading.Timer(STALE_GRACE_SECONDS, channel.gateway.close)
+    timer.daemon = True
+    timer.start()
 
 
 def _pacer(account: ChannelAccountView, host: Host | None) -> Pacer | None:
