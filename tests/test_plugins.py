@@ -354,6 +354,7 @@ DEMO_CORE_IMPORTS = {
     "sopflow.engine.delivery.confirmations",
     "sopflow.engine.delivery.dispatch",
     "sopflow.engine.sops.manage",
+    "sopflow.host",
     "sopflow.models",
     "sopflow.settings",
     "sopflow.worker.scheduler",
