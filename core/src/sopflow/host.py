@@ -31,6 +31,7 @@ from sopflow.engine.context import EngineContext
 from sopflow.engine.customers.fields import field_definitions
 from sopflow.engine.customers.identities import staff_by_external_id
 from sopflow.engine.customers.ingest import event_to_dict, ingest
+from sopflow.engine.customers.overview import customer_overview
 from sopflow.engine.customers.records import tags_of
 from sopflow.engine.customers.tenants import authenticate
 from sopflow.engine.customers.transfers import mark_left
@@ -134,6 +135,29 @@ class PluginHost:
                 tuple(IdentityRow(ch, ext, st) for ch, ext, st in rows),
                 c.churned_at is not None,
             )
+
+    def customer_overview(self, tenant_id: int, channel: str, external_id: str) -> dict[str, Any] | None:
+        """The customer holding the identity ``channel``/``external_id`` at a glance:
+        ``customer_id``, ``stages``, ``sops`` and today's ``touches``
+        (``engine.customers.overview``); ``None`` when no customer of the tenant holds
+        it (or the plugin is off for the tenant)."""
+        self._outside_transaction("customer_overview", "a call before the block")
+        with self.app.tx() as s:
+            if not self.app.plugin_enabled(s, tenant_id, self.plugin):
+                return None
+            customer_id = s.scalar(
+                sa.select(ChannelIdentity.customer_id).where(
+                    ChannelIdentity.tenant_id == tenant_id,
+                    ChannelIdentity.channel == channel,
+                    ChannelIdentity.external_id == external_id,
+                )
+            )
+            if customer_id is None:
+                return None
+            return {
+                "customer_id": customer_id,
+                **customer_overview(s, tenant_id, customer_id, self.app.now()),
+            }
 
     def fields(self, tenant_id: int) -> dict[str, Any]:
         """Every customer field of the tenant by key (``key``, ``type``, ``label``,

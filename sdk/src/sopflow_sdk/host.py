@@ -63,6 +63,15 @@ class Host(Protocol):
         """The customer now, or ``None`` when unknown (or the plugin is off for the tenant)."""
         ...
 
+    def customer_overview(self, tenant_id: int, channel: str, external_id: str) -> Mapping[str, Any] | None:
+        """The tenant's customer holding the identity ``channel``/``external_id`` at a
+        glance, for a page beside a chat: ``customer_id``; ``stages`` (pipeline name →
+        stage name); ``sops``, the active enrolments (``enrollment_id``, ``sop_id``,
+        ``sop``, ``enrolled_at``); ``touches`` due by the end of the tenant's day and
+        not yet final (``id``, ``sop``, ``step_index``, ``status``, ``due_at``, overdue
+        ones included).  ``None`` when no customer of the tenant holds the identity."""
+        ...
+
     def ingest(self, tenant_id: int, events: Sequence[IngestEvent]) -> list[dict[str, Any]]: ...
 
     def fields(self, tenant_id: int) -> Mapping[str, FieldView]:

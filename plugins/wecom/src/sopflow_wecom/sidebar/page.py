@@ -1,0 +1,100 @@
+"""The sidebar's HTML: the page WeCom opens (a shell whose script signs the JS-SDK
+and asks which customer's chat is open), the customer's panel loaded into it,
+and the refusal pages.  Every value is escaped; the page runs no inline script
+(its policy refuses it) and loads only its own files and WeCom's JS-SDK."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from html import escape
+from typing import Any
+
+#: WeCom's JS-SDK (document 90514); the page loads it unless ``wx`` is already there
+JSSDK = "https://res.wx.qq.com/open/js/jweixin-1.2.0.js"
+HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+        "script-src 'self' https://res.wx.qq.com; connect-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def _document(title: str, body: str) -> str:
+    return (
+        '<!doctype html><html lang="zh"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)}</title>"
+        '<link rel="stylesheet" href="/console/static/console.css"></head>'
+        f"<body>{body}</body></html>"
+    )
+
+
+def shell(base: str, csrf_token: str) -> str:
+    """The page itself: the customer's panel is filled in by ``sidebar.js``."""
+    body = (
+        f'<main id="sidebar" data-base="{escape(base, quote=True)}" '
+        f'data-jssdk="{escape(JSSDK, quote=True)}" data-csrf="{escape(csrf_token, quote=True)}">'
+        '<p id="status" role="status">Finding the customer of this chat… 正在识别当前客户…</p>'
+        '<section id="panel" aria-live="polite"></section></main>'
+        f'<script src="{escape(base, quote=True)}/sidebar.js"></script>'
+    )
+    return _document("sopflow sidebar", body)
+
+
+def refusal(message: str) -> str:
+    """A page that says why the sidebar will not open, and nothing else."""
+    return _document("sopflow sidebar", f'<main><p class="error" role="alert">{escape(message)}</p></main>')
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def panel(customer: Any, overview: Mapping[str, Any], fields: Mapping[str, Any]) -> str:
+    """The customer's profile, tags, stages, active SOPs and today's touches."""
+    rows = "".join(
+        f'<tr><th scope="row">{escape(getattr(fields.get(key), "label", "") or key)}</th>'
+        f"<td>{escape(_shown(value))}</td></tr>"
+        for key, value in sorted(customer.fields.items())
+    )
+    tags = "".join(f'<li class="tag">{escape(t)}</li>' for t in sorted(customer.tags))
+    stages = "".join(
+        f"<li>{escape(pipeline)}: <strong>{escape(stage)}</strong></li>"
+        for pipeline, stage in overview["stages"].items()
+    )
+    sops = "".join(f"<li>{escape(s['sop'])}</li>" for s in overview["sops"])
+    return (
+        f'<h1 id="customer-name">{escape(customer.display_name or "—")}</h1>'
+        f'<table class="fields"><tbody>{rows}</tbody></table>'
+        f'<h2>Tags 标签</h2><ul id="tags">{tags or "<li>—</li>"}</ul>'
+        f'<h2>Stage 阶段</h2><ul id="stages">{stages or "<li>—</li>"}</ul>'
+        f'<h2>SOPs</h2><ul id="sops">{sops or "<li>—</li>"}</ul>'
+        f"<h2>Today 今日待办</h2>{_touches(overview['touches'])}"
+    )
+
+
+def _touches(touches: Sequence[Mapping[str, Any]]) -> str:
+    if not touches:
+        return '<p id="touches">Nothing due today. 今日无待办。</p>'
+    items = "".join(
+        f'<li data-touch="{int(t["id"])}">{escape(t["sop"])} · step {int(t["step_index"]) + 1} · '
+        f'<time datetime="{escape(t["due_at"], quote=True)}">{escape(_minute(t["due_at"]))}</time>'
+        f' · <span class="status">{escape(t["status"])}</span></li>'
+        for t in touches
+    )
+    return f'<ul id="touches">{items}</ul>'
+
+
+def _minute(iso: str) -> str:
+    """``2026-01-05 09:00`` for an ISO instant (UTC, as the console shows times)."""
+    return iso[:16].replace("T", " ")

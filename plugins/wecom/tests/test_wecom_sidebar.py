@@ -1,0 +1,195 @@
+"""The chat sidebar (侧边栏) in a real headless Chromium, against sopflow over real
+HTTP and the fake WeCom: opened with the OAuth code WeCom redirects with, signed
+with the shared jsapi tickets, it shows the customer whose chat is open — that
+tenant's, followed by that member — with today's touches.  WeCom's JS bridge is a
+test shim injected by the test (never part of the page)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sopflow_sdk.testing import LiveServer
+from sopflow_sdk.testing.browser import Chromium
+from sopflow_sdk.testing.harness import ApiClient, new_tenant
+from sopflow_wecom.fake import FakeWeCom
+from sopflow_wecom.jsapi import js_signature
+from wecom_support import CALLBACK_AES_KEY, CALLBACK_TOKEN, WeComApp
+
+STAFF, OTHER_STAFF = "zhangsan", "lisi"
+
+#: WeCom's JS bridge as the page sees it inside WeCom: records what the page
+#: configured and answers getCurExternalContact with the chat's customer.
+SHIM = """
+window.__wx = {config: null, agentConfig: null};
+window.wx = {
+  config: function (c) { window.__wx.config = c; },
+  ready: function (f) { f(); },
+  error: function () {},
+  agentConfig: function (c) { window.__wx.agentConfig = c; c.success({}); },
+  invoke: function (name, args, cb) {
+    cb({err_msg: name + ":ok", userId: %s});
+  },
+};
+"""
+
+
+@pytest.fixture
+def live(test_client: Any) -> Iterator[str]:
+    with LiveServer(test_client.app) as server:
+        yield server.base_url
+
+
+def _browser(chat_customer: str) -> Chromium:
+    b = Chromium().__enter__()
+    b.call("Page.addScriptToEvaluateOnNewDocument", source=SHIM % json.dumps(chat_customer))
+    return b
+
+
+def _sop(env: WeComApp) -> None:
+    step = {"type": "send", "channel": "wecom", "touchpoint": "private_chat"}
+    definition = {
+        "kind": "new_customer",
+        "target": {"sources": ["qr"]},
+        "steps": [{"delay": "0m", "actions": [{**step, "text": "您好"}]}],
+    }
+    made = env.api.post("/api/v1/sops", json={"name": "新客跟进", "definition": definition})
+    assert made.status_code == 201, made.text
+    assert env.api.post(f"/api/v1/sops/{made.json()['id']}/start").status_code == 200
+
+
+def _customer_id(env: WeComApp, external_userid: str) -> int:
+    [found] = [
+        c
+        for c in env.all("/api/v1/customers?channel=wecom")
+        if any(i["external_id"] == external_userid for i in c.get("identities", []))
+    ] or [None]
+    assert found, f"no customer holds {external_userid}"
+    return int(found["id"])
+
+
+def test_the_sidebar_shows_the_open_chats_customer_to_the_member_who_follows_them(
+    wecom_app: WeComApp, sopflow_app: Any, live: str
+) -> None:
+    env, fake = wecom_app, wecom_app.fake
+    _sop(env)
+    fake.add_staff(OTHER_STAFF)
+    fake.add_customer(STAFF, "wmA", name="王小明", state="qr", welcome=False)
+    cid = _customer_id(env, "wmA")
+    edited = env.api.patch(f"/api/v1/customers/{cid}", json={"tags_add": ["vip"]})
+    assert edited.status_code == 200, edited.text
+    page = f"{live}/plugins/wecom/sidebar/{env.account_id}"
+
+    b = _browser("wmA")
+    try:
+        b.open(f"{page}?code={fake.oauth_code(STAFF)}&state=sidebar#chat")
+        b.wait_for("document.getElementById('sidebar').dataset.state === 'shown'")
+        text = b.text()
+        assert "王小明" in text and "vip" in text and "新客跟进" in text
+        assert "scheduled" in text  # the first step, due now: today's touch
+        # the page was signed for its own address without the fragment, with the shared tickets
+        shown = b.js("JSON.stringify(window.__wx)")
+        configs = json.loads(shown)
+        url = f"{page}?code=" + b.js("new URLSearchParams(location.search).get('code')") + "&state=sidebar"
+        from sopflow.host import PluginHost
+
+        host = PluginHost(sopflow_app, "wecom")
+        tickets = host.state(env.api.tenant_id).items("jsapi.ticket.")
+        corp = next(v["ticket"] for k, v in tickets.items() if k.endswith(".corp"))
+        agent = next(v["ticket"] for k, v in tickets.items() if k.endswith(".agent"))
+        c, a = configs["config"], configs["agentConfig"]
+        assert c["signature"] == js_signature(corp, c["nonceStr"], c["timestamp"], url)
+        assert a["signature"] == js_signature(agent, a["nonceStr"], a["timestamp"], url)
+        assert a["jsApiList"] == ["getCurExternalContact"] and str(a["agentid"]) == "1000002"
+        assert corp not in shown and agent not in shown  # the tickets never reach the page
+        # a reload without the code keeps the session (the cookie); the used code is refused
+        b.open(page)
+        b.wait_for("document.getElementById('sidebar').dataset.state === 'shown'")
+        assert "王小明" in b.text()
+        cookie = b.call("Network.getCookies", urls=[page])["cookies"]
+        [session] = [k for k in cookie if k["name"] == "sopflow_wecom_sidebar"]
+        assert session["httpOnly"] and session["sameSite"] == "Strict"
+        assert b.js("document.cookie") == ""  # no script reads it
+    finally:
+        b.__exit__(None, None, None)
+    assert fake.count("get_jsapi_ticket") == 1 and fake.count("ticket/get") == 1  # cached
+
+
+def test_no_identity_a_used_code_and_another_corps_code_are_refused(wecom_app: WeComApp, live: str) -> None:
+    env, fake = wecom_app, wecom_app.fake
+    fake.add_customer(STAFF, "wmA", welcome=False)
+    page = f"{live}/plugins/wecom/sidebar/{env.account_id}"
+    b = _browser("wmA")
+    try:
+        b.open(page)  # no code, no session
+        assert "Open the sidebar from a customer's chat in WeCom" in b.text()
+        assert b.js("document.getElementById('sidebar')") is None
+        code = fake.oauth_code(STAFF)
+        b.open(f"{page}?code={code}&state=x")
+        b.wait_for("document.getElementById('sidebar')")
+        b2 = _browser("wmA")
+        try:
+            b2.open(f"{page}?code={code}&state=x")  # the same code again (another browser)
+            assert "WeCom did not confirm who you are" in b2.text()
+            with FakeWeCom(clock=fake.clock) as other_corp:
+                other_corp.add_staff(STAFF)
+                b2.open(f"{page}?code={other_corp.oauth_code(STAFF)}&state=x")
+                assert "WeCom did not confirm who you are" in b2.text()
+            b2.open(f"{page}?code={fake.oauth_code('an-outsider')}&state=x")  # WeCom gives an openid
+            assert "not a member of the corp" in b2.text()
+            b2.open(page)
+            assert "Open the sidebar from a customer's chat in WeCom" in b2.text()  # no session made
+        finally:
+            b2.__exit__(None, None, None)
+    finally:
+        b.__exit__(None, None, None)
+
+
+def test_only_the_tenants_customer_whom_the_member_follows_is_shown(
+    wecom_app: WeComApp, sopflow_app: Any, test_client: Any, live: str
+) -> None:
+    env, fake = wecom_app, wecom_app.fake
+    fake.add_staff(STAFF)
+    fake.add_staff(OTHER_STAFF)
+    fake.add_customer(OTHER_STAFF, "wmB", name="只属于李四", welcome=False)
+    # another tenant, on another corp, whose customer the same userid follows
+    other_tenant, key = new_tenant(sopflow_app, "other")
+    other_api = ApiClient(test_client, key, other_tenant)
+    with FakeWeCom(clock=fake.clock) as other_corp:
+        made = other_api.post(
+            "/api/v1/channel-accounts",
+            json={
+                "channel": "wecom",
+                "name": "other",
+                "config": {
+                    "corp_id": other_corp.corp_id,
+                    "agent_id": 1000002,
+                    "base_url": other_corp.base_url,
+                },
+                "secrets": {
+                    "secret": other_corp.secret,
+                    "callback_token": CALLBACK_TOKEN,
+                    "encoding_aes_key": CALLBACK_AES_KEY,
+                },
+            },
+        )
+        assert made.status_code == 201, made.text
+        other_corp.set_callback(
+            f"{live}/plugins/wecom/callback/{made.json()['id']}", CALLBACK_TOKEN, CALLBACK_AES_KEY
+        )
+        other_corp.add_customer(STAFF, "wmX", name="别家客户", welcome=False)
+        assert other_api.get("/api/v1/customers").json()["items"]  # the other tenant has them
+    page = f"{live}/plugins/wecom/sidebar/{env.account_id}"
+    for chat, refusal, hidden in (
+        ("wmB", "You do not follow this customer", "只属于李四"),
+        ("wmX", "This customer is not in sopflow yet", "别家客户"),
+    ):
+        b = _browser(chat)
+        try:
+            b.open(f"{page}?code={fake.oauth_code(STAFF)}&state=x")
+            b.wait_for("document.getElementById('sidebar').dataset.state === 'refused'")
+            assert refusal in b.text() and hidden not in b.text()
+        finally:
+            b.__exit__(None, None, None)
