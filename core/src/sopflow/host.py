@@ -35,10 +35,11 @@ from sopflow.engine.customers.overview import customer_overview
 from sopflow.engine.customers.records import tags_of
 from sopflow.engine.customers.tenants import authenticate
 from sopflow.engine.customers.transfers import mark_left
+from sopflow.engine.delivery.confirmations import poll_confirmations
 from sopflow.engine.delivery.sends import channel_for
 from sopflow.errors import InvalidInput
 from sopflow.logging import get_logger
-from sopflow.models import ChannelAccount, ChannelIdentity, Customer, Event, PendingJob, Staff
+from sopflow.models import ChannelAccount, ChannelIdentity, Customer, Event, PendingJob, Staff, Touch
 from sopflow.outages import BROKER, dependency_of
 from sopflow.pagination import MAX_ID
 from sopflow.plugin_customers import TransactionCustomers, define_fields
@@ -157,6 +158,24 @@ class PluginHost:
             return {
                 "customer_id": customer_id,
                 **customer_overview(s, tenant_id, customer_id, self.app.now()),
+            }
+
+    def confirm_touches(self, tenant_id: int, touch_ids: Sequence[int]) -> dict[int, str]:
+        """Ask the channels now whether these touches awaiting staff (``pending``) were
+        sent, through the engine's confirmation path (``poll_confirmations``: each
+        touch moves once, under its row lock); the tenant's touches among them and
+        their status after."""
+        self._outside_transaction("confirm_touches", "a call after the block")
+        ids = [int(i) for i in touch_ids]
+        with self.app.tx() as s:
+            if not ids or not self.app.plugin_enabled(s, tenant_id, self.plugin):
+                return {}
+            mine = list(s.scalars(sa.select(Touch.id).where(Touch.tenant_id == tenant_id, Touch.id.in_(ids))))
+        if mine:
+            poll_confirmations(self.app, len(mine), only=mine)
+        with self.app.tx() as s:
+            return {
+                i: str(st) for i, st in s.execute(sa.select(Touch.id, Touch.status).where(Touch.id.in_(mine)))
             }
 
     def fields(self, tenant_id: int) -> dict[str, Any]:

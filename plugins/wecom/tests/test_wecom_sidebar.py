@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sopflow_sdk.testing import LiveServer
 from sopflow_sdk.testing.browser import Chromium
 from sopflow_sdk.testing.harness import ApiClient, new_tenant
@@ -193,3 +194,65 @@ def test_only_the_tenants_customer_whom_the_member_follows_is_shown(
             assert refusal in b.text() and hidden not in b.text()
         finally:
             b.__exit__(None, None, None)
+
+
+def _touch(app: Any) -> tuple[str, dict[str, Any]]:
+    from sopflow.models import Touch
+
+    with app.tx() as s:
+        [(status, outcome)] = s.execute(sa.select(Touch.status, Touch.outcome)).all()
+    return status, outcome
+
+
+def test_sent_on_a_mass_send_the_member_sends_from_the_chat_is_recorded_once(
+    wecom_app: WeComApp, sopflow_app: Any, live: str
+) -> None:
+    from sopflow.engine.delivery.dispatch import run_until_idle
+
+    env, fake = wecom_app, wecom_app.fake
+    _sop(env)
+    fake.add_customer(STAFF, "wmA", name="王小明", state="qr", welcome=False)
+    assert run_until_idle(sopflow_app) == 1  # a mass-send task, waiting for zhangsan to send it
+    assert _touch(sopflow_app)[0] == "pending"
+    page = f"{live}/plugins/wecom/sidebar/{env.account_id}"
+    shown = "document.getElementById('sidebar').dataset.state === 'shown'"
+    b = _browser("wmA")
+    try:
+        b.open(f"{page}?code={fake.oauth_code(STAFF)}&state=x")
+        b.wait_for(shown)
+        form = "document.querySelector('#touches form')"
+        tap = b.js(f"JSON.stringify([{form}.action, new URLSearchParams(new FormData({form})).toString()])")
+        # tapped before sending it in WeCom: WeCom's word is that it is not sent; nothing recorded
+        b.click("#touches form button")
+        b.wait_for(shown)
+        assert "WeCom has not seen this message sent yet" in b.text()
+        assert _touch(sopflow_app)[0] == "pending"
+        for msgid in list(fake.tasks):  # the member sends it from the chat
+            fake.confirm(msgid, STAFF)
+        b.click("#touches form button")
+        b.wait_for(shown)
+        assert "Recorded as sent" in b.text()
+        status, outcome = _touch(sopflow_app)
+        assert status == "sent" and outcome["confirmed"] == "sent"
+        polls = fake.count("externalcontact/get_groupmsg_send_result")
+        # a second tap (the same form posted again) and a reload change nothing
+        action, body = json.loads(tap)
+        again = (
+            f"fetch({json.dumps(action)}, {{method: 'POST', credentials: 'same-origin', "
+            f"headers: {{'Content-Type': 'application/x-www-form-urlencoded'}}, body: {json.dumps(body)}}})"
+            ".then(r => { window.__again = r.status; })"
+        )
+        b.js(again)
+        b.wait_for("window.__again")
+        assert b.js("window.__again") == 200  # followed to the page: "recorded"
+        b.open(page)
+        b.wait_for(shown)
+        assert _touch(sopflow_app) == (status, outcome)
+        assert fake.count("externalcontact/get_groupmsg_send_result") == polls  # WeCom not asked again
+        # without the session's CSRF token the tap is refused
+        forged = again.replace("_csrf=", "_csrf=x").replace("window.__again", "window.__forged")
+        b.js(forged)
+        b.wait_for("window.__forged")
+        assert b.js("window.__forged") == 403
+    finally:
+        b.__exit__(None, None, None)

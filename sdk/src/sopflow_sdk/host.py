@@ -72,6 +72,14 @@ class Host(Protocol):
         ones included).  ``None`` when no customer of the tenant holds the identity."""
         ...
 
+    def confirm_touches(self, tenant_id: int, touch_ids: Sequence[int]) -> Mapping[int, str]:
+        """Ask the channels now whether these touches awaiting staff confirmation
+        (``pending``: a WeCom mass send the member sends from the chat) were sent,
+        through the engine's own confirmation path, so each moves once; the
+        tenant's touches among ``touch_ids`` and their status after (still
+        ``pending`` when the channel has not seen the send)."""
+        ...
+
     def ingest(self, tenant_id: int, events: Sequence[IngestEvent]) -> list[dict[str, Any]]: ...
 
     def fields(self, tenant_id: int) -> Mapping[str, FieldView]:

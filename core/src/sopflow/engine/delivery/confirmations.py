@@ -4,6 +4,7 @@ went until it is final."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,14 +19,16 @@ from sopflow.models.touch_status import TouchStatus, check_move
 log = get_logger("sopflow.deliver")
 
 
-def poll_confirmations(ctx: EngineContext, limit: int = 200) -> int:
+def poll_confirmations(ctx: EngineContext, limit: int = 200, only: Collection[int] | None = None) -> int:
     """Touches waiting for staff confirmation (``pending``): ask the channel;
-    returns how many reached a final status.
+    returns how many reached a final status.  ``only``: just these touches (a
+    staff member saying in the WeCom sidebar that they sent it: asked now, not
+    at the next poll).
 
     One transaction reads the pending touches with their step definitions and
     channels; the channel calls happen outside it; each touch that reached a final
     status is then updated under its row lock (``pending`` still)."""
-    rows, channels = _pending(ctx, limit)
+    rows, channels = _pending(ctx, limit, only)
     finals: dict[int, TouchStatus] = {}
     for touch_id, tenant_id, customer_id, step_index, outcome, definition in rows:
         refs = [r for r in outcome.get("results", []) if r.get("provider_ref") and r["status"] == "pending"]
@@ -93,7 +96,9 @@ def _readdress(touch: Touch, now: Any) -> None:
     }
 
 
-def _pending(ctx: EngineContext, limit: int) -> tuple[list[Any], dict[tuple[int, str], Any]]:
+def _pending(
+    ctx: EngineContext, limit: int, only: Collection[int] | None = None
+) -> tuple[list[Any], dict[tuple[int, str], Any]]:
     """The first ``limit`` pending touches (id, tenant, customer, step, outcome,
     definition) and the live channel of each (tenant, channel name) they used
     (None for an account removed since the send: its touches wait)."""
@@ -110,7 +115,9 @@ def _pending(ctx: EngineContext, limit: int) -> tuple[list[Any], dict[tuple[int,
                 )
                 .join(Enrollment, Enrollment.id == Touch.enrollment_id)
                 .join(SopVersion, SopVersion.id == Enrollment.sop_version_id)
-                .where(Touch.status == TouchStatus.PENDING)
+                .where(
+                    Touch.status == TouchStatus.PENDING, *([Touch.id.in_(only)] if only is not None else [])
+                )
                 .order_by(Touch.id)
                 .limit(limit)
             )

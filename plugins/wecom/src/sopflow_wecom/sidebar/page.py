@@ -33,10 +33,19 @@ def _document(title: str, body: str) -> str:
     )
 
 
-def shell(base: str, csrf_token: str) -> str:
+NOTICES = {
+    "sent": "Recorded as sent. 已记录为已发送。",
+    "pending": "WeCom has not seen this message sent yet: send it from the chat, then tap again. "
+    "企业微信尚未确认发送：请先在聊天中发送，再点一次。",
+}
+
+
+def shell(base: str, csrf_token: str, notice: str | None = None) -> str:
     """The page itself: the customer's panel is filled in by ``sidebar.js``."""
+    said = NOTICES.get(notice or "")
     body = (
-        f'<main id="sidebar" data-base="{escape(base, quote=True)}" '
+        (f'<p id="notice" role="status">{escape(said)}</p>' if said else "")
+        + f'<main id="sidebar" data-base="{escape(base, quote=True)}" '
         f'data-jssdk="{escape(JSSDK, quote=True)}" data-csrf="{escape(csrf_token, quote=True)}">'
         '<p id="status" role="status">Finding the customer of this chat… 正在识别当前客户…</p>'
         '<section id="panel" aria-live="polite"></section></main>'
@@ -60,7 +69,9 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
-def panel(customer: Any, overview: Mapping[str, Any], fields: Mapping[str, Any]) -> str:
+def panel(
+    customer: Any, overview: Mapping[str, Any], fields: Mapping[str, Any], form: Mapping[str, str]
+) -> str:
     """The customer's profile, tags, stages, active SOPs and today's touches."""
     rows = "".join(
         f'<tr><th scope="row">{escape(getattr(fields.get(key), "label", "") or key)}</th>'
@@ -79,17 +90,32 @@ def panel(customer: Any, overview: Mapping[str, Any], fields: Mapping[str, Any])
         f'<h2>Tags 标签</h2><ul id="tags">{tags or "<li>—</li>"}</ul>'
         f'<h2>Stage 阶段</h2><ul id="stages">{stages or "<li>—</li>"}</ul>'
         f'<h2>SOPs</h2><ul id="sops">{sops or "<li>—</li>"}</ul>'
-        f"<h2>Today 今日待办</h2>{_touches(overview['touches'])}"
+        f"<h2>Today 今日待办</h2>{_touches(overview['touches'], form)}"
     )
 
 
-def _touches(touches: Sequence[Mapping[str, Any]]) -> str:
+def _sent_button(touch: Mapping[str, Any], form: Mapping[str, str]) -> str:
+    """One tap "sent" for a touch awaiting the member (a mass send sent from the chat)."""
+    if touch["status"] != "pending":
+        return ""
+    hidden = "".join(
+        f'<input type="hidden" name="{escape(k, quote=True)}" value="{escape(v, quote=True)}">'
+        for k, v in (("_csrf", form["csrf"]), ("external_userid", form["external_userid"]))
+    )
+    action = f"{form['base']}/touches/{int(touch['id'])}/sent"
+    return (
+        f' <form method="post" action="{escape(action, quote=True)}" class="inline">{hidden}'
+        '<button type="submit">Sent 已发送</button></form>'
+    )
+
+
+def _touches(touches: Sequence[Mapping[str, Any]], form: Mapping[str, str]) -> str:
     if not touches:
         return '<p id="touches">Nothing due today. 今日无待办。</p>'
     items = "".join(
         f'<li data-touch="{int(t["id"])}">{escape(t["sop"])} · step {int(t["step_index"]) + 1} · '
         f'<time datetime="{escape(t["due_at"], quote=True)}">{escape(_minute(t["due_at"]))}</time>'
-        f' · <span class="status">{escape(t["status"])}</span></li>'
+        f' · <span class="status">{escape(t["status"])}</span>{_sent_button(t, form)}</li>'
         for t in touches
     )
     return f'<ul id="touches">{items}</ul>'

@@ -15,9 +15,10 @@
 from __future__ import annotations
 
 import json
+import logging
 from importlib.resources import files
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from sopflow_sdk import FatalError, Host, InboundRequest, InboundResponse, RouteSpec, SopflowError
 
@@ -28,6 +29,7 @@ from sopflow_wecom.sidebar import page, sessions
 from sopflow_wecom.sidebar.tickets import SharedTickets
 
 BASE = "sidebar/{account_id:int}"
+logger = logging.getLogger(__name__)
 
 
 def _html(status: int, body: str, headers: dict[str, str] | None = None) -> InboundResponse:
@@ -67,7 +69,7 @@ def sidebar_page(request: InboundRequest, host: Host) -> InboundResponse:
         user = sessions.find_user(host, account, request.headers.get("cookie"))
         if user is None:
             return _refused(401, NO_SESSION)
-        return _html(200, page.shell(base, user.csrf_token))
+        return _html(200, page.shell(base, user.csrf_token, request.query.get("notice")))
     channel = account_channel(account)
     try:
         userid = member_from_code(channel.client, code)
@@ -110,20 +112,57 @@ def signed_config(request: InboundRequest, host: Host) -> InboundResponse:
         return _json(503, {"detail": exc.user_message})
 
 
+def _followed(host: Host, account: Any, user: Any, external_userid: str) -> tuple[Any, Any, Any]:
+    """The overview and the customer, or the refusal: only a customer of the account's
+    tenant whom this member follows (WeCom's follow relation, as sopflow holds it)."""
+    overview = external_userid and host.customer_overview(account.tenant_id, CHANNEL, external_userid)
+    customer = overview and host.customer(account.tenant_id, overview["customer_id"])
+    if not customer:
+        return None, None, _refused(404, "This customer is not in sopflow yet. sopflow 中还没有这个客户。")
+    followers = {i.staff_external_id for i in customer.identities if i.channel == CHANNEL}
+    if user.userid not in followers:
+        return None, None, _refused(403, "You do not follow this customer. 你不是该客户的跟进人。")
+    return overview, customer, None
+
+
 def customer_panel(request: InboundRequest, host: Host) -> InboundResponse:
     account = _account(request, host)
     user = account and sessions.find_user(host, account, request.headers.get("cookie"))
     if not user:
         return _refused(401, NO_SESSION)
     external_userid = request.query.get("external_userid", "")
-    overview = external_userid and host.customer_overview(account.tenant_id, CHANNEL, external_userid)
-    customer = overview and host.customer(account.tenant_id, overview["customer_id"])
-    if not customer:
-        return _refused(404, "This customer is not in sopflow yet. sopflow 中还没有这个客户。")
-    followers = {i.staff_external_id for i in customer.identities if i.channel == CHANNEL}
-    if user.userid not in followers:
-        return _refused(403, "You do not follow this customer. 你不是该客户的跟进人。")
-    return _html(200, page.panel(customer, overview, host.fields(account.tenant_id)))
+    overview, customer, refused = _followed(host, account, user, external_userid)
+    if refused:
+        return refused
+    form = {
+        "base": sessions.cookie_path(account.id),
+        "csrf": user.csrf_token,
+        "external_userid": external_userid,
+    }
+    return _html(200, page.panel(customer, overview, host.fields(account.tenant_id), form))
+
+
+def touch_sent(request: InboundRequest, host: Host) -> InboundResponse:
+    """The member tapped "sent" on a touch awaiting them: the engine asks WeCom now
+    (its confirmation path), so the touch moves once, and only on WeCom's word."""
+    account = _account(request, host)
+    user = account and sessions.find_user(host, account, request.headers.get("cookie"))
+    if not user:
+        return _refused(401, NO_SESSION)
+    form = dict(parse_qsl(request.body.decode("utf-8", "replace")))
+    if not sessions.same_token(form.get("_csrf"), user.csrf_token):
+        return _refused(403, "This form is out of date: reload the sidebar. 页面已过期，请刷新侧边栏。")
+    overview, _customer, refused = _followed(host, account, user, form.get("external_userid", ""))
+    if refused:
+        return refused
+    touch_id = int(request.path_params["touch_id"])
+    due = {t["id"]: t["status"] for t in overview["touches"]}
+    # a touch already final (a second tap, a reload) is no longer due: nothing to do
+    status = host.confirm_touches(account.tenant_id, [touch_id]).get(touch_id) if touch_id in due else "sent"
+    logger.info("sidebar_touch_sent", extra={"actor": user.actor, "touch_id": touch_id, "status": status})
+    notice = "pending" if status == "pending" else "sent"
+    location = f"{sessions.cookie_path(account.id)}?notice={notice}"
+    return InboundResponse(303, "", "text/plain", {**page.HEADERS, "Location": location})
 
 
 def script(request: InboundRequest, host: Host) -> InboundResponse:
@@ -150,6 +189,12 @@ def route_specs() -> list[RouteSpec]:
             handler=customer_panel,
             methods=("GET",),
             description="The panel of the customer whose chat is open (sidebar session)",
+        ),
+        RouteSpec(
+            path=f"{BASE}/touches/{{touch_id:int}}/sent",
+            handler=touch_sent,
+            methods=("POST",),
+            description="The member sent a touch awaiting them from the chat (sidebar session, CSRF)",
         ),
         RouteSpec(
             path=f"{BASE}/sidebar.js",
