@@ -256,3 +256,47 @@ def test_sent_on_a_mass_send_the_member_sends_from_the_chat_is_recorded_once(
         assert b.js("window.__forged") == 403
     finally:
         b.__exit__(None, None, None)
+
+
+def test_the_hosts_overview_lists_todays_touches_and_both_calls_keep_to_the_tenant(
+    wecom_app: WeComApp, sopflow_app: Any
+) -> None:
+    from sopflow.engine.delivery.dispatch import run_until_idle
+    from sopflow.host import PluginHost
+
+    env, fake = wecom_app, wecom_app.fake
+    step = {"type": "send", "channel": "wecom", "touchpoint": "private_chat"}
+    definition = {
+        "kind": "new_customer",
+        "target": {"sources": ["qr"]},
+        "steps": [
+            {"delay": "0m", "actions": [{**step, "text": "今天"}]},
+            {"day": 2, "at": "10:00", "actions": [{**step, "text": "后天"}]},
+        ],
+    }
+    made = env.api.post("/api/v1/sops", json={"name": "两步", "definition": definition})
+    assert env.api.post(f"/api/v1/sops/{made.json()['id']}/start").status_code == 200
+    fake.add_customer(STAFF, "wmA", state="qr", welcome=False)
+    host = PluginHost(sopflow_app, "wecom")
+    tenant = env.api.tenant_id
+    overview = host.customer_overview(tenant, "wecom", "wmA")
+    assert [s["sop"] for s in overview["sops"]] == ["两步"]
+    assert [(t["step_index"], t["status"]) for t in overview["touches"]] == [(0, "scheduled")]  # not day 2's
+    other_tenant, _ = new_tenant(sopflow_app, "other")
+    assert host.customer_overview(other_tenant, "wecom", "wmA") is None
+    assert run_until_idle(sopflow_app) == 1
+    [touch] = host.customer_overview(tenant, "wecom", "wmA")["touches"]
+    for msgid in list(fake.tasks):
+        fake.confirm(msgid, STAFF)
+    assert host.confirm_touches(other_tenant, [touch["id"]]) == {}  # not that tenant's touch
+    assert _touch_status(sopflow_app, touch["id"]) == "pending"
+    assert host.confirm_touches(tenant, [touch["id"]]) == {touch["id"]: "sent"}
+    assert host.confirm_touches(tenant, [touch["id"]]) == {touch["id"]: "sent"}  # once
+    assert host.customer_overview(tenant, "wecom", "wmA")["touches"] == []  # nothing left today
+
+
+def _touch_status(app: Any, touch_id: int) -> str:
+    from sopflow.models import Touch
+
+    with app.tx() as s:
+        return str(s.get(Touch, touch_id).status)
