@@ -300,3 +300,13 @@ def _touch_status(app: Any, touch_id: int) -> str:
 
     with app.tx() as s:
         return str(s.get(Touch, touch_id).status)
+
+
+def test_a_tenant_with_the_plugin_off_gets_no_sidebar(wecom_app: WeComApp, anon_api: Any) -> None:
+    env, fake = wecom_app, wecom_app.fake
+    fake.add_staff(STAFF)
+    assert env.api.put("/api/v1/plugins/wecom", json={"enabled": False}).status_code == 200
+    page = f"/plugins/wecom/sidebar/{env.account_id}"
+    opened = anon_api.get(f"{page}?code={fake.oauth_code(STAFF)}&state=x")
+    assert opened.status_code in (403, 404) and "set-cookie" not in opened.headers
+    assert anon_api.get(page).status_code in (401, 404)

@@ -81,7 +81,10 @@ def sidebar_page(request: InboundRequest, host: Host) -> InboundResponse:
         if isinstance(exc, FatalError):  # an outsider's openid, or no code at all
             return _refused(403, "This WeCom sign-in is not a member of the corp. 该身份不是本企业成员。")
         return _refused(502, f"WeCom could not be asked who you are: {exc.user_message}")
-    token, user = sessions.open_session(host, account, userid)
+    try:
+        token, user = sessions.open_session(host, account, userid)
+    except FatalError:  # the plugin is off for the account's tenant
+        return _refused(403, "WeCom is not enabled for this workspace in sopflow. sopflow 未启用企业微信。")
     cookie = sessions.set_cookie(token, account.id, _https(request))
     return _html(200, page.shell(base, user.csrf_token), {"Set-Cookie": cookie})
 

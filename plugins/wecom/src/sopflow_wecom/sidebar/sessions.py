@@ -20,7 +20,7 @@ from http.cookies import SimpleCookie
 from typing import Any
 
 import attrs
-from sopflow_sdk import Host
+from sopflow_sdk import FatalError, Host
 
 COOKIE = "sopflow_wecom_sidebar"
 #: the console's default session length (SOPFLOW_CONSOLE_SESSION_MINUTES)
@@ -78,7 +78,10 @@ def find_user(host: Host, account: Any, cookie_header: str | None) -> SidebarUse
     token = read_cookie(cookie_header)
     if not token:
         return None
-    found = host.state(account.tenant_id).get(_key(token))
+    try:
+        found = host.state(account.tenant_id).get(_key(token))
+    except FatalError:  # the plugin is off for the tenant: no sidebar either
+        return None
     if not isinstance(found, dict) or found.get("account_id") != account.id:
         return None
     if datetime.fromisoformat(found["expires_at"]) <= host.now():
