@@ -40,6 +40,7 @@ from sopflow.engine.delivery.sends import channel_for
 from sopflow.errors import InvalidInput
 from sopflow.logging import get_logger
 from sopflow.models import ChannelAccount, ChannelIdentity, Customer, Event, PendingJob, Staff, Touch
+from sopflow.models.touch_status import TouchStatus
 from sopflow.outages import BROKER, dependency_of
 from sopflow.pagination import MAX_ID
 from sopflow.plugin_customers import TransactionCustomers, define_fields
@@ -160,17 +161,29 @@ class PluginHost:
                 **customer_overview(s, tenant_id, customer_id, self.app.now()),
             }
 
-    def confirm_touches(self, tenant_id: int, touch_ids: Sequence[int]) -> dict[int, str]:
+    def confirm_touches(
+        self, tenant_id: int, touch_ids: Sequence[int], *, tap: str | None = None, staff: str | None = None
+    ) -> dict[int, str]:
         """Ask the channels now whether these touches awaiting staff (``pending``) were
         sent, through the engine's confirmation path (``poll_confirmations``: each
         touch moves once, under its row lock); the tenant's touches among them and
-        their status after."""
+        their status after.  ``tap`` (``"sent"`` or ``"skip"``, by the member
+        ``staff``) is recorded first on each pending touch that has none yet
+        (``outcome.tap``), so a second tap changes nothing."""
         self._outside_transaction("confirm_touches", "a call after the block")
+        if tap not in (None, "sent", "skip"):
+            raise FatalError(f"tap: {tap!r} is not a tap; give 'sent' or 'skip'")
         ids = [int(i) for i in touch_ids]
         with self.app.tx() as s:
             if not ids or not self.app.plugin_enabled(s, tenant_id, self.plugin):
                 return {}
             mine = list(s.scalars(sa.select(Touch.id).where(Touch.tenant_id == tenant_id, Touch.id.in_(ids))))
+            if tap is not None:
+                for touch_id in mine:
+                    touch = s.get(Touch, touch_id, with_for_update=True)
+                    if touch.status == TouchStatus.PENDING and not (touch.outcome or {}).get("tap"):
+                        mark = {"answer": tap, "staff": staff, "at": self.app.now().isoformat()}
+                        touch.outcome = {**(touch.outcome or {}), "tap": mark}
         if mine:
             poll_confirmations(self.app, len(mine), only=mine)
         with self.app.tx() as s:

@@ -72,12 +72,18 @@ class Host(Protocol):
         ones included).  ``None`` when no customer of the tenant holds the identity."""
         ...
 
-    def confirm_touches(self, tenant_id: int, touch_ids: Sequence[int]) -> Mapping[int, str]:
+    def confirm_touches(
+        self, tenant_id: int, touch_ids: Sequence[int], *, tap: str | None = None, staff: str | None = None
+    ) -> Mapping[int, str]:
         """Ask the channels now whether these touches awaiting staff confirmation
-        (``pending``: a WeCom mass send the member sends from the chat) were sent,
-        through the engine's own confirmation path, so each moves once; the
-        tenant's touches among ``touch_ids`` and their status after (still
-        ``pending`` when the channel has not seen the send)."""
+        (``pending``: a WeCom mass send the member sends from the chat, a ``manual``
+        send) were sent, through the engine's own confirmation path, so each moves
+        once; the tenant's touches among ``touch_ids`` and their status after (still
+        ``pending`` when the channel has not seen the send).  ``tap`` is the member
+        ``staff``'s answer, recorded once per touch: ``"sent"`` (a ``manual`` touch
+        is then sent; a WeCom one still waits for WeCom's word) or ``"skip"`` (a
+        send that did not go out is cancelled through the channel's ``cancel`` and
+        the touch ends ``skipped``, reason ``skipped_by_staff``)."""
         ...
 
     def ingest(self, tenant_id: int, events: Sequence[IngestEvent]) -> list[dict[str, Any]]: ...

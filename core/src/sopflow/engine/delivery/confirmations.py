@@ -1,22 +1,30 @@
 """Sends that wait for staff confirmation (a WeCom mass send the staff member
-still has to tap): the touch stays ``pending`` and the channel is asked how it
-went until it is final."""
+still has to tap, a ``manual`` send they make by hand): the touch stays
+``pending`` and the channel is asked how it went until it is final.  A member's
+tap ("sent" / "skip", recorded in ``outcome.tap`` by ``Host.confirm_touches``) is
+read here too: a ``manual`` channel answers from it, and a skip of a send that
+did not go out cancels its tasks and ends the touch ``skipped``."""
 
 from __future__ import annotations
 
 from collections.abc import Collection
+from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
 from sopflow_sdk import SkippableError, SopflowError
 
 from sopflow.engine.context import EngineContext
+from sopflow.engine.delivery.claim import give_back
 from sopflow.engine.delivery.sends import channel_for
 from sopflow.logging import get_logger
-from sopflow.models import Enrollment, SopVersion, Touch
+from sopflow.models import Enrollment, SendQuota, SopVersion, Touch
 from sopflow.models.touch_status import TouchStatus, check_move
 
 log = get_logger("sopflow.deliver")
+
+#: the reason on a touch a staff member chose not to send (the sidebar's "skip")
+SKIPPED_BY_STAFF = "skipped_by_staff"
 
 
 def poll_confirmations(ctx: EngineContext, limit: int = 200, only: Collection[int] | None = None) -> int:
@@ -34,14 +42,21 @@ def poll_confirmations(ctx: EngineContext, limit: int = 200, only: Collection[in
         refs = [r for r in outcome.get("results", []) if r.get("provider_ref") and r["status"] == "pending"]
         if not refs:
             continue
+        tap = (outcome.get("tap") or {}).get("answer")
         try:
             statuses = []
             for ref in refs:
                 name = definition["steps"][step_index]["actions"][ref["action"]]["channel"]
                 if channels[tenant_id, name] is None:
                     raise SkippableError(f"no {name} channel account to poll")
-                result = channels[tenant_id, name].poll(ref["provider_ref"])
+                result = _ask(channels[tenant_id, name], ref["provider_ref"], tap)
                 statuses.append(_recipient_status(result, customer_id))
+            if tap == "skip" and not ({"sent", "failed"} & set(statuses)):
+                # the member skipped it and nothing went out: stop every task, then it is skipped
+                # (a task the channel could not stop leaves the touch pending, asked again)
+                if all(_cancel(channels, tenant_id, definition, step_index, ref) for ref in refs):
+                    finals[touch_id] = TouchStatus.SKIPPED
+                continue
             if outcome.get("readdress") and readdressable(outcome, statuses):
                 for ref in refs:  # not sent: stop the giver's task before the taker's is made
                     name = definition["steps"][step_index]["actions"][ref["action"]]["channel"]
@@ -69,10 +84,41 @@ def poll_confirmations(ctx: EngineContext, limit: int = 200, only: Collection[in
             fresh.status = check_move(fresh.status, final, touch_id)
             if final == TouchStatus.SCHEDULED:
                 _readdress(fresh, ctx.now())
+            elif final == TouchStatus.SKIPPED:
+                _skipped_by_staff(s, fresh, ctx.now())
             else:
                 fresh.outcome = {**fresh.outcome, "confirmed": final, "confirmed_at": ctx.now().isoformat()}
             changed += 1
     return changed
+
+
+def _ask(channel: Any, provider_ref: str, tap: str | None) -> Any:
+    """The channel's answer for one send: a channel whose sends staff make by hand
+    (``manual``) answers from the member's recorded tap; any other asks its provider."""
+    answer = getattr(channel, "answer", None)
+    return answer(provider_ref, tap) if callable(answer) else channel.poll(provider_ref)
+
+
+def _cancel(channels: dict[Any, Any], tenant_id: int, definition: Any, step_index: int, ref: Any) -> bool:
+    name = definition["steps"][step_index]["actions"][ref["action"]]["channel"]
+    return bool(channels[tenant_id, name].cancel(ref["provider_ref"]))
+
+
+def _skipped_by_staff(s: Any, touch: Touch, now: Any) -> None:
+    """The member skipped the touch: nothing went out, so the daily-cap slot it took
+    at the claim is given back, like any other skip's."""
+    outcome = dict(touch.outcome or {})
+    cap_day = outcome.pop("cap_day", None)
+    if cap_day:
+        give_back(
+            s, SendQuota.__table__, {"customer_id": touch.customer_id, "day": date.fromisoformat(cap_day)}
+        )
+    touch.outcome = {
+        **outcome,
+        "confirmed": TouchStatus.SKIPPED.value,
+        "reason": SKIPPED_BY_STAFF,
+        "confirmed_at": now.isoformat(),
+    }
 
 
 def readdressable(outcome: dict[str, Any], statuses: list[str]) -> bool:
