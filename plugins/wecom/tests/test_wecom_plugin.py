@@ -40,6 +40,7 @@ def test_register_routes_and_triggers() -> None:
         "sidebar/{account_id:int}/config": {"GET"},
         "sidebar/{account_id:int}/customer": {"GET"},
         "sidebar/{account_id:int}/touches/{touch_id:int}/sent": {"POST"},
+        "sidebar/{account_id:int}/touches/{touch_id:int}/skip": {"POST"},
         "sidebar/{account_id:int}/sidebar.js": {"GET"},
     }
     assert all(isinstance(t, TriggerSpec) for t in triggers)

@@ -310,3 +310,48 @@ def test_a_tenant_with_the_plugin_off_gets_no_sidebar(wecom_app: WeComApp, anon_
     opened = anon_api.get(f"{page}?code={fake.oauth_code(STAFF)}&state=x")
     assert opened.status_code in (403, 404) and "set-cookie" not in opened.headers
     assert anon_api.get(page).status_code in (401, 404)
+
+
+def test_skip_on_a_mass_send_cancels_it_in_wecom_once_and_records_skipped_by_staff(
+    wecom_app: WeComApp, sopflow_app: Any, live: str
+) -> None:
+    from sopflow.engine.delivery.dispatch import run_until_idle
+
+    env, fake = wecom_app, wecom_app.fake
+    _sop(env)
+    fake.add_customer(STAFF, "wmS", name="王小明", state="qr", welcome=False)
+    assert run_until_idle(sopflow_app) == 1
+    page = f"{live}/plugins/wecom/sidebar/{env.account_id}"
+    shown = "document.getElementById('sidebar').dataset.state === 'shown'"
+    b = _browser("wmS")
+    try:
+        b.open(f"{page}?code={fake.oauth_code(STAFF)}&state=x")
+        b.wait_for(shown)
+        form = "document.querySelector('#touches form[data-tap=skip]')"
+        action, body = json.loads(
+            b.js(f"JSON.stringify([{form}.action, new URLSearchParams(new FormData({form})).toString()])")
+        )
+        b.click("#touches form[data-tap=skip] button")
+        b.wait_for(shown)
+        assert "Skipped: it will not be sent" in b.text()
+        status, outcome = _touch(sopflow_app)
+        assert status == "skipped" and outcome["reason"] == "skipped_by_staff"
+        assert outcome["tap"]["staff"] == f"wecom_sidebar:{env.account_id}:{STAFF}"
+        assert [t.cancelled for t in fake.tasks.values()] == [True]  # the member can no longer send it
+        assert fake.count("externalcontact/cancel_groupmsg_send") == 1
+        assert "#touches form" not in b.js("document.getElementById('sidebar').innerHTML")
+        again = (
+            f"fetch({json.dumps(action)}, {{method: 'POST', credentials: 'same-origin', "
+            f"headers: {{'Content-Type': 'application/x-www-form-urlencoded'}}, body: {json.dumps(body)}}})"
+            ".then(r => { window.__again = r.status; })"
+        )
+        b.js(again)
+        b.wait_for("window.__again")
+        assert _touch(sopflow_app) == (status, outcome)  # a second skip changes nothing
+        assert fake.count("externalcontact/cancel_groupmsg_send") == 1
+        forged = again.replace("_csrf=", "_csrf=x").replace("window.__again", "window.__forged")
+        b.js(forged)
+        b.wait_for("window.__forged")
+        assert b.js("window.__forged") == 403
+    finally:
+        b.__exit__(None, None, None)

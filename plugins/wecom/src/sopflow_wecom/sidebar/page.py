@@ -37,6 +37,9 @@ NOTICES = {
     "sent": "Recorded as sent. 已记录为已发送。",
     "pending": "WeCom has not seen this message sent yet: send it from the chat, then tap again. "
     "企业微信尚未确认发送：请先在聊天中发送，再点一次。",
+    "skipped": "Skipped: it will not be sent. 已跳过，不会发送。",
+    "done": "This touch is already done. 该待办已处理。",
+    "not_skipped": "WeCom could not stop this message: it may already be sent. 企业微信无法撤回该消息。",
 }
 
 
@@ -94,19 +97,23 @@ def panel(
     )
 
 
-def _sent_button(touch: Mapping[str, Any], form: Mapping[str, str]) -> str:
-    """One tap "sent" for a touch awaiting the member (a mass send sent from the chat)."""
+def _tap_buttons(touch: Mapping[str, Any], form: Mapping[str, str]) -> str:
+    """One tap "sent" or "skip" for a touch awaiting the member (a mass send sent
+    from the chat, a manual send)."""
     if touch["status"] != "pending":
         return ""
     hidden = "".join(
         f'<input type="hidden" name="{escape(k, quote=True)}" value="{escape(v, quote=True)}">'
         for k, v in (("_csrf", form["csrf"]), ("external_userid", form["external_userid"]))
     )
-    action = f"{form['base']}/touches/{int(touch['id'])}/sent"
-    return (
-        f' <form method="post" action="{escape(action, quote=True)}" class="inline">{hidden}'
-        '<button type="submit">Sent 已发送</button></form>'
-    )
+    buttons = []
+    for tap, label in (("sent", "Sent 已发送"), ("skip", "Skip 跳过")):
+        action = f"{form['base']}/touches/{int(touch['id'])}/{tap}"
+        buttons.append(
+            f' <form method="post" action="{escape(action, quote=True)}" class="inline" data-tap="{tap}">'
+            f'{hidden}<button type="submit">{label}</button></form>'
+        )
+    return "".join(buttons)
 
 
 def _touches(touches: Sequence[Mapping[str, Any]], form: Mapping[str, str]) -> str:
@@ -115,7 +122,7 @@ def _touches(touches: Sequence[Mapping[str, Any]], form: Mapping[str, str]) -> s
     items = "".join(
         f'<li data-touch="{int(t["id"])}">{escape(t["sop"])} · step {int(t["step_index"]) + 1} · '
         f'<time datetime="{escape(t["due_at"], quote=True)}">{escape(_minute(t["due_at"]))}</time>'
-        f' · <span class="status">{escape(t["status"])}</span>{_sent_button(t, form)}</li>'
+        f' · <span class="status">{escape(t["status"])}</span>{_tap_buttons(t, form)}</li>'
         for t in touches
     )
     return f'<ul id="touches">{items}</ul>'

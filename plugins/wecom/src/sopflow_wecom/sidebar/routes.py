@@ -147,7 +147,18 @@ def customer_panel(request: InboundRequest, host: Host) -> InboundResponse:
 
 def touch_sent(request: InboundRequest, host: Host) -> InboundResponse:
     """The member tapped "sent" on a touch awaiting them: the engine asks WeCom now
-    (its confirmation path), so the touch moves once, and only on WeCom's word."""
+    (its confirmation path), so the touch moves once, and only on WeCom's word (a
+    manual touch: on the member's)."""
+    return _tap(request, host, "sent")
+
+
+def touch_skip(request: InboundRequest, host: Host) -> InboundResponse:
+    """The member tapped "skip": the engine cancels the send (a WeCom mass-send task
+    through the channel's ``cancel``) and ends the touch ``skipped_by_staff``, once."""
+    return _tap(request, host, "skip")
+
+
+def _tap(request: InboundRequest, host: Host, tap: str) -> InboundResponse:
     account = _account(request, host)
     user = account and sessions.find_user(host, account, request.headers.get("cookie"))
     if not user:
@@ -161,9 +172,16 @@ def touch_sent(request: InboundRequest, host: Host) -> InboundResponse:
     touch_id = int(request.path_params["touch_id"])
     due = {t["id"]: t["status"] for t in overview["touches"]}
     # a touch already final (a second tap, a reload) is no longer due: nothing to do
-    status = host.confirm_touches(account.tenant_id, [touch_id]).get(touch_id) if touch_id in due else "sent"
-    logger.info("sidebar_touch_sent", extra={"actor": user.actor, "touch_id": touch_id, "status": status})
-    notice = "pending" if status == "pending" else "sent"
+    status = (
+        host.confirm_touches(account.tenant_id, [touch_id], tap=tap, staff=user.actor).get(touch_id)
+        if touch_id in due
+        else None
+    )
+    logger.info(f"sidebar_touch_{tap}", extra={"actor": user.actor, "touch_id": touch_id, "status": status})
+    if tap == "skip":
+        notice = {None: "done", "skipped": "skipped"}.get(status, "not_skipped")
+    else:
+        notice = "pending" if status == "pending" else "sent"
     location = f"{sessions.cookie_path(account.id)}?notice={notice}"
     return InboundResponse(303, "", "text/plain", {**page.HEADERS, "Location": location})
 
@@ -198,6 +216,12 @@ def route_specs() -> list[RouteSpec]:
             handler=touch_sent,
             methods=("POST",),
             description="The member sent a touch awaiting them from the chat (sidebar session, CSRF)",
+        ),
+        RouteSpec(
+            path=f"{BASE}/touches/{{touch_id:int}}/skip",
+            handler=touch_skip,
+            methods=("POST",),
+            description="The member skipped a touch awaiting them: it is not sent (sidebar session, CSRF)",
         ),
         RouteSpec(
             path=f"{BASE}/sidebar.js",
