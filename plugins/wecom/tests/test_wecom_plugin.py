@@ -38,7 +38,7 @@ def test_register_routes_and_triggers() -> None:
         "accounts/{account_id:int}/transfers": {"GET", "POST"},
         "sidebar/{account_id:int}": {"GET"},
         "sidebar/{account_id:int}/config": {"GET"},
-        "sidebar/{account_id:int}/customer": {"GET"},
+        "sidebar/{account_id:int}/customer": {"GET", "POST"},
         "sidebar/{account_id:int}/touches/{touch_id:int}/sent": {"POST"},
         "sidebar/{account_id:int}/touches/{touch_id:int}/skip": {"POST"},
         "sidebar/{account_id:int}/sidebar.js": {"GET"},

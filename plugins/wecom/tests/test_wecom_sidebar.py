@@ -355,3 +355,51 @@ def test_skip_on_a_mass_send_cancels_it_in_wecom_once_and_records_skipped_by_sta
         assert b.js("window.__forged") == 403
     finally:
         b.__exit__(None, None, None)
+
+
+def _events(app: Any, customer_id: int) -> list[Any]:
+    from sopflow.models import Event
+
+    with app.tx() as s:
+        q = sa.select(Event.source, Event.payload).where(
+            Event.customer_id == customer_id, Event.type == "customer.updated"
+        )
+        return [tuple(r) for r in s.execute(q.order_by(Event.id))]
+
+
+def test_the_member_edits_fields_and_tags_audited_and_a_bad_value_changes_nothing(
+    wecom_app: WeComApp, sopflow_app: Any, live: str
+) -> None:
+    env, fake = wecom_app, wecom_app.fake
+    made = env.api.post("/api/v1/fields", json={"key": "budget", "type": "number", "label": "Budget 预算"})
+    assert made.status_code == 201, made.text
+    fake.add_customer(STAFF, "wmE", name="王小明", state="qr", welcome=False)
+    cid = _customer_id(env, "wmE")
+    page = f"{live}/plugins/wecom/sidebar/{env.account_id}"
+    shown = "document.getElementById('sidebar').dataset.state === 'shown'"
+    typing = "document.querySelector('#edit [name=\"{}\"]').value = {};"
+    b = _browser("wmE")
+    try:
+        b.open(f"{page}?code={fake.oauth_code(STAFF)}&state=x")
+        b.wait_for(shown)
+        before = _events(sopflow_app, cid)  # the customer's arrival from WeCom
+        b.js(typing.format("field.budget", json.dumps("1200")) + typing.format("tags", json.dumps("vip, 热")))
+        b.click("#edit button")
+        b.wait_for(shown)
+        assert "Saved" in b.text() and "1200" in b.text() and "热" in b.text()
+        after = env.api.get(f"/api/v1/customers/{cid}").json()
+        assert after["fields"]["budget"] == 1200 and sorted(after["tags"]) == ["vip", "热"]
+        [(source, payload)] = _events(sopflow_app, cid)[len(before) :]
+        assert source == "wecom" and payload["actor"] == f"wecom_sidebar:{env.account_id}:{STAFF}"
+        assert payload["changed"] == ["fields", "tags_add"] and sorted(payload["tags_added"]) == ["vip", "热"]
+
+        # a value that is not a number: the field's error, what was typed kept, nothing changed
+        b.js(typing.format("field.budget", json.dumps("lots")) + typing.format("tags", json.dumps("")))
+        b.click("#edit button")
+        b.wait_for("document.getElementById('error-field.budget') !== null")
+        assert "budget" in b.js("document.getElementById('error-field.budget').textContent")
+        assert b.js("document.querySelector('#edit [name=\"field.budget\"]').value") == "lots"
+        assert env.api.get(f"/api/v1/customers/{cid}").json() == after
+        assert len(_events(sopflow_app, cid)) == len(before) + 1
+    finally:
+        b.__exit__(None, None, None)

@@ -86,6 +86,26 @@ class Host(Protocol):
         the touch ends ``skipped``, reason ``skipped_by_staff``)."""
         ...
 
+    def edit_customer(
+        self,
+        tenant_id: int,
+        channel: str,
+        external_id: str,
+        fields: Mapping[str, str],
+        add_tags: Sequence[str] = (),
+        remove_tags: Sequence[str] = (),
+        *,
+        staff: str,
+    ) -> Mapping[str, str]:
+        """Edit the tenant's customer holding ``channel``/``external_id`` as the
+        console does: ``fields`` maps a field's key to its typed text (a number's
+        digits, ``true``/``false``, a multi-choice's comma-separated choices, empty
+        to clear), validated as the API validates, audited as a ``customer.updated``
+        event whose actor is ``staff``.  Returns the problems by field (``tags`` for
+        a tag), each naming the fix; with any problem nothing is changed; ``{}``
+        when saved."""
+        ...
+
     def ingest(self, tenant_id: int, events: Sequence[IngestEvent]) -> list[dict[str, Any]]: ...
 
     def fields(self, tenant_id: int) -> Mapping[str, FieldView]:

@@ -38,6 +38,7 @@ NOTICES = {
     "pending": "WeCom has not seen this message sent yet: send it from the chat, then tap again. "
     "企业微信尚未确认发送：请先在聊天中发送，再点一次。",
     "skipped": "Skipped: it will not be sent. 已跳过，不会发送。",
+    "saved": "Saved. 已保存。",
     "done": "This touch is already done. 该待办已处理。",
     "not_skipped": "WeCom could not stop this message: it may already be sent. 企业微信无法撤回该消息。",
 }
@@ -73,9 +74,15 @@ def _shown(value: Any) -> str:
 
 
 def panel(
-    customer: Any, overview: Mapping[str, Any], fields: Mapping[str, Any], form: Mapping[str, str]
+    customer: Any,
+    overview: Mapping[str, Any],
+    fields: Mapping[str, Any],
+    form: Mapping[str, str],
+    errors: Mapping[str, str] | None = None,
+    typed: Mapping[str, str] | None = None,
 ) -> str:
-    """The customer's profile, tags, stages, active SOPs and today's touches."""
+    """The customer's profile, tags, stages, active SOPs, today's touches and the
+    edit form (with each field's problem and the text typed, after a refused save)."""
     rows = "".join(
         f'<tr><th scope="row">{escape(getattr(fields.get(key), "label", "") or key)}</th>'
         f"<td>{escape(_shown(value))}</td></tr>"
@@ -94,6 +101,60 @@ def panel(
         f'<h2>Stage 阶段</h2><ul id="stages">{stages or "<li>—</li>"}</ul>'
         f'<h2>SOPs</h2><ul id="sops">{sops or "<li>—</li>"}</ul>'
         f"<h2>Today 今日待办</h2>{_touches(overview['touches'], form)}"
+        f"{_edit_form(customer, fields, form, errors or {}, typed)}"
+    )
+
+
+def edited(body: str) -> str:
+    """A refused save: the panel again, with the problems, outside the shell (no
+    script needed to show it; its forms post as before)."""
+    return _document(
+        "sopflow sidebar",
+        f'<main id="sidebar" data-state="shown"><section id="panel">{body}</section></main>',
+    )
+
+
+def _hidden(form: Mapping[str, str]) -> str:
+    return "".join(
+        f'<input type="hidden" name="{escape(k, quote=True)}" value="{escape(v, quote=True)}">'
+        for k, v in (("_csrf", form["csrf"]), ("external_userid", form["external_userid"]))
+    )
+
+
+def _edit_form(
+    customer: Any,
+    fields: Mapping[str, Any],
+    form: Mapping[str, str],
+    errors: Mapping[str, str],
+    typed: Mapping[str, str] | None,
+) -> str:
+    """The customer's own fields (a plugin's read-only ones are shown above only) and
+    tags as text, as the console edits them; the engine checks what is typed."""
+
+    def row(name: str, label: str, value: str, problem: str | None) -> str:
+        shown = typed[name] if typed is not None and name in typed else value
+        error = (
+            f'<span class="error" role="alert" id="error-{escape(name, quote=True)}">{escape(problem)}</span>'
+            if problem
+            else ""
+        )
+        return (
+            f'<label>{escape(label)} <input name="{escape(name, quote=True)}" '
+            f'value="{escape(shown, quote=True)}"></label>{error}'
+        )
+
+    rows = "".join(
+        row(f"field.{key}", d.label or key, _shown(customer.fields.get(key)), errors.get(key))
+        for key, d in sorted(fields.items())
+        if not d.read_only
+    )
+    rows += row("tags", "Tags 标签", ", ".join(sorted(customer.tags)), errors.get("tags"))
+    others = [m for k, m in errors.items() if k != "tags" and k not in fields]
+    summary = "".join(f'<p class="error" role="alert">{escape(m)}</p>' for m in others)
+    action = f"{form['base']}/customer"
+    return (
+        f'<h2>Edit 编辑</h2>{summary}<form id="edit" method="post" action="{escape(action, quote=True)}">'
+        f'{_hidden(form)}{rows}<button type="submit">Save 保存</button></form>'
     )
 
 

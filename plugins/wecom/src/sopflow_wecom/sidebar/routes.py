@@ -9,6 +9,8 @@
   shares (``tickets.SharedTickets``);
 - ``GET …/customer?external_userid=`` the panel of the customer whose chat is
   open: only a customer of the account's tenant whom this member follows;
+  ``POST …/customer`` its edit form (fields and tags, through ``Host.edit_customer``);
+- ``POST …/touches/{id}/sent`` and ``…/skip``: the member's tap on a touch awaiting them;
 - ``GET …/sidebar.js`` the page's script.
 """
 
@@ -128,6 +130,10 @@ def _followed(host: Host, account: Any, user: Any, external_userid: str) -> tupl
     return overview, customer, None
 
 
+def customer(request: InboundRequest, host: Host) -> InboundResponse:
+    return customer_save(request, host) if request.method == "POST" else customer_panel(request, host)
+
+
 def customer_panel(request: InboundRequest, host: Host) -> InboundResponse:
     account = _account(request, host)
     user = account and sessions.find_user(host, account, request.headers.get("cookie"))
@@ -143,6 +149,41 @@ def customer_panel(request: InboundRequest, host: Host) -> InboundResponse:
         "external_userid": external_userid,
     }
     return _html(200, page.panel(customer, overview, host.fields(account.tenant_id), form))
+
+
+def customer_save(request: InboundRequest, host: Host) -> InboundResponse:
+    """The member saved the edit form: the fields' text and the tags typed go to
+    ``Host.edit_customer`` (validated and audited as the console's edits, the member
+    the actor); a problem shows the panel again with it, nothing changed."""
+    account = _account(request, host)
+    user = account and sessions.find_user(host, account, request.headers.get("cookie"))
+    if not user:
+        return _refused(401, NO_SESSION)
+    form = dict(parse_qsl(request.body.decode("utf-8", "replace"), keep_blank_values=True))
+    if not sessions.same_token(form.get("_csrf"), user.csrf_token):
+        return _refused(403, "This form is out of date: reload the sidebar. 页面已过期，请刷新侧边栏。")
+    external_userid = form.get("external_userid", "")
+    overview, customer, refused = _followed(host, account, user, external_userid)
+    if refused:
+        return refused
+    fields = {k.removeprefix("field."): v for k, v in form.items() if k.startswith("field.")}
+    wanted = [t.strip() for t in form.get("tags", "").split(",") if t.strip()]
+    add = [t for t in wanted if t not in customer.tags]
+    remove = [t for t in customer.tags if t not in wanted] if "tags" in form else []
+    problems = host.edit_customer(
+        account.tenant_id, CHANNEL, external_userid, fields, add, remove, staff=user.actor
+    )
+    if problems:
+        base = {
+            "base": sessions.cookie_path(account.id),
+            "csrf": user.csrf_token,
+            "external_userid": external_userid,
+        }
+        body = page.panel(customer, overview, host.fields(account.tenant_id), base, problems, form)
+        return _html(422, page.edited(body))
+    logger.info("sidebar_customer_saved", extra={"actor": user.actor, "customer_id": customer.id})
+    location = f"{sessions.cookie_path(account.id)}?notice=saved"
+    return InboundResponse(303, "", "text/plain", {**page.HEADERS, "Location": location})
 
 
 def touch_sent(request: InboundRequest, host: Host) -> InboundResponse:
@@ -207,9 +248,10 @@ def route_specs() -> list[RouteSpec]:
         ),
         RouteSpec(
             path=f"{BASE}/customer",
-            handler=customer_panel,
-            methods=("GET",),
-            description="The panel of the customer whose chat is open (sidebar session)",
+            handler=customer,
+            methods=("GET", "POST"),
+            description="The panel of the customer whose chat is open (sidebar session); "
+            "POST saves its fields and tags, audited (CSRF)",
         ),
         RouteSpec(
             path=f"{BASE}/touches/{{touch_id:int}}/sent",
