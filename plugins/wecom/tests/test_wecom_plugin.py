@@ -41,6 +41,7 @@ def test_register_routes_and_triggers() -> None:
         "sidebar/{account_id:int}/customer": {"GET", "POST"},
         "sidebar/{account_id:int}/touches/{touch_id:int}/sent": {"POST"},
         "sidebar/{account_id:int}/touches/{touch_id:int}/skip": {"POST"},
+        "sidebar/{account_id:int}/sign-out": {"POST"},
         "sidebar/{account_id:int}/sidebar.js": {"GET"},
     }
     assert all(isinstance(t, TriggerSpec) for t in triggers)

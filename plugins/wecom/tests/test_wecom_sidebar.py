@@ -403,3 +403,58 @@ def test_the_member_edits_fields_and_tags_audited_and_a_bad_value_changes_nothin
         assert len(_events(sopflow_app, cid)) == len(before) + 1
     finally:
         b.__exit__(None, None, None)
+
+
+def _sessions(app: Any, tenant_id: int) -> dict[str, Any]:
+    from sopflow.host import PluginHost
+
+    return PluginHost(app, "wecom").state(tenant_id).items("sidebar.session.")
+
+
+def test_sign_out_deletes_the_session_once_csrf_checked_and_expired_sessions_are_pruned(
+    wecom_app: WeComApp, sopflow_app: Any, manual_clock: Any, live: str
+) -> None:
+    from datetime import timedelta
+
+    env, fake = wecom_app, wecom_app.fake
+    fake.add_staff(OTHER_STAFF)
+    fake.add_customer(STAFF, "wmO", name="王小明", state="qr", welcome=False)
+    page = f"{live}/plugins/wecom/sidebar/{env.account_id}"
+    shown = "document.getElementById('sidebar').dataset.state === 'shown'"
+    tenant = env.api.tenant_id
+    # lisi's session from yesterday has expired: it goes at the next sign-in or sign-out
+    stale = _browser("wmO")
+    try:
+        stale.open(f"{page}?code={fake.oauth_code(OTHER_STAFF)}&state=x")
+    finally:
+        stale.__exit__(None, None, None)
+    assert len(_sessions(sopflow_app, tenant)) == 1
+    manual_clock.advance(timedelta(hours=9))
+    b = _browser("wmO")
+    try:
+        b.open(f"{page}?code={fake.oauth_code(STAFF)}&state=x")
+        b.wait_for(shown)
+        [live_session] = _sessions(sopflow_app, tenant).values()  # the expired one was pruned
+        assert live_session["userid"] == STAFF
+        # a sign-out without the session's CSRF token is refused and keeps the session
+        forged = (
+            f"fetch({json.dumps(page + '/sign-out')}, {{method: 'POST', credentials: 'same-origin', "
+            "headers: {'Content-Type': 'application/x-www-form-urlencoded'}, body: '_csrf=forged'})"
+            ".then(r => { window.__forged = r.status; })"
+        )
+        b.js(forged)
+        b.wait_for("window.__forged")
+        assert b.js("window.__forged") == 403 and len(_sessions(sopflow_app, tenant)) == 1
+        b.click("#sign-out button")
+        b.wait_for("document.getElementById('signed-out') !== null")
+        assert "Signed out" in b.text()
+        assert _sessions(sopflow_app, tenant) == {}
+        assert not [
+            k
+            for k in b.call("Network.getCookies", urls=[page])["cookies"]
+            if k["name"] == "sopflow_wecom_sidebar"
+        ]
+        b.open(page)  # no session any more
+        assert "your session has ended" in b.text()
+    finally:
+        b.__exit__(None, None, None)

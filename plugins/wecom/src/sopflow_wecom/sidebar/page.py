@@ -52,10 +52,21 @@ def shell(base: str, csrf_token: str, notice: str | None = None) -> str:
         + f'<main id="sidebar" data-base="{escape(base, quote=True)}" '
         f'data-jssdk="{escape(JSSDK, quote=True)}" data-csrf="{escape(csrf_token, quote=True)}">'
         '<p id="status" role="status">Finding the customer of this chat… 正在识别当前客户…</p>'
-        '<section id="panel" aria-live="polite"></section></main>'
+        '<section id="panel" aria-live="polite"></section>'
+        f'<form id="sign-out" method="post" action="{escape(base, quote=True)}/sign-out">'
+        f'<input type="hidden" name="_csrf" value="{escape(csrf_token, quote=True)}">'
+        '<button type="submit">Sign out 退出</button></form></main>'
         f'<script src="{escape(base, quote=True)}/sidebar.js"></script>'
     )
     return _document("sopflow sidebar", body)
+
+
+def signed_out() -> str:
+    return _document(
+        "sopflow sidebar",
+        '<main><p id="signed-out" role="status">Signed out. Reopen the sidebar from a chat to sign in again. '
+        "已退出，请从客户聊天中重新打开侧边栏。</p></main>",
+    )
 
 
 def refusal(message: str) -> str:

@@ -11,6 +11,7 @@
   open: only a customer of the account's tenant whom this member follows;
   ``POST …/customer`` its edit form (fields and tags, through ``Host.edit_customer``);
 - ``POST …/touches/{id}/sent`` and ``…/skip``: the member's tap on a touch awaiting them;
+- ``POST …/sign-out`` (CSRF) deletes the session and clears its cookie;
 - ``GET …/sidebar.js`` the page's script.
 """
 
@@ -227,6 +228,21 @@ def _tap(request: InboundRequest, host: Host, tap: str) -> InboundResponse:
     return InboundResponse(303, "", "text/plain", {**page.HEADERS, "Location": location})
 
 
+def sign_out(request: InboundRequest, host: Host) -> InboundResponse:
+    """Sign out (POST, CSRF): the session is deleted and the cookie cleared."""
+    account = _account(request, host)
+    user = account and sessions.find_user(host, account, request.headers.get("cookie"))
+    if not user:
+        return _refused(401, NO_SESSION)
+    form = dict(parse_qsl(request.body.decode("utf-8", "replace")))
+    if not sessions.same_token(form.get("_csrf"), user.csrf_token):
+        return _refused(403, "This form is out of date: reload the sidebar. 页面已过期，请刷新侧边栏。")
+    sessions.close_session(host, account, request.headers.get("cookie"))
+    logger.info("sidebar_signed_out", extra={"actor": user.actor})
+    cookie = sessions.clear_cookie(account.id, _https(request))
+    return _html(200, page.signed_out(), {"Set-Cookie": cookie})
+
+
 def script(request: InboundRequest, host: Host) -> InboundResponse:
     body = (files("sopflow_wecom.sidebar") / "static" / "sidebar.js").read_text(encoding="utf-8")
     return InboundResponse(200, body, "text/javascript; charset=utf-8", {"Cache-Control": "no-cache"})
@@ -264,6 +280,12 @@ def route_specs() -> list[RouteSpec]:
             handler=touch_skip,
             methods=("POST",),
             description="The member skipped a touch awaiting them: it is not sent (sidebar session, CSRF)",
+        ),
+        RouteSpec(
+            path=f"{BASE}/sign-out",
+            handler=sign_out,
+            methods=("POST",),
+            description="Sign out of the sidebar: the session is deleted (sidebar session, CSRF)",
         ),
         RouteSpec(
             path=f"{BASE}/sidebar.js",

@@ -51,14 +51,19 @@ def cookie_path(account_id: int) -> str:
     return f"/plugins/wecom/sidebar/{account_id}"
 
 
-def open_session(host: Host, account: Any, userid: str) -> tuple[str, SidebarUser]:
-    """A new session for ``userid`` on ``account``: the token for the cookie and the user.
-    Expired sessions of the tenant are dropped on the way, so the state stays small."""
-    now = host.now()
-    state = host.state(account.tenant_id)
+def _prune(state: Any, now: datetime) -> None:
+    """Drop the tenant's expired sessions, so the state stays small."""
     for key, value in state.items(PREFIX).items():
         if datetime.fromisoformat(value["expires_at"]) <= now:
             state.delete(key)
+
+
+def open_session(host: Host, account: Any, userid: str) -> tuple[str, SidebarUser]:
+    """A new session for ``userid`` on ``account``: the token for the cookie and the user.
+    Expired sessions of the tenant are dropped on the way."""
+    now = host.now()
+    state = host.state(account.tenant_id)
+    _prune(state, now)
     token = secrets.token_urlsafe(32)
     user = SidebarUser(account.tenant_id, account.id, userid, secrets.token_urlsafe(32))
     state.set(
@@ -71,6 +76,21 @@ def open_session(host: Host, account: Any, userid: str) -> tuple[str, SidebarUse
         },
     )
     return token, user
+
+
+def close_session(host: Host, account: Any, cookie_header: str | None) -> bool:
+    """Sign out: the session the cookie stands for is deleted (and the tenant's
+    expired ones with it); ``True`` when there was one."""
+    token = read_cookie(cookie_header)
+    state = host.state(account.tenant_id)
+    _prune(state, host.now())
+    return bool(token) and state.delete(_key(token))
+
+
+def clear_cookie(account_id: int, https: bool) -> str:
+    """The ``Set-Cookie`` value that makes the browser forget the session."""
+    flags = f"Path={cookie_path(account_id)}; Max-Age=0; HttpOnly; SameSite=Strict"
+    return f"{COOKIE}=; {flags}" + ("; Secure" if https else "")
 
 
 def find_user(host: Host, account: Any, cookie_header: str | None) -> SidebarUser | None:
