@@ -458,3 +458,36 @@ def test_sign_out_deletes_the_session_once_csrf_checked_and_expired_sessions_are
         assert "your session has ended" in b.text()
     finally:
         b.__exit__(None, None, None)
+
+
+def test_sent_on_a_manual_touch_is_the_members_word_and_wecom_is_not_asked(
+    wecom_app: WeComApp, sopflow_app: Any, live: str
+) -> None:
+    from sopflow.engine.delivery.dispatch import run_until_idle
+
+    env, fake = wecom_app, wecom_app.fake
+    definition = {
+        "kind": "new_customer",
+        "target": {"sources": ["qr"]},
+        "steps": [
+            {"delay": "0m", "actions": [{"type": "send", "channel": "manual", "text": "call them: 回访电话"}]}
+        ],
+    }
+    made = env.api.post("/api/v1/sops", json={"name": "回访", "definition": definition})
+    assert made.status_code == 201, made.text
+    assert env.api.post(f"/api/v1/sops/{made.json()['id']}/start").status_code == 200
+    fake.add_customer(STAFF, "wmM", name="王小明", state="qr", welcome=False)
+    assert run_until_idle(sopflow_app) == 1
+    assert _touch(sopflow_app)[0] == "pending" and not fake.tasks  # nothing went to WeCom
+    b = _browser("wmM")
+    try:
+        b.open(f"{live}/plugins/wecom/sidebar/{env.account_id}?code={fake.oauth_code(STAFF)}&state=x")
+        b.wait_for("document.getElementById('sidebar').dataset.state === 'shown'")
+        b.click("#touches form[data-tap=sent] button")
+        b.wait_for("document.getElementById('sidebar').dataset.state === 'shown'")
+        assert "Recorded as sent" in b.text()
+        status, outcome = _touch(sopflow_app)
+        assert status == "sent" and outcome["tap"]["staff"] == f"wecom_sidebar:{env.account_id}:{STAFF}"
+        assert fake.count("externalcontact/get_groupmsg_send_result") == 0
+    finally:
+        b.__exit__(None, None, None)

@@ -54,7 +54,7 @@ class ManualChannel(Channel):
     """A send a staff member makes by hand (from their phone, in person): the send
     calls nobody and returns ``pending``; the touch waits until the member taps
     "sent" or "skip" (the WeCom sidebar, ``Host.confirm_touches``), and the
-    confirmation poll answers from that tap (``answer``), never from a provider."""
+    confirmation poll answers from that tap (``answer_from_tap``), never from a provider."""
 
     name = "manual"
     capabilities: ClassVar[Capabilities] = Capabilities(
@@ -79,9 +79,9 @@ class ManualChannel(Channel):
 
     def poll(self, provider_ref: str) -> Mapping[str, str]:
         """Without a tap nobody has said it went out: still pending."""
-        return self.answer(provider_ref, None)
+        return self.answer_from_tap(provider_ref, None)
 
-    def answer(self, provider_ref: str, tap: str | None) -> Mapping[str, str]:
+    def answer_from_tap(self, provider_ref: str, tap: str | None) -> Mapping[str, str]:
         """The member's recorded tap as the poll's answer: "sent" is sent; "skip"
         (and no tap yet) leaves it pending, and core then cancels it (``cancel``)."""
         return {provider_ref: "sent" if tap == "sent" else "pending"}

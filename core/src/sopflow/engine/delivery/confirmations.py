@@ -94,8 +94,9 @@ def poll_confirmations(ctx: EngineContext, limit: int = 200, only: Collection[in
 
 def _ask(channel: Any, provider_ref: str, tap: str | None) -> Any:
     """The channel's answer for one send: a channel whose sends staff make by hand
-    (``manual``) answers from the member's recorded tap; any other asks its provider."""
-    answer = getattr(channel, "answer", None)
+    (``manual``, with ``answer_from_tap``) answers from the member's recorded tap;
+    any other asks its provider."""
+    answer = getattr(channel, "answer_from_tap", None)
     return answer(provider_ref, tap) if callable(answer) else channel.poll(provider_ref)
 
 
