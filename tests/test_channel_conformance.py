@@ -1,4 +1,4 @@
-"""The channel conformance suite, run against core's ``log`` channel, and the
+"""The channel conformance suite, run against core's ``log`` and ``manual`` channels, and the
 suite's own tests: each check fails on a channel that breaks its rule."""
 
 from __future__ import annotations
@@ -47,6 +47,24 @@ class TestLogChannel(ChannelConformance):
     @pytest.fixture
     def unaddressable_message(self) -> None:
         return None  # a log records every message, addressed or not
+
+
+class TestManualChannel(ChannelConformance):
+    @pytest.fixture
+    def channel_spec(self) -> ChannelSpec:
+        return registered_channels(default_channels)["manual"]
+
+    @pytest.fixture
+    def channel_secrets(self) -> Mapping[str, Any]:
+        return {"token": "manual-channel-ignores-this-secret"}
+
+    @pytest.fixture
+    def deliveries(self, channel: Any) -> Any:
+        return lambda: channel.sent  # what staff were asked to send by hand
+
+    @pytest.fixture
+    def unaddressable_message(self) -> None:
+        return None  # the member knows whom to reach: any message is theirs to send
 
 
 # -- the suite catches what it checks ---------------------------------------------------------------

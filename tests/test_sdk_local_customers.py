@@ -51,3 +51,12 @@ def test_a_failing_block_undoes_its_links_and_unlinks() -> None:
     assert local.state(1).get("cursor") is None
     with local.transaction(1) as tx:  # and the next block sees the restored links
         assert tx.unlink_identity(CRM) == ann
+
+
+def test_add_stores_only_an_absent_key_like_core() -> None:
+    local = LocalState()
+    state = local.state(1)
+    assert state.add("log", {"n": 1}) is True
+    assert state.add("log", {"n": 2}) is False  # the first value stays
+    assert state.get("log") == {"n": 1}
+    assert local.state(2).add("log", []) is True  # another tenant's key

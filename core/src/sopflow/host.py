@@ -28,16 +28,21 @@ from sopflow_sdk import (
 )
 
 from sopflow.engine.context import EngineContext
+from sopflow.engine.customers.changes import edit_customer as engine_edit_customer
 from sopflow.engine.customers.fields import field_definitions
+from sopflow.engine.customers.form_values import field_changes
 from sopflow.engine.customers.identities import staff_by_external_id
 from sopflow.engine.customers.ingest import event_to_dict, ingest
+from sopflow.engine.customers.overview import customer_overview
 from sopflow.engine.customers.records import tags_of
 from sopflow.engine.customers.tenants import authenticate
 from sopflow.engine.customers.transfers import mark_left
+from sopflow.engine.delivery.confirmations import poll_confirmations
 from sopflow.engine.delivery.sends import channel_for
 from sopflow.errors import InvalidInput
 from sopflow.logging import get_logger
-from sopflow.models import ChannelAccount, ChannelIdentity, Customer, Event, PendingJob, Staff
+from sopflow.models import ChannelAccount, ChannelIdentity, Customer, Event, PendingJob, Staff, Touch
+from sopflow.models.touch_status import TouchStatus
 from sopflow.outages import BROKER, dependency_of
 from sopflow.pagination import MAX_ID
 from sopflow.plugin_customers import TransactionCustomers, define_fields
@@ -134,6 +139,133 @@ class PluginHost:
                 tuple(IdentityRow(ch, ext, st) for ch, ext, st in rows),
                 c.churned_at is not None,
             )
+
+    def customer_overview(self, tenant_id: int, channel: str, external_id: str) -> dict[str, Any] | None:
+        """The customer holding the identity ``channel``/``external_id`` at a glance:
+        ``customer_id``, ``stages``, ``sops`` and today's ``touches``
+        (``engine.customers.overview``); ``None`` when no customer of the tenant holds
+        it (or the plugin is off for the tenant)."""
+        self._outside_transaction("customer_overview", "a call before the block")
+        with self.app.tx() as s:
+            if not self.app.plugin_enabled(s, tenant_id, self.plugin):
+                return None
+            customer_id = s.scalar(
+                sa.select(ChannelIdentity.customer_id).where(
+                    ChannelIdentity.tenant_id == tenant_id,
+                    ChannelIdentity.channel == channel,
+                    ChannelIdentity.external_id == external_id,
+                )
+            )
+            if customer_id is None:
+                return None
+            return {
+                "customer_id": customer_id,
+                **customer_overview(s, tenant_id, customer_id, self.app.now()),
+            }
+
+    def confirm_touches(
+        self, tenant_id: int, touch_ids: Sequence[int], *, tap: str | None = None, staff: str | None = None
+    ) -> dict[int, str]:
+        """Ask the channels now whether these touches awaiting staff (``pending``) were
+        sent, through the engine's confirmation path (``poll_confirmations``: each
+        touch moves once, under its row lock); the tenant's touches among them and
+        their status after.  ``tap`` (``"sent"`` or ``"skip"``, by the member
+        ``staff``) is recorded first on each pending touch that has none yet
+        (``outcome.tap``), so a second tap changes nothing."""
+        self._outside_transaction("confirm_touches", "a call after the block")
+        if tap not in (None, "sent", "skip"):
+            raise FatalError(f"tap: {tap!r} is not a tap; give 'sent' or 'skip'")
+        ids = [int(i) for i in touch_ids]
+        with self.app.tx() as s:
+            if not ids or not self.app.plugin_enabled(s, tenant_id, self.plugin):
+                return {}
+            mine = list(s.scalars(sa.select(Touch.id).where(Touch.tenant_id == tenant_id, Touch.id.in_(ids))))
+            if tap is not None:
+                for touch_id in mine:
+                    touch = s.get(Touch, touch_id, with_for_update=True)
+                    if touch.status == TouchStatus.PENDING and not (touch.outcome or {}).get("tap"):
+                        mark = {"answer": tap, "staff": staff, "at": self.app.now().isoformat()}
+                        touch.outcome = {**(touch.outcome or {}), "tap": mark}
+        if mine:
+            poll_confirmations(self.app, len(mine), only=mine)
+        with self.app.tx() as s:
+            return {
+                i: str(st) for i, st in s.execute(sa.select(Touch.id, Touch.status).where(Touch.id.in_(mine)))
+            }
+
+    def edit_customer(
+        self,
+        tenant_id: int,
+        channel: str,
+        external_id: str,
+        fields: Mapping[str, str],
+        add_tags: Sequence[str] = (),
+        remove_tags: Sequence[str] = (),
+        *,
+        staff: str,
+    ) -> dict[str, str]:
+        """Edit the customer holding ``channel``/``external_id`` as the console's
+        customer page does: ``fields`` is each field's typed text (``form_values``),
+        validated by the engine, recorded as a ``customer.updated`` event with
+        ``staff`` as its actor.  Returns the problems by field (``tags`` for a tag),
+        each naming the fix; any problem and nothing is changed.  ``{}``: saved."""
+        self._outside_transaction("edit_customer", "a call after the block")
+        try:
+            with self.app.tx() as s:
+                self._check_enabled(s, tenant_id)
+                customer_id = s.scalar(
+                    sa.select(ChannelIdentity.customer_id).where(
+                        ChannelIdentity.tenant_id == tenant_id,
+                        ChannelIdentity.channel == channel,
+                        ChannelIdentity.external_id == external_id,
+                    )
+                )
+                if customer_id is None:
+                    return {"customer": f"no customer holds the {channel} identity {external_id!r}"}
+                defs = field_definitions(s, tenant_id, self.app.plugins)
+                problems = {
+                    key: (
+                        f"{key} is written only by its plugin; change it there"
+                        if key in defs
+                        else f"unknown field {key!r}; define it under /api/v1/fields first"
+                    )
+                    for key in fields
+                    if key not in defs or getattr(defs[key], "read_only", False)
+                }
+                if problems:
+                    return problems
+                current = s.get(Customer, customer_id)
+                form = {f"field.{k}": str(v) for k, v in fields.items()}
+                body: dict[str, Any] = {}
+                changed = field_changes(form, defs, dict(current.fields or {}))
+                if changed:
+                    body["fields"] = changed
+                tags = set(tags_of(s, customer_id))
+                if [t for t in add_tags if t not in tags]:
+                    body["tags_add"] = [t for t in add_tags if t not in tags]
+                if [t for t in remove_tags if t in tags]:
+                    body["tags_remove"] = [t for t in remove_tags if t in tags]
+                if not body:
+                    return {}
+                _, event = engine_edit_customer(
+                    s,
+                    self.app.plugins,
+                    tenant_id,
+                    customer_id,
+                    body,
+                    self.app.now(),
+                    source=self.plugin,
+                    actor=staff,
+                )
+        except InvalidInput as exc:
+            problems = {}
+            for e in exc.errors:
+                name = str(e["field"])
+                key = "tags" if name.startswith(("tags_add", "tags_remove")) else name.removeprefix("fields.")
+                problems.setdefault(key, e["message"])
+            return problems
+        self.app.announce(tenant_id, [event])
+        return {}
 
     def fields(self, tenant_id: int) -> dict[str, Any]:
         """Every customer field of the tenant by key (``key``, ``type``, ``label``,

@@ -36,6 +36,13 @@ def test_register_routes_and_triggers() -> None:
         "accounts/{account_id:int}/archive": {"GET"},
         "accounts/{account_id:int}/archive/pull": {"POST"},
         "accounts/{account_id:int}/transfers": {"GET", "POST"},
+        "sidebar/{account_id:int}": {"GET"},
+        "sidebar/{account_id:int}/config": {"GET"},
+        "sidebar/{account_id:int}/customer": {"GET", "POST"},
+        "sidebar/{account_id:int}/touches/{touch_id:int}/sent": {"POST"},
+        "sidebar/{account_id:int}/touches/{touch_id:int}/skip": {"POST"},
+        "sidebar/{account_id:int}/sign-out": {"POST"},
+        "sidebar/{account_id:int}/sidebar.js": {"GET"},
     }
     assert all(isinstance(t, TriggerSpec) for t in triggers)
     assert "group.member_joined" in {t.event_type for t in triggers}

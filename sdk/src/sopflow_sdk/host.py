@@ -63,6 +63,49 @@ class Host(Protocol):
         """The customer now, or ``None`` when unknown (or the plugin is off for the tenant)."""
         ...
 
+    def customer_overview(self, tenant_id: int, channel: str, external_id: str) -> Mapping[str, Any] | None:
+        """The tenant's customer holding the identity ``channel``/``external_id`` at a
+        glance, for a page beside a chat: ``customer_id``; ``stages`` (pipeline name →
+        stage name); ``sops``, the active enrolments (``enrollment_id``, ``sop_id``,
+        ``sop``, ``enrolled_at``); ``touches`` due by the end of the tenant's day and
+        not yet final (``id``, ``sop``, ``step_index``, ``status``, ``due_at``, overdue
+        ones included).  ``None`` when no customer of the tenant holds the identity."""
+        ...
+
+    def confirm_touches(
+        self, tenant_id: int, touch_ids: Sequence[int], *, tap: str | None = None, staff: str | None = None
+    ) -> Mapping[int, str]:
+        """Ask the channels now whether these touches awaiting staff confirmation
+        (``pending``: a WeCom mass send the member sends from the chat, a ``manual``
+        send) were sent, through the engine's own confirmation path, so each moves
+        once; the tenant's touches among ``touch_ids`` and their status after (still
+        ``pending`` when the channel has not seen the send).  ``tap`` is the member
+        ``staff``'s answer, recorded once per touch: ``"sent"`` (a ``manual`` touch
+        is then sent; a WeCom one still waits for WeCom's word) or ``"skip"`` (a
+        send that did not go out is cancelled through the channel's ``cancel`` and
+        the touch ends ``skipped``, reason ``skipped_by_staff``)."""
+        ...
+
+    def edit_customer(
+        self,
+        tenant_id: int,
+        channel: str,
+        external_id: str,
+        fields: Mapping[str, str],
+        add_tags: Sequence[str] = (),
+        remove_tags: Sequence[str] = (),
+        *,
+        staff: str,
+    ) -> Mapping[str, str]:
+        """Edit the tenant's customer holding ``channel``/``external_id`` as the
+        console does: ``fields`` maps a field's key to its typed text (a number's
+        digits, ``true``/``false``, a multi-choice's comma-separated choices, empty
+        to clear), validated as the API validates, audited as a ``customer.updated``
+        event whose actor is ``staff``.  Returns the problems by field (``tags`` for
+        a tag), each naming the fix; with any problem nothing is changed; ``{}``
+        when saved."""
+        ...
+
     def ingest(self, tenant_id: int, events: Sequence[IngestEvent]) -> list[dict[str, Any]]: ...
 
     def fields(self, tenant_id: int) -> Mapping[str, FieldView]:

@@ -40,6 +40,12 @@ class PluginState(Protocol):
         """Store ``value`` under ``key`` (insert or replace)."""
         ...
 
+    def add(self, key: str, value: Any) -> bool:
+        """Store ``value`` under ``key`` only when the key is absent; whether this call
+        stored it.  Two processes racing to create a key: exactly one wins (then
+        ``get(key, lock=True)`` has a row to lock)."""
+        ...
+
     def delete(self, key: str) -> bool:
         """Remove ``key``; ``True`` when it was there."""
         ...

@@ -10,12 +10,12 @@ import sqlalchemy as sa
 from litestar import Request, Response, get, post
 from litestar.response import Redirect
 
-from sopflow.console.forms import field_changes, tag_changes
 from sopflow.console.render import page
 from sopflow.console.sessions import current_user, may_change
 from sopflow.console.sign_in import Form
 from sopflow.engine.customers.changes import edit_customer
 from sopflow.engine.customers.fields import field_definitions
+from sopflow.engine.customers.form_values import field_changes, tag_changes
 from sopflow.engine.customers.ingest import event_to_dict
 from sopflow.engine.customers.records import customer_to_dict, get_customer
 from sopflow.engine.journeys.pipelines import stage_history

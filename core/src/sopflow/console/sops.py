@@ -12,12 +12,12 @@ from litestar import Request, Response, get, post
 from litestar.response import Redirect
 
 from sopflow.console.chart import daily_chart
-from sopflow.console.forms import tag_changes
 from sopflow.console.labels import labels_for
 from sopflow.console.render import language, page
 from sopflow.console.sessions import current_user, may_change
 from sopflow.console.sign_in import Form
 from sopflow.engine.customers.fields import field_definitions
+from sopflow.engine.customers.form_values import tag_changes
 from sopflow.engine.sops.definition import HIDDEN_KIND
 from sopflow.engine.sops.listing import enrollment_page
 from sopflow.engine.sops.manage import (

@@ -91,7 +91,7 @@ class EngineContext:
         self.enqueue: Enqueue = enqueue
         self.announce: Announce = announce
         self.limiter = RateLimiter()
-        #: live Channel objects by (account id, secrets ciphertext), or (tenant, "log")
+        #: live Channel objects by (account id, secrets ciphertext), or (tenant, "log" / "manual")
         self.channels: dict[tuple[int, Any], Any] = {}
         #: each channel's declared per-customer daily cap, built on first use
         self.channel_caps: dict[str, int] | None = None

@@ -88,6 +88,7 @@ TRANSITIONS: Mapping[TouchStatus, frozenset[TouchStatus]] = {
         {
             _S.SENT,  # staff confirmed it
             _S.FAILED,  # it failed
+            _S.SKIPPED,  # staff chose not to send it (the sidebar's "skip"), and nothing went out
             _S.SCHEDULED,  # its customer was handed to another staff member before it was sent
         }
     ),

@@ -10,9 +10,10 @@ WeCom limits ticket fetches to 400 an hour per corp and 100 an hour per app, and
 a ticket is valid for 7200 s, so tickets are cached like access tokens
 (``tokens.TokenProvider``: memory or Redis, refreshed 300 s early, one fetch at
 a time) and every fetch is also counted here, so a storm of invalidations fails
-with a clear ``RetriableError`` instead of locking the corp out.  The count is
-per process; share a Redis ``TokenCache`` between processes so they share the
-tickets and rarely fetch at all.
+with a clear ``RetriableError`` instead of locking the corp out.  The count of
+``TicketFetchLog`` is per process; ``sidebar.tickets.SharedTickets`` keeps the
+tickets and the fetch log in the plugin's durable state instead, so every
+process shares one cached ticket and one budget (what the sidebar uses).
 """
 
 from __future__ import annotations
@@ -129,22 +130,37 @@ class JsapiTickets:
         self, url: str, *, noncestr: str | None = None, timestamp: int | None = None
     ) -> dict[str, Any]:
         """What the page passes to ``wx.config`` and ``wx.agentConfig`` for ``url``."""
-        nonce = noncestr or secrets.token_urlsafe(12)
         ts = int(self.client.clock()) if timestamp is None else timestamp
-        corp, agent = self.corp_ticket().reveal(), self.agent_ticket().reveal()
-        return {
-            "config": {
-                "appId": self.client.corp_id,
-                "timestamp": ts,
-                "nonceStr": nonce,
-                "signature": js_signature(corp, nonce, ts, url),
-            },
-            "agentConfig": {
-                "corpid": self.client.corp_id,
-                "agentid": self.agent_id,
-                "timestamp": ts,
-                "nonceStr": nonce,
-                "signature": js_signature(agent, nonce, ts, url),
-                "jsApiList": ["getCurExternalContact"],
-            },
-        }
+        return signed_configs(
+            self.client.corp_id, self.agent_id, self.corp_ticket(), self.agent_ticket(), url, noncestr, ts
+        )
+
+
+def signed_configs(
+    corp_id: str,
+    agent_id: str,
+    corp_ticket: Secret,
+    agent_ticket: Secret,
+    url: str,
+    noncestr: str | None,
+    timestamp: int,
+) -> dict[str, Any]:
+    """The ``wx.config`` and ``wx.agentConfig`` parameters for ``url``, signed with the
+    corp's and the app's ticket (the tickets themselves are not in the answer)."""
+    nonce = noncestr or secrets.token_urlsafe(12)
+    return {
+        "config": {
+            "appId": corp_id,
+            "timestamp": timestamp,
+            "nonceStr": nonce,
+            "signature": js_signature(corp_ticket.reveal(), nonce, timestamp, url),
+        },
+        "agentConfig": {
+            "corpid": corp_id,
+            "agentid": str(agent_id),
+            "timestamp": timestamp,
+            "nonceStr": nonce,
+            "signature": js_signature(agent_ticket.reveal(), nonce, timestamp, url),
+            "jsApiList": ["getCurExternalContact"],
+        },
+    }

@@ -35,6 +35,7 @@ from sopflow_wecom.crypto import WeComCrypto, parse_xml
 from sopflow_wecom.events import CHANNEL, TAG_TYPE, parse_callback, trigger_specs
 from sopflow_wecom.live_codes import live_code, live_codes, sync_route
 from sopflow_wecom.profiles import JOB, job_spec
+from sopflow_wecom.sidebar import routes as sidebar_routes
 from sopflow_wecom.staff_changes import apply_member_change
 from sopflow_wecom.transfer_routes import handle_transfers
 
@@ -255,6 +256,8 @@ def register_routes(register: Callable[[Any], None]) -> None:
         )
     )
     for spec in archive_routes.route_specs():
+        register(spec)
+    for spec in sidebar_routes.route_specs():
         register(spec)
 
     register(

@@ -39,6 +39,13 @@ class MemoryState:
         """Store ``value`` (round-tripped through JSON, as core stores it)."""
         self.values[key] = json.loads(json.dumps(value, allow_nan=False))
 
+    def add(self, key: str, value: Any) -> bool:
+        """Store ``value`` only when ``key`` is absent; whether it was stored."""
+        if key in self.values:
+            return False
+        self.set(key, value)
+        return True
+
     def delete(self, key: str) -> bool:
         """Remove ``key``; ``True`` when it was there."""
         return self.values.pop(key, None) is not None

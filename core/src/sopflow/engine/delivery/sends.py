@@ -50,6 +50,10 @@ class Throttled(RetriableError):
     """The channel account's own rate limit (``Capabilities.rate_per_minute``) says wait."""
 
 
+#: the built-in channels a tenant uses without connecting an account
+NO_ACCOUNT = frozenset({"log", "manual"})
+
+
 def channel_for(
     ctx: EngineContext, tenant_id: int, channel: str, session: Any = None, batch: dict[Any, Any] | None = None
 ) -> tuple[Any, int]:
@@ -73,11 +77,11 @@ def channel_for(
         session, tenant_id, ("channel_account", channel), lambda: frozen_copy(session.scalar(query))
     )
     if account is None:
-        log_channel = ctx.plugins.registry.get("register_channels", "log") if channel == "log" else None
-        if log_channel is not None:  # the log channel (built-in or a replacement) needs no account
-            key = (tenant_id, "log")
+        builtin = ctx.plugins.registry.get("register_channels", channel) if channel in NO_ACCOUNT else None
+        if builtin is not None:  # the log and manual channels (built-in or replacements) need no account
+            key = (tenant_id, channel)
             if key not in cache:
-                cache[key] = log_channel.spec.factory({}, {})
+                cache[key] = builtin.spec.factory({}, {})
             return cache[key], 0
         raise SkippableError(
             f"tenant has no {channel} channel account; connect one with POST /api/v1/channel-accounts"
