@@ -38,43 +38,55 @@ def poll_confirmations(ctx: EngineContext, limit: int = 200, only: Collection[in
     status is then updated under its row lock (``pending`` still)."""
     rows, channels = _pending(ctx, limit, only)
     finals: dict[int, TouchStatus] = {}
-    for touch_id, tenant_id, customer_id, step_index, outcome, definition in rows:
-        refs = [r for r in outcome.get("results", []) if r.get("provider_ref") and r["status"] == "pending"]
-        if not refs:
-            continue
-        tap = (outcome.get("tap") or {}).get("answer")
+    for row in rows:
         try:
-            statuses = []
-            for ref in refs:
-                name = definition["steps"][step_index]["actions"][ref["action"]]["channel"]
-                if channels[tenant_id, name] is None:
-                    raise SkippableError(f"no {name} channel account to poll")
-                result = _ask(channels[tenant_id, name], ref["provider_ref"], tap)
-                statuses.append(_recipient_status(result, customer_id))
-            if tap == "skip" and not ({"sent", "failed"} & set(statuses)):
-                # the member skipped it and nothing went out: stop every task, then it is skipped
-                # (a task the channel could not stop leaves the touch pending, asked again)
-                if all(_cancel(channels, tenant_id, definition, step_index, ref) for ref in refs):
-                    finals[touch_id] = TouchStatus.SKIPPED
-                continue
-            if outcome.get("readdress") and readdressable(outcome, statuses):
-                for ref in refs:  # not sent: stop the giver's task before the taker's is made
-                    name = definition["steps"][step_index]["actions"][ref["action"]]["channel"]
-                    channels[tenant_id, name].cancel(ref["provider_ref"])
-                finals[touch_id] = TouchStatus.SCHEDULED
-                continue
+            final = _decide(channels, *row)
         except Exception:
-            log.exception("poll_failed", touch_id=touch_id)
+            log.exception("poll_failed", touch_id=row[0])
             continue
-        final = (
-            TouchStatus.FAILED
-            if "failed" in statuses
-            else (TouchStatus.SENT if all(x == "sent" for x in statuses) else None)
-        )
         if final:
-            finals[touch_id] = final
-    if not finals:
-        return 0
+            finals[row[0]] = final
+    return _write_finals(ctx, finals) if finals else 0
+
+
+def _decide(
+    channels: dict[Any, Any],
+    touch_id: int,
+    tenant_id: int,
+    customer_id: int,
+    step_index: int,
+    outcome: dict[str, Any],
+    definition: dict[str, Any],
+) -> TouchStatus | None:
+    """One pending touch's status after asking its channels, or None (still pending)."""
+    refs = [r for r in outcome.get("results", []) if r.get("provider_ref") and r["status"] == "pending"]
+    if not refs:
+        return None
+    tap = (outcome.get("tap") or {}).get("answer")
+    statuses = []
+    for ref in refs:
+        name = definition["steps"][step_index]["actions"][ref["action"]]["channel"]
+        if channels[tenant_id, name] is None:
+            raise SkippableError(f"no {name} channel account to poll")
+        result = _ask(channels[tenant_id, name], ref["provider_ref"], tap)
+        statuses.append(_recipient_status(result, customer_id))
+    if tap == "skip" and not ({"sent", "failed"} & set(statuses)):
+        # the member skipped it and nothing went out: stop every task, then it is skipped
+        # (a task the channel could not stop leaves the touch pending, asked again)
+        stopped = all(_cancel(channels, tenant_id, definition, step_index, ref) for ref in refs)
+        return TouchStatus.SKIPPED if stopped else None
+    if outcome.get("readdress") and readdressable(outcome, statuses):
+        for ref in refs:  # not sent: stop the giver's task before the taker's is made
+            name = definition["steps"][step_index]["actions"][ref["action"]]["channel"]
+            channels[tenant_id, name].cancel(ref["provider_ref"])
+        return TouchStatus.SCHEDULED
+    if "failed" in statuses:
+        return TouchStatus.FAILED
+    return TouchStatus.SENT if all(x == "sent" for x in statuses) else None
+
+
+def _write_finals(ctx: EngineContext, finals: dict[int, TouchStatus]) -> int:
+    """Each touch that reached a final status, under its row lock (``pending`` still)."""
     changed = 0
     with ctx.tx() as s:
         for touch_id, final in finals.items():
