@@ -31,6 +31,8 @@ pytestmark = pytest.mark.skipif(
 
 FRIENDS = 4
 GAP = 3
+#: how much closer two arrivals may be than their sends' slots on a loaded machine
+TRANSPORT_JITTER = 0.5
 
 
 def _start(kind: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -119,7 +121,8 @@ def test_kill_9_of_the_worker_mid_send_never_sends_twice(world: Any) -> None:
     for n in range(FRIENDS):
         fake.state.request_friend(account, Contact(f"wxid_friend{n}", name=f"好友{n}"))
     fake.stall_next("MessageSendText")  # the first greeting is carried out; its answer never comes
-    intake = api.post(f"/plugins/personal_wechat/accounts/{made.json()['id']}/intake?idle_seconds=0.2")
+    # idle 2 s: on a loaded machine the stream's first event can take longer than 0.2 s
+    intake = api.post(f"/plugins/personal_wechat/accounts/{made.json()['id']}/intake?idle_seconds=2")
     assert intake.json()["ingested"] == FRIENDS, intake.text
     worker, scheduler = _start("worker", env), _start("scheduler", env)
     procs += [worker, scheduler]
@@ -139,7 +142,10 @@ def test_kill_9_of_the_worker_mid_send_never_sends_twice(world: Any) -> None:
     assert sorted(delivered) == [f"wxid_friend{n}" for n in range(FRIENDS)]  # nothing lost
     assert max(delivered.values()) == 1  # the stalled one was not sent again
     times = sorted(d.at for d in account.sent)
-    assert all(b - a >= GAP - 0.01 for a, b in itertools.pairwise(times))
+    # arrival times at the fake, on the real clock: each send's trip over the socket
+    # varies under load, so two arrivals may be a little closer than their slots were
+    # (the manual-clock burst test checks the exact gap); back-to-back sends would be ~0 s
+    assert all(b - a >= GAP - TRANSPORT_JITTER for a, b in itertools.pairwise(times))
     from sopflow.models import Touch
 
     with app.tx() as s:
