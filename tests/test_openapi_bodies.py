@@ -132,3 +132,19 @@ def test_a_definition_with_a_falsy_object_or_an_unknown_nested_key_is_a_422(api)
     assert r.status_code == 422, r.text
     fields = {e["field"] for e in r.json()["errors"]}
     assert fields == {"definition.target", "definition.steps[0].actions[0].colour"}, r.json()
+
+
+def test_a_goal_rule_may_name_a_saved_segment_as_every_rule_may(api):
+    """The schema's goal rule is the rule language, segments included: the goal's
+    segments are expanded on save like the target's and early_end's."""
+    seg = api.post("/api/v1/segments", json={"name": "vips", "rule": {"tags": {"any_of": ["vip"]}}})
+    assert seg.status_code == 201, seg.text
+    step = {"day": 1, "at": "09:00", "actions": [{"type": "send", "text": "hi"}]}
+    definition = {"kind": "new_customer", "steps": [step], "goal": {"rule": {"segment": seg.json()["id"]}}}
+    r = api.post("/api/v1/sops", json={"name": "g", "definition": definition})
+    assert r.status_code == 201, r.text
+    assert r.json()["definition"]["goal"]["rule"] == {"tags": {"any_of": ["vip"]}}
+    definition["goal"] = {"rule": {"segment": 999_999}}
+    missing = api.post("/api/v1/sops", json={"name": "h", "definition": definition})
+    assert missing.status_code == 422
+    assert missing.json()["errors"][0]["field"].startswith("definition.goal.rule")
