@@ -99,3 +99,52 @@ def test_a_rule_id_beyond_the_id_columns_is_a_422_naming_it(api):
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "rule.segment", r.text
     r = api.post("/api/v1/segments/preview", json={"rule": {"stage": {"pipeline_id": 1.0, "in": ["a"]}}})
     assert r.status_code == 200, r.text
+
+
+def test_sop_definitions_are_stated_for_the_installed_actions_and_channels(test_client):
+    """An SOP's definition is the SopDefinition component: every installed action by
+    its type, and a send step once per channel with the touchpoints it declares."""
+    schemas = _components(test_client)
+    definition = {"$ref": "#/components/schemas/SopDefinition"}
+    assert schemas["SopCreate"]["properties"]["definition"] == definition
+    for body in ("SopUpdate", "SopForecastRequest"):
+        assert schemas[body]["properties"]["definition"] == {"anyOf": [definition, {"type": "null"}]}
+    types = {case["properties"]["type"]["const"] for case in schemas["SopAction"]["anyOf"]}
+    assert {"send", "remind_staff", "set_field", "add_tag", "remove_tag", "move_stage", "webhook"} <= types
+    sends = {
+        case["properties"]["channel"]["const"]: case["properties"]["touchpoint"]["enum"]
+        for case in schemas["SopAction"]["anyOf"]
+        if case["properties"]["type"]["const"] == "send"
+    }
+    assert "private_chat" in sends["log"] and "log" in sends
+    assert schemas["SopDefinition"]["properties"]["target"]["anyOf"][0]["properties"]["rule"] == {
+        "anyOf": [{"$ref": "#/components/schemas/Rule"}, {"type": "null"}]
+    }
+
+
+def test_a_definition_with_a_falsy_object_or_an_unknown_nested_key_is_a_422(api):
+    """What the schema refuses the parser refuses too, naming the place."""
+    step = {"day": 1, "at": "09:00", "actions": [{"type": "add_tag", "tag": "vip", "colour": "red"}]}
+    r = api.post(
+        "/api/v1/sops",
+        json={"name": "x", "definition": {"kind": "new_customer", "target": False, "steps": [step]}},
+    )
+    assert r.status_code == 422, r.text
+    fields = {e["field"] for e in r.json()["errors"]}
+    assert fields == {"definition.target", "definition.steps[0].actions[0].colour"}, r.json()
+
+
+def test_a_goal_rule_may_name_a_saved_segment_as_every_rule_may(api):
+    """The schema's goal rule is the rule language, segments included: the goal's
+    segments are expanded on save like the target's and early_end's."""
+    seg = api.post("/api/v1/segments", json={"name": "vips", "rule": {"tags": {"any_of": ["vip"]}}})
+    assert seg.status_code == 201, seg.text
+    step = {"day": 1, "at": "09:00", "actions": [{"type": "send", "text": "hi"}]}
+    definition = {"kind": "new_customer", "steps": [step], "goal": {"rule": {"segment": seg.json()["id"]}}}
+    r = api.post("/api/v1/sops", json={"name": "g", "definition": definition})
+    assert r.status_code == 201, r.text
+    assert r.json()["definition"]["goal"]["rule"] == {"tags": {"any_of": ["vip"]}}
+    definition["goal"] = {"rule": {"segment": 999_999}}
+    missing = api.post("/api/v1/sops", json={"name": "h", "definition": definition})
+    assert missing.status_code == 422
+    assert missing.json()["errors"][0]["field"].startswith("definition.goal.rule")

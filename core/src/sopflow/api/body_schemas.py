@@ -55,6 +55,43 @@ def rule_language(components: dict[str, Any]) -> None:
             components[body]["properties"][key] = ref("Rule")
 
 
+#: Body properties that hold an SOP definition (engine/sops/schema.py, held to
+#: the parser by tests/test_sop_schema.py), and whether null is taken (no change).
+DEFINITION_PROPERTIES: dict[str, bool] = {
+    "SopCreate": False,
+    "SopUpdate": True,
+    "SopForecastRequest": True,
+}
+
+
+def sop_definitions(components: dict[str, Any], app: Any) -> None:
+    """The SOP definition's components, for the installed step actions and channels."""
+    from sopflow.engine.sops.schema import ChannelSteps, definition_components
+    from sopflow.engine.sops.step_actions import CoreActionSpec
+
+    specs = [r.spec for r in app.plugins.registry.all("register_actions")]
+    actions = {spec.name: spec.params_schema for spec in specs}
+    core = {spec.name for spec in specs if isinstance(spec, CoreActionSpec)}
+    channels = {
+        spec.name: ChannelSteps(
+            frozenset(spec.capabilities.touchpoints),
+            spec.capabilities.max_attachments,
+            spec.step_params.json_schema() if spec.step_params.settings else None,
+        )
+        for spec in (r.spec for r in app.plugins.registry.all("register_channels"))
+    }
+    components.update(definition_components(actions, core, channels))
+    for body, nullable in DEFINITION_PROPERTIES.items():
+        definition = ref_to("SopDefinition")
+        components[body]["properties"]["definition"] = (
+            {"anyOf": [definition, {"type": "null"}]} if nullable else definition
+        )
+
+
+def ref_to(name: str) -> dict[str, str]:
+    return {"$ref": REF_TEMPLATE.format(name=name)}
+
+
 def installed_choices(components: dict[str, Any], app: Any) -> None:
     """What depends on the installed plugins, stated in the bodies' schemas: the
     channel names an account takes (each with its declared settings) and the
@@ -62,6 +99,7 @@ def installed_choices(components: dict[str, Any], app: Any) -> None:
     from sopflow.api.schemas import CROSS_FIELD
 
     rule_language(components)
+    sop_definitions(components, app)
     for name, extra in CROSS_FIELD.items():
         components[name] = {**components[name], **extra}
     channels = sorted(r.spec.name for r in app.plugins.registry.all("register_channels"))

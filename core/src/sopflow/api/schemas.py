@@ -11,15 +11,12 @@ import msgspec
 from sopflow_sdk import FIELD_TYPES
 
 from sopflow.api.params import BodyId
+from sopflow.conditions.schema import NOT_BLANK
 from sopflow.engine.customers.fields import FIELD_KEY_PATTERN
 from sopflow.engine.customers.identities import SHARED_KEYS
 
 #: Bounds on free text, stated in the OpenAPI and enforced before a handler runs.
 Name = Annotated[str, msgspec.Meta(max_length=200, description="up to 200 characters")]
-#: Not blank and no NUL (the server strips names, and Postgres text cannot hold a NUL).
-#: Whitespace spelled out (str.isspace's set): JSON Schema's \\s is not Python's.
-_SPACE = "\\t\\n\\x0b\\x0c\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
-NOT_BLANK = f"^[^\\x00]*[^\\x00{_SPACE}][^\\x00]*$"
 RequiredName = Annotated[
     str, msgspec.Meta(max_length=200, pattern=NOT_BLANK, description="1 to 200 characters, not blank")
 ]

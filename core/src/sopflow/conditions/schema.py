@@ -29,6 +29,10 @@ from sopflow.conditions.windows import DURATION_UNIT_MAX
 
 REF = "#/components/schemas/{name}"
 NO_NUL = "^[^\\x00]*$"
+#: Not blank and no NUL (the server strips names, and Postgres text cannot hold a NUL).
+#: Whitespace spelled out (str.isspace's set): JSON Schema's \\s is not Python's.
+SPACE = "\\t\\n\\x0b\\x0c\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+NOT_BLANK = f"^[^\\x00]*[^\\x00{SPACE}][^\\x00]*$"
 #: how long a tag, a stage name, a source or an event type may be in a rule
 MAX_TEXT = 100
 

@@ -14,11 +14,12 @@ from typing import Any
 
 from sopflow_sdk import MAX_ATTACHMENTS, TOUCHPOINTS, ChannelSpec, hookimpl
 
+from sopflow.conditions.parse import MAX_ID, whole_number
 from sopflow.engine.customers.fields import apply_stored, to_storage
 from sopflow.engine.customers.records import TagChange, change_tags
 from sopflow.engine.delivery.sends import prepare_send, prepare_webhook
 from sopflow.engine.journeys.pipelines import get_stage, move_customer
-from sopflow.engine.sops.definition import MAX_TEXT, SEND_TOUCHPOINTS, attachments, template
+from sopflow.engine.sops.definition import MAX_TAG, MAX_TEXT, SEND_TOUCHPOINTS, attachments, template
 from sopflow.engine.sops.step_actions import CoreActionSpec, DefinitionChecks, Problems, StepPreparation
 
 _TEXT = {"type": "string", "maxLength": MAX_TEXT}
@@ -104,15 +105,19 @@ def check_set_field(
     raw: Mapping[str, Any], p: str, problems: Problems, checks: DefinitionChecks
 ) -> dict[str, Any]:
     key = raw.get("field")
-    if key not in checks.fields or getattr(checks.fields.get(key), "read_only", False):
+    if (
+        not isinstance(key, str)
+        or key not in checks.fields
+        or getattr(checks.fields.get(key), "read_only", False)
+    ):
         problems.append((f"{p}.field", f"{key!r} is not a writable field of this tenant"))
     return {"field": key, "value": raw.get("value")}
 
 
 def check_tag(raw: Mapping[str, Any], p: str, problems: Problems, checks: DefinitionChecks) -> dict[str, Any]:
     tag = raw.get("tag")
-    if not isinstance(tag, str) or not tag.strip() or len(tag) > 100:
-        problems.append((f"{p}.tag", "a non-empty tag of at most 100 characters"))
+    if not isinstance(tag, str) or not tag.strip() or len(tag) > MAX_TAG or "\x00" in tag:
+        problems.append((f"{p}.tag", f"a non-empty tag of at most {MAX_TAG} characters (no NUL characters)"))
     return {"tag": tag}
 
 
@@ -120,7 +125,8 @@ def check_move_stage(
     raw: Mapping[str, Any], p: str, problems: Problems, checks: DefinitionChecks
 ) -> dict[str, Any]:
     stage_id = raw.get("stage_id")
-    if not isinstance(stage_id, int) or not checks.stage_exists(stage_id):
+    known = whole_number(stage_id)
+    if known is None or not 1 <= known <= MAX_ID or not checks.stage_exists(known):
         problems.append((f"{p}.stage_id", "the id of a stage of this tenant"))
     return {"stage_id": stage_id}
 
@@ -222,7 +228,7 @@ BUILT_IN_ACTIONS = (
     CoreActionSpec(
         name="add_tag",
         description="add a tag to the customer",
-        params_schema=_schema({"tag": {"type": "string", "minLength": 1, "maxLength": 100}}, ("tag",)),
+        params_schema=_schema({"tag": {"type": "string", "minLength": 1, "maxLength": MAX_TAG}}, ("tag",)),
         check=check_tag,
         prepare=add_tag,
         changes_data=True,
@@ -230,7 +236,7 @@ BUILT_IN_ACTIONS = (
     CoreActionSpec(
         name="remove_tag",
         description="remove a tag from the customer",
-        params_schema=_schema({"tag": {"type": "string", "minLength": 1, "maxLength": 100}}, ("tag",)),
+        params_schema=_schema({"tag": {"type": "string", "minLength": 1, "maxLength": MAX_TAG}}, ("tag",)),
         check=check_tag,
         prepare=remove_tag,
         changes_data=True,

@@ -36,6 +36,7 @@ from jinja2 import TemplateSyntaxError
 from sopflow_sdk import ATTACHMENT_KINDS, MAX_ATTACHMENTS, TOUCHPOINTS, ActionSpec, ChannelSpec, ConfigError
 
 from sopflow.conditions import RuleError, parse, parse_duration
+from sopflow.conditions.parse import MAX_ID, whole_number
 from sopflow.engine.sops.step_actions import DefinitionChecks, check_action
 from sopflow.engine.sops.templates import compiled, trial_problem
 
@@ -55,6 +56,11 @@ MAX_ARMS = 10
 ARM_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 MAX_DAY = 3650
 MAX_TEXT = 4000
+MAX_TAG = 100
+#: the most customers a batch enrols per interval
+MAX_BATCH = 100_000
+WAIT_ON_REPLY = ("continue", "end")
+WAIT_ON_TIMEOUT = ("continue", "skip")
 HHMM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 
 
@@ -98,10 +104,7 @@ def validate_definition(
             problems.extend((f"{path}.{p}" if p else path, m) for p, m in exc.problems)
         return value
 
-    target = raw.get("target") or {}
-    if not isinstance(target, Mapping):
-        problems.append(("target", "expected an object {rule, sources, staff}"))
-        target = {}
+    target = _settings(raw.get("target"), "target", ("rule", "sources", "staff"), problems)
     out["target"] = {
         "rule": rule(target.get("rule"), "target.rule"),
         "sources": _strings(target.get("sources"), "target.sources", problems),
@@ -130,21 +133,18 @@ def validate_definition(
 
     batch = raw.get("batch")
     if batch is not None:
-        size = batch.get("size") if isinstance(batch, Mapping) else None
-        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-            problems.append(("batch.size", "a positive whole number of customers per interval"))
-        interval = _duration(
-            batch.get("interval") if isinstance(batch, Mapping) else None, "batch.interval", problems
-        )
+        batch = _settings(batch, "batch", ("size", "interval"), problems)
+        size = whole_number(batch.get("size"))
+        if size is None or not 1 <= size <= MAX_BATCH:
+            problems.append(("batch.size", f"a whole number of customers per interval, 1 to {MAX_BATCH:,}"))
+        interval = _duration(batch.get("interval"), "batch.interval", problems)
         out["batch"] = {"size": size, "interval": interval}
     else:
         out["batch"] = None
 
     quiet = raw.get("quiet_hours")
     if quiet is not None:
-        if not isinstance(quiet, Mapping):
-            problems.append(("quiet_hours", "expected {start: 'HH:MM', end: 'HH:MM'}"))
-            quiet = {}
+        quiet = _settings(quiet, "quiet_hours", ("start", "end"), problems)
         for key in ("start", "end"):
             if not isinstance(quiet.get(key), str) or not HHMM.fullmatch(quiet[key]):
                 problems.append((f"quiet_hours.{key}", "a local time 'HH:MM' (24-hour)"))
@@ -159,12 +159,12 @@ def validate_definition(
 
     out["early_end"] = rule(raw.get("early_end"), "early_end")
     for key in ("on_early_end", "on_complete"):
-        end = raw.get(key) or {}
-        if not isinstance(end, Mapping):
-            problems.append((key, "expected {tags_add: [...], flow_to: <nurture SOP id>}"))
-            end = {}
+        end = _settings(raw.get(key), key, ("tags_add", "flow_to"), problems)
         flow_to = end.get("flow_to")
-        if flow_to is not None and (not isinstance(flow_to, int) or not sop_is_nurture(flow_to)):
+        target_id = whole_number(flow_to)
+        if flow_to is not None and (
+            target_id is None or not 1 <= target_id <= MAX_ID or not sop_is_nurture(target_id)
+        ):
             problems.append(
                 (
                     f"{key}.flow_to",
@@ -186,15 +186,18 @@ def validate_definition(
         if not isinstance(goal, Mapping) or not (("event_type" in goal) ^ ("rule" in goal)):
             problems.append(("goal", "give either {event_type: 'order.paid'} or {rule: ...}"))
             goal = None
+        elif set(goal) - {"event_type", "rule"}:
+            for extra in sorted(set(goal) - {"event_type", "rule"}):
+                problems.append((f"goal.{extra}", "unknown goal setting; a goal has event_type or rule"))
         elif "rule" in goal:
             rule(goal["rule"], "goal.rule")
         elif not isinstance(goal["event_type"], str) or not goal["event_type"]:
             problems.append(("goal.event_type", "an event type such as 'order.paid'"))
     out["goal"] = dict(goal) if goal else None
-    window = raw.get("goal_window_days", 7)
-    if not isinstance(window, int) or isinstance(window, bool) or not 1 <= window <= 365:
+    window = whole_number(raw.get("goal_window_days", 7))
+    if window is None or not 1 <= window <= 365:
         problems.append(("goal_window_days", "a whole number of days from 1 to 365"))
-    out["goal_window_days"] = window
+    out["goal_window_days"] = raw.get("goal_window_days", 7) if window is None else window
 
     unknown = set(raw) - {
         "kind",
@@ -259,6 +262,20 @@ def _derived_steps_differ(raw: Any, derived: list[dict[str, Any]], checks: Defin
     return [_step(i, s, scratch, checks) for i, s in enumerate(raw)] != derived or bool(scratch)
 
 
+def _settings(
+    value: Any, path: str, keys: tuple[str, ...], problems: list[tuple[str, str]]
+) -> Mapping[str, Any]:
+    """An optional settings object (None: none given), every unknown key refused."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        problems.append((path, f"expected an object with {', '.join(keys)} (or null)"))
+        return {}
+    for key in sorted(set(value) - set(keys)):
+        problems.append((f"{path}.{key}", f"unknown setting; {path} takes {', '.join(keys)}"))
+    return value
+
+
 def _strings(value: Any, path: str, problems: list[tuple[str, str]]) -> list[str]:
     if value is None:
         return []
@@ -286,7 +303,7 @@ def _duration(value: Any, path: str, problems: list[tuple[str, str]]) -> str | N
 
 def attachments(raw: Any, path: str, problems: list[tuple[str, str]]) -> list[dict[str, Any]]:
     """Up to nine attachments, each an image, link, mini-program, video or file."""
-    items = raw or []
+    items = [] if raw is None else raw
     if not isinstance(items, list) or len(items) > MAX_ATTACHMENTS:
         problems.append((path, f"at most {MAX_ATTACHMENTS} attachments"))
         items = []
@@ -332,9 +349,10 @@ def _step(
             problems.append((p, "give either day + at, or delay — not both"))
         step["delay"] = _duration(raw.get("delay"), f"{p}.delay", problems)
     else:
-        day, at = raw.get("day"), raw.get("at")
-        if not isinstance(day, int) or isinstance(day, bool) or not 0 <= day <= MAX_DAY:
+        day, at = whole_number(raw.get("day")), raw.get("at")
+        if day is None or not 0 <= day <= MAX_DAY:
             problems.append((f"{p}.day", f"days after enrolment, 0 to {MAX_DAY} (0 = the enrolment day)"))
+            day = raw.get("day")
         if not isinstance(at, str) or not HHMM.fullmatch(at):
             problems.append((f"{p}.at", "a local time 'HH:MM' (24-hour)"))
         step["day"], step["at"] = day, at
@@ -345,17 +363,15 @@ def _step(
     step["actions"] = [check_action(f"{p}.actions[{j}]", a, problems, checks) for j, a in enumerate(actions)]
     wait = raw.get("wait_for_reply")
     if wait is not None:
-        if not isinstance(wait, Mapping):
-            problems.append((f"{p}.wait_for_reply", "expected {timeout, on_reply, on_timeout}"))
-            wait = {}
+        wait = _settings(wait, f"{p}.wait_for_reply", ("timeout", "on_reply", "on_timeout"), problems)
         step["wait_for_reply"] = {
             "timeout": _duration(wait.get("timeout"), f"{p}.wait_for_reply.timeout", problems),
             "on_reply": wait.get("on_reply", "continue"),
             "on_timeout": wait.get("on_timeout", "continue"),
         }
-        if step["wait_for_reply"]["on_reply"] not in ("continue", "end"):
+        if step["wait_for_reply"]["on_reply"] not in WAIT_ON_REPLY:
             problems.append((f"{p}.wait_for_reply.on_reply", "use continue or end"))
-        if step["wait_for_reply"]["on_timeout"] not in ("continue", "skip"):
+        if step["wait_for_reply"]["on_timeout"] not in WAIT_ON_TIMEOUT:
             problems.append((f"{p}.wait_for_reply.on_timeout", "use continue or skip"))
     for j, action in enumerate(step["actions"]):
         if action.get("touchpoint") == "welcome" and (i != 0 or not _immediate(step.get("delay"))):

@@ -117,6 +117,13 @@ def _validated(
             definition["early_end"] = expand_segments(
                 session, tenant_id, definition["early_end"], "definition.early_end"
             )
+        goal = definition.get("goal")
+        if isinstance(goal, dict) and goal.get("rule") is not None:
+            # a goal rule is a rule like the others: its segments are expanded too
+            definition["goal"] = {
+                **goal,
+                "rule": expand_segments(session, tenant_id, goal["rule"], "definition.goal.rule"),
+            }
     try:
         checks = _checks(session, tenant_id, ctx, sop_id)
         return validate_definition(definition, **checks, actions=enabled_actions(session, tenant_id, ctx))

@@ -149,7 +149,12 @@ def check_action(p: str, raw: Any, problems: Problems, checks: DefinitionChecks)
         problems.append((f"{p}.type", f"use one of {names}; see GET /api/v1/plugins"))
         return {}
     if isinstance(spec, CoreActionSpec):
-        return {"type": kind, **spec.check(raw, p, problems, checks)}
+        checked = spec.check(raw, p, problems, checks)
+        if not (spec.params_schema or {}).get("additionalProperties"):
+            # a built-in action takes only its own keys: one it would drop is refused
+            for key in sorted(set(raw) - set(checked) - {"type"}):
+                problems.append((f"{p}.{key}", f"not a key of a {kind} action; see docs/sops.md"))
+        return {"type": kind, **checked}
     return {"type": kind, **{k: v for k, v in raw.items() if k != "type"}}
 
 
