@@ -281,7 +281,11 @@ def _end() -> dict[str, Any]:
 
 
 def definition_schema() -> dict[str, Any]:
-    """The whole definition (``SopDefinition``)."""
+    """The whole definition (``SopDefinition``).
+
+    Long because it is one JSON Schema document written out key by key, in the
+    order docs/sops.md describes them: split, it would be harder to check
+    against the parser, not easier."""
     steps = {"type": "array", "minItems": 1, "maxItems": MAX_STEPS, "items": ref("SopStep")}
     arm = _object(
         {
