@@ -30,7 +30,8 @@ def test_body_components_are_msgspecs_own_schema(test_client):
 
 def test_installed_choices_and_cross_field_rules_are_stated(test_client):
     schemas = _components(test_client)
-    assert schemas["ChannelAccountCreate"]["properties"]["channel"]["enum"] == ["log"]
+    # the built-in channels
+    assert schemas["ChannelAccountCreate"]["properties"]["channel"]["enum"] == ["log", "manual"]
     assert schemas["FieldCreate"]["properties"]["key"]["pattern"] == "^[a-z][a-z0-9_]{0,62}$"
     assert "text" in schemas["FieldCreate"]["properties"]["type"]["enum"]
     assert schemas["PipelineCreate"]["anyOf"] and schemas["EventIn"]["anyOf"]

@@ -129,9 +129,11 @@ def _prepared(definition: dict[str, Any], fields: dict[str, Any]) -> dict[str, A
             if rule is None:
                 return None
             parent[place[-1]] = rule
-    for steps in [out.get("steps")] + [a.get("steps") for a in out.get("arms") or [] if isinstance(a, dict)]:
+    arms = out.get("arms") if isinstance(out.get("arms"), list) else []  # a mutant may make any value
+    for steps in [out.get("steps")] + [a.get("steps") for a in arms if isinstance(a, dict)]:
         for step in steps if isinstance(steps, list) else []:
-            for action in (step.get("actions") or []) if isinstance(step, dict) else []:
+            actions = step.get("actions") if isinstance(step, dict) else None
+            for action in actions if isinstance(actions, list) else []:
                 if isinstance(action, dict) and isinstance(action.get("field"), str):
                     fields[action["field"]] = Field("text", ())
     return out
