@@ -31,7 +31,7 @@ from sopflow.engine.context import EngineContext
 from sopflow.engine.customers.changes import edit_customer as engine_edit_customer
 from sopflow.engine.customers.fields import field_definitions
 from sopflow.engine.customers.form_values import field_changes
-from sopflow.engine.customers.identities import staff_by_external_id
+from sopflow.engine.customers.identities import holder_id, staff_by_external_id
 from sopflow.engine.customers.ingest import event_to_dict, ingest
 from sopflow.engine.customers.overview import customer_overview
 from sopflow.engine.customers.records import tags_of
@@ -149,13 +149,7 @@ class PluginHost:
         with self.app.tx() as s:
             if not self.app.plugin_enabled(s, tenant_id, self.plugin):
                 return None
-            customer_id = s.scalar(
-                sa.select(ChannelIdentity.customer_id).where(
-                    ChannelIdentity.tenant_id == tenant_id,
-                    ChannelIdentity.channel == channel,
-                    ChannelIdentity.external_id == external_id,
-                )
-            )
+            customer_id = holder_id(s, tenant_id, channel, external_id)
             if customer_id is None:
                 return None
             return {
@@ -213,13 +207,7 @@ class PluginHost:
         try:
             with self.app.tx() as s:
                 self._check_enabled(s, tenant_id)
-                customer_id = s.scalar(
-                    sa.select(ChannelIdentity.customer_id).where(
-                        ChannelIdentity.tenant_id == tenant_id,
-                        ChannelIdentity.channel == channel,
-                        ChannelIdentity.external_id == external_id,
-                    )
-                )
+                customer_id = holder_id(s, tenant_id, channel, external_id)
                 if customer_id is None:
                     return {"customer": f"no customer holds the {channel} identity {external_id!r}"}
                 defs = field_definitions(s, tenant_id, self.app.plugins)

@@ -86,15 +86,20 @@ def add_identity(
 SHARED_KEYS = ("unionid", "phone")
 
 
-def _holder(session: Session, tenant_id: int, channel: str, external_id: str) -> Customer | None:
-    """The (unmerged) customer holding the identity, if any."""
-    customer_id = session.scalar(
+def holder_id(session: Session, tenant_id: int, channel: str, external_id: str) -> int | None:
+    """The id of the customer holding the identity, if any."""
+    return session.scalar(
         sa.select(ChannelIdentity.customer_id).where(
             ChannelIdentity.tenant_id == tenant_id,
             ChannelIdentity.channel == channel,
             ChannelIdentity.external_id == external_id,
         )
     )
+
+
+def _holder(session: Session, tenant_id: int, channel: str, external_id: str) -> Customer | None:
+    """The (unmerged) customer holding the identity, if any."""
+    customer_id = holder_id(session, tenant_id, channel, external_id)
     if customer_id is None:
         return None
     customer = session.get(Customer, customer_id)
