@@ -18,9 +18,11 @@ connection refusal rather than a half-dead stream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import ssl
 import threading
+import weakref
 from collections.abc import Coroutine, Iterator, Sequence
 from typing import Any
 
@@ -44,6 +46,8 @@ from sopflow_personal_wechat.port import (
     Room,
 )
 
+#: how long the stream's first message may take (Wechaty's client waits as long)
+CONNECT_WAIT = 5.0
 EVENT_KINDS = {
     pb.EventType.EVENT_TYPE_MESSAGE: "message",
     pb.EventType.EVENT_TYPE_FRIENDSHIP: "friend_request",
@@ -72,9 +76,10 @@ class WechatyGateway:
         self._token = token
         self.self_id = ""
         self._unary: GrpcChannel | None = None  # the unary calls' connection (``_call``)
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="wechaty-gateway", daemon=True)
-        self._thread.start()
+        self._io = _LoopThread()
+        self._loop = self._io.loop
+        # a gateway nobody closed still closes its connections when collected or at exit
+        self._finalizer = weakref.finalize(self, self._io.shutdown)
 
     def __repr__(self) -> str:
         return f"<WechatyGateway {self.host}:{self.port} tls={self.tls}>"
@@ -82,7 +87,9 @@ class WechatyGateway:
     # -- plumbing ------------------------------------------------------------------------------
 
     def _channel(self) -> GrpcChannel:
-        return GrpcChannel(self.host, self.port, ssl=ssl.create_default_context() if self.tls else None)
+        channel = GrpcChannel(self.host, self.port, ssl=ssl.create_default_context() if self.tls else None)
+        self._io.channels.add(channel)
+        return channel
 
     def _metadata(self) -> dict[str, str]:
         return {"authorization": f"Wechaty {self._token.reveal()}"}
@@ -149,7 +156,7 @@ class WechatyGateway:
 
     def _drop_unary(self) -> None:
         if self._unary is not None:
-            self._unary.close()
+            self._io.close(self._unary)
             self._unary = None
 
     def call(self, method: str, *, sending: bool = False, **kwargs: Any) -> Any:
@@ -259,13 +266,17 @@ class WechatyGateway:
             except Exception as exc:  # handed to the reader, which maps it
                 await queue.put(exc)
             finally:
-                channel.close()
+                self._io.close(channel)
 
         task = asyncio.run_coroutine_threadsafe(pump(), self._loop)
+        # idle time counts once the stream is open: Wechaty's service sends a heartbeat
+        # first, and its own client waits up to 5 s for it (a connect on a loaded host)
+        wait = max(idle_timeout, min(CONNECT_WAIT, self.timeout))
         try:
             while True:
                 try:
-                    item = self._run(asyncio.wait_for(queue.get(), idle_timeout))
+                    item = self._run(asyncio.wait_for(queue.get(), wait))
+                    wait = idle_timeout
                 except GatewayUnreachable:
                     return  # idle
                 if isinstance(item, GRPCError):
@@ -304,5 +315,45 @@ class WechatyGateway:
         return GatewayEvent(kind, subject=data.get("contactId", ""), text=str(data.get("data", "")))
 
     def close(self) -> None:
-        self._loop.call_soon_threadsafe(self._drop_unary)
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._unary = None
+        self._finalizer()
+
+
+class _LoopThread:
+    """The gateway's event loop on its own thread, and the connections made on it.
+
+    Kept apart from the gateway so that ``weakref.finalize`` can shut it down
+    without holding the gateway alive."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.channels: set[GrpcChannel] = set()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="wechaty-gateway", daemon=True)
+        self.thread.start()
+
+    def close(self, channel: GrpcChannel) -> None:
+        self.channels.discard(channel)
+        channel.close()
+
+    async def _cancel_all(self) -> None:
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)  # their ``finally`` closes streams
+        for channel in list(self.channels):
+            self.close(channel)
+
+    def shutdown(self) -> None:
+        """Cancel what runs, close every connection, stop and close the loop."""
+        if self.loop.is_closed():
+            return
+        if threading.current_thread() is self.thread:  # collected on the loop itself: just stop it
+            self.loop.stop()
+            return
+        if self.thread.is_alive():
+            with contextlib.suppress(TimeoutError, RuntimeError):
+                asyncio.run_coroutine_threadsafe(self._cancel_all(), self.loop).result(5)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(5)
+        if not self.loop.is_running():
+            self.loop.close()

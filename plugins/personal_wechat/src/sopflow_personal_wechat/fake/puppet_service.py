@@ -40,6 +40,8 @@ EVENT_TYPES = {
 GENDER = {"male": pb.ContactGender.CONTACT_GENDER_MALE, "female": pb.ContactGender.CONTACT_GENDER_FEMALE}
 #: real seconds before a stream's end within which its events are offered again
 RESEND_WINDOW = 0.5
+#: the payload of the heartbeat that opens every event stream (as Wechaty's service words it)
+CONNECTED = json.dumps({"data": "Wechaty Puppet gRPC stream connect successfully"})
 #: The calls a send is made of (what ``sent`` counts).
 SEND_METHODS = ("MessageSendText", "MessageSendFile", "MessageSendUrl", "MessageSendMiniProgram")
 
@@ -290,6 +292,10 @@ class FakePuppetService:
         again: it may have gone to a client that had already stopped reading (the
         intake de-duplicates on the gateway's ids)."""
         loop = asyncio.get_running_loop()
+        await asyncio.sleep(account.stream_delay)
+        # what Wechaty's own puppet service sends first on every stream: its client
+        # waits for this heartbeat (5 s at most) before it counts the stream as open
+        await stream.send_message(pb.EventResponse(type=pb.EventType.EVENT_TYPE_HEARTBEAT, payload=CONNECTED))
         if account.logged_in:  # a new stream first learns who is logged in
             login = json.dumps({"contactId": account.self_id})
             await stream.send_message(pb.EventResponse(type=pb.EventType.EVENT_TYPE_LOGIN, payload=login))

@@ -68,6 +68,8 @@ class FakeAccount:
     refusals: int = 0
     events: list[tuple[str, dict[str, Any]]] = attrs.field(factory=list)
     streamed: int = 0  # events handed to a client stream so far
+    #: real seconds a new event stream takes to open (a slow gateway or a loaded host)
+    stream_delay: float = 0.0
     messages: dict[str, dict[str, Any]] = attrs.field(factory=dict)
 
 
