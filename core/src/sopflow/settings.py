@@ -39,6 +39,7 @@ class Settings:
     port: int = 8000
     max_body_bytes: int = 1_048_576
     max_batch_events: int = 500
+    ingest_group_events: int = 500
     loop_guard_depth: int = 5
     scheduler_interval: float = 1.0
     claim_lease_seconds: int = 300
@@ -108,6 +109,7 @@ class Settings:
             ("SOPFLOW_PORT", 8000),
             ("SOPFLOW_MAX_BODY_BYTES", 1_048_576),
             ("SOPFLOW_MAX_BATCH_EVENTS", 500),
+            ("SOPFLOW_INGEST_GROUP_EVENTS", 500),
             ("SOPFLOW_LOOP_GUARD_DEPTH", 5),
             ("SOPFLOW_WORKER_THREADS", 4),
             ("SOPFLOW_CLAIM_LEASE_SECONDS", 300),
@@ -162,6 +164,7 @@ class Settings:
             port=ints["SOPFLOW_PORT"],
             max_body_bytes=ints["SOPFLOW_MAX_BODY_BYTES"],
             max_batch_events=ints["SOPFLOW_MAX_BATCH_EVENTS"],
+            ingest_group_events=ints["SOPFLOW_INGEST_GROUP_EVENTS"],
             loop_guard_depth=ints["SOPFLOW_LOOP_GUARD_DEPTH"],
             scheduler_interval=interval,
             worker_threads=ints["SOPFLOW_WORKER_THREADS"],

@@ -29,6 +29,7 @@ from sopflow.api.deps import DEPENDENCIES
 from sopflow.api.events import EventController
 from sopflow.api.fields import FieldController
 from sopflow.api.forecast import ForecastController
+from sopflow.api.ingest_writer import IngestWriter
 from sopflow.api.journeys import JourneyController
 from sopflow.api.keyword_rules import KeywordRuleController
 from sopflow.api.nesting import nesting_guard
@@ -107,6 +108,7 @@ def _observability(registry: CollectorRegistry) -> Any:
 
 def build_api(app: SopflowApp) -> Litestar:
     registry = CollectorRegistry()
+    writer = IngestWriter(app, app.settings.ingest_group_events)
     handlers: list[Any] = [
         health,
         metrics,
@@ -119,7 +121,8 @@ def build_api(app: SopflowApp) -> Litestar:
         dependencies={"auth": Provide(provide_auth, sync_to_thread=True), **DEPENDENCIES},
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[_observability(registry), allow_header(), nesting_guard(app.settings.max_body_bytes)],
-        state=State({"sopflow": app, "metrics_registry": registry}),
+        state=State({"sopflow": app, "metrics_registry": registry, "ingest_writer": writer}),
+        on_shutdown=[writer.close],
         request_max_body_size=app.settings.max_body_bytes,
         # sopflow logs through structlog (redacted, SOPFLOW_LOG_LEVEL); Litestar must not
         # turn the root logger to INFO, which would print every client library's requests.

@@ -22,6 +22,7 @@ from anyio import to_thread
 from litestar import Request
 from litestar.di import Provide
 
+from sopflow.api.ingest_writer import IngestWriter
 from sopflow.app import SopflowApp
 from sopflow.db import Session
 
@@ -33,6 +34,11 @@ _ANNOUNCE = "sopflow_announce"
 def provide_app(request: Request) -> SopflowApp:
     """The ``SopflowApp`` the API serves."""
     return request.app.state.sopflow
+
+
+def provide_ingest_writer(request: Request) -> IngestWriter:
+    """The group-commit writer of ``POST /api/v1/events`` (api/ingest_writer.py)."""
+    return request.app.state.ingest_writer
 
 
 async def provide_session(request: Request) -> AsyncIterator[Session]:
@@ -66,5 +72,6 @@ def _announce(app: SopflowApp, pending: list[tuple[int, list[dict[str, Any]]]]) 
 #: the dependencies every handler may name
 DEPENDENCIES = {
     "sopflow": Provide(provide_app, sync_to_thread=False),
+    "ingest_writer": Provide(provide_ingest_writer, sync_to_thread=False),
     "session": Provide(provide_session),
 }

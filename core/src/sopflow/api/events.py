@@ -7,16 +7,14 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from sopflow.api.auth import Auth, needs
-from sopflow.api.deps import announce_after_commit
+from sopflow.api.ingest_writer import IngestWriter
 from sopflow.api.params import Limit, OptionalCursor, OptionalId
 from sopflow.api.responses import shape
 from sopflow.api.responses.pipelines import EventPage, IngestResult
 from sopflow.api.schemas import EventBatch, to_plain
 from sopflow.app import SopflowApp
 from sopflow.db import Session
-from sopflow.engine.customers.event_log import created_events, list_events
-from sopflow.engine.customers.fields import field_definitions
-from sopflow.engine.customers.ingest import ingest
+from sopflow.engine.customers.event_log import list_events
 from sopflow.errors import InvalidInput
 
 
@@ -35,7 +33,7 @@ class EventController(Controller):
         self,
         sopflow: NamedDependency[SopflowApp],
         auth: NamedDependency[Auth],
-        session: NamedDependency[Session],
+        ingest_writer: NamedDependency[IngestWriter],
         data: JSONBody[EventBatch],
     ) -> IngestResult:
         if not data.events:
@@ -45,10 +43,8 @@ class EventController(Controller):
                 [("events", f"at most {sopflow.settings.max_batch_events} events per batch; split it")]
             )
         raw = [{k: v for k, v in to_plain(e).items() if v is not None} for e in data.events]
-        defs = field_definitions(session, auth.tenant_id, sopflow.plugins)
-        outcomes = ingest(session, auth.tenant_id, raw, defs, sopflow.now(), source="api")
-        announce_after_commit(session, auth.tenant_id, created_events(session, outcomes))
-        return shape(IngestResult, {"results": outcomes})
+        # no session of its own: the writer's transaction holds this batch and its neighbours'
+        return shape(IngestResult, {"results": ingest_writer.submit(auth.tenant_id, raw)})
 
     @get(
         "/",
