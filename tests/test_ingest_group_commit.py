@@ -138,3 +138,42 @@ def test_the_group_size_setting_is_a_positive_integer(value: str) -> None:
 
     with pytest.raises(ConfigError, match="SOPFLOW_INGEST_GROUP_EVENTS"):
         Settings.from_env({"SOPFLOW_INGEST_GROUP_EVENTS": value})
+
+
+@pytest.mark.parametrize("stale", ["event", "identity"])
+def test_a_row_stored_since_the_batch_read_makes_the_batch_go_event_by_event(
+    api: Any, sopflow_app: Any, monkeypatch: pytest.MonkeyPatch, stale: str
+) -> None:
+    """The batch is written under one savepoint on what its reads found; when
+    another transaction stored one of its events (or created one of its
+    identities) in between, that savepoint fails and each event is written
+    again under its own: no error, nothing twice."""
+    from sopflow.engine.customers import ingest as ingest_module
+    from sopflow.models import Customer
+
+    first = api.post("/api/v1/events", json={"events": [added("before")]}).json()["results"][0]
+    # the reads as if made before that transaction committed: the first call only
+    reads = {"event": "stored_events", "identity": "absent_identities"}[stale]
+    real, calls = getattr(ingest_module, reads), []
+
+    def before_the_other_commit(session: Any, tenant_id: int, items: Any) -> Any:
+        calls.append(1)
+        found = real(session, tenant_id, items)
+        if len(calls) > 1:
+            return found
+        return {} if stale == "event" else {*found, ("wecom", "wm-before")}
+
+    monkeypatch.setattr(ingest_module, reads, before_the_other_commit)
+    again = added("before") if stale == "event" else added("other-key", identity=added("before")["identity"])
+    batch = [added("new-1"), again, added("new-2")]
+    answer = api.post("/api/v1/events", json={"events": batch})
+    assert answer.status_code == 200, answer.text
+    results = answer.json()["results"]
+    expected = ["created", "duplicate", "created"] if stale == "event" else ["created"] * 3
+    assert [r["status"] for r in results] == expected
+    if stale == "event":
+        assert results[1]["event_id"] == first["event_id"]
+    keys = {"event": ["before", "new-1", "new-2"], "identity": ["before", "new-1", "new-2", "other-key"]}
+    assert event_keys(sopflow_app) == keys[stale]
+    with sopflow_app.tx() as s:  # the identity still names one customer
+        assert s.scalar(sa.select(sa.func.count()).select_from(Customer)) == 3

@@ -1,9 +1,10 @@
 """Ingest: normalized events in, customers resolved, fields applied, log appended.
 
 A batch is validated as a whole first: one bad event rejects the batch with
-every problem listed and nothing written.  Each event then runs in a savepoint
-so a concurrent duplicate (two deliveries of one webhook racing) turns into a
-``duplicate`` outcome instead of an error.
+every problem listed and nothing written.  The batch is then written under
+one savepoint; if a concurrent transaction stored one of its events (two
+deliveries of one webhook racing), each event is written again under its own,
+so the race turns into a ``duplicate`` outcome instead of an error.
 """
 
 from __future__ import annotations
@@ -141,10 +142,36 @@ def _store(
     depth: int,
 ) -> list[dict[str, Any]]:
     """Store validated events in order: one outcome each (created or duplicate)."""
-    # The batch's reads up front, one statement each rather than one per event:
-    # the events already stored, and the identities nobody holds yet.
-    seen = stored_events(session, tenant_id, [ev["idempotency_key"] for ev in validated])
-    absent = absent_identities(session, tenant_id, [_identities(ev) for ev in validated])
+    # the batch's reads up front, one statement each: events stored, identities nobody holds
+    keys, named = [ev["idempotency_key"] for ev in validated], [_identities(ev) for ev in validated]
+    seen, absent = stored_events(session, tenant_id, keys), absent_identities(session, tenant_id, named)
+    try:  # the common case first: the whole batch under one savepoint, not one per event
+        with session.begin_nested():
+            return _store_each(session, tenant_id, validated, now, source, causation_id, depth, seen, absent)
+    except IntegrityError:
+        # another transaction stored one of the events, or created one of their
+        # identities, since the reads above: again, each event under its own savepoint
+        seen, absent = stored_events(session, tenant_id, keys), set()
+        return _store_each(
+            session, tenant_id, validated, now, source, causation_id, depth, seen, absent, guarded=True
+        )
+
+
+def _store_each(
+    session: Session,
+    tenant_id: int,
+    validated: Sequence[Mapping[str, Any]],
+    now: datetime,
+    source: str,
+    causation_id: int | None,
+    depth: int,
+    seen: dict[str, int],
+    absent: set[tuple[str, str]],
+    *,
+    guarded: bool = False,
+) -> list[dict[str, Any]]:
+    """Each event in order; ``guarded``: each under a savepoint, and one that meets
+    a row another transaction just stored is a duplicate or applied again."""
     outcomes = []
     for i, ev in enumerate(validated):
         key = ev["idempotency_key"]
@@ -153,21 +180,23 @@ def _store(
                 {"index": i, "idempotency_key": key, "status": "duplicate", "event_id": seen[key]}
             )
             continue
-        try:
-            with session.begin_nested():
-                outcome = _apply(session, tenant_id, ev, now, source, causation_id, depth, absent)
-        except IntegrityError:
-            # another transaction stored the event, or created one of its identities,
-            # since the reads above: a duplicate, or the event applied again on what is there now
-            absent.clear()
-            existing = session.scalar(
-                sa.select(Event.id).where(Event.tenant_id == tenant_id, Event.idempotency_key == key)
-            )
-            if existing is not None:
-                outcome = {"status": "duplicate", "event_id": existing}
-            else:
+        args = (session, tenant_id, ev, now, source, causation_id, depth, absent)
+        if not guarded:
+            outcome = _apply(*args)
+        else:
+            try:
                 with session.begin_nested():
-                    outcome = _apply(session, tenant_id, ev, now, source, causation_id, depth, absent)
+                    outcome = _apply(*args)
+            except IntegrityError:
+                absent.clear()
+                existing = session.scalar(
+                    sa.select(Event.id).where(Event.tenant_id == tenant_id, Event.idempotency_key == key)
+                )
+                if existing is not None:
+                    outcome = {"status": "duplicate", "event_id": existing}
+                else:
+                    with session.begin_nested():
+                        outcome = _apply(*args)
         seen[key] = outcome["event_id"]
         outcomes.append({"index": i, "idempotency_key": key, **outcome})
     return outcomes
