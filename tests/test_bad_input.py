@@ -120,3 +120,54 @@ def test_sop_keys_outside_definition_say_where_they_go(api, sopflow_app):
     assert nested.status_code == 422
     assert nested.json()["errors"][0]["field"] == "identities[0].x"
     assert row_counts(sopflow_app) == before
+
+
+def test_a_body_is_read_with_json_types_not_coerced(api, sopflow_app):
+    """``0``/``1`` for a boolean and a number as text are refused with the field
+    named, as the OpenAPI states, instead of being read as ``false``/``true``/5."""
+    staff = api.post("/api/v1/staff", json={"external_id": "zs", "name": "Z"}).json()
+    before = row_counts(sopflow_app)
+    for path, method, body, field in (
+        (f"/api/v1/staff/{staff['id']}", "PATCH", {"left": 1}, "left"),
+        ("/api/v1/plugins/wecom", "PUT", {"enabled": 0}, "enabled"),
+        (
+            "/api/v1/events",
+            "POST",
+            {"events": [{"type": "x", "idempotency_key": "k", "customer_id": str(staff["id"])}]},
+            "events[0].customer_id",
+        ),
+    ):
+        r = api.request(method, path, json=body)
+        assert r.status_code == 422, (path, r.text)
+        assert [e["field"] for e in r.json()["errors"]] == [field]
+        assert "Expected" in r.json()["errors"][0]["message"]
+    assert row_counts(sopflow_app) == before
+    assert api.get(f"/api/v1/staff/{staff['id']}").json()["left_at"] is None
+    # the JSON types themselves still pass
+    assert api.patch(f"/api/v1/staff/{staff['id']}", json={"left": True}).status_code == 200
+
+
+def test_a_nul_anywhere_in_a_body_is_refused_by_name(api, sopflow_app):
+    """Postgres stores no NUL in text or JSONB: every JSON body is checked for
+    one, in keys and strings at any depth, before anything is written (on
+    Postgres these were 500s), and the schema says so on every string."""
+    before = row_counts(sopflow_app)
+    for path, body, fields in (
+        ("/api/v1/fields", {"key": "a1", "type": "text", "label": "a\x00b"}, ["label"]),
+        ("/api/v1/fields", {"key": "a2", "type": "choice", "choices": ["ok", "x\x00"]}, ["choices[1]"]),
+        ("/api/v1/staff", {"external_id": "zs", "name": "Z\x00"}, ["name"]),
+        ("/api/v1/journeys", {"name": "j\x00", "pipeline_id": 1}, ["name"]),
+        (
+            "/api/v1/events",
+            {"events": [{"type": "x", "idempotency_key": "k", "customer_id": 1, "payload": {"a\x00": 1}}]},
+            ["events[0].payload.a\\u0000"],
+        ),
+    ):
+        r = api.post(path, json=body)
+        assert r.status_code == 422, (path, r.text)
+        assert [e["field"] for e in r.json()["errors"]] == fields
+        assert all("NUL" in e["message"] for e in r.json()["errors"])
+    assert row_counts(sopflow_app) == before
+    schemas = api.get("/schema/openapi.json").json()["components"]["schemas"]
+    assert schemas["FieldCreate"]["properties"]["label"]["pattern"] == "^[^\\u0000]*$"
+    assert schemas["StaffCreate"]["properties"]["name"]["pattern"] == "^[^\\u0000]*$"

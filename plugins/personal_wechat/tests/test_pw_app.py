@@ -230,3 +230,22 @@ def test_a_restriction_pauses_the_account_and_tells_its_staff_member_once(
     assert [m.staff_external_id for m in notices] == ["zhangsan"]
     assert "staff01" in notices[0].text and "restricted" in notices[0].text
     assert account.sent == []  # nothing went out while paused
+
+
+def test_a_moments_step_is_skipped_with_the_reason_never_faked(
+    api: Any, app_fake: Any, account_id: int
+) -> None:
+    """Neither gateway can post moments: the touch ends skipped, saying so, and
+    nothing goes out in its place."""
+    moment = {"type": "send", "channel": "personal_wechat", "touchpoint": "moments", "text": "新品上架"}
+    _sop(api, [{"day": 1, "at": "10:00", "actions": [moment]}])
+    account = app_fake.state.account(TOKEN)
+    app_fake.state.request_friend(account, NEWCOMER, hello="hi")
+    assert (
+        api.post(f"/plugins/personal_wechat/accounts/{account_id}/intake?idle_seconds=0.2").status_code == 200
+    )
+    run_due(api, by=timedelta(days=2))
+    [touch] = api.get("/api/v1/touches").json()["items"]
+    assert touch["status"] == "skipped", touch
+    assert "cannot post moments" in touch["outcome"]["reason"]
+    assert account.sent == []

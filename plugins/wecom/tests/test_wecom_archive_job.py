@@ -21,6 +21,7 @@ from archive_support import (
     private_keys_secret,
     seal,
 )
+from sopflow_wecom.archive.errors import CODES
 
 __all__ = ["fake_archive", "fake_library"]  # fixtures
 
@@ -434,3 +435,22 @@ def test_an_init_failure_is_mapped_like_any_other_code(api: Any, sopflow_app: An
     fake.fail_with(init_rc=10001)
     r = api.post(f"/plugins/wecom/accounts/{account_id}/archive/pull", json={})
     assert r.status_code == 503 and "Init returned 10001" in r.json()["detail"], r.text
+
+
+@pytest.mark.parametrize("code", sorted(CODES))
+def test_every_mapped_code_takes_its_branch_of_the_error_tree(
+    api: Any, sopflow_app: Any, fake: FakeArchive, code: int
+) -> None:
+    """Each code GetChatData can give (the library's return codes 10000–10011, the
+    server's errcode for the others) is told by number and meaning, and does what
+    its kind says: retriable keeps the account healthy for the next tick, fatal
+    marks it unhealthy; neither moves the cursor or ingests anything."""
+    kind, meaning, _ = CODES[code]
+    account_id = connect(api)
+    fake.fail_with(**{"rc" if code < 20000 else "errcode": code})
+    run_jobs(sopflow_app)
+    shown = status(api, account_id)
+    assert f"{code} ({meaning})" in shown["error"], shown
+    assert shown["seq"] == 0 and texts(api) == []
+    page_kind = "retriable" if kind == "skippable" else kind  # one message's code, on a whole page
+    assert (shown["kind"], shown["healthy"]) == (page_kind, page_kind != "fatal"), shown

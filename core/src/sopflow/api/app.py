@@ -33,6 +33,7 @@ from sopflow.api.ingest_writer import IngestWriter
 from sopflow.api.journeys import JourneyController
 from sopflow.api.keyword_rules import KeywordRuleController
 from sopflow.api.nesting import nesting_guard
+from sopflow.api.nul_schemas import no_nul_components
 from sopflow.api.openapi_responses import document_problems
 from sopflow.api.pipelines import PipelineController, StageController
 from sopflow.api.plugin_routes import plugin_route_handlers
@@ -42,6 +43,7 @@ from sopflow.api.response_schemas import response_components
 from sopflow.api.segments import SegmentController
 from sopflow.api.sops import EnrollmentController, SopController, TouchController
 from sopflow.api.staff import StaffController
+from sopflow.api.strict_body import strict_body
 from sopflow.api.system import health, metrics
 from sopflow.api.tenants import ApiKeyController, TenantController
 from sopflow.app import SopflowApp
@@ -120,6 +122,7 @@ def build_api(app: SopflowApp) -> Litestar:
         route_handlers=handlers,
         dependencies={"auth": Provide(provide_auth, sync_to_thread=True), **DEPENDENCIES},
         exception_handlers=EXCEPTION_HANDLERS,
+        before_request=strict_body,  # a body's booleans and numbers as JSON types (api/strict_body.py)
         middleware=[_observability(registry), allow_header(), nesting_guard(app.settings.max_body_bytes)],
         state=State({"sopflow": app, "metrics_registry": registry, "ingest_writer": writer}),
         on_shutdown=[writer.close],
@@ -154,5 +157,6 @@ def build_api(app: SopflowApp) -> Litestar:
         **channel_components(app.plugins),
     }
     installed_choices(components.schemas, app)
+    no_nul_components(components.schemas)  # no NUL in any body (api/nul_schemas.py)
     document_problems(api.openapi_schema)  # every status each route can answer (api/openapi_responses.py)
     return api

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sopflow_sdk import FatalError, SkippableError
+from sopflow_sdk import FatalError, RetriableError, SkippableError, SopflowError
 
 from sopflow_wecom.archive import media
 from sopflow_wecom.archive.errors import FinanceSdkError, kind_of, to_sopflow_error
@@ -41,16 +41,25 @@ class FinanceArchiveSource:
         try:
             raw = self.sdk.get_chat_data(seq, limit)
         except FinanceSdkError as exc:
-            raise to_sopflow_error(exc.code, exc.call, self.subject) from None
+            raise self._page_error(exc.code) from None
         try:
             answer: Any = json.loads(raw or b"{}")
         except ValueError:
-            raise to_sopflow_error(10002, "GetChatData", self.subject) from None
+            raise self._page_error(10002) from None
         errcode = answer.get("errcode", 0) if isinstance(answer, dict) else 10002
         if errcode:
-            raise to_sopflow_error(int(errcode), "GetChatData", self.subject)
+            raise self._page_error(int(errcode))
         items = answer.get("chatdata") or []
         return [self._open(item) for item in items if isinstance(item, dict)]
+
+    def _page_error(self, code: int) -> SopflowError:
+        """A page that fails as a whole has no one message to pass over: a code
+        that would skip one message is retried with the page, the cursor kept."""
+        error = to_sopflow_error(code, "GetChatData", self.subject)
+        if isinstance(error, SkippableError):
+            error = RetriableError(f"{error}; a whole page failed, so the next pull retries it")
+            error.code = code  # type: ignore[attr-defined]
+        return error
 
     def _open(self, item: dict[str, Any]) -> ArchivedMessage:
         seq, msgid = int(item.get("seq") or 0), str(item.get("msgid") or "")
