@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import UNSET, UnsetType
 
 from sopflow.api.responses import Instant, Out
+
+#: The stored, normalised definition: the SopDefinition component (engine/sops/schema.py),
+#: installed in the OpenAPI in place of this placeholder (api/response_schemas.py).
+Definition = dict[str, Any]
+
+
+class AudienceOut(Out):
+    """A started nurture SOP's audience, enrolled in the background: ``{}`` for a
+    new_customer SOP and before the first start."""
+
+    state: Literal["pending", "running", "done"] | UnsetType = UNSET
+    #: the customers the target matched when enrolling began (``null`` until counted)
+    total: int | UnsetType | None = UNSET
+    #: customers looked at so far, and how many of them entered
+    done: int | UnsetType = UNSET
+    enrolled: int | UnsetType = UNSET
 
 
 class SopOut(Out):
@@ -15,8 +34,8 @@ class SopOut(Out):
     kind: str
     status: str
     version: int
-    definition: dict[str, Any]
-    audience: dict[str, Any]
+    definition: Definition
+    audience: AudienceOut
     created_at: Instant
     updated_at: Instant
     started_at: Instant | None
@@ -30,7 +49,7 @@ class StoppedSopOut(SopOut):
 class SopVersionOut(Out):
     version: int
     id: int
-    definition: dict[str, Any]
+    definition: Definition
     created_at: Instant
 
 
@@ -50,6 +69,60 @@ class StepStats(Out):
     on_time_rate: float | None
 
 
+class MetricOut(Out):
+    """How many of a group's enrolments were sent a touch, replied or converted."""
+
+    count: int
+    #: count / enrolled (``null`` with nobody enrolled), with its 95% Wilson interval
+    rate: float | None
+    interval_95: tuple[float, float] | None
+
+
+class MetricsOut(Out):
+    sent: MetricOut
+    replied: MetricOut
+    converted: MetricOut
+
+
+class ProportionTest(Out):
+    """A pooled two-proportion z-test of the group's rate against the first group's."""
+
+    difference: float | None
+    z: float | None
+    p_value: float | None
+
+
+class VersusFirst(Out):
+    sent: ProportionTest
+    replied: ProportionTest
+    converted: ProportionTest
+
+
+class GroupStats(Out, kw_only=True):
+    """One compared group's counts; each group after the first has ``versus_first``."""
+
+    enrolled: int
+    sent: MetricOut
+    replied: MetricOut
+    converted: MetricOut
+    versus_first: VersusFirst | UnsetType = UNSET
+
+
+class ArmStats(GroupStats, kw_only=True):
+    """A random split's arm; ``weight`` is ``null`` for an arm only an older version had."""
+
+    arm: str
+    weight: float | None
+
+
+class SopGroupStats(GroupStats, kw_only=True):
+    """An SOP compared with others, labelled by its target's staff."""
+
+    sop_id: int
+    name: str
+    staff: list[str]
+
+
 class SopStatsOut(Out):
     sop_id: int
     targeted: int
@@ -63,14 +136,14 @@ class SopStatsOut(Out):
     goal_window_days: int | None
     steps: list[StepStats]
     #: a random split's arms, each with its counts, rates and intervals (docs/sops.md)
-    arms: list[dict[str, Any]] | None
+    arms: list[ArmStats] | None
 
 
 class ComparisonOut(Out):
     """SOPs compared like a split's arms: each group's label, counts, rates and tests."""
 
     window_days: int
-    groups: list[dict[str, Any]]
+    groups: list[SopGroupStats]
 
 
 class EnrollmentOut(Out):
@@ -95,6 +168,67 @@ class EnrollmentPage(Out):
     next_cursor: str | None
 
 
+class SendResult(Out):
+    """One action's call that went out, in the channel's words (not a touch state):
+    ``pending`` waits for staff to confirm it."""
+
+    action: int
+    status: Literal["sent", "pending"]
+    provider_ref: str | None
+    #: the channel account it went through (none for a webhook or the log channel)
+    account_id: int | UnsetType = UNSET
+
+
+class StaffRef(Out):
+    id: int
+    external_id: str
+
+
+class Tap(Out):
+    """A staff member's answer to a send they make or confirm by hand."""
+
+    answer: Literal["sent", "skip"]
+    staff: str | None
+    at: Instant
+
+
+class Readdress(Out):
+    """The customer moved from one staff member (``from``) to another while the touch waited."""
+
+    from_: str = msgspec.field(name="from")
+    to: str
+    at: Instant
+
+
+class Readdressed(Readdress):
+    """An earlier sending cancelled after a transfer, with what it had sent."""
+
+    results: list[SendResult]
+
+
+class TouchOutcome(Out):
+    """How a touch went: ``{}`` before it was attempted."""
+
+    #: one entry per action that went out
+    results: list[SendResult] | UnsetType = UNSET
+    #: why it was skipped, failed, cancelled, sent to review or retried
+    #: (``no_reply``, ``catch_up_skip``, ``skipped_by_staff``, a channel's own words, …)
+    reason: str | UnsetType = UNSET
+    #: the channel account of the call that cut the touch short (its health)
+    account_id: int | UnsetType = UNSET
+    #: a notice to the customer's owner: who was told
+    staff: StaffRef | UnsetType = UNSET
+    #: the customer's day whose daily push this touch holds
+    cap_day: Annotated[str, msgspec.Meta(description="a date, YYYY-MM-DD")] | UnsetType = UNSET
+    tap: Tap | UnsetType = UNSET
+    #: the customer changed owner: sent again from the new one unless it went out
+    readdress: Readdress | UnsetType = UNSET
+    readdressed: list[Readdressed] | UnsetType = UNSET
+    #: the final status the confirmation poll reached, and when
+    confirmed: Literal["sent", "failed", "skipped"] | UnsetType = UNSET
+    confirmed_at: Instant | UnsetType = UNSET
+
+
 class TouchOut(Out):
     """A touch; ``outcome`` records each send's account and result (docs/api.md)."""
 
@@ -111,7 +245,7 @@ class TouchOut(Out):
     attempts: int
     sent_at: Instant | None
     replied_at: Instant | None
-    outcome: dict[str, Any]
+    outcome: TouchOutcome
 
 
 class TouchPage(Out):
