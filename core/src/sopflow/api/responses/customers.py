@@ -7,14 +7,14 @@ from typing import Annotated
 import msgspec
 
 from sopflow.api.responses import Instant, Out
-from sopflow.engine.customers.fields import FIELD_KEY_PATTERN
 
 #: A field's stored value (engine/customers/fields.py): text and choice as strings,
 #: number as a number, bool as a boolean, date as ``YYYY-MM-DD``, datetime as
 #: ISO 8601 in UTC, multi-choice as a list of strings.  A cleared field is absent, never null.
+#: Keys are the tenant's (lower_snake_case) or a plugin's, which may be dotted (``orders.count``).
 FieldValue = str | int | float | bool | list[str]
 Fields = Annotated[
-    dict[Annotated[str, msgspec.Meta(pattern=FIELD_KEY_PATTERN)], FieldValue],
+    dict[str, FieldValue],
     msgspec.Meta(
         description="field key → value: text and choice as strings, number as a number, bool as a "
         "boolean, date as YYYY-MM-DD, datetime as ISO 8601 in UTC, multi_choice as a list of strings"
