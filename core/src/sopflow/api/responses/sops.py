@@ -9,8 +9,9 @@ from msgspec import UNSET, UnsetType
 
 from sopflow.api.responses import Instant, Out
 
-#: The stored, normalised definition: the SopDefinition component (engine/sops/schema.py),
-#: installed in the OpenAPI in place of this placeholder (api/response_schemas.py).
+#: The stored, normalised definition: the SopStoredDefinition component (built from
+#: engine/sops/schema.py's SopDefinition), stated in the OpenAPI in place of this
+#: placeholder by api/response_schemas.py.
 Definition = dict[str, Any]
 
 
@@ -19,11 +20,14 @@ class AudienceOut(Out):
     new_customer SOP and before the first start."""
 
     state: Literal["pending", "running", "done"] | UnsetType = UNSET
-    #: the customers the target matched when enrolling began (``null`` until counted)
-    total: int | UnsetType | None = UNSET
-    #: customers looked at so far, and how many of them entered
-    done: int | UnsetType = UNSET
-    enrolled: int | UnsetType = UNSET
+    total: (
+        Annotated[
+            int | None, msgspec.Meta(description="the customers the target matched (null until counted)")
+        ]
+        | UnsetType
+    ) = UNSET
+    done: Annotated[int, msgspec.Meta(description="customers looked at so far")] | UnsetType = UNSET
+    enrolled: Annotated[int, msgspec.Meta(description="of those, how many entered")] | UnsetType = UNSET
 
 
 class SopOut(Out):
@@ -175,8 +179,15 @@ class SendResult(Out):
     action: int
     status: Literal["sent", "pending"]
     provider_ref: str | None
-    #: the channel account it went through (none for a webhook or the log channel)
-    account_id: int | UnsetType = UNSET
+    account_id: (
+        Annotated[
+            int,
+            msgspec.Meta(
+                description="the channel account it went through (none for a webhook or the log channel)"
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
 
 
 class StaffRef(Out):
@@ -209,23 +220,59 @@ class Readdressed(Readdress):
 class TouchOutcome(Out):
     """How a touch went: ``{}`` before it was attempted."""
 
-    #: one entry per action that went out
-    results: list[SendResult] | UnsetType = UNSET
-    #: why it was skipped, failed, cancelled, sent to review or retried
-    #: (``no_reply``, ``catch_up_skip``, ``skipped_by_staff``, a channel's own words, …)
-    reason: str | UnsetType = UNSET
-    #: the channel account of the call that cut the touch short (its health)
-    account_id: int | UnsetType = UNSET
-    #: a notice to the customer's owner: who was told
-    staff: StaffRef | UnsetType = UNSET
-    #: the customer's day whose daily push this touch holds
-    cap_day: Annotated[str, msgspec.Meta(description="a date, YYYY-MM-DD")] | UnsetType = UNSET
+    results: (
+        Annotated[list[SendResult], msgspec.Meta(description="one entry per action that went out")]
+        | UnsetType
+    ) = UNSET
+    reason: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                description="why it was skipped, failed, cancelled, sent to review or retried: no_reply, "
+                "catch_up_skip, skipped_by_staff, the enrolment's end reason, a channel's own words, …"
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+    account_id: (
+        Annotated[
+            int,
+            msgspec.Meta(description="the channel account of the call that cut the touch short (its health)"),
+        ]
+        | UnsetType
+    ) = UNSET
+    staff: (
+        Annotated[StaffRef, msgspec.Meta(description="a notice to the customer's owner: who was told")]
+        | UnsetType
+    ) = UNSET
+    cap_day: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                pattern=r"^\d{4}-\d{2}-\d{2}$",
+                description="the customer's day (YYYY-MM-DD) whose daily push this touch holds",
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
     tap: Tap | UnsetType = UNSET
-    #: the customer changed owner: sent again from the new one unless it went out
-    readdress: Readdress | UnsetType = UNSET
+    readdress: (
+        Annotated[
+            Readdress,
+            msgspec.Meta(
+                description="the customer changed owner: sent again from the new one unless it went out"
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
     readdressed: list[Readdressed] | UnsetType = UNSET
-    #: the final status the confirmation poll reached, and when
-    confirmed: Literal["sent", "failed", "skipped"] | UnsetType = UNSET
+    confirmed: (
+        Annotated[
+            Literal["sent", "failed", "skipped"],
+            msgspec.Meta(description="the final status the confirmation poll reached (at confirmed_at)"),
+        ]
+        | UnsetType
+    ) = UNSET
     confirmed_at: Instant | UnsetType = UNSET
 
 
