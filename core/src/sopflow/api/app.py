@@ -39,7 +39,7 @@ from sopflow.api.pipelines import PipelineController, StageController
 from sopflow.api.plugin_routes import plugin_route_handlers
 from sopflow.api.plugins import PluginController
 from sopflow.api.problems import EXCEPTION_HANDLERS
-from sopflow.api.response_schemas import response_components
+from sopflow.api.response_schemas import response_components, response_documents
 from sopflow.api.segments import SegmentController
 from sopflow.api.sops import EnrollmentController, SopController, TouchController
 from sopflow.api.staff import StaffController
@@ -157,6 +157,10 @@ def build_api(app: SopflowApp) -> Litestar:
         **channel_components(app.plugins),
     }
     installed_choices(components.schemas, app)
+    # the stated documents a success body holds (an SOP definition, a rule, an account's config)
+    response_documents(
+        components.schemas, sorted(r.spec.name for r in app.plugins.registry.all("register_channels"))
+    )
     no_nul_components(components.schemas)  # no NUL in any body (api/nul_schemas.py)
     document_problems(api.openapi_schema)  # every status each route can answer (api/openapi_responses.py)
     return api

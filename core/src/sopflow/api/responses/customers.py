@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated
+
+import msgspec
 
 from sopflow.api.responses import Instant, Out
+
+#: A field's stored value (engine/customers/fields.py): text and choice as strings,
+#: number as a number, bool as a boolean, date as ``YYYY-MM-DD``, datetime as
+#: ISO 8601 in UTC, multi-choice as a list of strings.  A cleared field is absent, never null.
+#: Keys are the tenant's (lower_snake_case) or a plugin's, which may be dotted (``orders.count``).
+FieldValue = str | int | float | bool | list[str]
+Fields = Annotated[
+    dict[str, FieldValue],
+    msgspec.Meta(
+        description="field key → value: text and choice as strings, number as a number, bool as a "
+        "boolean, date as YYYY-MM-DD, datetime as ISO 8601 in UTC, multi_choice as a list of strings"
+    ),
+]
 
 
 class IdentityOut(Out):
@@ -36,7 +51,7 @@ class CustomerStageOut(Out):
 class CustomerOut(Out):
     id: int
     display_name: str
-    fields: dict[str, Any]
+    fields: Fields
     tags: list[str]
     identities: list[IdentityOut]
     relations: list[RelationOut]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -31,7 +31,10 @@ class EventOut(Out):
     idempotency_key: str
     occurred_at: Instant
     received_at: Instant
-    payload: dict[str, Any]
+    #: the sender's own JSON document, stored as it came (any object)
+    payload: Annotated[
+        dict[str, Any], msgspec.Meta(description="the event's payload: a free JSON object its sender chose")
+    ]
     source: str | None
     causation_id: int | None
     depth: int
@@ -61,6 +64,7 @@ class IngestResult(Out):
 class SegmentOut(Out):
     id: int
     name: str
+    #: a rule in the rule language: the Rule component (api/response_schemas.py)
     rule: dict[str, Any]
     created_at: Instant
     updated_at: Instant

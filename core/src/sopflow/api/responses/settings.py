@@ -41,6 +41,8 @@ class ChannelAccountOut(Out):
     id: int
     channel: str
     name: str
+    #: the channel's declared plain settings (ChannelConfig.<channel>, api/response_schemas.py);
+    #: any object for a channel that declares none
     config: dict[str, Any]
     secret_keys: list[str]
     created_at: Instant
