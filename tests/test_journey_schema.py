@@ -332,3 +332,37 @@ def test_ids_that_name_no_row_are_refused_not_looked_up(api, bad):
     r = api.patch(f"/api/v1/journeys/{made.json()['id']}", json={"stages": [stage]})
     assert r.status_code == 422, r.text
     assert {e["field"] for e in r.json()["errors"]} == {"stages[0].id", "stages[0].entry_sop_id"}
+
+
+@pytest.mark.parametrize("bad", [{}, [1], 3, "nope"])
+def test_a_template_that_is_no_key_is_refused(api, bad):
+    """It was a server error for a value that is no dict key (an object, a list)."""
+    r = api.post("/api/v1/journeys", json={"name": "j", "stages": [{"name": "a"}], "template": bad})
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["template"]
+
+
+def test_a_template_may_stand_for_the_name_and_the_stages():
+    """With a pipeline template installed, a new journey may name only it
+    (``with_template`` fills an empty or missing name and stages)."""
+    from sopflow.conditions.schema import rule_components
+    from sopflow.engine.journeys.schema import journey_components
+
+    schemas = {**rule_components(), **journey_components(["log"], ["dental"], 10)}
+    valid = jsonschema_rs.Draft202012Validator(
+        {"$ref": "#/components/schemas/JourneyCreate", "components": {"schemas": schemas}}
+    ).is_valid
+    assert valid({"template": "dental"}) and valid({"template": "dental", "name": "", "stages": []})
+    assert valid({"template": None, "name": "j", "stages": [{"name": "a"}]})
+    assert not valid({"template": "other"}) and not valid({"template": "dental", "name": " "})
+
+
+def test_whole_numbers_may_be_spelled_as_json_schema_integers(api):
+    """``2.0`` is an integer to JSON Schema (and to the generator): a reminder's
+    day so spelled is taken, and shown as ``2``."""
+    reminder = {"day": 2.0, "at": "09:00", "text": "Hi"}
+    body = {"name": "j", "reminder_channel": "log", "stages": [{"name": "a", "reminders": [reminder]}]}
+    r = api.post("/api/v1/journeys", json=body)
+    assert r.status_code == 201, r.text
+    day = r.json()["stages"][0]["reminders"][0]["day"]
+    assert day == 2 and isinstance(day, int)

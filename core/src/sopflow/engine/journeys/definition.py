@@ -68,7 +68,8 @@ def with_template(ctx: EngineContext, raw: Any) -> Any:
     the template's name and stages unless ``raw`` gives its own."""
     if not isinstance(raw, Mapping) or raw.get("template") is None:
         return raw
-    reg = ctx.plugins.registry.get("register_pipelines", raw["template"])
+    template = raw["template"]  # a template's key is text: any other value names none
+    reg = ctx.plugins.registry.get("register_pipelines", template) if isinstance(template, str) else None
     if reg is None:
         known = sorted(r.spec.key for r in ctx.plugins.registry.all("register_pipelines"))
         raise InvalidInput([("template", f"no pipeline template {raw['template']!r}; installed: {known}")])
