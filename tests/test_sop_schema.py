@@ -14,20 +14,21 @@ than the most steps over all arms, and a rule's comparisons of two values."""
 from __future__ import annotations
 
 import copy
-from typing import Any, NamedTuple
+from typing import Any
 
 import jsonschema_rs
 import pytest
-from hypothesis import HealthCheck, Phase, assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from schemathesis.generation.jsonschema.builder import build
-from sopflow.conditions import FIELD_OPS, RuleError, parse
 from sopflow.conditions.schema import rule_components
 from sopflow.engine.sops.definition import MAX_STEPS, WELCOME_RULE, validate_definition
 from sopflow.engine.sops.schema import ChannelSteps, definition_components
 from sopflow.engine.sops.step_actions import CoreActionSpec
 from sopflow.plugins import build_plugin_system
 from sopflow_sdk import ConfigError
+
+from tests.schema_support import RULE_UNSTATED, SETTINGS, Field, mutant, with_rows
 
 PLUGINS = build_plugin_system()
 ACTIONS = {r.spec.name: r.spec for r in PLUGINS.registry.all("register_actions")}
@@ -57,62 +58,8 @@ UNSTATED = (
     WELCOME_RULE,
     "is used by another arm",
     f"at most {MAX_STEPS} steps over all arms",
-    "nothing can match",
-    "; swap them",
-    # the rule language's bounds stated in the Rule's description only
-    "nesting is deeper than",
-    "nodes; a rule may hold",
+    *RULE_UNSTATED,
 )
-
-
-class Field(NamedTuple):
-    type: str
-    choices: tuple[str, ...]
-    read_only: bool = False
-
-
-def _strings(value: Any) -> tuple[str, ...]:
-    items = value if isinstance(value, list) else [value]
-    return tuple(v for v in items if isinstance(v, str))
-
-
-def _unstated(problems: list[tuple[str, str]]) -> bool:
-    return all(any(u in m for u in UNSTATED) for _, m in problems)
-
-
-def _fitting(condition: dict[str, Any]) -> Field | None:
-    """A field type under which the parser takes this one rule condition, if any."""
-    for ftype in FIELD_OPS:
-        field = Field(ftype, _strings(condition.get("value")))
-        try:
-            parse({**condition, "field": "f"}, {"f": field})
-        except RuleError as exc:
-            if _unstated(exc.problems):
-                return field
-            continue
-        return field
-    return None
-
-
-def _with_rows(rule: Any, fields: dict[str, Any]) -> Any:
-    """A rule as the engine hands it to the parser (segments expanded, each
-    field condition given a field that fits it); None when none fits."""
-    if isinstance(rule, list):
-        out = [_with_rows(r, fields) for r in rule]
-        return None if any(r is None for r in out) else out
-    if not isinstance(rule, dict):
-        return rule
-    if set(rule) == {"segment"}:
-        return {"churned": True}
-    if "field" in rule and isinstance(rule.get("field"), str) and "op" in rule:
-        field = _fitting(rule)
-        if field is None:
-            return None
-        key = f"f{len(fields)}"
-        fields[key] = field
-        return {**rule, "field": key}
-    out = {k: _with_rows(v, fields) for k, v in rule.items()}
-    return None if any(v is None for k, v in out.items() if rule[k] is not None) else out
 
 
 RULE_PLACES = (("target", "rule"), ("early_end",), ("goal", "rule"))
@@ -125,7 +72,7 @@ def _prepared(definition: dict[str, Any], fields: dict[str, Any]) -> dict[str, A
         for key in place[:-1]:
             parent = parent.get(key) if isinstance(parent, dict) else None
         if isinstance(parent, dict) and isinstance(parent.get(place[-1]), dict):
-            rule = _with_rows(parent[place[-1]], fields)
+            rule = with_rows(parent[place[-1]], fields)
             if rule is None:
                 return None
             parent[place[-1]] = rule
@@ -159,66 +106,20 @@ def _problems(definition: Any) -> list[tuple[str, str]]:
     return []
 
 
-#: no shrinking: a definition is a deep document, and shrinking one took minutes
-SETTINGS = settings(
-    max_examples=60,
-    deadline=None,
-    derandomize=True,
-    phases=[Phase.explicit, Phase.generate],
-    suppress_health_check=list(HealthCheck),
-)
-
-
 @SETTINGS
 @given(DEFINITIONS)
 def test_every_definition_the_schema_allows_the_parser_accepts(definition):
     assert _problems(definition) == [], definition
 
 
-_JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-3, 2**63) | st.floats(allow_nan=False) | st.text(max_size=5),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
-    max_leaves=5,
-)
-
-
-def _places(doc: Any, at: tuple = ()) -> list[tuple]:
-    found = [at]
-    if isinstance(doc, dict):
-        for k, v in doc.items():
-            found += _places(v, (*at, k))
-    elif isinstance(doc, list):
-        for i, v in enumerate(doc):
-            found += _places(v, (*at, i))
-    return found
-
-
-def _mutate(doc: Any, at: tuple, how: str, new: Any) -> Any:
-    if not at:
-        return new
-    doc = copy.deepcopy(doc)
-    parent = doc
-    for step in at[:-1]:
-        parent = parent[step]
-    if how == "drop":
-        parent.pop(at[-1])
-    elif how == "add" and isinstance(parent, dict):
-        parent[str(new)[:8] or "x"] = new
-    else:
-        parent[at[-1]] = new
-    return doc
-
-
 @SETTINGS
 @given(DEFINITIONS, st.data())
 def test_every_definition_the_parser_accepts_the_schema_allows(definition, data):
     """The schema is no stricter than the parser, one change away from a valid definition."""
-    at = data.draw(st.sampled_from(_places(definition)))
-    how = data.draw(st.sampled_from(["replace", "drop", "add"])) if at else "replace"
-    mutant = _mutate(definition, at, how, data.draw(_JSON))
-    assume(isinstance(mutant, dict))
-    if not _problems(mutant):
-        assert VALIDATOR.is_valid(mutant), mutant
+    changed = mutant(data, definition)
+    assume(isinstance(changed, dict))
+    if not _problems(changed):
+        assert VALIDATOR.is_valid(changed), changed
 
 
 STEP = {"day": 1, "at": "09:00", "actions": [{"type": "send", "text": "Hi {{ customer.display_name }}"}]}

@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from sopflow import __version__
 from sopflow.api.allow import allow_header
 from sopflow.api.auth import provide_auth
-from sopflow.api.body_schemas import body_components, installed_choices
+from sopflow.api.body_schemas import body_components, installed_choices, point_parsed_bodies
 from sopflow.api.channel_accounts import ChannelAccountController
 from sopflow.api.channel_schemas import channel_components
 from sopflow.api.clock import ClockController
@@ -161,6 +161,7 @@ def build_api(app: SopflowApp) -> Litestar:
     response_documents(
         components.schemas, sorted(r.spec.name for r in app.plugins.registry.all("register_channels"))
     )
+    point_parsed_bodies(api.openapi_schema)
     no_nul_components(components.schemas)  # no NUL in any body (api/nul_schemas.py)
     document_problems(api.openapi_schema)  # every status each route can answer (api/openapi_responses.py)
     return api

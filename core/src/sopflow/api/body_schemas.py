@@ -92,6 +92,41 @@ def ref_to(name: str) -> dict[str, str]:
     return {"$ref": REF_TEMPLATE.format(name=name)}
 
 
+#: A keyword rule's parts that its parser checks whole (every problem at once, so
+#: the Structs take any value there), stated by engine/keywords/schema.py.
+KEYWORD_PROPERTIES = {"name": "KeywordRuleName", "keywords": "KeywordList", "actions": "KeywordActions"}
+#: Operations whose body the engine's parser reads as any JSON (every problem at
+#: once), pointed at the schema of what it takes (engine/journeys/schema.py).
+PARSED_BODIES = {
+    ("/api/v1/journeys", "post"): "JourneyCreate",
+    ("/api/v1/journeys/{journey_id}", "patch"): "JourneyUpdate",
+}
+
+
+def parsed_parts(components: dict[str, Any], app: Any) -> None:
+    """The journey and keyword-rule components (both held to their parsers by
+    tests/test_journey_schema.py), and the keyword rules' properties pointed at them."""
+    from sopflow.engine.journeys.schema import journey_components
+    from sopflow.engine.keywords.schema import keyword_components
+
+    channels = sorted(r.spec.name for r in app.plugins.registry.all("register_channels"))
+    templates = sorted(r.spec.key for r in app.plugins.registry.all("register_pipelines"))
+    components.update(journey_components(channels, templates, app.settings.max_journey_stages))
+    components.update(keyword_components())
+    for key, name in KEYWORD_PROPERTIES.items():
+        components["KeywordRuleCreate"]["properties"][key] = ref_to(name)
+        components["KeywordRuleUpdate"]["properties"][key] = {"anyOf": [ref_to(name), {"type": "null"}]}
+
+
+def point_parsed_bodies(document: Any) -> None:
+    """Each ``PARSED_BODIES`` operation's request body refers to its component."""
+    from litestar.openapi.spec import Reference
+
+    for (path, method), name in PARSED_BODIES.items():
+        body = getattr(document.paths[path], method).request_body
+        body.content["application/json"].schema = Reference(ref=REF_TEMPLATE.format(name=name))
+
+
 def installed_choices(components: dict[str, Any], app: Any) -> None:
     """What depends on the installed plugins, stated in the bodies' schemas: the
     channel names an account takes (each with its declared settings) and the
@@ -100,6 +135,7 @@ def installed_choices(components: dict[str, Any], app: Any) -> None:
 
     rule_language(components)
     sop_definitions(components, app)
+    parsed_parts(components, app)
     for name, extra in CROSS_FIELD.items():
         components[name] = {**components[name], **extra}
     channels = sorted(r.spec.name for r in app.plugins.registry.all("register_channels"))

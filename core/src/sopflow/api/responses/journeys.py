@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
 from sopflow.api.responses import Instant, Out
+
+
+def _items(component: str) -> msgspec.Meta:
+    """A list whose items are the stored form the parser checked (engine/journeys/schema.py)."""
+    return msgspec.Meta(extra_json_schema={"items": {"$ref": f"#/components/schemas/{component}"}})
 
 
 class JourneyStageOut(Out):
@@ -15,9 +20,9 @@ class JourneyStageOut(Out):
     id: int
     name: str
     position: int
-    rules: list[Any]
+    rules: Annotated[list[Any], _items("JourneyStageRuleOut")]
     entry_sop_id: int | None
-    reminders: list[Any]
+    reminders: Annotated[list[Any], _items("JourneyReminderOut")]
     reminder_sop_id: int | None
 
 

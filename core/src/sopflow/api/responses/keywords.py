@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
 
 from sopflow.api.responses import Instant, Out
+
+#: a stored action is one the parser took, trimmed (engine/keywords/schema.py)
+Actions = list[
+    Annotated[dict[str, Any], msgspec.Meta(extra_json_schema={"$ref": "#/components/schemas/KeywordAction"})]
+]
 
 
 class KeywordRuleOut(Out):
@@ -12,7 +19,7 @@ class KeywordRuleOut(Out):
     name: str
     keywords: list[str]
     #: each action: tag, untag or set a field (docs/keywords.md)
-    actions: list[dict[str, Any]]
+    actions: Actions
     enabled: bool
     case_sensitive: bool
     created_at: Instant
@@ -30,7 +37,7 @@ class KeywordHit(Out):
 class MatchedRule(Out):
     id: int
     name: str
-    actions: list[dict[str, Any]]
+    actions: Actions
 
 
 class KeywordTestOut(Out):
@@ -42,4 +49,5 @@ class KeywordTestOut(Out):
     keywords: list[str]
     tags_add: list[str]
     tags_remove: list[str]
+    #: field key → the value it would be set to (in its stored form)
     fields: dict[str, Any]

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from sopflow.conditions.parse import MAX_ID, whole_number
 from sopflow.engine.context import EngineContext
 from sopflow.engine.customers.fields import FieldDef, field_definitions
 from sopflow.engine.customers.segments import expand_segments
@@ -67,7 +68,8 @@ def with_template(ctx: EngineContext, raw: Any) -> Any:
     the template's name and stages unless ``raw`` gives its own."""
     if not isinstance(raw, Mapping) or raw.get("template") is None:
         return raw
-    reg = ctx.plugins.registry.get("register_pipelines", raw["template"])
+    template = raw["template"]  # a template's key is text: any other value names none
+    reg = ctx.plugins.registry.get("register_pipelines", template) if isinstance(template, str) else None
     if reg is None:
         known = sorted(r.spec.key for r in ctx.plugins.registry.all("register_pipelines"))
         raise InvalidInput([("template", f"no pipeline template {raw['template']!r}; installed: {known}")])
@@ -164,15 +166,22 @@ def _check_stage(
     """One stage (at path ``p``): its settings, entry SOP, reminders and rules."""
     for key in sorted(set(st) - _STAGE_KEYS):
         problems.append((f"{p}.{key}", "unknown stage setting; use id, name, rules, entry_sop_id, reminders"))
+    # ids are whole numbers (3 or 3.0, as JSON Schema's integer); any other value names no
+    # row, and is not looked up: it would not bind as an id on Postgres
     stage_id = st.get("id")
-    if stage_id is not None and stage_id not in existing:
+    if stage_id is not None and whole_number(stage_id) not in existing:
         problems.append(
             (f"{p}.id", f"stage {stage_id} is not a stage of this journey; omit id for a new one")
         )
     entry = st.get("entry_sop_id")
     if entry is not None:
-        kind = session.scalar(sa.select(Sop.kind).where(Sop.id == entry, Sop.tenant_id == tenant_id))
-        if not isinstance(entry, int) or kind != "nurture":
+        entry = whole_number(entry)
+        kind = (
+            session.scalar(sa.select(Sop.kind).where(Sop.id == entry, Sop.tenant_id == tenant_id))
+            if entry is not None and 1 <= entry <= MAX_ID
+            else None
+        )
+        if kind != "nurture":
             problems.append((f"{p}.entry_sop_id", "the id of a nurture SOP of this tenant"))
     reminders = check_reminders(st.get("reminders"), f"{p}.reminders", problems)
     try:  # saved segments are expanded: a stage rule never changes under its journey
@@ -184,7 +193,7 @@ def _check_stage(
         raw_rules, f"{p}.rules", pipeline_id=pipeline_id, stage_names=names, fields=fields, problems=problems
     )
     return {
-        "id": stage_id,
+        "id": whole_number(stage_id),
         "name": st.get("name"),
         "rules": rules,
         "entry_sop_id": entry,

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sopflow.conditions import RuleError, parse
+from sopflow.conditions.parse import whole_number
 from sopflow.engine.sops.definition import HHMM, MAX_DAY, attachments, template
 
 MAX_RULES = 5
@@ -104,8 +105,9 @@ def check_reminders(raw: Any, path: str, problems: list[tuple[str, str]]) -> lis
         if not isinstance(item, Mapping):
             problems.append((p, 'expected {"day": 1, "at": "09:00", "text": "..."}'))
             continue
-        day, at = item.get("day"), item.get("at")
-        if not isinstance(day, int) or isinstance(day, bool) or not 0 <= day <= MAX_DAY:
+        # a whole number, 3 or 3.0 (JSON Schema's integer)
+        day, at = whole_number(item.get("day")), item.get("at")
+        if day is None or not 0 <= day <= MAX_DAY:
             problems.append((f"{p}.day", f"days after entering the stage, 0 to {MAX_DAY} (0 = that day)"))
         if not isinstance(at, str) or not HHMM.fullmatch(at):
             problems.append((f"{p}.at", "a local time 'HH:MM' (24-hour)"))
