@@ -1,7 +1,8 @@
 """Kill -9 between WeCom starting a transfer and sopflow recording it (a real
 process, the fake WeCom over real HTTP): the rows stay ``planned``, the next run
 calls again, WeCom's 40129 ("a handover is under way") marks them started, and
-every customer is handed over exactly once and moves to the new owner."""
+every customer is handed over exactly once and moves to the new owner, and the
+SOP step each was waiting on goes out once, from the new owner."""
 
 from __future__ import annotations
 
@@ -32,13 +33,20 @@ def _states(app: Any) -> Counter[str]:
 def test_kill_9_after_wecom_started_the_transfer_loses_nothing_and_hands_over_once(
     wecom_app: WeComApp, sopflow_app: Any
 ) -> None:
+    from sopflow.engine.delivery.confirmations import poll_confirmations
+    from sopflow.engine.delivery.dispatch import run_until_idle
     from sopflow.host import PluginHost
 
     env, fake, app = wecom_app, wecom_app.fake, sopflow_app
+    step = {"type": "send", "channel": "wecom", "touchpoint": "private_chat", "text": "第一步"}
+    definition = {"kind": "new_customer", "target": {}, "steps": [{"delay": "0m", "actions": [step]}]}
+    made = env.api.post("/api/v1/sops", json={"name": "n", "definition": definition})
+    assert env.api.post(f"/api/v1/sops/{made.json()['id']}/start").status_code == 200
     customers = [f"wmK{i:03d}" for i in range(N)]
     fake.add_staff(TAKER)
     for ext in customers:
         fake.add_customer(GIVER, ext, welcome=False)
+    assert run_until_idle(app) == N  # each waits on the giver's mass send
     host = PluginHost(app, "wecom")
     account = host.channel_account(env.account_id)
     assert transfers.plan(host, account, "onjob", GIVER, TAKER, customers, None) == customers
@@ -80,3 +88,21 @@ def test_kill_9_after_wecom_started_the_transfer_loses_nothing_and_hands_over_on
     assert owners == {staff_ids[TAKER]: N}
     events = env.all("/api/v1/events?type=customer.transferred")
     assert len(events) == N and len({e["customer_id"] for e in events}) == N
+
+    # the touches the giver never sent go out once each, from the taker
+    poll_confirmations(app)
+    run_until_idle(app)
+    for msgid, task in list(fake.tasks.items()):
+        for staff in (GIVER, TAKER):
+            if staff in task.recipients and staff not in task.send_time:
+                fake.confirm(msgid, staff)
+    env.clock.advance(timedelta(minutes=1))
+    poll_confirmations(app)
+    delivered = Counter(
+        (ext, staff)
+        for task in fake.tasks.values()
+        for staff, recipients in task.recipients.items()
+        for ext, status in recipients.items()
+        if status == 1
+    )
+    assert delivered == {(ext, TAKER): 1 for ext in customers}

@@ -261,3 +261,73 @@ def test_a_leavers_groups_move_with_them_at_most_300_a_day(wecom_app: WeComApp) 
     again = env.api.post(f"{env.base}/transfers", json={**body, "external_userid": ["wmG1"]}).json()
     assert again["groups"]["moved"] == ["wrG300"] and again["groups"]["left"] == []
     assert all(g["owner"] == TAKER for g in fake.groups.values())
+
+
+def test_a_last_step_still_waiting_on_the_giver_is_sent_from_the_taker(
+    wecom_app: WeComApp, sopflow_app: Any
+) -> None:
+    """The enrolment of a one-step SOP has completed once its touch waits on the
+    member; a handover must still send that touch from the new owner, not cancel
+    it for the enrolment having ended."""
+    from sopflow.engine.delivery.confirmations import poll_confirmations
+    from sopflow.engine.delivery.dispatch import run_until_idle
+
+    env, fake, app = wecom_app, wecom_app.fake, sopflow_app
+    step = {"type": "send", "channel": "wecom", "touchpoint": "private_chat", "text": "唯一一步"}
+    definition = {
+        "kind": "new_customer",
+        "target": {"sources": ["qr"]},
+        "steps": [{"delay": "0m", "actions": [step]}],
+    }
+    made = env.api.post("/api/v1/sops", json={"name": "one", "definition": definition})
+    assert env.api.post(f"/api/v1/sops/{made.json()['id']}/start").status_code == 200
+    fake.add_staff(TAKER)
+    fake.add_customer(GIVER, "wmLast", state="qr", welcome=False)
+    assert run_until_idle(app) == 1
+    body = {"kind": "onjob", "handover_userid": GIVER, "takeover_userid": TAKER}
+    assert env.api.post(f"{env.base}/transfers", json=body).status_code == 202
+    env.clock.advance(timedelta(hours=24, seconds=1))
+    assert fake.settle_transfers() == 1
+    poll_confirmations(app)
+    run_until_idle(app)
+    _confirm_all(fake, GIVER)
+    _confirm_all(fake, TAKER)
+    env.clock.advance(timedelta(minutes=1))
+    poll_confirmations(app)
+    assert _delivered(fake, "唯一一步") == {"wmLast": [TAKER]}
+    assert [status for _, status, _, _ in _touches(app)] == ["sent"]
+
+
+def test_a_taker_at_their_limit_and_a_customer_handed_over_twice_keep_their_owner(
+    wecom_app: WeComApp, sopflow_app: Any
+) -> None:
+    """WeCom's two refusals that are not the customer's: the taker has reached their
+    customer limit (result status 4), and a customer already handed over twice in
+    90 days (errcode 40128 at the start). Each is reported per customer with its
+    reason and the customer stays with the giver, whose touches go on."""
+    from sopflow.engine.delivery.dispatch import run_until_idle
+
+    env, fake, app = wecom_app, wecom_app.fake, sopflow_app
+    _sop(env)
+    fake.add_staff(TAKER)
+    for ext in ("wmFull", "wmTwice"):
+        fake.add_customer(GIVER, ext, state="qr", welcome=False)
+    assert run_until_idle(app) == 2
+    fake.limit_takeover(TAKER)
+    with fake.lock:
+        fake.transfer_starts["wmTwice"] = [int(env.clock.now().timestamp())] * 2
+    body = {"kind": "onjob", "handover_userid": GIVER, "takeover_userid": TAKER}
+    assert env.api.post(f"{env.base}/transfers", json=body).status_code == 202
+    env.clock.advance(timedelta(hours=24, seconds=1))
+    fake.settle_transfers()
+    listed = env.api.get(f"{env.base}/transfers").json()
+    assert listed["counts"] == {"limit": 1, "rejected": 1}, listed
+    reasons = {i["external_userid"]: i["reason"] for i in listed["items"]}
+    assert reasons == {
+        "wmFull": "the takeover member has reached their customer limit",
+        "wmTwice": "handed over twice in 90 days already (WeCom's limit)",
+    }
+    giver_id = next(m["id"] for m in env.api.get("/api/v1/staff").json() if m["external_id"] == GIVER)
+    owners = {c["owner_staff_id"] for c in env.all("/api/v1/customers?channel=wecom")}
+    assert owners == {giver_id}
+    assert [status for step, status, _, _ in _touches(app) if step == 0] == ["pending", "pending"]

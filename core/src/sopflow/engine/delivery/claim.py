@@ -199,7 +199,7 @@ def _claim(
             change["outcome"] = {**outcome, "reason": "ambiguous: worker stopped during send"}
             continue
         enrollment = enrollments[touch.enrollment_id]
-        if enrollment.status != "active":
+        if touch_rows.cancelled_with(enrollment.status, outcome):
             change["status"] = TouchStatus.CANCELLED
             continue
         if touch.status != TouchStatus.SCHEDULED:  # taken over from a stopped worker: it passed the checks

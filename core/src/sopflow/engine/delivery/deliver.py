@@ -161,13 +161,14 @@ def _prepare_one(
     if touch.status != TouchStatus.CLAIMED:
         return TouchStatus(touch.status)
     enrollment = batch.enrollments[touch.enrollment_id]
-    if enrollment.status != ACTIVE:
+    if touch_rows.cancelled_with(enrollment.status, touch.outcome):
         change["status"] = TouchStatus.CANCELLED
         return TouchStatus.CANCELLED
     fields = batch.fields(touch.tenant_id)
     runtime = batch.runtime(enrollment)
     customer = batch.customers[touch.customer_id]
-    if runtime.early_end is not None and runtime.ends_early(batch.snapshot(customer), now):
+    active = enrollment.status == ACTIVE  # else a re-addressed touch of a completed one
+    if active and runtime.early_end is not None and runtime.ends_early(batch.snapshot(customer), now):
         # cancels the open touches, this one too (so ``change`` stays as it is)
         batch.write_touches()
         end_enrollment(

@@ -15,7 +15,7 @@ claim index), and every bound value costs a conversion.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -86,3 +86,13 @@ def write(session: Session, changes: Sequence[dict[str, Any]]) -> None:
             by_columns.setdefault(columns, []).append(values)
     for columns, group in by_columns.items():
         session.execute(_update(columns), group)
+
+
+def cancelled_with(enrollment_status: str, outcome: Mapping[str, Any] | None) -> bool:
+    """Whether a due touch is cancelled because its enrolment is no longer active.
+    A touch sent again to its customer's new owner (``outcome.readdressed``) is a
+    step already dispatched: its enrolment may have completed meanwhile (a touch
+    waiting on staff counts as done), and it is still sent."""
+    if enrollment_status == "active":
+        return False
+    return not (enrollment_status == "completed" and (outcome or {}).get("readdressed"))
