@@ -11,7 +11,6 @@ high) may still be refused."""
 
 from __future__ import annotations
 
-import copy
 from typing import Any, NamedTuple
 
 import jsonschema_rs
@@ -22,6 +21,8 @@ from schemathesis.generation.jsonschema.builder import build
 from sopflow.conditions import FIELD_OPS, MAX_DEPTH, MAX_NODES, RuleError, parse
 from sopflow.conditions.parse import MAX_ID, whole_number
 from sopflow.conditions.schema import rule_components, upto_pattern
+
+from tests.schema_support import JSON, mutate, places
 
 COMPONENTS = rule_components()
 DOCUMENT = {"$ref": "#/components/schemas/Rule", "components": {"schemas": COMPONENTS}}
@@ -121,49 +122,14 @@ def test_every_rule_the_schema_allows_the_parser_accepts(rule):
     assert _parser_accepts(rule), rule
 
 
-_JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-3, 2**63) | st.floats(allow_nan=False) | st.text(max_size=5),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
-    max_leaves=5,
-)
-
-
-def _places(doc: Any, at: tuple = ()) -> list[tuple]:
-    found = [at]
-    if isinstance(doc, dict):
-        for k, v in doc.items():
-            found += _places(v, (*at, k))
-    elif isinstance(doc, list):
-        for i, v in enumerate(doc):
-            found += _places(v, (*at, i))
-    return found
-
-
-def _mutate(doc: Any, at: tuple, how: str, new: Any) -> Any:
-    if not at:
-        return new
-    doc = copy.deepcopy(doc)
-    parent = doc
-    for step in at[:-1]:
-        parent = parent[step]
-    if how == "drop":
-        parent.pop(at[-1])
-    elif how == "add" and isinstance(parent, dict):
-        parent[str(new)[:8] or "x"] = new
-    else:
-        parent[at[-1]] = new
-    return doc
-
-
 @SETTINGS
 @given(RULES, st.data())
 def test_every_rule_the_parser_accepts_the_schema_allows(rule, data):
     """Rules one change away from a valid one: where the parser still takes the
     changed rule, the schema allows it (the schema is no stricter than the parser)."""
-    places = _places(rule)
-    at = data.draw(st.sampled_from(places))
+    at = data.draw(st.sampled_from(places(rule)))
     how = data.draw(st.sampled_from(["replace", "drop", "add"])) if at else "replace"
-    mutant = _mutate(rule, at, how, data.draw(_JSON))
+    mutant = mutate(rule, at, how, data.draw(JSON))
     assume(_bounded(mutant))
     if _parser_accepts(mutant):
         assert VALIDATOR.is_valid(mutant), mutant

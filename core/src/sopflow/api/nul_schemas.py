@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sopflow.api.body_schemas import REF_TEMPLATE
+from sopflow.conditions.schema import ref
 
-#: a JSON Schema pattern (ECMA regex, as the document holds it): no NUL character
+#: a JSON Schema pattern (ECMA regex, as the document holds it): no NUL character; the
+#: same set as the rule language's ``conditions.schema.NO_NUL``, spelled as JSON spells it
 NO_NUL = "^[^\\u0000]*$"
 JSON_VALUE, JSON_OBJECT = "JsonValue", "JsonObject"
 
@@ -31,10 +32,6 @@ _MAP = ("properties", "patternProperties", "$defs", "dependentSchemas")
 _ANNOTATIONS = {"description", "title", "examples", "default"}
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": REF_TEMPLATE.format(name=name)}
-
-
 def no_nul_components(components: dict[str, Any]) -> None:
     """Add ``JsonValue``/``JsonObject``, point the free-document properties at
     ``JsonObject`` and state no NUL on every schema of ``components``."""
@@ -42,15 +39,15 @@ def no_nul_components(components: dict[str, Any]) -> None:
         "anyOf": [
             {"type": "string", "pattern": NO_NUL},
             {"type": ["number", "boolean", "null"]},
-            {"type": "array", "items": _ref(JSON_VALUE)},
-            _ref(JSON_OBJECT),
+            {"type": "array", "items": ref(JSON_VALUE)},
+            ref(JSON_OBJECT),
         ]
     }
     components[JSON_OBJECT] = {
         "type": "object",
         "description": "any JSON object; no key or string may hold a NUL character (\\u0000)",
         "propertyNames": {"pattern": NO_NUL},
-        "additionalProperties": _ref(JSON_VALUE),
+        "additionalProperties": ref(JSON_VALUE),
     }
     for body, keys in FREE_PROPERTIES.items():
         for key in keys:
@@ -58,7 +55,7 @@ def no_nul_components(components: dict[str, Any]) -> None:
             nullable = any(part.get("type") == "null" for part in stated.get("anyOf", ()))
             said = [stated, *stated.get("anyOf", ())]
             shown = next(({"description": d} for part in said if (d := part.get("description"))), {})
-            free = [_ref(JSON_OBJECT), {"type": "null"}] if nullable else [_ref(JSON_OBJECT)]
+            free = [ref(JSON_OBJECT), {"type": "null"}] if nullable else [ref(JSON_OBJECT)]
             components[body]["properties"][key] = {"anyOf" if nullable else "allOf": free, **shown}
     for name, schema in components.items():
         if name not in (JSON_VALUE, JSON_OBJECT) and isinstance(schema, dict):
@@ -70,14 +67,14 @@ def _no_nul(schema: Any) -> None:
         return
     kind = schema.get("type")
     if not schema.keys() - _ANNOTATIONS:
-        schema.update(_ref(JSON_VALUE))  # any value
+        schema.update(ref(JSON_VALUE))  # any value
         return
     if kind == "string" and not {"pattern", "enum", "const"} & schema.keys():
         schema["pattern"] = NO_NUL
     if (kind == "object" or "properties" in schema) and "$ref" not in schema:
         extra = schema.get("additionalProperties", True)
         if extra is True or extra == {}:  # keys beyond those named take any value
-            schema["additionalProperties"] = _ref(JSON_VALUE)
+            schema["additionalProperties"] = ref(JSON_VALUE)
         schema.setdefault("propertyNames", {"pattern": NO_NUL})
     for key in _ONE:
         _no_nul(schema.get(key))

@@ -21,7 +21,7 @@ rule names, and (on an edit) the switches already saved, which decide whether a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sopflow_sdk import ATTACHMENT_KINDS, MAX_ATTACHMENTS
@@ -31,6 +31,7 @@ from sopflow.conditions.schema import MAX_TEXT as MAX_NAME
 from sopflow.conditions.schema import NO_NUL, NOT_BLANK, ref
 from sopflow.engine.journeys.rules import MAX_CONDITIONS, MAX_REMINDERS, MAX_RULES
 from sopflow.engine.sops.definition import HHMM, MAX_DAY, MAX_TEXT
+from sopflow.engine.sops.schema import nullable, object_schema
 
 NULL = {"type": "null"}
 NAME = {
@@ -42,20 +43,6 @@ NAME = {
 _ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 
 
-def _object(properties: Mapping[str, Any], required: Iterable[str] = (), **extra: Any) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": dict(properties),
-        "required": list(required),
-        "additionalProperties": False,
-        **extra,
-    }
-
-
-def _nullable(schema: Mapping[str, Any]) -> dict[str, Any]:
-    return {"anyOf": [dict(schema), NULL]}
-
-
 def condition_schema() -> dict[str, Any]:
     """One condition of a stage rule: a rule-language node, or this journey's stage."""
     names = {
@@ -65,8 +52,8 @@ def condition_schema() -> dict[str, Any]:
         "items": {"type": "string", "minLength": 1, "maxLength": MAX_NAME, "pattern": NO_NUL},
         "description": "names of this journey's stages",
     }
-    own_stage = _object(
-        {"stage": _object({"in": names}, ["in"])},
+    own_stage = object_schema(
+        {"stage": object_schema({"in": names}, ["in"])},
         ["stage"],
         description="the customer's current stage in this journey is one of these",
     )
@@ -101,10 +88,10 @@ def reminder_schema(*, stored: bool = False) -> dict[str, Any]:
             "description": f"a message template of at most {MAX_TEXT} characters; its syntax and render "
             "bounds are checked when the journey is saved (see docs/sops.md)",
         },
-        "attachments": attachments if stored else _nullable(attachments),
+        "attachments": attachments if stored else nullable(attachments),
     }
     required = list(properties) if stored else ["day", "at", "text"]
-    return _object(properties, required, description="a reminder to the customer's owner")
+    return object_schema(properties, required, description="a reminder to the customer's owner")
 
 
 def stage_schema(*, edit: bool) -> dict[str, Any]:
@@ -123,14 +110,14 @@ def stage_schema(*, edit: bool) -> dict[str, Any]:
         },
     }
     stage_id = (
-        _nullable({**_ID, "description": "the id of one of this journey's stages; omit for a new one"})
+        nullable({**_ID, "description": "the id of one of this journey's stages; omit for a new one"})
         if edit
         else {**NULL, "description": "a new journey's stages are new: no id"}
     )
     properties = {
         "id": stage_id,
         "name": NAME,
-        "rules": _nullable(
+        "rules": nullable(
             {
                 "type": "array",
                 "maxItems": MAX_RULES,
@@ -138,10 +125,10 @@ def stage_schema(*, edit: bool) -> dict[str, Any]:
                 "description": f"up to {MAX_RULES} entry rules, joined by OR",
             }
         ),
-        "entry_sop_id": _nullable({**_ID, "description": "the id of a nurture SOP of this tenant"}),
-        "reminders": _nullable({"type": "array", "maxItems": MAX_REMINDERS, "items": ref("JourneyReminder")}),
+        "entry_sop_id": nullable({**_ID, "description": "the id of a nurture SOP of this tenant"}),
+        "reminders": nullable({"type": "array", "maxItems": MAX_REMINDERS, "items": ref("JourneyReminder")}),
     }
-    return _object(properties, ["name"], description="a stage; its name unique in the journey")
+    return object_schema(properties, ["name"], description="a stage; its name unique in the journey")
 
 
 def _settings(channels: Sequence[str]) -> dict[str, Any]:
@@ -204,7 +191,7 @@ def create_schema(channels: Sequence[str], templates: Sequence[str], most: int) 
         "stages": _stages("JourneyStageCreate", most),
         **_settings(channels),
     }
-    cases = [_object(properties, ["name", "stages"])]
+    cases = [object_schema(properties, ["name", "stages"])]
     if templates:
         templated = {
             **properties,
@@ -215,7 +202,7 @@ def create_schema(channels: Sequence[str], templates: Sequence[str], most: int) 
                 "description": "default (none or empty): the template's",
             },
         }
-        cases.append(_object(templated, ["template"]))
+        cases.append(object_schema(templated, ["template"]))
     return {
         "type": "object",
         "oneOf": cases,
@@ -227,18 +214,18 @@ def create_schema(channels: Sequence[str], templates: Sequence[str], most: int) 
 def update_schema(channels: Sequence[str], most: int) -> dict[str, Any]:
     """``JourneyUpdate``: only the keys given change; ``stages`` replaces them all."""
     properties = {
-        "name": _nullable(NAME),
+        "name": nullable(NAME),
         "template": {"description": "taken and ignored: a template only starts a journey"},
-        "stages": _nullable(_stages("JourneyStageUpdate", most)),
+        "stages": nullable(_stages("JourneyStageUpdate", most)),
         **_settings(channels),
     }
-    return _object(properties, description="changes to a journey; null or absent: unchanged")
+    return object_schema(properties, description="changes to a journey; null or absent: unchanged")
 
 
 def stored_rule_schema() -> dict[str, Any]:
     """A stage rule as the journey shows it: segments expanded, every stage
     condition carrying its pipeline."""
-    return _object(
+    return object_schema(
         {"conditions": {"type": "array", "minItems": 1, "maxItems": MAX_CONDITIONS, "items": ref("Rule")}},
         ["conditions"],
     )

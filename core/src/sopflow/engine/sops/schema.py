@@ -46,7 +46,10 @@ from sopflow.engine.sops.definition import (
 DEFAULT_CHANNEL = "log"
 
 
-def _object(properties: Mapping[str, Any], required: Iterable[str] = (), **extra: Any) -> dict[str, Any]:
+def object_schema(
+    properties: Mapping[str, Any], required: Iterable[str] = (), **extra: Any
+) -> dict[str, Any]:
+    """A closed object: these properties, these required, nothing else."""
     return {
         "type": "object",
         "properties": dict(properties),
@@ -56,12 +59,13 @@ def _object(properties: Mapping[str, Any], required: Iterable[str] = (), **extra
     }
 
 
-def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"anyOf": [schema, {"type": "null"}]}
+def nullable(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """``schema`` or ``null``."""
+    return {"anyOf": [dict(schema), {"type": "null"}]}
 
 
 def _strings(what: str) -> dict[str, Any]:
-    return _nullable(
+    return nullable(
         {"type": "array", "items": {"type": "string", "minLength": 1}, "description": f"{what}s, none empty"}
     )
 
@@ -92,7 +96,7 @@ class ChannelSteps(NamedTuple):
 
 
 def _attachments(most: int) -> dict[str, Any]:
-    return _nullable(
+    return nullable(
         {
             "type": "array",
             "maxItems": most,
@@ -137,7 +141,7 @@ def message_cases(kind: str, channels: Mapping[str, ChannelSteps]) -> list[dict[
         if name != DEFAULT_CHANNEL:
             required.append("channel")
         properties = {**declared.get("properties", {}), **core, "channel": {"const": name}}
-        cases.append(_object(properties, required, description=f"{kind} on the channel {name!r}"))
+        cases.append(object_schema(properties, required, description=f"{kind} on the channel {name!r}"))
     return cases
 
 
@@ -148,7 +152,7 @@ def core_action_cases(channels: Mapping[str, ChannelSteps]) -> dict[str, list[di
         "send": message_cases("send", channels),
         "remind_staff": message_cases("remind_staff", channels),
         "set_field": [
-            _object(
+            object_schema(
                 {
                     "type": {"const": "set_field"},
                     "field": {"type": "string", "description": "a writable field of the tenant"},
@@ -157,16 +161,16 @@ def core_action_cases(channels: Mapping[str, ChannelSteps]) -> dict[str, list[di
                 ["type", "field"],
             )
         ],
-        "add_tag": [_object({"type": {"const": "add_tag"}, "tag": _TAG}, ["type", "tag"])],
-        "remove_tag": [_object({"type": {"const": "remove_tag"}, "tag": _TAG}, ["type", "tag"])],
+        "add_tag": [object_schema({"type": {"const": "add_tag"}, "tag": _TAG}, ["type", "tag"])],
+        "remove_tag": [object_schema({"type": {"const": "remove_tag"}, "tag": _TAG}, ["type", "tag"])],
         "move_stage": [
-            _object(
+            object_schema(
                 {"type": {"const": "move_stage"}, "stage_id": {**identifier, "description": "a stage's id"}},
                 ["type", "stage_id"],
             )
         ],
         "webhook": [
-            _object(
+            object_schema(
                 {
                     "type": {"const": "webhook"},
                     "url": {"type": "string", "pattern": "^https?://"},
@@ -212,7 +216,7 @@ def action_schema(
     plugin_names = sorted(n for n in actions if n not in core)
     if plugin_names:  # the older form of a plugin action
         cases.append(
-            _object(
+            object_schema(
                 {
                     "type": {"const": LEGACY_ACTION_TYPE},
                     "action": {"type": "string", "enum": plugin_names},
@@ -233,8 +237,8 @@ def step_schema() -> dict[str, Any]:
     """A step: ``delay`` after the previous one, or ``day`` + ``at`` after enrolment."""
     common = {
         "actions": {"type": "array", "minItems": 1, "items": ref("SopAction")},
-        "wait_for_reply": _nullable(
-            _object(
+        "wait_for_reply": nullable(
+            object_schema(
                 {
                     "timeout": ref("RuleDuration"),
                     "on_reply": {"type": "string", "enum": list(WAIT_ON_REPLY), "default": "continue"},
@@ -247,8 +251,8 @@ def step_schema() -> dict[str, Any]:
     }
     return {
         "oneOf": [
-            _object({"delay": ref("RuleDuration"), **common}, ["delay", "actions"]),
-            _object(
+            object_schema({"delay": ref("RuleDuration"), **common}, ["delay", "actions"]),
+            object_schema(
                 {
                     "day": {
                         "type": "integer",
@@ -268,11 +272,11 @@ def step_schema() -> dict[str, Any]:
 
 
 def _end() -> dict[str, Any]:
-    return _nullable(
-        _object(
+    return nullable(
+        object_schema(
             {
                 "tags_add": _strings("tag"),
-                "flow_to": _nullable(
+                "flow_to": nullable(
                     {"type": "integer", "minimum": 1, "maximum": MAX_ID, "description": "a nurture SOP's id"}
                 ),
             }
@@ -287,7 +291,7 @@ def definition_schema() -> dict[str, Any]:
     order docs/sops.md describes them: split, it would be harder to check
     against the parser, not easier."""
     steps = {"type": "array", "minItems": 1, "maxItems": MAX_STEPS, "items": ref("SopStep")}
-    arm = _object(
+    arm = object_schema(
         {
             "name": {"type": "string", "pattern": f"^{ARM_NAME.pattern}$"},
             "weight": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000},
@@ -297,13 +301,13 @@ def definition_schema() -> dict[str, Any]:
     )
     properties: dict[str, Any] = {
         "kind": {"type": "string", "enum": list(KINDS)},
-        "target": _nullable(
-            _object(
-                {"rule": _nullable(ref("Rule")), "sources": _strings("source"), "staff": _strings("staff id")}
+        "target": nullable(
+            object_schema(
+                {"rule": nullable(ref("Rule")), "sources": _strings("source"), "staff": _strings("staff id")}
             )
         ),
         "steps": steps,
-        "arms": _nullable(
+        "arms": nullable(
             {
                 "type": "array",
                 "minItems": 2,
@@ -313,8 +317,8 @@ def definition_schema() -> dict[str, Any]:
                 f"at most {MAX_STEPS} steps over all arms",
             }
         ),
-        "batch": _nullable(
-            _object(
+        "batch": nullable(
+            object_schema(
                 {
                     "size": {"type": "integer", "minimum": 1, "maximum": MAX_BATCH},
                     "interval": ref("RuleDuration"),
@@ -322,17 +326,17 @@ def definition_schema() -> dict[str, Any]:
                 ["size", "interval"],
             )
         ),
-        "quiet_hours": _nullable(_object({"start": HHMM_SCHEMA, "end": HHMM_SCHEMA}, ["start", "end"])),
+        "quiet_hours": nullable(object_schema({"start": HHMM_SCHEMA, "end": HHMM_SCHEMA}, ["start", "end"])),
         "catch_up": {"type": "string", "enum": list(CATCH_UP), "default": "send_now"},
-        "early_end": _nullable(ref("Rule")),
+        "early_end": nullable(ref("Rule")),
         "on_early_end": _end(),
         "on_complete": _end(),
         "reentry": {"type": "boolean", "default": False},
-        "goal": _nullable(
+        "goal": nullable(
             {
                 "oneOf": [
-                    _object({"event_type": {"type": "string", "minLength": 1}}, ["event_type"]),
-                    _object({"rule": _nullable(ref("Rule"))}, ["rule"]),
+                    object_schema({"event_type": {"type": "string", "minLength": 1}}, ["event_type"]),
+                    object_schema({"rule": nullable(ref("Rule"))}, ["rule"]),
                 ]
             }
         ),
@@ -351,7 +355,7 @@ def definition_schema() -> dict[str, Any]:
         },
     }
     return {
-        **_object(properties, ["kind"]),
+        **object_schema(properties, ["kind"]),
         "allOf": [
             # with arms, the steps are derived from them (a definition read back carries them)
             {
