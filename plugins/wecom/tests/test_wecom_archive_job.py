@@ -226,6 +226,45 @@ def test_an_unhealthy_account_is_probed_on_a_backoff_and_recovers_by_itself(
         assert len(wecom.app_message_bodies) == 2
 
 
+def test_two_pulls_racing_over_a_turn_tell_staff_once(
+    api: Any, sopflow_app: Any, manual_clock: Any, fake: FakeArchive
+) -> None:
+    """Two processes pulling one account both read its health before either wrote
+    it: only one of them tells staff it stopped, and only one that it works again."""
+    import sopflow_wecom.archive.job as job
+    from sopflow.host import PluginHost
+    from sopflow_wecom.fake import FakeWeCom
+
+    host = PluginHost(sopflow_app, "wecom")
+
+    def pull(read_before: dict[str, Any] | None = None) -> int:
+        """A pull; with ``read_before``, one that read the health before the last pull wrote it."""
+        with pytest.MonkeyPatch.context() as mp:
+            if read_before is not None:
+                mp.setattr(job, "health", lambda *a: dict(read_before))
+            return api.post(f"/plugins/wecom/accounts/{account_id}/archive/pull", json={}).status_code
+
+    with FakeWeCom() as wecom:
+        account_id = alerted_account(api, wecom)
+        fake.fail_with(errcode=301042)
+        healthy = job.health(host, api.tenant_id, account_id)
+        assert pull() == 409
+        assert pull(read_before=healthy) == 409
+        assert len(wecom.app_message_bodies) == 1 and status(api, account_id)["staff_told"] is True
+        unhealthy = job.health(host, api.tenant_id, account_id)
+        fake.fail_with()
+        assert pull() == 200
+        assert pull(read_before=unhealthy) == 200
+        told = [body["content"] for _, _, body in wecom.app_message_bodies]
+        assert len(told) == 2 and "works again" in told[1]
+        assert status(api, account_id)["staff_told_recovered"] is True
+        # the next stop is a new episode: told again
+        fake.fail_with(errcode=301042)
+        manual_clock.advance(timedelta(minutes=1))
+        assert pull() == 409
+        assert len(wecom.app_message_bodies) == 3
+
+
 def test_a_probe_that_cannot_reach_wecom_leaves_the_account_unhealthy(
     api: Any, sopflow_app: Any, manual_clock: Any, fake: FakeArchive
 ) -> None:
