@@ -9,6 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.sqlite_pass  # the bench runs on SQLite whatever the pass
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -8,7 +8,10 @@ import os
 import subprocess
 import sys
 
+import pytest
 from sopflow_demo.run import DemoOptions, run_demo
+
+pytestmark = pytest.mark.sqlite_pass  # the demo runs on its embedded SQLite whatever the pass
 
 
 def test_small_demo_report_agrees_with_the_database(tmp_path):

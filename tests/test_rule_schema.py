@@ -24,6 +24,8 @@ from sopflow.conditions.schema import rule_components, upto_pattern
 
 from tests.schema_support import JSON, mutate, places
 
+pytestmark = pytest.mark.sqlite_pass  # schema against parser: no database
+
 COMPONENTS = rule_components()
 DOCUMENT = {"$ref": "#/components/schemas/Rule", "components": {"schemas": COMPONENTS}}
 VALIDATOR = jsonschema_rs.Draft202012Validator(DOCUMENT)

@@ -30,6 +30,8 @@ from sopflow_sdk import ConfigError
 
 from tests.schema_support import RULE_UNSTATED, SETTINGS, Field, mutant, with_rows
 
+pytestmark = pytest.mark.sqlite_pass  # schema against parser: no database
+
 PLUGINS = build_plugin_system()
 ACTIONS = {r.spec.name: r.spec for r in PLUGINS.registry.all("register_actions")}
 CHANNELS = {r.spec.name: r.spec for r in PLUGINS.registry.all("register_channels")}

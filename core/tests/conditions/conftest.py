@@ -11,7 +11,13 @@ from conditions_db import postgres_engine, seed_pipelines, sqlite_engine
 from conditions_strategies import PIPELINES, STAGE_NAMES
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param("sqlite", marks=pytest.mark.sqlite_pass),  # the Postgres pass runs only its own
+        pytest.param("postgres", marks=pytest.mark.postgres),
+    ],
+)
 def db(request: Any, tmp_path_factory: Any) -> Iterator[tuple[sa.Engine, dict[tuple[int, str], int]]]:
     """(engine, stage ids) on SQLite and on Postgres (skipped when SOPFLOW_TEST_POSTGRES_URL is unset)."""
     if request.param == "sqlite":
