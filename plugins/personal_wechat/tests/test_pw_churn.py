@@ -132,6 +132,10 @@ def test_a_contact_added_again_then_deleting_again_is_a_second_churn(
     clock.advance(3600)
     intake.run(host, account, channel, idle_timeout=0.5)  # accepted: a friend again
     assert not unfriended.known(channel.pacer.engine, channel.key, LI)
+    kit.account.streamed = 0  # the gateway replays everything, the old notice too: no new churn
+    intake.run(host, account, channel, idle_timeout=0.5)
+    assert [e.type for e in events] == ["customer.churned", "customer.added"]
+    assert not unfriended.known(channel.pacer.engine, channel.key, LI)
     clock.advance(3600)
     delete_and_write()
     assert [e.type for e in events] == ["customer.churned", "customer.added", "customer.churned"]
@@ -210,3 +214,51 @@ def test_a_customer_who_deleted_the_account_is_churned_once(api: Any, app_fake: 
     state.account(TOKEN).streamed = 0  # the gateway replays its whole stream
     assert _intake(api, account_id) == 0
     assert len(api.get("/api/v1/events?type=customer.churned").json()["items"]) == 1
+
+
+def test_the_listener_reports_a_failed_sends_deletion_when_it_reopens(
+    api: Any, sopflow_app: Any, manual_clock: Any
+) -> None:
+    """A deletion found by a send in a worker reaches sopflow through the account's
+    listener (it reports at each reopening of its stream), once."""
+    import time
+
+    from sopflow.host import PluginHost
+    from sopflow_personal_wechat.accounts import account_channel
+    from sopflow_personal_wechat.listener import Listener
+
+    def until(predicate: Any, what: str) -> None:  # a real thread on real sockets: bounded wait
+        deadline = time.monotonic() + 15
+        while not predicate():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.02)
+
+    churned = lambda: api.get("/api/v1/events?type=customer.churned").json()["items"]  # noqa: E731
+    with start_fake(lambda: manual_clock.now().timestamp()) as fake:
+        made = api.post(
+            "/api/v1/channel-accounts",
+            json={
+                "channel": "personal_wechat",
+                "name": "staff01",
+                "config": {"adapter": "wechaty", "endpoint": fake.endpoint, "tls": False, "warmup_days": 0},
+                "secrets": {"token": TOKEN},
+            },
+        )
+        assert made.status_code == 201, made.text
+        host = PluginHost(sopflow_app, "personal_wechat")
+        account = host.channel_account(made.json()["id"])
+        channel = account_channel(account, host)
+        listener = Listener(host, account, channel, idle_timeout=0.2, backoff=0.05).start()
+        try:
+            until(lambda: channel.gateway.self_id == SELF_ID, "the stream to name the account")
+            fake.state.delete_account(fake.state.account(TOKEN), LI)
+            with pytest.raises(NotAFriend):
+                channel.send(_message(LI, "在吗"))
+            until(lambda: len(churned()) == 1, "the listener to report the deletion")
+            seen = listener.events
+            until(lambda: listener.events >= seen + 4, "two more reopenings")  # heartbeat + login each
+            assert len(churned()) == 1
+        finally:
+            listener.stop()
+    [event] = churned()
+    assert event["payload"]["reason"] == "deleted_account"

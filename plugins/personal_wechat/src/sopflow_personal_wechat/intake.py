@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +41,8 @@ log = logging.getLogger("sopflow_personal_wechat")
 PENDING = "pending_friend:"
 GROUP_JOINED = "group.joined"
 GROUP_LEFT = "group.left"
+#: markup in WeChat's notices (its 发送朋友验证 link)
+TAG = re.compile(r"<[^>]+>")
 
 
 def _iso(ts: float) -> str | None:
@@ -112,7 +115,7 @@ def handle(host: Host, account: Any, channel: PersonalWeChatChannel, event: Gate
     elif event.kind == "room_leave":
         return _ingest(host, account, *left(event, self_id))
     elif event.kind == "unfriended" and event.subject:
-        reason = f"WeChat's notice {event.id}: {event.text}"
+        reason = f"WeChat's notice {event.id}: {TAG.sub('', event.text)}"
         unfriended.record(
             channel.pacer.engine, channel.key, event.subject, event.timestamp or pacer.clock(), reason
         )
@@ -183,7 +186,7 @@ def accept_waiting(host: Host, account: Any, channel: PersonalWeChatChannel) -> 
             channel.pacer.refund(channel.key, "friend")
             raise
         state.delete(name)
-        unfriended.forget(channel.pacer.engine, channel.key, request.contact_id)  # a friend again
+        unfriended.forget(channel.pacer.engine, channel.key, request.contact_id, channel.pacer.clock())
         contact = gateway.contact(request.contact_id)
         staff = _self_id(account, channel) or None
         done += _ingest(

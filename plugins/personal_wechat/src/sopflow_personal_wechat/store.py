@@ -11,7 +11,7 @@ slot of a gap or a cap, on SQLite or Postgres alike.
 ``personal_wechat_unfriended``: the contacts who deleted an account, as a failed
 send (in a worker, with no host at hand) or the intake found out; the intake
 emits one ``customer.churned`` per row and marks it reported, a later send to
-the contact fails at once, and the row goes when the contact is a friend again.
+the contact fails at once, until the contact is a friend again (``friend_again_at``).
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ unfriended = sa.Table(
     sa.Column("detected_at", sa.Float, nullable=False),
     sa.Column("reason", sa.String(300), nullable=False, default=""),
     sa.Column("reported", sa.Boolean, nullable=False, default=False),
+    # when the contact became a friend again (the deletion is over), else NULL
+    sa.Column("friend_again_at", sa.Float, nullable=True),
 )
 
 

@@ -7,8 +7,9 @@ notice in that contact's chat after a send (WeChatFerry: 开启了朋友验证�
 so whoever sees it writes a row here (``personal_wechat_unfriended``, shared by
 every worker through the database) and the intake turns each row into one
 ``customer.churned``, marking it reported.  A later send to that contact fails
-at once without a gateway call, and accepting the contact's friend request
-again removes the row, so a second deletion is a second churn.
+at once without a gateway call.  Accepting the contact's friend request again
+marks the row (``friend_again_at``): sends go to them again, a later deletion is
+a second churn, and a replayed notice from before the re-add is not.
 """
 
 from __future__ import annotations
@@ -23,29 +24,38 @@ from sopflow_personal_wechat.store import unfriended
 
 
 def record(engine: sa.Engine, key: str, contact_id: str, at: float, reason: str) -> bool:
-    """Note that ``contact_id`` deleted account ``key``; whether this was news."""
+    """Note that ``contact_id`` deleted account ``key`` (seen at ``at``); whether this was
+    news.  A sign from before the contact became a friend again (a replayed old notice)
+    is not news."""
+    where = (unfriended.c.account_key == key, unfriended.c.contact_id == contact_id)
+    fresh = {"detected_at": at, "reason": reason[:300], "reported": False, "friend_again_at": None}
     try:
         with engine.begin() as c:
-            c.execute(
-                sa.insert(unfriended).values(
-                    account_key=key,
-                    contact_id=contact_id,
-                    detected_at=at,
-                    reason=reason[:300],
-                    reported=False,
-                )
-            )
-    except IntegrityError:  # known already (another worker, a replayed notice)
+            row = c.execute(sa.select(unfriended.c.friend_again_at).where(*where)).first()
+            if row is None:
+                c.execute(sa.insert(unfriended).values(account_key=key, contact_id=contact_id, **fresh))
+                return True
+            if row.friend_again_at is None or at <= row.friend_again_at:
+                return False  # known already (another worker, a replayed notice), or older
+            # deleted again after being a friend again (compare-and-set: one worker wins)
+            changed = c.execute(
+                sa.update(unfriended)
+                .where(*where, unfriended.c.friend_again_at == row.friend_again_at)
+                .values(**fresh)
+            ).rowcount
+            return changed == 1
+    except IntegrityError:  # another worker inserted it first
         return False
-    return True
 
 
 def known(engine: sa.Engine, key: str, contact_id: str) -> bool:
-    """Whether ``contact_id`` is known to have deleted account ``key``."""
+    """Whether ``contact_id`` is known to have deleted account ``key`` (and not added it since)."""
     with engine.connect() as c:
         found = c.execute(
             sa.select(unfriended.c.contact_id).where(
-                unfriended.c.account_key == key, unfriended.c.contact_id == contact_id
+                unfriended.c.account_key == key,
+                unfriended.c.contact_id == contact_id,
+                unfriended.c.friend_again_at.is_(None),
             )
         ).first()
     return found is not None
@@ -72,13 +82,14 @@ def mark_reported(engine: sa.Engine, key: str, contact_id: str) -> None:
         )
 
 
-def forget(engine: sa.Engine, key: str, contact_id: str) -> None:
-    """The contact is a friend of account ``key`` again."""
+def forget(engine: sa.Engine, key: str, contact_id: str, at: float) -> None:
+    """The contact is a friend of account ``key`` again (since ``at``): sends go to them,
+    and only a sign of deletion from after ``at`` is a new deletion."""
     with engine.begin() as c:
         c.execute(
-            sa.delete(unfriended).where(
-                unfriended.c.account_key == key, unfriended.c.contact_id == contact_id
-            )
+            sa.update(unfriended)
+            .where(unfriended.c.account_key == key, unfriended.c.contact_id == contact_id)
+            .values(friend_again_at=at, reported=True)
         )
 
 

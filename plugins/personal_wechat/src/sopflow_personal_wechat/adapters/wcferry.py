@@ -284,8 +284,9 @@ class WcferryGateway:
     def _names(self, room_id: str) -> dict[str, str]:
         """name → wxid for a leave notice: a member who left is no longer in the room's
         list, so the account's contacts (their names and remarks) are asked too."""
-        names = {c.remark: c.wxid for c in self._contacts() if c.remark}
-        names.update({c.name: c.wxid for c in self._contacts() if c.name})
+        contacts = self._contacts()
+        names = {c.remark: c.wxid for c in contacts if c.remark}
+        names.update({c.name: c.wxid for c in contacts if c.name})
         names.update({name: wxid for wxid, name in self._room_members(room_id).items() if name})
         return names
 

@@ -196,7 +196,8 @@ class FakeWcferry:
         except (Restricted, LoggedOut, KeyError):
             return -1
         except NotFriend as exc:  # PC WeChat takes the send; the chat then shows WeChat's notice
-            self.state.emit(account, "wcf-notice", {"chat": receiver, "content": str(exc)})
+            notice = {"chat": receiver, "content": str(exc), "timestamp": int(self.state.clock())}
+            self.state.emit(account, "wcf-notice", notice)
         return 0
 
     def _accept(self, account: FakeAccount, v: pb.Verification) -> int:
@@ -242,9 +243,10 @@ class FakeWcferry:
                 return
 
     def _wxmsg(self, account: FakeAccount, index: int, kind: str, payload: dict[str, Any]) -> pb.WxMsg | None:
-        ts = int(self.state.clock())
+        ts = int(payload.get("timestamp") or self.state.clock())  # a replay keeps its time
         if kind == "message":
-            return wcf_messages.message(account, index, account.messages[payload["messageId"]], ts)
+            m = account.messages[payload["messageId"]]
+            return wcf_messages.message(account, index, m, m["timestamp"])
         if kind in ("room-leave", "wcf-notice"):  # system notices in a room or a contact's chat
             chat = payload.get("roomId") or payload["chat"]
             notice = (

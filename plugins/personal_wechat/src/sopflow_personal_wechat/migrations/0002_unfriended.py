@@ -22,6 +22,7 @@ def upgrade() -> None:
         sa.Column("detected_at", sa.Float(), nullable=False),
         sa.Column("reason", sa.String(length=300), nullable=False),
         sa.Column("reported", sa.Boolean(), nullable=False),
+        sa.Column("friend_again_at", sa.Float(), nullable=True),
         sa.PrimaryKeyConstraint("account_key", "contact_id"),
     )
 
