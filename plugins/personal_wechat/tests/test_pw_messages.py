@@ -212,10 +212,16 @@ def test_room_leaves_are_group_left_per_member_and_a_replay_is_a_no_op(
     room = account.rooms[ROOM.id]
     account.rooms[ROOM.id] = type(room)(room.id, room.topic, room.owner_id, (SELF_ID, LI, WANG))
     state.leave_room(account, ROOM.id, [LI, WANG], remover=SELF_ID)
-    assert _intake(api, account_id) == 2
+    state.add_contact(account, Contact("wxid_zhao", name="赵同学"))
+    account.rooms[ROOM.id] = type(room)(room.id, room.topic, room.owner_id, (SELF_ID, "wxid_zhao"))
+    state.leave_room(account, ROOM.id, ["wxid_zhao"])  # a quit
+    assert _intake(api, account_id) == 3
     left = api.get("/api/v1/events?type=group.left").json()["items"]
-    assert sorted(e["payload"]["room_id"] for e in left) == [ROOM.id, ROOM.id]
-    assert {e["payload"]["remover"] for e in left} == {SELF_ID}
+    assert {e["payload"]["room_id"] for e in left} == {ROOM.id}
+    removers = {e["customer_id"]: e["payload"]["remover"] for e in left}
+    customers = api.get("/api/v1/customers?channel=personal_wechat").json()["items"]
+    by_wxid = {c["identities"][0]["external_id"]: c["id"] for c in customers}
+    assert removers == {by_wxid[LI]: SELF_ID, by_wxid[WANG]: SELF_ID, by_wxid["wxid_zhao"]: None}
     _replay(app_fake)
     assert _intake(api, account_id) == 0
-    assert len(api.get("/api/v1/events?type=group.left").json()["items"]) == 2
+    assert len(api.get("/api/v1/events?type=group.left").json()["items"]) == 3
