@@ -27,7 +27,8 @@ uv run lint-imports
 logs="$(mktemp -d)"
 redis_base="${SOPFLOW_TEST_REDIS_URL%/*}"
 run_pass() {  # backend, redis db index
-  SOPFLOW_TEST_BACKEND="$1" SOPFLOW_TEST_REDIS_URL="$redis_base/$2" uv run --no-sync pytest "${@:3}"
+  # --durations: each pass lists its slowest tests, so CI's log shows where its time goes
+  SOPFLOW_TEST_BACKEND="$1" SOPFLOW_TEST_REDIS_URL="$redis_base/$2" uv run --no-sync pytest --durations=25 "${@:3}"
 }
 if [ "${SOPFLOW_TEST_SERIAL:-}" = 1 ]; then
   echo "== suite on SQLite (+ real Redis) =="

@@ -49,6 +49,11 @@ class Receiver:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
+        # HTTP/1.1: the worker's pooled client keeps its connections (one TCP
+        # connection per call left thousands of sockets in TIME_WAIT), and a
+        # backlog for every worker thread at once
+        Handler.protocol_version = "HTTP/1.1"
+        ThreadingHTTPServer.request_queue_size = 64
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
@@ -131,7 +136,9 @@ def start(kind: str, env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
-def wait_for(predicate, timeout: float, what: str) -> None:
+def wait_for(predicate, timeout: float, what: str, describe=None) -> None:
+    """Poll ``predicate``; on timeout fail with the processes' logs and what
+    ``describe`` tells of the state (touch statuses, reasons, the queue)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -139,11 +146,49 @@ def wait_for(predicate, timeout: float, what: str) -> None:
         time.sleep(0.2)
     logs = {
         p.name: p.read_text()[-3000:]
-        for p in __import__("pathlib")
-        .Path(os.environ.get("SOPFLOW_CRASH_LOGS", "/nonexistent"))
-        .glob("*.log")
+        for p in Path(os.environ.get("SOPFLOW_CRASH_LOGS", "/nonexistent")).glob("*.log")
     }
-    raise AssertionError(f"timed out waiting for {what}; logs: {logs}")
+    state = describe() if describe else {}
+    raise AssertionError(f"timed out waiting for {what}; state: {state}; logs: {logs}")
+
+
+def describe_state(app, sop_id: int, redis_url: str):
+    """What a stalled run looks like: touch statuses and attempts, the reasons
+    given, what the Redis queue holds, and what Postgres sessions wait on."""
+
+    def describe() -> dict:
+        import redis
+        from sopflow.models import Touch
+
+        with app.tx() as s:
+            attempts = dict(
+                s.execute(
+                    sa.select(Touch.attempts, sa.func.count())
+                    .where(Touch.sop_id == sop_id)
+                    .group_by(Touch.attempts)
+                ).all()
+            )
+            reasons = Counter(
+                str((o or {}).get("reason"))
+                for o in s.scalars(sa.select(Touch.outcome).where(Touch.sop_id == sop_id).limit(2000))
+            )
+            waits = s.execute(
+                sa.text(
+                    "SELECT state, wait_event_type, wait_event, left(query, 80) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).all()
+        r = redis.Redis.from_url(redis_url)
+        queue = {k.decode(): r.llen(k) if r.type(k) == b"list" else r.type(k).decode() for k in r.scan_iter()}
+        return {
+            "statuses": status_counts(app, sop_id),
+            "attempts": attempts,
+            "reasons": reasons.most_common(5),
+            "redis_keys": queue,
+            "sessions": [tuple(w) for w in waits],
+        }
+
+    return describe
 
 
 @pytest.fixture
@@ -168,7 +213,7 @@ def crash_env(sopflow_database, request, tmp_path):
         "SOPFLOW_SCHEDULER_INTERVAL": "0.2",
         "SOPFLOW_DATA_DIR": str(tmp_path),
         "SOPFLOW_CLAIM_LEASE_SECONDS": "5",
-        "SOPFLOW_LOG_LEVEL": "ERROR",
+        "SOPFLOW_LOG_LEVEL": "WARNING",
     }
     os.environ["SOPFLOW_CRASH_LOGS"] = str(tmp_path)
     procs: list[subprocess.Popen] = []
@@ -186,7 +231,12 @@ def kill_midway(app, sop_id: int, env, procs, total: int) -> set[int]:
     touches that were out with the worker at the kill (claimed or sending)."""
     worker, scheduler = start("worker", env), start("scheduler", env)
     procs += [worker, scheduler]
-    wait_for(lambda: status_counts(app, sop_id).get("sent", 0) >= total // 4, 300, "a quarter sent")
+    wait_for(
+        lambda: status_counts(app, sop_id).get("sent", 0) >= total // 4,
+        300,
+        "a quarter sent",
+        describe_state(app, sop_id, env["SOPFLOW_REDIS_URL"]),
+    )
     os.kill(worker.pid, signal.SIGKILL)
     os.kill(scheduler.pid, signal.SIGKILL)
     worker.wait(timeout=10)
@@ -212,7 +262,12 @@ def test_kill_9_idempotent_channel_every_touch_delivered_exactly_once(crash_env)
     with Receiver() as receiver:
         sop_id = seed(app, tenant_id, receiver.url, total, idempotent=True)
         out_at_kill = kill_midway(app, sop_id, env, procs, total)
-        wait_for(lambda: status_counts(app, sop_id).get("sent", 0) == total, 600, "every touch sent")
+        wait_for(
+            lambda: status_counts(app, sop_id).get("sent", 0) == total,
+            600,
+            "every touch sent",
+            describe_state(app, sop_id, env["SOPFLOW_REDIS_URL"]),
+        )
     from sopflow.models import Touch
 
     with app.tx() as s:
@@ -238,6 +293,7 @@ def test_kill_9_non_idempotent_channel_never_sends_twice(crash_env):
             lambda: sum(status_counts(app, sop_id).get(k, 0) for k in ("sent", "review")) == total,
             600,
             "every touch sent or in review",
+            describe_state(app, sop_id, env["SOPFLOW_REDIS_URL"]),
         )
     counts = status_counts(app, sop_id)
     assert set(counts) <= {"sent", "review"} and counts["sent"] >= total - 8

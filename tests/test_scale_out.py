@@ -9,6 +9,7 @@ from __future__ import annotations
 from tests.test_crash_recovery import (  # noqa: F401 - crash_env is a fixture
     Receiver,
     crash_env,
+    describe_state,
     pytestmark,
     seed,
     start,
@@ -29,7 +30,12 @@ def test_two_schedulers_and_two_workers_deliver_a_burst_exactly_once(crash_env):
             start("worker", env),
             start("worker", env),
         ]
-        wait_for(lambda: status_counts(app, sop_id).get("sent", 0) == BURST, 300, "the whole burst sent")
+        wait_for(
+            lambda: status_counts(app, sop_id).get("sent", 0) == BURST,
+            300,
+            "the whole burst sent",
+            describe_state(app, sop_id, env["SOPFLOW_REDIS_URL"]),
+        )
         assert status_counts(app, sop_id) == {"sent": BURST}
         assert len(receiver.calls) == BURST
         assert max(receiver.calls.values()) == 1, "a touch was delivered twice"

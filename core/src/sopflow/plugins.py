@@ -206,6 +206,10 @@ class PluginSystem:
     def names(self) -> list[str]:
         return list(self.infos)
 
+    def observed(self, *hook_names: str) -> bool:
+        """Whether any loaded plugin implements one of these notification hooks."""
+        return any(getattr(self.pm.hook, name).get_hookimpls() for name in hook_names)
+
     def notify(
         self,
         hook_name: str,

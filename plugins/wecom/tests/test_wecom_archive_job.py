@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sopflow_wecom.plugin
 from archive_support import (
@@ -226,6 +227,45 @@ def test_an_unhealthy_account_is_probed_on_a_backoff_and_recovers_by_itself(
         assert len(wecom.app_message_bodies) == 2
 
 
+def test_two_pulls_racing_over_a_turn_tell_staff_once(
+    api: Any, sopflow_app: Any, manual_clock: Any, fake: FakeArchive
+) -> None:
+    """Two processes pulling one account both read its health before either wrote
+    it: only one of them tells staff it stopped, and only one that it works again."""
+    import sopflow_wecom.archive.job as job
+    from sopflow.host import PluginHost
+    from sopflow_wecom.fake import FakeWeCom
+
+    host = PluginHost(sopflow_app, "wecom")
+
+    def pull(read_before: dict[str, Any] | None = None) -> int:
+        """A pull; with ``read_before``, one that read the health before the last pull wrote it."""
+        with pytest.MonkeyPatch.context() as mp:
+            if read_before is not None:
+                mp.setattr(job, "health", lambda *a: dict(read_before))
+            return api.post(f"/plugins/wecom/accounts/{account_id}/archive/pull", json={}).status_code
+
+    with FakeWeCom() as wecom:
+        account_id = alerted_account(api, wecom)
+        fake.fail_with(errcode=301042)
+        healthy = job.health(host, api.tenant_id, account_id)
+        assert pull() == 409
+        assert pull(read_before=healthy) == 409
+        assert len(wecom.app_message_bodies) == 1 and status(api, account_id)["staff_told"] is True
+        unhealthy = job.health(host, api.tenant_id, account_id)
+        fake.fail_with()
+        assert pull() == 200
+        assert pull(read_before=unhealthy) == 200
+        told = [body["content"] for _, _, body in wecom.app_message_bodies]
+        assert len(told) == 2 and "works again" in told[1]
+        assert status(api, account_id)["staff_told_recovered"] is True
+        # the next stop is a new episode: told again
+        fake.fail_with(errcode=301042)
+        manual_clock.advance(timedelta(minutes=1))
+        assert pull() == 409
+        assert len(wecom.app_message_bodies) == 3
+
+
 def test_a_probe_that_cannot_reach_wecom_leaves_the_account_unhealthy(
     api: Any, sopflow_app: Any, manual_clock: Any, fake: FakeArchive
 ) -> None:
@@ -341,6 +381,48 @@ def test_a_customer_who_did_not_consent_is_never_archived(
     assert {customers[e["customer_id"]] for e in events} == archived
     assert CAROL not in customers.values()  # not even a customer record
     assert status(api, account_id)["seq"] == 8
+
+
+def test_a_customer_who_approved_through_the_callback_is_archived_when_consent_is_required(
+    wecom_app: Any, fake: FakeArchive
+) -> None:
+    """WeCom's ``msg_audit_approved`` callback counts as the customer's ``agree`` with
+    that member, even before the archive holds the answer; a ``disagree`` the archive
+    holds still wins, and a replayed callback changes nothing."""
+    api, wecom = wecom_app.api, wecom_app.fake
+    config = {
+        "corp_id": wecom.corp_id,
+        "agent_id": 1000002,
+        "base_url": wecom.base_url,
+        "archive_enabled": True,
+        "archive_require_consent": True,
+    }
+    secrets = {"archive_secret": ARCHIVE_SECRET, "archive_private_keys": private_keys_secret(1)}
+    r = api.patch(
+        f"/api/v1/channel-accounts/{wecom_app.account_id}", json={"config": config, "secrets": secrets}
+    )
+    assert r.status_code == 200, r.text
+    wecom.approve_archive("anna", DAVE)
+    wecom.approve_archive("ben", CAROL)
+    replayed = wecom.callback_responses[-1].request
+    assert httpx.post(str(replayed.url), content=replayed.content).status_code == 200
+    assert [c.status_code for c in wecom.callback_responses] == [200, 200]
+    fake.serve_records(
+        [
+            chat(1, CAROL, "ben", "disagree", userid=CAROL, disagree_time=1),  # changed her mind
+            chat(2, DAVE, "anna"),
+            chat(3, CAROL, "ben"),
+            chat(4, ALICE, "anna"),  # never answered
+        ]
+    )
+    assert (
+        api.post(f"/plugins/wecom/accounts/{wecom_app.account_id}/archive/pull", json={}).status_code == 200
+    )
+    events = api.get("/api/v1/events", params={"limit": 200}).json()["items"]
+    approved = [e for e in events if e["type"] == "customer.archive_approved"]
+    assert len(approved) == 2 and {e["payload"]["staff_userid"] for e in approved} == {"anna", "ben"}
+    received = [e for e in events if e["type"] == "message.received"]
+    assert [e["payload"]["text"] for e in received] == [f"message 2 from {DAVE}"]
 
 
 def test_media_is_metadata_unless_the_account_asks_for_the_content(

@@ -29,17 +29,18 @@ def announce(ctx: EngineContext, tenant_id: int, events: list[dict[str, Any]]) -
     scheduler's sweep evaluates whatever this could not hand off."""
     if not events:
         return
-    try:
-        with ctx.tx() as session:
-            off = ctx.disabled_plugins(session, tenant_id)
-    except Exception as exc:
-        ctx.failures.report("announce_failed", exc, tenant_id=tenant_id)
-        return
-    for event in events:
+    if ctx.plugins.observed("on_event", "on_stage_changed"):  # else no read: nobody to tell
         try:
-            _observe(ctx, tenant_id, event, off)
+            with ctx.read() as session:
+                off = ctx.disabled_plugins(session, tenant_id)
         except Exception as exc:
-            ctx.failures.report("observers_failed", exc, event_id=event.get("id"))
+            ctx.failures.report("announce_failed", exc, tenant_id=tenant_id)
+            return
+        for event in events:
+            try:
+                _observe(ctx, tenant_id, event, off)
+            except Exception as exc:
+                ctx.failures.report("observers_failed", exc, event_id=event.get("id"))
     pending = [event for event in events if event.get("type") not in OBSERVATIONAL]
     for start in range(0, len(pending), EVALUATE_BATCH):
         ctx.enqueue_after_commit("evaluate_events", tenant_id, pending[start : start + EVALUATE_BATCH])

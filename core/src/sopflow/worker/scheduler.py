@@ -30,9 +30,6 @@ from sopflow.worker.recovery import Recovery
 if TYPE_CHECKING:  # the app hands itself in
     from sopflow.app import SopflowApp
 
-if TYPE_CHECKING:  # the app hands itself in
-    from sopflow.app import SopflowApp
-
 log = get_logger("sopflow.scheduler")
 #: Touches claimed per round, and rounds per tick at most (then the tick's other steps run).
 DISPATCH_ROUND = 500

@@ -35,6 +35,7 @@ CONTACT_TYPES: Mapping[str, str] = {
     "del_external_contact": "customer.deleted_by_staff",
     "del_follow_user": "customer.churned",
     "transfer_fail": "customer.transfer_failed",
+    "msg_audit_approved": "customer.archive_approved",
 }
 GROUP_TYPES: Mapping[str, str] = {
     "create": "group.created",
@@ -55,6 +56,7 @@ EVENT_DESCRIPTIONS: Mapping[str, str] = {
     "customer.deleted_by_staff": "A staff member deleted a customer",
     "customer.churned": "A customer deleted the staff member",
     "customer.transfer_failed": "Handing a customer over to another staff member failed",
+    "customer.archive_approved": "A customer agreed that their chats with a member are archived (会话存档)",
     "group.created": "A customer group was created",
     "group.updated": "A customer group changed (name, owner, notice, ...)",
     "group.member_joined": "Members joined a customer group",

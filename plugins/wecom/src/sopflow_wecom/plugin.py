@@ -27,6 +27,7 @@ from sopflow_sdk import (
 )
 
 from sopflow_wecom import console_panel, importer, moments, store, tags, transfers
+from sopflow_wecom.archive import consent
 from sopflow_wecom.archive import job as archive_job
 from sopflow_wecom.archive import mapping as archive_mapping
 from sopflow_wecom.archive import routes as archive_routes
@@ -113,6 +114,14 @@ def handle_callback(request: InboundRequest, host: Host) -> InboundResponse:
     except ConfigError as exc:  # an account that takes no callbacks: nothing to retry
         return _reject(account.id, 404, exc.internal_message, exc.user_message)
     if events:
+        for ev in events:
+            if ev.type == ARCHIVE_APPROVED:  # kept first: the archive pull may run next
+                consent.approve(
+                    host.state(account.tenant_id),
+                    account.id,
+                    ev.identity.external_id,
+                    ev.identity.staff_external_id,
+                )
         outcomes = host.ingest(account.tenant_id, events)
         for ev, outcome in zip(events, outcomes, strict=False):
             if outcome.get("status") == "created":
@@ -120,6 +129,8 @@ def handle_callback(request: InboundRequest, host: Host) -> InboundResponse:
     return _text(200, "")  # an empty 200 tells WeCom to stop retrying
 
 
+#: A customer agreed to the conversation archive (``archive.consent``).
+ARCHIVE_APPROVED = "customer.archive_approved"
 #: Callbacks after which the customer's profile and corp tags are read (``profiles.py``).
 PROFILE_EVENTS = frozenset({"customer.added", "customer.edited"})
 

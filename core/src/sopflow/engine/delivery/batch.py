@@ -17,6 +17,10 @@ from sopflow.engine.sops.enrolment import SopRuntime, tenant_timezone
 from sopflow.engine.sops.lifecycle import runtime_of
 from sopflow.models import Customer, Enrollment, Staff, Touch
 
+_E = Enrollment.__table__
+#: what a row-loaded enrolment carries: enough for its runtime, its depth and its end
+ENROLLMENT_COLUMNS = (_E.c.id, _E.c.tenant_id, _E.c.sop_id, _E.c.sop_version_id, _E.c.status, _E.c.depth)
+
 
 class DeliveryBatch:
     """What a transaction over a batch of touches loads once: the touches
@@ -31,6 +35,7 @@ class DeliveryBatch:
         *,
         customers: bool = True,
         touches: bool = True,
+        enrollment_rows: bool = False,
     ) -> None:
         self.ctx, self.s = ctx, s
         # Lock the enrolments before their touches, in id order: the order in which
@@ -38,13 +43,20 @@ class DeliveryBatch:
         # order deadlocked against it on Postgres.
         lock = s.bind.dialect.name == "postgresql"
         of_batch = sa.select(Touch.enrollment_id).where(Touch.id.in_(touch_ids)).scalar_subquery()
-        query = sa.select(Enrollment).where(Enrollment.id.in_(of_batch)).order_by(Enrollment.id)
-        self.enrollments = {
-            e.id: e
-            for e in s.scalars(
-                (query.with_for_update() if lock else query).execution_options(populate_existing=True)
-            )
-        }
+        #: ORM objects, or with ``enrollment_rows`` plain rows of ``ENROLLMENT_COLUMNS``
+        #: (the record transaction only reads them: no object to build per touch)
+        self.enrollments: dict[int, Any]
+        if enrollment_rows:
+            query = sa.select(*ENROLLMENT_COLUMNS).where(_E.c.id.in_(of_batch)).order_by(_E.c.id)
+            self.enrollments = {e.id: e for e in s.execute(query.with_for_update() if lock else query)}
+        else:
+            query = sa.select(Enrollment).where(Enrollment.id.in_(of_batch)).order_by(Enrollment.id)
+            self.enrollments = {
+                e.id: e
+                for e in s.scalars(
+                    (query.with_for_update() if lock else query).execution_options(populate_existing=True)
+                )
+            }
         self.touches: list[Any] = []  # rows (``touch_rows``), locked
         if touches:  # the record transaction reads its own (``outcomes``), locked the same way
             query = touch_rows.select_rows(Touch.id.in_(touch_ids)).order_by(Touch.id)
@@ -78,7 +90,7 @@ class DeliveryBatch:
             self._fields[tenant_id] = field_definitions(self.s, tenant_id, self.ctx.plugins)
         return self._fields[tenant_id]
 
-    def runtime(self, enrollment: Enrollment) -> SopRuntime:
+    def runtime(self, enrollment: Any) -> SopRuntime:
         """The parsed SOP version an enrolment is pinned to, once per version per batch."""
         key = enrollment.sop_version_id
         if key not in self._runtimes:

@@ -35,7 +35,7 @@ def _release(session: Session, *where: sa.ColumnElement[bool]) -> int:
         .values(
             status="scheduled",
             lease_until=None,
-            attempts=sa.case((_T.c.attempts > 0, _T.c.attempts - 1), else_=0),
+            attempts=_ONE_ATTEMPT_LESS,
         )
         .execution_options(synchronize_session=False)
     )

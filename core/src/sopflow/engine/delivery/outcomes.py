@@ -14,6 +14,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from sopflow.engine.context import EngineContext
 from sopflow.engine.delivery import touch_rows
@@ -34,6 +36,7 @@ _START = check_move(TouchStatus.CLAIMED, TouchStatus.SENDING)
 
 _T = touch_rows.TOUCHES
 _E = Event.__table__
+_EN = Enrollment.__table__
 
 
 def record(
@@ -71,7 +74,8 @@ def _record(
     ctx: EngineContext, s: Session, outcomes: Sequence[Outcome], now: datetime
 ) -> dict[int, TouchStatus]:
     ids = [o.touch_id for o in outcomes]
-    batch = DeliveryBatch(ctx, s, ids, customers=False, touches=False)  # locks the enrolments first
+    # locks the enrolments first; rows, since completion below needs no objects
+    batch = DeliveryBatch(ctx, s, ids, customers=False, touches=False, enrollment_rows=True)
     query = touch_rows.select_rows(_T.c.id.in_(ids)).order_by(_T.c.id)
     if s.bind.dialect.name == "postgresql":
         query = query.with_for_update()
@@ -156,7 +160,10 @@ def _sent_event(row: Any, change: Mapping[str, Any], now: datetime, depth: int) 
 
 def complete(batch: DeliveryBatch, enrollment_ids: Iterable[int], now: datetime) -> None:
     """Completion: the enrolments among ``enrollment_ids`` with no open step left
-    end normally (``completed``), with the SOP's ``on_complete`` actions."""
+    end normally (``completed``), with the SOP's ``on_complete`` actions.
+
+    Those whose SOP has no ``on_complete`` actions (most) end in one UPDATE; the
+    others through ``end_enrollment`` (tags, flows), one by one."""
     ids = set(enrollment_ids)
     if not ids:
         return
@@ -169,19 +176,40 @@ def complete(batch: DeliveryBatch, enrollment_ids: Iterable[int], now: datetime)
             .group_by(_T.c.enrollment_id)
         )
     )
+    plain: list[int] = []
     for enrollment_id in sorted(ids - still_open):
         enrollment = batch.enrollments.get(enrollment_id) or s.get(Enrollment, enrollment_id)
-        if enrollment is not None and enrollment.status == ACTIVE:
-            end_enrollment(
-                s,
-                enrollment,
-                "completed",
-                "all_steps_done",
-                now,
-                batch.fields(enrollment.tenant_id),
-                cancel_open=False,  # nothing is open: that is why it completes
-                **end_actions(batch.runtime(enrollment).definition, "on_complete"),
-            )
+        if enrollment is None or enrollment.status != ACTIVE:
+            continue
+        actions = end_actions(batch.runtime(enrollment).definition, "on_complete")
+        if not actions["tags_add"] and actions["flow_to"] is None:
+            plain.append(enrollment_id)
+            continue
+        if not isinstance(enrollment, Enrollment):  # a row (the record transaction)
+            enrollment = s.get(Enrollment, enrollment_id)
+            assert enrollment is not None  # locked by this transaction
+        end_enrollment(
+            s,
+            enrollment,
+            "completed",
+            "all_steps_done",
+            now,
+            batch.fields(enrollment.tenant_id),
+            cancel_open=False,  # nothing is open: that is why it completes
+            **actions,
+        )
+    if plain:
+        s.execute(
+            sa.update(_EN)
+            .where(_EN.c.id.in_(plain), _EN.c.status == ACTIVE)
+            .values(**(ended := {"status": "completed", "ended_at": now, "end_reason": "all_steps_done"}))
+            .execution_options(synchronize_session=False)
+        )
+        for enrollment_id in plain:  # objects this session holds see the end too
+            held = s.identity_map.get(identity_key(Enrollment, enrollment_id))
+            if held is not None:
+                for key, value in ended.items():
+                    set_committed_value(held, key, value)
 
 
 def _readdressed(row: Any) -> int:

@@ -6,6 +6,11 @@ customer and the staff member who asked.  The pull keeps each customer's answers
 in plugin state, in the same transaction as the batch, and nothing of a
 customer who said no — text, media, staff messages to them — becomes an event.
 With ``archive_require_consent`` a customer who has not said yes is left out too.
+
+The ``msg_audit_approved`` callback may arrive before the pull reads the archived
+answer: ``approve`` keeps it (one key per customer and member, added, so callbacks
+racing never overwrite each other) and it counts as that member's ``agree`` until
+the archive itself holds an answer for them.
 """
 
 from __future__ import annotations
@@ -25,6 +30,17 @@ def consent_key(account_id: int, external_userid: str) -> str:
     return f"archive.consent.{account_id}.{external_userid}"
 
 
+def approval_prefix(account_id: int, external_userid: str) -> str:
+    """State key prefix of the members a customer approved by callback (the key ends with the userid)."""
+    return f"archive.approved.{account_id}.{external_userid}."
+
+
+def approve(state: PluginState, account_id: int, external_userid: str, staff_userid: str | None) -> bool:
+    """Keep a ``msg_audit_approved`` callback: ``external_userid`` agreed to archiving
+    with ``staff_userid`` ("*" when WeCom named no member); whether it was new."""
+    return state.add(approval_prefix(account_id, external_userid) + (staff_userid or "*"), True)
+
+
 class ConsentBook:
     """The answers of the customers one batch touches, read and written through ``state``."""
 
@@ -36,7 +52,11 @@ class ConsentBook:
     def _of(self, customer: str) -> dict[str, str]:
         if customer not in self._answers:
             saved = self.state.get(consent_key(self.account_id, customer))
-            self._answers[customer] = dict(saved) if isinstance(saved, Mapping) else {}
+            answers = dict(saved) if isinstance(saved, Mapping) else {}
+            prefix = approval_prefix(self.account_id, customer)
+            for key in self.state.items(prefix):  # the callback's, where the archive holds none
+                answers.setdefault(key[len(prefix) :], "agree")
+            self._answers[customer] = answers
         return self._answers[customer]
 
     def observe(self, message: ArchivedMessage) -> bool:

@@ -122,7 +122,7 @@ def pull_account(
                 health_key(account.id), {**_failed_again(before, host.now(), now), "error": exc.user_message}
             )
             raise
-        told = alert.tell_staff(account, alert.alert_text(account, exc.user_message))  # just turned: once
+        told = _tell_once(state, account, "stopped", before.get("last_pull_at"), exc.user_message)
         state.set(
             health_key(account.id),
             {
@@ -134,7 +134,7 @@ def pull_account(
                 "unhealthy_since": now,
                 "failed_probes": 0,
                 "next_probe_at": (host.now() + probe_delay(0)).isoformat(),
-                "staff_told": told,
+                "staff_told": told if told is not None else _stored(state, account.id).get("staff_told"),
             },
         )
         raise
@@ -147,12 +147,38 @@ def pull_account(
     }
     if before.get("healthy") is False:
         log.warning("wecom archive of account %s is healthy again", account.id)
-        told = alert.tell_staff(account, alert.recovered_text(account))
+        told = _tell_once(state, account, "recovered", before.get("unhealthy_since"))
+        if told is None:  # the racing pull told them: keep what it recorded
+            told = _stored(state, account.id).get("staff_told_recovered")
         mark |= {"recovered_at": now, "staff_told_recovered": told}
     elif before.get("recovered_at"):
         mark |= {k: before[k] for k in ("recovered_at", "staff_told_recovered") if k in before}
     state.set(health_key(account.id), mark)
     return result
+
+
+def _tell_once(state: Any, account: Any, turn: str, since: str | None, error: str = "") -> bool | None:
+    """Tell staff the account stopped (``turn`` "stopped", with ``error``) or works
+    again ("recovered"): whether the notice went, or None when another pull of the
+    account told them.  Two pulls racing (two processes) read the same health
+    before; the first to add the turn's key (named by the state it leaves) tells,
+    so staff hear of each stop and each recovery once.  A recovery drops the keys
+    of the episode it closes."""
+    prefix = f"archive.told.{account.id}."
+    key = f"{prefix}{turn}.{since or 'never'}"
+    if not state.add(key, True):
+        return None
+    if turn == "recovered":
+        for old in state.items(prefix):
+            if old != key:
+                state.delete(old)
+        return alert.tell_staff(account, alert.recovered_text(account))
+    return alert.tell_staff(account, alert.alert_text(account, error))
+
+
+def _stored(state: Any, account_id: int) -> dict[str, Any]:
+    """The account's health as stored now (not as this pull read it before)."""
+    return dict(state.get(health_key(account_id)) or {})
 
 
 def _failed_again(before: dict[str, Any], at: datetime, now: str) -> dict[str, Any]:

@@ -412,6 +412,28 @@ class FakeScenario(FakeState):
             {"ChangeType": "del_follow_user", "UserID": staff_userid, "ExternalUserID": external_userid},
         )
 
+    def approve_archive(self, staff_userid: str, external_userid: str) -> str:
+        """The customer agrees that their chats with the member are archived
+        (``msg_audit_approved``, with a WelcomeCode as WeCom sends it); returns the code."""
+        with self.lock:
+            code = self.new_id("wc")
+            self.welcome_codes[code] = {
+                "issued_at": self.clock(),
+                "used": False,
+                "userid": staff_userid,
+                "external_userid": external_userid,
+            }
+        self._send_event(
+            "change_external_contact",
+            {
+                "ChangeType": "msg_audit_approved",
+                "UserID": staff_userid,
+                "ExternalUserID": external_userid,
+                "WelcomeCode": code,
+            },
+        )
+        return code
+
     def delete_external_contact(self, staff_userid: str, external_userid: str) -> None:
         """The member deletes the customer (``del_external_contact``)."""
         self._unfollow(staff_userid, external_userid)
