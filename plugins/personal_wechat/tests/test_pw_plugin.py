@@ -40,12 +40,16 @@ def test_routes_job_trigger_and_migrations() -> None:
     }
     [job] = _collect(plugin.register_jobs)
     assert isinstance(job, JobSpec) and job.name == plugin.INTAKE_JOB and job.every_seconds
-    [trigger] = _collect(plugin.register_triggers)
-    assert isinstance(trigger, TriggerSpec) and trigger.event_type == "group.joined"
+    triggers = _collect(plugin.register_triggers)
+    assert all(isinstance(t, TriggerSpec) and t.description for t in triggers)
+    assert [t.event_type for t in triggers] == ["group.joined", "group.left"]
     [spec] = _collect(plugin.register_migrations)
     assert isinstance(spec, MigrationsSpec)
-    assert sorted(p.name for p in Path(spec.directory).glob("*.py")) == ["0001_pacing.py"]
-    assert set(spec.metadata.tables) == {"personal_wechat_pacing"}
+    assert sorted(p.name for p in Path(spec.directory).glob("*.py")) == [
+        "0001_pacing.py",
+        "0002_unfriended.py",
+    ]
+    assert set(spec.metadata.tables) == {"personal_wechat_pacing", "personal_wechat_unfriended"}
 
 
 def test_loading_the_plugin_loads_no_wire_stack() -> None:

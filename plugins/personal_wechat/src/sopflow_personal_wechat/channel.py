@@ -7,7 +7,9 @@ the database), and the account is not paused.  A held-back send raises
 ``DeferredError`` ("not before T, because ..."), so the engine re-schedules
 it without counting an attempt.  A personal-account send has no idempotency
 key: an answer lost after the request left is ``AmbiguousSendError`` and the
-touch goes to review, never resent blindly.
+touch goes to review, never resent blindly.  A send to a contact who deleted
+the account fails (``NotAFriend``, never retried) and is noted for the intake's
+``customer.churned`` (``unfriended``).
 """
 
 from __future__ import annotations
@@ -36,12 +38,13 @@ from sopflow_sdk import (
     SopflowError,
 )
 
-from sopflow_personal_wechat import metrics, settings
+from sopflow_personal_wechat import metrics, settings, unfriended
 from sopflow_personal_wechat.pacing import Admission, Kind, Pacer, Policy
 from sopflow_personal_wechat.port import (
     GatewayLoggedOut,
     GatewayPort,
     GatewayRestricted,
+    NotAFriend,
     Payload,
 )
 
@@ -140,6 +143,8 @@ class PersonalWeChatChannel(Channel):
         if kind == "moment" and not self.gateway.can_post_moments:
             raise SkippableError(f"the {self.gateway.name} gateway cannot post moments (朋友圈)")
         target = "" if kind == "moment" else conversation(message)
+        if kind == "message" and unfriended.known(self.pacer.engine, self.key, target):
+            raise NotAFriend(target, "known from an earlier send or WeChat's notice")  # no gateway call
         now = self.pacer.clock()
         held = self._holds.get(kind)
         if held is None or held.not_before <= now:
@@ -165,6 +170,9 @@ class PersonalWeChatChannel(Channel):
             except AmbiguousSendError:
                 raise  # it may have gone out: the slot stays taken
             except SopflowError as exc:
+                if isinstance(exc, NotAFriend):  # the intake turns the row into customer.churned
+                    contact = exc.contact_id or target
+                    unfriended.record(self.pacer.engine, self.key, contact, self.pacer.clock(), exc.detail)
                 self._held(exc, kind, delivered=len(ids))
         return SendReceipt(status="sent", provider_ref=ids[0] if ids else None, detail={"message_ids": ids})
 

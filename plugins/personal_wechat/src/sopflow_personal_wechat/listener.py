@@ -7,7 +7,8 @@ event is handled as it comes (``intake.handle``), an idle stream is simply
 reopened, and a stream that drops (the gateway restarts, the network goes) is
 reopened after a back-off that doubles from ``backoff`` up to
 ``max_backoff`` seconds and resets once events flow again.  Friend requests
-the daily cap held back are retried at every reopening.
+the daily cap held back are retried at every reopening, and contacts a failed
+send found to have deleted the account are reported then.
 
 A logout ends the listener (a logged-out account's stream carries only the
 QR scan and the re-login, which the periodic intake reads); ``listeners``
@@ -76,6 +77,7 @@ class Listener:
             try:
                 if self.host is not None:
                     intake.accept_waiting(self.host, self.account, self.channel)
+                    intake.report_unfriended(self.host, self.account, self.channel)
                 for event in self.channel.gateway.events(idle_timeout=self.idle_timeout):
                     intake.handle(self.host, self.account, self.channel, event)  # type: ignore[arg-type]
                     self.events += 1

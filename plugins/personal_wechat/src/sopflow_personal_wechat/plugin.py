@@ -56,6 +56,14 @@ def register_triggers(register: Callable[[Any], None]) -> None:
             payload_schema={"type": "object"},
         )
     )
+    register(
+        TriggerSpec(
+            event_type=intake.GROUP_LEFT,
+            description="A contact left a WeChat group (room): removed (payload.remover) or quit; "
+            "payload.room_id",
+            payload_schema={"type": "object"},
+        )
+    )
 
 
 @hookimpl
@@ -74,8 +82,8 @@ def register_routes(register: Callable[[Any], None]) -> None:
             path="accounts/{account_id:int}/intake",
             handler=intake_route,
             methods=("POST",),
-            description="Read the account's gateway events now: friend requests, messages, room joins, "
-            "login and heartbeat (admin key)",
+            description="Read the account's gateway events now: friend requests, messages, "
+            "room joins and leaves, login and heartbeat (admin key)",
         )
     )
 
@@ -87,8 +95,8 @@ def register_jobs(register: Callable[[Any], None]) -> None:
             name=INTAKE_JOB,
             fn=run_intake,
             every_seconds=INTAKE_EVERY,
-            description="Read the gateways' event streams: friend requests, messages, room joins, "
-            "login and heartbeat",
+            description="Read the gateways' event streams: friend requests, messages, "
+            "room joins and leaves, login and heartbeat",
         )
     )
 

@@ -13,14 +13,37 @@ account ``GatewayLoggedOut``, and an answer lost after the request left
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Literal, Protocol, runtime_checkable
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import attrs
 from sopflow_sdk import FatalError, RetriableError
 
 EventKind = Literal[
-    "message", "friend_request", "room_join", "room_leave", "login", "logout", "heartbeat", "scan"
+    "message",
+    "friend_request",
+    "room_join",
+    "room_leave",
+    "unfriended",
+    "login",
+    "logout",
+    "heartbeat",
+    "scan",
+]
+#: What a received message is (``GatewayEvent.message_kind``), whichever gateway said it.
+MessageKind = Literal[
+    "text",
+    "image",
+    "file",
+    "voice",
+    "video",
+    "link",
+    "mini_program",
+    "location",
+    "emoji",
+    "contact_card",
+    "other",
 ]
 #: What a send can carry: one call each.
 PayloadKind = Literal["text", "image", "file", "link", "miniprogram"]
@@ -40,6 +63,22 @@ class GatewayRestricted(RetriableError):
 
 class GatewayLoggedOut(RetriableError):
     """The account is not logged in: someone has to scan the QR code again."""
+
+
+#: WeChat's words in a chat (and a puppet's send error) when the contact deleted the account
+NOT_FRIEND = re.compile(r"开启了朋友验证，?你还不是他[（(]她[)）]朋友")
+
+
+class NotAFriend(FatalError):
+    """The contact deleted the account (WeChat: 开启了朋友验证，你还不是他（她）朋友): a send
+    to them cannot succeed until they add the account again, so it is never retried."""
+
+    def __init__(self, contact_id: str, detail: str = "") -> None:
+        super().__init__(
+            f"{contact_id} deleted this WeChat account (no longer a friend); the send is not retried",
+            internal_message=f"not a friend: {contact_id}: {detail}"[:300],
+        )
+        self.contact_id, self.detail = contact_id, detail
 
 
 @attrs.frozen
@@ -84,8 +123,13 @@ class LoginState:
 
 @attrs.frozen
 class GatewayEvent:
-    """One event from the stream.  ``subject`` is what it is about: a message's
-    sender, a friend request's contact, the room of a join or leave."""
+    """One event from the stream.  ``subject`` is who it is about: a message's
+    sender, a friend request's contact, a join's inviter, a leave's remover (empty
+    when a member left by themselves or the gateway does not say), the contact of
+    ``unfriended`` (a contact who deleted the account).  A message's
+    ``message_kind`` says what it is and ``fields`` holds what the gateway gives
+    for that kind (a link's title and url, a file's name, a handle to fetch media
+    with: media is never downloaded here)."""
 
     kind: EventKind
     id: str = ""
@@ -95,6 +139,8 @@ class GatewayEvent:
     members: tuple[str, ...] = ()
     timestamp: float = 0.0
     qr_url: str = ""
+    message_kind: MessageKind = "text"
+    fields: Mapping[str, Any] = attrs.field(factory=dict)
 
 
 @attrs.frozen

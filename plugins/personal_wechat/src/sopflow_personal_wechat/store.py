@@ -7,6 +7,11 @@ numbers: when the account may send next, today's counts per kind, a pause
 what the intake last saw (login state, QR URL, heartbeat).  Each change is a
 compare-and-swap on ``version``: two workers can never both take the last
 slot of a gap or a cap, on SQLite or Postgres alike.
+
+``personal_wechat_unfriended``: the contacts who deleted an account, as a failed
+send (in a worker, with no host at hand) or the intake found out; the intake
+emits one ``customer.churned`` per row and marks it reported, a later send to
+the contact fails at once, until the contact is a friend again (``friend_again_at``).
 """
 
 from __future__ import annotations
@@ -38,11 +43,24 @@ pacing = sa.Table(
     sa.Column("last_heartbeat", sa.Float, nullable=True),
 )
 
+unfriended = sa.Table(
+    "personal_wechat_unfriended",
+    metadata,
+    sa.Column("account_key", sa.String(300), primary_key=True),
+    sa.Column("contact_id", sa.String(200), primary_key=True),
+    sa.Column("detected_at", sa.Float, nullable=False),
+    sa.Column("reason", sa.String(300), nullable=False, default=""),
+    sa.Column("reported", sa.Boolean, nullable=False, default=False),
+    # when the contact became a friend again (the deletion is over), else NULL
+    sa.Column("friend_again_at", sa.Float, nullable=True),
+)
+
 
 def migrations_spec() -> MigrationsSpec:
     """The plugin's branch, for ``register_migrations``."""
     return MigrationsSpec(
         Path(__file__).parent / "migrations",
         metadata=metadata,
-        description="personal WeChat pacing: gaps, daily counts, pauses and health per account",
+        description="personal WeChat pacing: gaps, daily counts, pauses and health per account; "
+        "contacts who deleted an account",
     )

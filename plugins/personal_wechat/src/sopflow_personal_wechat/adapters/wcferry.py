@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import socket
 import threading
 import xml.etree.ElementTree as ET
@@ -35,6 +34,7 @@ import pynng
 from sopflow_sdk import AmbiguousSendError, SkippableError
 from wcferry import wcf_pb2 as pb
 
+from sopflow_personal_wechat.adapters import wcferry_messages as wm
 from sopflow_personal_wechat.port import (
     Contact,
     FriendRequest,
@@ -52,9 +52,6 @@ TEXT, FRIEND_REQUEST, SYSTEM = 1, 37, 10000
 MINI_PROGRAM_XML = 0x21
 GENDERS = {1: "male", 2: "female"}
 RESTRICTED_RETRY = 3600
-#: WeChat's system notices for a join: "A"邀请"B"、"C"加入了群聊 / "B"通过扫描"A"分享的二维码加入群聊
-JOINED = re.compile(r"加入了?群聊")
-QUOTED = re.compile(r'"([^"]+)"')
 
 
 def encode_request(fields: dict[str, Any]) -> str:
@@ -240,26 +237,58 @@ class WcferryGateway:
     def _event(self, msg: Any) -> Iterator[GatewayEvent]:
         if msg.type == FRIEND_REQUEST:
             yield GatewayEvent("friend_request", friend_request_id(msg.content))
-        elif msg.type == SYSTEM and msg.is_group and JOINED.search(msg.content):
-            inviter, joined = joined_names(msg.content)
-            by_name = {name: wxid for wxid, name in self._room_members(msg.roomid).items()}
-            members = tuple(by_name[n] for n in joined if n in by_name)
-            yield GatewayEvent(
-                "room_join",
-                subject=by_name.get(inviter, ""),
-                room_id=msg.roomid,
-                members=members,
-                timestamp=float(msg.ts),
-            )
-        elif msg.type == TEXT and not msg.is_self:
+        elif msg.type == SYSTEM:
+            yield from self._notice(msg)
+        elif not msg.is_self:
+            kind, text, fields = wm.decode(msg)
             yield GatewayEvent(
                 "message",
                 str(msg.id),
                 msg.sender,
                 msg.roomid if msg.is_group else "",
-                msg.content,
+                text,
+                timestamp=float(msg.ts),
+                message_kind=kind,
+                fields=fields,
+            )
+
+    def _notice(self, msg: Any) -> Iterator[GatewayEvent]:
+        """A system notice (type 10000): a join or leave in a room, a contact who deleted us."""
+        left = wm.left_names(msg.content) if msg.is_group else None
+        if msg.is_group and wm.JOINED.search(msg.content):
+            inviter, joined = wm.joined_names(msg.content)
+            by_name = {name: wxid for wxid, name in self._room_members(msg.roomid).items()}
+            yield GatewayEvent(
+                "room_join",
+                subject=by_name.get(inviter, ""),
+                room_id=msg.roomid,
+                members=tuple(by_name[n] for n in joined if n in by_name),
                 timestamp=float(msg.ts),
             )
+        elif left is not None:
+            remover, names = left
+            by_name = self._names(msg.roomid)
+            yield GatewayEvent(
+                "room_leave",
+                str(msg.id),
+                subject=self.self_id if remover == "" else by_name.get(remover or "", ""),
+                room_id=msg.roomid,
+                members=tuple(by_name[n] for n in names if n in by_name),
+                timestamp=float(msg.ts),
+            )
+        elif not msg.is_group and wm.is_not_friend(msg.content):
+            yield GatewayEvent(
+                "unfriended", str(msg.id), msg.roomid or msg.sender, text=msg.content, timestamp=float(msg.ts)
+            )
+
+    def _names(self, room_id: str) -> dict[str, str]:
+        """name → wxid for a leave notice: a member who left is no longer in the room's
+        list, so the account's contacts (their names and remarks) are asked too."""
+        contacts = self._contacts()
+        names = {c.remark: c.wxid for c in contacts if c.remark}
+        names.update({c.name: c.wxid for c in contacts if c.name})
+        names.update({name: wxid for wxid, name in self._room_members(room_id).items() if name})
+        return names
 
     def close(self) -> None:
         pass
@@ -325,17 +354,6 @@ def _drop(url: str) -> None:
     if link is not None:
         with link.lock:
             link.close()
-
-
-def joined_names(notice: str) -> tuple[str, list[str]]:
-    """(inviter, the names that joined) from a join notice; members are matched by name
-    because the notice carries names, not wxids."""
-    if "通过扫描" in notice:  # "B" joined through "A"'s QR code
-        names = QUOTED.findall(notice)
-        return (names[1] if len(names) > 1 else ""), names[:1]
-    inviter, _, invited = notice.rpartition("邀请")
-    inviter_names = QUOTED.findall(inviter)
-    return (inviter_names[0] if inviter_names else ""), QUOTED.findall(invited)
 
 
 def friend_request_id(content: str) -> str:

@@ -30,10 +30,11 @@ from grpclib.client import Channel as GrpcChannel
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError, ProtocolError, StreamTerminatedError
 from sopflow_sdk import AmbiguousSendError, Secret, SkippableError
-from wechaty_grpc.wechaty import PuppetStub
 from wechaty_grpc.wechaty import puppet as pb
 
+from sopflow_personal_wechat.adapters import wechaty_messages as wm
 from sopflow_personal_wechat.port import (
+    NOT_FRIEND,
     Contact,
     FriendRequest,
     GatewayAuthRejected,
@@ -42,6 +43,7 @@ from sopflow_personal_wechat.port import (
     GatewayRestricted,
     GatewayUnreachable,
     LoginState,
+    NotAFriend,
     Payload,
     Room,
 )
@@ -122,6 +124,8 @@ class WechatyGateway:
 
     def _grpc_error(self, exc: GRPCError) -> Exception:
         detail = str(exc.message or "")
+        if NOT_FRIEND.search(detail):  # WeChat's own words when the contact deleted the account
+            return NotAFriend("", detail)
         if exc.status is Status.UNAUTHENTICATED:
             return GatewayAuthRejected(
                 "the puppet service refused secrets.token: set the account's current token"
@@ -148,7 +152,7 @@ class WechatyGateway:
         if self._unary is None:
             self._unary = self._channel()
         try:
-            stub = PuppetStub(self._unary, metadata=self._metadata(), timeout=self.timeout)
+            stub = wm.Puppet(self._unary, metadata=self._metadata(), timeout=self.timeout)
             return await getattr(stub, method)(**kwargs)
         except (ConnectionError, OSError, ProtocolError, StreamTerminatedError, ssl.SSLError):
             self._drop_unary()
@@ -203,6 +207,12 @@ class WechatyGateway:
         self.call("friendship_accept", id=request_id)
 
     def send(self, conversation_id: str, payload: Payload) -> str:
+        try:
+            return self._send(conversation_id, payload)
+        except NotAFriend as exc:  # the service's error names no one: the conversation is who
+            raise NotAFriend(conversation_id, exc.detail) from None
+
+    def _send(self, conversation_id: str, payload: Payload) -> str:
         if payload.kind == "text":
             reply = self.call(
                 "message_send_text", sending=True, conversation_id=conversation_id, text=payload.text
@@ -260,7 +270,7 @@ class WechatyGateway:
         async def pump() -> None:
             channel = self._channel()
             try:
-                stub = PuppetStub(channel, metadata=self._metadata())
+                stub = wm.Puppet(channel, metadata=self._metadata())
                 async for event in stub.event():
                     await queue.put(event)
             except Exception as exc:  # handed to the reader, which maps it
@@ -296,14 +306,24 @@ class WechatyGateway:
         data = json.loads(item.payload or "{}")
         if kind == "message":
             m = self.call("message_payload", id=data["messageId"])
-            return GatewayEvent("message", m.id, m.from_id, m.room_id, m.text, timestamp=float(m.timestamp))
+            message_kind, text, fields = wm.decode(self.call, m)
+            return GatewayEvent(
+                "message",
+                m.id,
+                m.from_id,
+                m.room_id,
+                text,
+                timestamp=float(m.timestamp),
+                message_kind=message_kind,
+                fields=fields,
+            )
         if kind == "friend_request":
             return GatewayEvent("friend_request", data["friendshipId"])
-        if kind in ("room_join", "room_leave"):
+        if kind in ("room_join", "room_leave"):  # EventRoomJoinPayload / EventRoomLeavePayload
             members = data.get("inviteeIdList") or data.get("removeeIdList") or []
             return GatewayEvent(
                 kind,
-                subject=data.get("inviterId", ""),
+                subject=data.get("inviterId") or data.get("removerId") or "",
                 room_id=data["roomId"],
                 members=tuple(members),
                 timestamp=float(data.get("timestamp") or 0),

@@ -24,8 +24,9 @@ from grpclib.exceptions import GRPCError
 from grpclib.server import Server, Stream
 from wechaty_grpc.wechaty import puppet as pb
 
+from sopflow_personal_wechat.adapters import wechaty_messages as wm
 from sopflow_personal_wechat.fake.clock import FakeClock
-from sopflow_personal_wechat.fake.state import FakeAccount, GatewayState, LoggedOut, Restricted
+from sopflow_personal_wechat.fake.state import FakeAccount, GatewayState, LoggedOut, NotFriend, Restricted
 
 EVENT_TYPES = {
     "heartbeat": pb.EventType.EVENT_TYPE_HEARTBEAT,
@@ -36,6 +37,22 @@ EVENT_TYPES = {
     "scan": pb.EventType.EVENT_TYPE_SCAN,
     "login": pb.EventType.EVENT_TYPE_LOGIN,
     "logout": pb.EventType.EVENT_TYPE_LOGOUT,
+}
+T = pb.MessageType
+#: the fake's message kinds as puppet.proto's MessageType (a quote is text to a puppet)
+MESSAGE_TYPES = {
+    "text": T.MESSAGE_TYPE_TEXT,
+    "quote": T.MESSAGE_TYPE_TEXT,
+    "image": T.MESSAGE_TYPE_IMAGE,
+    "file": T.MESSAGE_TYPE_ATTACHMENT,
+    "voice": T.MESSAGE_TYPE_AUDIO,
+    "video": T.MESSAGE_TYPE_VIDEO,
+    "link": T.MESSAGE_TYPE_URL,
+    "mini_program": T.MESSAGE_TYPE_MINI_PROGRAM,
+    "location": T.MESSAGE_TYPE_LOCATION,
+    "emoji": T.MESSAGE_TYPE_EMOTICON,
+    "contact_card": T.MESSAGE_TYPE_CONTACT,
+    "other": T.MESSAGE_TYPE_TRANSFER,
 }
 GENDER = {"male": pb.ContactGender.CONTACT_GENDER_MALE, "female": pb.ContactGender.CONTACT_GENDER_FEMALE}
 #: real seconds before a stream's end within which its events are offered again
@@ -141,6 +158,25 @@ class FakePuppetService:
                 pb.MessagePayloadRequest,
                 pb.MessagePayloadResponse,
             ),
+            "MessageUrl": (self.message_url, unary, pb.MessageUrlRequest, pb.MessageUrlResponse),
+            "MessageMiniProgram": (
+                self.message_mini_program,
+                unary,
+                pb.MessageMiniProgramRequest,
+                pb.MessageMiniProgramResponse,
+            ),
+            "MessageContact": (
+                self.message_contact,
+                unary,
+                pb.MessageContactRequest,
+                pb.MessageContactResponse,
+            ),
+            "MessageLocation": (
+                self.message_location,
+                unary,
+                wm.MessageLocationRequest,
+                wm.MessageLocationResponse,
+            ),
             "MessageSendText": (self.send_text, unary, pb.MessageSendTextRequest, pb.MessageSendTextResponse),
             "MessageSendFile": (self.send_file, unary, pb.MessageSendFileRequest, pb.MessageSendFileResponse),
             "MessageSendUrl": (self.send_url, unary, pb.MessageSendUrlRequest, pb.MessageSendUrlResponse),
@@ -179,6 +215,8 @@ class FakePuppetService:
                 raise GRPCError(Status.FAILED_PRECONDITION, f"logged out: {exc}") from None
             except KeyError as exc:
                 raise GRPCError(Status.NOT_FOUND, f"unknown id {exc}") from None
+            except NotFriend as exc:  # the puppet's send error carries WeChat's notice
+                raise GRPCError(Status.FAILED_PRECONDITION, str(exc)) from None
             if fault and fault[0] == "stall":
                 await asyncio.sleep(3600)  # the call happened; its answer is lost
             await stream.send_message(response)
@@ -236,15 +274,49 @@ class FakePuppetService:
 
     def message_payload(self, account: FakeAccount, request: Any) -> pb.MessagePayloadResponse:
         m = account.messages[request.id]
+        kind, fields = m.get("kind", "text"), m.get("fields", {})
+        text = m["text"] or (fields.get("label", "") if kind == "location" else "")
         return pb.MessagePayloadResponse(
             id=m["id"],
-            text=m["text"],
+            filename=fields.get("name", "") if kind in ("file", "image", "video", "voice") else "",
+            text=text,
             timestamp=m["timestamp"],
-            type=pb.MessageType.MESSAGE_TYPE_TEXT,
+            type=MESSAGE_TYPES[kind],
             from_id=m["from"],
             room_id=m["room"],
             to_id=m["to"] if not m["room"] else "",
         )
+
+    def message_url(self, account: FakeAccount, request: Any) -> pb.MessageUrlResponse:
+        f = account.messages[request.id]["fields"]
+        card = {
+            "title": f.get("title", ""),
+            "url": f.get("url", ""),
+            "description": f.get("description", ""),
+            "thumbnailUrl": f.get("thumb_url", ""),
+        }
+        return pb.MessageUrlResponse(url_link=json.dumps(card, ensure_ascii=False))
+
+    def message_mini_program(self, account: FakeAccount, request: Any) -> pb.MessageMiniProgramResponse:
+        f = account.messages[request.id]["fields"]
+        card = {
+            "appid": f.get("app_id", ""),
+            "title": f.get("title", ""),
+            "pagePath": f.get("page_path", ""),
+            "username": f.get("username", ""),
+            "description": f.get("description", ""),
+        }
+        return pb.MessageMiniProgramResponse(mini_program=json.dumps(card, ensure_ascii=False))
+
+    def message_contact(self, account: FakeAccount, request: Any) -> pb.MessageContactResponse:
+        return pb.MessageContactResponse(id=account.messages[request.id]["fields"].get("contact_id", ""))
+
+    def message_location(self, account: FakeAccount, request: Any) -> wm.MessageLocationResponse:
+        f = account.messages[request.id]["fields"]
+        where = wm.LocationPayload(
+            address=f.get("label", ""), name=f.get("name", ""), latitude=f["lat"], longitude=f["lon"]
+        )
+        return wm.MessageLocationResponse(location=where)
 
     def send_text(self, account: FakeAccount, request: Any) -> pb.MessageSendTextResponse:
         return pb.MessageSendTextResponse(

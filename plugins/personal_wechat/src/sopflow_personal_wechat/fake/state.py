@@ -33,6 +33,18 @@ class LoggedOut(Exception):
     """The account is not logged in."""
 
 
+class NotFriend(Exception):
+    """The contact deleted the account: WeChat's notice is the exception's text."""
+
+
+def not_friend_notice(name: str) -> str:
+    """What WeChat shows in the chat of a contact who deleted the account, after a send."""
+    return (
+        f"{name}开启了朋友验证，你还不是他（她）朋友。请先发送朋友验证请求，对方验证通过后，才能聊天。"
+        '<a href="weixin://findfriend/verifycontact">发送朋友验证</a>'
+    )
+
+
 @attrs.define
 class Tolerance:
     per_minute: int = 20
@@ -63,6 +75,8 @@ class FakeAccount:
     contacts: dict[str, Contact] = attrs.field(factory=dict)
     friend_requests: dict[str, FriendRequest] = attrs.field(factory=dict)
     accepted: list[str] = attrs.field(factory=list)
+    #: accepted requests, kept so a replayed stream can show them again
+    answered: dict[str, FriendRequest] = attrs.field(factory=dict)
     rooms: dict[str, Room] = attrs.field(factory=dict)
     sent: list[Delivery] = attrs.field(factory=list)
     refusals: int = 0
@@ -71,6 +85,8 @@ class FakeAccount:
     #: real seconds a new event stream takes to open (a slow gateway or a loaded host)
     stream_delay: float = 0.0
     messages: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    #: contacts who deleted the account: a send to them is refused as WeChat refuses it
+    deleted_by: set[str] = attrs.field(factory=set)
 
 
 class GatewayState:
@@ -126,7 +142,21 @@ class GatewayState:
         self.emit(account, "friendship", {"friendshipId": request.id})
         return request
 
-    def receive_message(self, account: FakeAccount, sender: str, text: str, room_id: str = "") -> str:
+    def receive_message(
+        self,
+        account: FakeAccount,
+        sender: str,
+        text: str = "",
+        room_id: str = "",
+        kind: str = "text",
+        **fields: Any,
+    ) -> str:
+        """A message from ``sender``: ``kind`` is text, image, file, voice, video, link,
+        mini_program, location, emoji, contact_card, quote or other, with its fields
+        (file: name/size/ext; link: title/url/description/thumb_url; mini_program:
+        title/app_id/page_path/username; location: label/name/lat/lon; voice:
+        duration_ms; video: seconds; emoji: md5/url; contact_card: contact_id/name;
+        quote: quoted_id/quoted_text), rendered by each fake in its own protocol."""
         message_id = self.next_id("msg")
         account.messages[message_id] = {
             "id": message_id,
@@ -135,6 +165,8 @@ class GatewayState:
             "room": room_id,
             "text": text,
             "timestamp": int(self.clock()),
+            "kind": kind,
+            "fields": fields,
         }
         self.emit(account, "message", {"messageId": message_id})
         return message_id
@@ -153,6 +185,27 @@ class GatewayState:
                 "timestamp": int(self.clock()),
             },
         )
+
+    def leave_room(self, account: FakeAccount, room_id: str, members: list[str], remover: str = "") -> None:
+        """``members`` left ``room_id``: removed by ``remover`` (the account's own wxid when
+        the account removed them), or quit by themselves when ``remover`` is empty."""
+        room = account.rooms[room_id]
+        kept = tuple(m for m in room.member_ids if m not in members)
+        account.rooms[room_id] = attrs.evolve(room, member_ids=kept)
+        self.emit(
+            account,
+            "room-leave",
+            {
+                "roomId": room_id,
+                "removeeIdList": members,
+                "removerId": remover or (members[0] if len(members) == 1 else ""),
+                "timestamp": int(self.clock()),
+            },
+        )
+
+    def delete_account(self, account: FakeAccount, wxid: str) -> None:
+        """The contact deletes the account (WeChat tells nobody): sends to them now fail."""
+        account.deleted_by.add(wxid)
 
     def logout(self, account: FakeAccount, reason: str = "logged out") -> None:
         account.logged_in = False
@@ -187,6 +240,8 @@ class GatewayState:
         known = conversation_id in account.contacts or conversation_id in account.rooms
         if not known:
             raise KeyError(conversation_id)
+        if conversation_id in account.deleted_by:
+            raise NotFriend(not_friend_notice(account.contacts[conversation_id].name or conversation_id))
         delivery = Delivery(self.next_id("sent"), conversation_id, kind, content, now)
         account.sent.append(delivery)
         return delivery.id
@@ -194,6 +249,8 @@ class GatewayState:
     def accept(self, account: FakeAccount, request_id: str) -> None:
         self.require_login(account)
         request = account.friend_requests.pop(request_id)
+        account.answered[request_id] = request
         contact = account.contacts[request.contact_id]
         account.contacts[contact.wxid] = attrs.evolve(contact, friend=True)
+        account.deleted_by.discard(contact.wxid)  # added again
         account.accepted.append(contact.wxid)

@@ -5,8 +5,11 @@ message socket (``port + 1``) pushes ``Response(wxmsg=…)`` while receiving is
 enabled.  One WeChat account (a PC client serves one) from a ``GatewayState``:
 its messages as type-1 ``WxMsg``, friend requests as type-37 verification XML,
 room joins as type-10000 system notices, members in ``ChatRoom.RoomData`` for
-``FUNC_EXEC_DB_QUERY``.  A send the risk control refuses, or made while logged
-out, answers a non-zero ``status`` as WeChatFerry does.  Faults for tests:
+``FUNC_EXEC_DB_QUERY``; other kinds of message, room leaves and the notice
+WeChat shows after a send to a contact who deleted the account as
+``fake.wcf_messages`` renders them.  A send the risk control refuses, or made
+while logged out, answers a non-zero ``status`` as WeChatFerry does; a send to a
+contact who deleted the account is taken (status 0) and that notice follows.  Faults for tests:
 ``stall_next`` (carried out, never answered) and ``stop``.
 """
 
@@ -22,8 +25,9 @@ from xml.sax.saxutils import quoteattr
 import pynng
 from wcferry import wcf_pb2 as pb
 
+from sopflow_personal_wechat.fake import wcf_messages
 from sopflow_personal_wechat.fake.clock import FakeClock
-from sopflow_personal_wechat.fake.state import FakeAccount, GatewayState, LoggedOut, Restricted
+from sopflow_personal_wechat.fake.state import FakeAccount, GatewayState, LoggedOut, NotFriend, Restricted
 
 GENDER = {"male": 1, "female": 2}
 #: ms a socket waits before it looks at ``stopping`` again
@@ -191,6 +195,9 @@ class FakeWcferry:
             self.state.deliver(account, receiver, label, content)
         except (Restricted, LoggedOut, KeyError):
             return -1
+        except NotFriend as exc:  # PC WeChat takes the send; the chat then shows WeChat's notice
+            notice = {"chat": receiver, "content": str(exc), "timestamp": int(self.state.clock())}
+            self.state.emit(account, "wcf-notice", notice)
         return 0
 
     def _accept(self, account: FakeAccount, v: pb.Verification) -> int:
@@ -236,20 +243,27 @@ class FakeWcferry:
                 return
 
     def _wxmsg(self, account: FakeAccount, index: int, kind: str, payload: dict[str, Any]) -> pb.WxMsg | None:
-        ts = int(self.state.clock())
+        ts = int(payload.get("timestamp") or self.state.clock())  # a replay keeps its time
         if kind == "message":
             m = account.messages[payload["messageId"]]
+            return wcf_messages.message(account, index, m, m["timestamp"])
+        if kind in ("room-leave", "wcf-notice"):  # system notices in a room or a contact's chat
+            chat = payload.get("roomId") or payload["chat"]
+            notice = (
+                wcf_messages.leave_notice(account, payload) if kind == "room-leave" else payload["content"]
+            )
             return pb.WxMsg(
                 id=index + 1,
-                type=1,
+                type=10000,
                 ts=ts,
-                sender=m["from"],
-                roomid=m["room"] or m["from"],
-                is_group=bool(m["room"]),
-                content=m["text"],
+                sender=chat,
+                roomid=chat,
+                is_group=chat.endswith("@chatroom"),
+                content=notice,
             )
         if kind == "friendship":
-            r = account.friend_requests[payload["friendshipId"]]
+            fid = payload["friendshipId"]
+            r = account.friend_requests.get(fid) or account.answered[fid]
             name = account.contacts[r.contact_id].name
             xml = (
                 f"<msg fromusername={quoteattr(r.contact_id)} encryptusername={quoteattr('v3_' + r.id)} "
