@@ -213,9 +213,9 @@ def _enter_sops(
     for runtime in runtimes_for(session, tenant_id, fields):
         if runtime.sop.kind == "new_customer" and event.get("type") != "customer.added":
             continue
-        if staff_ids is None:
+        if runtime.staff and staff_ids is None:  # read only for an SOP that targets staff
             staff_ids = staff_of(session, customer)
-        if runtime.targets(snapshot, staff_ids, now):
+        if runtime.targets(snapshot, staff_ids or set(), now):
             if enroll(session, runtime, customer, now, tenant_timezone=tz, depth=depth, snapshot=snapshot):
                 enrolled += 1
         elif runtime.definition.get("reentry"):

@@ -119,17 +119,21 @@ def ingest(
         problems += errs
     if problems:
         raise InvalidInput(problems)
-    # customer_id references are checked before anything is written
+    # customer_id references are checked before anything is written; the customers are
+    # held until the store is done (the session's identity map keeps only what someone
+    # refers to), so applying the events reads none of them again
+    held = []
     for i, ev in enumerate(validated):
         if ev.get("customer_id") is not None:
             try:
-                get_customer(session, tenant_id, int(ev["customer_id"]))
+                held.append(get_customer(session, tenant_id, int(ev["customer_id"])))
             except Exception as exc:
                 problems.append((f"events[{i}].customer_id", str(exc)))
     if problems:
         raise InvalidInput(problems)
-
-    return _store(session, tenant_id, validated, now, source, causation_id, depth)
+    stored = _store(session, tenant_id, validated, now, source, causation_id, depth)
+    del held
+    return stored
 
 
 def _store(

@@ -34,12 +34,17 @@ MAX_TAGS_PER_CALL = 200
 
 def get_customer(session: Session, tenant_id: int, customer_id: int, *, lock: bool = False) -> Customer:
     """The tenant's customer ``customer_id`` (``lock``: FOR UPDATE); ``NotFound``
-    when it does not exist or was merged into another."""
-    q = sa.select(Customer).where(Customer.id == customer_id, Customer.tenant_id == tenant_id)
+    when it does not exist or was merged into another.  Unlocked, a customer this
+    transaction already loaded costs no statement (ingest checks it, then applies)."""
     if lock:
-        q = q.with_for_update()
-    customer = session.scalar(q)
-    if customer is None:
+        customer = session.scalar(
+            sa.select(Customer)
+            .where(Customer.id == customer_id, Customer.tenant_id == tenant_id)
+            .with_for_update()
+        )
+    else:
+        customer = session.get(Customer, customer_id)
+    if customer is None or customer.tenant_id != tenant_id:
         raise NotFound("customer", customer_id)
     if customer.merged_into_id is not None:
         raise NotFound("customer", f"{customer_id} (merged into {customer.merged_into_id})")
