@@ -90,3 +90,29 @@ def sopflow_plugins() -> list[tuple[str, Any]]:
     from sopflow_personal_wechat import plugin
 
     return [("personal_wechat", plugin)]
+
+
+@pytest.fixture(params=["wechaty", "wcferry"])
+def app_fake(request: pytest.FixtureRequest, manual_clock: Any) -> Iterator[Any]:
+    """A fake gateway of each kind on sopflow's manual clock."""
+    start = start_fake if request.param == "wechaty" else start_fake_wcferry
+    with start(lambda: manual_clock.now().timestamp()) as fake:
+        fake.adapter = request.param
+        yield fake
+
+
+@pytest.fixture
+def account_id(api: Any, app_fake: Any) -> int:
+    """A personal WeChat channel account on ``app_fake`` (its token never in the answer)."""
+    made = api.post(
+        "/api/v1/channel-accounts",
+        json={
+            "channel": "personal_wechat",
+            "name": "staff01",
+            "config": {"adapter": app_fake.adapter, "endpoint": app_fake.endpoint, "tls": False},
+            "secrets": {"token": TOKEN} if app_fake.adapter == "wechaty" else {},
+        },
+    )
+    assert made.status_code == 201, made.text
+    assert TOKEN not in made.text
+    return int(made.json()["id"])

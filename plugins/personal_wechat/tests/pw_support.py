@@ -146,3 +146,10 @@ def run_burst(
                 touch.due = now + float(exc.retry_after or 1)
             except SkippableError as exc:  # pragma: no cover - a failure of the test's setup
                 raise AssertionError(exc.user_message) from exc
+
+
+def intake_via_api(api: Any, account_id: int, idle_seconds: float = 0.3) -> int:
+    """One intake run of the account through its route; how many events it ingested."""
+    ran = api.post(f"/plugins/personal_wechat/accounts/{account_id}/intake?idle_seconds={idle_seconds}")
+    assert ran.status_code == 200, ran.text
+    return int(ran.json()["ingested"])

@@ -4,43 +4,14 @@ and its day-N push paced and sent, and the account's health page."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import pytest
-from sopflow_personal_wechat.fake import start_fake, start_fake_wcferry
 from sopflow_personal_wechat.fake.scenario import CONTACTS, SELF_ID, TOKEN
 from sopflow_personal_wechat.port import Contact, Room
 from sopflow_sdk.testing import run_due
 
 NEWCOMER = Contact("wxid_new_zhao", name="赵同学", gender="female", city="北京")
-
-
-@pytest.fixture(params=["wechaty", "wcferry"])
-def app_fake(request: pytest.FixtureRequest, manual_clock: Any) -> Iterator[Any]:
-    """A fake gateway of each kind on sopflow's manual clock."""
-    start = start_fake if request.param == "wechaty" else start_fake_wcferry
-    with start(lambda: manual_clock.now().timestamp()) as fake:
-        fake.adapter = request.param
-        yield fake
-
-
-@pytest.fixture
-def account_id(api: Any, app_fake: Any) -> int:
-    wechaty = app_fake.adapter == "wechaty"
-    made = api.post(
-        "/api/v1/channel-accounts",
-        json={
-            "channel": "personal_wechat",
-            "name": "staff01",
-            "config": {"adapter": app_fake.adapter, "endpoint": app_fake.endpoint, "tls": False},
-            "secrets": {"token": TOKEN} if wechaty else {},
-        },
-    )
-    assert made.status_code == 201, made.text
-    assert TOKEN not in made.text
-    return int(made.json()["id"])
 
 
 def _sop(api: Any, steps: list[dict[str, Any]], kind: str = "new_customer") -> int:

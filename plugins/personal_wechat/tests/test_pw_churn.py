@@ -6,16 +6,15 @@ one ``customer.churned`` for the customer and account; a replay adds nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from pw_support import Kit
+from pw_support import Kit, intake_via_api
 from sopflow_personal_wechat import intake, unfriended
 from sopflow_personal_wechat.channel import PersonalWeChatChannel
-from sopflow_personal_wechat.fake import start_fake, start_fake_wcferry
+from sopflow_personal_wechat.fake import start_fake
 from sopflow_personal_wechat.fake.scenario import CONTACTS, SELF_ID, TOKEN
 from sopflow_personal_wechat.port import Contact, NotAFriend, Payload
 from sopflow_sdk import FatalError, OutboundMessage
@@ -145,35 +144,6 @@ def test_a_contact_added_again_then_deleting_again_is_a_second_churn(
 # -- through sopflow ---------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["wechaty", "wcferry"])
-def app_fake(request: pytest.FixtureRequest, manual_clock: Any) -> Iterator[Any]:
-    start = start_fake if request.param == "wechaty" else start_fake_wcferry
-    with start(lambda: manual_clock.now().timestamp()) as fake:
-        fake.adapter = request.param
-        yield fake
-
-
-@pytest.fixture
-def account_id(api: Any, app_fake: Any) -> int:
-    made = api.post(
-        "/api/v1/channel-accounts",
-        json={
-            "channel": "personal_wechat",
-            "name": "staff01",
-            "config": {"adapter": app_fake.adapter, "endpoint": app_fake.endpoint, "tls": False},
-            "secrets": {"token": TOKEN} if app_fake.adapter == "wechaty" else {},
-        },
-    )
-    assert made.status_code == 201, made.text
-    return int(made.json()["id"])
-
-
-def _intake(api: Any, account_id: int) -> int:
-    ran = api.post(f"/plugins/personal_wechat/accounts/{account_id}/intake?idle_seconds=0.3")
-    assert ran.status_code == 200, ran.text
-    return int(ran.json()["ingested"])
-
-
 def _send(text: str) -> dict[str, Any]:
     return {"type": "send", "channel": "personal_wechat", "touchpoint": "private_chat", "text": text}
 
@@ -189,7 +159,7 @@ def test_a_customer_who_deleted_the_account_is_churned_once(api: Any, app_fake: 
     assert api.post(f"/api/v1/sops/{made.json()['id']}/start").status_code == 200
     state, account = app_fake.state, app_fake.state.account(TOKEN)
     state.request_friend(account, NEWCOMER, hello="扫码加的")
-    assert _intake(api, account_id) == 1
+    assert intake_via_api(api, account_id) == 1
     run_due(api, by=timedelta(minutes=1))
     assert [d.content for d in account.sent] == ["欢迎！"]
 
@@ -204,7 +174,7 @@ def test_a_customer_who_deleted_the_account_is_churned_once(api: Any, app_fake: 
         assert push["status"] == "sent", push
     assert [d.content for d in account.sent] == ["欢迎！"]  # the push reached nobody
 
-    assert _intake(api, account_id) == 1  # the customer.churned
+    assert intake_via_api(api, account_id) == 1  # the customer.churned
     [churned] = api.get("/api/v1/events?type=customer.churned").json()["items"]
     [customer] = api.get("/api/v1/customers?channel=personal_wechat").json()["items"]
     assert churned["customer_id"] == customer["id"]
@@ -212,7 +182,7 @@ def test_a_customer_who_deleted_the_account_is_churned_once(api: Any, app_fake: 
     assert [(r["staff_external_id"], r["active"]) for r in customer["relations"]] == [(SELF_ID, False)]
 
     state.account(TOKEN).streamed = 0  # the gateway replays its whole stream
-    assert _intake(api, account_id) == 0
+    assert intake_via_api(api, account_id) == 0
     assert len(api.get("/api/v1/events?type=customer.churned").json()["items"]) == 1
 
 

@@ -5,13 +5,11 @@ the fake WeChatFerry), then through sopflow's API as ``message.received`` and
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from grpclib.const import Status
-from pw_support import Kit
-from sopflow_personal_wechat.fake import start_fake, start_fake_wcferry
+from pw_support import Kit, intake_via_api
 from sopflow_personal_wechat.fake.scenario import CONTACTS, ROOM, SELF_ID, TOKEN
 from sopflow_personal_wechat.port import Contact, GatewayEvent
 
@@ -130,35 +128,6 @@ def test_room_leaves_removed_by_the_account_by_another_and_a_quit(kit: Kit) -> N
 # -- through sopflow ---------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["wechaty", "wcferry"])
-def app_fake(request: pytest.FixtureRequest, manual_clock: Any) -> Iterator[Any]:
-    start = start_fake if request.param == "wechaty" else start_fake_wcferry
-    with start(lambda: manual_clock.now().timestamp()) as fake:
-        fake.adapter = request.param
-        yield fake
-
-
-@pytest.fixture
-def account_id(api: Any, app_fake: Any) -> int:
-    made = api.post(
-        "/api/v1/channel-accounts",
-        json={
-            "channel": "personal_wechat",
-            "name": "staff01",
-            "config": {"adapter": app_fake.adapter, "endpoint": app_fake.endpoint, "tls": False},
-            "secrets": {"token": TOKEN} if app_fake.adapter == "wechaty" else {},
-        },
-    )
-    assert made.status_code == 201, made.text
-    return int(made.json()["id"])
-
-
-def _intake(api: Any, account_id: int) -> int:
-    ran = api.post(f"/plugins/personal_wechat/accounts/{account_id}/intake?idle_seconds=0.3")
-    assert ran.status_code == 200, ran.text
-    return int(ran.json()["ingested"])
-
-
 def _replay(app_fake: Any) -> None:
     """The gateway offers its whole stream again (a reconnect after a crash)."""
     app_fake.state.account(TOKEN).streamed = 0
@@ -169,7 +138,7 @@ def test_each_kind_is_a_message_received_with_its_kind_and_a_replay_is_a_no_op(
 ) -> None:
     for kind, text, fields in KINDS:
         app_fake.state.receive_message(app_fake.state.account(TOKEN), LI, text, kind=kind, **fields)
-    assert _intake(api, account_id) == len(KINDS)
+    assert intake_via_api(api, account_id) == len(KINDS)
     received = api.get("/api/v1/events?type=message.received").json()["items"]
     payloads = {e["payload"]["kind"]: e["payload"] for e in received}
     assert set(payloads) == {k for k, _, _ in KINDS}
@@ -180,7 +149,7 @@ def test_each_kind_is_a_message_received_with_its_kind_and_a_replay_is_a_no_op(
     assert payloads["image"]["media_id"] and payloads["image"]["text"] == ""
     assert all(p["message_id"] for p in payloads.values())
     _replay(app_fake)
-    assert _intake(api, account_id) == 0
+    assert intake_via_api(api, account_id) == 0
     assert len(api.get("/api/v1/events?type=message.received").json()["items"]) == len(KINDS)
 
 
@@ -197,7 +166,7 @@ def test_a_keyword_rule_sees_a_link_by_its_title_and_not_an_image(
     account = app_fake.state.account(TOKEN)
     app_fake.state.receive_message(account, WANG, kind="image", name="报价.jpg")
     app_fake.state.receive_message(account, LI, kind="link", title="报价单下载", url="https://example.com/q")
-    assert _intake(api, account_id) == 2
+    assert intake_via_api(api, account_id) == 2
     tags = {
         c["identities"][0]["external_id"]: c["tags"]
         for c in api.get("/api/v1/customers?channel=personal_wechat").json()["items"]
@@ -215,7 +184,7 @@ def test_room_leaves_are_group_left_per_member_and_a_replay_is_a_no_op(
     state.add_contact(account, Contact("wxid_zhao", name="赵同学"))
     account.rooms[ROOM.id] = type(room)(room.id, room.topic, room.owner_id, (SELF_ID, "wxid_zhao"))
     state.leave_room(account, ROOM.id, ["wxid_zhao"])  # a quit
-    assert _intake(api, account_id) == 3
+    assert intake_via_api(api, account_id) == 3
     left = api.get("/api/v1/events?type=group.left").json()["items"]
     assert {e["payload"]["room_id"] for e in left} == {ROOM.id}
     removers = {e["customer_id"]: e["payload"]["remover"] for e in left}
@@ -223,5 +192,5 @@ def test_room_leaves_are_group_left_per_member_and_a_replay_is_a_no_op(
     by_wxid = {c["identities"][0]["external_id"]: c["id"] for c in customers}
     assert removers == {by_wxid[LI]: SELF_ID, by_wxid[WANG]: SELF_ID, by_wxid["wxid_zhao"]: None}
     _replay(app_fake)
-    assert _intake(api, account_id) == 0
+    assert intake_via_api(api, account_id) == 0
     assert len(api.get("/api/v1/events?type=group.left").json()["items"]) == 3
