@@ -199,3 +199,48 @@ def test_a_channel_replaced_by_new_settings_closes_its_gateway_after_the_grace(
     assert new is not old
     _until(lambda: closed == [True], "the replaced gateway to be closed")
     new.gateway.close()
+
+
+def test_a_look_that_read_the_login_before_the_listener_saw_the_logout_starts_no_listener(
+    api: Any, sopflow_app: Any, fake: FakePuppetService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race of a look with a logout: it reads the account logged in, the listener
+    then reads the logout and ends, and the look finds it dead.  It must not start
+    another on what it read before; the next look reads the logout and starts none."""
+    from sopflow.host import PluginHost
+    from sopflow_personal_wechat import listeners
+    from sopflow_personal_wechat.pacing import Pacer
+
+    monkeypatch.setattr(listeners, "IDLE_SECONDS", 0.2)
+    host = PluginHost(sopflow_app, "personal_wechat")
+    made = api.post(
+        "/api/v1/channel-accounts",
+        json={
+            "channel": "personal_wechat",
+            "name": "staff01",
+            "config": {"adapter": "wechaty", "endpoint": fake.endpoint, "tls": False},
+            "secrets": {"token": TOKEN},
+        },
+    )
+    assert made.status_code == 201, made.text
+    account_id = made.json()["id"]
+    try:
+        listeners.reconcile(host)
+        first = listeners.running[account_id]
+        _until(lambda: first.events > 0, "the listener's first event")
+        real_row = Pacer.row
+
+        def read_then_logout(self: Any, key: str) -> Any:
+            row = real_row(self, key)  # the look reads "logged in" ...
+            fake.state.logout(fake.state.account(TOKEN))  # ... then the logout comes
+            _until(lambda: not first.alive, "the logout to end the listener")
+            return row
+
+        with monkeypatch.context() as m:
+            m.setattr(Pacer, "row", read_then_logout)
+            listeners.reconcile(host)
+        assert not listeners.listening(account_id) and account_id not in listeners.running
+        listeners.reconcile(host)  # the next look reads the logout
+        assert account_id not in listeners.running
+    finally:
+        listeners.stop_all()

@@ -74,16 +74,20 @@ def reconcile(host: Host) -> None:
         channel = account_channel(account, host)
         if channel.pacer.row(channel.key)["logged_in"] and lease(host, account.tenant_id, account.id):
             wanted[account.id] = (account, channel)
+    ended: set[int] = set()
     with _guard:
         for account_id, listener in list(running.items()):
             keep = account_id in wanted and listener.channel is wanted[account_id][1] and listener.alive
             if not keep:
+                if not listener.alive:  # it ended by itself (a logout) after ``wanted`` was read
+                    ended.add(account_id)
                 listener.request_stop()
                 del running[account_id]
                 if account_id not in wanted:
                     release(host, listener.account.tenant_id, account_id)
         for account_id, (account, channel) in wanted.items():
-            if account_id not in running:
+            # one that just ended starts again at the next look, on the state read then
+            if account_id not in running and account_id not in ended:
                 running[account_id] = Listener(host, account, channel, idle_timeout=IDLE_SECONDS).start()
 
 

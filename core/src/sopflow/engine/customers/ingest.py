@@ -18,13 +18,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sopflow.conditions.storage import NUL_FIX, nul_paths, parse_instant
+from sopflow.engine.customers import identities
 from sopflow.engine.customers.fields import FieldDef, apply_stored, validate_field_changes
-from sopflow.engine.customers.identities import (
-    SHARED_KEYS,
-    absent_identities,
-    resolve_identity,
-    shared_key_holder,
-)
+from sopflow.engine.customers.identities import SHARED_KEYS, absent_identities, resolve_identity
 from sopflow.engine.customers.records import TagChange, change_tags, check_tags, get_customer, merge_customers
 from sopflow.engine.customers.relations import (
     FOLLOW_EVENTS,
@@ -119,9 +115,9 @@ def ingest(
         problems += errs
     if problems:
         raise InvalidInput(problems)
-    # customer_id references are checked before anything is written; the customers are
-    # held until the store is done (the session's identity map keeps only what someone
-    # refers to), so applying the events reads none of them again
+    # customer_id references are checked before anything is written, and the customers
+    # held until the store returns (the identity map keeps only what someone refers to),
+    # so applying the events reads none of them again
     held = []
     for i, ev in enumerate(validated):
         if ev.get("customer_id") is not None:
@@ -131,9 +127,7 @@ def ingest(
                 problems.append((f"events[{i}].customer_id", str(exc)))
     if problems:
         raise InvalidInput(problems)
-    stored = _store(session, tenant_id, validated, now, source, causation_id, depth)
-    del held
-    return stored
+    return _store(session, tenant_id, validated, now, source, causation_id, depth)
 
 
 def _store(
@@ -333,7 +327,7 @@ def _join_shared_holder(
     """A known customer whose event names a shared key another customer holds
     (WeCom's unionid learnt after the personal-WeChat friend came): one person,
     so the two are merged into the one holding the key."""
-    holder = shared_key_holder(session, tenant_id, ev.get("shared_identities") or ())
+    holder = identities.shared_key_holder(session, tenant_id, ev.get("shared_identities") or ())
     if holder is None or holder.id == customer.id:
         return customer
     return merge_customers(session, tenant_id, holder.id, customer.id, now)
