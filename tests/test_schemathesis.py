@@ -3,11 +3,14 @@ schemathesis has: no 5xx, every status and content type documented, responses
 and headers matching their schemas, authentication enforced, missing headers
 refused, ``Allow`` telling the truth, resources gone after a delete, and the
 two data checks: a request the schema allows is accepted, one it forbids is
-refused.  Examples are derandomized so both CI passes, and every run, try the
-same inputs."""
+refused.  Examples are derandomized so every run tries the same inputs: 12 per
+operation on Postgres, where storage-specific failures show (its types, NUL,
+integer ranges), and the first 6 of them on SQLite, the pass beside it, to keep
+the two passes' time in bounds."""
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -177,13 +180,14 @@ def _foreseeable(case: Any, response: Any) -> bool:
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")
+EXAMPLES = 12 if os.environ.get("SOPFLOW_TEST_BACKEND") == "postgres" else 6
 STATUSES: set[int] = set()
 #: The operations that answered a 2xx at least once.
 SUCCEEDED: set[str] = set()
 
 
 @schema.parametrize()
-@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_the_api_keeps_its_contract(case):
     _current_key(case)
     response = case.call()
