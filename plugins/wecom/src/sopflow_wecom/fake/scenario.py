@@ -22,6 +22,9 @@ class FakeScenario(FakeState):
     """Test-side controls of the fake; ``FakeWeCom`` adds the HTTP server."""
 
     callback: tuple[str, WeComCrypto] | None = None
+    #: how long the fake waits for a callback's answer: WeCom's own 5 s by default; a
+    #: test of what a callback does (not of its time) may allow a loaded machine more
+    callback_timeout: float = 5.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -31,7 +34,7 @@ class FakeScenario(FakeState):
 
     def _http(self) -> httpx.Client:
         if self._callback_http is None:
-            self._callback_http = httpx.Client(timeout=5.0)
+            self._callback_http = httpx.Client(timeout=self.callback_timeout)
         return self._callback_http
 
     def close_callback_client(self) -> None:
@@ -485,7 +488,11 @@ class FakeScenario(FakeState):
         query = {"msg_signature": signature, "timestamp": ts, "nonce": nonce}
         body = build_envelope(self.corp_id, encrypted, str(self.agent_id))
         response = self._http().post(
-            url, params=query, content=body.encode("utf-8"), timeout=5.0, headers={"Content-Type": "text/xml"}
+            url,
+            params=query,
+            content=body.encode("utf-8"),
+            timeout=self.callback_timeout,
+            headers={"Content-Type": "text/xml"},
         )
         self.callback_responses.append(response)
         return response
