@@ -14,15 +14,13 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.orm.util import identity_key
 
 from sopflow.engine.context import EngineContext
 from sopflow.engine.delivery import touch_rows
 from sopflow.engine.delivery.batch import DeliveryBatch
 from sopflow.engine.delivery.sends import Outcome
 from sopflow.engine.sops.enrolment import ACTIVE
-from sopflow.engine.sops.lifecycle import end_actions, end_enrollment
+from sopflow.engine.sops.lifecycle import end_actions, end_enrollment, end_enrollments
 from sopflow.event_collector import collect
 from sopflow.models import Enrollment, Event
 from sopflow.models.touch_status import DONE, OPEN, TouchStatus, check_move
@@ -36,7 +34,6 @@ _START = check_move(TouchStatus.CLAIMED, TouchStatus.SENDING)
 
 _T = touch_rows.TOUCHES
 _E = Event.__table__
-_EN = Enrollment.__table__
 
 
 def record(
@@ -199,17 +196,7 @@ def complete(batch: DeliveryBatch, enrollment_ids: Iterable[int], now: datetime)
             **actions,
         )
     if plain:
-        s.execute(
-            sa.update(_EN)
-            .where(_EN.c.id.in_(plain), _EN.c.status == ACTIVE)
-            .values(**(ended := {"status": "completed", "ended_at": now, "end_reason": "all_steps_done"}))
-            .execution_options(synchronize_session=False)
-        )
-        for enrollment_id in plain:  # objects this session holds see the end too
-            held = s.identity_map.get(identity_key(Enrollment, enrollment_id))
-            if held is not None:
-                for key, value in ended.items():
-                    set_committed_value(held, key, value)
+        end_enrollments(s, plain, "completed", "all_steps_done", now)
 
 
 def _readdressed(row: Any) -> int:
