@@ -24,6 +24,21 @@ def _until(predicate: Callable[[], bool], what: str, timeout: float = 15.0) -> N
         time.sleep(0.02)
 
 
+def _wechaty_account(api: Any, endpoint: str, **config: Any) -> int:
+    """A personal WeChat account on the Wechaty gateway at ``endpoint``; its id."""
+    made = api.post(
+        "/api/v1/channel-accounts",
+        json={
+            "channel": "personal_wechat",
+            "name": "staff01",
+            "config": {"adapter": "wechaty", "endpoint": endpoint, "tls": False, **config},
+            "secrets": {"token": TOKEN},
+        },
+    )
+    assert made.status_code == 201, made.text
+    return int(made.json()["id"])
+
+
 @pytest.fixture
 def fake(manual_clock: Any) -> Iterator[FakePuppetService]:
     with start_fake(lambda: manual_clock.now().timestamp()) as server:
@@ -35,18 +50,9 @@ def test_the_listener_handles_events_as_they_come_and_reconnects_after_a_drop(
 ) -> None:
     from sopflow.host import PluginHost
 
-    made = api.post(
-        "/api/v1/channel-accounts",
-        json={
-            "channel": "personal_wechat",
-            "name": "staff01",
-            "config": {"adapter": "wechaty", "endpoint": fake.endpoint, "tls": False, "warmup_days": 0},
-            "secrets": {"token": TOKEN},
-        },
-    )
-    assert made.status_code == 201, made.text
+    account_id = _wechaty_account(api, fake.endpoint, warmup_days=0)
     host = PluginHost(sopflow_app, "personal_wechat")
-    account = host.channel_account(made.json()["id"])
+    account = host.channel_account(account_id)
     listener = Listener(host, account, account_channel(account, host), idle_timeout=0.2, backoff=0.05)
     listener.start()
     state = fake.state
@@ -94,17 +100,7 @@ def test_the_worker_runs_a_listener_per_logged_in_account_until_logout_or_shutdo
 
     monkeypatch.setattr(listeners, "RECONCILE_SECONDS", 0.05)
     monkeypatch.setattr(listeners, "IDLE_SECONDS", 0.2)
-    made = api.post(
-        "/api/v1/channel-accounts",
-        json={
-            "channel": "personal_wechat",
-            "name": "staff01",
-            "config": {"adapter": "wechaty", "endpoint": fake.endpoint, "tls": False},
-            "secrets": {"token": TOKEN},
-        },
-    )
-    assert made.status_code == 201, made.text
-    account_id = made.json()["id"]
+    account_id = _wechaty_account(api, fake.endpoint)
     state, fake_account = fake.state, fake.state.account(TOKEN)
     messages = lambda: [  # noqa: E731
         e["payload"]["text"] for e in api.get("/api/v1/events?type=message.received").json()["items"]
@@ -146,17 +142,8 @@ def test_one_worker_process_holds_an_accounts_listener_lease_until_it_lets_go_or
     from sopflow_personal_wechat.listeners import LEASE_SECONDS, lease, release
 
     host = PluginHost(sopflow_app, "personal_wechat")
-    made = api.post(
-        "/api/v1/channel-accounts",
-        json={
-            "channel": "personal_wechat",
-            "name": "staff01",
-            "config": {"adapter": "wechaty", "endpoint": "127.0.0.1:1", "tls": False},
-            "secrets": {"token": TOKEN},
-        },
-    )
-    assert made.status_code == 201, made.text
-    account = host.channel_account(made.json()["id"])
+    account_id = _wechaty_account(api, "127.0.0.1:1")
+    account = host.channel_account(account_id)
     tenant_id, account_id = account.tenant_id, account.id
     assert lease(host, tenant_id, account_id, owner="worker-a")
     assert not lease(host, tenant_id, account_id, owner="worker-b")
@@ -213,17 +200,7 @@ def test_a_look_that_read_the_login_before_the_listener_saw_the_logout_starts_no
 
     monkeypatch.setattr(listeners, "IDLE_SECONDS", 0.2)
     host = PluginHost(sopflow_app, "personal_wechat")
-    made = api.post(
-        "/api/v1/channel-accounts",
-        json={
-            "channel": "personal_wechat",
-            "name": "staff01",
-            "config": {"adapter": "wechaty", "endpoint": fake.endpoint, "tls": False},
-            "secrets": {"token": TOKEN},
-        },
-    )
-    assert made.status_code == 201, made.text
-    account_id = made.json()["id"]
+    account_id = _wechaty_account(api, fake.endpoint)
     try:
         listeners.reconcile(host)
         first = listeners.running[account_id]
